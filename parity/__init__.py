@@ -1,0 +1,1 @@
+"""Relate the twins: catalogue, weight transfer, comparison, training, study, CLI."""

@@ -1,0 +1,189 @@
+"""``nn-parity`` (also ``python -m parity``): list, check, train and study the catalogue.
+
+Every command prints a readable table, or JSON with ``--json``. Bad input (unknown model, bad
+option, unreadable path) is one line on stderr and exit code 2; a failed parity check exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _catalogue():
+    from parity import zoo
+    return zoo
+
+
+def cmd_list(args) -> int:
+    zoo = _catalogue()
+    rows = [{"name": m.name, "source": m.source, "layers": m.layer_summary(),
+             "parameters": m.num_parameters(), "loss": m.loss, "optimizer": m.optimizer.kind,
+             "dataset": m.dataset, "epochs": m.epochs, "batch_size": m.batch_size,
+             "target": str(m.target) if m.target else None, "summary": m.summary}
+            for m in zoo.CATALOGUE.values()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    for r in rows:
+        print(f"{r['name']:<16} {r['parameters']:>7} params  {r['dataset']:<28} "
+              f"target: {r['target'] or '-'}")
+        print(f"  {r['layers']}  [{r['loss']}, {r['optimizer']}]  source: {r['source']}")
+    return EXIT_OK
+
+
+def cmd_check(args) -> int:
+    from parity.compare import compare
+    spec = _catalogue().get(args.model)
+    result = compare(spec, args.dtype, args.seed, steps=args.steps)
+    if args.save:
+        try:
+            result.save(args.save)
+        except OSError as e:
+            raise UsageError(f"cannot write to {args.save}: {e.strerror or e}") from e
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(result.report())
+        if args.save:
+            print(f"  evidence written to {args.save}")
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    """A tqdm bar on stderr (only when stderr is a terminal, or forced) → ``on_epoch``."""
+    if not enabled:
+        return None, lambda: None
+    from tqdm import tqdm
+    bar = tqdm(total=total, desc=desc, unit="epoch", file=sys.stderr, leave=False,
+               mininterval=0.5)
+
+    def on_epoch(epoch, loss):
+        bar.update(1)
+        if epoch % 50 == 0:
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    return on_epoch, bar.close
+
+
+def cmd_train(args) -> int:
+    from parity.train import IMPLS, run
+    spec = _catalogue().get(args.model)
+    impls = IMPLS if args.impl == "both" else (args.impl,)
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    results = []
+    for impl in impls:
+        on_epoch, close = _progress(args.epochs or spec.epochs, f"{spec.name} {impl}", show)
+        try:
+            res, _ = run(spec, impl, seed=args.seed, dtype=args.dtype, epochs=args.epochs,
+                         on_epoch=on_epoch)
+        finally:
+            close()
+        results.append(res)
+    if args.json:
+        print(json.dumps([r.to_json(with_curve=args.curve) for r in results], indent=2))
+    else:
+        print(f"{spec.name} [{args.dtype}, seed {args.seed}]  target: {spec.target or '-'}")
+        print(f"  {'impl':<6} {'train acc':>9} {'held-out':>9} {'first loss':>11} "
+              f"{'final loss':>11} {'steps':>7} {'seconds':>8}  target")
+        for r in results:
+            met = "-" if r.target_met is None else ("met" if r.target_met else "NOT met")
+            print(f"  {r.impl:<6} {r.train_accuracy:>9.4f} {r.test_accuracy:>9.4f} "
+                  f"{r.first_loss:>11.6f} {r.final_loss:>11.6f} {r.steps:>7} "
+                  f"{r.seconds:>8.2f}  {met}")
+    return EXIT_OK
+
+
+def cmd_study(args) -> int:
+    from parity import study
+    return study.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="nn-parity", description=(
+        "Hand-written NumPy networks and their PyTorch nn.Sequential twins: list the catalogue, "
+        "check one-step parity, train either side, run the side-by-side study."))
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    s = sub.add_parser("list", help="the catalogue: name, source document, layers, parameters, "
+                                    "dataset, target")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("check", help="one-step parity of a model: losses, every gradient, "
+                                     "parameters after the update (and optimizer state)",
+                       description="Load identical weights into both twins, run the first "
+                       "training batch through both, and compare everything against the "
+                       "tolerance table (parity/tolerances.py). Exit 1 when a check fails.")
+    s.add_argument("model", help="catalogue name (see `nn-parity list`)")
+    s.add_argument("--dtype", default="float64", help="float64 (exact tier) or float32")
+    s.add_argument("--seed", type=int, default=0, help="seed for data and initial weights")
+    s.add_argument("--steps", type=int, default=None,
+                   help="steps on the batch (default: 3 for stateful optimizers/BatchNorm, else 1)")
+    s.add_argument("--save", metavar="DIR", help="write weights.npz, batch.npz, grads_*.npz, "
+                   "params_after_*.npz (torch state_dict keys, torch layout) and summary.json")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_check)
+
+    s = sub.add_parser("train", help="train with the model's recipe: accuracies, losses, time",
+                       description="Both implementations start from the same NumPy-initialized "
+                       "weights and see the same data and batch order.")
+    s.add_argument("model", help="catalogue name (see `nn-parity list`)")
+    s.add_argument("--impl", default="both", choices=("numpy", "torch", "both"))
+    s.add_argument("--seed", type=int, default=0, help="seed for data, weights, batch order")
+    s.add_argument("--dtype", default="float64", help="float64 or float32")
+    s.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    s.add_argument("--curve", action="store_true", help="include the per-epoch loss in --json")
+    s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar on stderr (default: when stderr is a terminal)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("study", help="train the catalogue in both implementations and write "
+                                     "a side-by-side report")
+    s.add_argument("--models", nargs="+", default=None, help="subset of the catalogue")
+    s.add_argument("--out", default="report", help="report directory (default: report/)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quick", action="store_true", help="fewer epochs, for a first look")
+    s.add_argument("--json", action="store_true", help="print results.json to stdout too")
+    s.set_defaults(func=cmd_study)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "dtype", "float64") not in ("float64", "float32"):
+            raise UsageError(f"--dtype must be float64 or float32, got {args.dtype!r}")
+        return args.func(args)
+    except UsageError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, TypeError, OSError) as e:
+        print(f"nn-parity: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except FloatingPointError as e:
+        print(f"nn-parity: training diverged: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("nn-parity: interrupted", file=sys.stderr)
+        return 130
+    except SystemExit as e:  # --help exits 0 through argparse
+        return int(e.code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

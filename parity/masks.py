@@ -1,0 +1,50 @@
+"""Share dropout masks: record the exact keep-mask each torch ``nn.Dropout`` drew, so the NumPy
+twin can drop the same units (``reference.Dropout.queue_masks``)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class DropoutMaskRecorder:
+    """Forward hooks on every ``nn.Dropout`` of a Sequential. Before the module runs, the CPU
+    RNG state is saved; afterwards the draw is replayed on a tensor of ones from that state
+    (same shape → same Bernoulli draw on torch's CPU path), and the RNG is put back where the
+    real forward left it. ``masks[i]`` lists boolean keep-masks of layer ``i``, oldest first."""
+
+    def __init__(self, model: nn.Sequential) -> None:
+        self.masks: dict[int, list] = {}
+        self._handles = []
+        for i, m in enumerate(model):
+            if isinstance(m, nn.Dropout):
+                self.masks[i] = []
+                self._handles.append(m.register_forward_pre_hook(self._pre))
+                self._handles.append(m.register_forward_hook(self._make_post(i)))
+
+    def _pre(self, module, inputs):
+        module._parity_rng_state = torch.get_rng_state()
+
+    def _make_post(self, index: int):
+        def post(module, inputs, output):
+            if not module.training or module.p == 0:
+                return
+            after = torch.get_rng_state()
+            torch.set_rng_state(module._parity_rng_state)
+            with torch.no_grad():
+                noise = F.dropout(torch.ones_like(inputs[0]), module.p, training=True)
+            torch.set_rng_state(after)
+            self.masks[index].append((noise != 0).cpu().numpy())
+        return post
+
+    def take(self) -> dict[int, list]:
+        """Masks recorded since the last call, per layer index; clears them."""
+        out = {i: list(v) for i, v in self.masks.items()}
+        for v in self.masks.values():
+            v.clear()
+        return out
+
+    def remove(self) -> None:
+        for h in self._handles:
+            h.remove()

@@ -1,0 +1,150 @@
+"""``ModelSpec``: the single description from which both twins, their optimizer, data and
+training recipe are built. A new model is one ``ModelSpec`` in ``parity.zoo``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+import reference
+import torch_impl
+from parity import data as data_mod
+from reference.build import build_sequential as build_numpy_sequential
+from reference.losses import LOSSES as NUMPY_LOSSES
+
+DTYPES = ("float64", "float32")
+
+
+def check_dtype(dtype: str) -> str:
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+    return dtype
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    """Optimizer kind (``sgd`` | ``adam`` | ``adamw``), lr, options as torch names them
+    (``momentum``, ``betas``, ``amsgrad`` …) and weight decay restricted to ``decay`` params:
+    ``"all"`` (torch's default — biases and norm affines too) or ``"weights"`` (Linear weights
+    only: cs231n's L2)."""
+
+    kind: str
+    lr: float
+    options: dict = field(default_factory=dict)
+    weight_decay: float = 0.0
+    decay: str = "all"
+
+    @property
+    def stateful(self) -> bool:
+        return self.kind != "sgd" or self.options.get("momentum", 0) != 0
+
+
+@dataclass(frozen=True)
+class Target:
+    """Accuracy target on ``split`` (``test`` = held-out, ``train``): ``op`` is ``>=`` or ``<``."""
+
+    value: float
+    split: str = "test"
+    op: str = ">="
+
+    def met(self, acc: float) -> bool:
+        return acc >= self.value if self.op == ">=" else acc < self.value
+
+    def __str__(self) -> str:
+        return f"{self.split} acc {self.op} {self.value:g}"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    source: str                 # seed document file name in shared/seeds/
+    summary: str
+    layers: tuple               # layer description, see reference.build
+    loss: str                   # cross_entropy | bce | bce_with_logits
+    optimizer: OptimSpec
+    dataset: str                # key of parity.data.DATASETS
+    init: str                   # key of reference.init.INITIALIZERS
+    epochs: int
+    batch_size: int | None = None   # None: full batch
+    reg_in_loss: bool = False   # report 0.5·wd·Σ‖W‖² in the loss (cs231n) — gradient via decay
+    target: Target | None = None
+    dataset_options: dict = field(default_factory=dict)
+    notes: str = ""
+
+    # ---- seeds: one integer → independent streams for data, init, batch order, dropout
+    def seeds(self, seed: int) -> dict[str, np.random.Generator]:
+        names = ("data", "init", "order", "dropout")
+        children = np.random.SeedSequence(seed).spawn(len(names))
+        return {k: np.random.default_rng(s) for k, s in zip(names, children)}
+
+    def data(self, seed: int = 0) -> data_mod.Dataset:
+        return data_mod.load(self.dataset, self.seeds(seed)["data"], **self.dataset_options)
+
+    # ---- the two twins
+    def build_numpy(self, seed: int = 0, dtype: str = "float64") -> reference.Sequential:
+        s = self.seeds(seed)
+        return build_numpy_sequential(self.layers, init=self.init, rng=s["init"],
+                                      dtype=np.dtype(check_dtype(dtype)), dropout_rng=s["dropout"])
+
+    def build_torch(self, dtype: str = "float64", torch_seed: int | None = None):
+        """The torch twin with torch's own default init (seeded locally if ``torch_seed``)."""
+        tdt = torch_impl.build.DTYPES[check_dtype(dtype)]
+        with torch.random.fork_rng(devices=[]):
+            if torch_seed is not None:
+                torch.manual_seed(torch_seed)
+            return torch_impl.build_sequential(self.layers, tdt)
+
+    def numpy_loss(self):
+        return NUMPY_LOSSES[self.loss]()
+
+    def torch_loss(self):
+        return torch_impl.LOSSES[self.loss]()
+
+    # ---- optimizers over the same param groups
+    def weight_keys(self) -> list[str]:
+        return [f"{i}.weight" for i, item in enumerate(self.layers) if item[0] == "linear"]
+
+    def param_groups(self, names: list[str]) -> list[tuple[list[str], float]]:
+        o = self.optimizer
+        if o.weight_decay and o.decay == "weights":
+            w = set(self.weight_keys())
+            groups = [([k for k in names if k in w], o.weight_decay),
+                      ([k for k in names if k not in w], 0.0)]
+            return [(ks, wd) for ks, wd in groups if ks]
+        return [(list(names), o.weight_decay)]
+
+    def numpy_optimizer(self, model: reference.Sequential):
+        params = model.parameters()
+        groups = [{"params": {k: params[k] for k in ks}, "weight_decay": wd}
+                  for ks, wd in self.param_groups(list(params))]
+        cls = reference.optim.OPTIMIZERS[self.optimizer.kind]
+        return cls(groups, lr=self.optimizer.lr, **self.optimizer.options)
+
+    def torch_optimizer(self, model):
+        params = dict(model.named_parameters())
+        groups = [{"params": [params[k] for k in ks], "weight_decay": wd}
+                  for ks, wd in self.param_groups(list(params))]
+        return torch_impl.build_optimizer(self.optimizer.kind, groups, lr=self.optimizer.lr,
+                                          **self.optimizer.options)
+
+    def reg_keys(self) -> list[str]:
+        return self.weight_keys() if self.reg_in_loss else []
+
+    def layer_summary(self) -> str:
+        return " → ".join(
+            {"linear": lambda a: f"Linear({a[0]},{a[1]})", "dropout": lambda a: f"Dropout({a[0]})",
+             "batchnorm": lambda a: f"BN({a[0]})", "layernorm": lambda a: f"LN({a[0]})"}
+            .get(item[0], lambda a, k=item[0]: {"relu": "ReLU", "sigmoid": "Sigmoid",
+                                                 "tanh": "Tanh"}[k])(item[1:])
+            for item in self.layers)
+
+    def num_parameters(self) -> int:
+        n = 0
+        for item in self.layers:
+            if item[0] == "linear":
+                n += item[1] * item[2] + item[2]
+            elif item[0] in ("batchnorm", "layernorm"):
+                n += 2 * item[1]
+        return n

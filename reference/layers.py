@@ -1,0 +1,302 @@
+"""Layers of the NumPy reference, each a forward and a hand-derived backward.
+
+Layout: a batch is ``x: (N, D)``; ``Linear.weight`` is ``(in, out)`` (cs231n's ``x @ W``),
+the transpose of torch's ``(out, in)``. Only ``parity/transfer.py`` transposes.
+
+Contract of every layer:
+  ``forward(x, training)`` caches what ``backward`` needs and returns the output;
+  ``backward(dout)`` returns ``dx`` and fills ``grads`` (same keys and shapes as ``params``);
+  it never mutates ``dout``.
+  ``params`` (trainable) and ``buffers`` are dicts keyed like torch (``weight``, ``bias``,
+  ``running_mean``, ``running_var``, ``num_batches_tracked``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _as_dtype(dtype) -> np.dtype:
+    dt = np.dtype(dtype)
+    if dt not in FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+class Layer:
+    """Base: no parameters, no buffers."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.buffers: dict[str, np.ndarray] = {}
+        self.name = type(self).__name__
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _check_input(self, x: np.ndarray, features: int | None, dtype: np.dtype | None) -> None:
+        if not isinstance(x, np.ndarray):
+            raise TypeError(f"{self.name}: input must be a numpy array, got {type(x).__name__}")
+        if x.ndim != 2:
+            raise ValueError(f"{self.name}: expected input of shape (N, D), got shape {x.shape}")
+        if features is not None and x.shape[1] != features:
+            raise ValueError(
+                f"{self.name}: expected input with {features} features, got shape {x.shape}"
+            )
+        if dtype is not None and x.dtype != dtype:
+            raise TypeError(f"{self.name}: expected input dtype {dtype}, got {x.dtype}")
+
+    def _check_dout(self, dout: np.ndarray, shape: tuple) -> None:
+        if dout.shape != shape:
+            raise ValueError(f"{self.name}: upstream gradient shape {dout.shape}, expected {shape}")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class Linear(Layer):
+    """``out = x @ W + b``; ``x: (N, in)``, ``W: (in, out)``, ``b: (out,)``.
+
+    Backward: ``dW = x.T @ dout``, ``db = Σ_n dout``, ``dx = dout @ W.T``.
+    Weights start at zero; initializers (``reference.init``) fill them.
+    """
+
+    def __init__(self, in_features: int, out_features: int, dtype=np.float64) -> None:
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"Linear: sizes must be >= 1, got ({in_features}, {out_features})")
+        dt = _as_dtype(dtype)
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.params = {
+            "weight": np.zeros((in_features, out_features), dt),
+            "bias": np.zeros(out_features, dt),
+        }
+
+    def forward(self, x, training=True):
+        W, b = self.params["weight"], self.params["bias"]
+        self._check_input(x, self.in_features, W.dtype)
+        self._x = x
+        return x @ W + b
+
+    def backward(self, dout):
+        W = self.params["weight"]
+        self._check_dout(dout, (self._x.shape[0], self.out_features))
+        self.grads = {"weight": self._x.T @ dout, "bias": dout.sum(axis=0)}
+        return dout @ W.T
+
+    def __repr__(self):
+        return f"Linear({self.in_features}, {self.out_features})"
+
+
+class ReLU(Layer):
+    """``out = max(0, x)``; ``dx = dout · [x > 0]`` (the gradient at 0 is 0, as in torch)."""
+
+    def forward(self, x, training=True):
+        self._check_input(x, None, None)
+        self._out = np.maximum(x, 0)
+        return self._out
+
+    def backward(self, dout):
+        self._check_dout(dout, self._out.shape)
+        return np.where(self._out > 0, dout, 0).astype(dout.dtype, copy=False)
+
+
+class Sigmoid(Layer):
+    """``σ(x) = 1 / (1 + e^{−x})``, evaluated without overflow; ``dx = dout · σ(1 − σ)``."""
+
+    def forward(self, x, training=True):
+        self._check_input(x, None, None)
+        self._out = sigmoid(x)
+        return self._out
+
+    def backward(self, dout):
+        self._check_dout(dout, self._out.shape)
+        s = self._out
+        return dout * (1 - s) * s
+
+
+class Tanh(Layer):
+    """``out = tanh x``; ``dx = dout · (1 − out²)``."""
+
+    def forward(self, x, training=True):
+        self._check_input(x, None, None)
+        self._out = np.tanh(x)
+        return self._out
+
+    def backward(self, dout):
+        self._check_dout(dout, self._out.shape)
+        return dout * (1 - self._out * self._out)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic function, overflow-free: ``e^{min(x,0)} / (1 + e^{−|x|})``."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+class Dropout(Layer):
+    """Inverted dropout: train ``out = x · keep / (1 − p)`` with ``keep ~ Bernoulli(1 − p)``;
+    eval is the identity. ``dx = dout · keep / (1 − p)``.
+
+    Masks come from ``rng`` (a ``numpy.random.Generator``) unless masks were queued with
+    ``queue_masks`` — parity hands in torch's masks so both sides drop the same units.
+    """
+
+    def __init__(self, p: float = 0.5, rng: np.random.Generator | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        self.p = float(p)
+        self.rng = rng
+        self._queued: list[np.ndarray] = []
+
+    def queue_masks(self, masks) -> None:
+        """Use these boolean keep-masks (one per training forward call) before drawing."""
+        self._queued.extend(np.asarray(m, dtype=bool) for m in masks)
+
+    def forward(self, x, training=True):
+        self._check_input(x, None, None)
+        if not training or self.p == 0.0:
+            self._scale = None
+            return x
+        if self._queued:
+            keep = self._queued.pop(0)
+            if keep.shape != x.shape:
+                raise ValueError(f"Dropout: queued mask shape {keep.shape}, input {x.shape}")
+        else:
+            if self.rng is None:
+                raise ValueError("Dropout: training needs an rng (numpy Generator) or queued masks")
+            keep = self.rng.random(x.shape) >= self.p
+        self.last_mask = keep
+        self._scale = keep.astype(x.dtype) / x.dtype.type(1 - self.p)
+        return x * self._scale
+
+    def backward(self, dout):
+        if self._scale is None:
+            return dout
+        self._check_dout(dout, self._scale.shape)
+        return dout * self._scale
+
+    def __repr__(self):
+        return f"Dropout(p={self.p})"
+
+
+class _Normalization(Layer):
+    """Shared math of BatchNorm1d (over the batch, axis 0) and LayerNorm (over features, axis 1).
+
+    ``x̂ = (x − μ) / sqrt(σ² + eps)`` with the biased variance, ``out = γ x̂ + β``.
+    Backward over the normalized axis with ``M`` entries and ``g = dout · γ``:
+    ``dx = (1/M) · istd · (M g − Σ g − x̂ Σ(g x̂))``, ``dγ = Σ_n dout x̂``, ``dβ = Σ_n dout``.
+    """
+
+    axis = 0
+
+    def __init__(self, num_features: int, eps: float, affine: bool, dtype) -> None:
+        super().__init__()
+        dt = _as_dtype(dtype)
+        self.num_features, self.eps, self.affine = int(num_features), float(eps), affine
+        if affine:
+            self.params = {"weight": np.ones(num_features, dt), "bias": np.zeros(num_features, dt)}
+        self._dtype = dt
+
+    def _affine(self, xhat):
+        if not self.affine:
+            return xhat
+        return xhat * self.params["weight"] + self.params["bias"]
+
+    def _normalize(self, x):
+        ax = self.axis
+        mu = x.mean(axis=ax, keepdims=True)
+        var = x.var(axis=ax, keepdims=True)
+        istd = 1 / np.sqrt(var + self.eps)
+        xhat = (x - mu) * istd
+        self._cache = ("batch", xhat, istd)
+        return xhat, mu, var
+
+    def backward(self, dout):
+        kind, xhat, istd = self._cache
+        self._check_dout(dout, xhat.shape)
+        g = dout * self.params["weight"] if self.affine else dout
+        if self.affine:
+            self.grads = {"weight": (dout * xhat).sum(axis=0), "bias": dout.sum(axis=0)}
+        if kind == "fixed":  # eval-mode BatchNorm: an affine map of x
+            return g * istd
+        ax, m = self.axis, xhat.shape[self.axis]
+        sg = g.sum(axis=ax, keepdims=True)
+        sgx = (g * xhat).sum(axis=ax, keepdims=True)
+        return (istd / m) * (m * g - sg - xhat * sgx)
+
+
+class BatchNorm1d(_Normalization):
+    """Batch normalization over ``x: (N, C)``, as ``torch.nn.BatchNorm1d``.
+
+    Train: normalize with the batch mean and *biased* variance; then
+    ``running_mean ← (1 − m)·running_mean + m·μ`` and
+    ``running_var ← (1 − m)·running_var + m·σ²·N/(N − 1)`` (the *unbiased* variance);
+    ``momentum=None`` uses the cumulative average ``m = 1/num_batches_tracked``.
+    Eval: normalize with the running statistics.
+    """
+
+    axis = 0
+
+    def __init__(self, num_features, eps=1e-5, momentum: float | None = 0.1, affine=True,
+                 dtype=np.float64):
+        super().__init__(num_features, eps, affine, dtype)
+        self.momentum = momentum
+        dt = self._dtype
+        self.buffers = {
+            "running_mean": np.zeros(num_features, dt),
+            "running_var": np.ones(num_features, dt),
+            "num_batches_tracked": np.zeros((), np.int64),
+        }
+
+    def forward(self, x, training=True):
+        self._check_input(x, self.num_features, self._dtype)
+        if not training:
+            rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+            istd = 1 / np.sqrt(rv + self.eps)
+            xhat = (x - rm) * istd
+            self._cache = ("fixed", xhat, istd)
+            return self._affine(xhat)
+        n = x.shape[0]
+        if n < 2:
+            raise ValueError(
+                f"BatchNorm1d: expected more than 1 value per channel when training, "
+                f"got input of shape {x.shape}"
+            )
+        xhat, mu, var = self._normalize(x)
+        b = self.buffers
+        b["num_batches_tracked"] = b["num_batches_tracked"] + 1
+        m = 1.0 / float(b["num_batches_tracked"]) if self.momentum is None else self.momentum
+        unbiased = var[0] * (n / (n - 1))
+        b["running_mean"] = ((1 - m) * b["running_mean"] + m * mu[0]).astype(self._dtype)
+        b["running_var"] = ((1 - m) * b["running_var"] + m * unbiased).astype(self._dtype)
+        return self._affine(xhat)
+
+    def __repr__(self):
+        return f"BatchNorm1d({self.num_features})"
+
+
+class LayerNorm(_Normalization):
+    """Layer normalization over the features of ``x: (N, D)`` (biased variance, same in train
+    and eval), as ``torch.nn.LayerNorm(D)``."""
+
+    axis = 1
+
+    def __init__(self, normalized_shape: int, eps=1e-5, elementwise_affine=True,
+                 dtype=np.float64):
+        super().__init__(normalized_shape, eps, elementwise_affine, dtype)
+
+    def forward(self, x, training=True):
+        self._check_input(x, self.num_features, self._dtype)
+        xhat, _, _ = self._normalize(x)
+        return self._affine(xhat)
+
+    def __repr__(self):
+        return f"LayerNorm({self.num_features})"

@@ -1,0 +1,6 @@
+"""The PyTorch twins: stock nn modules in nn.Sequential, stock losses and torch.optim."""
+
+from torch_impl.build import LOSSES, build_optimizer, build_sequential, targets
+from torch_impl.training import accuracy, fit
+
+__all__ = ["build_sequential", "build_optimizer", "targets", "LOSSES", "fit", "accuracy"]
