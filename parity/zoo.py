@@ -41,6 +41,156 @@ _MODELS = [
     ),
 ]
 
+# ---- seed 002: XOR and digits, "Xavier" init that is really He (sqrt(2/fan_in)) ----------------
+_DIGITS = dict(loss="cross_entropy", dataset="digits", init="he")
+
+
+def _bn_block(i, o, p_drop):
+    return (("linear", i, o), ("batchnorm", o), ("relu",), ("dropout", p_drop))
+
+
+def _ln_block(i, o, p_drop):
+    return (("linear", i, o), ("layernorm", o), ("relu",), ("dropout", p_drop))
+
+
+def _spiral003(block, hidden=(128, 128, 64)):
+    dims = (2,) + tuple(hidden)
+    body = tuple(x for i, o in zip(dims, dims[1:]) for x in block(i, o, 0.15))
+    return body + (("linear", dims[-1], 1), ("sigmoid",))
+
+
+_SPIRAL003 = dict(loss="bce", init="he", epochs=500, batch_size=64)
+_SPIRAL004 = dict(loss="bce_with_logits", dataset="two_spirals_004", init="uniform_torch",
+                  epochs=500)
+_NET004 = (("linear", 2, 16), ("relu",), ("linear", 16, 8), ("relu",), ("linear", 8, 1))
+
+_MODELS += [
+    ModelSpec(
+        name="xor-relu", source=SEED_002,
+        summary="XOR with 2→8→2 ReLU + softmax cross-entropy, lr 0.5, 2000 full-batch epochs",
+        layers=(("linear", 2, 8), ("relu",), ("linear", 8, 2)), loss="cross_entropy",
+        optimizer=OptimSpec("sgd", lr=0.5), dataset="xor", init="he", epochs=2000,
+        target=Target(1.0, "train"),
+        notes="seed-dependent: some initializations leave dead ReLUs; see the 20-seed table",
+    ),
+    ModelSpec(
+        name="digits-2layer", source=SEED_002,
+        summary="8×8 digits, 64→128→10 ReLU, lr 0.1, 500 full-batch epochs",
+        layers=(("linear", 64, 128), ("relu",), ("linear", 128, 10)),
+        optimizer=OptimSpec("sgd", lr=0.1), epochs=500, target=Target(0.95), **_DIGITS,
+    ),
+    ModelSpec(
+        name="digits-minibatch", source=SEED_002,
+        summary="digits 64→128→10, SGD lr 0.01, 200 epochs of shuffled minibatches of 32",
+        layers=(("linear", 64, 128), ("relu",), ("linear", 128, 10)),
+        optimizer=OptimSpec("sgd", lr=0.01), epochs=200, batch_size=32, target=Target(0.95),
+        **_DIGITS,
+    ),
+    ModelSpec(
+        name="digits-3layer", source=SEED_002,
+        summary="exercise 1: a third layer, 64→128→64→10 ReLU, lr 0.1, 500 full-batch epochs",
+        layers=(("linear", 64, 128), ("relu",), ("linear", 128, 64), ("relu",),
+                ("linear", 64, 10)),
+        optimizer=OptimSpec("sgd", lr=0.1), epochs=500, target=Target(0.95), **_DIGITS,
+    ),
+    ModelSpec(
+        name="digits-dropout", source=SEED_002,
+        summary="exercise 2: inverted dropout p=0.2 on the hidden layer, lr 0.1, 500 epochs",
+        layers=(("linear", 64, 128), ("relu",), ("dropout", 0.2), ("linear", 128, 10)),
+        optimizer=OptimSpec("sgd", lr=0.1), epochs=500, target=Target(0.95), **_DIGITS,
+    ),
+    ModelSpec(
+        name="digits-momentum", source=SEED_002,
+        summary="exercise 3: SGD momentum 0.9 (torch's v = βv + g; θ −= lr·v), lr 0.01, 500 epochs",
+        layers=(("linear", 64, 128), ("relu",), ("linear", 128, 10)),
+        optimizer=OptimSpec("sgd", lr=0.01, options={"momentum": 0.9}), epochs=500,
+        target=Target(0.95), **_DIGITS,
+    ),
+    # ---- seed 003: the two-spiral MLP with BatchNorm, ReLU, Dropout(keep 0.85), Adam --------
+    ModelSpec(
+        name="spiral003-as-written", source=SEED_003,
+        summary="2→128→128→64→1 BN+ReLU+Dropout, sigmoid+BCE, Adam 3e-3, 500 epochs of 64, "
+                "on the document's generator (both arms on one curve)",
+        layers=_spiral003(_bn_block), optimizer=OptimSpec("adam", lr=3e-3),
+        dataset="two_spirals_003_as_written", target=None, **_SPIRAL003,
+        notes="the generator puts both classes on r = φ/4π: no classifier reaches 95% — "
+              "see the claims audit",
+    ),
+    ModelSpec(
+        name="spiral003", source=SEED_003,
+        summary="the same net on the corrected generator (arm 1 = arm 0 rotated by π)",
+        layers=_spiral003(_bn_block), optimizer=OptimSpec("adam", lr=3e-3),
+        dataset="two_spirals_003_corrected", target=Target(0.95), **_SPIRAL003,
+    ),
+    ModelSpec(
+        name="spiral003-layernorm", source=SEED_003,
+        summary="extension 1: LayerNorm instead of BatchNorm",
+        layers=_spiral003(_ln_block), optimizer=OptimSpec("adam", lr=3e-3),
+        dataset="two_spirals_003_corrected", target=Target(0.95), **_SPIRAL003,
+    ),
+    ModelSpec(
+        name="spiral003-adam-l2", source=SEED_003,
+        summary="extension 2: Adam with L2 weight_decay 1e-3 (added to the gradient)",
+        layers=_spiral003(_bn_block),
+        optimizer=OptimSpec("adam", lr=3e-3, weight_decay=1e-3),
+        dataset="two_spirals_003_corrected", target=Target(0.95), **_SPIRAL003,
+    ),
+    ModelSpec(
+        name="spiral003-adamw", source=SEED_003,
+        summary="extension 2: AdamW, decoupled weight decay 1e-2",
+        layers=_spiral003(_bn_block),
+        optimizer=OptimSpec("adamw", lr=3e-3, weight_decay=1e-2),
+        dataset="two_spirals_003_corrected", target=Target(0.95), **_SPIRAL003,
+    ),
+    # ---- seed 004: PyTorch 2→16→8→1 on two spirals, and XOR by hand ------------------------
+    ModelSpec(
+        name="spiral004", source=SEED_004,
+        summary="2→16→8→1 ReLU (193 parameters), BCEWithLogits, Adam 0.01, 500 full-batch "
+                "epochs, torch's default init, 2×200 points, noise 0.2",
+        layers=_NET004, optimizer=OptimSpec("adam", lr=0.01), target=None, **_SPIRAL004,
+        notes="the claimed ~95% is not reachable at noise 0.2 — see the claims audit",
+    ),
+    ModelSpec(
+        name="xor-sigmoid", source=SEED_004,
+        summary="XOR 2→2→1 with sigmoid hidden and output, BCE, randn·0.5 init, lr 1.0, "
+                "10 000 full-batch epochs",
+        layers=(("linear", 2, 2), ("sigmoid",), ("linear", 2, 1), ("sigmoid",)), loss="bce",
+        optimizer=OptimSpec("sgd", lr=1.0), dataset="xor", init="normal0.5", epochs=10_000,
+        target=Target(1.0, "train"),
+    ),
+    ModelSpec(
+        name="spiral004-deeper", source=SEED_004,
+        summary="exercise 1: a third hidden layer of 4 (2→16→8→4→1)",
+        layers=_NET004[:-1] + (("linear", 8, 4), ("relu",), ("linear", 4, 1)),
+        optimizer=OptimSpec("adam", lr=0.01), target=None, **_SPIRAL004,
+    ),
+    ModelSpec(
+        name="spiral004-sgd", source=SEED_004,
+        summary="exercise 2: plain SGD lr 0.01 instead of Adam",
+        layers=_NET004, optimizer=OptimSpec("sgd", lr=0.01), target=None, **_SPIRAL004,
+    ),
+    ModelSpec(
+        name="spiral004-momentum", source=SEED_004,
+        summary="exercise 2: SGD lr 0.01 with momentum 0.9",
+        layers=_NET004, optimizer=OptimSpec("sgd", lr=0.01, options={"momentum": 0.9}),
+        target=None, **_SPIRAL004,
+    ),
+    ModelSpec(
+        name="spiral004-weight-decay", source=SEED_004,
+        summary="exercise 4: Adam with weight_decay 1e-4 (torch's: every parameter)",
+        layers=_NET004, optimizer=OptimSpec("adam", lr=0.01, weight_decay=1e-4), target=None,
+        **_SPIRAL004,
+    ),
+    ModelSpec(
+        name="spiral004-numpy-challenge", source=SEED_004,
+        summary="challenge: 2→64→1, ReLU hidden, sigmoid output + BCE, SGD lr 0.5, "
+                "2000 full-batch epochs",
+        layers=(("linear", 2, 64), ("relu",), ("linear", 64, 1), ("sigmoid",)), loss="bce",
+        optimizer=OptimSpec("sgd", lr=0.5), dataset="two_spirals_004", init="he",
+        epochs=2000, target=None,
+    ),
+]
+
 CATALOGUE: dict[str, ModelSpec] = {m.name: m for m in _MODELS}
 
 
