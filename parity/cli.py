@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="nn-parity", description=(
         "Hand-written NumPy networks and their PyTorch nn.Sequential twins: list the catalogue, "
         "check one-step parity, train either side, run the side-by-side study."))
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads for torch and NumPy's BLAS (default 1: fastest for these small "
+                        "nets; recorded in results)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -166,6 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        from parity.runtime import configure_threads
+        configure_threads(args.threads)
         if getattr(args, "dtype", "float64") not in ("float64", "float32"):
             raise UsageError(f"--dtype must be float64 or float32, got {args.dtype!r}")
         return args.func(args)

@@ -60,6 +60,11 @@ def _spiral003(block, hidden=(128, 128, 64)):
 
 
 _SPIRAL003 = dict(loss="bce", init="he", epochs=500, batch_size=64)
+# On the corrected generator the arms are 0.25 apart radially; at the document's noise 0.08
+# per coordinate a point crosses the mid-line (1.56σ) ~6% of the time, so 95% is out of
+# reach for any classifier (see the claims audit). Noise 0.02 is where the net reaches it
+# (measured, numpy, seeds 0/1: 98.3% / 96.7% held-out; 0.04 gives 97.5% / 95.0%).
+_CORRECTED = dict(dataset="two_spirals_003_corrected", dataset_options={"noise": 0.02})
 _SPIRAL004 = dict(loss="bce_with_logits", dataset="two_spirals_004", init="uniform_torch",
                   epochs=500)
 _NET004 = (("linear", 2, 16), ("relu",), ("linear", 16, 8), ("relu",), ("linear", 8, 1))
@@ -118,29 +123,30 @@ _MODELS += [
     ),
     ModelSpec(
         name="spiral003", source=SEED_003,
-        summary="the same net on the corrected generator (arm 1 = arm 0 rotated by π)",
+        summary="the same net on the corrected generator (arm 1 = arm 0 rotated by π), "
+                "noise 0.02",
         layers=_spiral003(_bn_block), optimizer=OptimSpec("adam", lr=3e-3),
-        dataset="two_spirals_003_corrected", target=Target(0.95), **_SPIRAL003,
+        target=Target(0.95), **_CORRECTED, **_SPIRAL003,
     ),
     ModelSpec(
         name="spiral003-layernorm", source=SEED_003,
         summary="extension 1: LayerNorm instead of BatchNorm",
         layers=_spiral003(_ln_block), optimizer=OptimSpec("adam", lr=3e-3),
-        dataset="two_spirals_003_corrected", target=Target(0.95), **_SPIRAL003,
+        target=Target(0.95), **_CORRECTED, **_SPIRAL003,
     ),
     ModelSpec(
         name="spiral003-adam-l2", source=SEED_003,
         summary="extension 2: Adam with L2 weight_decay 1e-3 (added to the gradient)",
         layers=_spiral003(_bn_block),
         optimizer=OptimSpec("adam", lr=3e-3, weight_decay=1e-3),
-        dataset="two_spirals_003_corrected", target=Target(0.95), **_SPIRAL003,
+        target=Target(0.95), **_CORRECTED, **_SPIRAL003,
     ),
     ModelSpec(
         name="spiral003-adamw", source=SEED_003,
         summary="extension 2: AdamW, decoupled weight decay 1e-2",
         layers=_spiral003(_bn_block),
         optimizer=OptimSpec("adamw", lr=3e-3, weight_decay=1e-2),
-        dataset="two_spirals_003_corrected", target=Target(0.95), **_SPIRAL003,
+        target=Target(0.95), **_CORRECTED, **_SPIRAL003,
     ),
     # ---- seed 004: PyTorch 2→16→8→1 on two spirals, and XOR by hand ------------------------
     ModelSpec(
@@ -149,6 +155,15 @@ _MODELS += [
                 "epochs, torch's default init, 2×200 points, noise 0.2",
         layers=_NET004, optimizer=OptimSpec("adam", lr=0.01), target=None, **_SPIRAL004,
         notes="the claimed ~95% is not reachable at noise 0.2 — see the claims audit",
+    ),
+    ModelSpec(
+        name="spiral004-corrected", source=SEED_004,
+        summary="a setting that reaches 95%: noise 0.05 and 2→32→16→1, Adam 0.01, 3000 epochs",
+        layers=(("linear", 2, 32), ("relu",), ("linear", 32, 16), ("relu",), ("linear", 16, 1)),
+        optimizer=OptimSpec("adam", lr=0.01), target=Target(0.95),
+        **{**_SPIRAL004, "epochs": 3000, "dataset_options": {"noise": 0.05}},
+        notes="arms 0.375 apart radially: at noise 0.2 the mid-line is 0.94σ away (~17% of "
+              "points cross it); at 0.05 it is 3.75σ",
     ),
     ModelSpec(
         name="xor-sigmoid", source=SEED_004,

@@ -174,7 +174,8 @@ class Dropout(Layer):
                 raise ValueError("Dropout: training needs an rng (numpy Generator) or queued masks")
             keep = self.rng.random(x.shape) >= self.p
         self.last_mask = keep
-        self._scale = keep.astype(x.dtype) / x.dtype.type(1 - self.p)
+        # torch multiplies by 1/(1 − p) computed in double, then rounded to the dtype
+        self._scale = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
         return x * self._scale
 
     def backward(self, dout):

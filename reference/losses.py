@@ -72,18 +72,19 @@ class BCELoss:
 
     As torch: each log is clamped at −100, so p = 0 or 1 gives a finite loss of 100:
     ``L = −mean(y·max(log p, −100) + (1 − y)·max(log(1 − p), −100))``;
-    ``dp = (p − y) / max(p(1 − p), 1e-12) / N``.
+    ``dp = (p − y) / max(p(1 − p), ε) / N`` with ε = float32(1e-12), as in torch.
     BCE(sigmoid(a)) and BCEWithLogits(a) legitimately differ for saturated a.
     """
 
-    EPS = 1e-12
+    EPS = float(np.float32(1e-12))  # torch's EPSILON is a C float: 9.99999996e-13
 
     def forward(self, p: np.ndarray, y: np.ndarray) -> float:
         y = _binary_targets("BCELoss", p, y)
         if np.any((p < 0) | (p > 1)) or np.any(np.isnan(p)):
             raise ValueError("BCELoss: inputs must be probabilities in [0, 1]")
-        log_p = np.maximum(np.log(p), -100)
-        log_1mp = np.maximum(np.log1p(-p), -100)
+        with np.errstate(divide="ignore"):  # log 0 = −inf is clamped to −100 on purpose
+            log_p = np.maximum(np.log(p), -100)
+            log_1mp = np.maximum(np.log1p(-p), -100)
         self._cache = (p, y)
         return float(-(y * log_p + (1 - y) * log_1mp).mean())
 

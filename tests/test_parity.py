@@ -42,7 +42,8 @@ def test_float64_relative_diffs_within_1e10(name):
         assert v["max_rel"] <= 1e-10, (quantity, v)
 
 
-@pytest.mark.parametrize("name", [m for m in MODELS if zoo.get(m).loss == "cross_entropy"])
+@pytest.mark.parametrize("name", [m for m in MODELS if zoo.get(m).loss == "cross_entropy"
+                                  and zoo.get(m).init == "normal0.01"])
 def test_initial_loss_is_ln_k_on_both_sides(name):
     """Small initial weights give scores s ≈ 0, so the loss is ln K (1.0986 for K = 3) up to
     |L − ln K| ≤ 2·max|s| (log-softmax moves by at most 2‖s‖∞ away from s = 0)."""
@@ -53,7 +54,8 @@ def test_initial_loss_is_ln_k_on_both_sides(name):
     k = spec.layers[-1][2]
     assert abs(result.loss_numpy[0] - math.log(k)) <= bound
     assert abs(result.loss_torch[0] - math.log(k)) <= bound
-    assert result.loss_numpy[0] == pytest.approx(1.0986, abs=0.01)
+    if k == 3:
+        assert result.loss_numpy[0] == pytest.approx(1.0986, abs=0.01)
 
 
 def test_a_wrong_gradient_is_caught_and_evidence_saved(tmp_path):
@@ -95,12 +97,30 @@ def test_first_batch_is_the_whole_training_set_for_full_batch_models():
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_trajectories_agree_for_200_steps_in_float64(name):
-    """Multi-step: full runs of both twins from the same weights stay within 1e-9 relative
-    in the reported loss for the first 200 steps (measured: see parity/tolerances.py)."""
+def test_lockstep_trajectories_stay_within_the_stated_float64_bound(name):
+    """Multi-step: K steps of the recipe in lockstep (parity.diverge) stay within
+    TRAJECTORY["float64"] in parameters and loss."""
+    from parity.diverge import diverge
+    from parity.tolerances import TRAJECTORY
+    k, bound = TRAJECTORY["float64"]
+    r = diverge(zoo.get(name), k, "float64", seed=0)
+    assert len(r.param_rel) == k
+    assert max(r.param_rel) <= bound, (r.worst_param[int(np.argmax(r.param_rel))],
+                                       max(r.param_rel))
+    assert max(r.loss_rel) <= bound
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS
+                                  if not any(l[0] == "dropout" for l in zoo.get(m).layers)])
+def test_the_two_trainers_follow_the_same_trajectory_in_float64(name):
+    """The real training loops (reference.training.fit vs torch_impl.fit, through
+    parity.train.run) report the same per-epoch losses for the first ~200 steps."""
     from parity.train import run
     spec = zoo.get(name)
-    a, _ = run(spec, "numpy", seed=0, epochs=200)
-    b, m = run(spec, "torch", seed=0, epochs=200)
+    steps_per_epoch = 1 if spec.batch_size is None else -(-len(spec.data(0).X_train)
+                                                           // spec.batch_size)
+    epochs = max(1, 200 // steps_per_epoch)
+    a, _ = run(spec, "numpy", seed=0, epochs=epochs)
+    b, m = run(spec, "torch", seed=0, epochs=epochs)
     np.testing.assert_allclose(a.loss, b.loss, rtol=1e-9, atol=0)
     assert isinstance(m, torch.nn.Sequential)

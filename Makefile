@@ -1,0 +1,64 @@
+# nn-parity build/test entry points (GNU make).
+# The venv is (re)installed only when pyproject.toml or constraints.txt change:
+# the stamp file $(STAMP) records the last successful install.
+
+PYTHON ?= python3.11
+VENV = .venv
+BIN = $(VENV)/bin
+STAMP = $(VENV)/.installed
+
+PYTEST_ARGS ?=
+STUDY_ARGS ?=
+TOX_ARGS ?= -m fast
+
+.DEFAULT_GOAL := help
+.PHONY: help test test-all study bench lint tox clean distclean
+
+help:
+	@echo "make test       fast test suite: pytest -m 'not slow' (extra args: PYTEST_ARGS=...)"
+	@echo "make test-all   full test suite, slow training runs included (PYTEST_ARGS=...)"
+	@echo "make study      run 'nn-parity study' (extra args: STUDY_ARGS=...)"
+	@echo "make bench      run 'nn-parity bench'"
+	@echo "make lint       ruff check reference torch_impl parity tests"
+	@echo "make tox        run tox (default TOX_ARGS='-m fast'; TOX_ARGS='-m matrix' for numpy x torch)"
+	@echo "make clean      remove report/ and caches (keeps .venv)"
+	@echo "make distclean  clean, and remove .venv too"
+	@echo "make help       this list"
+
+# Create the venv with Python 3.11 and install torch (CPU wheel on disk, pinned in
+# constraints.txt) before the project, so the torch>=2.13 range never pulls a CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' >/dev/null 2>&1 || \
+		{ echo "Python 3.11 required: set PYTHON=/path/to/python3.11 ('$(PYTHON)' is missing or not 3.11)" >&2; exit 1; }
+	@test -x $(BIN)/python || { echo "$(PYTHON) -m venv $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install -c constraints.txt torch==2.13.0
+	$(BIN)/pip install -c constraints.txt -e '.[test]'
+	touch $@
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+study: $(STAMP)
+	$(BIN)/nn-parity study $(STUDY_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/nn-parity bench
+
+lint: $(STAMP)
+	@$(BIN)/python -m ruff --version >/dev/null 2>&1 || $(BIN)/pip install -c constraints.txt ruff
+	$(BIN)/python -m ruff check reference torch_impl parity tests
+
+tox: $(STAMP)
+	@$(BIN)/python -m tox --version >/dev/null 2>&1 || $(BIN)/pip install -c constraints.txt tox
+	$(BIN)/python -m tox $(TOX_ARGS)
+
+clean:
+	rm -rf report .pytest_cache .hypothesis .ruff_cache .mypy_cache
+	find . -path ./$(VENV) -prune -o -path ./.tox -prune -o -path ./.git -prune -o \
+		-type d -name __pycache__ -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
