@@ -81,6 +81,8 @@ def _progress(total: int, desc: str, enabled: bool):
 def cmd_train(args) -> int:
     from parity.train import IMPLS, run
     spec = _catalogue().get(args.model)
+    if args.seed is None:
+        args.seed = spec.pinned_seed
     impls = IMPLS if args.impl == "both" else (args.impl,)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     results = []
@@ -103,6 +105,29 @@ def cmd_train(args) -> int:
             print(f"  {r.impl:<6} {r.train_accuracy:>9.4f} {r.test_accuracy:>9.4f} "
                   f"{r.first_loss:>11.6f} {r.final_loss:>11.6f} {r.steps:>7} "
                   f"{r.seconds:>8.2f}  {met}")
+    return EXIT_OK
+
+
+def cmd_diverge(args) -> int:
+    from parity.diverge import diverge
+    spec = _catalogue().get(args.model)
+    r = diverge(spec, args.steps, args.dtype, args.seed)
+    if args.out:
+        from parity.compare import _atomic_write
+        try:
+            _atomic_write(args.out, json.dumps(r.to_json()).encode())
+        except OSError as e:
+            raise UsageError(f"cannot write {args.out}: {e.strerror or e}") from e
+    if args.json:
+        print(json.dumps(r.to_json()))
+        return EXIT_OK
+    print(f"{spec.name} [{args.dtype}, seed {args.seed}]: lockstep trajectories, {args.steps} steps")
+    print(f"  {'step':>6} {'max rel param diff':>19} {'rel loss diff':>14}  worst tensor")
+    marks = sorted({1, 10, 100, 1000, args.steps} | set(range(500, args.steps + 1, 500)))
+    for k in (m for m in marks if m <= args.steps):
+        print(f"  {k:>6} {r.param_rel[k - 1]:>19.2e} {r.loss_rel[k - 1]:>14.2e}  "
+              f"{r.worst_param[k - 1]}")
+    print(f"  first step above 1e-6: {r.first_step_above(1e-6) or 'none'}")
     return EXIT_OK
 
 
@@ -146,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "weights and see the same data and batch order.")
     s.add_argument("model", help="catalogue name (see `nn-parity list`)")
     s.add_argument("--impl", default="both", choices=("numpy", "torch", "both"))
-    s.add_argument("--seed", type=int, default=0, help="seed for data, weights, batch order")
+    s.add_argument("--seed", type=int, default=None,
+                   help="seed for data, weights, batch order (default: the model's pinned seed)")
     s.add_argument("--dtype", default="float64", help="float64 or float32")
     s.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     s.add_argument("--curve", action="store_true", help="include the per-epoch loss in --json")
@@ -154,6 +180,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="progress bar on stderr (default: when stderr is a terminal)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("diverge", help="how far the twins drift apart over T training steps",
+                       description="Both twins train in lockstep from identical weights, each "
+                       "on its own gradients, with shared batches and dropout masks; prints the "
+                       "max relative parameter difference and relative loss difference per step.")
+    s.add_argument("model", help="catalogue name (see `nn-parity list`)")
+    s.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
+    s.add_argument("--dtype", default="float64", help="float64 or float32")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", metavar="FILE", help="also write the curve as JSON to FILE")
+    s.add_argument("--json", action="store_true", help="print the whole curve as JSON")
+    s.set_defaults(func=cmd_diverge)
 
     s = sub.add_parser("study", help="train the catalogue in both implementations and write "
                                      "a side-by-side report")

@@ -72,6 +72,8 @@ class ModelSpec:
     target: Target | None = None
     dataset_options: dict = field(default_factory=dict)
     notes: str = ""
+    patience: int | None = None  # early stopping on a validation split (last 20% of train)
+    pinned_seed: int = 0         # the seed `nn-parity train` uses by default
 
     # ---- seeds: one integer → independent streams for data, init, batch order, dropout
     def seeds(self, seed: int) -> dict[str, np.random.Generator]:

@@ -197,6 +197,13 @@ _MODELS += [
         **_SPIRAL004,
     ),
     ModelSpec(
+        name="spiral004-early-stopping", source=SEED_004,
+        summary="exercise 3: early stopping on validation loss (last 20% of the training "
+                "draw), patience 100, up to 3000 epochs",
+        layers=_NET004, optimizer=OptimSpec("adam", lr=0.01), target=None, patience=100,
+        **{**_SPIRAL004, "epochs": 3000},
+    ),
+    ModelSpec(
         name="spiral004-numpy-challenge", source=SEED_004,
         summary="challenge: 2→64→1, ReLU hidden, sigmoid output + BCE, SGD lr 0.5, "
                 "2000 full-batch epochs",
