@@ -131,6 +131,13 @@ def cmd_diverge(args) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args) -> int:
+    from parity import bench
+    result = bench.run_bench(quick=args.quick)
+    print(json.dumps(result, indent=2) if args.json else bench.render(result))
+    return EXIT_OK
+
+
 def cmd_study(args) -> int:
     from parity import study
     return study.main(args)
@@ -193,12 +200,20 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the whole curve as JSON")
     s.set_defaults(func=cmd_diverge)
 
+    s = sub.add_parser("bench", help="speed ratios measured in one run: reference trainer vs "
+                                     "a fused NumPy loop, torch_impl vs a raw torch loop, and "
+                                     "NumPy vs torch per step across widths")
+    s.add_argument("--quick", action="store_true", help="fewer steps and widths")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_bench)
+
     s = sub.add_parser("study", help="train the catalogue in both implementations and write "
                                      "a side-by-side report")
     s.add_argument("--models", nargs="+", default=None, help="subset of the catalogue")
     s.add_argument("--out", default="report", help="report directory (default: report/)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--quick", action="store_true", help="fewer epochs, for a first look")
+    s.add_argument("--jobs", type=int, default=1, help="worker processes for the trainings")
     s.add_argument("--json", action="store_true", help="print results.json to stdout too")
     s.set_defaults(func=cmd_study)
     return p
