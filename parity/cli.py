@@ -138,6 +138,24 @@ def cmd_bench(args) -> int:
     return EXIT_OK
 
 
+def cmd_drift(args) -> int:
+    from parity import drift
+    if (args.out is None) == (args.combine is None):
+        raise UsageError("nn-parity drift: give exactly one of --out DIR or --combine DIR")
+    if args.out is not None:
+        if args.epochs < 1:
+            raise UsageError(f"nn-parity drift: --epochs must be >= 1, got {args.epochs}")
+        path = drift.record(args.out, epochs=args.epochs,
+                            log=lambda m: print(m, file=sys.stderr))
+        print(f"recorded {drift.env_name()} → {path}")
+        return EXIT_OK
+    result = drift.combine(args.combine)
+    paths = drift.write_table(result, args.combine)
+    print(json.dumps(result, indent=1) if args.json else drift.render(result))
+    print(f"table written to {', '.join(paths)}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_study(args) -> int:
     from parity import study
     return study.main(args)
@@ -167,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dtype", default="float64", help="float64 (exact tier) or float32")
     s.add_argument("--seed", type=int, default=0, help="seed for data and initial weights")
     s.add_argument("--steps", type=int, default=None,
-                   help="steps on the batch (default: 3 for stateful optimizers/BatchNorm, else 1)")
+                   help="steps on the batch (default: 3 for stateful optimizers/BatchNorm, 2 with weight "
+                        "decay, else 1)")
     s.add_argument("--save", metavar="DIR", help="write weights.npz, batch.npz, grads_*.npz, "
                    "params_after_*.npz (torch state_dict keys, torch layout) and summary.json")
     s.add_argument("--json", action="store_true", help="machine-readable output")
@@ -207,6 +226,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_bench)
 
+    s = sub.add_parser("drift", help="record this environment's numbers, or tabulate the "
+                                     "differences across numpy/torch versions",
+                       description="--out DIR: train every model for --epochs epochs in both "
+                       "twins and run the one-step parity checks; write "
+                       "DIR/drift-py*-np*-torch*.json. --combine DIR: read those files and "
+                       "print/save the table of differences across versions (tox env 'drift').")
+    s.add_argument("--out", metavar="DIR", help="record the current environment into DIR")
+    s.add_argument("--combine", metavar="DIR", help="tabulate all records in DIR")
+    s.add_argument("--epochs", type=int, default=100, help="epochs per model (default 100)")
+    s.add_argument("--json", action="store_true", help="machine-readable table")
+    s.set_defaults(func=cmd_drift)
+
     s = sub.add_parser("study", help="train the catalogue in both implementations and write "
                                      "a side-by-side report")
     s.add_argument("--models", nargs="+", default=None, help="subset of the catalogue")
@@ -216,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, default=1, help="worker processes for the trainings")
     s.add_argument("--json", action="store_true", help="print results.json to stdout too")
     s.set_defaults(func=cmd_study)
+    for module in ("selftest",):
+        import importlib
+        importlib.import_module(f"parity.{module}").register(sub)
     return p
 
 

@@ -185,14 +185,20 @@ def compare(spec: ModelSpec, dtype: str = "float64", seed: int = 0, steps: int |
     Gradients are compared as each side computes them; the optimizer update is then applied
     to torch's gradients on both sides, so parameters and optimizer state check the update
     rule itself (see the comment at the step). Default ``steps``: 3 when the optimizer keeps state (momentum, Adam) or the model has
-    BatchNorm buffers, else 1. After each step: reported loss (and cs231n penalty), every
+    BatchNorm buffers, 2 with weight decay (it shows on zero-initialized biases only from
+    step 2), else 1. After each step: reported loss (and cs231n penalty), every
     gradient, every parameter after the update, every buffer, every optimizer state entry;
     at the end the eval-mode outputs. ``batch`` overrides the data (``(X, y)``); ``np_model``
     injects a prepared NumPy model (used by tests that mutate it).
     """
     check_dtype(dtype)
     stateful = spec.optimizer.stateful or any(item[0] == "batchnorm" for item in spec.layers)
-    steps = steps if steps is not None else (3 if stateful else 1)
+    # weight decay on a parameter that starts at 0 (a bias) changes nothing in step 1: a
+    # second step is needed to see decay applied where it should not be.
+    default = 3 if stateful else (2 if spec.optimizer.weight_decay else 1)
+    steps = steps if steps is not None else default
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
     X, y = batch if batch is not None else first_batch(spec, seed)
     X = np.asarray(X, dtype=np.dtype(dtype))
     np_model = np_model if np_model is not None else spec.build_numpy(seed, dtype)

@@ -1,0 +1,492 @@
+"""Checkpoints of either twin, readable by either twin.
+
+One layout on disk for both formats: the torch ``state_dict`` (keys ``"0.weight"``,
+``"1.running_var"``, arrays in torch layout — Linear weight ``(out, in)``) plus a small JSON
+metadata record (format version, model name, dtype, layer summary, how it was trained).
+
+    .npz   ``np.savez``: one ``.npy`` member per state_dict key, and ``__meta__``: a 0-d
+           unicode array holding the JSON. No pickles: read with ``allow_pickle=False``.
+    .pt    ``torch.save({"meta": {...}, "state_dict": {key: tensor}})``, read with
+           ``weights_only=True``.
+
+So a model trained in NumPy loads into torch (and back) through ``parity.transfer`` — the only
+place that transposes — and predicts the same numbers. The format is detected from the file's
+contents, not its name.
+
+Every problem with a file is a ``ValueError`` with one line naming the file and what differs:
+empty, not a zip archive, truncated, corrupt (a CRC mismatch — checked for both formats, since
+``torch.load`` does not verify CRCs and loads a bit-flipped file silently), missing metadata,
+another model's checkpoint, missing/unexpected keys, wrong shapes or dtypes. File-system
+problems (no such file, permission denied) stay ``OSError``. Writes are atomic: a temp file in
+the target directory, ``fsync``, ``os.replace``; on any failure the temp file is removed and a
+previous file at the path is left untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+import reference
+from parity import transfer
+from parity.spec import DTYPES, ModelSpec
+
+FORMAT = "nn-parity-checkpoint"
+FORMAT_VERSION = 1
+META_KEY = "__meta__"
+FORMATS = ("npz", "pt")
+IMPLS = ("numpy", "torch")
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+@dataclass
+class Checkpoint:
+    """What a file holds: ``fmt`` (``npz`` | ``pt``), ``meta`` (the JSON record) and ``state``
+    (state_dict key → NumPy array, torch layout)."""
+
+    path: str
+    fmt: str
+    meta: dict
+    state: dict[str, np.ndarray]
+
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+def _spec(spec: ModelSpec | str) -> ModelSpec:
+    if isinstance(spec, ModelSpec):
+        return spec
+    from parity import zoo
+    return zoo.get(spec)
+
+
+def _one_line(e: BaseException) -> str:
+    """One line of an exception's message (torch and pickle errors run to paragraphs): the
+    ``WeightsUnpickler error:`` sentence when there is one, else the first line."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    pick = next((ln for ln in lines if ln.startswith("WeightsUnpickler error:")),
+                lines[0] if lines else "")
+    pick = re.sub(r"\x1b\[[0-9;]*m", "", pick).split(". ")[0].rstrip(".")
+    return f"{type(e).__name__}: {pick}" if pick else type(e).__name__
+
+
+def _model_dtype(state: dict[str, np.ndarray], what: str) -> str:
+    """The floating dtype shared by all float arrays of a state (``float64`` | ``float32``)."""
+    dts = sorted({v.dtype.name for v in state.values() if np.issubdtype(v.dtype, np.floating)})
+    if len(dts) != 1 or dts[0] not in DTYPES:
+        raise ValueError(f"{what}: expected all floating arrays to be one of {DTYPES}, got {dts}")
+    return dts[0]
+
+
+def _expected_state(spec: ModelSpec, dtype: str) -> tuple[dict[str, np.ndarray], nn.Sequential]:
+    """The torch twin's state_dict (torch layout, as arrays) — the shapes/dtypes a checkpoint of
+    ``spec`` at ``dtype`` must have — and the twin itself (for ``parity.transfer``)."""
+    t_model = spec.build_torch(dtype)
+    return transfer.torch_state(t_model), t_model
+
+
+def _check_state(state: dict[str, np.ndarray], expected: dict[str, np.ndarray],
+                 where: str) -> None:
+    """Same keys, shapes and dtypes, else one ValueError line naming every difference."""
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = ([f"missing keys {missing}"] if missing else []) + (
+            [f"unexpected keys {unexpected}"] if unexpected else [])
+        raise ValueError(f"{where}: {', '.join(parts)}")
+    problems = []
+    for k, want in expected.items():
+        got = state[k]
+        if got.shape != want.shape:
+            hint = " (NumPy layout? checkpoints hold torch layout)" if (
+                got.ndim == 2 and got.shape == want.shape[::-1]) else ""
+            problems.append(f"{k}: expected shape {want.shape}, got {got.shape}{hint}")
+        elif got.dtype != want.dtype:
+            problems.append(f"{k}: expected dtype {want.dtype}, got {got.dtype}")
+    if problems:
+        raise ValueError(f"{where}: {'; '.join(problems)}")
+
+
+def _meta(spec: ModelSpec, dtype: str, state: dict, saved_from: str, extra: dict | None) -> dict:
+    meta = {
+        "format": FORMAT, "version": FORMAT_VERSION, "model": spec.name, "dtype": dtype,
+        "layout": "torch", "layers": spec.layer_summary(), "parameters": spec.num_parameters(),
+        "keys": {k: [v.dtype.name, list(v.shape)] for k, v in state.items()},
+        "saved_from": saved_from, "numpy": np.__version__, "torch": torch.__version__,
+    }
+    meta.update(extra or {})
+    # plain JSON types only (torch.__version__ is a str subclass that weights_only refuses);
+    # fails before touching the disk if ``extra`` is not JSON-serializable
+    return json.loads(json.dumps(meta))
+
+
+def atomic_write(path: str, write) -> None:
+    """Call ``write(file)`` on a temp file next to ``path``, fsync, then ``os.replace`` it onto
+    ``path``. On any failure the temp file is removed and ``path`` is left as it was."""
+    path = os.fspath(path)
+    directory, base = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "xb") as f:  # "x": never clobber; mode from the umask, unlike mkstemp
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+# ---- save ---------------------------------------------------------------------------------------
+
+def save_numpy(path: str, np_model: reference.Sequential, spec_name: str, *,
+               extra_meta: dict | None = None) -> dict:
+    """Write ``np_model`` (a twin of catalogue model ``spec_name``) as ``.npz``: state_dict
+    keys → arrays in torch layout (Linear weights transposed by ``parity.transfer``) plus
+    ``__meta__`` (0-d unicode array of JSON). Returns the metadata written."""
+    spec = _spec(spec_name)
+    np_state = np_model.state_dict()
+    dtype = _model_dtype(np_state, f"save_numpy {spec.name}")
+    expected, t_model = _expected_state(spec, dtype)
+    state = transfer.to_torch_layout(np_state, t_model)
+    _check_state(state, expected, f"save_numpy: the model is not a {spec.name!r} twin")
+    meta = _meta(spec, dtype, state, "numpy", extra_meta)
+    arrays = {**state, META_KEY: np.array(json.dumps(meta))}
+    atomic_write(path, lambda f: np.savez(f, **arrays))
+    return meta
+
+
+def save_torch(path: str, t_model: nn.Sequential, spec_name: str, *,
+               extra_meta: dict | None = None) -> dict:
+    """Write ``t_model`` (a twin of ``spec_name``) as ``.pt``:
+    ``torch.save({"meta": {...}, "state_dict": {key: tensor}})`` (detached CPU copies).
+    Returns the metadata written."""
+    spec = _spec(spec_name)
+    state = transfer.torch_state(t_model)
+    dtype = _model_dtype(state, f"save_torch {spec.name}")
+    expected, _ = _expected_state(spec, dtype)
+    _check_state(state, expected, f"save_torch: the model is not a {spec.name!r} twin")
+    meta = _meta(spec, dtype, state, "torch", extra_meta)
+    payload = {"meta": meta, "state_dict": {k: torch.from_numpy(v) for k, v in state.items()}}
+    atomic_write(path, lambda f: torch.save(payload, f))
+    return meta
+
+
+def save(path: str, model, spec_name: str, fmt: str, *, extra_meta: dict | None = None) -> dict:
+    """Save either twin in either format (``fmt``: ``npz`` | ``pt``), converting through
+    ``parity.transfer`` when the model is the other side's."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    spec = _spec(spec_name)
+    if isinstance(model, nn.Module) and fmt == "npz":
+        np_model = spec.build_numpy(0, _model_dtype(transfer.torch_state(model), "save"))
+        transfer.torch_to_numpy(model, np_model)
+        model = np_model
+    elif isinstance(model, reference.Sequential) and fmt == "pt":
+        t_model = spec.build_torch(_model_dtype(model.state_dict(), "save"))
+        transfer.numpy_to_torch(model, t_model)
+        model = t_model
+    if isinstance(model, reference.Sequential):
+        return save_numpy(path, model, spec.name, extra_meta=extra_meta)
+    if isinstance(model, nn.Module):
+        return save_torch(path, model, spec.name, extra_meta=extra_meta)
+    raise TypeError(f"save: model must be a reference.Sequential or torch.nn.Sequential, "
+                    f"got {type(model).__name__}")
+
+
+# ---- read ---------------------------------------------------------------------------------------
+
+def detect_format(path: str) -> str:
+    """``npz`` or ``pt`` from the file's contents; ValueError for an empty, truncated, corrupt
+    or foreign file."""
+    path = os.fspath(path)
+    with open(path, "rb") as f:  # OSError (missing, a directory, no permission) propagates
+        head = f.read(4)
+    if not head:
+        raise ValueError(f"{path}: empty file (0 bytes), not a checkpoint")
+    if not zipfile.is_zipfile(path):
+        if head == _ZIP_MAGIC:
+            raise ValueError(f"{path}: truncated or damaged zip archive (no central directory)"
+                             f", not a readable checkpoint")
+        raise ValueError(f"{path}: not a checkpoint (.npz or .pt are zip archives; this file "
+                         f"starts with {head!r})")
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            bad = z.testzip()  # reads every member and checks its CRC-32
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
+        raise ValueError(f"{path}: corrupt zip archive ({_one_line(e)})") from None
+    if bad is not None:
+        raise ValueError(f"{path}: corrupt checkpoint: member {bad!r} fails its CRC-32 check")
+    if any(n.endswith("/data.pkl") for n in names):
+        return "pt"
+    if names and all(n.endswith(".npy") for n in names):
+        return "npz"
+    shown = names[:5] + (["…"] if len(names) > 5 else [])
+    raise ValueError(f"{path}: a zip archive but neither .npz nor torch .pt (members {shown})")
+
+
+def _read_npz(path: str) -> tuple[dict, dict]:
+    state, meta_arr, key = {}, None, None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            for key in f.files:
+                arr = f[key]
+                if key == META_KEY:
+                    meta_arr = arr
+                else:
+                    state[key] = arr
+    except ValueError as e:
+        if "allow_pickle" in str(e):
+            raise ValueError(f"{path}: holds a pickled object array (member {key!r}); "
+                             f"refusing to load pickles") from None
+        raise ValueError(f"{path}: unreadable .npz member {key!r} ({_one_line(e)})") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as e:
+        raise ValueError(f"{path}: unreadable .npz ({_one_line(e)})") from None
+    if meta_arr is None:
+        raise ValueError(f"{path}: no {META_KEY!r} entry: an .npz but not an nn-parity "
+                         f"checkpoint")
+    if meta_arr.ndim != 0 or meta_arr.dtype.kind != "U":
+        raise ValueError(f"{path}: {META_KEY!r} must be a 0-d unicode array of JSON, "
+                         f"got {meta_arr.dtype} {meta_arr.shape}")
+    try:
+        meta = json.loads(str(meta_arr))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: metadata is not valid JSON ({e.msg} at char {e.pos})") from None
+    return meta, state
+
+
+def _read_pt(path: str) -> tuple[dict, dict]:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # UnpicklingError, RuntimeError from the zip reader, …
+        raise ValueError(f"{path}: torch.load(weights_only=True) refused it "
+                         f"({_one_line(e)})") from None
+    if not (isinstance(obj, dict) and set(obj) == {"meta", "state_dict"}):
+        got = sorted(map(str, obj)) if isinstance(obj, dict) else type(obj).__name__
+        raise ValueError(f"{path}: not an nn-parity checkpoint: expected a dict with keys "
+                         f"['meta', 'state_dict'], got {got}")
+    meta, sd = obj["meta"], obj["state_dict"]
+    if not isinstance(sd, dict):
+        raise ValueError(f"{path}: 'state_dict' must be a dict, got {type(sd).__name__}")
+    state = {}
+    for k, v in sd.items():
+        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+            raise ValueError(f"{path}: state_dict entry {k!r} must map a str to a tensor, "
+                             f"got {type(v).__name__}")
+        try:
+            state[k] = v.detach().cpu().numpy().copy()
+        except TypeError:
+            raise ValueError(f"{path}: {k}: unsupported dtype {v.dtype}") from None
+    return meta, state
+
+
+def read_checkpoint(path: str) -> Checkpoint:
+    """Read either format into a ``Checkpoint`` (no model checks yet; see ``check_meta``)."""
+    path = os.fspath(path)
+    fmt = detect_format(path)
+    meta, state = (_read_npz if fmt == "npz" else _read_pt)(path)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: metadata must be a JSON object, got {type(meta).__name__}")
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: metadata format is {meta.get('format')!r}, "
+                         f"expected {FORMAT!r}")
+    version = meta.get("version")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format version {version!r}; this nn-parity "
+                         f"reads versions 1..{FORMAT_VERSION}")
+    return Checkpoint(path, fmt, meta, state)
+
+
+def check_meta(ck: Checkpoint, spec: ModelSpec, dtype: str | None = None) -> str:
+    """The checkpoint is of ``spec`` (by name) at ``dtype`` (if given); returns its dtype."""
+    name = ck.meta.get("model")
+    if name != spec.name:
+        raise ValueError(f"{ck.path}: checkpoint of model {name!r}, not {spec.name!r}")
+    ck_dtype = ck.meta.get("dtype")
+    if ck_dtype not in DTYPES:
+        raise ValueError(f"{ck.path}: metadata dtype {ck_dtype!r}, expected one of {DTYPES}")
+    if dtype is not None and dtype != ck_dtype:
+        raise ValueError(f"{ck.path}: checkpoint holds {ck_dtype} weights, requested {dtype} "
+                         f"(no silent casts)")
+    return ck_dtype
+
+
+def _checked(path: str, spec: ModelSpec | str, dtype: str | None):
+    spec = _spec(spec)
+    ck = read_checkpoint(path)
+    ck_dtype = check_meta(ck, spec, dtype)
+    expected, t_model = _expected_state(spec, ck_dtype)
+    _check_state(ck.state, expected, f"{ck.path}: checkpoint of {spec.name!r} ({ck_dtype})")
+    return spec, ck, ck_dtype, t_model
+
+
+# ---- load ---------------------------------------------------------------------------------------
+
+def load_numpy(path: str, spec: ModelSpec | str, *, dtype: str | None = None,
+               seed: int = 0) -> reference.Sequential:
+    """A NumPy twin of ``spec`` holding the checkpoint's weights and buffers (either format).
+    ``dtype``: require this dtype (default: the checkpoint's). ``seed``: only seeds the
+    Dropout mask stream (``spec.build_numpy(seed)``); every array comes from the file."""
+    spec, ck, ck_dtype, t_model = _checked(path, spec, dtype)
+    model = spec.build_numpy(seed, ck_dtype)
+    model.load_state_dict(transfer.to_numpy_layout(ck.state, t_model))
+    return model
+
+
+def load_torch(path: str, spec: ModelSpec | str, *, dtype: str | None = None) -> nn.Sequential:
+    """A torch twin of ``spec`` holding the checkpoint's weights and buffers (either format)."""
+    spec, ck, ck_dtype, t_model = _checked(path, spec, dtype)
+    transfer.load_torch(t_model, ck.state)
+    return t_model
+
+
+def load_any(path: str, spec: ModelSpec | str, impl: str, *, dtype: str | None = None):
+    """Load an ``.npz`` or ``.pt`` checkpoint into ``impl`` (``numpy`` | ``torch``)."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    return (load_numpy if impl == "numpy" else load_torch)(path, spec, dtype=dtype)
+
+
+def predictions(model, X: np.ndarray) -> np.ndarray:
+    """Eval-mode outputs of either twin on ``X: (N, D)`` as a NumPy array ``(N, K)``."""
+    if isinstance(model, reference.Sequential):
+        return model.predict(X)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return model(torch.from_numpy(X)).numpy().copy()
+    finally:
+        model.train(was)
+
+
+# ---- CLI ----------------------------------------------------------------------------------------
+
+def _format_for(path: str, fmt: str | None, impl: str) -> str:
+    ext = os.path.splitext(path)[1].lower().lstrip(".")
+    if fmt is None:
+        return ext if ext in FORMATS else ("npz" if impl == "numpy" else "pt")
+    if ext in FORMATS and ext != fmt:
+        raise ValueError(f"--out {path} ends in .{ext} but --format is {fmt}")
+    return fmt
+
+
+def _check_writable(path: str) -> None:
+    """Fail before training, not after, when ``path`` cannot be written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise ValueError(f"cannot write --out {path}: it is a directory")
+    if not os.path.isdir(directory):
+        what = "is not a directory" if os.path.exists(directory) else "does not exist"
+        raise ValueError(f"cannot write --out {path}: {directory} {what}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write --out {path}: {directory} is not writable")
+
+
+def cmd_export(args) -> int:
+    from parity import train, zoo
+    spec = zoo.get(args.model)
+    fmt = _format_for(args.out, args.format, args.impl)
+    _check_writable(args.out)
+    seed = spec.pinned_seed if args.seed is None else args.seed
+    res, model = train.run(spec, args.impl, seed=seed, dtype=args.dtype, epochs=args.epochs)
+    extra = {"trained_with": args.impl, "seed": seed, "epochs": res.epochs, "steps": res.steps,
+             "train_accuracy": res.train_accuracy, "test_accuracy": res.test_accuracy,
+             "final_loss": res.final_loss, "threads": res.threads}
+    save(args.out, model, spec.name, fmt, extra_meta=extra)
+    print(f"{spec.name}: trained in {args.impl} ({res.epochs} epochs, seed {seed}, {args.dtype}); "
+          f"held-out accuracy {res.test_accuracy:.4f}")
+    print(f"  wrote {args.out} ({fmt}, {os.path.getsize(args.out)} bytes)")
+    return 0
+
+
+def cmd_import_check(args) -> int:
+    from parity import zoo
+    from parity.tolerances import tolerance
+    spec = zoo.get(args.model)
+    ck = read_checkpoint(args.path)
+    dtype = check_meta(ck, spec)
+    np_model = load_numpy(args.path, spec)
+    t_model = load_torch(args.path, spec)
+    seed = args.seed if args.seed is not None else int(ck.meta.get("seed", spec.pinned_seed))
+    d = spec.data(seed)
+    X = d.X_test.astype(dtype)
+    out_np, out_t = predictions(np_model, X), predictions(t_model, X)
+    diff = np.abs(out_np - out_t)
+    max_abs = float(diff.max())
+    rtol, atol = tolerance(dtype, "output")
+    ok = bool(np.all(diff <= atol + rtol * np.abs(out_t)))
+    pred = (lambda o: o.argmax(1)) if out_np.shape[1] > 1 else (
+        lambda o: (o[:, 0] > (0.5 if isinstance(t_model[-1], nn.Sigmoid) else 0.0)))
+    agree = int((pred(out_np) == pred(out_t)).sum())
+    y = np.asarray(d.y_test).reshape(-1)
+    acc_np, acc_t = float((pred(out_np) == y).mean()), float((pred(out_t) == y).mean())
+    result = {"model": spec.name, "path": args.path, "format": ck.fmt, "dtype": dtype,
+              "saved_from": ck.meta.get("saved_from"), "seed": seed, "samples": len(X),
+              "max_abs_diff": max_abs, "bit_identical": max_abs == 0.0, "rtol": rtol,
+              "atol": atol, "passed": ok, "labels_agree": agree, "accuracy_numpy": acc_np,
+              "accuracy_torch": acc_t}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{spec.name}: {args.path} ({ck.fmt}, {dtype}, saved from "
+              f"{result['saved_from']}) loaded into numpy and torch")
+        print(f"  held-out predictions, {len(X)} samples (data seed {seed}): "
+              f"max |numpy - torch| = {max_abs:.3e}"
+              f"{' (bit-identical)' if max_abs == 0.0 else ''}; "
+              f"{dtype} output tolerance rtol {rtol:g} atol {atol:g}: "
+              f"{'identical' if ok else 'DIFFERENT'}")
+        print(f"  accuracy numpy {acc_np:.4f}, torch {acc_t:.4f}; predicted labels agree on "
+              f"{agree}/{len(X)}")
+    return 0 if ok else 1
+
+
+def register(subparsers) -> None:
+    """Add ``export`` and ``import-check`` to the ``nn-parity`` sub-command parsers."""
+    s = subparsers.add_parser(
+        "export", help="train one twin with the model's recipe and save a checkpoint",
+        description="Train MODEL in NumPy or torch (parity.train.run: NumPy-initialized "
+        "weights, the recipe's data and batch order) and save the weights as a checkpoint: "
+        ".npz (no pickles) or torch .pt, both holding torch state_dict keys in torch layout "
+        "plus JSON metadata. Either file loads into either implementation. The file is "
+        "written atomically, and only after training succeeded.")
+    s.add_argument("model", help="catalogue name (see `nn-parity list`)")
+    s.add_argument("--impl", required=True, choices=IMPLS, help="which twin to train")
+    s.add_argument("--out", required=True, metavar="PATH",
+                   help="checkpoint file to write (its directory must exist)")
+    s.add_argument("--format", choices=FORMATS, default=None,
+                   help="npz or pt (default: from the --out extension, else npz for numpy "
+                        "and pt for torch); either format can hold either twin")
+    s.add_argument("--seed", type=int, default=None,
+                   help="seed for data, initial weights, batch order and dropout "
+                        "(default: the model's pinned seed)")
+    s.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: the recipe's)")
+    s.add_argument("--dtype", default="float64", help="float64 (default) or float32")
+    s.set_defaults(func=cmd_export)
+
+    s = subparsers.add_parser(
+        "import-check", help="load a checkpoint into both twins and compare their predictions",
+        description="Load PATH (.npz or .pt, detected from its contents) into the NumPy and "
+        "the torch twin of MODEL, run both on the held-out data and print the max absolute "
+        "difference of their outputs. Exit 0 when they agree within the tolerance table's "
+        "'output' tolerance for the checkpoint's dtype (float64: 0 or ~1e-16 expected), "
+        "1 when they do not, 2 for an unreadable or mismatched checkpoint.")
+    s.add_argument("model", help="catalogue name the checkpoint must be of")
+    s.add_argument("path", help="checkpoint file (.npz or .pt)")
+    s.add_argument("--seed", type=int, default=None,
+                   help="seed of the held-out data (default: the seed recorded in the "
+                        "checkpoint, else the model's pinned seed)")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_import_check)

@@ -1,0 +1,102 @@
+"""Version drift: did a numpy or torch upgrade change the numbers?
+
+``record(out_dir)`` runs, in the current environment, every catalogue model for a fixed number
+of epochs in both twins (loss after N epochs, accuracies) plus the one-step parity diffs in
+both dtypes, and writes ``drift-py{X.Y}-np{numpy}-torch{torch}.json``. ``combine(dir)`` reads
+every such file and tabulates, per model and metric, the values per environment and the
+largest difference across environments.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+
+import numpy as np
+import torch
+
+from parity import zoo
+from parity.compare import _atomic_write, compare
+from parity.runtime import threads_in_force
+from parity.train import IMPLS, run
+
+
+def env_name() -> str:
+    py = ".".join(platform.python_version_tuple()[:2])
+    return f"py{py}-np{np.__version__}-torch{torch.__version__.split('+')[0]}"
+
+
+def record(out_dir: str, epochs: int = 100, models=None, log=None) -> str:
+    """Measure the catalogue here; returns the path of the JSON written."""
+    models = models or list(zoo.CATALOGUE)
+    rows = {}
+    for name in models:
+        spec = zoo.get(name)
+        row = {}
+        for impl in IMPLS:
+            res, _ = run(spec, impl, seed=spec.pinned_seed, epochs=min(epochs, spec.epochs))
+            row[f"{impl}_loss"] = res.final_loss
+            row[f"{impl}_train_acc"] = res.train_accuracy
+            row[f"{impl}_test_acc"] = res.test_accuracy
+        for dtype in ("float64", "float32"):
+            q = compare(spec, dtype, spec.pinned_seed).by_quantity()
+            row[f"parity_{dtype}_max_abs"] = max(v["max_abs"] for v in q.values())
+        rows[name] = row
+        if log:
+            log(f"{name}: {row}")
+    payload = {"env": env_name(), "numpy": np.__version__, "torch": torch.__version__,
+               "python": platform.python_version(), "threads": threads_in_force(),
+               "epochs": epochs, "models": rows}
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, f"drift-{payload['env']}.json")
+    _atomic_write(path, json.dumps(payload, indent=1).encode())
+    return path
+
+
+def combine(in_dir: str) -> dict:
+    """Table of every metric across the environments recorded in ``in_dir``."""
+    files = sorted(glob.glob(os.path.join(in_dir, "drift-*.json")))
+    if not files:
+        raise ValueError(f"no drift-*.json files in {in_dir}")
+    runs = []
+    for f in files:
+        try:
+            with open(f) as fh:
+                runs.append(json.load(fh))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ValueError(f"{f}: not a drift record ({e})") from e
+    envs = [r["env"] for r in runs]
+    table = []
+    order = {m: i for i, m in enumerate(zoo.CATALOGUE)}
+    models = sorted(set().union(*(r["models"] for r in runs)),
+                    key=lambda m: (order.get(m, len(order)), m))
+    for model in models:
+        metrics = sorted(set().union(*(r["models"].get(model, {}) for r in runs)))
+        for metric in metrics:
+            values = [r["models"].get(model, {}).get(metric) for r in runs]
+            present = [v for v in values if v is not None]
+            spread = max(present) - min(present) if present else None
+            table.append({"model": model, "metric": metric, "values": values,
+                          "max_diff": spread})
+    return {"envs": envs, "epochs": sorted({r["epochs"] for r in runs}), "rows": table}
+
+
+def render(result: dict, changed_only: bool = False) -> str:
+    envs = result["envs"]
+    lines = ["| model | metric | " + " | ".join(envs) + " | max diff |",
+             "|---|---|" + "---|" * len(envs) + "---|"]
+    for row in result["rows"]:
+        if changed_only and not row["max_diff"]:
+            continue
+        vals = " | ".join("-" if v is None else f"{v:.6g}" for v in row["values"])
+        lines.append(f"| {row['model']} | {row['metric']} | {vals} | {row['max_diff']:.3g} |")
+    return "\n".join(lines)
+
+
+def write_table(result: dict, in_dir: str) -> list[str]:
+    paths = [os.path.join(in_dir, "drift-table.json"), os.path.join(in_dir, "drift-table.md")]
+    _atomic_write(paths[0], json.dumps(result, indent=1).encode())
+    _atomic_write(paths[1], (render(result) + "\n").encode())
+    return paths

@@ -1,0 +1,366 @@
+"""The oracle that trusts neither twin: central finite differences of the NumPy forward pass,
+in float64, contracted with a *random* cotangent (cs231n's ``gradient_check.py``).
+
+``parity.compare`` shows the twins agree; that alone cannot tell whether both are wrong the
+same way. Here the reference's hand-written ``backward`` is checked against the derivative of
+its own ``forward`` (and, in ``tests/test_gradcheck.py``, torch's autograd against torch's
+forward with ``torch.autograd.gradcheck``). With forward outputs equal across the twins
+(``compare``'s ``output``/``loss`` checks), all three together pin the gradients to the math.
+
+Method. For an array ``x`` and a function ``f`` the scalar ``g(x) = Σ cot · f(x)`` is
+differentiated entry by entry, ``∂g/∂x_i ≈ (g(x + h e_i) − g(x − h e_i)) / 2h``, and compared
+with ``backward(cot)``. The cotangent is random: an upstream of ones makes the softmax and
+BatchNorm input gradients identically 0 (each row/column of their Jacobian sums to 0), so a
+ones-check would compare zeros with zeros.
+
+Error level. Central differences err by truncation ``h²/6 · g'''`` plus rounding
+``≈ ε·|g|/h`` (ε = 2.2e-16). At h = 1e-6 and O(1) values both are ≈ 1e-10 in *absolute*
+terms: a gradient of O(1) is resolved to ~1e-10 relative, one of O(1e-4) only to ~1e-6.
+Measured (torch-free, seeds 0–4, float64): every layer kind rel_error ≤ 5.5e-10 and every loss ≤ 1.3e-9; every catalogue
+model: max |backward − finite difference| ≤ 1.4e-10 on tensors whose entries are < 1e-2
+(worst: cs231n-2layer's dL/dX, max value 5.8e-5, hence rel_error 1.2e-6 — the rounding floor,
+not an error) and ≤ 2.4e-9 overall (spiral003 first weight, values 1.7); rel_error ≤ 7.3e-9 on
+every tensor with values ≥ 1e-2. So a tensor passes, like ``torch.testing.assert_close``, when
+``max|a − n| ≤ FD_ATOL + FD_RTOL · max(|a| + |n|)`` with ``FD_RTOL`` = 1e-7 and ``FD_ATOL`` =
+1e-9 (≥ 7× above the worst measurement each); a single layer or loss (O(1) values) passes when
+``rel_error ≤ FD_RTOL``. A gradient off by a factor 1.01 has rel_error ≈ 5e-3.
+
+Kinks. ReLU is not differentiable at 0; a difference that straddles the kink measures the
+average of the two one-sided slopes, not the gradient (which is 0 there by torch's
+convention). ``check_layer`` refuses ReLU inputs within ``10·h`` of 0. ``check_model`` picks
+batch rows whose every ReLU pre-activation is at least ``KINK_MARGIN`` away from 0 (replacing
+offending rows by the next rows of the data, or dropping them when the data runs out — XOR's
+``(0, 0)`` row sits exactly on the kink of every unit at a zero bias), and then *verifies*
+during every finite-difference evaluation that no ReLU changed side (``kink_crossings``).
+
+Gradients that are 0 by construction. A Linear bias feeding BatchNorm in training mode
+cancels in the mean subtraction: its true gradient is exactly 0, so both numbers are rounding
+noise (backward ~1e-17, finite difference ≤ ``ε·|L|/h`` ≈ 1e-10) and a *relative* error of
+two noises means nothing. Such tensors must have ``max(|a|, |n|) ≤ FD_ATOL`` (measured ≤ 1.7e-10).
+
+Randomness (dropout masks, cotangents, the entry subsets of big tensors) comes from explicit
+``numpy.random.Generator`` objects. Dropout uses one fixed keep-mask, queued before every
+forward (the analytic one and each finite-difference one). BatchNorm in training mode is
+differentiated through its batch statistics (the full forward is re-run for every entry), with
+its running buffers saved and restored around every evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reference import layers as L
+from reference.sequential import Sequential
+
+H = 1e-6            # default step of the central differences
+FD_RTOL = 1e-7      # relative threshold (rel_error), layers, losses and models
+FD_ATOL = 1e-9      # absolute threshold: the finite differences' rounding floor at h = 1e-6
+KINK_MARGIN = 1e-4  # = 100·H: smallest |ReLU pre-activation| allowed in check_model's batch
+MAX_ENTRIES = 200   # entries checked per tensor (a random subset of bigger tensors)
+
+
+def rel_error(x, y) -> float:
+    """cs231n's relative error ``max|x − y| / max(1e-8, max(|x| + |y|))`` over all entries.
+
+    Normwise (one scale per tensor, not per entry), so entries that are ~0 on both sides do
+    not blow it up; the 1e-8 floor only prevents 0/0 when both tensors are 0.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"rel_error: shapes differ, {x.shape} vs {y.shape}")
+    if x.size == 0:
+        return 0.0
+    return float(np.max(np.abs(x - y)) / max(1e-8, float(np.max(np.abs(x) + np.abs(y)))))
+
+
+def _check_float64(name: str, x) -> None:
+    if not isinstance(x, np.ndarray) or x.dtype != np.float64:
+        got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
+        raise TypeError(f"{name}: finite differences need a float64 numpy array, got {got}")
+
+
+def numerical_grad_at(g: Callable[[], float], x: np.ndarray, indices: Iterable[int],
+                      h: float = H) -> np.ndarray:
+    """Central differences of the scalar ``g()`` w.r.t. the entries ``x.flat[i]`` for ``i`` in
+    ``indices``: ``(g(x + h e_i) − g(x − h e_i)) / 2h``. ``x`` (float64) is perturbed in place,
+    one entry at a time, and restored exactly (also on error). Returns ``(len(indices),)``."""
+    _check_float64("numerical_grad_at", x)
+    if not h > 0:
+        raise ValueError(f"numerical_grad_at: h must be > 0, got {h}")
+    out = []
+    for i in indices:
+        old = x.flat[i]
+        try:
+            x.flat[i] = old + h
+            plus = g()
+            x.flat[i] = old - h
+            minus = g()
+        finally:
+            x.flat[i] = old
+        out.append((plus - minus) / (2 * h))
+    return np.asarray(out, dtype=np.float64)
+
+
+def numerical_jvp_grad(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, cotangent,
+                       h: float = H) -> np.ndarray:
+    """``∂g/∂x`` for ``g(x) = Σ cotangent · f(x)`` by central differences, entry by entry.
+
+    ``x``: any-shape float64 array, perturbed in place and restored; ``f(x)`` any array (or
+    scalar) broadcastable against ``cotangent``. Returns an array of ``x``'s shape. ``f`` may
+    ignore its argument and read ``x`` through a closure (a layer's parameter array).
+    """
+    cot = np.asarray(cotangent, dtype=np.float64)
+
+    def g() -> float:
+        return float(np.sum(cot * np.asarray(f(x), dtype=np.float64)))
+
+    return numerical_grad_at(g, x, range(x.size), h).reshape(x.shape)
+
+
+# ---- single layers and losses ---------------------------------------------------------------
+def check_layer(layer: L.Layer, x: np.ndarray, training: bool, rng: np.random.Generator,
+                h: float = H) -> dict[str, float]:
+    """Relative errors of ``layer.backward(cot)`` against finite differences of
+    ``Σ cot · layer.forward(x, training)``: ``{"dx": …, "weight": …, "bias": …}`` (one entry
+    per parameter). ``cot ~ N(0, 1)`` of the output's shape, drawn from ``rng``; so is the
+    dropout keep-mask (fixed for every forward). ``x: (N, D)`` float64 is not modified; the
+    layer's buffers are left as they were before the call.
+    """
+    _check_float64(f"check_layer({layer!r})", x)
+    if isinstance(layer, L.ReLU) and np.any(np.abs(x) <= 10 * h):
+        raise ValueError(f"check_layer({layer!r}): inputs within 10·h = {10 * h:g} of the kink "
+                         f"at 0 (min |x| = {np.abs(x).min():.3g}): resample them")
+    saved = {k: np.array(v, copy=True) for k, v in layer.buffers.items()}
+    keep = None
+    if isinstance(layer, L.Dropout) and training and layer.p > 0:
+        keep = rng.random(x.shape) >= layer.p
+
+    def forward(inp: np.ndarray) -> np.ndarray:
+        layer.buffers.update({k: np.array(v, copy=True) for k, v in saved.items()})
+        if keep is not None:
+            layer.queue_masks([keep])
+        return layer.forward(inp, training)
+
+    xw = np.array(x, copy=True)
+    try:
+        out = forward(xw)
+        cot = rng.standard_normal(out.shape)
+        dx = layer.backward(cot)
+        grads = {k: np.array(layer.grads[k], copy=True) for k in layer.params}
+        errors = {"dx": rel_error(dx, numerical_jvp_grad(forward, xw, cot, h))}
+        for k, p in layer.params.items():
+            num = numerical_jvp_grad(lambda _p: forward(xw), p, cot, h)
+            errors[k] = rel_error(grads[k], num)
+    finally:
+        layer.buffers.update(saved)
+    return errors
+
+
+def check_loss(loss, scores: np.ndarray, y, h: float = H) -> float:
+    """Relative error of ``loss.backward()`` (``dL/dscores``) against finite differences of
+    ``L = loss.forward(scores, y)`` (a scalar: the cotangent is 1). ``scores`` float64 is not
+    modified. For ``BCELoss`` keep the probabilities away from 0 and 1 (its logs are clamped
+    at −100 there, and ``p ± h`` must stay inside [0, 1])."""
+    _check_float64(f"check_loss({type(loss).__name__})", scores)
+    s = np.array(scores, copy=True)
+    loss.forward(s, y)
+    analytic = np.array(loss.backward(), copy=True)
+    numeric = numerical_jvp_grad(lambda v: loss.forward(v, y), s, 1.0, h)
+    return rel_error(analytic, numeric)
+
+
+# ---- whole catalogue models ------------------------------------------------------------------
+@dataclass
+class TensorCheck:
+    """One gradient tensor: backward (``a``) vs finite differences (``n``) over ``checked`` of
+    ``total`` entries. ``zero`` marks a gradient that is 0 by construction."""
+
+    key: str
+    rel: float          # rel_error(a, n) over the checked entries
+    max_abs: float      # max |a − n|
+    scale: float        # max(|a| + |n|), rel_error's denominator
+    max_value: float    # max(|a|, |n|)
+    checked: int
+    total: int
+    zero: bool = False
+
+    def passed(self, rtol: float = FD_RTOL, atol: float = FD_ATOL) -> bool:
+        """``max|a − n| ≤ atol + rtol · max(|a| + |n|)``; a zero-by-construction gradient
+        needs ``max(|a|, |n|) ≤ atol`` (both sides pure rounding noise)."""
+        if self.zero:
+            return self.max_value <= atol
+        return self.max_abs <= atol + rtol * self.scale
+
+
+@dataclass
+class ModelCheck:
+    """``check_model``'s result: one ``TensorCheck`` per parameter (state_dict keys) plus
+    ``"input"`` (dL/dX), the batch rows used, and ReLU kink crossings seen during the
+    finite differences (must be 0 for the numbers to mean anything)."""
+
+    model: str
+    seed: int
+    h: float
+    rows: list
+    kink_crossings: int = 0
+    tensors: dict = field(default_factory=dict)
+
+    def failures(self, rtol: float = FD_RTOL, atol: float = FD_ATOL) -> list[str]:
+        bad = [f"{t.key}: rel {t.rel:.2e}, max abs diff {t.max_abs:.2e}, max |value| "
+               f"{t.max_value:.2e}{' (0 by construction)' if t.zero else ''}"
+               for t in self.tensors.values() if not t.passed(rtol, atol)]
+        if self.kink_crossings:
+            bad.append(f"{self.kink_crossings} finite-difference evaluations crossed a ReLU kink")
+        return bad
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures()
+
+    def worst_rel(self) -> float:
+        return max((t.rel for t in self.tensors.values() if not t.zero), default=0.0)
+
+    def report(self) -> str:
+        lines = [f"{self.model} [seed {self.seed}, h {self.h:g}, rows {self.rows}]: "
+                 f"{'passed' if self.passed else 'FAILED'}"]
+        for t in self.tensors.values():
+            lines.append(f"  {t.key:<14} rel {t.rel:.2e}  max abs {t.max_abs:.2e}  max |value| "
+                         f"{t.max_value:.2e}  {t.checked}/{t.total}"
+                         f"{'  (0 by construction)' if t.zero else ''}")
+        lines += [f"  FAIL {f}" for f in self.failures()]
+        return "\n".join(lines)
+
+
+def zero_gradient_keys(layers) -> set[str]:
+    """Parameters whose gradient is exactly 0 in training mode: a Linear bias directly
+    followed by BatchNorm (a per-feature constant is removed by the batch mean)."""
+    return {f"{i}.bias" for i, item in enumerate(layers[:-1])
+            if item[0] == "linear" and layers[i + 1][0] == "batchnorm"}
+
+
+def _draw_masks(model: Sequential, X: np.ndarray, rng: np.random.Generator) -> dict:
+    """One keep-mask per training-mode Dropout layer, for a batch ``X`` (shapes found by a
+    forward pass; BatchNorm buffers restored afterwards)."""
+    saved = _save_buffers(model)
+    masks, x = {}, X
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, L.Dropout) and layer.p > 0:
+            masks[i] = rng.random(x.shape) >= layer.p
+            layer.queue_masks([masks[i]])
+        x = layer.forward(x, True)
+    _restore_buffers(model, saved)
+    return masks
+
+
+def _save_buffers(model: Sequential) -> list[dict]:
+    return [{k: np.array(v, copy=True) for k, v in layer.buffers.items()}
+            for layer in model.layers]
+
+
+def _restore_buffers(model: Sequential, saved: list[dict]) -> None:
+    for layer, b in zip(model.layers, saved):
+        layer.buffers.update({k: np.array(v, copy=True) for k, v in b.items()})
+
+
+def _forward(model: Sequential, X: np.ndarray, masks: dict, saved: list[dict]):
+    """Training-mode forward with the fixed masks and restored buffers; also returns the sign
+    pattern of every ReLU input (to detect kink crossings) and the inputs themselves."""
+    _restore_buffers(model, saved)
+    relu_in, x = [], X
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, L.ReLU):
+            relu_in.append(x)
+        if i in masks:
+            layer.queue_masks([masks[i]])
+        x = layer.forward(x, True)
+    return x, relu_in
+
+
+def kink_free_batch(spec, seed: int, n: int = 8, data=None, margin: float = KINK_MARGIN):
+    """Rows of the training data for ``check_model``/gradcheck: the first ``n`` rows of
+    ``spec.data(seed).X_train`` (or of ``data = (X, y)``), except that a row with a ReLU
+    pre-activation within ``margin`` of 0 (in the training-mode forward of
+    ``spec.build_numpy(seed)`` with fixed dropout masks) is replaced by the next unused row, or
+    dropped when none is left. With BatchNorm every row affects every pre-activation, so this
+    repeats until the whole batch is clear. Returns ``(rows, X, y, masks)``; ``masks`` maps a
+    Dropout layer index to its keep-mask ``(len(rows), width)``, drawn from a Generator seeded
+    with ``seed``."""
+    if data is None:
+        d = spec.data(seed)
+        data = (d.X_train, d.y_train)
+    X_all, y_all = data
+    X_all = np.asarray(X_all, dtype=np.float64)
+    model = spec.build_numpy(seed, "float64")
+    saved = _save_buffers(model)
+    rows, nxt = list(range(min(n, len(X_all)))), min(n, len(X_all))
+    for _ in range(len(X_all) + 1):
+        X = X_all[rows]
+        masks = _draw_masks(model, X, np.random.default_rng(seed))
+        _, relu_in = _forward(model, X, masks, saved)
+        bad = sorted({r for z in relu_in for r in np.flatnonzero((np.abs(z) < margin).any(1))})
+        if not bad:
+            break
+        for r in reversed(bad):
+            if nxt < len(X_all):
+                rows[r], nxt = nxt, nxt + 1
+            else:
+                del rows[r]
+        if not rows:
+            raise ValueError(f"kink_free_batch({spec.name}): every row has a ReLU "
+                             f"pre-activation within {margin:g} of 0")
+    _restore_buffers(model, saved)
+    return rows, X_all[rows], np.asarray(y_all)[rows], masks
+
+
+def check_model(spec, seed: int = 0, n: int = 8, h: float = H, data=None,
+                max_entries: int = MAX_ENTRIES, margin: float = KINK_MARGIN) -> ModelCheck:
+    """Every gradient of ``spec.build_numpy(seed, "float64")`` on a small batch against finite
+    differences of the data loss ``spec.numpy_loss()`` (the cs231n L2 penalty of
+    ``reg_in_loss`` is not part of it: torch puts it in the update, not in backward).
+
+    Batch: ``kink_free_batch(spec, seed, n, data, margin)`` (≈ the first ``n`` training rows).
+    Training mode throughout: fixed dropout masks, BatchNorm on the batch statistics (the full
+    forward is re-run per entry; running buffers restored around each run). Tensors bigger
+    than ``max_entries`` are checked on a random subset of that many entries (drawn with a
+    Generator seeded from ``seed``); smaller ones entirely. ``"input"`` checks dL/dX too.
+    """
+    rows, X, y, masks = kink_free_batch(spec, seed, n, data, margin)
+    model = spec.build_numpy(seed, "float64")
+    loss = spec.numpy_loss()
+    saved = _save_buffers(model)
+    result = ModelCheck(spec.name, seed, h, rows)
+    X = np.array(X, copy=True)
+
+    out, relu_in = _forward(model, X, masks, saved)
+    signs = [z > 0 for z in relu_in]
+    loss.forward(out, y)
+    dX = model.backward(loss.backward())
+    analytic = {k: np.array(v, copy=True) for k, v in model.gradients().items()}
+    analytic["input"] = np.array(dX, copy=True)
+
+    def g() -> float:
+        o, zs = _forward(model, X, masks, saved)
+        if any(not np.array_equal(z > 0, s) for z, s in zip(zs, signs)):
+            result.kink_crossings += 1
+        return loss.forward(o, y)
+
+    pick = np.random.default_rng(seed)
+    zero = zero_gradient_keys(spec.layers)
+    arrays = {**model.parameters(), "input": X}
+    try:
+        for key, arr in arrays.items():
+            idx = (np.arange(arr.size) if arr.size <= max_entries
+                   else np.sort(pick.choice(arr.size, max_entries, replace=False)))
+            num = numerical_grad_at(g, arr, idx, h)
+            ana = analytic[key].reshape(-1)[idx]
+            result.tensors[key] = TensorCheck(
+                key, rel_error(ana, num), float(np.max(np.abs(ana - num))),
+                float(np.max(np.abs(ana) + np.abs(num))),
+                float(max(np.max(np.abs(ana)), np.max(np.abs(num)))), len(idx), arr.size,
+                zero=key in zero)
+    finally:
+        _restore_buffers(model, saved)
+    return result

@@ -1,0 +1,609 @@
+"""Self-test of the harness: inject realistic bugs into the NumPy side and show that the parity
+checks catch each one (mutation testing of ``parity.compare``).
+
+A *mutant* is one bug a person would plausibly write — a negated gradient, a bias gradient
+averaged instead of summed, Adam's eps inside the square root, a transfer that forgets the
+transpose. It is injected **at run time**: the affected method or function of ``reference.*``
+(or ``parity.transfer``, or the NumPy half of ``parity.spec.ModelSpec``) is replaced inside a
+context manager that restores every original on exit, even when a check raises. No file is
+changed.
+
+Most mutants are *source mutations*: the original function's source is read with ``inspect``,
+one or two exact substrings are replaced (``"dout.sum(axis=0)"`` → ``"dout.mean(axis=0)"``),
+and the result is compiled against the original module's globals. The rest of the function is
+the current code, so a mutant tests exactly one bug; if the reference changes so that the
+substring is no longer there, the mutant reports a *selftest error* (not a catch) naming the
+missing text. A few structural bugs (transpose decided by shape) are written out by hand.
+
+Each mutant runs the ordinary one-step comparison (``parity.compare.compare``, float64, seed
+0) on the catalogue model whose checks exercise the bug, sometimes with a prepared input
+(logits scaled up so ``exp`` overflows; two steps so zero-initialized biases become non-zero).
+It is *caught* when a check fails — ``caught_by`` lists the first failing labels in compare's
+order (loss, penalty, gradients, parameters, buffers, optimizer state, eval output) — or when
+the NumPy side raises an error a user would see (``ValueError``, ``TypeError``,
+``FloatingPointError``: what the CLI reports). Any other exception is a selftest error and
+counts as *not* caught. The *clean* run is the same comparison, same setup, unmodified code:
+it must pass, or a "catch" would mean nothing.
+
+``run_selftest() -> SelftestReport``; ``register(subparsers)`` adds ``nn-parity selftest``.
+"""
+
+from __future__ import annotations
+import __future__
+
+import argparse
+import dataclasses
+import inspect
+import json
+import linecache
+import sys
+import textwrap
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from parity import transfer, zoo
+from parity.compare import compare, first_batch
+from parity.spec import ModelSpec, OptimSpec
+from reference import layers, losses, optim
+
+# Exceptions a user of the NumPy side would see as a clear failure (the CLI reports exactly
+# these as an error line or "diverged"). Anything else raised under a mutant is a bug in the
+# self-test itself and does not count as a catch.
+USER_VISIBLE_ERRORS = (ValueError, TypeError, FloatingPointError)
+
+Patch = tuple  # (owner: class or module, attribute: str, replacement)
+_MISSING = object()
+
+
+# ---------------------------------------------------------------- injecting and restoring
+
+@contextmanager
+def injected(patches: Iterable[Patch]) -> Iterator[None]:
+    """Set ``owner.attribute = replacement`` for each patch; on exit (normal or by an
+    exception) restore exactly what was there: the original object if the owner defined the
+    attribute itself, else delete the override so inheritance applies again."""
+    saved = []
+    try:
+        for owner, attr, new in patches:
+            if not hasattr(owner, attr):
+                raise AttributeError(f"selftest: {_name(owner)} has no attribute {attr!r}")
+            saved.append((owner, attr, vars(owner).get(attr, _MISSING)))
+            setattr(owner, attr, new)
+        yield
+    finally:
+        for owner, attr, old in reversed(saved):
+            if old is _MISSING:
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, old)
+
+
+def _name(owner) -> str:
+    return getattr(owner, "__qualname__", getattr(owner, "__name__", repr(owner)))
+
+
+def mutate_source(func: Callable, edits: list[tuple[str, str]], tag: str) -> Callable:
+    """``func`` recompiled from its own source with each ``(old, new)`` substring replaced.
+
+    Every ``old`` must occur exactly once in the dedented source (a method body is indented
+    by 4 spaces after dedenting; a multi-line ``new`` must use that indentation). The copy
+    runs against ``func``'s module globals, so it sees the live module; it is registered in
+    ``linecache`` so tracebacks show the mutated lines."""
+    if func.__code__.co_freevars:
+        raise TypeError(f"selftest: cannot mutate {func.__qualname__}: it is a closure")
+    src = textwrap.dedent(inspect.getsource(func))
+    for old, new in edits:
+        n = src.count(old)
+        if n != 1:
+            raise LookupError(
+                f"selftest mutant {tag}: expected {old!r} exactly once in "
+                f"{func.__module__}.{func.__qualname__}, found it {n} times — the reference "
+                f"changed; update the mutant")
+        src = src.replace(old, new)
+    filename = f"<mutant {tag}: {func.__module__}.{func.__qualname__}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+    code = compile(src, filename, "exec", flags=__future__.annotations.compiler_flag,
+                   dont_inherit=True)
+    namespace: dict = {}
+    # globals: the live module (names resolve at call time); the def lands in namespace
+    exec(code, func.__globals__, namespace)  # noqa: S102 - compiling the mutant is the point
+    new = namespace[func.__name__]
+    new.__qualname__, new.__module__ = func.__qualname__, func.__module__
+    new.__mutant__ = tag
+    return new
+
+
+def _edit(owner, attr: str, edits: list[tuple[str, str]], tag: str,
+          source_owner=None) -> Patch:
+    """A patch replacing ``owner.attr`` by its source mutation (the function is looked up on
+    ``source_owner``, default ``owner``: e.g. LayerNorm's inherited ``_normalize``)."""
+    func = getattr(source_owner or owner, attr)
+    return (owner, attr, mutate_source(func, edits, tag))
+
+
+# ---------------------------------------------------------------- setups (compare kwargs)
+
+def default_setup(spec: ModelSpec, dtype: str, seed: int) -> dict:
+    """compare's defaults: the recipe's first batch, the model's initial weights."""
+    return {}
+
+
+def two_steps(spec: ModelSpec, dtype: str, seed: int) -> dict:
+    """Two steps on the first batch: zero-initialized biases are non-zero from step 2 on, so
+    a bug that scales the bias (weight decay on biases) can show."""
+    return {"steps": 2}
+
+
+def _scaled_last_linear(spec: ModelSpec, dtype: str, seed: int, target: float) -> dict:
+    np_model = spec.build_numpy(seed, dtype)
+    X, y = first_batch(spec, seed)
+    X = np.asarray(X, dtype=np.dtype(dtype))
+    k = max(i for i, item in enumerate(spec.layers) if item[0] == "linear")
+    h = X
+    for layer in np_model.layers[: k + 1]:  # up to the last Linear: the logits
+        h = layer.forward(h, training=False)
+    factor = target / float(np.abs(h).max())
+    np_model.layers[k].params["weight"][...] *= factor
+    np_model.layers[k].params["bias"][...] *= factor
+    return {"np_model": np_model, "batch": (X, y)}
+
+
+def large_logits(spec: ModelSpec, dtype: str, seed: int) -> dict:
+    """The model's initial weights with the last Linear (weight and bias) scaled so that
+    max|logit| = 1000 on the first batch: e^1000 overflows float64 (limit ~709.78). The
+    torch twin gets the same weights (compare transfers from ``np_model``)."""
+    return _scaled_last_linear(spec, dtype, seed, 1000.0)
+
+
+def saturated_sigmoid(spec: ModelSpec, dtype: str, seed: int) -> dict:
+    """Last Linear scaled so max|logit| = 1000: the output sigmoid returns exactly 0.0 or 1.0
+    for many points (1/(1 + e^−a) rounds to 1 for a > ~37), some of them confidently wrong,
+    where BCE's log(1 − p) = log 0 needs torch's clamp at −100."""
+    return _scaled_last_linear(spec, dtype, seed, 1000.0)
+
+
+# ---------------------------------------------------------------- the catalogue of bugs
+
+@dataclass(frozen=True)
+class Mutant:
+    """One realistic bug. ``apply()`` returns the patches ``(owner, attribute, replacement)``
+    that inject it; ``target_model`` is a catalogue name or a ModelSpec (a variant);
+    ``setup(spec, dtype, seed)`` returns extra ``compare`` keyword arguments."""
+
+    name: str
+    description: str
+    target_model: str | ModelSpec
+    apply: Callable[[], list]
+    setup: Callable[[ModelSpec, str, int], dict] = default_setup
+
+    def spec(self) -> ModelSpec:
+        m = self.target_model
+        return m if isinstance(m, ModelSpec) else zoo.get(m)
+
+    @property
+    def model(self) -> str:
+        return self.spec().name
+
+
+# Catalogue models have no SGD dampening; this variant of digits-momentum adds it (0.5) so the
+# first-step rule (no dampening on the first step) is exercised. It exists only here.
+DIGITS_MOMENTUM_DAMPENING = dataclasses.replace(
+    zoo.get("digits-momentum"), name="digits-momentum+dampening",
+    summary="selftest variant of digits-momentum: SGD momentum 0.9 with dampening 0.5",
+    optimizer=OptimSpec("sgd", lr=0.01, options={"momentum": 0.9, "dampening": 0.5}))
+
+
+def _transpose_by_shape(np_model, torch_model) -> None:
+    """Bug: "transpose when the shapes disagree" instead of "transpose every Linear weight"
+    — right for every non-square weight, silently wrong for a square one."""
+    own = torch_model.state_dict()
+    state = {k: (v.T if v.shape != tuple(own[k].shape) else v)
+             for k, v in np_model.state_dict().items()}
+    transfer.load_torch(torch_model, state)
+
+
+def _mutants() -> list[Mutant]:
+    L, Lo, O = layers, losses, optim
+    return [
+        Mutant(
+            "linear-weight-grad-sign",
+            "Linear.backward negates the weight gradient: dW = −xᵀ·dout",
+            "cs231n-2layer",
+            lambda: [_edit(L.Linear, "backward",
+                           [('"weight": self._x.T @ dout', '"weight": -(self._x.T @ dout)')],
+                           "linear-weight-grad-sign")]),
+        Mutant(
+            "linear-bias-grad-mean",
+            "Linear.backward averages the bias gradient over the batch: db = mean_n dout "
+            "(should be the sum; the loss already divides by N)",
+            "digits-2layer",
+            lambda: [_edit(L.Linear, "backward",
+                           [('"bias": dout.sum(axis=0)', '"bias": dout.mean(axis=0)')],
+                           "linear-bias-grad-mean")]),
+        Mutant(
+            "softmax-no-max-shift",
+            "CrossEntropyLoss without the max shift: log Σ exp(s) on raw logits overflows "
+            "(checked with logits scaled to |s| ≤ 1000)",
+            "cs231n-linear",
+            lambda: [_edit(Lo.CrossEntropyLoss, "forward",
+                           [("shifted = scores - scores.max(axis=1, keepdims=True)",
+                             "shifted = scores")],
+                           "softmax-no-max-shift")],
+            setup=large_logits),
+        Mutant(
+            "batchnorm-biased-running-var",
+            "BatchNorm1d updates running_var with the biased batch variance (ddof=0) instead "
+            "of the unbiased one",
+            "spiral003",
+            lambda: [_edit(L.BatchNorm1d, "forward",
+                           [("unbiased = var[0] * (n / (n - 1))", "unbiased = var[0]")],
+                           "batchnorm-biased-running-var")]),
+        Mutant(
+            "weight-decay-on-biases",
+            "cs231n's L2 applied to every parameter: the NumPy optimizer gets one group with "
+            "weight_decay on biases too (ModelSpec.numpy_optimizer; weights only is right). "
+            "Biases start at 0, so it shows from step 2",
+            "cs231n-2layer",
+            lambda: [_edit(ModelSpec, "numpy_optimizer",
+                           [("for ks, wd in self.param_groups(list(params))]",
+                             "for ks, wd in [(list(params), self.optimizer.weight_decay)]]")],
+                           "weight-decay-on-biases")],
+            setup=two_steps),
+        Mutant(
+            "dropout-no-rescale",
+            "Dropout keeps units without the 1/(1 − p) scale (out = x·mask)",
+            "digits-dropout",
+            lambda: [_edit(L.Dropout, "forward",
+                           [(("self._scale = keep.astype(x.dtype) * "
+                              "x.dtype.type(1.0 / (1.0 - self.p))"),
+                             "self._scale = keep.astype(x.dtype)")],
+                           "dropout-no-rescale")]),
+        Mutant(
+            "adam-eps-inside-sqrt",
+            "Adam's eps inside the square root: denom = sqrt(v̂ + eps) instead of sqrt(v̂) + eps",
+            "spiral004",
+            lambda: [_edit(O.Adam, "_update",
+                           [("denom = np.sqrt(v) / (1 - b2**t) ** 0.5 + eps",
+                             "denom = np.sqrt(v / (1 - b2**t) + eps)")],
+                           "adam-eps-inside-sqrt")]),
+        Mutant(
+            "adam-no-bias-correction",
+            "Adam without bias correction: θ −= lr·m / (sqrt(v) + eps)",
+            "spiral004-corrected",
+            lambda: [_edit(O.Adam, "_update",
+                           [("step_size = lr / (1 - b1**t)", "step_size = lr"),
+                            ("denom = np.sqrt(v) / (1 - b2**t) ** 0.5 + eps",
+                             "denom = np.sqrt(v) + eps")],
+                           "adam-no-bias-correction")]),
+        Mutant(
+            "sgd-dampening-on-first-step",
+            "SGD momentum dampens the first step too: b₁ = (1 − τ)·g instead of b₁ = g "
+            "(variant digits-momentum+dampening: momentum 0.9, dampening 0.5 — no catalogue "
+            "model uses dampening)",
+            DIGITS_MOMENTUM_DAMPENING,
+            lambda: [_edit(O.SGD, "_update",
+                           [('buf = state["momentum_buffer"] = g.copy()',
+                             'buf = state["momentum_buffer"] = (1 - group["dampening"]) * g')],
+                           "sgd-dampening-on-first-step")]),
+        Mutant(
+            "transfer-transpose-by-shape",
+            "parity.transfer.numpy_to_torch transposes a weight only when its shape differs "
+            "from torch's: the square 128→128 Linear (layer 4) is copied as W, not Wᵀ",
+            "spiral003",
+            lambda: [(transfer, "numpy_to_torch", _transpose_by_shape)]),
+        Mutant(
+            "transfer-no-transpose",
+            "parity.transfer.numpy_to_torch copies W instead of Wᵀ for every Linear (no layout "
+            "conversion): the (2, 128) weight meets torch's (128, 2)",
+            "spiral003",
+            lambda: [_edit(transfer, "numpy_to_torch",
+                           [(("load_torch(torch_model, to_torch_layout(np_model.state_dict(), "
+                              "torch_model))"),
+                             "load_torch(torch_model, np_model.state_dict())")],
+                           "transfer-no-transpose")]),
+        Mutant(
+            "transfer-reshape-not-transpose",
+            "parity.transfer converts the layout with reshape(out, in) instead of a transpose: "
+            "shapes fit, values are scrambled",
+            "digits-3layer",
+            lambda: [_edit(transfer, "to_torch_layout",
+                           [("np.ascontiguousarray(v.T)",
+                             "np.ascontiguousarray(v.reshape(v.shape[::-1]))")],
+                           "transfer-reshape-not-transpose")]),
+        Mutant(
+            "cross-entropy-sum-reduction",
+            "CrossEntropyLoss reduces with the sum over the batch instead of the mean "
+            "(loss Σ, gradient without 1/N)",
+            "digits-minibatch",
+            lambda: [_edit(Lo.CrossEntropyLoss, "forward",
+                           [("return float(-log_p[np.arange(n), y].mean())",
+                             "return float(-log_p[np.arange(n), y].sum())")],
+                           "cross-entropy-sum-reduction"),
+                     _edit(Lo.CrossEntropyLoss, "backward",
+                           [("return d / log_p.dtype.type(n)", "return d")],
+                           "cross-entropy-sum-reduction")]),
+        Mutant(
+            "relu-grad-at-zero",
+            "ReLU.backward passes the gradient where the input is exactly 0 (mask x ≥ 0; torch "
+            "uses x > 0). XOR's input (0, 0) with biases initialized to 0 makes every hidden "
+            "pre-activation exactly 0 for that row",
+            "xor-relu",
+            lambda: [_edit(L.ReLU, "forward",
+                           [("self._out = np.maximum(x, 0)",
+                             "self._x = x\n    self._out = np.maximum(x, 0)")],
+                           "relu-grad-at-zero"),
+                     _edit(L.ReLU, "backward",
+                           [("np.where(self._out > 0, dout, 0)", "np.where(self._x >= 0, dout, 0)")],
+                           "relu-grad-at-zero")]),
+        Mutant(
+            "layernorm-unbiased-var",
+            "LayerNorm normalizes with the unbiased variance (ddof=1); torch uses the biased one",
+            "spiral003-layernorm",
+            lambda: [_edit(L.LayerNorm, "_normalize",
+                           [("var = x.var(axis=ax, keepdims=True)",
+                             "var = x.var(axis=ax, ddof=1, keepdims=True)")],
+                           "layernorm-unbiased-var", source_owner=L._Normalization)]),
+        Mutant(
+            "batchnorm-backward-no-variance-path",
+            "BatchNorm1d.backward drops the variance path: dx = istd/M·(M·g − Σg), without "
+            "− x̂·Σ(g·x̂)",
+            "spiral003",
+            lambda: [_edit(L.BatchNorm1d, "backward",
+                           [("return (istd / m) * (m * g - sg - xhat * sgx)",
+                             "return (istd / m) * (m * g - sg)")],
+                           "batchnorm-backward-no-variance-path",
+                           source_owner=L._Normalization)]),
+        Mutant(
+            "bce-no-clamp",
+            "BCELoss without torch's clamp of the logs at −100: a saturated wrong prediction "
+            "(p = 1.0 for y = 0) gives an infinite loss (checked with logits scaled to ±1000)",
+            "spiral004-numpy-challenge",
+            lambda: [_edit(Lo.BCELoss, "forward",
+                           [("log_p = np.maximum(np.log(p), -100)", "log_p = np.log(p)"),
+                            ("log_1mp = np.maximum(np.log1p(-p), -100)",
+                             "log_1mp = np.log1p(-p)")],
+                           "bce-no-clamp")],
+            setup=saturated_sigmoid),
+        Mutant(
+            "sigmoid-backward-on-preactivation",
+            "Sigmoid.backward evaluates σ'(·) = s(1 − s) on the pre-activation x instead of "
+            "the output s = σ(x)",
+            "xor-sigmoid",
+            lambda: [_edit(L.Sigmoid, "forward",
+                           [("self._out = sigmoid(x)", "self._x = x\n    self._out = sigmoid(x)")],
+                           "sigmoid-backward-on-preactivation"),
+                     _edit(L.Sigmoid, "backward", [("s = self._out", "s = self._x")],
+                           "sigmoid-backward-on-preactivation")]),
+        Mutant(
+            "adamw-decay-after-step",
+            "AdamW decays the weights after the Adam step, θ ← (θ − step)·(1 − lr·wd), instead "
+            "of before it",
+            "spiral003-adamw",
+            lambda: [_edit(O.Adam, "_update",
+                           [("p *= 1 - lr * wd", "pass  # decay moved after the step"),
+                            ("p -= step_size * (m / denom)",
+                             ("p -= step_size * (m / denom)\n"
+                              "    if wd != 0 and self.decoupled:\n"
+                              "        p *= 1 - lr * wd"))],
+                           "adamw-decay-after-step")]),
+    ]
+
+
+MUTANTS: list[Mutant] = _mutants()
+BY_NAME: dict[str, Mutant] = {m.name: m for m in MUTANTS}
+
+
+# ---------------------------------------------------------------- running
+
+@dataclass
+class MutantResult:
+    name: str
+    description: str
+    model: str
+    setup: str
+    caught: bool
+    caught_by: str            # first failing labels, "exception: …", or "" / "selftest error: …"
+    seconds: float
+    failures: list = field(default_factory=list)   # every failing check label
+    first_max_abs: float | None = None             # |numpy − torch| of the first failing check
+    error: str | None = None  # set when the self-test itself broke (not a catch)
+
+
+@dataclass
+class CleanResult:
+    model: str
+    setup: str
+    passed: bool
+    failures: list
+    seconds: float
+    error: str | None = None
+
+
+@dataclass
+class SelftestReport:
+    dtype: str
+    seed: int
+    mutants: list = field(default_factory=list)
+    clean_runs: list = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        """The unmodified code passes the same checks for every (model, setup) used."""
+        return bool(self.clean_runs) and all(c.passed for c in self.clean_runs)
+
+    @property
+    def kill_rate(self) -> float:
+        return sum(m.caught for m in self.mutants) / len(self.mutants) if self.mutants else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.clean and all(m.caught for m in self.mutants)
+
+    def survivors(self) -> list[str]:
+        return [m.name for m in self.mutants if not m.caught]
+
+    def to_json(self) -> dict:
+        return {"dtype": self.dtype, "seed": self.seed, "passed": self.passed,
+                "clean": self.clean, "kill_rate": self.kill_rate,
+                "survivors": self.survivors(),
+                "clean_runs": [asdict(c) for c in self.clean_runs],
+                "mutants": [_finite_json(asdict(m)) for m in self.mutants]}
+
+    def table(self) -> str:
+        rows = [(m.name, m.model, "yes" if m.caught else "NO", m.caught_by) for m in self.mutants]
+        w0 = max([len("mutant")] + [len(r[0]) for r in rows])
+        w1 = max([len("model")] + [len(r[1]) for r in rows])
+        lines = [f"{'mutant':<{w0}}  {'model':<{w1}}  caught  caught by",
+                 f"{'-' * w0}  {'-' * w1}  ------  ---------"]
+        lines += [f"{a:<{w0}}  {b:<{w1}}  {c:<6}  {d}" for a, b, c, d in rows]
+        lines.append("")
+        for c in self.clean_runs:
+            state = "passes" if c.passed else f"FAILS: {c.error or ', '.join(c.failures[:3])}"
+            lines.append(f"clean  {c.model} [{c.setup}]: {state}")
+        n = len(self.mutants)
+        lines.append(f"kill rate {sum(m.caught for m in self.mutants)}/{n} = "
+                     f"{self.kill_rate:.0%}; clean run {'passes' if self.clean else 'FAILS'} "
+                     f"({self.dtype}, seed {self.seed})")
+        return "\n".join(lines)
+
+
+def _finite_json(row: dict) -> dict:
+    """Strict JSON has no NaN/Infinity: a non-finite difference is written as a string."""
+    v = row.get("first_max_abs")
+    if v is not None and not np.isfinite(v):
+        row["first_max_abs"] = str(v)
+    return row
+
+
+def _summarize(labels: list[str], shown: int = 2) -> str:
+    more = len(labels) - shown
+    return ", ".join(labels[:shown]) + (f" (+{more} more)" if more > 0 else "")
+
+
+@contextmanager
+def _quiet_numerics() -> Iterator[None]:
+    """A mutant may overflow (e^1000) or take log 0: let it produce inf/nan for the checks to
+    see, without RuntimeWarnings (or FloatingPointError under a global np.seterr)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
+def run_mutant(mutant: Mutant, dtype: str = "float64", seed: int = 0) -> MutantResult:
+    """Inject ``mutant``, run ``compare`` on its model and setup, restore, and report."""
+    t0 = time.perf_counter()
+    spec = mutant.spec()
+    res = MutantResult(mutant.name, mutant.description, spec.name, mutant.setup.__name__,
+                       caught=False, caught_by="", seconds=0.0)
+    try:
+        patches = mutant.apply()
+        kwargs = mutant.setup(spec, dtype, seed)   # prepared with the unmodified code
+    except Exception as e:  # noqa: BLE001 - a stale mutant or broken setup: our own failure
+        res.error = res.caught_by = f"selftest error: {type(e).__name__}: {e}"
+        res.seconds = time.perf_counter() - t0
+        return res
+    try:
+        with injected(patches), _quiet_numerics():
+            result = compare(spec, dtype, seed, **kwargs)
+    except USER_VISIBLE_ERRORS as e:
+        res.caught, res.caught_by = True, f"exception: {type(e).__name__}: {e}"
+    except Exception as e:  # noqa: BLE001 - not user-visible: a self-test bug, not a catch
+        res.error = res.caught_by = f"selftest error: {type(e).__name__}: {e}"
+    else:
+        fails = result.failures()
+        res.failures = [c.label for c in fails]
+        res.caught = bool(fails)
+        res.caught_by = _summarize(res.failures) if fails else "(not caught)"
+        res.first_max_abs = fails[0].max_abs if fails else None
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def run_clean(spec: ModelSpec, setup: Callable, dtype: str = "float64",
+              seed: int = 0) -> CleanResult:
+    """The same comparison on the unmodified code: must pass."""
+    t0 = time.perf_counter()
+    try:
+        result = compare(spec, dtype, seed, **setup(spec, dtype, seed))
+    except Exception as e:  # noqa: BLE001 - any exception fails the clean run, with its text
+        return CleanResult(spec.name, setup.__name__, False, [], time.perf_counter() - t0,
+                           error=f"{type(e).__name__}: {e}")
+    labels = [c.label for c in result.failures()]
+    return CleanResult(spec.name, setup.__name__, not labels, labels, time.perf_counter() - t0)
+
+
+def run_selftest(mutants: Iterable[Mutant | str] | None = None, dtype: str = "float64",
+                 seed: int = 0) -> SelftestReport:
+    """Run every mutant (default: ``MUTANTS``; names are looked up in ``BY_NAME``) and the
+    clean comparison for each distinct (model, setup) they use. The mutants are chosen for the
+    exact tier (float64, tolerances ~1e-12); in float32 the smallest effects (AdamW's decay
+    order, ~1e-7) sit inside the tolerance and would survive."""
+    chosen = []
+    for m in (MUTANTS if mutants is None else mutants):
+        if isinstance(m, str):
+            if m not in BY_NAME:
+                raise ValueError(f"unknown mutant {m!r}; known: {', '.join(BY_NAME)}")
+            m = BY_NAME[m]
+        chosen.append(m)
+    report = SelftestReport(dtype, seed)
+    configs: dict[tuple[str, str], tuple[ModelSpec, Callable]] = {}
+    for m in chosen:
+        configs.setdefault((m.model, m.setup.__name__), (m.spec(), m.setup))
+    for spec, setup in configs.values():
+        report.clean_runs.append(run_clean(spec, setup, dtype, seed))
+    for m in chosen:
+        report.mutants.append(run_mutant(m, dtype, seed))
+    return report
+
+
+# ---------------------------------------------------------------- CLI
+
+HELP = "prove the parity checks catch real bugs: inject each known bug, check it is caught"
+DESCRIPTION = (
+    "Mutation test of the harness. Each of a catalogue of realistic bugs (a negated gradient, "
+    "a bias gradient averaged instead of summed, softmax without the max shift, biased "
+    "BatchNorm running variance, weight decay on biases, dropout without 1/(1-p), Adam's eps "
+    "inside the sqrt, Adam without bias correction, SGD dampening on the first step, a "
+    "missing transpose in the weight transfer, sum instead of mean in the loss, ...) is "
+    "injected into the NumPy side at run time (monkeypatched, restored afterwards; no file "
+    "changes), and the one-step parity comparison (as in `nn-parity check`, float64) runs on "
+    "the model that exercises it. Prints each mutant, its model, whether it was caught and "
+    "by which check, and the kill rate. The unmodified code must pass the same comparisons. "
+    "Exit 0 iff every mutant is caught and the clean runs pass, else 1.")
+
+
+def cmd_selftest(args) -> int:
+    report = run_selftest()
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(report.table())
+    return 0 if report.passed else 1
+
+
+def register(subparsers) -> argparse.ArgumentParser:
+    """Add ``selftest [--json]`` to the CLI's subparsers."""
+    s = subparsers.add_parser("selftest", help=HELP, description=DESCRIPTION)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_selftest)
+    return s
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m parity.selftest [--json]`` (the same as ``nn-parity selftest``)."""
+    parser = argparse.ArgumentParser(prog="python -m parity.selftest")
+    sub = parser.add_subparsers(dest="command")
+    register(sub)
+    args = parser.parse_args(["selftest", *(sys.argv[1:] if argv is None else argv)])
+    from parity.runtime import configure_threads
+    configure_threads(1)
+    return args.func(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
