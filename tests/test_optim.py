@@ -1,0 +1,114 @@
+"""Optimizer update rules against torch.optim (tinygrad style: one line per configuration).
+
+A tiny parameter set, 5 steps of the same random gradients on both sides, then parameters and
+every state entry are compared with the float64/float32 "param"/"state" tolerances.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from parity.tolerances import tolerance
+from reference.optim import SGD, Adam, AdamW
+
+TORCH = {SGD: torch.optim.SGD, Adam: torch.optim.Adam, AdamW: torch.optim.AdamW}
+
+
+def helper_test_optim(cls, dtype="float64", steps=5, **opts):
+    rng = np.random.default_rng(0)
+    shapes = {"0.weight": (7, 5), "0.bias": (5,)}
+    p0 = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
+    grads = [{k: (rng.standard_normal(s) * 10.0 ** rng.uniform(-6, 0, s)).astype(dtype)
+              for k, s in shapes.items()} for _ in range(steps)]
+    mine = {k: v.copy() for k, v in p0.items()}
+    opt = cls(mine, **opts)
+    theirs = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in p0.items()}
+    t_opt = TORCH[cls](list(theirs.values()), foreach=False, **opts)
+    for step, g in enumerate(grads, 1):
+        opt.step(g)
+        for k, p in theirs.items():
+            p.grad = torch.from_numpy(g[k].copy())
+        t_opt.step()
+        for k, p in theirs.items():
+            rtol, atol = tolerance(dtype, "param")
+            torch.testing.assert_close(torch.from_numpy(mine[k]), p.detach(), rtol=rtol,
+                                       atol=atol, msg=lambda m: f"step {step} param {k}: {m}")
+            for sk, sv in t_opt.state[p].items():
+                rtol, atol = tolerance(dtype, "state")
+                got = torch.as_tensor(opt.state[k][sk]).to(torch.float64)
+                torch.testing.assert_close(got, sv.to(torch.float64), rtol=rtol, atol=atol,
+                                           msg=lambda m: f"step {step} state {k}.{sk}: {m}")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("cls,opts", [
+    (SGD, dict(lr=0.1)),
+    (SGD, dict(lr=0.1, weight_decay=0.01)),
+    (SGD, dict(lr=0.1, momentum=0.9)),
+    (SGD, dict(lr=0.1, momentum=0.9, dampening=0.5)),
+    (SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    (Adam, dict(lr=1e-2)),
+    (Adam, dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6)),
+    (Adam, dict(lr=1e-2, weight_decay=0.1)),
+    (Adam, dict(lr=1e-2, amsgrad=True)),
+    (AdamW, dict(lr=1e-2)),
+    (AdamW, dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
+], ids=["sgd", "sgd-wd", "momentum", "dampening", "nesterov-wd", "adam", "adam-betas-eps",
+        "adam-l2", "amsgrad", "adamw", "adamw-amsgrad"])
+def test_optimizer_matches_torch(cls, opts, dtype): helper_test_optim(cls, dtype, **opts)
+
+
+def test_first_momentum_step_copies_the_gradient_without_dampening():
+    p = {"w": np.zeros(3)}
+    opt = SGD(p, lr=1.0, momentum=0.9, dampening=0.5)
+    g = np.array([1.0, -2.0, 3.0])
+    opt.step({"w": g})
+    np.testing.assert_array_equal(opt.state["w"]["momentum_buffer"], g)   # not 0.5·g
+    opt.step({"w": g})
+    np.testing.assert_array_equal(opt.state["w"]["momentum_buffer"], 0.9 * g + 0.5 * g)
+
+
+def test_adam_eps_is_added_after_the_sqrt_of_the_corrected_second_moment():
+    p = {"w": np.zeros(1)}
+    Adam(p, lr=1.0, eps=1e-2).step({"w": np.array([1e-4])})
+    # m̂ = g, sqrt(v̂) = |g|: step = g / (|g| + eps), not g / sqrt(g² + eps)
+    assert p["w"][0] == pytest.approx(-1e-4 / (1e-4 + 1e-2), rel=1e-12)
+
+
+def test_adamw_decays_before_the_step_and_adam_l2_adds_to_the_gradient():
+    g = {"w": np.array([0.0])}
+    pw, pa = {"w": np.array([1.0])}, {"w": np.array([1.0])}
+    AdamW(pw, lr=0.1, weight_decay=0.5).step(g)
+    Adam(pa, lr=0.1, weight_decay=0.5).step(g)
+    assert pw["w"][0] == pytest.approx(1.0 - 0.1 * 0.5)     # θ(1 − lr·wd), zero gradient step
+    assert pa["w"][0] == pytest.approx(1.0 - 0.1)           # g = wd·θ → Adam step of ~lr
+
+
+def test_amsgrad_takes_the_max_of_the_raw_second_moment():
+    p = {"w": np.zeros(1)}
+    opt = Adam(p, lr=0.1, amsgrad=True)
+    opt.step({"w": np.array([1.0])})
+    opt.step({"w": np.array([0.0])})
+    st = opt.state["w"]
+    assert st["max_exp_avg_sq"][0] == pytest.approx(0.001)   # step 1's raw v, not corrected
+    assert st["exp_avg_sq"][0] == pytest.approx(0.000999)
+
+
+def test_why_float64_updates_differ_by_an_ulp_torch_fuses_multiply_add():
+    """torch's CPU kernels compute ``p.add_(g, alpha=a)`` as a fused multiply-add (one
+    rounding); NumPy's ``p + a*g`` rounds twice. Evaluating in extended precision (a close
+    stand-in for the fused operation) reproduces torch on almost every element, so the ≤ 1 ulp
+    differences per update in parity/tolerances.py come from fusion, not from a rule."""
+    rng = np.random.default_rng(0)
+    p, g = rng.standard_normal(100_000), rng.standard_normal(100_000)
+    t = torch.from_numpy(p.copy())
+    t.add_(torch.from_numpy(g), alpha=-0.01)
+    plain = p - 0.01 * g
+    fused_like = (p.astype(np.longdouble) + np.longdouble(-0.01) * g.astype(np.longdouble)
+                  ).astype(np.float64)
+    plain_mismatch = int((plain != t.numpy()).sum())
+    fused_mismatch = int((fused_like != t.numpy()).sum())
+    if plain_mismatch == 0:
+        pytest.skip(f"torch did not fuse on this CPU ({torch.backends.cpu.get_cpu_capability()})")
+    assert fused_mismatch < plain_mismatch / 20
+    assert np.abs(plain - t.numpy()).max() <= np.spacing(np.abs(plain)).max()
