@@ -12,7 +12,7 @@ from parity import transfer
 from parity.spec import ModelSpec, check_dtype
 from reference.training import accuracy as np_accuracy
 from reference.datasets import split
-from reference.training import epoch_batches
+from reference.training import check_training_data, epoch_batches
 from reference.training import fit as np_fit
 
 IMPLS = ("numpy", "torch")
@@ -89,12 +89,15 @@ def run(spec: ModelSpec, impl: str, seed: int = 0, dtype: str = "float64",
     d = data if data is not None else spec.data(seed)
     np_dt = np.dtype(dtype)
     Xtr, Xte = d.X_train.astype(np_dt), d.X_test.astype(np_dt)
-    ytr = d.y_train
+    np_model = spec.build_numpy(seed, dtype)
+    # Both twins get the same clear ValueError for bad data (torch would raise a RuntimeError
+    # about matmul shapes, an IndexError for labels, or train on NaN).
+    Xtr, ytr = check_training_data(np_model, spec.numpy_loss(), Xtr, d.y_train)
+    Xte, _ = check_training_data(np_model, spec.numpy_loss(), Xte, d.y_test)
     stopper = None
     if spec.patience is not None:   # validation = last 20% of the (already shuffled) train set
         Xtr, ytr, Xval, yval = split(Xtr, ytr, 0.2)
         stopper = EarlyStopping(spec.patience)
-    np_model = spec.build_numpy(seed, dtype)
     order_rng = spec.seeds(seed)["order"] if spec.batch_size is not None else None
     wd = spec.optimizer.weight_decay
     if impl == "numpy":
