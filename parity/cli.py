@@ -121,7 +121,8 @@ def cmd_diverge(args) -> int:
     if args.json:
         print(json.dumps(r.to_json()))
         return EXIT_OK
-    print(f"{spec.name} [{args.dtype}, seed {args.seed}]: lockstep trajectories, {args.steps} steps")
+    print(f"{spec.name} [{args.dtype}, seed {args.seed}]: lockstep trajectories, "
+          f"{args.steps} steps")
     print(f"  {'step':>6} {'max rel param diff':>19} {'rel loss diff':>14}  worst tensor")
     marks = sorted({1, 10, 100, 1000, args.steps} | set(range(500, args.steps + 1, 500)))
     for k in (m for m in marks if m <= args.steps):
@@ -185,8 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dtype", default="float64", help="float64 (exact tier) or float32")
     s.add_argument("--seed", type=int, default=0, help="seed for data and initial weights")
     s.add_argument("--steps", type=int, default=None,
-                   help="steps on the batch (default: 3 for stateful optimizers/BatchNorm, 2 with weight "
-                        "decay, else 1)")
+                   help="steps on the batch (default: 3 for stateful optimizers/BatchNorm, "
+                        "2 with weight decay, else 1)")
     s.add_argument("--save", metavar="DIR", help="write weights.npz, batch.npz, grads_*.npz, "
                    "params_after_*.npz (torch state_dict keys, torch layout) and summary.json")
     s.add_argument("--json", action="store_true", help="machine-readable output")

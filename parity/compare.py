@@ -184,12 +184,12 @@ def compare(spec: ModelSpec, dtype: str = "float64", seed: int = 0, steps: int |
 
     Gradients are compared as each side computes them; the optimizer update is then applied
     to torch's gradients on both sides, so parameters and optimizer state check the update
-    rule itself (see the comment at the step). Default ``steps``: 3 when the optimizer keeps state (momentum, Adam) or the model has
-    BatchNorm buffers, 2 with weight decay (it shows on zero-initialized biases only from
-    step 2), else 1. After each step: reported loss (and cs231n penalty), every
-    gradient, every parameter after the update, every buffer, every optimizer state entry;
-    at the end the eval-mode outputs. ``batch`` overrides the data (``(X, y)``); ``np_model``
-    injects a prepared NumPy model (used by tests that mutate it).
+    rule itself (see the comment at the step). Default ``steps``: 3 when the optimizer keeps
+    state (momentum, Adam) or the model has BatchNorm buffers, 2 with weight decay (it shows
+    on zero-initialized biases only from step 2), else 1. After each step: reported loss (and
+    cs231n penalty), every gradient, every parameter after the update, every buffer, every
+    optimizer state entry; at the end the eval-mode outputs. ``batch`` overrides the data
+    (``(X, y)``); ``np_model`` injects a prepared NumPy model (used by tests that mutate it).
     """
     check_dtype(dtype)
     stateful = spec.optimizer.stateful or any(item[0] == "batchnorm" for item in spec.layers)

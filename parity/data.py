@@ -11,7 +11,7 @@ from reference import datasets as ds
 
 @dataclass(frozen=True)
 class Dataset:
-    """``X_*: (N, D)`` float64, ``y_*: (N,)`` int64; ``held_out`` says how the test part was made."""
+    """``X_*: (N, D)`` float64, ``y_*: (N,)`` int64; ``held_out``: how the test part was made."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -40,7 +40,8 @@ def _xor(rng) -> Dataset:
 
 def _digits(rng) -> Dataset:
     X_tr, X_te, y_tr, y_te = ds.digits(test_size=0.2, random_state=42)
-    return Dataset(X_tr, y_tr, X_te, y_te, "sklearn train_test_split(test_size=0.2, random_state=42)")
+    return Dataset(X_tr, y_tr, X_te, y_te,
+                   "sklearn train_test_split(test_size=0.2, random_state=42)")
 
 
 DATASETS = {

@@ -10,8 +10,8 @@ import torch
 import torch_impl
 from parity import transfer
 from parity.spec import ModelSpec, check_dtype
-from reference.training import accuracy as np_accuracy
 from reference.datasets import split
+from reference.training import accuracy as np_accuracy
 from reference.training import check_training_data, epoch_batches
 from reference.training import fit as np_fit
 

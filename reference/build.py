@@ -16,7 +16,8 @@ LAYER_KINDS = ("linear", "relu", "sigmoid", "tanh", "dropout", "batchnorm", "lay
 
 
 def build_sequential(description, *, init: str, rng: np.random.Generator,
-                     dtype=np.float64, dropout_rng: np.random.Generator | None = None) -> Sequential:
+                     dtype=np.float64,
+                     dropout_rng: np.random.Generator | None = None) -> Sequential:
     """Layers in order; each Linear initialized by ``INITIALIZERS[init]`` drawing from ``rng``
     (layer by layer, weight then bias). Dropout layers draw masks from ``dropout_rng``."""
     if init not in INITIALIZERS:

@@ -28,7 +28,8 @@ class Optimizer:
                 raise TypeError(f"{type(self).__name__}: group {gi} needs a 'params' dict")
             extra = set(g) - set(base) - {"params"}
             if extra:
-                raise TypeError(f"{type(self).__name__}: group {gi} unknown options {sorted(extra)}")
+                raise TypeError(
+                    f"{type(self).__name__}: group {gi} unknown options {sorted(extra)}")
             dup = seen & set(g["params"])
             if dup:
                 raise ValueError(f"{type(self).__name__}: parameters in two groups: {sorted(dup)}")

@@ -41,7 +41,8 @@ class Sequential:
 
     def parameters(self) -> dict[str, np.ndarray]:
         """Trainable arrays by state_dict key (live references: optimizers update in place)."""
-        return {f"{i}.{k}": v for i, l in enumerate(self.layers) for k, v in l.params.items()}
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
+                for k, v in layer.params.items()}
 
     def gradients(self) -> dict[str, np.ndarray]:
         """Gradients of the last ``backward``, same keys as ``parameters()``."""
@@ -54,7 +55,8 @@ class Sequential:
         return out
 
     def buffers(self) -> dict[str, np.ndarray]:
-        return {f"{i}.{k}": v for i, l in enumerate(self.layers) for k, v in l.buffers.items()}
+        return {f"{i}.{k}": v for i, layer in enumerate(self.layers)
+                for k, v in layer.buffers.items()}
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of parameters and buffers, in state_dict order (per layer: params, buffers)."""
@@ -69,7 +71,8 @@ class Sequential:
         own = self.state_dict()
         missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
         if missing or unexpected:
-            raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+            raise ValueError(
+                f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
         for k, v in state.items():
             v = np.asarray(v)
             if v.shape != own[k].shape or v.dtype != own[k].dtype:

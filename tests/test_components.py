@@ -38,7 +38,7 @@ def layer_pair(desc, dtype, rng):
     """NumPy layer and torch module with identical (random, non-trivial) parameters."""
     np_layer = build_sequential((desc,), init="uniform_torch", rng=rng,
                                 dtype=np.dtype(dtype)).layers[0]
-    for k, v in np_layer.params.items():   # move norm affines off (1, 0) so they matter
+    for v in np_layer.params.values():   # move norm affines off (1, 0) so they matter
         v[...] = rng.standard_normal(v.shape).astype(dtype)
     t_layer = torch_impl.build_sequential((desc,), TDT[dtype])[0]
     with torch.no_grad():

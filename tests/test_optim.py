@@ -32,12 +32,14 @@ def helper_test_optim(cls, dtype="float64", steps=5, **opts):
         for k, p in theirs.items():
             rtol, atol = tolerance(dtype, "param")
             torch.testing.assert_close(torch.from_numpy(mine[k]), p.detach(), rtol=rtol,
-                                       atol=atol, msg=lambda m: f"step {step} param {k}: {m}")
+                                       atol=atol,
+                                       msg=lambda m, s=step, k=k: f"step {s} param {k}: {m}")
             for sk, sv in t_opt.state[p].items():
                 rtol, atol = tolerance(dtype, "state")
                 got = torch.as_tensor(opt.state[k][sk]).to(torch.float64)
                 torch.testing.assert_close(got, sv.to(torch.float64), rtol=rtol, atol=atol,
-                                           msg=lambda m: f"step {step} state {k}.{sk}: {m}")
+                                           msg=lambda m, s=step, k=k, sk=sk:
+                                           f"step {s} state {k}.{sk}: {m}")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

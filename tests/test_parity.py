@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from parity import transfer, zoo
+from parity import zoo
 from parity.compare import compare, first_batch
 from parity.tolerances import TOLERANCES
 
@@ -111,7 +111,7 @@ def test_lockstep_trajectories_stay_within_the_stated_float64_bound(name):
 
 
 @pytest.mark.parametrize("name", [m for m in MODELS
-                                  if not any(l[0] == "dropout" for l in zoo.get(m).layers)])
+                                  if not any(item[0] == "dropout" for item in zoo.get(m).layers)])
 def test_the_two_trainers_follow_the_same_trajectory_in_float64(name):
     """The real training loops (reference.training.fit vs torch_impl.fit, through
     parity.train.run) report the same per-epoch losses for the first ~200 steps."""

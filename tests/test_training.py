@@ -93,6 +93,6 @@ def test_hidden_representation_pca_agrees_between_twins():
     Hn, Ht = hidden_numpy(np_model, X), hidden_torch(t_model, X)
     assert Hn.shape == (360, 128)
     np.testing.assert_allclose(Hn, Ht, rtol=1e-12, atol=1e-12)
-    (Pn, vn), (Pt, vt) = pca_2d(Hn), pca_2d(Ht)
+    (Pn, vn), (Pt, _) = pca_2d(Hn), pca_2d(Ht)
     assert Pn.shape == (360, 2) and 0 < vn[1] <= vn[0] < 1
     np.testing.assert_allclose(Pn, Pt, rtol=1e-9, atol=1e-9)

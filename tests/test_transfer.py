@@ -68,7 +68,8 @@ def test_key_mismatch_names_the_keys():
     t_model = spec.build_torch()
     state = transfer.torch_state(t_model)
     state["9.weight"] = state.pop("2.weight")
-    with pytest.raises(ValueError, match=r"missing keys \['2.weight'\].*unexpected keys \['9.weight'\]"):
+    with pytest.raises(ValueError,
+                       match=r"missing keys \['2.weight'\].*unexpected keys \['9.weight'\]"):
         transfer.load_torch(t_model, state)
 
 
