@@ -252,7 +252,7 @@ def posterior(name: str, X, **options) -> np.ndarray:
 # ── the estimator ────────────────────────────────────────────────────────────────────────
 
 def _t975(dof: int) -> float:
-    from scipy.stats import t   # scipy ships with scikit-learn (a project dependency)
+    from scipy.stats import t  # scipy ships with scikit-learn (a project dependency)
     return float(t.ppf(0.975, dof))
 
 

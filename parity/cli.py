@@ -248,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--jobs", type=int, default=1, help="worker processes for the trainings")
     s.add_argument("--json", action="store_true", help="print results.json to stdout too")
     s.set_defaults(func=cmd_study)
-    for module in ("selftest", "checkpoint"):
+    for module in ("selftest", "checkpoint", "bayes", "claims"):
         import importlib
         importlib.import_module(f"parity.{module}").register(sub)
     return p

@@ -13,6 +13,7 @@ import torch_impl
 from parity import data as data_mod
 from reference.build import build_sequential as build_numpy_sequential
 from reference.losses import LOSSES as NUMPY_LOSSES
+from reference.optim import OPTIMIZERS
 
 DTYPES = ("float64", "float32")
 
@@ -121,7 +122,7 @@ class ModelSpec:
         params = model.parameters()
         groups = [{"params": {k: params[k] for k in ks}, "weight_decay": wd}
                   for ks, wd in self.param_groups(list(params))]
-        cls = reference.optim.OPTIMIZERS[self.optimizer.kind]
+        cls = OPTIMIZERS[self.optimizer.kind]
         return cls(groups, lr=self.optimizer.lr, **self.optimizer.options)
 
     def torch_optimizer(self, model):

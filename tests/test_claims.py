@@ -1,0 +1,165 @@
+"""The claims audit: claim list coverage, verdict rules, the cheap measurements, the full run."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from parity import claims, zoo
+from parity.claims import Check, judge
+from parity.train import run
+
+SEEDS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "seeds")
+DOCUMENTS = {zoo.SEED_000, zoo.SEED_001, zoo.SEED_002, zoo.SEED_003, zoo.SEED_004}
+WORKED = [c for c in claims.CLAIMS if c.measure[0] == "worked"]
+
+
+# ── the claim list ──────────────────────────────────────────────────────────────────────
+
+def test_claims_cover_every_document():
+    assert {c.source for c in claims.CLAIMS} == DOCUMENTS
+    if os.path.isdir(SEEDS_DIR):
+        assert DOCUMENTS == set(os.listdir(SEEDS_DIR))
+
+
+def test_claims_are_well_formed():
+    ids = [c.id for c in claims.CLAIMS]
+    assert len(ids) == len(set(ids)) and all(ids)
+    for c in claims.CLAIMS:
+        assert isinstance(c.check, Check), c.id
+        assert c.measure[0] in ("run", "parameters", "xor_stable_epoch", "worked"), c.id
+        if c.measure[0] in ("run", "parameters"):
+            zoo.get(c.measure[1])          # raises for a name not in the catalogue
+        if c.corrected:
+            assert zoo.get(c.corrected).target is not None, c.id
+        if c.bounded:
+            assert c.split == "test", f"{c.id}: only held-out claims are bounded by Bayes"
+
+
+def test_required_figures_are_claimed():
+    stated = {c.id: c.check.value for c in claims.CLAIMS}
+    assert stated["000-linear"] == 0.49 and stated["000-2layer"] == 0.98
+    assert stated["001-loss-start"] == 1.098386 and stated["001-loss-9000"] == 0.020325
+    assert stated["001-train-acc"] == 0.99 and stated["002-digits"] == 0.95
+    assert stated["003-heldout"] == 0.95 and stated["004-params"] == 193
+    assert stated["004-loss-start"] == 0.7 and stated["004-loss-end"] == 0.1
+    assert stated["004-xor-document"] == 5000
+    assert {c.measure[1] for c in WORKED} >= {"h", "y_hat", "dL/dz_out", "dL/dv", "dL/dh",
+                                             "dL/dz", "dL/dw11", "dL/dw21"}
+
+
+# ── verdict rules on synthetic inputs ───────────────────────────────────────────────────
+
+@pytest.mark.parametrize("check,numpy_,torch_,upper,bounded,expected", [
+    (Check("approx", 0.98, 0.02), 0.97, 0.99, None, False, "reproduced"),
+    (Check("approx", 0.98, 0.02), 0.95, 0.95, None, False, "refuted"),
+    (Check("approx", 0.98, 0.02), 0.97, 0.95, None, False, "refuted"),          # split twins
+    (Check("above", 0.95), 0.95, 0.95, None, False, "refuted"),                 # strictly
+    (Check("above", 0.95), 0.951, 0.96, None, False, "reproduced"),
+    (Check("above", 0.95), 0.60, 0.61, 0.65, True, "unreachable as written"),
+    (Check("above", 0.95), 0.96, 0.96, 0.95, True, "unreachable as written"),  # lucky test set
+    (Check("above", 0.95), 0.90, 0.90, 0.99, True, "refuted"),                 # reachable
+    (Check("at_least", 0.95, 0.02), 0.94, 0.94, 0.925, True, "unreachable as written"),
+    (Check("at_least", 0.95, 0.02), 0.94, 0.94, 0.931, False, "reproduced"),   # train: no bound
+    (Check("at_most", 5000, 2500), 232, 232, None, False, "reproduced"),
+    (Check("at_most", 5000, 2500), None, None, None, False, "refuted"),         # never
+    (Check("at_most", 5000, 2500), None, 7000, None, False, "refuted"),
+    (Check("approx", (-0.028, -0.002), 0.0005), [-0.02754, -0.00226], [-0.02754, -0.00226],
+     None, False, "reproduced"),
+    (Check("approx", (-0.028, -0.002), 0.0005), [-0.02754, -0.0026], [-0.02754, -0.0026],
+     None, False, "refuted"),
+    (Check("equal", 193), 193, 193, None, False, "reproduced"),
+    (Check("equal", 193), 193, 194, None, False, "refuted"),
+])
+def test_verdict_rules(check, numpy_, torch_, upper, bounded, expected):
+    verdict, note = judge(check, numpy_, torch_, upper, bounded)
+    assert verdict == expected, note
+    if expected == "refuted" and check.passes(numpy_) != check.passes(torch_):
+        assert "twins split" in note
+
+
+def test_missing_values_are_not_measured_only_when_the_run_was_capped():
+    check = Check("at_most", 5000, 2500)
+    assert judge(check, None, None, measurable=False)[0] == "not measured"
+    assert judge(check, 232, None, measurable=False)[0] == "not measured"
+    assert judge(check, 232, 232, measurable=False)[0] == "reproduced"
+    assert judge(check, None, None, measurable=True)[0] == "refuted"
+
+
+def test_check_rejects_a_bad_op_and_mismatched_vectors():
+    with pytest.raises(ValueError, match="op must be"):
+        Check("roughly", 1.0)
+    with pytest.raises(ValueError, match="2 values, stated 1"):
+        Check("approx", 1.0, 0.1).passes([1.0, 1.0])
+    assert not Check("at_least", 0.5).passes(float("nan"))
+
+
+# ── cheap measurements ──────────────────────────────────────────────────────────────────
+
+@pytest.fixture(scope="module")
+def worked():
+    return claims.measure_worked_example()
+
+
+@pytest.mark.parametrize("claim", WORKED, ids=[c.id for c in WORKED])
+def test_worked_example_reproduced_on_both_sides(claim, worked):
+    q = claim.measure[1]
+    verdict, note = judge(claim.check, worked["numpy"][q], worked["torch"][q])
+    assert verdict == "reproduced", (q, worked["numpy"][q], worked["torch"][q], note)
+    np.testing.assert_allclose(worked["numpy"][q], worked["torch"][q], rtol=1e-14, atol=1e-16)
+
+
+def test_document_xor_init_is_randomstate_42_and_leaves_the_global_rng_alone():
+    before = np.random.get_state()[1].copy()
+    state = claims._xor_document_state()
+    np.testing.assert_array_equal(np.random.get_state()[1], before)
+    rs = np.random.RandomState(42)
+    np.testing.assert_array_equal(state["0.weight"], rs.randn(2, 2) * 0.5)
+    np.testing.assert_array_equal(state["2.weight"], rs.randn(2, 1) * 0.5)
+    assert state["0.bias"].shape == (2,) and state["2.bias"].shape == (1,)
+
+
+@pytest.mark.parametrize("impl", ["numpy", "torch"])
+def test_xor_measurement_is_the_catalogue_run(impl):
+    """The per-epoch-accuracy loop trains exactly like parity.train.run (same final loss)."""
+    m = claims.measure_xor_stable_epoch(impl, "catalogue", seed=0, epochs=60)
+    r, _ = run(zoo.get("xor-sigmoid"), impl, seed=0, epochs=60)
+    assert m["final_loss"] == r.final_loss and m["final_accuracy"] == r.train_accuracy
+
+
+def test_write_claims_is_atomic_json(tmp_path):
+    rows = [{"id": "x", "verdict": "reproduced", "measured_numpy": 0.5, "bayes_ceiling": None}]
+    path = tmp_path / "claims.json"
+    path.write_text("old")
+    claims.write_claims(rows, path)
+    assert json.loads(path.read_text()) == rows
+    assert os.listdir(tmp_path) == ["claims.json"]
+    with pytest.raises(TypeError):
+        claims.write_claims([{"x": object()}], path)
+    assert json.loads(path.read_text()) == rows and os.listdir(tmp_path) == ["claims.json"]
+
+
+# ── the full audit ──────────────────────────────────────────────────────────────────────
+
+@pytest.mark.slow
+def test_full_audit(tmp_path):
+    rows = claims.run_audit(seed=0, quick=False, log=lambda m: None)
+    assert len(rows) == len(claims.CLAIMS)
+    for r in rows:
+        assert r["verdict"] in claims.VERDICTS, r["id"]
+        if r["measure"][0] == "xor_stable_epoch" and "not at 100%" in r["note"]:
+            assert r["verdict"] == "refuted" and r["xor"]["numpy"]["final_accuracy"] < 1
+        else:
+            assert r["measured_numpy"] is not None and r["measured_torch"] is not None, r["id"]
+        if r["verdict"] == "unreachable as written":
+            assert r["corrected"] is not None and r["corrected"]["measured_numpy"] is not None
+    by_id = {r["id"]: r for r in rows}
+    for cid, gen, noise in (("003-heldout", "two_spirals_as_written", 0.08),
+                            ("004-heldout", "two_spirals_seed004", 0.2)):
+        b = by_id[cid]["bayes_ceiling"]
+        assert b["generator"] == gen and b["options"]["noise"] == noise
+        assert b["method"] and b["stderr"] > 0 and b["ci95"][0] < b["mean"] < b["ci95"][1]
+        assert by_id[cid]["verdict"] == "unreachable as written"
+    assert all(by_id[c.id]["verdict"] == "reproduced" for c in WORKED)
+    claims.write_claims(rows, tmp_path / "claims.json")
