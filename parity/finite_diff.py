@@ -16,27 +16,50 @@ ones-check would compare zeros with zeros.
 Error level. Central differences err by truncation ``h²/6 · g'''`` plus rounding
 ``≈ ε·|g|/h`` (ε = 2.2e-16). At h = 1e-6 and O(1) values both are ≈ 1e-10 in *absolute*
 terms: a gradient of O(1) is resolved to ~1e-10 relative, one of O(1e-4) only to ~1e-6.
-Measured (torch-free, seeds 0–4, float64): every layer kind rel_error ≤ 5.5e-10 and every loss ≤ 1.3e-9; every catalogue
-model: max |backward − finite difference| ≤ 1.4e-10 on tensors whose entries are < 1e-2
-(worst: cs231n-2layer's dL/dX, max value 5.8e-5, hence rel_error 1.2e-6 — the rounding floor,
-not an error) and ≤ 2.4e-9 overall (spiral003 first weight, values 1.7); rel_error ≤ 7.3e-9 on
-every tensor with values ≥ 1e-2. So a tensor passes, like ``torch.testing.assert_close``, when
-``max|a − n| ≤ FD_ATOL + FD_RTOL · max(|a| + |n|)`` with ``FD_RTOL`` = 1e-7 and ``FD_ATOL`` =
-1e-9 (≥ 7× above the worst measurement each); a single layer or loss (O(1) values) passes when
-``rel_error ≤ FD_RTOL``. A gradient off by a factor 1.01 has rel_error ≈ 5e-3.
+Measured (seeds 0–4, float64): every layer kind rel_error ≤ 5.5e-10, every loss ≤ 1.3e-9;
+every catalogue model: max |backward − finite difference| ≤ 1.4e-10 on tensors whose entries
+are < 1e-2 (worst: cs231n-2layer's dL/dX, max value 5.8e-5, hence rel_error 1.2e-6 — the
+rounding floor, not an error) and ≤ 2.4e-9 overall (spiral003 first weight, values 1.7);
+rel_error ≤ 7.3e-9 on every tensor with values ≥ 1e-2. So a tensor passes, like
+``torch.testing.assert_close``, when ``max|a − n| ≤ atol + FD_RTOL · max(|a| + |n|)`` with
+``FD_RTOL`` = 1e-7 and ``atol`` = ``FD_ATOL`` = 1e-9 (≥ 7× above the worst measurement
+each); a single layer or loss (O(1) values) passes when ``rel_error ≤ FD_RTOL``. A gradient
+off by a factor 1.01 has rel_error ≈ 5e-3.
+
+The rounding floor grows with the gradients: the loss's rounding error is ≈ ε·Σ_v |∂L/∂v|·|v|
+over the intermediate values v. ``check_model`` uses ``atol = FD_ATOL · max(1, G)``, G the
+largest |backward| entry of the model (catalogue: G ≤ 1.7; random nets of
+tests/test_properties.py: up to ~10, with a floor of ≤ 3e-10·G measured over 300 of them),
+times 3 with Richardson (below), whose ``(4·D(h/2) − D(h))/3`` carries up to 3× the noise.
+
+Truncation. The h² term is small only if h is small against the length scale ℓ of the
+function: relative error ≈ (h/ℓ)². The catalogue's ℓ is O(1). Random nets are not so kind: a
+norm layer normalizes by ``sqrt(var + eps)``, and with small inputs (0.01·randn weights) or a
+BatchNorm over 2 rows ℓ falls to ~4e-3 — measured on such a LayerNorm net: error ∝ h², 1.2e-5
+at h = 1e-5, 1.2e-7 at 1e-6, 1.5e-9 at 1e-7; over 300 random nets plain h = 1e-6 failed 2.
+``richardson=True`` cancels the h² term, leaving (h/ℓ)⁴, so it can take h = 1e-5 (10× less
+rounding): over the same 300 nets it passed all, with a rounding floor ≤ 1.5e-10·G. A norm
+layer whose input has (almost) no variance — every unit feeding it dropped, so it sees a
+constant bias — is eps-dominated; two in a row shrink ℓ to ~sqrt(eps)/316 ≈ 1e-5, and no h
+both resolves that and stays above rounding (measured: Richardson at h = 1e-6 errs 3e-5,
+∝ h⁴). ``ModelCheck.min_norm_variance`` reports the smallest variance a norm layer divided
+by; below eps (1e-5) finite differences are not a reliable oracle.
 
 Kinks. ReLU is not differentiable at 0; a difference that straddles the kink measures the
 average of the two one-sided slopes, not the gradient (which is 0 there by torch's
 convention). ``check_layer`` refuses ReLU inputs within ``10·h`` of 0. ``check_model`` picks
-batch rows whose every ReLU pre-activation is at least ``KINK_MARGIN`` away from 0 (replacing
+batch rows whose every ReLU pre-activation is at least ``margin`` = 100·h away from 0 (replacing
 offending rows by the next rows of the data, or dropping them when the data runs out — XOR's
 ``(0, 0)`` row sits exactly on the kink of every unit at a zero bias), and then *verifies*
-during every finite-difference evaluation that no ReLU changed side (``kink_crossings``).
+during every finite-difference evaluation that no ReLU changed side (``kink_crossings``): a
+norm layer can amplify a step h by up to 1/sqrt(eps) ≈ 316 before the ReLU, so the margin is
+a heuristic and the crossing count is the proof.
 
 Gradients that are 0 by construction. A Linear bias feeding BatchNorm in training mode
 cancels in the mean subtraction: its true gradient is exactly 0, so both numbers are rounding
 noise (backward ~1e-17, finite difference ≤ ``ε·|L|/h`` ≈ 1e-10) and a *relative* error of
-two noises means nothing. Such tensors must have ``max(|a|, |n|) ≤ FD_ATOL`` (measured ≤ 1.7e-10).
+two noises means nothing. Such tensors must have ``max(|a|, |n|) ≤ atol`` (measured ≤ 1.7e-10
+on the catalogue).
 
 Randomness (dropout masks, cotangents, the entry subsets of big tensors) comes from explicit
 ``numpy.random.Generator`` objects. Dropout uses one fixed keep-mask, queued before every
@@ -58,7 +81,7 @@ from reference.sequential import Sequential
 H = 1e-6            # default step of the central differences
 FD_RTOL = 1e-7      # relative threshold (rel_error), layers, losses and models
 FD_ATOL = 1e-9      # absolute threshold: the finite differences' rounding floor at h = 1e-6
-KINK_MARGIN = 1e-4  # = 100·H: smallest |ReLU pre-activation| allowed in check_model's batch
+KINK_MARGIN = 1e-4  # = 100·H: smallest |ReLU pre-activation| in a kink_free_batch
 MAX_ENTRIES = 200   # entries checked per tensor (a random subset of bigger tensors)
 
 
@@ -83,24 +106,34 @@ def _check_float64(name: str, x) -> None:
 
 
 def numerical_grad_at(g: Callable[[], float], x: np.ndarray, indices: Iterable[int],
-                      h: float = H) -> np.ndarray:
+                      h: float = H, richardson: bool = False) -> np.ndarray:
     """Central differences of the scalar ``g()`` w.r.t. the entries ``x.flat[i]`` for ``i`` in
-    ``indices``: ``(g(x + h e_i) − g(x − h e_i)) / 2h``. ``x`` (float64) is perturbed in place,
-    one entry at a time, and restored exactly (also on error). Returns ``(len(indices),)``."""
+    ``indices``: ``D(h) = (g(x + h e_i) − g(x − h e_i)) / 2h``. ``x`` (float64) is perturbed in
+    place, one entry at a time, and restored exactly (also on error). Returns
+    ``(len(indices),)``.
+
+    ``richardson=True`` returns ``(4·D(h/2) − D(h)) / 3`` instead (twice the evaluations): the
+    ``h²`` truncation term cancels, leaving ``O(h⁴)`` — for functions whose length scale is
+    not ≫ h (a normalization layer whose inputs are of the order of ``sqrt(eps)``)."""
     _check_float64("numerical_grad_at", x)
     if not h > 0:
         raise ValueError(f"numerical_grad_at: h must be > 0, got {h}")
-    out = []
-    for i in indices:
+
+    def central(i: int, step: float) -> float:
         old = x.flat[i]
         try:
-            x.flat[i] = old + h
+            x.flat[i] = old + step
             plus = g()
-            x.flat[i] = old - h
+            x.flat[i] = old - step
             minus = g()
         finally:
             x.flat[i] = old
-        out.append((plus - minus) / (2 * h))
+        return (plus - minus) / (2 * step)
+
+    out = []
+    for i in indices:
+        d = central(i, h)
+        out.append((4 * central(i, h / 2) - d) / 3 if richardson else d)
     return np.asarray(out, dtype=np.float64)
 
 
@@ -205,10 +238,13 @@ class ModelCheck:
     seed: int
     h: float
     rows: list
+    atol: float = FD_ATOL       # FD_ATOL · max(1, largest |gradient|) (× 3 with Richardson)
     kink_crossings: int = 0
+    min_norm_variance: float = float("inf")  # smallest variance a norm layer divided by
     tensors: dict = field(default_factory=dict)
 
-    def failures(self, rtol: float = FD_RTOL, atol: float = FD_ATOL) -> list[str]:
+    def failures(self, rtol: float = FD_RTOL, atol: float | None = None) -> list[str]:
+        atol = self.atol if atol is None else atol
         bad = [f"{t.key}: rel {t.rel:.2e}, max abs diff {t.max_abs:.2e}, max |value| "
                f"{t.max_value:.2e}{' (0 by construction)' if t.zero else ''}"
                for t in self.tensors.values() if not t.passed(rtol, atol)]
@@ -224,7 +260,8 @@ class ModelCheck:
         return max((t.rel for t in self.tensors.values() if not t.zero), default=0.0)
 
     def report(self) -> str:
-        lines = [f"{self.model} [seed {self.seed}, h {self.h:g}, rows {self.rows}]: "
+        lines = [f"{self.model} [seed {self.seed}, h {self.h:g}, atol {self.atol:.2g}, "
+                 f"rows {self.rows}]: "
                  f"{'passed' if self.passed else 'FAILED'}"]
         for t in self.tensors.values():
             lines.append(f"  {t.key:<14} rel {t.rel:.2e}  max abs {t.max_abs:.2e}  max |value| "
@@ -232,6 +269,18 @@ class ModelCheck:
                          f"{'  (0 by construction)' if t.zero else ''}")
         lines += [f"  FAIL {f}" for f in self.failures()]
         return "\n".join(lines)
+
+
+def gradient_classes(catalogue: dict) -> dict[str, list[str]]:
+    """Catalogue models grouped by what their initial gradient depends on — layers, loss,
+    initializer, dataset and its options (not the optimizer or the training recipe): the first
+    name of each group → every name in it. A gradient check of one member checks them all
+    (the spiral004 exercises that only change the optimizer share one group)."""
+    groups: dict[tuple, list[str]] = {}
+    for name, s in catalogue.items():
+        key = (s.layers, s.loss, s.init, s.dataset, tuple(sorted(s.dataset_options.items())))
+        groups.setdefault(key, []).append(name)
+    return {names[0]: names for names in groups.values()}
 
 
 def zero_gradient_keys(layers) -> set[str]:
@@ -266,17 +315,25 @@ def _restore_buffers(model: Sequential, saved: list[dict]) -> None:
 
 
 def _forward(model: Sequential, X: np.ndarray, masks: dict, saved: list[dict]):
-    """Training-mode forward with the fixed masks and restored buffers; also returns the sign
-    pattern of every ReLU input (to detect kink crossings) and the inputs themselves."""
+    """Training-mode forward with the fixed masks and restored buffers; also returns the
+    inputs of every ReLU (to detect kink crossings) and the smallest variance any norm layer
+    normalized by (over the batch for BatchNorm, over the features for LayerNorm)."""
     _restore_buffers(model, saved)
-    relu_in, x = [], X
+    relu_in, norm_var, x = [], float("inf"), X
     for i, layer in enumerate(model.layers):
         if isinstance(layer, L.ReLU):
             relu_in.append(x)
+        if isinstance(layer, L.BatchNorm1d | L.LayerNorm):
+            norm_var = min(norm_var, float(x.var(axis=layer.axis).min()))
         if i in masks:
             layer.queue_masks([masks[i]])
         x = layer.forward(x, True)
-    return x, relu_in
+    return x, relu_in, norm_var
+
+
+class KinkError(ValueError):
+    """No batch keeps every ReLU pre-activation away from 0: the finite differences of such a
+    network measure the average of one-sided slopes, not the gradient."""
 
 
 def kink_free_batch(spec, seed: int, n: int = 8, data=None, margin: float = KINK_MARGIN):
@@ -285,9 +342,10 @@ def kink_free_batch(spec, seed: int, n: int = 8, data=None, margin: float = KINK
     pre-activation within ``margin`` of 0 (in the training-mode forward of
     ``spec.build_numpy(seed)`` with fixed dropout masks) is replaced by the next unused row, or
     dropped when none is left. With BatchNorm every row affects every pre-activation, so this
-    repeats until the whole batch is clear. Returns ``(rows, X, y, masks)``; ``masks`` maps a
-    Dropout layer index to its keep-mask ``(len(rows), width)``, drawn from a Generator seeded
-    with ``seed``."""
+    repeats until the whole batch is clear. Raises ``KinkError`` when too few rows are left
+    (a dead unit feeding a zero-bias unit puts it exactly at 0 for every row). Returns
+    ``(rows, X, y, masks)``; ``masks`` maps a Dropout layer index to its keep-mask
+    ``(len(rows), width)``, drawn from a Generator seeded with ``seed``."""
     if data is None:
         d = spec.data(seed)
         data = (d.X_train, d.y_train)
@@ -296,10 +354,15 @@ def kink_free_batch(spec, seed: int, n: int = 8, data=None, margin: float = KINK
     model = spec.build_numpy(seed, "float64")
     saved = _save_buffers(model)
     rows, nxt = list(range(min(n, len(X_all)))), min(n, len(X_all))
+    need = 2 if any(item[0] == "batchnorm" for item in spec.layers) else 1
     for _ in range(len(X_all) + 1):
+        if len(rows) < need:
+            raise KinkError(f"kink_free_batch({spec.name}): {len(rows)} row(s) of {len(X_all)} "
+                            f"keep every ReLU pre-activation at least {margin:g} from 0, "
+                            f"{need} needed")
         X = X_all[rows]
         masks = _draw_masks(model, X, np.random.default_rng(seed))
-        _, relu_in = _forward(model, X, masks, saved)
+        _, relu_in, _ = _forward(model, X, masks, saved)
         bad = sorted({r for z in relu_in for r in np.flatnonzero((np.abs(z) < margin).any(1))})
         if not bad:
             break
@@ -308,25 +371,28 @@ def kink_free_batch(spec, seed: int, n: int = 8, data=None, margin: float = KINK
                 rows[r], nxt = nxt, nxt + 1
             else:
                 del rows[r]
-        if not rows:
-            raise ValueError(f"kink_free_batch({spec.name}): every row has a ReLU "
-                             f"pre-activation within {margin:g} of 0")
+    else:  # pragma: no cover - each pass replaces or drops a row
+        raise KinkError(f"kink_free_batch({spec.name}): no kink-free batch found")
     _restore_buffers(model, saved)
     return rows, X_all[rows], np.asarray(y_all)[rows], masks
 
 
 def check_model(spec, seed: int = 0, n: int = 8, h: float = H, data=None,
-                max_entries: int = MAX_ENTRIES, margin: float = KINK_MARGIN) -> ModelCheck:
+                max_entries: int = MAX_ENTRIES, margin: float | None = None,
+                richardson: bool = False) -> ModelCheck:
     """Every gradient of ``spec.build_numpy(seed, "float64")`` on a small batch against finite
     differences of the data loss ``spec.numpy_loss()`` (the cs231n L2 penalty of
     ``reg_in_loss`` is not part of it: torch puts it in the update, not in backward).
 
-    Batch: ``kink_free_batch(spec, seed, n, data, margin)`` (≈ the first ``n`` training rows).
+    Batch: ``kink_free_batch(spec, seed, n, data, margin)`` (≈ the first ``n`` training rows),
+    ``margin`` 100·h unless given.
     Training mode throughout: fixed dropout masks, BatchNorm on the batch statistics (the full
     forward is re-run per entry; running buffers restored around each run). Tensors bigger
     than ``max_entries`` are checked on a random subset of that many entries (drawn with a
     Generator seeded from ``seed``); smaller ones entirely. ``"input"`` checks dL/dX too.
+    ``richardson``: see ``numerical_grad_at`` (and the module docstring, "Truncation").
     """
+    margin = 100 * h if margin is None else margin
     rows, X, y, masks = kink_free_batch(spec, seed, n, data, margin)
     model = spec.build_numpy(seed, "float64")
     loss = spec.numpy_loss()
@@ -334,15 +400,17 @@ def check_model(spec, seed: int = 0, n: int = 8, h: float = H, data=None,
     result = ModelCheck(spec.name, seed, h, rows)
     X = np.array(X, copy=True)
 
-    out, relu_in = _forward(model, X, masks, saved)
+    out, relu_in, result.min_norm_variance = _forward(model, X, masks, saved)
     signs = [z > 0 for z in relu_in]
     loss.forward(out, y)
     dX = model.backward(loss.backward())
     analytic = {k: np.array(v, copy=True) for k, v in model.gradients().items()}
     analytic["input"] = np.array(dX, copy=True)
+    scale = max(float(np.max(np.abs(v), initial=0.0)) for v in analytic.values())
+    result.atol = FD_ATOL * max(1.0, scale) * (3 if richardson else 1)
 
     def g() -> float:
-        o, zs = _forward(model, X, masks, saved)
+        o, zs, _ = _forward(model, X, masks, saved)
         if any(not np.array_equal(z > 0, s) for z, s in zip(zs, signs)):
             result.kink_crossings += 1
         return loss.forward(o, y)
@@ -354,7 +422,7 @@ def check_model(spec, seed: int = 0, n: int = 8, h: float = H, data=None,
         for key, arr in arrays.items():
             idx = (np.arange(arr.size) if arr.size <= max_entries
                    else np.sort(pick.choice(arr.size, max_entries, replace=False)))
-            num = numerical_grad_at(g, arr, idx, h)
+            num = numerical_grad_at(g, arr, idx, h, richardson)
             ana = analytic[key].reshape(-1)[idx]
             result.tensors[key] = TensorCheck(
                 key, rel_error(ana, num), float(np.max(np.abs(ana - num))),

@@ -1,0 +1,215 @@
+"""The reference's hand-written backward passes against central finite differences of its own
+forward (``parity.finite_diff``): every layer kind, every loss, every catalogue model. The
+oracle needs neither twin to be right; thresholds and measurements are in its docstring."""
+
+import numpy as np
+import pytest
+
+from parity import finite_diff as fd
+from parity import zoo
+from reference import layers as L
+from reference import losses as LS
+
+MODELS = list(zoo.CATALOGUE)
+# fast tier: one model per group of identical initial gradients (same layers, loss, init, data)
+CLASSES = fd.gradient_classes(zoo.CATALOGUE)
+
+
+def make_layer(kind: str, rng: np.random.Generator) -> L.Layer:
+    """A layer of width 5 with random parameters (norm affines moved off (1, 0) so that they
+    matter) and, for BatchNorm, random running statistics (so eval mode is not the identity)."""
+    layer = {"linear": lambda: L.Linear(5, 4), "relu": L.ReLU, "sigmoid": L.Sigmoid,
+             "tanh": L.Tanh, "dropout": lambda: L.Dropout(0.3),
+             "batchnorm": lambda: L.BatchNorm1d(5), "layernorm": lambda: L.LayerNorm(5)}[kind]()
+    for v in layer.params.values():
+        v[...] = rng.standard_normal(v.shape)
+    if isinstance(layer, L.BatchNorm1d):
+        layer.buffers["running_mean"] = rng.standard_normal(5)
+        layer.buffers["running_var"] = rng.uniform(0.5, 2.0, 5)
+    return layer
+
+
+def layer_input(kind: str, rng: np.random.Generator, n: int = 8) -> np.ndarray:
+    x = 2 * rng.standard_normal((n, 5))
+    if kind == "relu":  # away from the kink: resample entries with |x| ≤ 10·h (none, mostly)
+        while np.any(small := np.abs(x) <= 10 * fd.H):
+            x[small] = rng.standard_normal(int(small.sum()))
+    return x
+
+
+LAYER_CASES = [
+    pytest.param("linear", True, id="linear"),
+    pytest.param("relu", True, id="relu"),
+    pytest.param("sigmoid", True, id="sigmoid"),
+    pytest.param("tanh", True, id="tanh"),
+    pytest.param("dropout", True, id="dropout-train"),
+    pytest.param("dropout", False, id="dropout-eval"),
+    pytest.param("batchnorm", True, id="batchnorm-train"),
+    pytest.param("batchnorm", False, id="batchnorm-eval"),
+    pytest.param("layernorm", True, id="layernorm"),
+]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("kind,training", LAYER_CASES)
+def test_layer_backward_matches_finite_differences(kind, training, seed):
+    rng = np.random.default_rng(seed)
+    layer = make_layer(kind, rng)
+    buffers = {k: np.array(v, copy=True) for k, v in layer.buffers.items()}
+    errors = fd.check_layer(layer, layer_input(kind, rng), training, rng)
+    assert set(errors) == {"dx", *layer.params}
+    bad = {k: v for k, v in errors.items() if not v <= fd.FD_RTOL}
+    assert not bad, f"{kind} (training={training}): rel_error above {fd.FD_RTOL:g}: {bad}"
+    for k, v in buffers.items():   # the finite differences left the running statistics alone
+        np.testing.assert_array_equal(layer.buffers[k], v, err_msg=f"buffer {k}")
+
+
+def test_dropout_check_uses_one_fixed_mask():
+    """Each finite-difference forward must drop the same units as the analytic one: then the
+    dropped entries of x have gradient 0 on both sides, exactly."""
+    rng = np.random.default_rng(0)
+    layer = L.Dropout(0.5)
+    errors = fd.check_layer(layer, layer_input("dropout", rng, n=20), True, rng)
+    assert errors["dx"] <= fd.FD_RTOL
+    assert (~layer.last_mask).sum() > 0 and not layer._queued
+
+
+def test_relu_input_at_the_kink_is_refused():
+    x = np.ones((4, 5))
+    x[2, 3] = 0.0
+    with pytest.raises(ValueError, match="kink"):
+        fd.check_layer(L.ReLU(), x, True, np.random.default_rng(0))
+
+
+def test_ones_upstream_would_compare_zeros():
+    """Why the cotangent is random: with an upstream of ones, BatchNorm's input gradient is
+    identically 0 (so is softmax's), and any wrong-but-centred backward would pass."""
+    rng = np.random.default_rng(0)
+    bn = make_layer("batchnorm", rng)
+    x = layer_input("batchnorm", rng)
+    bn.params["weight"][...] = 1.0
+    bn.forward(x, True)
+    assert np.abs(bn.backward(np.ones_like(x))).max() < 1e-14
+
+
+@pytest.mark.parametrize("factor", [1.01, 0.99])
+def test_a_wrong_backward_is_flagged(factor):
+    """The check can fail: a Linear whose weight gradient, and a Tanh whose input gradient, is
+    off by 1 %, are flagged with rel_error ≈ 5e-3 (the threshold is 1e-7)."""
+
+    class WrongLinear(L.Linear):
+        def backward(self, dout):
+            dx = super().backward(dout)
+            self.grads["weight"] = factor * self.grads["weight"]
+            return dx
+
+    class WrongTanh(L.Tanh):
+        def backward(self, dout):
+            return factor * super().backward(dout)
+
+    rng = np.random.default_rng(0)
+    lin = WrongLinear(5, 4)
+    lin.params["weight"][...] = rng.standard_normal((5, 4))
+    errors = fd.check_layer(lin, layer_input("linear", rng), True, rng)
+    assert errors["weight"] > 1e-3 and errors["dx"] <= fd.FD_RTOL and errors["bias"] <= fd.FD_RTOL
+    assert fd.check_layer(WrongTanh(), layer_input("tanh", rng), True, rng)["dx"] > 1e-3
+
+
+# ---- losses --------------------------------------------------------------------------------
+def loss_case(name: str, rng: np.random.Generator, n: int = 8):
+    if name == "cross_entropy":
+        return LS.CrossEntropyLoss(), 3 * rng.standard_normal((n, 4)), rng.integers(0, 4, n)
+    if name == "bce":    # probabilities away from 0 and 1 (the logs are clamped there)
+        return LS.BCELoss(), rng.uniform(0.05, 0.95, (n, 1)), rng.integers(0, 2, n)
+    return LS.BCEWithLogitsLoss(), 3 * rng.standard_normal((n, 1)), rng.integers(0, 2, n)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("name", list(LS.LOSSES))
+def test_loss_backward_matches_finite_differences(name, seed):
+    loss, scores, y = loss_case(name, np.random.default_rng(seed))
+    before = scores.copy()
+    err = fd.check_loss(loss, scores, y)
+    assert err <= fd.FD_RTOL, f"{name}: rel_error {err:.2e}"
+    np.testing.assert_array_equal(scores, before)
+
+
+# ---- the helpers themselves -----------------------------------------------------------------
+def test_rel_error_is_cs231n_normwise():
+    assert fd.rel_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert fd.rel_error([1.0, 1e-9], [1.01, 0.0]) == pytest.approx(0.01 / 2.01)
+    assert fd.rel_error([1e-12], [2e-12]) == pytest.approx(1e-12 / 1e-8)   # the 1e-8 floor
+    with pytest.raises(ValueError, match="shapes"):
+        fd.rel_error(np.zeros(2), np.zeros(3))
+
+
+def test_numerical_jvp_grad_is_exact_on_a_quadratic_and_restores_x():
+    rng = np.random.default_rng(0)
+    A, x = rng.standard_normal((3, 4)), rng.standard_normal((2, 3))
+    cot = rng.standard_normal((2, 4))
+    before = x.copy()
+    num = fd.numerical_jvp_grad(lambda v: v @ A + v**2 @ A, x, cot)
+    np.testing.assert_array_equal(x, before)
+    expect = cot @ A.T + 2 * x * (cot @ A.T)
+    np.testing.assert_allclose(num, expect, rtol=0, atol=1e-9)
+    with pytest.raises(TypeError, match="float64"):
+        fd.numerical_jvp_grad(lambda v: v, x.astype(np.float32), 1.0)
+
+
+def test_kink_free_batch_drops_the_xor_origin():
+    """XOR's (0, 0) row meets every ReLU at exactly 0 (He init, zero bias): it is dropped."""
+    rows, X, y, _ = fd.kink_free_batch(zoo.get("xor-relu"), 0, n=8)
+    assert rows == [1, 2, 3] and not np.any(np.all(X == 0, axis=1))
+
+
+def test_zero_gradient_keys_are_biases_feeding_batchnorm():
+    assert fd.zero_gradient_keys(zoo.get("spiral003").layers) == {"0.bias", "4.bias", "8.bias"}
+    assert fd.zero_gradient_keys(zoo.get("spiral003-layernorm").layers) == set()
+
+
+# ---- every catalogue model ------------------------------------------------------------------
+def assert_model_check(spec, seed, max_entries):
+    r = fd.check_model(spec, seed, max_entries=max_entries)
+    expected = set(spec.build_numpy(seed).parameters()) | {"input"}
+    assert set(r.tensors) == expected, f"{spec.name}: checked {sorted(r.tensors)}"
+    assert r.kink_crossings == 0, r.report()
+    assert r.passed, r.report()
+    return r
+
+
+def test_gradient_classes_cover_the_catalogue_once():
+    members = [m for names in CLASSES.values() for m in names]
+    assert sorted(members) == sorted(MODELS)
+    assert set(CLASSES["spiral004"]) >= {"spiral004-sgd", "spiral004-momentum"}
+
+
+@pytest.mark.parametrize("name", list(CLASSES), ids=list(CLASSES))
+def test_model_gradients_match_finite_differences(name):
+    """Fast tier: seed 0, ≤ 32 random entries per tensor, one model per gradient class (the
+    models differing only in optimizer or recipe have the same gradient)."""
+    assert_model_check(zoo.get(name), 0, max_entries=32)
+
+
+def test_a_wrong_backward_inside_a_model_is_flagged(monkeypatch):
+    """Whole-model sensitivity: BatchNorm's input gradient 1 % too large (spiral003) shows in
+    the tensors it feeds back into, while the last BatchNorm's affine parameters and the
+    output Linear after it stay clean."""
+    original = L.BatchNorm1d.backward
+
+    def wrong(self, dout):
+        return 1.01 * original(self, dout)
+
+    monkeypatch.setattr(L.BatchNorm1d, "backward", wrong)
+    r = fd.check_model(zoo.get("spiral003"), 0, max_entries=16)
+    failed = {f.split(":")[0] for f in r.failures()}
+    assert {"0.weight", "input", "1.weight", "4.weight"} <= failed
+    assert not failed & {"9.weight", "9.bias", "12.weight", "12.bias"}
+    assert r.tensors["0.weight"].rel > 1e-3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+@pytest.mark.parametrize("name", MODELS, ids=MODELS)
+def test_model_gradients_match_finite_differences_thoroughly(name, seed):
+    """The measurement behind the thresholds: seeds 0–4, ≤ 200 entries per tensor."""
+    assert_model_check(zoo.get(name), seed, max_entries=fd.MAX_ENTRIES)
