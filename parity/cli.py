@@ -243,9 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
                                      "a side-by-side report")
     s.add_argument("--models", nargs="+", default=None, help="subset of the catalogue")
     s.add_argument("--out", default="report", help="report directory (default: report/)")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=None,
+                   help="seed for every model (default: each model's pinned seed)")
     s.add_argument("--quick", action="store_true", help="fewer epochs, for a first look")
-    s.add_argument("--jobs", type=int, default=1, help="worker processes for the trainings")
+    s.add_argument("--jobs", type=int, default=2,
+                   help="worker processes for the trainings (default 2; results do not depend "
+                        "on it)")
+    s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bars on stderr (default: when stderr is a terminal)")
     s.add_argument("--json", action="store_true", help="print results.json to stdout too")
     s.set_defaults(func=cmd_study)
     for module in ("selftest", "checkpoint", "bayes", "claims"):

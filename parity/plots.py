@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
+from matplotlib.ticker import LogFormatter  # noqa: E402
 
 DPI = 80
 IMPL_STYLE = {"numpy": {"ls": "-", "lw": 2.2, "alpha": 0.75},
@@ -31,15 +32,42 @@ REGION_COLOURS = ("#f6c9c9", "#c9d9f6", "#cdeccd", "#e3d3f0", "#fde2c4", "#e6d5c
 
 
 def save_png(fig, path: str | None = None) -> bytes:
-    """Render ``fig`` as PNG at ``DPI``; write it to ``path`` if given; close it; return bytes."""
+    """Render ``fig`` as PNG at ``DPI`` with a 256-colour palette (the report embeds ~50
+    pictures: 3.2 MB of HTML as RGBA, ~1 MB quantized); write it to ``path`` if given; close
+    the figure; return the bytes. Figures are laid out by ``tight_layout`` or fixed margins
+    (the per-model figures, drawn ~50 times, whose layout pass cost a third of the rendering
+    time); ``bbox_inches="tight"`` would draw every figure twice."""
+    from PIL import Image
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=DPI)
     plt.close(fig)
-    data = buf.getvalue()
+    buf.seek(0)
+    img = Image.open(buf).convert("RGB").quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+    out = io.BytesIO()
+    img.save(out, format="PNG", optimize=True)
+    data = out.getvalue()
     if path is not None:
         with open(path, "wb") as f:
             f.write(data)
     return data
+
+
+def _log(ax, axis: str = "y", base: float = 10) -> None:
+    """Log scale with plain-text tick labels ("1e-14", minor ticks labelled when the axis spans
+    under a decade): matplotlib's default mathtext labels cost ~5 ms each to lay out, which
+    made rendering the report take tens of seconds."""
+    (ax.set_yscale if axis == "y" else ax.set_xscale)("log", base=base)
+    a = ax.yaxis if axis == "y" else ax.xaxis
+    a.set_major_formatter(LogFormatter(base))
+    a.set_minor_formatter(LogFormatter(base, labelOnlyBase=False))
+
+
+def _log_if_wide(ax, curves) -> None:
+    """Log y when every value is positive and they span more than 1.5 decades."""
+    v = np.concatenate([np.asarray(c, dtype=float) for c in curves if len(c)])
+    v = v[np.isfinite(v)]
+    if len(v) and v.min() > 0 and v.max() / v.min() > 10**1.5:
+        _log(ax)
 
 
 def _positive(values) -> np.ndarray:
@@ -49,6 +77,7 @@ def _positive(values) -> np.ndarray:
 
 
 def _scatter_classes(ax, X, y, size=10):
+    size = 80 if len(X) < 20 else size      # XOR's four points must be visible
     for k in np.unique(y):
         m = y == k
         ax.scatter(X[m, 0], X[m, 1], s=size, c=CLASS_COLOURS[int(k) % 10], edgecolors="k",
@@ -67,8 +96,7 @@ def model_curves(name: str, loss: dict, divergence: dict | None, epochs_note: st
     for impl, curve in loss.items():
         ax.plot(np.arange(1, len(curve) + 1), curve, label=impl, color="k" if impl == "numpy"
                 else "tab:red", **IMPL_STYLE[impl])
-    if all(min(c) > 0 for c in loss.values() if len(c)):
-        ax.set_yscale("log")
+    _log_if_wide(ax, list(loss.values()))
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss")
     ax.set_title(f"{name}: loss{epochs_note}", fontsize=9)
@@ -80,7 +108,7 @@ def model_curves(name: str, loss: dict, divergence: dict | None, epochs_note: st
     ax.plot(np.arange(1, n + 1), _positive(diff), color="tab:gray", lw=1)
     zeros = int(np.sum(diff == 0))
     if np.isfinite(_positive(diff)).any():
-        ax.set_yscale("log")
+        _log(ax)
     ax.set_xlabel("epoch")
     ax.set_title(f"|loss numpy − loss torch| (max {diff.max():.1e}"
                  + (f"; {zeros} epochs exactly 0" if zeros else "") + ")", fontsize=9)
@@ -97,11 +125,11 @@ def model_curves(name: str, loss: dict, divergence: dict | None, epochs_note: st
             ax.plot(np.arange(1, len(v) + 1), v, color=DTYPE_COLOUR[dtype], lw=1.2,
                     label=f"{dtype} (last {rel[-1]:.1e})")
         if drawn:
-            ax.set_yscale("log")
+            _log(ax)
         ax.set_xlabel("lockstep step")
         ax.set_title("parameter divergence (max rel)", fontsize=9)
         ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.89, wspace=0.22)
     return fig
 
 
@@ -131,7 +159,7 @@ def decision_boundaries(name: str, extent: tuple, pred_numpy: np.ndarray,
     ax.imshow(disagree.astype(float), origin="lower", extent=extent,
               cmap=ListedColormap(["white", "crimson"]), vmin=0, vmax=1,
               interpolation="nearest", aspect="auto")
-    ax.scatter(X[:, 0], X[:, 1], s=4, c="0.6", zorder=3)
+    ax.scatter(X[:, 0], X[:, 1], s=40 if len(X) < 20 else 4, c="0.6", zorder=3)
     ax.set_title(f"predicted class differs (red): {disagree.sum()} of {disagree.size} cells "
                  f"= {frac:.2%}", fontsize=9)
     for ax in axes:
@@ -139,7 +167,7 @@ def decision_boundaries(name: str, extent: tuple, pred_numpy: np.ndarray,
         ax.set_ylim(ymin, ymax)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.88, wspace=0.04)
     return fig
 
 
@@ -204,12 +232,14 @@ def lr_finder_curves(curves: dict, suggestions: dict, title: str):
         colour = "k" if impl == "numpy" else "tab:red"
         ax.plot(c["lr"], c["loss"], color=colour, label=f"{impl} ({len(c['loss'])} steps)",
                 **IMPL_STYLE[impl])
-        s = suggestions.get(impl)
-        if s is not None:
-            ax.axvline(s, color=colour, ls=IMPL_STYLE[impl]["ls"], lw=1)
-            ax.text(s, ax.get_ylim()[1], f" {impl}: {s:.2g}", color=colour, fontsize=8,
-                    va="top", rotation=90)
-    ax.set_xscale("log")
+    marked = {s for s in suggestions.values() if s is not None}
+    for k, s in enumerate(sorted(marked)):
+        who = [i for i, v in suggestions.items() if v == s]
+        colour = "k" if who == ["numpy"] else "tab:red" if who == ["torch"] else "tab:green"
+        ax.axvline(s, color=colour, ls=":", lw=1.2)
+        ax.text(s, 0.97 - 0.3 * k, f" suggest ({' = '.join(who)}): {s:.3g}", color=colour,
+                fontsize=8, va="top", transform=ax.get_xaxis_transform())
+    _log(ax, "x")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("batch loss (before the step)")
     ax.set_title(title, fontsize=9)
@@ -235,8 +265,8 @@ def overlaid_curves(series: list[tuple[str, str, list]], title: str, ylabel: str
         ax.axvline(x, color=colour, lw=1, ls=":")
         ax.text(x, 0.98, f" {label}", color=colour, fontsize=7, va="top", rotation=90,
                 transform=ax.get_xaxis_transform())
-    if log and all(min(v) > 0 for _, _, v in series if len(v)):
-        ax.set_yscale("log")
+    if log:
+        _log_if_wide(ax, [v for _, _, v in series])
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
@@ -254,7 +284,7 @@ def size_sweep(sizes: list[int], acc: dict, loss: dict, title: str):
         axes[0].plot(sizes, acc[impl], marker="o", color=colour, label=impl, **IMPL_STYLE[impl])
         axes[1].plot(sizes, loss[impl], marker="o", color=colour, label=impl, **IMPL_STYLE[impl])
     for ax, lab in zip(axes, ("held-out accuracy", "held-out loss")):
-        ax.set_xscale("log", base=2)
+        _log(ax, "x", 2)
         ax.set_xticks(sizes)
         ax.set_xticklabels([str(s) for s in sizes])
         ax.set_xlabel("hidden size h (layers h, h, h/2)")
@@ -277,8 +307,8 @@ def bench_sweep(rows: list[dict], title: str):
                 label=f"numpy, batch {batch}", **IMPL_STYLE["numpy"])
         ax.plot(w, [1e3 * r["torch_s_per_step"] for r in rs], marker="s", color=colour,
                 label=f"torch, batch {batch}", **IMPL_STYLE["torch"])
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
+    _log(ax, "x", 2)
+    _log(ax)
     ax.set_xlabel("hidden width W (2→W→W→3)")
     ax.set_ylabel("ms per step")
     ax.set_title(title, fontsize=9)

@@ -21,6 +21,10 @@ def configure_threads(n: int = DEFAULT_THREADS) -> dict:
     if n < 1:
         raise ValueError(f"threads must be >= 1, got {n}")
     torch.set_num_threads(n)
+    try:  # load SciPy's own OpenBLAS (scikit-learn pulls it in later) so the limit covers it
+        import scipy.linalg  # noqa: F401
+    except ImportError:  # pragma: no cover
+        pass
     try:
         from threadpoolctl import threadpool_limits
         _limits = threadpool_limits(limits=n)
