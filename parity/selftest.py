@@ -208,7 +208,7 @@ def _transpose_by_shape(np_model, torch_model) -> None:
 
 
 def _mutants() -> list[Mutant]:
-    L, Lo, O = layers, losses, optim
+    L, Lo, O = layers, losses, optim  # noqa: E741 - short aliases keep the mutant table readable
     return [
         Mutant(
             "linear-weight-grad-sign",
@@ -338,7 +338,8 @@ def _mutants() -> list[Mutant]:
                              "self._x = x\n    self._out = np.maximum(x, 0)")],
                            "relu-grad-at-zero"),
                      _edit(L.ReLU, "backward",
-                           [("np.where(self._out > 0, dout, 0)", "np.where(self._x >= 0, dout, 0)")],
+                           [("np.where(self._out > 0, dout, 0)",
+                             "np.where(self._x >= 0, dout, 0)")],
                            "relu-grad-at-zero")]),
         Mutant(
             "layernorm-unbiased-var",

@@ -62,8 +62,9 @@ def _spiral003(block, hidden=(128, 128, 64)):
 _SPIRAL003 = dict(loss="bce", init="he", epochs=500, batch_size=64)
 # On the corrected generator the arms are 0.25 apart radially; at the document's noise 0.08
 # per coordinate the Bayes ceiling is 0.862 (parity.bayes: exact posterior over the latent
-# grid, Monte Carlo), so 95% is out of reach for any classifier (see the claims audit). Noise 0.02 is where the net reaches it
-# (measured, numpy, seeds 0/1: 98.3% / 96.7% held-out; 0.04 gives 97.5% / 95.0%).
+# grid, Monte Carlo), so 95% is out of reach for any classifier (see the claims audit).
+# Noise 0.02 is where the net reaches it (measured, numpy, seeds 0/1: 98.3% / 96.7%
+# held-out; 0.04 gives 97.5% / 95.0%).
 _CORRECTED = dict(dataset="two_spirals_003_corrected", dataset_options={"noise": 0.02})
 _SPIRAL004 = dict(loss="bce_with_logits", dataset="two_spirals_004", init="uniform_torch",
                   epochs=500)
