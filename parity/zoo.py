@@ -5,6 +5,8 @@ Tests, the CLI and the study iterate over ``CATALOGUE``; nothing else defines a 
 
 from __future__ import annotations
 
+from typing import Any
+
 from parity.spec import ModelSpec, OptimSpec, Target
 
 SEED_000 = "000_8ac0cd49e651210c.txt"   # cs231n case study (spiral, linear vs 2-layer)
@@ -42,7 +44,7 @@ _MODELS = [
 ]
 
 # ---- seed 002: XOR and digits, "Xavier" init that is really He (sqrt(2/fan_in)) ----------------
-_DIGITS = dict(loss="cross_entropy", dataset="digits", init="he")
+_DIGITS: dict[str, Any] = dict(loss="cross_entropy", dataset="digits", init="he")
 
 
 def _bn_block(i, o, p_drop):
@@ -59,15 +61,16 @@ def _spiral003(block, hidden=(128, 128, 64)):
     return body + (("linear", dims[-1], 1), ("sigmoid",))
 
 
-_SPIRAL003 = dict(loss="bce", init="he", epochs=500, batch_size=64)
+_SPIRAL003: dict[str, Any] = dict(loss="bce", init="he", epochs=500, batch_size=64)
 # On the corrected generator the arms are 0.25 apart radially; at the document's noise 0.08
 # per coordinate the Bayes ceiling is 0.862 (parity.bayes: exact posterior over the latent
 # grid, Monte Carlo), so 95% is out of reach for any classifier (see the claims audit).
 # Noise 0.02 is where the net reaches it (measured, numpy, seeds 0/1: 98.3% / 96.7%
 # held-out; 0.04 gives 97.5% / 95.0%).
-_CORRECTED = dict(dataset="two_spirals_003_corrected", dataset_options={"noise": 0.02})
-_SPIRAL004 = dict(loss="bce_with_logits", dataset="two_spirals_004", init="uniform_torch",
-                  epochs=500)
+_CORRECTED: dict[str, Any] = dict(dataset="two_spirals_003_corrected",
+                                  dataset_options={"noise": 0.02})
+_SPIRAL004: dict[str, Any] = dict(loss="bce_with_logits", dataset="two_spirals_004",
+                                  init="uniform_torch", epochs=500)
 _NET004 = (("linear", 2, 16), ("relu",), ("linear", 16, 8), ("relu",), ("linear", 8, 1))
 
 _MODELS += [

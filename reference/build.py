@@ -25,6 +25,7 @@ def build_sequential(description, *, init: str, rng: np.random.Generator,
     made = []
     for i, item in enumerate(description):
         kind, args = item[0], item[1:]
+        layer: L.Layer
         if kind == "linear":
             layer = L.Linear(*args, dtype=dtype)
             w, b = INITIALIZERS[init](rng, args[0], args[1], dtype)
