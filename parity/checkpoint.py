@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import zipfile
 from dataclasses import dataclass
 
@@ -37,6 +36,7 @@ from torch import nn
 
 import reference
 from parity import transfer
+from parity.fileio import atomic_write
 from parity.spec import DTYPES, ModelSpec
 
 FORMAT = "nn-parity-checkpoint"
@@ -125,26 +125,6 @@ def _meta(spec: ModelSpec, dtype: str, state: dict, saved_from: str, extra: dict
     # plain JSON types only (torch.__version__ is a str subclass that weights_only refuses);
     # fails before touching the disk if ``extra`` is not JSON-serializable
     return json.loads(json.dumps(meta))
-
-
-def atomic_write(path: str, write) -> None:
-    """Call ``write(file)`` on a temp file next to ``path``, fsync, then ``os.replace`` it onto
-    ``path``. On any failure the temp file is removed and ``path`` is left as it was."""
-    path = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:  # "x": never clobber; mode from the umask, unlike mkstemp
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 # ---- save ---------------------------------------------------------------------------------------

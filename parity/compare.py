@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 
 import torch_impl
 from parity import transfer
+from parity.fileio import atomic_write
 from parity.masks import DropoutMaskRecorder
 from parity.spec import ModelSpec, check_dtype
 from parity.tolerances import tolerance
@@ -100,27 +100,11 @@ class Comparison:
 
 
 def _atomic_write(path: str, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: f.write(payload))
 
 
 def _atomic_npz(path: str, arrays: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def check_arrays(label: str, quantity: str, mine, theirs, dtype: str) -> Check:

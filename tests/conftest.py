@@ -21,3 +21,13 @@ else:
 from parity.runtime import configure_threads  # noqa: E402
 
 configure_threads(1)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def cli():
+    """``parity.cli.main``: call it with an argv list, get the exit code."""
+    from parity.cli import main
+    return main

@@ -7,7 +7,6 @@ Rows marked ``xfail(strict=True)`` are gaps in library code this file does not o
 states the behaviour we want; the reason names the gap exactly. When it is fixed the row
 XPASSes, which fails the suite (strict) — then delete the mark."""
 
-import argparse
 import dataclasses
 import os
 import re
@@ -228,22 +227,6 @@ def test_overflow_in_the_loss_alone_says_loss(impl):
 
 # ── the CLI ─────────────────────────────────────────────────────────────────────────────────
 
-@pytest.fixture
-def cli(monkeypatch):
-    """``parity.cli.main`` with ``export``/``import-check`` registered (a no-op once the lead
-    has wired ``checkpoint.register`` into ``build_parser``)."""
-    from parity import cli as cli_mod
-    original = cli_mod.build_parser
-
-    def build():
-        p = original()
-        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-        if "export" not in sub.choices:
-            checkpoint.register(sub)
-        return p
-
-    monkeypatch.setattr(cli_mod, "build_parser", build)
-    return cli_mod.main
 
 
 def _regular_file(tmp_path) -> Path:

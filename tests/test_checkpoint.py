@@ -407,22 +407,6 @@ def test_failure_mid_write_leaves_nothing(fmt, tmp_path, monkeypatch):
 
 # ── CLI: export / import-check ──────────────────────────────────────────────────────────────
 
-@pytest.fixture
-def cli(monkeypatch):
-    """``parity.cli.main`` with ``export``/``import-check`` registered (a no-op once the lead
-    has wired ``checkpoint.register`` into ``build_parser``)."""
-    from parity import cli as cli_mod
-    original = cli_mod.build_parser
-
-    def build():
-        p = original()
-        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-        if "export" not in sub.choices:
-            C.register(sub)
-        return p
-
-    monkeypatch.setattr(cli_mod, "build_parser", build)
-    return cli_mod.main
 
 
 @pytest.mark.parametrize("impl, fmt", [("numpy", "npz"), ("torch", "pt"), ("numpy", "pt")])
