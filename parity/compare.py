@@ -1,42 +1,34 @@
 """One comparison of the twins: same weights, same batch, same dropout masks → the losses,
 every gradient, post-update parameters, buffers and optimizer state, step by step.
 
-Every parity assertion in the suite goes through ``compare`` and the one tolerance table in
-``parity.tolerances``. A quantity passes when ``torch.testing.assert_close`` accepts the NumPy
-value against the torch value with that quantity's (rtol, atol).
+``compare_twins`` reads as its three stages: ``collect`` runs the twins and records every
+compared quantity as a ``parity.judge.Pair`` (below float64 with the float64 evaluation of
+the same step from ``parity.precise``); ``parity.judge.judge`` turns each pair into a
+``Check`` under the rules of ``parity.tolerances``; ``Comparison`` reports. ``compare`` is
+the catalogue's entry: it builds the twins of a ``ModelSpec`` and its first batch.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
-import torch_impl
-from parity import transfer
+from parity import precise, transfer
+from parity import twins as twins_mod
 from parity.fileio import atomic_write
+from parity.judge import Check, Pair, judge
 from parity.masks import DropoutMaskRecorder
 from parity.spec import ModelSpec, check_dtype
-from parity.tolerances import tolerance
-from reference.losses import l2_penalty
+from parity.tolerances import SAMPLES
 from reference.training import epoch_batches
 
-
-@dataclass
-class Check:
-    """One labelled comparison (``"step 2 grad 0.weight"``)."""
-
-    label: str
-    quantity: str      # loss | penalty | grad | param | buffer | state | output
-    max_abs: float
-    max_rel: float     # max|a − b| / max(max|a|, max|b|), normwise; 0 if the tensor is ≤ atol
-    rtol: float
-    atol: float
-    passed: bool
-    detail: str = ""
+__all__ = ["Check", "Comparison", "compare", "compare_twins", "default_steps", "first_batch"]
 
 
 @dataclass
@@ -58,33 +50,44 @@ class Comparison:
         return [c for c in self.checks if not c.passed]
 
     def by_quantity(self) -> dict[str, dict]:
-        """Worst max_abs / max_rel per quantity, with the tolerance used."""
+        """Worst max_abs / max_rel per quantity, the tolerance, and which rules decided."""
         out: dict[str, dict] = {}
         for c in self.checks:
             q = out.setdefault(c.quantity, {"max_abs": 0.0, "max_rel": 0.0, "rtol": c.rtol,
-                                            "atol": c.atol, "passed": True, "n": 0})
+                                            "atol": c.atol, "passed": True, "n": 0,
+                                            "rules": {}, "tiny": 0})
             q["max_abs"] = max(q["max_abs"], c.max_abs)
             q["max_rel"] = max(q["max_rel"], c.max_rel)
             q["passed"] = q["passed"] and c.passed
             q["n"] += 1
+            q["rules"][c.rule] = q["rules"].get(c.rule, 0) + 1
+            q["tiny"] += int(c.tiny)
         return out
+
+    def judged_by(self) -> dict[str, int]:
+        """How many checks each rule decided (``table``, ``precision``, ``exact`` …)."""
+        return dict(Counter(c.rule for c in self.checks))
 
     def to_json(self) -> dict:
         return {"model": self.model, "dtype": self.dtype, "seed": self.seed, "steps": self.steps,
                 "passed": self.passed, "loss_numpy": self.loss_numpy,
                 "loss_torch": self.loss_torch, "quantities": self.by_quantity(),
+                "judged_by": self.judged_by(),
+                "tiny_tensors": sum(int(c.tiny) for c in self.checks),
                 "failures": [asdict(c) for c in self.failures()]}
 
     def report(self) -> str:
         """A mine-vs-torch table; failures listed with their label and message."""
         lines = [f"{self.model} [{self.dtype}, seed {self.seed}, {self.steps} step(s)]: "
                  f"{'passed' if self.passed else 'FAILED'}",
-                 f"  loss numpy {self.loss_numpy[0]!r}  torch {self.loss_torch[0]!r}",
+                 f"  loss numpy {self.loss_numpy[0]:.17g}  torch {self.loss_torch[0]:.17g}",
                  f"  {'quantity':<8} {'n':>4} {'max abs':>10} {'max rel':>10} {'rtol':>8} "
-                 f"{'atol':>8}  ok"]
+                 f"{'atol':>8}  {'decided by':<22} ok"]
         for q, v in self.by_quantity().items():
+            rules = ", ".join(f"{k} {n}" for k, n in v["rules"].items())
             lines.append(f"  {q:<8} {v['n']:>4} {v['max_abs']:>10.2e} {v['max_rel']:>10.2e} "
-                         f"{v['rtol']:>8.0e} {v['atol']:>8.0e}  {'yes' if v['passed'] else 'NO'}")
+                         f"{v['rtol']:>8.0e} {v['atol']:>8.0e}  {rules:<22} "
+                         f"{'yes' if v['passed'] else 'NO'}")
         for c in self.failures():
             lines.append(f"  FAIL {c.label}: {c.detail.splitlines()[0] if c.detail else ''}")
         return "\n".join(lines)
@@ -94,47 +97,10 @@ class Comparison:
         each file written atomically."""
         os.makedirs(directory, exist_ok=True)
         for name, arrays in self.arrays.items():
-            _atomic_npz(os.path.join(directory, f"{name}.npz"), arrays)
-        _atomic_write(os.path.join(directory, "summary.json"),
-                      json.dumps(self.to_json(), indent=2).encode())
-
-
-def _atomic_write(path: str, payload: bytes) -> None:
-    atomic_write(path, lambda f: f.write(payload))
-
-
-def _atomic_npz(path: str, arrays: dict) -> None:
-    atomic_write(path, lambda f: np.savez(f, **arrays))
-
-
-def check_arrays(label: str, quantity: str, mine, theirs, dtype: str) -> Check:
-    """Compare a NumPy value (``mine``) to the torch value (``theirs``) under the table."""
-    rtol, atol = tolerance(dtype, quantity)
-    a = torch.as_tensor(np.asarray(mine))
-    b = theirs.detach().cpu() if isinstance(theirs, torch.Tensor) else torch.as_tensor(
-        np.asarray(theirs))
-    if a.dtype != b.dtype:
-        # reported losses are Python floats, torch keeps Adam's step as a float32 tensor:
-        # compare the values, in float64
-        a, b = a.to(torch.float64), b.to(torch.float64)
-    detail = ""
-    try:
-        torch.testing.assert_close(a, b, rtol=rtol, atol=atol, equal_nan=False,
-                                   msg=lambda m: f"{label}: {m}")
-        passed = True
-    except AssertionError as e:
-        passed, detail = False, str(e)
-    if a.shape == b.shape and a.numel():
-        a64, b64 = a.to(torch.float64), b.to(torch.float64)
-        max_abs = float((a64 - b64).abs().max())
-        scale = max(float(a64.abs().max()), float(b64.abs().max()))
-        # A tensor that is zero to within atol (the gradient of a Linear bias feeding
-        # BatchNorm is 0 in exact arithmetic: both sides hold rounding noise) has no
-        # meaningful relative difference; atol alone judges it.
-        max_rel = max_abs / scale if scale > atol else 0.0
-    else:
-        max_abs = max_rel = float("inf")
-    return Check(label, quantity, max_abs, max_rel, rtol, atol, passed, detail)
+            atomic_write(os.path.join(directory, f"{name}.npz"),
+                         lambda f, a=arrays: np.savez(f, **a))
+        payload = json.dumps(self.to_json(), indent=2).encode()
+        atomic_write(os.path.join(directory, "summary.json"), lambda f: f.write(payload))
 
 
 def first_batch(spec: ModelSpec, seed: int):
@@ -146,120 +112,231 @@ def first_batch(spec: ModelSpec, seed: int):
     return d.X_train[idx], d.y_train[idx]
 
 
-def torch_penalty(spec: ModelSpec, t_model) -> torch.Tensor:
-    params = dict(t_model.named_parameters())
-    wd = spec.optimizer.weight_decay
-    return 0.5 * wd * sum((params[k] * params[k]).sum() for k in spec.reg_keys())
-
-
-def _state_arrays(state: dict, weight_keys: set, name: str, to_torch_layout: bool) -> dict:
-    out = {}
-    for k, v in state.items():
-        arr = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
-        if to_torch_layout and name in weight_keys and arr.ndim == 2:
-            arr = arr.T
-        out[k] = arr
-    return out
+def default_steps(spec: ModelSpec) -> int:
+    """3 when the optimizer keeps state (momentum, Adam) or the model has BatchNorm buffers;
+    2 with weight decay (it shows on zero-initialized biases only from step 2); else 1."""
+    stateful = spec.optimizer.stateful or any(item[0] == "batchnorm" for item in spec.layers)
+    return 3 if stateful else (2 if spec.optimizer.weight_decay else 1)
 
 
 def compare(spec: ModelSpec, dtype: str = "float64", seed: int = 0, steps: int | None = None,
             batch=None, np_model=None) -> Comparison:
-    """Run ``steps`` training steps on one batch in both twins from identical weights.
-
-    Gradients are compared as each side computes them; the optimizer update is then applied
-    to torch's gradients on both sides, so parameters and optimizer state check the update
-    rule itself (see the comment at the step). Default ``steps``: 3 when the optimizer keeps
-    state (momentum, Adam) or the model has BatchNorm buffers, 2 with weight decay (it shows
-    on zero-initialized biases only from step 2), else 1. After each step: reported loss (and
-    cs231n penalty), every gradient, every parameter after the update, every buffer, every
-    optimizer state entry; at the end the eval-mode outputs. ``batch`` overrides the data
-    (``(X, y)``); ``np_model`` injects a prepared NumPy model (used by tests that mutate it).
-    """
+    """Run ``steps`` training steps (default ``default_steps``) of a catalogue model on one
+    batch (``(X, y)``, default the recipe's first) in both twins from identical weights;
+    ``np_model`` injects a prepared NumPy model (tests that mutate it)."""
     check_dtype(dtype)
-    stateful = spec.optimizer.stateful or any(item[0] == "batchnorm" for item in spec.layers)
-    # weight decay on a parameter that starts at 0 (a bias) changes nothing in step 1: a
-    # second step is needed to see decay applied where it should not be.
-    default = 3 if stateful else (2 if spec.optimizer.weight_decay else 1)
-    steps = steps if steps is not None else default
+    steps = steps if steps is not None else default_steps(spec)
+    X, y = batch if batch is not None else first_batch(spec, seed)
+    twins = twins_mod.from_spec(spec, dtype, seed, np_model)
+    return compare_twins(twins, X, y, steps=steps, seed=seed)
+
+
+def compare_twins(twins: twins_mod.Twins, X, y, *, steps: int = 1,
+                  seed: int = 0) -> Comparison:
+    """Collect the evidence of ``steps`` steps, judge it, return the ``Comparison``."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    X, y = batch if batch is not None else first_batch(spec, seed)
-    X = np.asarray(X, dtype=np.dtype(dtype))
-    np_model = np_model if np_model is not None else spec.build_numpy(seed, dtype)
-    t_model = spec.build_torch(dtype)
-    transfer.numpy_to_torch(np_model, t_model)
-    lin = transfer.linear_weight_keys(t_model)
-    result = Comparison(spec.name, dtype, seed, steps)
-    result.arrays["weights"] = transfer.torch_state(t_model)
-    result.arrays["batch"] = {"X": X, "y": np.asarray(y)}
+    result = Comparison(twins.name, twins.dtype, seed, steps)
+    pairs = collect(twins, np.asarray(X, dtype=np.dtype(twins.dtype)), y, steps, seed, result)
+    result.checks = judge(pairs, twins.dtype)
+    return result
 
-    np_opt, t_opt = spec.numpy_optimizer(np_model), spec.torch_optimizer(t_model)
-    np_loss, t_loss = spec.numpy_loss(), spec.torch_loss()
-    X_t = torch.from_numpy(X)
-    y_t = torch_impl.targets(spec.loss, y, X_t.dtype)
-    names = {id(p): k for k, p in t_model.named_parameters()}
-    recorder = DropoutMaskRecorder(t_model)
-    t_model.train()
-    add = result.checks.append
+
+def collect(twins, X, y, steps: int, seed: int, result: Comparison) -> list[Pair]:
+    """Run the steps (torch first: its dropout masks are handed to NumPy) and record every
+    compared quantity; evidence arrays go to ``result.arrays``."""
+    result.arrays["weights"] = transfer.torch_state(twins.torch_model)
+    result.arrays["batch"] = {"X": X, "y": np.asarray(y)}
+    recorder = DropoutMaskRecorder(twins.torch_model)
+    pairs: list[Pair] = []
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
+            twins.torch_model.train()
             for step in range(1, steps + 1):
-                t_opt.zero_grad()
-                L_t = t_loss(t_model(X_t), y_t)
-                L_t.backward()
-                for i, masks in recorder.take().items():
-                    np_model.layers[i].queue_masks(masks)
-                out = np_model.forward(X, training=True)
-                L_n = np_loss.forward(out, y)
-                np_model.backward(np_loss.backward())
-                result.loss_numpy.append(L_n)
-                result.loss_torch.append(L_t.item())
-                add(check_arrays(f"step {step} loss", "loss", L_n, L_t, dtype))
-                if spec.reg_in_loss:
-                    params_np = np_model.parameters()
-                    pen_n = l2_penalty([params_np[k] for k in spec.reg_keys()],
-                                       spec.optimizer.weight_decay)
-                    with torch.no_grad():
-                        pen_t = torch_penalty(spec, t_model)
-                    add(check_arrays(f"step {step} penalty", "penalty", pen_n, pen_t, dtype))
-                grads_np = transfer.to_torch_layout(np_model.gradients(), t_model)
-                for k, p in t_model.named_parameters():
-                    add(check_arrays(f"step {step} grad {k}", "grad", grads_np[k], p.grad, dtype))
-                if step == 1:
-                    result.arrays["grads_numpy"] = grads_np
-                    result.arrays["grads_torch"] = {k: p.grad.detach().numpy().copy()
-                                                    for k, p in t_model.named_parameters()}
-                t_opt.step()
-                # The update is checked on identical gradients (torch's, in NumPy layout):
-                # a rounding-level gradient difference must not be amplified by the optimizer.
-                # Adam divides by sqrt(v) + eps, so for a parameter whose true gradient is 0
-                # (a Linear bias feeding BatchNorm) rounding noise g becomes a step of up to
-                # lr·g/(|g| + eps) — a different number on each side, by construction.
-                np_opt.step(transfer.to_numpy_layout(
-                    {k: p.grad.detach().numpy() for k, p in t_model.named_parameters()},
-                    t_model))
-                after_np = transfer.to_torch_layout(np_model.state_dict(), t_model)
-                after_t = transfer.torch_state(t_model)
-                for k in after_t:
-                    q = "buffer" if k in np_model.buffers() else "param"
-                    add(check_arrays(f"step {step} {q} {k}", q, after_np[k], after_t[k], dtype))
-                for p, st in t_opt.state.items():
-                    k = names[id(p)]
-                    mine = _state_arrays(np_opt.state.get(k, {}), lin, k, True)
-                    for sk, sv in st.items():
-                        if sk not in mine:
-                            add(Check(f"step {step} state {k}.{sk}", "state", float("inf"),
-                                      float("inf"), 0, 0, False, "missing in NumPy optimizer"))
-                            continue
-                        add(check_arrays(f"step {step} state {k}.{sk}", "state", mine[sk],
-                                         sv, dtype))
-            result.arrays["params_after_numpy"] = after_np
-            result.arrays["params_after_torch"] = after_t
-            t_model.eval()
-            with torch.no_grad():
-                out_t = t_model(X_t)
-            add(check_arrays("eval output", "output", np_model.predict(X), out_t, dtype))
+                pairs += _step(twins, X, y, step, recorder, seed, result)
+            pairs += _eval_output(twins, X, seed)
     finally:
         recorder.remove()
-    return result
+    return pairs
+
+
+def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison) -> list[Pair]:
+    """One training step of both twins. The update is applied on torch's gradients on both
+    sides, so parameters and optimizer state check the update rule itself: Adam divides by
+    sqrt(v) + eps, so a rounding-level gradient difference on a parameter whose true gradient
+    is 0 (a bias feeding BatchNorm) would become steps of up to lr — different by design."""
+    t_model, t_opt, np_model = twins.torch_model, twins.torch_optimizer, twins.numpy_model
+    if twins.dtype != "float64" and step > 1:
+        # each step from the identical state: the float64 evaluation starts from it, so
+        # neither twin's distance carries the other's rounding of earlier steps
+        twins.sync_weights()
+    t_opt.zero_grad()
+    L_t = twins.torch_loss(t_model(torch.from_numpy(X)), twins.torch_targets(y))
+    L_t.backward()
+    masks = recorder.take()
+    start = precise.upcast(np_model, twins.numpy_optimizer) if twins.dtype != "float64" else None
+    for i, m in masks.items():
+        np_model.layers[i].queue_masks(m)
+    L_n = float(twins.numpy_loss.forward(np_model.forward(X, training=True), y))
+    np_model.backward(twins.numpy_loss.backward())
+    result.loss_numpy.append(L_n)
+    result.loss_torch.append(L_t.item())
+    grads_t = {k: p.grad.detach().numpy().copy() for k, p in t_model.named_parameters()}
+    found = {"loss": {"": (L_n, L_t.item())},
+             "grad": _zip(transfer.to_torch_layout(np_model.gradients(), t_model), grads_t)}
+    if twins.penalty_keys:
+        found["penalty"] = {"": (twins.numpy_penalty(np_model.parameters()),
+                                 twins.torch_penalty().item())}
+    if step == 1:
+        result.arrays["grads_numpy"] = {k: v[0] for k, v in found["grad"].items()}
+        result.arrays["grads_torch"] = grads_t
+    found["update"] = _update_from_zero(twins, grads_t)
+    t_opt.step()
+    twins.numpy_optimizer.step(transfer.to_numpy_layout(grads_t, t_model))
+    after_np = transfer.to_torch_layout(np_model.state_dict(), t_model)
+    after_t = transfer.torch_state(t_model)
+    buffers = set(np_model.buffers())
+    found["param"] = {k: (after_np[k], after_t[k]) for k in after_t if k not in buffers}
+    found["buffer"] = {k: (after_np[k], after_t[k]) for k in after_t if k in buffers}
+    found["state"] = _state_pairs(twins)
+    result.arrays["params_after_numpy"], result.arrays["params_after_torch"] = after_np, after_t
+    ref = _precise_step(twins, start, X, y, masks, grads_t, seed + step) if start else {}
+    return _pairs(found, ref, step)
+
+
+def _update_from_zero(twins, grads_t: dict) -> dict:
+    """The update ``Δθ`` each optimizer would apply, measured on copies whose parameters are
+    0 (state and gradients as in the real step): after ``θ ← θ + Δθ`` the float32
+    parameter keeps ``Δθ`` only to the precision of ``|θ|``, so an error of 1e-4·Δθ is
+    invisible in ``param`` when ``|Δθ| < 1e4·ulp(θ)``. From 0 it keeps full precision.
+    (Weight decay's ``wd·θ`` vanishes here; ``param`` checks it.)"""
+    names = {id(p): k for k, p in twins.torch_model.named_parameters()}
+    originals = [p for g in twins.torch_optimizer.param_groups for p in g["params"]]
+    t_opt = copy.deepcopy(twins.torch_optimizer)
+    copies = [p for g in t_opt.param_groups for p in g["params"]]
+    with torch.no_grad():
+        for o, c in zip(originals, copies):
+            c.zero_()
+            c.grad = o.grad.detach().clone()
+    t_opt.step()
+    theirs = {names[id(o)]: c.detach().numpy().copy() for o, c in zip(originals, copies)}
+    mine = zero_update(twins.numpy_optimizer,
+                       transfer.to_numpy_layout(grads_t, twins.torch_model))
+    return _zip(transfer.to_torch_layout(mine, twins.torch_model), theirs)
+
+
+def zero_update(optimizer, grads: dict) -> dict:
+    """``Δθ`` of one ``optimizer.step(grads)`` on a copy of a NumPy optimizer whose
+    parameters are set to 0; by parameter name."""
+    opt = copy.deepcopy(optimizer)
+    for g in opt.param_groups:
+        for p in g["params"].values():
+            p[...] = 0
+    opt.step(grads)
+    return {k: p.copy() for g in opt.param_groups for k, p in g["params"].items()}
+
+
+def _zip(mine: dict, theirs: dict) -> dict:
+    return {k: (mine[k], theirs[k]) for k in theirs}
+
+
+def _state_pairs(twins) -> dict:
+    """Optimizer state by ``"{param}.{entry}"``: NumPy's (torch layout) against torch's. An
+    entry torch keeps and NumPy lacks is paired with ``None`` (a failed check)."""
+    lin = transfer.linear_weight_keys(twins.torch_model)
+    names = {id(p): k for k, p in twins.torch_model.named_parameters()}
+    out = {}
+    for p, st in twins.torch_optimizer.state.items():
+        k = names[id(p)]
+        mine = _layout_state(twins.numpy_optimizer.state.get(k, {}), k in lin)
+        for sk, sv in st.items():
+            out[f"{k}.{sk}"] = (mine.get(sk), sv.detach().cpu().numpy().copy()
+                                if isinstance(sv, torch.Tensor) else np.asarray(sv))
+    return out
+
+
+def _layout_state(state: dict, transpose: bool) -> dict:
+    out = {}
+    for k, v in state.items():
+        arr = np.array(v, copy=True)   # the live state changes in place at the next step
+        out[k] = np.ascontiguousarray(arr.T) if transpose and arr.ndim == 2 else arr
+    return out
+
+
+def _precise_step(twins, start, X, y, masks, grads_t, seed: int) -> dict:
+    """The float64 evaluation of this step from the NumPy twin's float32 state at its start
+    (``parity.precise``): ``{quantity: {key: (r, σ)}}`` in torch layout."""
+    t_model = twins.torch_model
+
+    def fwd(s, perturb):
+        loss64 = type(twins.numpy_loss)()
+        out = precise.forward_backward(s[0], loss64, X, y, masks, perturb)
+        if twins.penalty_keys:
+            out["penalty"] = float(perturb(np.float64(twins.numpy_penalty(s[0].parameters()))))
+        return out
+
+    def upd(s, perturb):
+        return precise.update(s[0], s[1], transfer.to_numpy_layout(grads_t, t_model), perturb)
+
+    def zero(s, perturb):
+        for arr in s[0].parameters().values():
+            arr[...] = 0
+        return precise.update(s[0], s[1], transfer.to_numpy_layout(grads_t, t_model), perturb)
+
+    fb, fb_sigma = precise.evaluate(start, fwd, SAMPLES, seed)
+    zu, zu_sigma = precise.evaluate(start, zero, SAMPLES, seed + 2_000_003)
+    up, up_sigma = precise.evaluate(start, upd, SAMPLES, seed + 1_000_003)
+    lin = transfer.linear_weight_keys(t_model)
+    to_t = transfer.to_torch_layout
+    ref = {"loss": {"": (fb["loss"], fb_sigma["loss"])},
+           "grad": _with_sigma(to_t(fb["grads"], t_model), fb_sigma["grads"]),
+           "buffer": _with_sigma(fb["buffers"], fb_sigma["buffers"]),
+           "param": _with_sigma(to_t(up["params"], t_model), up_sigma["params"]),
+           "update": _with_sigma(to_t(zu["params"], t_model), zu_sigma["params"]),
+           "state": {f"{k}.{sk}": (_layout_state({sk: v}, k in lin)[sk], up_sigma["state"][k][sk])
+                     for k, st in up["state"].items() for sk, v in st.items()}}
+    if "penalty" in fb:
+        ref["penalty"] = {"": (fb["penalty"], fb_sigma["penalty"])}
+    return ref
+
+
+def _with_sigma(values: dict, sigmas: dict) -> dict:
+    return {k: (v, sigmas[k]) for k, v in values.items()}
+
+
+def _pairs(found: dict, ref: dict, step: int) -> list[Pair]:
+    """``Pair``s labelled ``"step 2 grad 0.weight"``; groups share a scale (see judge)."""
+    pairs = []
+    for quantity, items in found.items():
+        for key, (mine, theirs) in items.items():
+            label = f"step {step} {quantity}" + (f" {key}" if key else "")
+            r, sigma = ref.get(quantity, {}).get(key, (None, None))
+            if mine is None:
+                mine = np.full(np.shape(theirs), np.nan)   # missing in NumPy: fails
+                label += " (missing in the NumPy optimizer)"
+            pairs.append(Pair(label, quantity, _group(quantity, key), step,
+                              np.asarray(mine), np.asarray(theirs), r, sigma))
+    return pairs
+
+
+def _group(quantity: str, key: str) -> str:
+    """Tensors of one kind share a scale: all gradients; each state entry (``exp_avg`` and
+    ``exp_avg_sq`` differ by a square); each buffer kind."""
+    if quantity in ("state", "buffer"):
+        return f"{quantity}.{key.rsplit('.', 1)[-1]}"
+    return quantity
+
+
+def _eval_output(twins, X, seed: int) -> list[Pair]:
+    """Eval-mode outputs after the last step (running statistics, no dropout)."""
+    twins.torch_model.eval()
+    with torch.no_grad():
+        out_t = twins.torch_model(torch.from_numpy(X)).numpy()
+    twins.torch_model.train()
+    out_n = twins.numpy_model.predict(X)
+    r = sigma = None
+    if twins.dtype != "float64":
+        m64, _ = precise.upcast(twins.numpy_model)
+        r, sigma = precise.evaluate(m64, lambda m, p: precise.predict(m, X, p), SAMPLES, seed)
+    return [Pair("eval output", "output", "output", None, out_n, out_t, r, sigma)]

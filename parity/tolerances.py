@@ -1,29 +1,43 @@
-"""The one tolerance table: (rtol, atol) per dtype and quantity, for ``torch.testing.assert_close``
-(elementwise ``|numpy − torch| ≤ atol + rtol·|torch|``).
+"""The verdict rules' constants: (rtol, atol) per dtype and quantity, the float32 precision
+rule's FACTOR and FLOOR, and the trajectory bound. ``parity.judge`` applies them.
 
-Measured (2026-11-23, torch 2.13.0 CPU, numpy 2.4.6, 2 threads; ``parity.compare`` over every
-catalogue model × seeds 0–4, 1–3 steps): worst absolute difference per quantity
+Table: ``|numpy − torch| ≤ rtol·|torch| + atol·S`` elementwise.
+- float64 (the exact tier), ``S`` = the largest magnitude in the tensor's group at that step
+  (all gradients; all parameters; one state entry kind): a tensor that is 0 in exact
+  arithmetic (a Linear bias feeding BatchNorm, LayerNorm(1)'s weight) carries rounding noise
+  relative to the step's magnitudes, never to an absolute 1e-12. Worst measured over the
+  catalogue × seeds 0–4: normwise relative 3.6e-12 for tensors above their group's noise,
+  so rtol 1e-10 / atol 1e-12 keep ≥ 25× margin and are 1000× stricter than torch's float64
+  defaults. LayerNorm(1)'s torch weight gradient is −1.12e-12 of noise beside gradients of
+  ~1e2: 1e-10 of the group, passed by the table as it should be.
+- float32, ``S`` = the tensor's own scale max(|numpy|, |torch|): a fixed absolute atol 1e-5
+  passed every tensor smaller than it whatever NumPy said (measured over the catalogue × seeds 0–1: 610/1896 optimizer state checks and 72/776
+  gradient checks are of that kind; ``Check.tiny`` counts them in the JSON output).
 
-    quantity   float64     float32     where (worst case)
-    loss       8.9e-16     4.8e-7      digits (1437-sample mean)
-    grad       8.0e-16     5.3e-7      bias feeding BatchNorm (true value 0: pure rounding)
-    param      2.2e-16     1.2e-7      after SGD/momentum/Adam/AdamW updates (~1 ulp)
-    state      1.4e-17     3.7e-9      Adam exp_avg / exp_avg_sq, SGD momentum_buffer
-    buffer     6.7e-16     3.6e-7      BatchNorm running_mean / running_var
-    output     1.1e-14     5.7e-6      digits logits (|logit| ≈ 20)
-    worst normwise relative difference of a tensor above atol: 3.6e-12 (float64)
-
-float64 is the exact tier: rtol 1e-10 / atol 1e-12 leaves ≥ 100× margin over the worst case
-and is 1000× stricter than torch's float64 defaults (1e-7 / 1e-7). float32 uses torch's
-float32 defaults (1.3e-6 / 1e-5) unchanged: the worst measured case is 2× inside them, so no
-float32 quantity needs a looser atol for the catalogue's layer sizes (PARITY_NOTES' 1e-4 is for
-a (64×256)@(256×128) matmul, larger than any layer here).
-
-Why not 0: the two sides sum in different orders (BLAS blocking, torch's reductions), and
-torch fuses some multiply-adds (Adam's lerp/addcdiv): float64 parameters after an Adam step
-differ by ≤ 1 ulp. Gradients that are 0 in exact arithmetic (a Linear bias before BatchNorm,
-the 3-class bias gradient at a symmetric start) are rounding noise on both sides: only atol
-can judge them, and ``compare`` reports no relative difference for them.
+Precision rule (below float64, when the table fails): ``parity.precise`` evaluates the same
+step in float64 from the identical float32 state (both twins are synchronized to the NumPy
+state at each step start) and measures σ, how far float32-sized rounding moves that
+evaluation (Monte Carlo arithmetic with each value perturbed by its probabilistic error bound
+√n·u·Σ|terms|, Higham & Mary 2019, shared δ for reductions every element reuses). With
+``d_a``/``d_b`` each twin's max distance to the float64 value, the check passes when
+``d_a ≤ FACTOR·d_b + FLOOR·σ`` and ``d_b ≤ FACTOR·d_a + FLOOR·σ`` — PyTorch's test_ops
+(``_ref_test_helper``) asks ``dist(ref) ≤ dist(torch)``; we ask it of both sides, with a
+factor for two kernels of different but legitimate accuracy and a floor for the noise both
+may carry. Derivation, measured 2026-11-25 (torch 2.13.0 CPU, numpy 2.4.6, 1 thread):
+- σ is a bound, not a typical error: over the catalogue × seeds 0–1 (82 checks reached the
+  rule, all small bias gradients that cancel) the worst twin's distance was 0.237 σ (cs231n's
+  b2: NumPy's float32 ``sum(axis=0)`` adds 300 rows sequentially, torch's cascade sum is 24×
+  more accurate, and both are right): FLOOR = 1 leaves 4× margin; FACTOR = 4 lets one
+  kernel be 4× less accurate than the other beyond that.
+- the 64→512→512→10 BatchNorm/dropout net and the 784→1024→10 net pass (tests/test_verdicts).
+- it still catches bugs: a 1e-4 relative error injected into any gradient, update ``Δθ``
+  (checked from θ = 0, see ``parity.compare._update_from_zero``, since Δθ ≪ ulp(θ) for small
+  learning rates) or optimizer state entry fails for every catalogue model; the exceptions are
+  gradients that float32 cannot resolve to 1e-4 (biases feeding BatchNorm, exact value 0;
+  cs231n's b2, a 300-term sum cancelling to 1e-4 of its terms).
+- not yet enough: random float32 nets with BatchNorm/LayerNorm over 1–2 features or batches of
+  2–3 still fail in ~6 % of hypothesis draws (torch's float32 norm backward errs up to 15 σ
+  where NumPy's stays inside 1 σ): σ does not yet model torch's norm kernels.
 
 ``TRAJECTORY`` is the multi-step tier (``parity.diverge``): both twins train in lockstep from
 identical weights, each on its own gradients, with shared batches and dropout masks; after
@@ -45,12 +59,24 @@ true gradient is 0 and each side random-walks on its own rounding noise
 
 from __future__ import annotations
 
-QUANTITIES = ("loss", "penalty", "grad", "param", "buffer", "state", "output")
+QUANTITIES = ("loss", "penalty", "grad", "update", "param", "buffer", "state", "output")
 
 TOLERANCES: dict[str, dict[str, tuple[float, float]]] = {
     "float64": {q: (1e-10, 1e-12) for q in QUANTITIES},
     "float32": {q: (1.3e-6, 1e-5) for q in QUANTITIES},
 }
+
+
+# Below float64 (see parity.judge "precision"): each twin's distance to the float64 evaluation
+# may be FACTOR times the other's plus FLOOR spreads σ of that evaluation under float32-sized
+# rounding perturbations (parity.precise, SAMPLES perturbed runs).
+FACTOR = 4.0
+FLOOR = 1.0
+SAMPLES = 2
+
+# The absolute atol the table used before it was scaled: a torch tensor wholly below it is
+# counted as "tiny" in the JSON output (the old rule passed such a tensor whatever NumPy said).
+ABSOLUTE_FLOOR = {"float64": 1e-12, "float32": 1e-5}
 
 
 def tolerance(dtype: str, quantity: str) -> tuple[float, float]:

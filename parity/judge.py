@@ -1,0 +1,145 @@
+"""Judging evidence: each compared tensor of a step becomes one labelled ``Check``.
+
+Running the twins (``parity.compare``) records ``Pair``s — the NumPy value, the torch value
+and, below float64, a float64 evaluation of the same step with its rounding spread. This
+module only reads them. The rules and their constants live in ``parity.tolerances``:
+
+``table``      ``|a − b| ≤ rtol·|b| + atol·S`` elementwise. float64: ``S`` is the scale of
+               the tensor's group in the step (all gradients of step 2, say), because a tensor
+               that is 0 in exact arithmetic carries rounding noise of that size. Below
+               float64: ``S`` is the tensor's own scale, so a small tensor is never passed blind.
+``precision``  below float64, when the table fails: each twin's distance to the float64
+               evaluation ``r`` is within ``FACTOR`` times the other's plus ``FLOOR`` noise
+               spreads: ``d_a ≤ F·d_b + K·σ`` and ``d_b ≤ F·d_a + K·σ``.
+``exact``      integer tensors (``num_batches_tracked``, Adam's ``step``) must be equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from parity import tolerances as tol
+
+
+@dataclass
+class Pair:
+    """One compared quantity of a step: ``mine`` (NumPy) against ``theirs`` (torch), both in
+    torch layout. ``group`` collects tensors that share a scale (``grad``, ``state.exp_avg``);
+    ``precise`` is the float64 evaluation of the same step from the same float32 state and
+    ``noise`` (σ) how far float32-sized rounding perturbations move it (both ``None`` in the
+    float64 tier)."""
+
+    label: str
+    quantity: str
+    group: str
+    step: int | None
+    mine: np.ndarray
+    theirs: np.ndarray
+    precise: np.ndarray | None = None
+    noise: float | None = None
+
+
+@dataclass
+class Check:
+    """One labelled verdict (``"step 2 grad 0.weight"``) and the rule that decided it."""
+
+    label: str
+    quantity: str
+    max_abs: float
+    max_rel: float      # normwise: max|a − b| / max(max|a|, max|b|); 0 for a tensor that is
+    #                     rounding noise in its group (its scale ≤ atol·S_group)
+    rtol: float
+    atol: float
+    passed: bool
+    detail: str = ""
+    rule: str = "table"          # table | precision | exact | shape — what decided
+    scale: float = 0.0           # the S that multiplied atol
+    tiny: bool = False           # torch's tensor lies wholly below the absolute atol floor
+    err_numpy: float | None = None   # max|a − r| (precision tier)
+    err_torch: float | None = None   # max|b − r|
+    noise: float | None = None       # σ of the float64 evaluation
+
+
+def _as_float64(v) -> np.ndarray:
+    return np.asarray(v, dtype=np.float64)
+
+
+def _is_integer(v) -> bool:
+    return np.asarray(v).dtype.kind in "biu"
+
+
+def group_scales(pairs: list[Pair]) -> dict[tuple, float]:
+    """``S`` per (step, group): the largest magnitude either twin shows in that group."""
+    scales: dict[tuple, float] = {}
+    for p in pairs:
+        key = (p.step, p.group)
+        s = max(_maxabs(p.mine), _maxabs(p.theirs))
+        scales[key] = max(scales.get(key, 0.0), s)
+    return scales
+
+
+def _maxabs(v) -> float:
+    a = np.abs(_as_float64(v))
+    return float(a.max()) if a.size else 0.0
+
+
+def judge(pairs: list[Pair], dtype: str) -> list[Check]:
+    """A ``Check`` for every pair, in order."""
+    scales = group_scales(pairs)
+    return [judge_pair(p, dtype, scales[(p.step, p.group)]) for p in pairs]
+
+
+def judge_pair(p: Pair, dtype: str, group_scale: float) -> Check:
+    """Shape first, then integers exactly, then the table, then (below float64) precision."""
+    rtol, atol = tol.tolerance(dtype, p.quantity)
+    a, b = np.asarray(p.mine), np.asarray(p.theirs)
+    if a.shape != b.shape:
+        return Check(p.label, p.quantity, float("inf"), float("inf"), rtol, atol, False,
+                     f"{p.label}: shape {a.shape} (NumPy) vs {b.shape} (torch)", rule="shape")
+    a64, b64 = _as_float64(a), _as_float64(b)
+    diff = np.abs(a64 - b64)
+    max_abs = float(diff.max()) if diff.size else 0.0
+    own = max(_maxabs(a64), _maxabs(b64))
+    base = dict(label=p.label, quantity=p.quantity, max_abs=max_abs,
+                max_rel=max_abs / own if own > atol * group_scale else 0.0, rtol=rtol, atol=atol,
+                tiny=_maxabs(b64) < tol.ABSOLUTE_FLOOR[dtype])
+    if not (np.isfinite(a64).all() and np.isfinite(b64).all()):
+        same = np.array_equal(a64, b64, equal_nan=True)
+        return Check(**base, passed=same, rule="exact",
+                     detail="" if same else f"{p.label}: non-finite values differ")
+    if _is_integer(a) and _is_integer(b):
+        same = bool(np.array_equal(a, b))
+        return Check(**base, passed=same, rule="exact",
+                     detail="" if same else f"{p.label}: {a.tolist()} vs {b.tolist()}")
+    scale = group_scale if dtype == "float64" else own
+    bound = rtol * np.abs(b64) + atol * scale
+    if (diff <= bound).all():
+        return Check(**base, passed=True, rule="table", scale=scale)
+    table_msg = _table_message(p.label, diff, bound, a64, b64)
+    if p.precise is None:
+        return Check(**base, passed=False, rule="table", scale=scale, detail=table_msg)
+    return _judge_precision(p, base, scale, a64, b64, table_msg)
+
+
+def _judge_precision(p: Pair, base: dict, scale: float, a64, b64, table_msg: str) -> Check:
+    r = _as_float64(p.precise)
+    d_a, d_b = float(np.abs(a64 - r).max()), float(np.abs(b64 - r).max())
+    sigma = float(p.noise or 0.0)
+    floor = tol.FLOOR * sigma
+    ok = d_a <= tol.FACTOR * d_b + floor and d_b <= tol.FACTOR * d_a + floor
+    detail = "" if ok else (
+        f"{table_msg}; against the float64 evaluation: NumPy {d_a:.3g}, torch {d_b:.3g}, "
+        f"allowed {tol.FACTOR:g}x the other's + {tol.FLOOR:g} x noise {sigma:.3g}")
+    return Check(**base, passed=ok, rule="precision", scale=scale, detail=detail,
+                 err_numpy=d_a, err_torch=d_b, noise=sigma)
+
+
+def _table_message(label: str, diff, bound, a64, b64) -> str:
+    bad = diff > bound
+    i = np.unravel_index(int(np.argmax(np.where(bad, diff - bound, -np.inf))), diff.shape)
+    where = f" at index {tuple(int(j) for j in i)}" if diff.ndim else ""
+    return (f"{label}: {int(bad.sum())}/{diff.size} elements outside the table; worst"
+            f"{where}: NumPy {a64[i]!r} vs torch {b64[i]!r} (|diff| {diff[i]:.3g} > "
+            f"{bound[i]:.3g})")

@@ -1,0 +1,191 @@
+"""The verdict rules (parity.judge, parity.tolerances): what each rule decides, that a small
+tensor is never passed blind, that float32 verdicts come from the float64 evaluation and still
+catch a 1e-4 relative error in a gradient, an update or an optimizer state entry."""
+
+import numpy as np
+import pytest
+
+from parity import zoo
+from parity.compare import compare, compare_twins, default_steps, first_batch
+from parity.judge import Pair, judge
+from parity.spec import ModelSpec, OptimSpec
+from parity.twins import from_spec
+
+MODELS = list(zoo.CATALOGUE)
+REL = 1e-4
+
+
+# ---- injected errors: the rule must still catch real bugs -------------------------------------
+def inject_grad(twins, key):
+    """Scale the NumPy gradient of ``key`` by 1 + REL (a class swap, so that the float64
+    evaluation, which copies the model, carries the same bug: the rule must then see that
+    torch is far from it)."""
+    i, name = key.split(".")
+    layer = twins.numpy_model.layers[int(i)]
+    base = type(layer)
+
+    def backward(self, d):
+        dx = base.backward(self, d)
+        self.grads[name] = self.grads[name] * (1 + REL)
+        return dx
+    layer.__class__ = type("Injected" + base.__name__, (base,), {"backward": backward})
+
+
+def _swap_step(opt, after):
+    base = type(opt)
+
+    def step(self, grads):
+        before = {k: p.copy() for g in self.param_groups for k, p in g["params"].items()}
+        base.step(self, grads)
+        after(self, before)
+    opt.__class__ = type("Injected" + base.__name__, (base,), {"step": step})
+
+
+def inject_update(twins, key):
+    """Scale the NumPy update ``Δθ`` of ``key`` by 1 + REL."""
+    def after(opt, before):
+        for g in opt.param_groups:
+            if key in g["params"]:
+                p = g["params"][key]
+                p[...] = before[key] + (p - before[key]) * (1 + REL)
+    _swap_step(twins.numpy_optimizer, after)
+
+
+def inject_state(twins, key, entry):
+    """Scale the NumPy optimizer's state entry ``key.entry`` by 1 + REL after each step."""
+    def after(opt, before):
+        opt.state[key][entry] = opt.state[key][entry] * (1 + REL)
+    _swap_step(twins.numpy_optimizer, after)
+
+
+def run_injected(name, inject, *args):
+    spec = zoo.get(name)
+    X, y = first_batch(spec, 0)
+    twins = from_spec(spec, "float32", 0)
+    inject(twins, *args)
+    return compare_twins(twins, X, y, steps=default_steps(spec))
+
+
+def resolvable(name) -> dict:
+    """Per gradient key, whether float32 can resolve a 1e-4 relative error in it: the clean
+    comparison's noise σ (float32 rounding of the float64 evaluation) is below REL/10 of the
+    tensor's scale at every step. Not resolvable: a Linear bias feeding BatchNorm (its exact
+    gradient is 0: 1e-4 of rounding noise is not an error) and a bias gradient that is a sum
+    of ~300 terms cancelling to 1e-4 of their size (cs231n's b2: float32 itself errs by 1e-3)."""
+    spec = zoo.get(name)
+    X, y = first_batch(spec, 0)
+    clean = compare_twins(from_spec(spec, "float32", 0), X, y, steps=default_steps(spec))
+    assert clean.passed, clean.report()
+    ok: dict[str, bool] = {}
+    for c in clean.checks:
+        if c.quantity == "grad":
+            key = c.label.rsplit(" ", 1)[-1]
+            noisy = c.noise is not None and c.noise > REL / 10 * max(c.scale, 1e-300)
+            ok[key] = ok.get(key, True) and not noisy and c.rule != "precision"
+    return ok
+
+
+def last_weight(name) -> str:
+    return [k for k in zoo.get(name).build_numpy(0).parameters() if k.endswith("weight")][-1]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_a_1e4_error_in_a_gradient_update_or_state_entry_fails_in_float32(name):
+    """Fast tier: the last Linear weight's gradient, update and every state entry."""
+    key = last_weight(name)
+    assert resolvable(name)[key]
+    assert not run_injected(name, inject_grad, key).passed, f"grad {key}"
+    assert not run_injected(name, inject_update, key).passed, f"update {key}"
+    spec = zoo.get(name)
+    twins = from_spec(spec, "float32", 0)
+    compare_twins(twins, *first_batch(spec, 0), steps=default_steps(spec))
+    for entry in twins.numpy_optimizer.state.get(key, {}):
+        if entry != "step":
+            assert not run_injected(name, inject_state, key, entry).passed, f"state {entry}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS)
+def test_every_resolvable_injection_fails_in_float32(name):
+    """Slow tier: every parameter, every kind; gradients where float32 can resolve 1e-4."""
+    spec = zoo.get(name)
+    twins = from_spec(spec, "float32", 0)
+    compare_twins(twins, *first_batch(spec, 0), steps=default_steps(spec))
+    missed = []
+    for key, ok in resolvable(name).items():
+        if ok and run_injected(name, inject_grad, key).passed:
+            missed.append(f"grad {key}")
+        if run_injected(name, inject_update, key).passed:
+            missed.append(f"update {key}")
+        for entry in twins.numpy_optimizer.state.get(key, {}):
+            if entry != "step" and run_injected(name, inject_state, key, entry).passed:
+                missed.append(f"state {key}.{entry}")
+    assert not missed
+
+
+# ---- the rules themselves ---------------------------------------------------------------------
+def test_a_tiny_tensor_is_judged_against_its_own_scale_in_float32():
+    """torch 1e-7, NumPy 2e-7: the old absolute atol 1e-5 passed it blind."""
+    pair = Pair("step 1 state 0.bias.exp_avg_sq", "state", "state.exp_avg_sq", 1,
+                np.array([2e-7], np.float32), np.array([1e-7], np.float32))
+    (check,) = judge([pair], "float32")
+    assert not check.passed and check.tiny and check.rule == "table"
+
+
+def test_a_tiny_tensor_is_judged_against_its_group_in_float64():
+    """A 1e-13 gradient beside a gradient of 1: rounding noise of a true zero passes; the
+    same tensor beside gradients of 1e-6 is a real value and 1e-13 vs 0 is a failure."""
+    noise = Pair("g b", "grad", "grad", 1, np.array([0.0]), np.array([1e-13]))
+    big = Pair("g w", "grad", "grad", 1, np.array([1.0]), np.array([1.0]))
+    small = Pair("g w", "grad", "grad", 1, np.array([1e-6]), np.array([1e-6]))
+    assert all(c.passed for c in judge([noise, big], "float64"))
+    assert not judge([noise, small], "float64")[0].passed
+
+
+def test_precision_rule_decides_when_the_table_fails_and_says_so():
+    """Both twins 1e-6 from the float64 value (noise σ 1e-6): beyond the table, inside the
+    rule. The same with NumPy 1e-4 away: fails, naming both distances."""
+    r = np.array([1.0])
+    ok = Pair("q", "grad", "grad", 1, r + 3e-5, r - 3e-5, r, 3e-5)
+    bad = Pair("q", "grad", "grad", 1, r + 1e-4, r - 1e-7, r, 1e-7)
+    (c1,), (c2,) = judge([ok], "float32"), judge([bad], "float32")
+    assert c1.passed and c1.rule == "precision"
+    assert not c2.passed and "float64 evaluation" in c2.detail
+
+
+def test_integers_are_compared_exactly():
+    pair = Pair("nbt", "buffer", "buffer.num_batches_tracked", 1, np.array(2), np.array(3))
+    (check,) = judge([pair], "float64")
+    assert not check.passed and check.rule == "exact"
+
+
+def test_json_counts_rules_and_tiny_tensors():
+    r = compare(zoo.get("spiral003"), "float32", 0)
+    j = r.to_json()
+    assert sum(j["judged_by"].values()) == len(r.checks)
+    assert j["tiny_tensors"] == sum(c.tiny for c in r.checks) > 0
+
+
+# ---- nets larger than the catalogue -----------------------------------------------------------
+def _large(layers, opt) -> ModelSpec:
+    return ModelSpec(name="large", source="tests/test_verdicts.py", summary="", layers=layers,
+                     loss="cross_entropy", optimizer=opt, dataset="xor", init="he", epochs=1)
+
+
+LARGE = [
+    pytest.param(_large((("linear", 64, 512), ("batchnorm", 512), ("relu",), ("dropout", 0.5),
+                         ("linear", 512, 512), ("batchnorm", 512), ("relu",), ("dropout", 0.5),
+                         ("linear", 512, 10)), OptimSpec("adam", 1e-3)), 128,
+                 id="64-512-512-10-bn-dropout"),
+    pytest.param(_large((("linear", 784, 1024), ("relu",), ("linear", 1024, 10)),
+                        OptimSpec("sgd", 0.1, {"momentum": 0.9})), 64, id="784-1024-10"),
+]
+
+
+@pytest.mark.parametrize("spec,n", LARGE)
+def test_large_float32_nets_pass_compare(spec, n):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, spec.layers[0][1]))
+    y = rng.integers(0, 10, n)
+    result = compare(spec, "float32", 0, batch=(X, y))
+    assert result.passed, result.report()
