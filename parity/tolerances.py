@@ -11,8 +11,9 @@ Table: ``|numpy − torch| ≤ rtol·|torch| + atol·S`` elementwise.
   defaults. LayerNorm(1)'s torch weight gradient is −1.12e-12 of noise beside gradients of
   ~1e2: 1e-10 of the group, passed by the table as it should be.
 - float32, ``S`` = the tensor's own scale max(|numpy|, |torch|): a fixed absolute atol 1e-5
-  passed every tensor smaller than it whatever NumPy said (measured over the catalogue × seeds 0–1: 610/1896 optimizer state checks and 72/776
-  gradient checks are of that kind; ``Check.tiny`` counts them in the JSON output).
+  passed every tensor smaller than it whatever NumPy said (catalogue × seeds 0–1: 610/1896
+  optimizer state checks and 72/776 gradient checks are of that kind; ``Check.tiny`` counts
+  them in the JSON output).
 
 Precision rule (below float64, when the table fails): ``parity.precise`` evaluates the same
 step in float64 from the identical float32 state (both twins are synchronized to the NumPy
