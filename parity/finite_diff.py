@@ -16,7 +16,8 @@ ones-check would compare zeros with zeros.
 Error level. Central differences err by truncation ``h²/6 · g'''`` plus rounding
 ``≈ ε·|g|/h`` (ε = 2.2e-16). At h = 1e-6 and O(1) values both are ≈ 1e-10 in *absolute*
 terms: a gradient of O(1) is resolved to ~1e-10 relative, one of O(1e-4) only to ~1e-6.
-Measured (seeds 0–4, float64): every layer kind rel_error ≤ 5.5e-10, every loss ≤ 1.3e-9;
+Measured (float64): every layer kind in both modes rel_error ≤ 1.8e-9 (seeds 0–19, BatchNorm
+dx), every loss ≤ 2.6e-9 (seeds 0–19, cross-entropy);
 every catalogue model: max |backward − finite difference| ≤ 1.4e-10 on tensors whose entries
 are < 1e-2 (worst: cs231n-2layer's dL/dX, max value 5.8e-5, hence rel_error 1.2e-6 — the
 rounding floor, not an error) and ≤ 2.4e-9 overall (spiral003 first weight, values 1.7);
@@ -61,6 +62,13 @@ noise (backward ~1e-17, finite difference ≤ ``ε·|L|/h`` ≈ 1e-10) and a *re
 two noises means nothing. Such tensors must have ``max(|a|, |n|) ≤ atol`` (measured ≤ 1.7e-10
 on the catalogue).
 
+float32. ``check_layer_float32`` / ``check_loss_float32`` run the float32 layer or loss's
+own backward and compare it with central differences of the same function evaluated in
+float64 on the upcast inputs (the float32 point is exactly representable in float64), with
+a random cotangent as above. The bound, ``F32_K · u · κ + FD_RTOL`` with κ the measured
+condition of the gradient under float32 rounding of the inputs and of everything the forward
+caches, is derived in ``Float32Check``.
+
 Randomness (dropout masks, cotangents, the entry subsets of big tensors) comes from explicit
 ``numpy.random.Generator`` objects. Dropout uses one fixed keep-mask, queued before every
 forward (the analytic one and each finite-difference one). BatchNorm in training mode is
@@ -70,6 +78,7 @@ its running buffers saved and restored around every evaluation.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -154,6 +163,49 @@ def numerical_jvp_grad(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, cot
 
 
 # ---- single layers and losses ---------------------------------------------------------------
+def _layer_forward(layer: L.Layer, training: bool, keep, buffers: dict):
+    """``forward(x)`` of ``layer`` with its buffers reset to ``buffers`` before every call
+    (BatchNorm's running statistics) and the fixed dropout keep-mask ``keep`` queued."""
+    def forward(inp: np.ndarray) -> np.ndarray:
+        layer.buffers.update({k: np.array(v, copy=True) for k, v in buffers.items()})
+        if keep is not None:
+            layer.queue_masks([keep])
+        return layer.forward(inp, training)
+    return forward
+
+
+def _layer_backward(layer: L.Layer, forward, x: np.ndarray, cot: np.ndarray,
+                    jitter: np.random.Generator | None = None) -> dict:
+    """``{"dx": …, <param>: …}``: the analytic backward of ``Σ cot · forward(x)`` (copies).
+    ``jitter``: perturb what the forward cached by ``1 ± u`` before the backward reads it."""
+    forward(x)
+    if jitter is not None:
+        _jitter_cache(layer, jitter)
+    dx = np.array(layer.backward(cot), copy=True)
+    return {"dx": dx, **{k: np.array(layer.grads[k], copy=True) for k in layer.params}}
+
+
+def _layer_numeric(layer: L.Layer, forward, x: np.ndarray, cot: np.ndarray, h: float) -> dict:
+    """Central differences of ``Σ cot · forward(x)`` w.r.t. ``x`` and every parameter
+    (float64 throughout; ``x`` and the parameters are perturbed in place and restored)."""
+    out = {"dx": numerical_jvp_grad(forward, x, cot, h)}
+    for k, p in layer.params.items():
+        out[k] = numerical_jvp_grad(lambda _p: forward(x), p, cot, h)
+    return out
+
+
+def _keep_mask(layer: L.Layer, shape, training: bool, rng: np.random.Generator):
+    if isinstance(layer, L.Dropout) and training and layer.p > 0:
+        return rng.random(shape) >= layer.p
+    return None
+
+
+def _refuse_kinks(layer: L.Layer, x: np.ndarray, h: float) -> None:
+    if isinstance(layer, L.ReLU) and np.any(np.abs(x) <= 10 * h):
+        raise ValueError(f"check_layer({layer!r}): inputs within 10·h = {10 * h:g} of the kink "
+                         f"at 0 (min |x| = {np.abs(x).min():.3g}): resample them")
+
+
 def check_layer(layer: L.Layer, x: np.ndarray, training: bool, rng: np.random.Generator,
                 h: float = H) -> dict[str, float]:
     """Relative errors of ``layer.backward(cot)`` against finite differences of
@@ -163,33 +215,17 @@ def check_layer(layer: L.Layer, x: np.ndarray, training: bool, rng: np.random.Ge
     layer's buffers are left as they were before the call.
     """
     _check_float64(f"check_layer({layer!r})", x)
-    if isinstance(layer, L.ReLU) and np.any(np.abs(x) <= 10 * h):
-        raise ValueError(f"check_layer({layer!r}): inputs within 10·h = {10 * h:g} of the kink "
-                         f"at 0 (min |x| = {np.abs(x).min():.3g}): resample them")
+    _refuse_kinks(layer, x, h)
     saved = {k: np.array(v, copy=True) for k, v in layer.buffers.items()}
-    keep = None
-    if isinstance(layer, L.Dropout) and training and layer.p > 0:
-        keep = rng.random(x.shape) >= layer.p
-
-    def forward(inp: np.ndarray) -> np.ndarray:
-        layer.buffers.update({k: np.array(v, copy=True) for k, v in saved.items()})
-        if keep is not None:
-            layer.queue_masks([keep])
-        return layer.forward(inp, training)
-
+    forward = _layer_forward(layer, training, _keep_mask(layer, x.shape, training, rng), saved)
     xw = np.array(x, copy=True)
     try:
-        out = forward(xw)
-        cot = rng.standard_normal(out.shape)
-        dx = layer.backward(cot)
-        grads = {k: np.array(layer.grads[k], copy=True) for k in layer.params}
-        errors = {"dx": rel_error(dx, numerical_jvp_grad(forward, xw, cot, h))}
-        for k, p in layer.params.items():
-            num = numerical_jvp_grad(lambda _p: forward(xw), p, cot, h)
-            errors[k] = rel_error(grads[k], num)
+        cot = rng.standard_normal(forward(xw).shape)
+        analytic = _layer_backward(layer, forward, xw, cot)
+        numeric = _layer_numeric(layer, forward, xw, cot, h)
     finally:
         layer.buffers.update(saved)
-    return errors
+    return {k: rel_error(analytic[k], numeric[k]) for k in analytic}
 
 
 def check_loss(loss, scores: np.ndarray, y, h: float = H) -> float:
@@ -203,6 +239,159 @@ def check_loss(loss, scores: np.ndarray, y, h: float = H) -> float:
     analytic = np.array(loss.backward(), copy=True)
     numeric = numerical_jvp_grad(lambda v: loss.forward(v, y), s, 1.0, h)
     return rel_error(analytic, numeric)
+
+
+# ---- float32 layers and losses against a float64 oracle -------------------------------------
+U32 = float(np.finfo(np.float32).eps) / 2   # float32 unit roundoff, 2⁻²⁴ ≈ 6.0e-8
+F32_K = 16          # rounding budget in units of u·κ (see Float32Check)
+COND_DRAWS = 8      # random perturbations per condition estimate
+
+
+@dataclass
+class Float32Check:
+    """A float32 analytic gradient ``a`` against the float64 finite difference ``n`` of the
+    same function at the same (float32-representable) point.
+
+    Derivation of the bound ``rel_error(a, n) ≤ F32_K · u · κ + FD_RTOL``, u = 2⁻²⁴:
+    - ``n`` is the exact gradient at the float32 point up to the float64 oracle's own error,
+      ``FD_RTOL`` (measured ≤ 2.6e-9 on layers and losses).
+    - The float32 run rounds (i) every input — x, parameters, buffers, cotangent — and
+      (ii) every result the forward caches for the backward (a Linear's input, an
+      activation's output, BatchNorm's x̂ and 1/σ, the log-probabilities) once each, by a
+      relative ≤ u. κ, "the forward's condition", is how much that moves the gradient:
+      ``max|Δgrad| / (u · max|grad|)``, estimated by re-running the float64 backward
+      ``COND_DRAWS`` times with all of (i) and (ii) multiplied entrywise by ``1 ± u``
+      (random signs), floored at 1. It is large where the backward cancels (BatchNorm's
+      ``m·g − Σg − x̂·Σgx̂``, softmax − onehot) or reads a saturated output (tanh's
+      ``1 − out²`` at |x| ≳ 9, where float32 rounds out to ±1: the true 1e-8 is lost).
+    - (iii) The backward's own arithmetic rounds each gradient entry at most m times in an
+      m-term reduction (m ≤ 8 here: batch 8, width 5) and ≤ 6 times elementwise, each
+      relative to the terms it combines — the same magnitudes κ is measured on.
+    So the error is ≲ (1 + 8 + 6)·u·κ: ``F32_K`` = 16. κ is estimated with random signs,
+    not bounded: an m-term reduction's aligned worst case is up to √m larger, but rounding
+    errors are not aligned either, and rel_error's denominator ``max(|a| + |n|)`` ≈
+    2·max|grad| gives a factor 2 back. Measured worst ``ratio = rel / (u·κ)`` (every layer
+    kind in both modes and every loss, 20 seeds, inputs also shifted by 10 and 100 and
+    scaled by 30): 1.46 (cross-entropy), 1.32 for layers — 11× inside ``F32_K``.
+    A gradient off by 1 % has rel ≈ 5e-3: flagged wherever κ < 5e3.
+    """
+
+    key: str
+    rel: float          # rel_error(float32 backward, float64 finite differences)
+    cond: float         # κ estimate, ≥ 1
+
+    @property
+    def bound(self) -> float:
+        return F32_K * U32 * self.cond + FD_RTOL
+
+    @property
+    def ratio(self) -> float:
+        """The error in units of ``u·κ`` (compare with ``F32_K``)."""
+        return self.rel / (U32 * self.cond)
+
+    @property
+    def passed(self) -> bool:
+        return self.rel <= self.bound
+
+
+def upcast_layer(layer: L.Layer) -> L.Layer:
+    """A float64 copy of a float32 layer: parameters and float buffers upcast exactly."""
+    twin = copy.deepcopy(layer)
+    for d in (twin.params, twin.buffers):
+        for k, v in d.items():
+            if v.dtype == np.float32:
+                d[k] = v.astype(np.float64)
+    if hasattr(twin, "_dtype"):
+        twin._dtype = np.dtype(np.float64)
+    return twin
+
+
+def _jittered(v, rng: np.random.Generator):
+    """A float array multiplied entrywise by ``1 ± u`` (random signs); a tuple item-wise;
+    anything else unchanged."""
+    if isinstance(v, tuple):
+        return tuple(_jittered(e, rng) for e in v)
+    if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+        return v * (1 + U32 * rng.choice([-1.0, 1.0], v.shape))
+    return v
+
+
+def _jitter_cache(obj, rng: np.random.Generator) -> None:
+    """Perturb every float array a layer or loss cached in ``forward`` (attributes other than
+    params/grads/buffers: ``_x``, ``_out``, ``_scale``, ``_cache`` …) by ``1 ± u``: the
+    rounding of the forward's results, which the backward reads."""
+    for name, v in list(vars(obj).items()):
+        if name not in ("params", "grads", "buffers"):
+            setattr(obj, name, _jittered(v, rng))
+
+
+def _condition(grad_of, inputs: dict, rng: np.random.Generator) -> dict[str, float]:
+    """κ per output of ``grad_of(inputs, jitter) -> {key: array}`` (float64): the largest
+    ``max|grad(perturbed) − grad| / (u·max|grad|)`` over ``COND_DRAWS`` draws that perturb
+    every input and every cached forward value by ``1 ± u``; floored at 1."""
+    base = grad_of(inputs, None)
+    cond = dict.fromkeys(base, 1.0)
+    for _ in range(COND_DRAWS):
+        moved = grad_of({k: _jittered(v, rng) for k, v in inputs.items()}, rng)
+        for k, g in base.items():
+            scale = float(np.max(np.abs(g), initial=0.0))
+            if scale > 0:
+                cond[k] = max(cond[k], float(np.max(np.abs(moved[k] - g))) / (U32 * scale))
+    return cond
+
+
+def check_layer_float32(layer: L.Layer, x: np.ndarray, training: bool,
+                        rng: np.random.Generator, h: float = H) -> dict[str, Float32Check]:
+    """The float32 ``layer``'s backward on float32 ``x: (N, D)`` against central differences
+    of the same function in float64 (``upcast_layer``, ``x`` and the float32 cotangent upcast
+    exactly), with κ from the float64 backward (``Float32Check``). Same mask and buffer rules
+    as ``check_layer``; ``x`` and the layer's buffers are left as they were."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        raise TypeError(f"check_layer_float32({layer!r}): x must be a float32 numpy array")
+    _refuse_kinks(layer, x, h)
+    keep = _keep_mask(layer, x.shape, training, rng)
+    saved = {k: np.array(v, copy=True) for k, v in layer.buffers.items()}
+    try:
+        f32 = _layer_forward(layer, training, keep, saved)
+        cot = rng.standard_normal(f32(x).shape).astype(np.float32)
+        analytic = _layer_backward(layer, f32, x, cot)
+    finally:
+        layer.buffers.update(saved)
+    twin = upcast_layer(layer)
+    saved64 = {k: np.array(v, copy=True) for k, v in twin.buffers.items()}
+    x64, cot64 = x.astype(np.float64), cot.astype(np.float64)
+    numeric = _layer_numeric(twin, _layer_forward(twin, training, keep, saved64), x64, cot64, h)
+
+    def grad_of(inp: dict, jitter) -> dict:
+        for k in twin.params:
+            twin.params[k][...] = inp[k]
+        f = _layer_forward(twin, training, keep, {k: inp[k] for k in saved64})
+        return _layer_backward(twin, f, inp["x"], inp["cot"], jitter)
+
+    state = {**{k: np.array(v, copy=True) for k, v in twin.params.items()}, **saved64}
+    cond = _condition(grad_of, {**state, "x": x64, "cot": cot64}, rng)
+    return {k: Float32Check(k, rel_error(analytic[k], numeric[k]), cond[k]) for k in analytic}
+
+
+def check_loss_float32(loss, scores: np.ndarray, y, rng: np.random.Generator,
+                       h: float = H) -> Float32Check:
+    """``loss.backward()`` on float32 ``scores`` against central differences of the loss in
+    float64 at the same scores (upcast exactly), κ from the float64 backward."""
+    if not isinstance(scores, np.ndarray) or scores.dtype != np.float32:
+        raise TypeError(f"check_loss_float32({type(loss).__name__}): scores must be float32")
+    loss.forward(scores, y)
+    analytic = np.array(loss.backward(), copy=True)
+    s64 = scores.astype(np.float64)
+    numeric = numerical_jvp_grad(lambda v: loss.forward(v, y), s64, 1.0, h)
+
+    def grad_of(inp: dict, jitter) -> dict:
+        loss.forward(inp["scores"], y)
+        if jitter is not None:
+            _jitter_cache(loss, jitter)
+        return {"dscores": np.array(loss.backward(), copy=True)}
+
+    cond = _condition(grad_of, {"scores": s64}, rng)["dscores"]
+    return Float32Check("dscores", rel_error(analytic, numeric), cond)
 
 
 # ---- whole catalogue models ------------------------------------------------------------------

@@ -1,6 +1,9 @@
 """The reference's hand-written backward passes against central finite differences of its own
-forward (``parity.finite_diff``): every layer kind, every loss, every catalogue model. The
-oracle needs neither twin to be right; thresholds and measurements are in its docstring."""
+forward (``parity.finite_diff``): every layer kind of the registry ``reference.build.
+LAYER_KINDS`` in training and eval mode and every loss of ``reference.losses.LOSSES``, in
+float64 and in float32 (the float32 backward against float64 finite differences at the same
+point, within ``F32_K·u·κ``), and every catalogue model. The oracle needs neither twin to be
+right; thresholds, their derivation and measurements are in its docstring."""
 
 import numpy as np
 import pytest
@@ -9,45 +12,61 @@ from parity import finite_diff as fd
 from parity import zoo
 from reference import layers as L
 from reference import losses as LS
+from reference.build import LAYER_KINDS, build_sequential
 
 MODELS = list(zoo.CATALOGUE)
 # fast tier: one model per group of identical initial gradients (same layers, loss, init, data)
 CLASSES = fd.gradient_classes(zoo.CATALOGUE)
 
 
-def make_layer(kind: str, rng: np.random.Generator) -> L.Layer:
-    """A layer of width 5 with random parameters (norm affines moved off (1, 0) so that they
-    matter) and, for BatchNorm, random running statistics (so eval mode is not the identity)."""
-    layer = {"linear": lambda: L.Linear(5, 4), "relu": L.ReLU, "sigmoid": L.Sigmoid,
-             "tanh": L.Tanh, "dropout": lambda: L.Dropout(0.3),
-             "batchnorm": lambda: L.BatchNorm1d(5), "layernorm": lambda: L.LayerNorm(5)}[kind]()
+# One example per entry of the layer registry (reference.build.LAYER_KINDS): a new kind fails
+# test_every_layer_kind_has_an_example until it gets one, and then every check below.
+EXAMPLES = {"linear": ("linear", 5, 4), "relu": ("relu",), "sigmoid": ("sigmoid",),
+            "tanh": ("tanh",), "dropout": ("dropout", 0.3), "batchnorm": ("batchnorm", 5),
+            "layernorm": ("layernorm", 5)}
+DTYPES = ["float64", "float32"]
+
+
+def make_layer(kind: str, rng: np.random.Generator, dtype: str = "float64") -> L.Layer:
+    """``EXAMPLES[kind]`` built by ``reference.build`` with random parameters (norm affines
+    moved off (1, 0) so that they matter) and, for BatchNorm, random running statistics (so
+    eval mode is not the identity), all in ``dtype``."""
+    layer = build_sequential((EXAMPLES[kind],), init="uniform_torch", rng=rng,
+                             dtype=np.dtype(dtype), dropout_rng=rng).layers[0]
     for v in layer.params.values():
         v[...] = rng.standard_normal(v.shape)
     if isinstance(layer, L.BatchNorm1d):
-        layer.buffers["running_mean"] = rng.standard_normal(5)
-        layer.buffers["running_var"] = rng.uniform(0.5, 2.0, 5)
+        layer.buffers["running_mean"] = rng.standard_normal(5).astype(dtype)
+        layer.buffers["running_var"] = rng.uniform(0.5, 2.0, 5).astype(dtype)
     return layer
 
 
-def layer_input(kind: str, rng: np.random.Generator, n: int = 8) -> np.ndarray:
-    x = 2 * rng.standard_normal((n, 5))
+def layer_input(kind: str, rng: np.random.Generator, n: int = 8, dtype: str = "float64",
+                scale: float = 2.0) -> np.ndarray:
+    x = (scale * rng.standard_normal((n, 5))).astype(dtype)
     if kind == "relu":  # away from the kink: resample entries with |x| ≤ 10·h (none, mostly)
         while np.any(small := np.abs(x) <= 10 * fd.H):
             x[small] = rng.standard_normal(int(small.sum()))
     return x
 
 
-LAYER_CASES = [
-    pytest.param("linear", True, id="linear"),
-    pytest.param("relu", True, id="relu"),
-    pytest.param("sigmoid", True, id="sigmoid"),
-    pytest.param("tanh", True, id="tanh"),
-    pytest.param("dropout", True, id="dropout-train"),
-    pytest.param("dropout", False, id="dropout-eval"),
-    pytest.param("batchnorm", True, id="batchnorm-train"),
-    pytest.param("batchnorm", False, id="batchnorm-eval"),
-    pytest.param("layernorm", True, id="layernorm"),
-]
+def _layer_classes(cls=L.Layer) -> set:
+    subs = set()
+    for c in cls.__subclasses__():
+        subs |= ({c} if not c.__name__.startswith("_") else set()) | _layer_classes(c)
+    return subs
+
+
+def test_every_layer_kind_has_an_example():
+    """Registry coverage: every kind reference.build knows, and every public Layer class of
+    reference.layers (built by some kind), gets the finite-difference checks."""
+    assert set(EXAMPLES) == set(LAYER_KINDS), "add an example for the new layer kind"
+    built = {type(make_layer(k, np.random.default_rng(0))) for k in EXAMPLES}
+    assert _layer_classes() <= built, f"not built by any kind: {_layer_classes() - built}"
+
+
+LAYER_CASES = [pytest.param(kind, training, id=f"{kind}-{'train' if training else 'eval'}")
+               for kind in LAYER_KINDS for training in (True, False)]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -62,6 +81,42 @@ def test_layer_backward_matches_finite_differences(kind, training, seed):
     assert not bad, f"{kind} (training={training}): rel_error above {fd.FD_RTOL:g}: {bad}"
     for k, v in buffers.items():   # the finite differences left the running statistics alone
         np.testing.assert_array_equal(layer.buffers[k], v, err_msg=f"buffer {k}")
+
+
+def assert_float32(checks: dict, label: str) -> None:
+    bad = {k: f"rel {c.rel:.2e} > bound {c.bound:.2e} (κ {c.cond:.1f}, ratio {c.ratio:.2f})"
+           for k, c in checks.items() if not c.passed}
+    assert not bad, f"{label}: float32 backward vs float64 finite differences: {bad}"
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("kind,training", LAYER_CASES)
+def test_float32_layer_backward_matches_float64_finite_differences(kind, training, seed):
+    """The float32 layer's own backward against central differences of the same function in
+    float64 at the same point, within F32_K·u·κ (parity.finite_diff.Float32Check)."""
+    rng = np.random.default_rng(seed)
+    layer = make_layer(kind, rng, "float32")
+    x = layer_input(kind, rng, dtype="float32")
+    buffers = {k: np.array(v, copy=True) for k, v in layer.buffers.items()}
+    checks = fd.check_layer_float32(layer, x, training, rng)
+    assert set(checks) == {"dx", *layer.params}
+    assert_float32(checks, f"{kind} (training={training}, seed {seed})")
+    for k, v in buffers.items():
+        np.testing.assert_array_equal(layer.buffers[k], v, err_msg=f"buffer {k}")
+
+
+@pytest.mark.parametrize("kind", ["tanh", "sigmoid"])
+def test_float32_bound_follows_the_forward_condition_when_saturated(kind):
+    """Inputs around 10: float32 rounds tanh to ±1, so ``1 − out²`` loses the true ~1e-8
+    (relative error up to 1). The bound widens with κ — measured from the cached output's
+    rounding — and still holds; with inputs near 0, κ stays near 1."""
+    rng = np.random.default_rng(0)
+    x = (10 + 2 * rng.standard_normal((8, 5))).astype(np.float32)
+    saturated = fd.check_layer_float32(make_layer(kind, rng, "float32"), x, True, rng)["dx"]
+    assert saturated.passed and saturated.cond > 100, saturated
+    calm = fd.check_layer_float32(make_layer(kind, rng, "float32"),
+                                  layer_input(kind, rng, dtype="float32"), True, rng)["dx"]
+    assert calm.passed and calm.cond < 10, calm
 
 
 def test_dropout_check_uses_one_fixed_mask():
@@ -115,13 +170,22 @@ def test_a_wrong_backward_is_flagged(factor):
     assert fd.check_layer(WrongTanh(), layer_input("tanh", rng), True, rng)["dx"] > 1e-3
 
 
-# ---- losses --------------------------------------------------------------------------------
-def loss_case(name: str, rng: np.random.Generator, n: int = 8):
-    if name == "cross_entropy":
-        return LS.CrossEntropyLoss(), 3 * rng.standard_normal((n, 4)), rng.integers(0, 4, n)
-    if name == "bce":    # probabilities away from 0 and 1 (the logs are clamped there)
-        return LS.BCELoss(), rng.uniform(0.05, 0.95, (n, 1)), rng.integers(0, 2, n)
-    return LS.BCEWithLogitsLoss(), 3 * rng.standard_normal((n, 1)), rng.integers(0, 2, n)
+# ---- losses: one input recipe per entry of the registry reference.losses.LOSSES -------------
+LOSS_INPUTS = {   # name → (scores, targets) for a batch of n, from rng
+    "cross_entropy": lambda rng, n: (3 * rng.standard_normal((n, 4)), rng.integers(0, 4, n)),
+    # probabilities away from 0 and 1 (the logs are clamped there)
+    "bce": lambda rng, n: (rng.uniform(0.05, 0.95, (n, 1)), rng.integers(0, 2, n)),
+    "bce_with_logits": lambda rng, n: (3 * rng.standard_normal((n, 1)), rng.integers(0, 2, n)),
+}
+
+
+def test_every_loss_has_inputs():
+    assert set(LOSS_INPUTS) == set(LS.LOSSES), "add an input recipe for the new loss"
+
+
+def loss_case(name: str, rng: np.random.Generator, n: int = 8, dtype: str = "float64"):
+    scores, y = LOSS_INPUTS[name](rng, n)
+    return LS.LOSSES[name](), scores.astype(dtype), y
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -132,6 +196,38 @@ def test_loss_backward_matches_finite_differences(name, seed):
     err = fd.check_loss(loss, scores, y)
     assert err <= fd.FD_RTOL, f"{name}: rel_error {err:.2e}"
     np.testing.assert_array_equal(scores, before)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.parametrize("name", list(LS.LOSSES))
+def test_float32_loss_backward_matches_float64_finite_differences(name, seed):
+    rng = np.random.default_rng(seed)
+    loss, scores, y = loss_case(name, rng, dtype="float32")
+    before = scores.copy()
+    c = fd.check_loss_float32(loss, scores, y, rng)
+    assert_float32({"dscores": c}, f"{name} (seed {seed})")
+    np.testing.assert_array_equal(scores, before)
+
+
+def test_float32_checks_flag_a_wrong_backward():
+    """The float32 checks can fail: 1 % off in a layer and in a loss (rel ≈ 5e-3, bounds
+    ≈ 1e-6·κ)."""
+
+    class WrongTanh(L.Tanh):
+        def backward(self, dout):
+            return 1.01 * super().backward(dout)
+
+    class WrongCrossEntropy(LS.CrossEntropyLoss):
+        def backward(self):
+            return 0.99 * super().backward()
+
+    rng = np.random.default_rng(0)
+    c = fd.check_layer_float32(WrongTanh(), layer_input("tanh", rng, dtype="float32"), True,
+                               rng)["dx"]
+    assert not c.passed and c.rel > 1e-3
+    scores, y = LOSS_INPUTS["cross_entropy"](rng, 8)
+    c = fd.check_loss_float32(WrongCrossEntropy(), scores.astype(np.float32), y, rng)
+    assert not c.passed and c.rel > 1e-3
 
 
 # ---- the helpers themselves -----------------------------------------------------------------

@@ -2,6 +2,14 @@
 finite differences of torch's own forward, loss included, as a function of the input batch
 AND of every parameter (``torch.func.functional_call`` makes the parameters explicit inputs).
 
+This checks torch against itself. Nothing from the NumPy reference is tested here (it only
+supplies the initial weights and picks kink-free rows): torch's backward is compared with
+torch's forward, so a torch forward that computes the wrong function (or a twin built from
+the wrong modules) passes. The NumPy backward is checked against the NumPy forward in
+tests/test_finite_differences.py, and the two forwards against each other in
+tests/test_parity.py / tests/test_components.py; only the three together tie both twins'
+gradients to the math.
+
 - float64 only: gradcheck (eps 1e-6, atol 1e-5, rtol 1e-3) is meant for float64 and fails on
   float32 (shared/PARITY_NOTES.md); ``loss_function`` refuses anything else.
 - Weights: the NumPy twin's initial weights, copied by ``parity.transfer.numpy_to_torch``.

@@ -2,12 +2,17 @@
 (early stopping, LR finder, hidden PCA, seed sweeps) in both twins (fast)."""
 
 import dataclasses
+import functools
+from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 
-from parity import zoo
+import torch_impl
+from parity import transfer, zoo
 from parity.train import run
+from reference.training import accuracy as np_accuracy
 
 TARGETED = [m for m in zoo.CATALOGUE if zoo.get(m).target is not None]
 UNTARGETED = [m for m in zoo.CATALOGUE if zoo.get(m).target is None]
@@ -96,3 +101,213 @@ def test_hidden_representation_pca_agrees_between_twins():
     (Pn, vn), (Pt, _) = pca_2d(Hn), pca_2d(Ht)
     assert Pn.shape == (360, 2) and 0 < vn[1] <= vn[0] < 1
     np.testing.assert_allclose(Pn, Pt, rtol=1e-9, atol=1e-9)
+
+
+# ---- the two trainers users call, step by step (parity.lockstep) ---------------------------
+MODELS = list(zoo.CATALOGUE)
+
+
+def steps_per_epoch(spec, n: int) -> int:
+    return 1 if spec.batch_size is None else -(-n // spec.batch_size)
+
+
+@pytest.mark.parametrize("name", MODELS, ids=MODELS)
+def test_the_two_fits_agree_step_by_step_in_float64(name):
+    """``reference.training.fit`` and ``torch_impl.fit`` as users call them, same weights,
+    batches and dropout masks: every step's loss, parameters and buffers, every epoch's
+    reported loss and the final eval outputs within the float64 tier (rtol 1e-10 / atol
+    1e-12, parity.tolerances) — dropout and BatchNorm models included."""
+    from parity.lockstep import EPOCHS, lockstep, noise_keys, training_data
+    spec = zoo.get(name)
+    r = lockstep(spec)
+    assert r.passed, r.report()
+    n = len(training_data(spec, 0, "float64")[0])
+    assert r.steps == EPOCHS * steps_per_epoch(spec, n)
+    params = set(spec.build_numpy(0).parameters()) - noise_keys(spec)
+    checked = {c.label.split()[-1] for c in r.checks if c.label.startswith(f"epoch {EPOCHS - 1}")
+               and c.quantity == "param"}
+    assert checked == params, f"last step compared {sorted(checked)}"
+    assert {"loss", "output", "structure"} <= {c.quantity for c in r.checks}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", MODELS, ids=MODELS)
+def test_the_two_fits_agree_step_by_step_over_the_trajectory_horizon(name):
+    """The same over ~K steps in whole epochs, K = TRAJECTORY["float64"][0] = 100 (the horizon
+    of the multi-step tier): measured within the float64 tier for every model (worst
+    normwise parameter difference 1.0e-12, spiral003 + Adam). Not further: at 200 steps
+    spiral004-corrected's eval logits still agree to 7.8e-13 normwise, but an entry near 0
+    differs by 4.7e-12 > atol 1e-12 (rounding accumulated over the trajectory)."""
+    from parity.lockstep import lockstep, training_data
+    from parity.tolerances import TRAJECTORY
+    spec, k = zoo.get(name), TRAJECTORY["float64"][0]
+    epochs = max(2, k // steps_per_epoch(spec, len(training_data(spec, 0, "float64")[0])))
+    r = lockstep(spec, epochs=epochs)
+    assert r.passed, r.report()
+
+
+def eval_mode_forward(monkeypatch):
+    """Make every NumPy Sequential forward run in eval mode (the bug: fit evaluating)."""
+    from reference.sequential import Sequential
+    original = Sequential.forward
+    monkeypatch.setattr(Sequential, "forward", lambda self, x, training=True: original(
+        self, x, False))
+
+
+@pytest.mark.parametrize("name", ["digits-dropout", "spiral003"])
+def test_lockstep_catches_a_numpy_fit_in_eval_mode(monkeypatch, name):
+    """The comparison can fail: with dropout off (digits-dropout) or BatchNorm on running
+    statistics (spiral003) in the NumPy trainer, the first step's loss disagrees."""
+    from parity.lockstep import lockstep
+    eval_mode_forward(monkeypatch)
+    r = lockstep(zoo.get(name))
+    assert not r.passed
+    first = r.failures()[0]
+    assert (first.label, first.quantity) == ("epoch 0 step 0 loss", "loss"), r.report()
+    assert "epoch 0 step 0 loss" in r.report()
+    if name == "digits-dropout":   # torch's masks were never consumed
+        assert "dropout masks" in {c.label for c in r.failures()}
+
+
+def test_lockstep_catches_a_numpy_fit_that_drops_the_last_partial_batch(monkeypatch):
+    """digits-minibatch: 1437 rows = 44 batches of 32 + 29. A NumPy trainer that drops the
+    29 disagrees at epoch 0 step 44 (its step 44 is epoch 1's first batch of 32)."""
+    import reference.training as rt
+    from parity.lockstep import lockstep
+    original = rt.epoch_batches
+
+    def drop_last(n, batch_size, order_rng):
+        batches = original(n, batch_size, order_rng)
+        return batches[:-1] if len(batches) > 1 and len(batches[-1]) < batch_size else batches
+
+    monkeypatch.setattr(rt, "epoch_batches", drop_last)
+    r = lockstep(zoo.get("digits-minibatch"))
+    first = r.failures()[0]
+    assert (first.label, first.quantity) == ("epoch 0 step 44 batch", "structure"), r.report()
+    assert "numpy: epoch 1, 32 rows; torch: epoch 0, 29 rows" in first.detail
+    failed = {c.label for c in r.failures()}
+    assert {"epoch 0 reported loss", "steps"} <= failed
+
+
+# ---- semantics both trainers share (and so could both get wrong) ---------------------------
+def _rows(X) -> Counter:
+    """Multiset of the rows of ``X: (N, D)`` (duplicate rows counted)."""
+    return Counter(row.tobytes() for row in np.ascontiguousarray(X))
+
+
+def _torch_spy(obs: dict):
+    """Forward pre-hooks on every module: record ``(phase, layer, training)``, and the input
+    rows of layer 0 in training forwards."""
+    def attach(model):
+        def hook(i):
+            def pre(module, inputs):
+                obs["modes"].append((obs["phase"], i, module.training))
+                if i == 0 and module.training:
+                    obs["batches"].append(inputs[0].detach().numpy().copy())
+            return pre
+        for i, m in enumerate(model):
+            m.register_forward_pre_hook(hook(i))
+    return attach
+
+
+def _numpy_spy(obs: dict):
+    """Wrap every layer's ``forward`` (on the instance): same records as ``_torch_spy``."""
+    def attach(model):
+        def wrap(i, forward):
+            def spy(x, training=True):
+                obs["modes"].append((obs["phase"], i, training))
+                if i == 0 and training:
+                    obs["batches"].append(np.array(x, copy=True))
+                return forward(x, training)
+            return spy
+        for i, layer in enumerate(model.layers):
+            layer.forward = wrap(i, layer.forward)
+    return attach
+
+
+@functools.cache
+def observe_fit(name: str, impl: str, epochs: int = 2) -> dict:
+    """One trainer, ``epochs`` epochs, as users call it (``parity.lockstep.run_*``), watched
+    from outside: per step, the epoch and batch size the loss saw (``rec.steps``) and the rows
+    layer 0 saw; every forward's mode during fit and during ``accuracy``; BatchNorm's
+    ``num_batches_tracked``; the mode the torch model is left in."""
+    from parity import lockstep as ls
+    spec = zoo.get(name)
+    X, y = ls.training_data(spec, 0, "float64")
+    obs: dict = {"X": X, "modes": [], "batches": [], "phase": "fit"}
+    if impl == "torch":
+        rec, hist, masks, model = ls.run_torch(spec, 0, "float64", epochs, X, y,
+                                               observe=_torch_spy(obs))
+        obs["left_training"] = [m.training for m in [model, *model]]
+        obs["masks"] = {i: len(v) for i, v in masks.items()}
+        buffers = transfer.torch_state(model)
+        obs["phase"] = "accuracy"
+        torch_impl.accuracy(model, torch.from_numpy(X), y)
+        obs["after_accuracy"] = [m.training for m in [model, *model]]
+        obs["buffers_unchanged"] = all(np.array_equal(v, transfer.torch_state(model)[k])
+                                       for k, v in buffers.items())
+    else:
+        rec, hist, model = ls.run_numpy(spec, 0, "float64", epochs, X, y, {},
+                                        spec.build_torch(), observe=_numpy_spy(obs))
+        buffers = model.state_dict()
+        obs["phase"] = "accuracy"
+        np_accuracy(model, X, y)
+        obs["buffers_unchanged"] = all(np.array_equal(v, model.state_dict()[k])
+                                       for k, v in buffers.items())
+        buffers = transfer.to_torch_layout(buffers, spec.build_torch())
+    obs["tracked"] = {k: int(v) for k, v in buffers.items() if k.endswith("num_batches_tracked")}
+    obs["steps"], obs["epochs"], obs["loss_steps"] = hist["steps"], len(hist["loss"]), rec.steps
+    return obs
+
+
+IMPLS = ["numpy", "torch"]
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("name", MODELS, ids=MODELS)
+def test_an_epoch_visits_every_sample_exactly_once(name, impl):
+    """Each epoch's training forwards see every training row exactly once (as a multiset:
+    duplicate rows counted), the last partial batch included, and the loss sees the same
+    batches: ``ceil(n / batch_size)`` calls whose sizes add up to n."""
+    spec, obs = zoo.get(name), observe_fit(name, impl)
+    X, n = obs["X"], len(obs["X"])
+    per_epoch = steps_per_epoch(spec, n)
+    assert obs["epochs"] == 2 and obs["steps"] == 2 * per_epoch == len(obs["batches"])
+    for epoch in range(2):
+        sizes = [rows for e, rows, _ in obs["loss_steps"] if e == epoch]
+        assert len(sizes) == per_epoch and sum(sizes) == n, f"epoch {epoch}: loss saw {sizes}"
+        seen = obs["batches"][epoch * per_epoch:(epoch + 1) * per_epoch]
+        assert [len(b) for b in seen] == sizes, f"epoch {epoch}: layer 0 vs loss batch sizes"
+        assert sum((_rows(b) for b in seen), Counter()) == _rows(X), (
+            f"{impl} epoch {epoch}: rows seen differ from the training set")
+
+
+def test_the_catalogue_has_a_last_partial_batch():
+    """The visit test above covers a partial last batch only if some model has one."""
+    from parity.lockstep import training_data
+    partial = [m for m in MODELS if zoo.get(m).batch_size is not None
+               and len(training_data(zoo.get(m), 0, "float64")[0]) % zoo.get(m).batch_size]
+    assert "digits-minibatch" in partial
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("name", MODELS, ids=MODELS)
+def test_training_steps_run_in_train_mode_and_accuracy_in_eval_mode(name, impl):
+    """During fit every layer runs in training mode (dropout drawing a mask per step,
+    BatchNorm on batch statistics: ``num_batches_tracked`` = steps); ``accuracy`` runs every
+    layer in eval mode and changes no buffer. torch's fit leaves the model in train mode
+    (``model.train()`` at its start, the idiomatic loop) and ``accuracy`` restores the mode
+    it found. (The NumPy model has no mode: each forward is told.)"""
+    spec, obs = zoo.get(name), observe_fit(name, impl)
+    fit_modes = {t for phase, _, t in obs["modes"] if phase == "fit"}
+    acc_modes = {t for phase, _, t in obs["modes"] if phase == "accuracy"}
+    assert fit_modes == {True} and acc_modes == {False}
+    layers = {i for phase, i, _ in obs["modes"] if phase == "accuracy"}
+    assert layers == set(range(len(spec.layers)))
+    assert obs["buffers_unchanged"], "accuracy changed a buffer"
+    bn = [i for i, item in enumerate(spec.layers) if item[0] == "batchnorm"]
+    assert obs["tracked"] == {f"{i}.num_batches_tracked": obs["steps"] for i in bn}
+    if impl == "torch":
+        assert all(obs["left_training"]) and all(obs["after_accuracy"])
+        dropout = [i for i, item in enumerate(spec.layers) if item[0] == "dropout"]
+        assert obs["masks"] == {i: obs["steps"] for i in dropout}
