@@ -340,3 +340,19 @@ def _eval_output(twins, X, seed: int) -> list[Pair]:
         m64, _ = precise.upcast(twins.numpy_model)
         r, sigma = precise.evaluate(m64, lambda m, p: precise.predict(m, X, p), SAMPLES, seed)
     return [Pair("eval output", "output", "output", None, out_n, out_t, r, sigma)]
+
+
+def check_arrays(label: str, quantity: str, mine, theirs, dtype: str) -> Check:
+    """Judge one tensor on its own (its group is itself): for callers outside a step, such as
+    the trainer lockstep (``parity.lockstep``), whose tensors are parameters, buffers, losses
+    and outputs with no structural zeros among them."""
+    theirs = theirs.detach().cpu().numpy() if isinstance(theirs, torch.Tensor) else theirs
+    return judge([Pair(label, quantity, quantity, None, np.asarray(mine),
+                       np.asarray(theirs))], dtype)[0]
+
+
+def torch_penalty(spec: ModelSpec, t_model) -> torch.Tensor:
+    """The cs231n penalty ``0.5·wd·Σ‖W‖²`` of a catalogue recipe, on the torch twin."""
+    params = dict(t_model.named_parameters())
+    wd = spec.optimizer.weight_decay
+    return 0.5 * wd * sum((params[k] * params[k]).sum() for k in spec.reg_keys())
