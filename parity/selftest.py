@@ -259,8 +259,7 @@ def _mutants() -> list[Mutant]:
             "Dropout keeps units without the 1/(1 − p) scale (out = x·mask)",
             "digits-dropout",
             lambda: [_edit(L.Dropout, "forward",
-                           [(("self._scale = keep.astype(x.dtype) * "
-                              "x.dtype.type(1.0 / (1.0 - self.p))"),
+                           [("self._scale = keep.astype(x.dtype) * self.scale(x.dtype)",
                              "self._scale = keep.astype(x.dtype)")],
                            "dropout-no-rescale")]),
         Mutant(
