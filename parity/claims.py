@@ -31,7 +31,14 @@ Verdicts
 - ``reproduced``: both twins meet the check.
 - ``refuted``: the claimed setting runs as written and misses (on either twin; a split
   between the twins is flagged in ``note`` and ``sides_agree``).
-- ``not measured``: only in quick mode, when the capped run cannot reach the claimed epoch.
+- ``not measured (quick run)``: quick mode capped what the claim needs — fewer epochs than
+  the figure is stated at (the recipe's epochs for an accuracy or final loss, epoch k + 1 for
+  "loss at iteration k", 1 for the first loss; XOR's stable epoch needs the whole run), or,
+  for a ``bounded`` claim, fewer Monte Carlo points behind the Bayes ceiling than a full run
+  uses. The capped measurement is still reported, never judged: a capped run missing its
+  target says nothing about the recipe (quick mode read "refuted" for 000-2layer and
+  001-train-acc, which the full run reproduces). Claims that need nothing a quick run cuts
+  (parameter counts, the worked example, first losses, a recipe within the cap) are judged.
   (In a full run a missing value — XOR never at 100% — is a failed check: ``refuted``.)
 Every unreachable or refuted claim about spiral data gets ``corrected``: the catalogue's
 corrected setting, measured the same way on both twins, with its own ceiling.
@@ -57,13 +64,14 @@ from parity.train import IMPLS, run
 from reference.training import accuracy as np_accuracy
 from reference.training import fit as np_fit
 
-__all__ = ["Check", "Claim", "CLAIMS", "QUICK_EPOCH_CAP", "judge", "measure_worked_example",
-           "measure_xor_stable_epoch", "register", "render_markdown", "run_audit",
-           "write_claims"]
+__all__ = ["Check", "Claim", "CLAIMS", "NOT_MEASURED", "QUICK_EPOCH_CAP", "judge",
+           "measure_worked_example", "measure_xor_stable_epoch", "register", "render_markdown",
+           "run_audit", "write_claims"]
 
 QUICK_EPOCH_CAP = 300
 QUICK_SAMPLES, FULL_SAMPLES = 4_000, 40_000        # Monte Carlo points per Bayes ceiling
 VERDICTS = ("reproduced", "refuted", "unreachable as written")
+NOT_MEASURED = "not measured (quick run)"     # a capped quick-mode row: no verdict
 
 # catalogue dataset key -> parity.bayes generator name
 _GENERATOR_OF = {"spiral3": "cs231n_spiral",
@@ -155,9 +163,12 @@ def judge(check: Check, measured_numpy, measured_torch, ceiling_upper: float | N
     """(verdict, note) by the rules of the module docstring.
 
     A measured value of None means "never happened in the run" (e.g. XOR never reached 100%)
-    and fails the check; ``measurable=False`` (quick mode, run capped below the claim) turns
-    a missing value into "not measured" instead.
+    and fails the check. ``measurable=False`` (quick mode capped the run or the ceiling below
+    what the claim needs, ``_Audit.capped``) gives ``NOT_MEASURED`` whatever was measured:
+    no verdict, not even "unreachable as written" (its ceiling may be the capped one).
     """
+    if not measurable:
+        return NOT_MEASURED, "quick mode capped what the claim needs: no verdict"
     if bounded and ceiling_upper is not None and not check.reachable(ceiling_upper):
         lucky = [s for s, m in (("numpy", measured_numpy), ("torch", measured_torch))
                  if check.passes(m)]
@@ -166,8 +177,6 @@ def judge(check: Check, measured_numpy, measured_torch, ceiling_upper: float | N
         if lucky:
             note += f"; {'/'.join(lucky)} passed on its finite test set anyway (chance)"
         return "unreachable as written", note
-    if not measurable and (measured_numpy is None or measured_torch is None):
-        return "not measured", "quick mode: the capped run cannot reach the claimed epoch"
     ok_np, ok_t = check.passes(measured_numpy), check.passes(measured_torch)
     if ok_np and ok_t:
         return "reproduced", ""
@@ -405,6 +414,33 @@ class _Audit:
     def epochs(self, spec) -> int:
         return min(spec.epochs, QUICK_EPOCH_CAP) if self.quick else spec.epochs
 
+    def capped(self, measure: tuple, bounded: bool = False) -> str | None:
+        """Why this audit cut what ``measure`` needs, or None when nothing was cut.
+
+        Epochs needed: 1 for ``first_loss``, k + 1 for ``("loss_at", k)``, the recipe's for
+        every other run quantity and for XOR's stable epoch (stable to the end of the run);
+        none for parameter counts and the worked example. A ``bounded`` claim also needs a
+        full-size Bayes ceiling (``FULL_SAMPLES`` Monte Carlo points): its verdict rests on
+        the ceiling's upper 95% bound.
+        """
+        if not self.quick or measure[0] not in ("run", "xor_stable_epoch"):
+            return None
+        spec = zoo.get(measure[1] if measure[0] == "run" else "xor-sigmoid")
+        need = spec.epochs
+        if measure[0] == "run" and measure[2] == "first_loss":
+            need = 1
+        elif measure[0] == "run" and measure[2] == "loss_at":
+            need = measure[3] + 1
+        why = []
+        if self.epochs(spec) < need:
+            why.append(f"{spec.name} ran {self.epochs(spec)} of the {need} epochs the claim "
+                       "needs")
+        if (bounded and measure[0] == "run" and spec.dataset in _GENERATOR_OF
+                and self.n_samples < FULL_SAMPLES):
+            why.append(f"Bayes ceiling from {self.n_samples} of {FULL_SAMPLES} Monte Carlo "
+                       "points")
+        return "; ".join(why) or None
+
     def run(self, name: str) -> dict:
         if name not in self.runs:
             spec = zoo.get(name)
@@ -418,8 +454,9 @@ class _Audit:
             self.runs[name] = res
         return self.runs[name]
 
-    def spread(self, c: Claim, n_seeds: int) -> dict:
-        """The claim's quantity on the NumPy twin over seeds 0..n_seeds-1."""
+    def spread(self, c: Claim, n_seeds: int, judged: bool = True) -> dict:
+        """The claim's quantity on the NumPy twin over seeds 0..n_seeds-1; ``pass_fraction``
+        (the check per seed) only when ``judged`` (the runs were not capped)."""
         _, model, quantity, *_ = c.measure
         spec = zoo.get(model)
         vals = np.array([getattr(run(spec, "numpy", seed=s, epochs=self.epochs(spec))[0], quantity)
@@ -427,7 +464,8 @@ class _Audit:
         out = {"seeds": f"0..{n_seeds - 1}", "impl": "numpy", "mean": float(vals.mean()),
                "std": float(vals.std(ddof=1)), "min": float(vals.min()),
                "max": float(vals.max()),
-               "pass_fraction": float(np.mean([c.check.passes(v) for v in vals]))}
+               "pass_fraction": float(np.mean([c.check.passes(v) for v in vals]))
+               if judged else None}
         self.log(f"  spread {model} {quantity}: {out}")
         return out
 
@@ -504,74 +542,103 @@ def _pass_chance(check: Check, p: float, n: int) -> float:
     return float(binom.sf(k - 1, n, min(max(p, 0.0), 1.0)))
 
 
-def run_audit(seed: int = 0, quick: bool = False, log=None) -> list[dict]:
-    """Measure every claim of ``CLAIMS`` on both twins; returns one dict per claim.
+def run_audit(seed: int = 0, quick: bool = False, log=None, ids=None) -> list[dict]:
+    """Measure every claim of ``CLAIMS`` (or those whose id is in ``ids``) on both twins;
+    returns one dict per claim.
 
     quick: epochs capped at ``QUICK_EPOCH_CAP`` and ``QUICK_SAMPLES`` Monte Carlo points per
-    ceiling (still both twins); rows carry ``quick``. log: callable for progress lines
-    (default: stderr). Run it with one thread (``parity.runtime.configure_threads(1)``, the
-    CLI's default): with two threads beside other jobs on a 2-core machine the torch runs
+    ceiling (still both twins); rows carry ``quick`` and, where the cap cut what the claim
+    needs, ``capped`` (why) and the verdict ``NOT_MEASURED``. log: callable for progress
+    lines (default: stderr). Run it with one thread (``parity.runtime.configure_threads(1)``,
+    the CLI's default): with two threads beside other jobs on a 2-core machine the torch runs
     were measured ~10x slower. Full mode: a few minutes (cs231n-2layer and blog-2layer train
     10 000 steps on both twins, the seed-003 nets 500 epochs of minibatches).
     """
     if log is None:
         def log(msg):
             print(msg, file=sys.stderr)
+    selected = CLAIMS if ids is None else _select(ids)
     audit = _Audit(seed, quick, log)
     rows = []
     t0 = time.perf_counter()
-    for c in CLAIMS:
-        m_np, m_t, extra = audit.measure(c.measure)
-        model = c.measure[1] if c.measure[0] in ("run", "parameters") else (
-            "xor-sigmoid" if c.measure[0] in ("xor_stable_epoch", "worked") else None)
-        est = audit.ceiling_of(model) if c.measure[0] == "run" else None
-        upper = est.ci95[1] if est is not None else None
-        verdict, note = judge(c.check, m_np, m_t, upper, c.bounded, measurable=not quick)
-        row = {"id": c.id, "claim": c.claim, "source": c.source, "stated": c.stated,
-               "check": c.check.describe(), "split": c.split, "model": model,
-               "measure": list(c.measure),
-               "measured_numpy": _scalar_or_list(m_np), "measured_torch": _scalar_or_list(m_t),
-               "sides_agree": c.check.passes(m_np) == c.check.passes(m_t),
-               "verdict": verdict,
-               "note": "; ".join(x for x in (note, extra.get("note", ""), c.note) if x),
-               "bayes_ceiling": _ceiling_json(est), "corrected": None, "quick": quick,
-               "seed": seed}
-        if c.spread and c.measure[0] == "run":
-            row["seed_spread"] = audit.spread(c, 5 if quick else c.spread)
-        if "xor" in extra:
-            row["xor"] = extra["xor"]
-        if c.measure[0] == "run":
-            row["epochs"] = extra["epochs"]
-            row["train_accuracy"] = extra["train_accuracy"]
-            row["test_accuracy"] = extra["test_accuracy"]
-        if est is not None and c.bounded:
-            n_test = len(zoo.get(model).data(seed).y_test)
-            row["bayes_pass_chance"] = {"n_test": n_test,
-                                        "p": _pass_chance(c.check, upper, n_test)}
-            if est.generator in _BY_NOISE:
-                gen, noises = _BY_NOISE[est.generator]
-                row["bayes_by_noise"] = {
-                    f"{gen} noise {nz:g}": _ceiling_json(audit.ceiling(
-                        gen, **{**zoo.get(model).dataset_options, "noise": nz}))
-                    for nz in noises}
-        if c.corrected and verdict in ("refuted", "unreachable as written"):
-            spec = zoo.get(c.corrected)
-            cm = (c.measure[0], c.corrected) + tuple(c.measure[2:])
-            cn, ct, cx = audit.measure(cm)
-            cest = audit.ceiling_of(c.corrected)
-            cv, cnote = judge(c.check, cn, ct, cest.ci95[1] if cest else None, c.bounded)
-            row["corrected"] = {"model": c.corrected, "setting": spec.summary,
-                                "dataset_options": dict(spec.dataset_options),
-                                "epochs": cx["epochs"],
-                                "measured_numpy": _scalar_or_list(cn),
-                                "measured_torch": _scalar_or_list(ct),
-                                "verdict": cv, "note": cnote,
-                                "bayes_ceiling": _ceiling_json(cest)}
+    for c in selected:
+        row = _claim_row(audit, c)
         rows.append(row)
-        log(f"{c.id:<24} {verdict:<24} numpy {_fmt(row['measured_numpy'])} "
+        log(f"{c.id:<24} {row['verdict']:<24} numpy {_fmt(row['measured_numpy'])} "
             f"torch {_fmt(row['measured_torch'])}")
     log(f"audit done in {time.perf_counter() - t0:.1f}s")
     return rows
+
+
+def _select(ids) -> list[Claim]:
+    ids = list(ids)
+    known = {c.id for c in CLAIMS}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise ValueError(f"run_audit: unknown claim ids {unknown}; known: {sorted(known)}")
+    return [c for c in CLAIMS if c.id in ids]
+
+
+def _claim_row(audit: _Audit, c: Claim) -> dict:
+    """Measure, judge and describe one claim (its corrected setting too, when it fails)."""
+    seed, quick = audit.seed, audit.quick
+    m_np, m_t, extra = audit.measure(c.measure)
+    model = c.measure[1] if c.measure[0] in ("run", "parameters") else (
+        "xor-sigmoid" if c.measure[0] in ("xor_stable_epoch", "worked") else None)
+    est = audit.ceiling_of(model) if c.measure[0] == "run" else None
+    upper = est.ci95[1] if est is not None else None
+    capped = audit.capped(c.measure, c.bounded)
+    verdict, note = judge(c.check, m_np, m_t, upper, c.bounded, measurable=capped is None)
+    row = {"id": c.id, "claim": c.claim, "source": c.source, "stated": c.stated,
+           "check": c.check.describe(), "split": c.split, "model": model,
+           "measure": list(c.measure),
+           "measured_numpy": _scalar_or_list(m_np), "measured_torch": _scalar_or_list(m_t),
+           "sides_agree": (c.check.passes(m_np) == c.check.passes(m_t)) if capped is None
+           else None,
+           "verdict": verdict,
+           "note": "; ".join(x for x in (note, capped, extra.get("note", ""), c.note) if x),
+           "bayes_ceiling": _ceiling_json(est), "corrected": None, "quick": quick,
+           "seed": seed}
+    if capped:
+        row["capped"] = capped
+    if c.spread and c.measure[0] == "run":
+        row["seed_spread"] = audit.spread(c, 5 if quick else c.spread, judged=capped is None)
+    if "xor" in extra:
+        row["xor"] = extra["xor"]
+    if c.measure[0] == "run":
+        row["epochs"] = extra["epochs"]
+        row["train_accuracy"] = extra["train_accuracy"]
+        row["test_accuracy"] = extra["test_accuracy"]
+    if est is not None and c.bounded:
+        n_test = len(zoo.get(model).data(seed).y_test)
+        row["bayes_pass_chance"] = {"n_test": n_test,
+                                    "p": _pass_chance(c.check, upper, n_test)}
+        if est.generator in _BY_NOISE:
+            gen, noises = _BY_NOISE[est.generator]
+            row["bayes_by_noise"] = {
+                f"{gen} noise {nz:g}": _ceiling_json(audit.ceiling(
+                    gen, **{**zoo.get(model).dataset_options, "noise": nz}))
+                for nz in noises}
+    if c.corrected and verdict in ("refuted", "unreachable as written"):
+        row["corrected"] = _corrected(audit, c)
+    return row
+
+
+def _corrected(audit: _Audit, c: Claim) -> dict:
+    """The claim measured on its corrected catalogue setting, judged the same way (and not
+    judged when quick mode capped that run)."""
+    spec = zoo.get(c.corrected)
+    cm = (c.measure[0], c.corrected) + tuple(c.measure[2:])
+    cn, ct, cx = audit.measure(cm)
+    cest = audit.ceiling_of(c.corrected)
+    capped = audit.capped(cm, c.bounded)
+    cv, cnote = judge(c.check, cn, ct, cest.ci95[1] if cest else None, c.bounded,
+                      measurable=capped is None)
+    return {"model": c.corrected, "setting": spec.summary,
+            "dataset_options": dict(spec.dataset_options), "epochs": cx["epochs"],
+            "measured_numpy": _scalar_or_list(cn), "measured_torch": _scalar_or_list(ct),
+            "verdict": cv, "note": "; ".join(x for x in (cnote, capped) if x),
+            "bayes_ceiling": _ceiling_json(cest)}
 
 
 def _fmt(v) -> str:

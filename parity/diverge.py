@@ -46,17 +46,29 @@ class Divergence:
 
 
 def cancelled_keys(spec: ModelSpec) -> set[str]:
-    """Linear biases that feed a normalization layer, and a following BatchNorm's
-    ``running_mean``: the bias's true gradient is 0, so each side's bias is a random walk of
-    rounding noise (Adam turns it into steps of up to lr), and ``running_mean`` tracks that
-    bias. In training mode neither changes the network's output."""
+    """Entries whose true gradient is exactly 0, left out of ``param_rel``: the bias of a
+    Linear that feeds a BatchNorm1d, and that BatchNorm's ``running_mean``.
+
+    Linear ``h_n = W x_n + b`` (``h: (N, D)``, ``b: (D,)``), then the norm subtracts a mean.
+
+    BatchNorm (training) normalizes each feature over the batch: ``h_nj − mean_n h_nj =
+    (Wx)_nj − mean_n (Wx)_nj`` — every component ``b_j`` cancels, the output does not depend
+    on ``b``, and ``db = Σ_n dh_n = 0`` (BatchNorm's ``dh_:j`` sums to 0 over the batch).
+    Each side's bias is then a random walk of rounding noise (Adam turns it into steps of up
+    to lr) and ``running_mean`` tracks that bias: neither changes a training-mode output.
+
+    LayerNorm normalizes each sample over its features: ``h_n − mean_j h_nj =
+    (Wx_n − mean_j (Wx_n)_j·1) + (b − mean(b)·1)`` — only the mean of the bias vector (its
+    component along the ones vector ``1``) cancels. LayerNorm's ``dh_n`` is orthogonal to
+    ``1`` (and to ``x̂_n``) but nothing else, so ``db = Σ_n dh_n = P Σ_n dh_n`` with
+    ``P = I − 11ᵀ/D``: the gradient projected off the ones vector, not 0 (measured on
+    spiral003-layernorm: max |db| ~1e-2, tests/test_diverge.py). Its bias trains like any
+    other parameter and stays in the trajectory bound.
+    """
     keys = set()
     for i, item in enumerate(spec.layers[:-1]):
-        nxt = spec.layers[i + 1][0]
-        if item[0] == "linear" and nxt in ("batchnorm", "layernorm"):
-            keys.add(f"{i}.bias")
-            if nxt == "batchnorm":
-                keys.add(f"{i + 1}.running_mean")
+        if item[0] == "linear" and spec.layers[i + 1][0] == "batchnorm":
+            keys.update((f"{i}.bias", f"{i + 1}.running_mean"))
     return keys
 
 

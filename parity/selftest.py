@@ -15,15 +15,24 @@ the current code, so a mutant tests exactly one bug; if the reference changes so
 substring is no longer there, the mutant reports a *selftest error* (not a catch) naming the
 missing text. A few structural bugs (transpose decided by shape) are written out by hand.
 
-Each mutant runs the ordinary one-step comparison (``parity.compare.compare``, float64, seed
-0) on the catalogue model whose checks exercise the bug, sometimes with a prepared input
-(logits scaled up so ``exp`` overflows; two steps so zero-initialized biases become non-zero).
-It is *caught* when a check fails — ``caught_by`` lists the first failing labels in compare's
-order (loss, penalty, gradients, parameters, buffers, optimizer state, eval output) — or when
+Each mutant runs one real check of the harness (float64, seed 0) on the catalogue model (or
+a variant named here) whose checks exercise the bug, sometimes with a prepared input (logits
+scaled up so ``exp`` overflows; two steps so zero-initialized biases become non-zero):
+
+- ``one_step``: the ordinary one-step comparison ``parity.compare.compare`` (loss, penalty,
+  gradients, parameters, buffers, optimizer state, eval output, in that order);
+- ``trainer_lockstep``: the real training loops, ``parity.train.run`` numpy vs torch — step
+  count, every epoch's loss and the final parameters within the float64 trajectory bound
+  (bugs in ``reference.training.fit`` that one optimizer step on a given batch cannot see);
+- ``init_statistics``: each Linear weight as drawn by ``reference.init`` against torch's own
+  initializer (the comparisons start both twins from the NumPy weights, so an initializer
+  bug is invisible to them).
+
+It is *caught* when the check fails — ``caught_by`` lists the first failing labels — or when
 the NumPy side raises an error a user would see (``ValueError``, ``TypeError``,
 ``FloatingPointError``: what the CLI reports). Any other exception is a selftest error and
-counts as *not* caught. The *clean* run is the same comparison, same setup, unmodified code:
-it must pass, or a "catch" would mean nothing.
+counts as *not* caught. The *clean* run is the same check, same setup, unmodified code: it
+must pass, or a "catch" would mean nothing.
 
 ``run_selftest() -> SelftestReport``; ``register(subparsers)`` adds ``nn-parity selftest``.
 """
@@ -45,11 +54,15 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import torch
 
-from parity import transfer, zoo
+from parity import train, transfer, zoo
 from parity.compare import compare, first_batch
+from parity.diverge import cancelled_keys
 from parity.spec import ModelSpec, OptimSpec
-from reference import layers, losses, optim
+from parity.tolerances import TRAJECTORY
+from reference import build, layers, losses, optim, training
+from reference import init as initializers
 
 # Exceptions a user of the NumPy side would see as a clear failure (the CLI reports exactly
 # these as an error line or "diverged"). Anything else raised under a mutant is a bug in the
@@ -167,19 +180,107 @@ def saturated_sigmoid(spec: ModelSpec, dtype: str, seed: int) -> dict:
     return _scaled_last_linear(spec, dtype, seed, 1000.0)
 
 
+def one_epoch(spec: ModelSpec, dtype: str, seed: int) -> dict:
+    """One epoch of the recipe's trainer (``trainer_lockstep``)."""
+    return {"epochs": 1}
+
+
+# ---------------------------------------------------------------- the checks that catch them
+# A check runs on one model and returns its failures as (label, distance): |numpy − torch| of
+# the failing quantity, or the statistic's distance from its reference; [] means it passed.
+
+def one_step(spec: ModelSpec, dtype: str, seed: int, **kwargs) -> list[tuple[str, float]]:
+    """``parity.compare.compare`` (its failing checks, in its order)."""
+    return [(c.label, c.max_abs) for c in compare(spec, dtype, seed, **kwargs).failures()]
+
+
+def _normwise_rel(a: np.ndarray, b: np.ndarray) -> float:
+    scale = max(float(np.abs(a).max()), float(np.abs(b).max()))
+    return float(np.abs(a - b).max()) / scale if scale > 0 else 0.0
+
+
+def trainer_lockstep(spec: ModelSpec, dtype: str, seed: int,
+                     epochs: int = 1) -> list[tuple[str, float]]:
+    """``parity.train.run`` numpy vs torch (``reference.training.fit`` vs ``torch_impl.fit``)
+    for ``epochs`` epochs, from the same weights and batch order: the step counts must be
+    equal, and each epoch's loss (relative) and every final parameter (normwise relative,
+    except ``parity.diverge.cancelled_keys``) within ``TRAJECTORY[dtype]``, the bound stated
+    for up to K lockstep steps. The model must have no dropout (each trainer draws its own
+    masks)."""
+    k, bound = TRAJECTORY[dtype]
+    if any(item[0] == "dropout" for item in spec.layers):
+        raise RuntimeError(f"selftest: trainer_lockstep cannot judge {spec.name}: dropout "
+                           "masks are each trainer's own draw")
+    a, np_model = train.run(spec, "numpy", seed, dtype, epochs)
+    b, t_model = train.run(spec, "torch", seed, dtype, epochs)
+    if b.steps > k:
+        raise RuntimeError(f"selftest: trainer_lockstep on {spec.name} ran {b.steps} steps; "
+                           f"the bound is stated for <= {k}")
+    out = []
+    if a.steps != b.steps:
+        out.append((f"trainer steps after {epochs} epoch(s)", float(abs(a.steps - b.steps))))
+    for e, (ln, lt) in enumerate(zip(a.loss, b.loss)):
+        if not abs(ln - lt) <= bound * abs(lt):
+            out.append((f"trainer epoch {e + 1} loss", abs(ln - lt)))
+    mine = transfer.to_torch_layout(np_model.state_dict(), t_model)
+    theirs = transfer.torch_state(t_model)
+    skip, params = cancelled_keys(spec), dict(t_model.named_parameters())
+    for key, t in theirs.items():
+        if key not in skip and t.dtype.kind == "f" and not _normwise_rel(mine[key], t) <= bound:
+            kind = "param" if key in params else "buffer"
+            out.append((f"trainer {kind} {key} after {epochs} epoch(s)",
+                        float(np.abs(mine[key] - t).max())))
+    return out
+
+
+def _torch_init(kind: str) -> Callable:
+    """torch's own initializer for a ``reference.init`` kind, on a (out, in) tensor."""
+    nn_init = torch.nn.init
+    return {"he": lambda t, g: nn_init.kaiming_normal_(t, nonlinearity="relu", generator=g),
+            "uniform_torch": lambda t, g: nn_init.kaiming_uniform_(t, a=5 ** 0.5, generator=g),
+            "normal0.01": lambda t, g: nn_init.normal_(t, 0.0, 0.01, generator=g),
+            "normal0.5": lambda t, g: nn_init.normal_(t, 0.0, 0.5, generator=g)}[kind]
+
+
+def init_statistics(spec: ModelSpec, dtype: str, seed: int) -> list[tuple[str, float]]:
+    """Each Linear weight of ``spec.build_numpy(seed)`` against torch's initializer for
+    ``spec.init`` (``kaiming_normal_(nonlinearity="relu")`` — std √(2/fan_in), fan_in from
+    torch's (out, in) layout — for "he"; nn.Linear's ``kaiming_uniform_(a=√5)``; ``normal_``)
+    drawn on a tensor of the same shape. Statistic: ratio r of the two root-mean-squares.
+    For n = in·out i.i.d. draws of mean 0, log rms has sd 1/√(2n) (normal; less for uniform),
+    so log r has sd ≤ 1/√n: the check fails when |r − 1| > 6/√n (a false alarm ~1e-9). The
+    distance reported is |r − 1|."""
+    model = spec.build_numpy(seed, dtype)
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for i, layer in enumerate(model.layers):
+        if not isinstance(layer, layers.Linear):
+            continue
+        w = layer.params["weight"]                      # (in, out)
+        t = torch.empty(w.shape[::-1], dtype=torch.float64)
+        _torch_init(spec.init)(t, gen)
+        r = float(np.sqrt(np.mean(w.astype(np.float64) ** 2))
+                  / np.sqrt(np.mean(t.numpy() ** 2)))
+        if not abs(r - 1) <= 6 / np.sqrt(w.size):
+            out.append((f"init std {i}.weight", abs(r - 1)))
+    return out
+
+
 # ---------------------------------------------------------------- the catalogue of bugs
 
 @dataclass(frozen=True)
 class Mutant:
     """One realistic bug. ``apply()`` returns the patches ``(owner, attribute, replacement)``
     that inject it; ``target_model`` is a catalogue name or a ModelSpec (a variant);
-    ``setup(spec, dtype, seed)`` returns extra ``compare`` keyword arguments."""
+    ``check(spec, dtype, seed, **setup(spec, dtype, seed))`` is the check that must catch it
+    (``one_step``, ``trainer_lockstep``, ``init_statistics``)."""
 
     name: str
     description: str
     target_model: str | ModelSpec
     apply: Callable[[], list]
     setup: Callable[[ModelSpec, str, int], dict] = default_setup
+    check: Callable[..., list] = one_step
 
     def spec(self) -> ModelSpec:
         m = self.target_model
@@ -196,6 +297,43 @@ DIGITS_MOMENTUM_DAMPENING = dataclasses.replace(
     zoo.get("digits-momentum"), name="digits-momentum+dampening",
     summary="selftest variant of digits-momentum: SGD momentum 0.9 with dampening 0.5",
     optimizer=OptimSpec("sgd", lr=0.01, options={"momentum": 0.9, "dampening": 0.5}))
+
+
+# Variants for options no catalogue model uses (they exist only here), and spiral003 without
+# its dropout so the two trainers can run in lockstep (each trainer draws its own masks).
+DIGITS_NESTEROV = dataclasses.replace(
+    zoo.get("digits-momentum"), name="digits-momentum+nesterov",
+    summary="selftest variant of digits-momentum: SGD momentum 0.9, nesterov",
+    optimizer=OptimSpec("sgd", lr=0.01, options={"momentum": 0.9, "nesterov": True}))
+DIGITS_MOMENTUM_WD = dataclasses.replace(
+    zoo.get("digits-momentum"), name="digits-momentum+weight-decay",
+    summary="selftest variant of digits-momentum: SGD momentum 0.9, weight_decay 1e-2",
+    optimizer=OptimSpec("sgd", lr=0.01, options={"momentum": 0.9}, weight_decay=1e-2))
+SPIRAL004_AMSGRAD = dataclasses.replace(
+    zoo.get("spiral004"), name="spiral004+amsgrad",
+    summary="selftest variant of spiral004: Adam lr 0.01 with amsgrad",
+    optimizer=OptimSpec("adam", lr=0.01, options={"amsgrad": True}))
+SPIRAL003_NO_DROPOUT = dataclasses.replace(
+    zoo.get("spiral003"), name="spiral003-no-dropout",
+    summary="selftest variant of spiral003 without its Dropout layers (BatchNorm + Adam)",
+    layers=tuple(item for item in zoo.get("spiral003").layers if item[0] != "dropout"))
+
+
+def _fit_edit(edits: list[tuple[str, str]], tag: str) -> list[Patch]:
+    """A source mutation of ``reference.training.fit``, wherever it is called from: the
+    module attribute and ``parity.train``'s own binding (``np_fit``)."""
+    new = mutate_source(training.fit, edits, tag)
+    return [(training, "fit", new), (train, "np_fit", new)]
+
+
+def _initializer_edit(kind: str, func: str, edits: list[tuple[str, str]],
+                      tag: str) -> list[Patch]:
+    """A source mutation of initializer ``reference.init.<func>``, also in the
+    ``INITIALIZERS`` table that ``reference.build`` reads (entry ``kind``)."""
+    new = mutate_source(getattr(initializers, func), edits, tag)
+    table = {**initializers.INITIALIZERS, kind: new}
+    return [(initializers, func, new), (initializers, "INITIALIZERS", table),
+            (build, "INITIALIZERS", table)]
 
 
 def _transpose_by_shape(np_model, torch_model) -> None:
@@ -259,8 +397,7 @@ def _mutants() -> list[Mutant]:
             "Dropout keeps units without the 1/(1 − p) scale (out = x·mask)",
             "digits-dropout",
             lambda: [_edit(L.Dropout, "forward",
-                           [(("self._scale = keep.astype(x.dtype) * "
-                              "x.dtype.type(1.0 / (1.0 - self.p))"),
+                           [("self._scale = keep.astype(x.dtype) * self.scale(x.dtype)",
                              "self._scale = keep.astype(x.dtype)")],
                            "dropout-no-rescale")]),
         Mutant(
@@ -392,6 +529,97 @@ def _mutants() -> list[Mutant]:
                               "    if wd != 0 and self.decoupled:\n"
                               "        p *= 1 - lr * wd"))],
                            "adamw-decay-after-step")]),
+    ] + _more_mutants()
+
+
+def _more_mutants() -> list[Mutant]:
+    """Optimizer options, the stable BCE-with-logits form, the trainer and the initializer."""
+    Lo, O = losses, optim  # noqa: E741
+    return [
+        Mutant(
+            "sgd-nesterov-uses-buffer",
+            "SGD with nesterov steps along the buffer, g ← b, instead of g ← g + μ·b "
+            "(variant digits-momentum+nesterov: no catalogue model uses nesterov)",
+            DIGITS_NESTEROV,
+            lambda: [_edit(O.SGD, "_update",
+                           [('g = g + mu * buf if group["nesterov"] else buf', "g = buf")],
+                           "sgd-nesterov-uses-buffer")]),
+        Mutant(
+            "sgd-weight-decay-after-momentum",
+            "SGD adds weight decay after momentum: b is built from the raw gradient and "
+            "θ −= lr·(b + wd·θ), instead of g ← g + wd·θ before b (variant "
+            "digits-momentum+weight-decay: no catalogue model has both)",
+            DIGITS_MOMENTUM_WD,
+            lambda: [_edit(O.SGD, "_update",
+                           [("if wd != 0:\n        g = g + wd * p\n    if mu != 0:",
+                             "if mu != 0:"),
+                            ('p -= group["lr"] * g',
+                             'if wd != 0:\n        g = g + wd * p\n    p -= group["lr"] * g')],
+                           "sgd-weight-decay-after-momentum")]),
+        Mutant(
+            "adam-amsgrad-max-of-corrected-v",
+            "AMSGrad takes the running max of the bias-corrected v̂ = v/(1 − β2^t) (the old "
+            "docs' form) instead of the raw v, then divides by its sqrt (variant "
+            "spiral004+amsgrad)",
+            SPIRAL004_AMSGRAD,
+            lambda: [_edit(O.Adam, "_update",
+                           [('np.maximum(state["max_exp_avg_sq"], v, out=',
+                             'np.maximum(state["max_exp_avg_sq"], v / (1 - b2**t), out='),
+                            ('v = state["max_exp_avg_sq"]',
+                             'v = state["max_exp_avg_sq"] * (1 - b2**t)')],
+                           "adam-amsgrad-max-of-corrected-v")]),
+        Mutant(
+            "adam-amsgrad-max-not-kept",
+            "AMSGrad computes max(v̂max, v) for the step but never stores it: v̂max stays 0 "
+            "and the optimizer is plain Adam (variant spiral004+amsgrad)",
+            SPIRAL004_AMSGRAD,
+            lambda: [_edit(O.Adam, "_update",
+                           [('np.maximum(state["max_exp_avg_sq"], v, out=state["max_exp_avg_sq"])'
+                             '\n        v = state["max_exp_avg_sq"]',
+                             'v = np.maximum(state["max_exp_avg_sq"], v)')],
+                           "adam-amsgrad-max-not-kept")]),
+        Mutant(
+            "bce-with-logits-log-sigmoid",
+            "BCEWithLogitsLoss in the unstable form −[y·log σ(a) + (1 − y)·log(1 − σ(a))]: "
+            "σ(a) rounds to 0 or 1 on saturated logits and a log gives −inf (checked with "
+            "logits scaled to ±1000)",
+            "spiral004",
+            lambda: [_edit(Lo.BCEWithLogitsLoss, "forward",
+                           [("return float((np.maximum(a, 0) - a * y + "
+                             "np.log1p(np.exp(-np.abs(a)))).mean())",
+                             "s = sigmoid(a)\n    return float(-(y * np.log(s) + "
+                             "(1 - y) * np.log(1 - s)).mean())")],
+                           "bce-with-logits-log-sigmoid")],
+            setup=large_logits),
+        Mutant(
+            "fit-forward-in-eval-mode",
+            "reference.training.fit runs the forward pass with training=False: BatchNorm "
+            "normalizes with its running statistics (variant spiral003-no-dropout)",
+            SPIRAL003_NO_DROPOUT,
+            lambda: _fit_edit([("out = model.forward(Xb, training=True)",
+                                "out = model.forward(Xb, training=False)")],
+                              "fit-forward-in-eval-mode"),
+            setup=one_epoch, check=trainer_lockstep),
+        Mutant(
+            "fit-drops-last-partial-batch",
+            "reference.training.fit skips the last, partial minibatch of each epoch "
+            "(1437 = 44·32 + 29 rows on digits-minibatch)",
+            "digits-minibatch",
+            lambda: _fit_edit([("for idx in epoch_batches(n, batch_size, order_rng):",
+                                "for idx in epoch_batches(n, batch_size, order_rng):\n"
+                                "            if idx is not None and len(idx) < batch_size:\n"
+                                "                continue")],
+                              "fit-drops-last-partial-batch"),
+            setup=one_epoch, check=trainer_lockstep),
+        Mutant(
+            "he-init-fan-out",
+            "He init scaled by fan_out, W ~ N(0, 2/fan_out), instead of fan_in "
+            "(64→128→10: the first layer 0.71×, the second 3.6× torch's std)",
+            "digits-2layer",
+            lambda: _initializer_edit("he", "he_normal",
+                                      [("np.sqrt(2.0 / fan_in)", "np.sqrt(2.0 / fan_out)")],
+                                      "he-init-fan-out"),
+            check=init_statistics),
     ]
 
 
@@ -407,11 +635,12 @@ class MutantResult:
     description: str
     model: str
     setup: str
+    check: str                # the check that ran: one_step | trainer_lockstep | init_statistics
     caught: bool
     caught_by: str            # first failing labels, "exception: …", or "" / "selftest error: …"
     seconds: float
     failures: list = field(default_factory=list)   # every failing check label
-    first_max_abs: float | None = None             # |numpy − torch| of the first failing check
+    first_max_abs: float | None = None             # distance of the first failing check
     error: str | None = None  # set when the self-test itself broke (not a catch)
 
 
@@ -419,6 +648,7 @@ class MutantResult:
 class CleanResult:
     model: str
     setup: str
+    check: str
     passed: bool
     failures: list
     seconds: float
@@ -456,16 +686,17 @@ class SelftestReport:
                 "mutants": [_finite_json(asdict(m)) for m in self.mutants]}
 
     def table(self) -> str:
-        rows = [(m.name, m.model, "yes" if m.caught else "NO", m.caught_by) for m in self.mutants]
-        w0 = max([len("mutant")] + [len(r[0]) for r in rows])
-        w1 = max([len("model")] + [len(r[1]) for r in rows])
-        lines = [f"{'mutant':<{w0}}  {'model':<{w1}}  caught  caught by",
-                 f"{'-' * w0}  {'-' * w1}  ------  ---------"]
-        lines += [f"{a:<{w0}}  {b:<{w1}}  {c:<6}  {d}" for a, b, c, d in rows]
+        rows = [(m.name, m.model, m.check, "yes" if m.caught else "NO", m.caught_by)
+                for m in self.mutants]
+        w = [max([len(h)] + [len(r[j]) for r in rows])
+             for j, h in enumerate(("mutant", "model", "check"))]
+        lines = [f"{'mutant':<{w[0]}}  {'model':<{w[1]}}  {'check':<{w[2]}}  caught  caught by",
+                 f"{'-' * w[0]}  {'-' * w[1]}  {'-' * w[2]}  ------  ---------"]
+        lines += [f"{a:<{w[0]}}  {b:<{w[1]}}  {c:<{w[2]}}  {d:<6}  {e}" for a, b, c, d, e in rows]
         lines.append("")
         for c in self.clean_runs:
             state = "passes" if c.passed else f"FAILS: {c.error or ', '.join(c.failures[:3])}"
-            lines.append(f"clean  {c.model} [{c.setup}]: {state}")
+            lines.append(f"clean  {c.model} [{c.check}, {c.setup}]: {state}")
         n = len(self.mutants)
         lines.append(f"kill rate {sum(m.caught for m in self.mutants)}/{n} = "
                      f"{self.kill_rate:.0%}; clean run {'passes' if self.clean else 'FAILS'} "
@@ -496,11 +727,11 @@ def _quiet_numerics() -> Iterator[None]:
 
 
 def run_mutant(mutant: Mutant, dtype: str = "float64", seed: int = 0) -> MutantResult:
-    """Inject ``mutant``, run ``compare`` on its model and setup, restore, and report."""
+    """Inject ``mutant``, run its check on its model and setup, restore, and report."""
     t0 = time.perf_counter()
     spec = mutant.spec()
     res = MutantResult(mutant.name, mutant.description, spec.name, mutant.setup.__name__,
-                       caught=False, caught_by="", seconds=0.0)
+                       mutant.check.__name__, caught=False, caught_by="", seconds=0.0)
     try:
         patches = mutant.apply()
         kwargs = mutant.setup(spec, dtype, seed)   # prepared with the unmodified code
@@ -510,32 +741,32 @@ def run_mutant(mutant: Mutant, dtype: str = "float64", seed: int = 0) -> MutantR
         return res
     try:
         with injected(patches), _quiet_numerics():
-            result = compare(spec, dtype, seed, **kwargs)
+            fails = mutant.check(spec, dtype, seed, **kwargs)
     except USER_VISIBLE_ERRORS as e:
         res.caught, res.caught_by = True, f"exception: {type(e).__name__}: {e}"
     except Exception as e:  # noqa: BLE001 - not user-visible: a self-test bug, not a catch
         res.error = res.caught_by = f"selftest error: {type(e).__name__}: {e}"
     else:
-        fails = result.failures()
-        res.failures = [c.label for c in fails]
+        res.failures = [label for label, _ in fails]
         res.caught = bool(fails)
         res.caught_by = _summarize(res.failures) if fails else "(not caught)"
-        res.first_max_abs = fails[0].max_abs if fails else None
+        res.first_max_abs = float(fails[0][1]) if fails else None
     res.seconds = time.perf_counter() - t0
     return res
 
 
-def run_clean(spec: ModelSpec, setup: Callable, dtype: str = "float64",
-              seed: int = 0) -> CleanResult:
-    """The same comparison on the unmodified code: must pass."""
+def run_clean(spec: ModelSpec, setup: Callable, dtype: str = "float64", seed: int = 0,
+              check: Callable = one_step) -> CleanResult:
+    """The same check on the unmodified code: must pass."""
     t0 = time.perf_counter()
+    names = (spec.name, setup.__name__, check.__name__)
     try:
-        result = compare(spec, dtype, seed, **setup(spec, dtype, seed))
+        fails = check(spec, dtype, seed, **setup(spec, dtype, seed))
     except Exception as e:  # noqa: BLE001 - any exception fails the clean run, with its text
-        return CleanResult(spec.name, setup.__name__, False, [], time.perf_counter() - t0,
+        return CleanResult(*names, False, [], time.perf_counter() - t0,
                            error=f"{type(e).__name__}: {e}")
-    labels = [c.label for c in result.failures()]
-    return CleanResult(spec.name, setup.__name__, not labels, labels, time.perf_counter() - t0)
+    labels = [label for label, _ in fails]
+    return CleanResult(*names, not labels, labels, time.perf_counter() - t0)
 
 
 def run_selftest(mutants: Iterable[Mutant | str] | None = None, dtype: str = "float64",
@@ -552,11 +783,12 @@ def run_selftest(mutants: Iterable[Mutant | str] | None = None, dtype: str = "fl
             m = BY_NAME[m]
         chosen.append(m)
     report = SelftestReport(dtype, seed)
-    configs: dict[tuple[str, str], tuple[ModelSpec, Callable]] = {}
+    configs: dict[tuple[str, str, str], tuple[ModelSpec, Callable, Callable]] = {}
     for m in chosen:
-        configs.setdefault((m.model, m.setup.__name__), (m.spec(), m.setup))
-    for spec, setup in configs.values():
-        report.clean_runs.append(run_clean(spec, setup, dtype, seed))
+        configs.setdefault((m.model, m.setup.__name__, m.check.__name__),
+                           (m.spec(), m.setup, m.check))
+    for spec, setup, check in configs.values():
+        report.clean_runs.append(run_clean(spec, setup, dtype, seed, check))
     for m in chosen:
         report.mutants.append(run_mutant(m, dtype, seed))
     return report
@@ -570,11 +802,14 @@ DESCRIPTION = (
     "a bias gradient averaged instead of summed, softmax without the max shift, biased "
     "BatchNorm running variance, weight decay on biases, dropout without 1/(1-p), Adam's eps "
     "inside the sqrt, Adam without bias correction, SGD dampening on the first step, a "
-    "missing transpose in the weight transfer, sum instead of mean in the loss, ...) is "
-    "injected into the NumPy side at run time (monkeypatched, restored afterwards; no file "
-    "changes), and the one-step parity comparison (as in `nn-parity check`, float64) runs on "
-    "the model that exercises it. Prints each mutant, its model, whether it was caught and "
-    "by which check, and the kill rate. The unmodified code must pass the same comparisons. "
+    "missing transpose in the weight transfer, sum instead of mean in the loss, nesterov and "
+    "amsgrad done wrong, BCE-with-logits as log(sigmoid), a trainer in eval mode or dropping "
+    "the last batch, He init by fan_out, ...) is injected into the NumPy side at run time "
+    "(monkeypatched, restored afterwards; no file changes), and a real check runs on the "
+    "model that exercises it: the one-step parity comparison (as in `nn-parity check`, "
+    "float64), the two trainers in lockstep, or the initial weights against torch's "
+    "initializer. Prints each mutant, its model, the check, whether it was caught and by "
+    "which labels, and the kill rate. The unmodified code must pass the same checks. "
     "Exit 0 iff every mutant is caught and the clean runs pass, else 1.")
 
 

@@ -495,14 +495,17 @@ def run_study(plan: Plan, jobs: int = 1, progress: bool = False, log=None) -> St
     models, arrays = [], {}
     for name in plan.models:
         spec = zoo.get(name)
-        runs = {impl: res[f"train/{name}/{impl}"]["run"] for impl in IMPLS}
+        capped = plan.epochs[name] < spec.epochs
+        runs = {impl: _unjudged_if(capped, res[f"train/{name}/{impl}"]["run"])
+                for impl in IMPLS}
         arrays[name] = {impl: res[f"train/{name}/{impl}"]["arrays"] for impl in IMPLS}
         p = res[f"parity/{name}"]
         row = {"model": name, "source": spec.source, "summary": spec.summary,
                "notes": spec.notes, "layers": spec.layer_summary(),
                "parameters": spec.num_parameters(), "dataset": spec.dataset,
                "seed": plan.seed_for(spec), "epochs": plan.epochs[name],
-               "recipe_epochs": spec.epochs, "target": str(spec.target) if spec.target else None,
+               "recipe_epochs": spec.epochs, "capped": capped,
+               "target": str(spec.target) if spec.target else None,
                "runs": runs, "parity": p["parity"], "divergence": p["divergence"]}
         if "grid" in arrays[name]["numpy"]:
             a, b = arrays[name]["numpy"]["grid"], arrays[name]["torch"]["grid"]
@@ -542,9 +545,11 @@ def run_study(plan: Plan, jobs: int = 1, progress: bool = False, log=None) -> St
             else:
                 by_impl = {impl: res[f"hidden/{h}/{impl}"] for impl in IMPLS}
                 reused = False
+            hidden_capped = (plan.hidden_epochs or base.epochs) < base.epochs
             rows.append({"h": h, "hidden": [h, h, h // 2], "layers": spec.layer_summary(),
                          "parameters": spec.num_parameters(), "reused_spiral003_run": reused,
-                         **{impl: _run_numbers(by_impl[impl]) for impl in IMPLS}})
+                         **{impl: _run_numbers(_unjudged_if(hidden_capped, by_impl[impl]))
+                            for impl in IMPLS}})
         results["hidden_size"] = {"epochs": plan.hidden_epochs or base.epochs,
                                   "sizes": list(plan.hidden_sizes), "rows": rows}
 
@@ -601,6 +606,13 @@ def run_study(plan: Plan, jobs: int = 1, progress: bool = False, log=None) -> St
         "jobs": sorted(({"job": k, "seconds": secs[k], "cpu_seconds": cpus[k]} for k in secs),
                        key=lambda r: -r["seconds"])}
     return Study(results, arrays)
+
+
+def _unjudged_if(capped: bool, run_json: dict) -> dict:
+    """A run's JSON with ``target_met`` None when the run was capped below its recipe's
+    epochs (quick mode, ``epochs_override``): a capped run missing its target says nothing
+    about the recipe, so it carries no verdict (the accuracies are still reported)."""
+    return dict(run_json, target_met=None) if capped else run_json
 
 
 def _run_numbers(r: dict) -> dict:
@@ -722,7 +734,14 @@ def _f(x, fmt=".4f") -> str:
     return "-" if x is None else format(x, fmt)
 
 
-def _met(r: dict) -> str:
+NOT_MEASURED = "not measured (quick run)"     # the "met" cell of a capped run
+
+
+def _met(r: dict, capped: bool = False) -> str:
+    """The target cell of run ``r``: met / NOT met, ``-`` without a target, and no verdict
+    (``NOT_MEASURED``) for a run capped below its recipe's epochs."""
+    if capped and r.get("target") is not None:
+        return NOT_MEASURED
     return "-" if r.get("target_met") is None else ("met" if r["target_met"] else "NOT met")
 
 
@@ -767,7 +786,7 @@ def build_document(study: Study, img_dir: str) -> Doc:
                      f"{n['final_loss']:.4g} / {t['final_loss']:.4g}",
                      f"{n['test_loss']:.4g} / {t['test_loss']:.4g}",
                      f"{n['seconds']:.2f} / {t['seconds']:.2f}",
-                     m["target"] or "-", f"{_met(n)} / {_met(t)}"])
+                     m["target"] or "-", f"{_met(n, m['capped'])} / {_met(t, m['capped'])}"])
     doc.table(["model", "params", "epochs", "train acc np / torch", "held-out acc np / torch",
                "final loss np / torch", "held-out loss np / torch", "seconds np / torch",
                "target", "met np / torch"], rows)
@@ -930,9 +949,10 @@ def _model_section(doc: Doc, m: dict, arr: dict, plots) -> None:
     doc.h(3, name)
     p64, p32 = m["parity"]["float64"], m["parity"]["float32"]
     doc.p(f"{m['summary']}. `{m['layers']}`, {m['parameters']} parameters, seed {m['seed']}, "
-          f"{m['epochs']} epochs. Target: {m['target'] or 'none'} — numpy {_met(n)}, torch "
-          f"{_met(t)}. Held-out accuracy numpy {n['test_accuracy']:.4f}, torch "
-          f"{t['test_accuracy']:.4f}. One-step parity float64 {_verdict(p64)} (max abs "
+          f"{m['epochs']} epochs. Target: {m['target'] or 'none'} — numpy "
+          f"{_met(n, m['capped'])}, torch {_met(t, m['capped'])}. Held-out accuracy numpy "
+          f"{n['test_accuracy']:.4f}, torch {t['test_accuracy']:.4f}. One-step parity float64 "
+          f"{_verdict(p64)} (max abs "
           f"{p64['max_abs']:.1e}), float32 {_verdict(p32)} (max abs {p32['max_abs']:.1e})."
           + (f" Note: {m['notes']}." if m["notes"] else ""))
     if "boundary" in m:
@@ -1160,7 +1180,8 @@ def render_summary(results: dict) -> str:
         lines.append(f"{m['model']:<26} {n['test_accuracy']:>11.4f} {t['test_accuracy']:>7.4f} "
                      f"{n['final_loss']:>9.4g} {t['final_loss']:>9.4g} {n['seconds']:>6.2f} "
                      f"{t['seconds']:>6.2f}  {_verdict(m['parity']['float64']):>6}/"
-                     f"{_verdict(m['parity']['float32']):<6}  {_met(n)}/{_met(t)}")
+                     f"{_verdict(m['parity']['float32']):<6}  {_met(n, m['capped'])}/"
+                     f"{_met(t, m['capped'])}")
     return "\n".join(lines)
 
 

@@ -141,8 +141,9 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Dropout(Layer):
-    """Inverted dropout: train ``out = x · keep / (1 − p)`` with ``keep ~ Bernoulli(1 − p)``;
-    eval is the identity. ``dx = dout · keep / (1 − p)``.
+    """Inverted dropout: train ``out = x · (keep · s)`` with ``keep ~ Bernoulli(1 − p)`` and
+    ``s = 1/(1 − p)`` formed as torch forms it (``scale``); eval is the identity.
+    ``dx = dout · (keep · s)``.
 
     Masks come from ``rng`` (a ``numpy.random.Generator``) unless masks were queued with
     ``queue_masks`` — parity hands in torch's masks so both sides drop the same units.
@@ -174,9 +175,23 @@ class Dropout(Layer):
                 raise ValueError("Dropout: training needs an rng (numpy Generator) or queued masks")
             keep = self.rng.random(x.shape) >= self.p
         self.last_mask = keep
-        # torch multiplies by 1/(1 − p) computed in double, then rounded to the dtype
-        self._scale = keep.astype(x.dtype) * x.dtype.type(1.0 / (1.0 - self.p))
+        self._scale = keep.astype(x.dtype) * self.scale(x.dtype)
         return x * self._scale
+
+    def scale(self, dtype) -> np.floating:
+        """The factor on kept units, ``1/(1 − p)`` formed as torch's CPU path forms it.
+
+        torch 2.x, aten/src/ATen/native/Dropout.cpp, ``_dropout_impl`` (what ``at::dropout``
+        runs on CPU: ``is_fused_kernel_acceptable`` is false there): ``noise =
+        empty_like(x).bernoulli_(1 − p); noise.div_(1 − p); return x.mul(noise)``. The
+        double ``1 − p`` is a wrapped scalar cast to x's dtype, and the CPU ``div_true_kernel``
+        divides in that dtype (only half/bfloat16 take the reciprocal path). So the scale is
+        ``dtype(1) / dtype(1 − p)`` — one IEEE division in the dtype — not
+        ``dtype(1/(1 − p))`` rounded from double: in float32 they differ by one ulp at
+        p = 0.15 (1.1764705 vs 1.1764706). Output and backward are one multiply by it.
+        """
+        dt = np.dtype(dtype).type
+        return dt(1.0) / dt(1.0 - self.p)
 
     def backward(self, dout):
         if self._scale is None:

@@ -189,3 +189,50 @@ def test_bad_plan_values_are_rejected():
         study.make_plan(["no-such-model"])
     with pytest.raises(ValueError, match="jobs"):
         study.run_study(study.make_plan(["xor-relu"]), jobs=0)
+
+
+# ── capped runs carry no target verdict ──────────────────────────────────────────────────
+
+def _met_cells(md: str, name: str) -> str:
+    """The "met np / torch" cell of ``name``'s row in the training table of index.md."""
+    row = next(line for line in md.splitlines() if line.startswith(f"| {name} |"))
+    return row.rstrip(" |").rsplit("|", 1)[1].strip()
+
+
+def test_every_capped_training_row_carries_no_target_verdict(report):
+    """TINY caps every model (20 epochs): no met / NOT met anywhere, in JSON or report."""
+    out, s = report
+    md = (out / "index.md").read_text()
+    for m in s.results["models"]:
+        assert m["capped"] == (m["epochs"] < m["recipe_epochs"]) and m["capped"], m["model"]
+        for impl, r in m["runs"].items():
+            assert r["target_met"] is None, (m["model"], impl)
+        assert _met_cells(md, m["model"]) == f"{study.NOT_MEASURED} / {study.NOT_MEASURED}"
+        assert study.NOT_MEASURED in study.render_summary(s.results)
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    """The quick path on two models: cs231n-linear's 200-epoch recipe is under the quick cap
+    (uncapped), xor-relu runs 300 of its 2000 epochs (capped)."""
+    out = tmp_path_factory.mktemp("quick") / "report"
+    s = study.study(["cs231n-linear", "xor-relu"], out=str(out), quick=True, diverge_steps=5,
+                    xor_seeds=(0, 1), claims=False, bench=False, grid=40, tile_grid=10)
+    return out, s
+
+
+def test_quick_study_judges_the_uncapped_run_and_not_the_capped_one(quick_report):
+    out, s = quick_report
+    by = {m["model"]: m for m in s.results["models"]}
+    md = (out / "index.md").read_text()
+    full, capped = by["cs231n-linear"], by["xor-relu"]
+    assert not full["capped"] and full["epochs"] == full["recipe_epochs"] == 200
+    assert capped["capped"] and capped["epochs"] == 300 < capped["recipe_epochs"]
+    for impl in ("numpy", "torch"):
+        assert isinstance(full["runs"][impl]["target_met"], bool), impl
+        assert capped["runs"][impl]["target_met"] is None, impl
+    assert all(c in ("met", "NOT met") for c in _met_cells(md, "cs231n-linear").split(" / "))
+    assert _met_cells(md, "xor-relu") == f"{study.NOT_MEASURED} / {study.NOT_MEASURED}"
+    lines = study.render_summary(s.results).splitlines()
+    assert study.NOT_MEASURED not in next(x for x in lines if x.startswith("cs231n-linear"))
+    assert study.NOT_MEASURED in next(x for x in lines if x.startswith("xor-relu"))
