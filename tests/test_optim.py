@@ -57,8 +57,8 @@ def helper_test_optim(cls, dtype="float64", steps=5, **opts):
     (Adam, dict(lr=1e-2, amsgrad=True)),
     (AdamW, dict(lr=1e-2)),
     (AdamW, dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
-], ids=["sgd", "sgd-wd", "momentum", "dampening", "dampening-wd", "nesterov-wd", "adam", "adam-betas-eps",
-        "adam-l2", "amsgrad", "adamw", "adamw-amsgrad"])
+], ids=["sgd", "sgd-wd", "momentum", "dampening", "dampening-wd", "nesterov-wd", "adam",
+        "adam-betas-eps", "adam-l2", "amsgrad", "adamw", "adamw-amsgrad"])
 def test_optimizer_matches_torch(cls, opts, dtype): helper_test_optim(cls, dtype, **opts)
 
 

@@ -22,7 +22,6 @@ from hypothesis import strategies as st
 
 import torch_impl
 from parity import finite_diff as fd
-from parity import transfer
 from parity.compare import compare
 from parity.masks import DropoutMaskRecorder
 from parity.spec import DTYPES, ModelSpec, OptimSpec
