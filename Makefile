@@ -12,11 +12,17 @@ STUDY_ARGS ?=
 TOX_ARGS ?= -m fast
 
 .DEFAULT_GOAL := help
-.PHONY: help test test-all study bench lint tox clean distclean
+.PHONY: help test test-all test-portability test-portability-all study bench lint tox clean distclean
 
 help:
-	@echo "make test       fast test suite: pytest -m 'not slow' (extra args: PYTEST_ARGS=...)"
-	@echo "make test-all   full test suite, slow training runs included (PYTEST_ARGS=...)"
+	@echo "make test       fast test suite: pytest -m 'not slow' (extra args: PYTEST_ARGS=...);"
+	@echo "                hypothesis derandomized: the same examples every run"
+	@echo "make test-all   full test suite, slow training runs included (PYTEST_ARGS=...);"
+	@echo "                hypothesis profile 'thorough': 300 fresh random examples per test"
+	@echo "make test-portability      the fast suite once per kernel/thread variant, 3 variants"
+	@echo "                           (ATEN_CPU_CAPABILITY, OPENBLAS_CORETYPE,"
+	@echo "                           NPY_DISABLE_CPU_FEATURES, NN_PARITY_THREADS; tests/portability.py)"
+	@echo "make test-portability-all  the same over all 24 combinations (slow)"
 	@echo "make study      run 'nn-parity study' (extra args: STUDY_ARGS=...)"
 	@echo "make bench      run 'nn-parity bench'"
 	@echo "make lint       ruff check reference torch_impl parity tests"
@@ -39,7 +45,13 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-portability: $(STAMP)
+	$(BIN)/python tests/portability.py -- $(PYTEST_ARGS)
+
+test-portability-all: $(STAMP)
+	$(BIN)/python tests/portability.py --all -- $(PYTEST_ARGS)
 
 study: $(STAMP)
 	$(BIN)/nn-parity study $(STUDY_ARGS)

@@ -5,14 +5,35 @@ dispatch. Extra intra-op threads then only add synchronization, and two processe
 spin two OpenMP threads on a 2-core machine slow each other down ~6× (measured: xor-relu,
 2000 torch steps, 0.78 s with 1 thread vs 5.0 s with 2 threads beside a second job). Thread
 count also changes float32 results at rounding level (PARITY_NOTES): it is part of a result.
+
+``NN_PARITY_THREADS`` (read by ``threads_from_env``, used by the test suite) picks another
+count; ``kernels_in_force`` reports the kernel choices that ``ATEN_CPU_CAPABILITY``,
+``OPENBLAS_CORETYPE`` and ``NPY_DISABLE_CPU_FEATURES`` make at import.
 """
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 DEFAULT_THREADS = 1
+THREADS_ENV = "NN_PARITY_THREADS"
 _limits = None
+
+
+def threads_from_env(default: int = DEFAULT_THREADS) -> int:
+    """The thread count in ``$NN_PARITY_THREADS`` (an integer >= 1), else ``default``."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        raise ValueError(f"{THREADS_ENV} must be an integer >= 1, got {raw!r}") from None
+    if n < 1:
+        raise ValueError(f"{THREADS_ENV} must be an integer >= 1, got {raw!r}")
+    return n
 
 
 def configure_threads(n: int = DEFAULT_THREADS) -> dict:
@@ -41,4 +62,25 @@ def threads_in_force() -> dict:
                             if p.get("user_api") == "blas"), default=None)
     except ImportError:  # pragma: no cover
         info["blas"] = None
+    return info
+
+
+def kernels_in_force() -> dict:
+    """Kernel choices made at import: torch's ATen CPU capability (``ATEN_CPU_CAPABILITY``),
+    each loaded OpenBLAS's core type (``OPENBLAS_CORETYPE``; NumPy and SciPy each carry one)
+    and NumPy's dispatched SIMD targets found on this CPU (``NPY_DISABLE_CPU_FEATURES``
+    removes some)."""
+    info = {"aten": torch.backends.cpu.get_cpu_capability(), "openblas": None}
+    try:
+        from threadpoolctl import threadpool_info
+        info["openblas"] = sorted({p.get("architecture") for p in threadpool_info()
+                                   if p.get("internal_api") == "openblas"})
+    except ImportError:  # pragma: no cover
+        pass
+    try:  # a private module (numpy.core before NumPy 2)
+        from numpy._core import _multiarray_umath as umath
+    except ImportError:  # pragma: no cover
+        from numpy.core import _multiarray_umath as umath
+    info["numpy"] = [f for f in getattr(umath, "__cpu_dispatch__", [])
+                     if umath.__cpu_features__.get(f)]
     return info

@@ -47,7 +47,9 @@ def helper_test_optim(cls, dtype="float64", steps=5, **opts):
     (SGD, dict(lr=0.1)),
     (SGD, dict(lr=0.1, weight_decay=0.01)),
     (SGD, dict(lr=0.1, momentum=0.9)),
-    (SGD, dict(lr=0.1, momentum=0.9, dampening=0.5)),
+    # τ = 0.3, 1 − τ = 0.7: a rule that swapped them would show (with 0.5 it would not)
+    (SGD, dict(lr=0.1, momentum=0.9, dampening=0.3)),
+    (SGD, dict(lr=0.1, momentum=0.5, dampening=0.1, weight_decay=0.01)),
     (SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
     (Adam, dict(lr=1e-2)),
     (Adam, dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6)),
@@ -55,19 +57,22 @@ def helper_test_optim(cls, dtype="float64", steps=5, **opts):
     (Adam, dict(lr=1e-2, amsgrad=True)),
     (AdamW, dict(lr=1e-2)),
     (AdamW, dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
-], ids=["sgd", "sgd-wd", "momentum", "dampening", "nesterov-wd", "adam", "adam-betas-eps",
-        "adam-l2", "amsgrad", "adamw", "adamw-amsgrad"])
+], ids=["sgd", "sgd-wd", "momentum", "dampening", "dampening-wd", "nesterov-wd", "adam",
+        "adam-betas-eps", "adam-l2", "amsgrad", "adamw", "adamw-amsgrad"])
 def test_optimizer_matches_torch(cls, opts, dtype): helper_test_optim(cls, dtype, **opts)
 
 
 def test_first_momentum_step_copies_the_gradient_without_dampening():
     p = {"w": np.zeros(3)}
-    opt = SGD(p, lr=1.0, momentum=0.9, dampening=0.5)
+    opt = SGD(p, lr=1.0, momentum=0.9, dampening=0.3)
     g = np.array([1.0, -2.0, 3.0])
     opt.step({"w": g})
-    np.testing.assert_array_equal(opt.state["w"]["momentum_buffer"], g)   # not 0.5·g
+    np.testing.assert_array_equal(opt.state["w"]["momentum_buffer"], g)   # a copy: not 0.7·g
     opt.step({"w": g})
-    np.testing.assert_array_equal(opt.state["w"]["momentum_buffer"], 0.9 * g + 0.5 * g)
+    # b = μ·b + (1 − τ)·g = 1.6·g (τ = 0.3 tells 1 − τ from τ: 1.2·g); a few roundings, so
+    # compare to 4 ulp rather than pin one evaluation order
+    np.testing.assert_allclose(opt.state["w"]["momentum_buffer"], 0.9 * g + 0.7 * g,
+                               rtol=4 * np.finfo(float).eps, atol=0)
 
 
 def test_adam_eps_is_added_after_the_sqrt_of_the_corrected_second_moment():

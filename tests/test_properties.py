@@ -1,28 +1,33 @@
 """Property-based parity: hypothesis draws random MLP specs (widths 1–32, 1–3 hidden layers,
 ReLU/Sigmoid/Tanh, optional BatchNorm/LayerNorm/Dropout, every loss, SGD with or without
 momentum/dampening/Nesterov/weight decay, Adam and AdamW with or without AMSGrad), batch sizes
-1–16, seeds and both dtypes, and ``parity.compare`` must pass on each — plus the finite-
-difference oracle on the NumPy side (float64).
+1–16, seeds, both dtypes and, for the logit losses, saturated logits (the output layer scaled
+so that the first forward's largest |logit| is 40 or 100), and ``parity.compare`` must pass on
+each — plus the finite-difference oracle on the NumPy side (float64).
+``test_strategy_reaches`` proves each of those regions is drawn (``REGIONS``).
 
-Examples per test come from the profiles in ``tests/conftest.py`` (``default``: 25,
-``pytest --hypothesis-profile=thorough``: 300). Every input is a pure function of the drawn
+Examples per test come from the profiles in ``tests/conftest.py`` (``default``: 25, the same
+ones every run; ``thorough``: 300 random ones). Every input is a pure function of the drawn
 values (the batch is generated from the drawn seed with a numpy Generator), so a failure
 shrinks to a minimal, reproducible spec.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, Phase, assume, find, given, settings
 from hypothesis import strategies as st
 
+import torch_impl
 from parity import finite_diff as fd
-from parity import transfer
 from parity.compare import compare
 from parity.masks import DropoutMaskRecorder
 from parity.spec import DTYPES, ModelSpec, OptimSpec
 from reference.init import INITIALIZERS
 from reference.layers import BatchNorm1d, LayerNorm
+from reference.optim import OPTIMIZERS
 
 # first entries are the simplest: hypothesis shrinks towards them
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
@@ -31,6 +36,12 @@ DROPOUT = (None, 0.5, 0.2)
 LOSSES = ("cross_entropy", "bce_with_logits", "bce")
 BN_REFUSAL = "Expected more than 1 value per channel when training"
 NORM_EPS = 1e-5   # BatchNorm1d / LayerNorm default eps
+# SGD dampening τ: 0.1 and 0.3 tell τ from 1 − τ apart (0.5 would not)
+DAMPENING = (0.0, 0.1, 0.3)
+# largest |logit| of the first forward, set by scaling the output Linear (None: as drawn);
+# ≥ 30 saturates: softmax / sigmoid within e^-30 ≈ 1e-13 of 0 or 1
+SATURATE = (None, 40.0, 100.0)
+LOGIT_LOSSES = ("cross_entropy", "bce_with_logits")
 
 # deadline=None in both profiles; one example costs a few ms, the first one imports more
 SETTINGS = settings(suppress_health_check=[HealthCheck.too_slow])
@@ -47,10 +58,10 @@ def optimizers(draw) -> OptimSpec:
         momentum = draw(st.sampled_from((0.0, 0.9, 0.5)))
         if momentum:
             options["momentum"] = momentum
-            if draw(st.booleans()):
+            if draw(st.booleans()):   # torch: nesterov needs momentum > 0, dampening 0
                 options["nesterov"] = True
             else:
-                options["dampening"] = draw(st.sampled_from((0.0, 0.1)))
+                options["dampening"] = draw(st.sampled_from(DAMPENING))
         return OptimSpec("sgd", lr, options, weight_decay=wd, decay=decay)
     lr = draw(st.sampled_from((1e-3, 1e-2, 0.1)))
     return OptimSpec(kind, lr, {"amsgrad": draw(st.booleans())}, weight_decay=wd, decay=decay)
@@ -103,40 +114,101 @@ def has_norm(spec: ModelSpec) -> bool:
     return any(item[0] in ("batchnorm", "layernorm") for item in spec.layers)
 
 
-def norm_condition(spec: ModelSpec, seed: int, X: np.ndarray) -> float:
-    """``κ = max |x| / sqrt(var + eps)`` over the inputs ``x`` of every norm layer (variance
-    along the normalized axis), in compare's first training step: float64 NumPy forward with
-    the dropout masks torch draws there (``manual_seed(seed)``, recorded by the same hook).
-
-    Rounding ``x − mean`` costs ``ε·|x|`` absolute, so x̂ and every gradient through the layer
-    carry a relative error of ~``ε·κ``: κ ≈ 140 gave 4e-6 between the float32 twins (each
-    1e-5 from float64) — beyond the float32 table, which was measured on the catalogue."""
-    t_model = spec.build_torch("float64")
-    np_model = spec.build_numpy(seed, "float64")
-    transfer.numpy_to_torch(np_model, t_model)
+def dropout_masks(spec: ModelSpec, seed: int, X: np.ndarray, dtype: str = "float64") -> dict:
+    """The dropout keep-masks torch draws in compare's first training forward
+    (``manual_seed(seed)``, recorded by the same hook), by layer index."""
+    t_model = spec.build_torch(dtype)
     recorder = DropoutMaskRecorder(t_model)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            t_model.train()(torch.from_numpy(X))
-        masks = recorder.take()
+            t_model.train()(torch.from_numpy(X.astype(dtype)))
+        return recorder.take()
     finally:
         recorder.remove()
-    kappa, x = 0.0, X
+
+
+def first_forward(np_model, masks: dict, X: np.ndarray) -> list[np.ndarray]:
+    """Inputs of every layer and the output, ``[x_0 = X, …, x_L]``, of a training forward of
+    ``np_model`` (which it changes: BatchNorm buffers, cached inputs) with ``masks``."""
+    xs = [X.astype(np_model.layers[0].params["weight"].dtype)]
     for i, layer in enumerate(np_model.layers):
-        if isinstance(layer, BatchNorm1d | LayerNorm):
-            spread = np.sqrt(x.var(axis=layer.axis, keepdims=True) + layer.eps)
-            kappa = max(kappa, float((np.abs(x) / spread).max()))
         layer.queue_masks(masks[i]) if i in masks else None
-        x = layer.forward(x, True)
-    return kappa
+        xs.append(layer.forward(xs[-1], True))
+    return xs
+
+
+def norm_condition(spec: ModelSpec, seed: int, X: np.ndarray) -> float:
+    """``κ = max |x| / sqrt(var + eps)`` over the inputs ``x`` of every norm layer (variance
+    along the normalized axis), in compare's first training step: float64 NumPy forward with
+    the dropout masks torch draws there.
+
+    Rounding ``x − mean`` costs ``ε·|x|`` absolute, so x̂ and every gradient through the layer
+    carry a relative error of ~``ε·κ``: κ ≈ 140 gave 4e-6 between the float32 twins (each
+    1e-5 from float64) — beyond the float32 table, which was measured on the catalogue."""
+    np_model = spec.build_numpy(seed, "float64")
+    xs = first_forward(np_model, dropout_masks(spec, seed, X), X)
+    return max((float((np.abs(x) / np.sqrt(x.var(axis=layer.axis, keepdims=True) + layer.eps)
+                       ).max()) for layer, x in zip(np_model.layers, xs)
+                if isinstance(layer, BatchNorm1d | LayerNorm)), default=0.0)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One drawn example: ``spec``, batch size ``n``, ``seed``, ``dtype`` and ``saturate``:
+    None, or the largest |logit| of compare's first forward, reached by scaling the output
+    Linear (W and b) by ``c = saturate / max|z|`` — the logits ``z = h·W + b`` are linear in
+    (W, b) and ``h`` does not depend on them, so they become ``c·z`` exactly (up to rounding)."""
+
+    spec: ModelSpec
+    n: int
+    seed: int
+    dtype: str
+    saturate: float | None
+
+    def batch(self):
+        return make_batch(self.spec, self.n, self.seed)
+
+    def logit_scale(self) -> float:
+        """``c`` from a float64 forward (1 when not saturating, or when ``z ≡ 0``: every
+        unit dead or dropped with zero biases — no weight scale saturates that)."""
+        if self.saturate is None:
+            return 1.0
+        X = self.batch()[0]
+        z = first_forward(self.spec.build_numpy(self.seed, "float64"),
+                          dropout_masks(self.spec, self.seed, X, self.dtype), X)[-1]
+        top = float(np.abs(z).max())
+        return self.saturate / top if top > 0 else 1.0
+
+    def np_model(self):
+        """``spec.build_numpy(seed, dtype)``, its output Linear scaled by ``logit_scale``."""
+        model = self.spec.build_numpy(self.seed, self.dtype)
+        c = self.logit_scale()
+        for v in model.layers[-1].params.values():
+            v *= v.dtype.type(c)
+        return model
+
+    def first_logits(self) -> np.ndarray:
+        """The logits compare's first training forward produces, in ``dtype``."""
+        X = self.batch()[0]
+        return first_forward(self.np_model(), dropout_masks(self.spec, self.seed, X, self.dtype),
+                             X)[-1]
+
+
+@st.composite
+def cases(draw) -> Case:
+    spec = draw(mlp_specs())
+    n, seed = draw(st.integers(1, 16)), draw(st.integers(0, 2**32 - 1))
+    dtype = draw(st.sampled_from(DTYPES))
+    saturate = draw(st.sampled_from(SATURATE)) if spec.loss in LOGIT_LOSSES else None
+    return Case(spec, n, seed, dtype, saturate)
 
 
 @SETTINGS
-@given(spec=mlp_specs(), n=st.integers(1, 16), seed=st.integers(0, 2**32 - 1),
-       dtype=st.sampled_from(DTYPES))
-def test_random_mlp_parity(spec, n, seed, dtype):
-    X, y = make_batch(spec, n, seed)
+@given(case=cases())
+def test_random_mlp_parity(case):
+    spec, n, seed, dtype = case.spec, case.n, case.seed, case.dtype
+    X, y = case.batch()
     if n == 1 and has_batchnorm(spec):
         # both sides refuse a training batch of 1 (torch raises first inside compare)
         with pytest.raises(ValueError, match=BN_REFUSAL):
@@ -146,8 +218,69 @@ def test_random_mlp_parity(spec, n, seed, dtype):
         return
     # float32 with norm layers is out of the table's reach for random nets (FLOAT32_FOUND)
     assume(dtype == "float64" or not has_norm(spec))
-    result = compare(spec, dtype, seed, batch=(X, y))
-    assert result.passed, f"{spec.layers} {spec.loss} {spec.optimizer}\n{result.report()}"
+    result = compare(spec, dtype, seed, batch=(X, y), np_model=case.np_model())
+    assert result.passed, (f"{spec.layers} {spec.loss} {spec.optimizer} "
+                           f"saturate={case.saturate}\n{result.report()}")
+
+
+def _option(case: Case, key: str, default=0):
+    return case.spec.optimizer.options.get(key, default)
+
+
+def _saturated(case: Case, loss: str) -> bool:
+    return case.spec.loss == loss and float(np.abs(case.first_logits()).max()) >= 30
+
+
+# regions of the optimizer and loss rules a strategy must reach to test them at all
+REGIONS = {
+    # dampening with τ ≠ 1 − τ: swapping τ and 1 − τ is visible
+    "sgd-dampening": lambda c: c.spec.optimizer.kind == "sgd"
+    and _option(c, "dampening") not in (0, 0.5),
+    "sgd-nesterov": lambda c: bool(_option(c, "nesterov", False)),
+    "sgd-momentum-weight-decay": lambda c: c.spec.optimizer.kind == "sgd"
+    and _option(c, "momentum") > 0 and c.spec.optimizer.weight_decay > 0,
+    "amsgrad": lambda c: bool(_option(c, "amsgrad", False)),
+    "adamw-weight-decay": lambda c: c.spec.optimizer.kind == "adamw"
+    and c.spec.optimizer.weight_decay > 0,
+    "saturated-bce-with-logits": lambda c: _saturated(c, "bce_with_logits"),
+    "saturated-cross-entropy": lambda c: _saturated(c, "cross_entropy"),
+}
+
+
+@pytest.mark.parametrize("region", REGIONS)
+def test_strategy_reaches(region):
+    """``cases()`` draws an example in ``region`` (derandomized: the same search every run,
+    whatever the profile; the first example found, unshrunk); the logit regions measure the
+    first forward's logits."""
+    example = find(cases(), REGIONS[region],
+                   settings=settings(derandomize=True, database=None, max_examples=500,
+                                     phases=[Phase.generate],
+                                     suppress_health_check=list(HealthCheck)))
+    assert REGIONS[region](example)
+
+
+@SETTINGS
+@given(optim=optimizers())
+def test_drawn_optimizers_are_ones_torch_accepts(optim):
+    """Every drawn optimizer is one torch builds (torch refuses nesterov without momentum or
+    with dampening, see below), and so does the reference."""
+    w = torch.nn.Parameter(torch.zeros(2))
+    torch_impl.build_optimizer(optim.kind, [{"params": [w], "weight_decay": optim.weight_decay}],
+                               lr=optim.lr, **optim.options)
+    OPTIMIZERS[optim.kind]({"w": np.zeros(2)}, lr=optim.lr, weight_decay=optim.weight_decay,
+                           **optim.options)
+
+
+@pytest.mark.parametrize("options", [dict(momentum=0.9, dampening=0.1),
+                                     dict(momentum=0.0)], ids=["dampening", "no-momentum"])
+def test_torch_and_reference_refuse_nesterov_outside_its_rule(options):
+    w = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ValueError, match="Nesterov momentum requires a momentum and zero "
+                                         "dampening"):
+        torch.optim.SGD([w], lr=0.1, nesterov=True, **options)
+    with pytest.raises(ValueError, match="nesterov momentum requires a momentum and zero "
+                                         "dampening"):
+        OPTIMIZERS["sgd"]({"w": np.zeros(2)}, lr=0.1, nesterov=True, **options)
 
 
 def test_batch_of_one_with_batchnorm_is_refused_by_both_sides():
