@@ -13,13 +13,22 @@ So a model trained in NumPy loads into torch (and back) through ``parity.transfe
 place that transposes — and predicts the same numbers. The format is detected from the file's
 contents, not its name.
 
+Reading is bounded before anything is inflated (``parity.fileio``): only a regular file is read
+(a FIFO or ``/dev/zero`` is refused at once), read once, no larger than the model can need; each
+zip member's *declared* uncompressed size is checked against the model's shapes (× 8 bytes,
+plus an .npy header) from the central directory alone, so a 1.6 MB file declaring 1.6 GB is
+refused in milliseconds, and zipfile never inflates past a declared size. ``import-check``
+reads the file once for both twins.
+
 Every problem with a file is a ``ValueError`` with one line naming the file and what differs:
 empty, not a zip archive, truncated, corrupt (a CRC mismatch — checked for both formats, since
-``torch.load`` does not verify CRCs and loads a bit-flipped file silently), missing metadata,
-another model's checkpoint, missing/unexpected keys, wrong shapes or dtypes. File-system
-problems (no such file, permission denied) stay ``OSError``. Writes are atomic: a temp file in
+``torch.load`` does not verify CRCs and loads a bit-flipped file silently), too large, missing
+or hostile metadata (not an object, nested too deeply, a bool version, a fractional seed),
+another model's checkpoint, missing/unexpected keys, wrong shapes or dtypes, a meta-device,
+nested or sparse tensor, NaN/Inf weights. File-system problems (no such file, permission
+denied) stay ``OSError``. Writes are atomic (``parity.fileio.atomic_write``): a temp file in
 the target directory, ``fsync``, ``os.replace``; on any failure the temp file is removed and a
-previous file at the path is left untouched.
+previous file at the path is left untouched; a device or FIFO is never replaced.
 """
 
 from __future__ import annotations
@@ -242,15 +251,15 @@ def _zip_error(path: str, e: BaseException) -> ValueError:
     return ValueError(f"{path}: corrupt zip archive ({_one_line(e)})")
 
 
-def _member_limit(path: str, bounds: _Bounds):
+def _member_limit(bounds: _Bounds):
     """Phase one, from the central directory: every member within what any key could hold."""
-    def limit(name: str) -> int:
+    def limit(name: str) -> tuple[int, str]:
         tail = name.rsplit("/", 1)[-1]
         if name == f"{META_KEY}.npy" or tail == "data.pkl":
-            return META_BYTES
+            return META_BYTES, "bytes allowed for the metadata"
         if name.endswith(".npy") or "/data/" in name:
-            return bounds.total
-        return SMALL_MEMBER_BYTES
+            return bounds.total, f"bytes {bounds.what} can hold in all"
+        return SMALL_MEMBER_BYTES, "bytes allowed for a bookkeeping member"
     return limit
 
 
@@ -262,7 +271,7 @@ def _open(path: str, bounds: _Bounds) -> tuple[str, zipfile.ZipFile, bytes]:
         raise ValueError(f"{path}: empty file (0 bytes), not a checkpoint")
     head = data[:4]
     try:
-        z = open_zip(path, data, _member_limit(path, bounds))
+        z = open_zip(path, data, _member_limit(bounds))
     except ValueError as e:
         if str(e).startswith(f"{path}: "):
             raise
@@ -350,7 +359,7 @@ def _read_npz_state(path: str, z: zipfile.ZipFile, bounds: _Bounds | None) -> di
         for k, info in infos.items():
             if info.file_size > bounds.per_key[k]:
                 raise ValueError(f"{path}: member {info.filename!r} declares {info.file_size} "
-                                 f"bytes uncompressed, more than the {bounds.per_key[k]} "
+                                 f"bytes uncompressed, more than the {bounds.per_key[k]} bytes "
                                  f"{k!r} can hold in {bounds.what}; refusing to decompress it")
     return {k: _npy(path, k, _read_member(path, z, info.filename)) for k, info in infos.items()}
 
@@ -384,13 +393,8 @@ def _tensor_array(path: str, k, v) -> np.ndarray:
 
 def _read_pt(path: str, z: zipfile.ZipFile, data: bytes,
              spec: ModelSpec | None) -> tuple[dict, dict]:
-    bounds = _bounds_of(spec) if spec is not None else _catalogue_bounds()
-    for info in z.infolist():
-        if "/data/" in info.filename and info.file_size > bounds.total:
-            raise ValueError(f"{path}: member {info.filename!r} declares {info.file_size} "
-                             f"bytes uncompressed, more than the {bounds.total} "
-                             f"{bounds.what} can hold; refusing to decompress it")
-        _read_member(path, z, info.filename)   # CRC: torch.load does not check it
+    for info in z.infolist():        # sizes were checked by _open; the CRCs, which
+        _read_member(path, z, info.filename)   # torch.load does not check, are checked here
     try:
         obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 — UnpicklingError, RuntimeError (zip reader), …

@@ -333,10 +333,10 @@ def read_regular(path, limit: int, why: str = "") -> bytes:
 def open_zip(path, data: bytes, member_limit) -> zipfile.ZipFile:
     """A ``ZipFile`` over ``data`` (the bytes of ``path``) after checking, from the central
     directory alone, every member: no duplicates, stored or deflated only (bzip2/lzma inflate a
-    whole chunk at once), and a declared uncompressed size ``<= member_limit(name)`` — which
-    returns the limit or raises ``ValueError`` itself. zipfile stops inflating at the declared
-    size (then fails the CRC), so nothing larger is ever produced. Raises ``zipfile``'s own
-    errors for a damaged archive; the caller words them."""
+    whole chunk at once), and a declared uncompressed size within ``member_limit(name)`` —
+    ``(bytes, "whose limit that is")``, or a ``ValueError`` of its own. zipfile stops
+    inflating at the declared size (then fails the CRC), so nothing larger is ever produced.
+    Raises ``zipfile``'s own errors for a damaged archive; the caller words them."""
     z = zipfile.ZipFile(io.BytesIO(data))
     try:
         seen = set()
@@ -348,10 +348,10 @@ def open_zip(path, data: bytes, member_limit) -> zipfile.ZipFile:
             if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
                 raise ValueError(f"{path}: member {name!r} uses compression method "
                                  f"{info.compress_type}; only stored or deflated are read")
-            cap = member_limit(name)
+            cap, whose = member_limit(name)
             if info.file_size > cap:
                 raise ValueError(f"{path}: member {name!r} declares {info.file_size} bytes "
-                                 f"uncompressed, more than the {cap} it can hold; refusing to "
+                                 f"uncompressed, more than the {cap} {whose}; refusing to "
                                  f"decompress it")
     except BaseException:
         z.close()
