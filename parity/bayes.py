@@ -305,8 +305,8 @@ def bayes_ceiling(generator_name: str, rng: np.random.Generator, n_samples: int 
         ent = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=1)
         stats[d] = (p.max(axis=1).mean(), np.mean(p.argmax(axis=1) == y), ent.mean())
     if not np.all(np.isfinite(stats)):
-        raise FloatingPointError(f"bayes_ceiling({generator_name}, {opts}): non-finite "
-                                 f"posterior statistics")
+        raise RuntimeError(f"bayes_ceiling({generator_name}, {opts}): non-finite posterior "
+                           f"statistics inside the allowed noise range")
     mean, hits, ent = stats.mean(axis=0)
     se = stats.std(axis=0, ddof=1) / math.sqrt(n_draws)
     diff = stats[:, 0] - stats[:, 1]

@@ -295,15 +295,19 @@ def check_numbers(args) -> None:
     """Every integer option in range, named in the message (``--seed`` must fit torch's
     uint64 and NumPy's SeedSequence unchanged; no silent truncation)."""
     from parity.runtime import check_seed, check_threads
-    check_threads(args.threads, "--threads")
-    if getattr(args, "seed", None) is not None:
-        check_seed(args.seed, "--seed")
+    prog = f"nn-parity {args.command}"
+    try:
+        check_threads(args.threads, "--threads")
+        if getattr(args, "seed", None) is not None:
+            check_seed(args.seed, "--seed")
+    except ValueError as e:
+        raise UsageError(f"{prog}: {e}") from None
     for name, (lo, hi) in INT_OPTIONS.items():
         v = getattr(args, name, None)
         if v is not None and not lo <= v <= hi:
             opt = "--" + name.replace("_", "-")
-            raise UsageError(f"{opt} must be >= {lo}, got {v}" if v < lo else
-                             f"{opt} must be <= {hi}, got {v}")
+            raise UsageError(f"{prog}: {opt} must be >= {lo}, got {v}" if v < lo else
+                             f"{prog}: {opt} must be <= {hi}, got {v}")
 
 
 def _on_signal(signum, frame):

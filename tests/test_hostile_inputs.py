@@ -232,7 +232,9 @@ def _special(tmp_path, kind):
     ["export", "xor-relu", "--impl", "numpy", "--epochs", "1", "--out", "P"],
     ["study", "--quick", "--models", "xor-relu", "--out", "P"],
     ["check", "xor-relu", "--save", "P"],
-], ids=["diverge", "export", "study", "check-save"])
+    ["claims", "--quick", "--out", "P"],
+    ["drift", "--out", "P", "--epochs", "1"],
+], ids=["diverge", "export", "study", "check-save", "claims", "drift"])
 def test_row2_devices_and_fifos_are_never_replaced(cli, capsys, tmp_path, argv, kind):
     p = _special(tmp_path, kind)
     mode = os.stat(p).st_mode
@@ -399,6 +401,15 @@ def test_row5_ctrl_c_to_the_group_is_one_line_and_no_orphan(tmp_path, run):
     code, err, left, files = _signal_study(tmp_path, signal.SIGINT, to_group=True)
     assert code == 130 and err == "nn-parity: interrupted\n", err
     assert left == [] and files == []
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not LINUX, reason="PR_SET_PDEATHSIG and /proc are Linux's")
+def test_row6_kill_9_of_the_parent_takes_the_workers_along(tmp_path):
+    code, _, left, files = _signal_study(tmp_path, signal.SIGKILL, to_group=False)
+    assert code == -signal.SIGKILL
+    assert left == [], f"orphans after 5 s: {left}"
+    assert files == []            # it died before writing: no report, no temporary
 
 
 def test_row5_workers_ignore_sigint(monkeypatch):
