@@ -79,6 +79,13 @@ GENERATORS = {
     "two_spirals_corrected": (ds.two_spirals_corrected, {"n_per_class": 300, "noise": 0.08}),
     "two_spirals_seed004": (ds.two_spirals_seed004, {"n_per_class": 200, "noise": 0.2}),
 }
+# Ranges of the estimator's inputs. Below NOISE_MIN, 2·sigma² nears float64's underflow
+# (the posterior turns to 0/0 = NaN at ~1e-154, measured: "nan ± nan" at 1e-160); above
+# NOISE_MAX every posterior is uniform to rounding and the cs231n wrap sum grows as 3.2·sigma
+# terms per point. SAMPLES_MAX / DRAWS_MAX bound the run time and the (draws, 3) statistics.
+NOISE_MIN, NOISE_MAX = 1e-100, 1e3
+SAMPLES_MAX, DRAWS_MAX = 10**8, 10**6
+N_PER_CLASS_MAX = 100_000
 _CHUNK = 4096            # points per posterior evaluation (memory: chunk x K x n floats)
 
 
@@ -141,11 +148,17 @@ def _options(name: str, options: dict) -> tuple:
     if not (math.isfinite(noise) and noise > 0):
         raise ValueError(f"{name}: noise must be finite and > 0 for a posterior density, "
                          f"got {noise!r}")
+    if not NOISE_MIN <= noise <= NOISE_MAX:
+        raise ValueError(f"{name}: noise must be in [{NOISE_MIN:g}, {NOISE_MAX:g}] (float64 "
+                         f"cannot evaluate the posterior outside), got {noise!r}")
     for k in ("n_per_class", "n_classes"):
         if k in opts and (isinstance(opts[k], bool) or not isinstance(opts[k], (int, np.integer))
                           or opts[k] < (2 if k == "n_per_class" else 1)):
             raise ValueError(f"{name}: {k} must be an int >= {2 if k == 'n_per_class' else 1}, "
                              f"got {opts[k]!r}")
+    if opts["n_per_class"] > N_PER_CLASS_MAX:
+        raise ValueError(f"{name}: n_per_class must be <= {N_PER_CLASS_MAX}, "
+                         f"got {opts['n_per_class']}")
     return gen, opts
 
 
@@ -271,6 +284,9 @@ def bayes_ceiling(generator_name: str, rng: np.random.Generator, n_samples: int 
                         f"got {type(rng).__name__}")
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
         raise ValueError(f"bayes_ceiling: n_samples must be an int >= 1, got {n_samples!r}")
+    if n_samples > SAMPLES_MAX:
+        raise ValueError(f"bayes_ceiling: n_samples must be <= {SAMPLES_MAX:.0e}, "
+                         f"got {n_samples}")
     if isinstance(min_draws, bool) or not isinstance(min_draws, (int, np.integer)) or min_draws < 2:
         raise ValueError(f"bayes_ceiling: min_draws must be an int >= 2, got {min_draws!r}")
     gen, opts = _options(generator_name, generator_options)
@@ -278,12 +294,19 @@ def bayes_ceiling(generator_name: str, rng: np.random.Generator, n_samples: int 
     k = opts.get("n_classes", 2)
     per_call = opts["n_per_class"] * k
     n_draws = max(int(min_draws), -(-int(n_samples) // per_call))
+    if n_draws > DRAWS_MAX:
+        raise ValueError(f"bayes_ceiling: {n_samples} samples at {per_call} points per "
+                         f"generator call is {n_draws} draws, more than {DRAWS_MAX:.0e}; "
+                         f"lower n_samples or min_draws")
     stats = np.empty((n_draws, 3))          # per call: mean max-posterior, hit rate, entropy
     for d, child in enumerate(rng.spawn(n_draws)):
         X, y = gen(child, **opts)
         p = posterior(generator_name, X, **opts)
         ent = -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=1)
         stats[d] = (p.max(axis=1).mean(), np.mean(p.argmax(axis=1) == y), ent.mean())
+    if not np.all(np.isfinite(stats)):
+        raise RuntimeError(f"bayes_ceiling({generator_name}, {opts}): non-finite posterior "
+                           f"statistics inside the allowed noise range")
     mean, hits, ent = stats.mean(axis=0)
     se = stats.std(axis=0, ddof=1) / math.sqrt(n_draws)
     diff = stats[:, 0] - stats[:, 1]

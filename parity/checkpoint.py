@@ -13,21 +13,34 @@ So a model trained in NumPy loads into torch (and back) through ``parity.transfe
 place that transposes — and predicts the same numbers. The format is detected from the file's
 contents, not its name.
 
+Reading is bounded before anything is inflated (``parity.fileio``): only a regular file is read
+(a FIFO or ``/dev/zero`` is refused at once), read once, no larger than the model can need; each
+zip member's *declared* uncompressed size is checked against the model's shapes (× 8 bytes,
+plus an .npy header) from the central directory alone, so a 1.6 MB file declaring 1.6 GB is
+refused in milliseconds, and zipfile never inflates past a declared size. ``import-check``
+reads the file once for both twins.
+
 Every problem with a file is a ``ValueError`` with one line naming the file and what differs:
 empty, not a zip archive, truncated, corrupt (a CRC mismatch — checked for both formats, since
-``torch.load`` does not verify CRCs and loads a bit-flipped file silently), missing metadata,
-another model's checkpoint, missing/unexpected keys, wrong shapes or dtypes. File-system
-problems (no such file, permission denied) stay ``OSError``. Writes are atomic: a temp file in
+``torch.load`` does not verify CRCs and loads a bit-flipped file silently), too large, missing
+or hostile metadata (not an object, nested too deeply, a bool version, a fractional seed),
+another model's checkpoint, missing/unexpected keys, wrong shapes or dtypes, a meta-device,
+nested or sparse tensor, NaN/Inf weights. File-system problems (no such file, permission
+denied) stay ``OSError``. Writes are atomic (``parity.fileio.atomic_write``): a temp file in
 the target directory, ``fsync``, ``os.replace``; on any failure the temp file is removed and a
-previous file at the path is left untouched.
+previous file at the path is left untouched; a device or FIFO is never replaced.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import os
 import re
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,7 +49,7 @@ from torch import nn
 
 import reference
 from parity import transfer
-from parity.fileio import atomic_write
+from parity.fileio import atomic_write, check_file_target, open_zip, read_regular
 from parity.spec import DTYPES, ModelSpec
 
 FORMAT = "nn-parity-checkpoint"
@@ -140,6 +153,7 @@ def save_numpy(path: str, np_model: reference.Sequential, spec_name: str, *,
     expected, t_model = _expected_state(spec, dtype)
     state = transfer.to_torch_layout(np_state, t_model)
     _check_state(state, expected, f"save_numpy: the model is not a {spec.name!r} twin")
+    _first_nonfinite(f"save_numpy {spec.name}", state, "save")
     meta = _meta(spec, dtype, state, "numpy", extra_meta)
     arrays = {**state, META_KEY: np.array(json.dumps(meta))}
     atomic_write(path, lambda f: np.savez(f, **arrays))
@@ -156,6 +170,7 @@ def save_torch(path: str, t_model: nn.Sequential, spec_name: str, *,
     dtype = _model_dtype(state, f"save_torch {spec.name}")
     expected, _ = _expected_state(spec, dtype)
     _check_state(state, expected, f"save_torch: the model is not a {spec.name!r} twin")
+    _first_nonfinite(f"save_torch {spec.name}", state, "save")
     meta = _meta(spec, dtype, state, "torch", extra_meta)
     payload = {"meta": meta, "state_dict": {k: torch.from_numpy(v) for k, v in state.items()}}
     atomic_write(path, lambda f: torch.save(payload, f))
@@ -185,70 +200,203 @@ def save(path: str, model, spec_name: str, fmt: str, *, extra_meta: dict | None 
 
 
 # ---- read ---------------------------------------------------------------------------------------
+# A checkpoint is judged before it is inflated: the file must be a regular file no larger than
+# the model can need, and each zip member's *declared* uncompressed size must fit the model's
+# expected arrays (shape × 8 bytes + an .npy header) before any byte of it is decompressed.
+META_BYTES = 1 << 20          # __meta__.npy / data.pkl: the JSON record is ~1 KB
+NPY_HEADER_BYTES = 4096       # an .npy header is 128 bytes for these arrays (v1: < 64 KiB)
+SMALL_MEMBER_BYTES = 4096     # .pt bookkeeping members: version, byteorder, serialization id
+MAX_SEED = 2**64 - 1
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
+               NotImplementedError, OverflowError, KeyError, IndexError, struct.error,
+               zlib.error, UnicodeDecodeError, RuntimeError)
 
-def detect_format(path: str) -> str:
-    """``npz`` or ``pt`` from the file's contents; ValueError for an empty, truncated, corrupt
-    or foreign file."""
-    path = os.fspath(path)
-    with open(path, "rb") as f:  # OSError (missing, a directory, no permission) propagates
-        head = f.read(4)
-    if not head:
+
+@dataclass(frozen=True)
+class _Bounds:
+    """Most bytes each state_dict key's array may hold (``per_key``), and in all (``total``);
+    ``what`` names whose shapes they come from."""
+
+    per_key: dict
+    total: int
+    what: str
+
+    @property
+    def file_bytes(self) -> int:
+        return 2 * self.total + META_BYTES + (1 << 20)
+
+
+def _bounds_of(spec: ModelSpec) -> _Bounds:
+    expected = transfer.torch_state(spec.build_torch("float64"))   # the widest dtype
+    per_key = {k: v.size * 8 + NPY_HEADER_BYTES for k, v in expected.items()}
+    return _Bounds(per_key, sum(per_key.values()), f"a {spec.name!r} checkpoint")
+
+
+@functools.lru_cache(maxsize=1)
+def _catalogue_bounds() -> _Bounds:
+    from parity import zoo
+    each = [_bounds_of(s) for s in zoo.CATALOGUE.values()]
+    per_key: dict = {}
+    for b in each:
+        for k, v in b.per_key.items():
+            per_key[k] = max(per_key.get(k, 0), v)
+    return _Bounds(per_key, max(b.total for b in each), "any catalogue checkpoint")
+
+
+def _zip_error(path: str, e: BaseException) -> ValueError:
+    m = re.match(r"Bad CRC-32 for file '(.*)'$", str(e))
+    if m:
+        return ValueError(f"{path}: corrupt checkpoint: member {m.group(1)!r} fails its CRC-32 "
+                          f"check")
+    return ValueError(f"{path}: corrupt zip archive ({_one_line(e)})")
+
+
+def _member_limit(bounds: _Bounds):
+    """Phase one, from the central directory: every member within what any key could hold."""
+    def limit(name: str) -> tuple[int, str]:
+        tail = name.rsplit("/", 1)[-1]
+        if name == f"{META_KEY}.npy" or tail == "data.pkl":
+            return META_BYTES, "bytes allowed for the metadata"
+        if name.endswith(".npy") or "/data/" in name:
+            return bounds.total, f"bytes {bounds.what} can hold in all"
+        return SMALL_MEMBER_BYTES, "bytes allowed for a bookkeeping member"
+    return limit
+
+
+def _open(path: str, bounds: _Bounds) -> tuple[str, zipfile.ZipFile, bytes]:
+    """Read ``path`` once (a regular file within ``bounds.file_bytes``), check its central
+    directory, and say what it is: ``("npz" | "pt", zip, the file's bytes)``."""
+    data = read_regular(path, bounds.file_bytes, f"{bounds.what} can need")
+    if not data:
         raise ValueError(f"{path}: empty file (0 bytes), not a checkpoint")
-    if not zipfile.is_zipfile(path):
+    head = data[:4]
+    try:
+        z = open_zip(path, data, _member_limit(bounds))
+    except ValueError as e:
+        if str(e).startswith(f"{path}: "):
+            raise
+        raise _zip_error(path, e) from None
+    except zipfile.BadZipFile:
         if head == _ZIP_MAGIC:
             raise ValueError(f"{path}: truncated or damaged zip archive (no central directory)"
-                             f", not a readable checkpoint")
+                             f", not a readable checkpoint") from None
         raise ValueError(f"{path}: not a checkpoint (.npz or .pt are zip archives; this file "
-                         f"starts with {head!r})")
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = z.namelist()
-            bad = z.testzip()  # reads every member and checks its CRC-32
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as e:
-        raise ValueError(f"{path}: corrupt zip archive ({_one_line(e)})") from None
-    if bad is not None:
-        raise ValueError(f"{path}: corrupt checkpoint: member {bad!r} fails its CRC-32 check")
+                         f"starts with {head!r})") from None
+    except _ZIP_ERRORS as e:
+        raise _zip_error(path, e) from None
+    names = z.namelist()
     if any(n.endswith("/data.pkl") for n in names):
-        return "pt"
+        return "pt", z, data
     if names and all(n.endswith(".npy") for n in names):
-        return "npz"
+        return "npz", z, data
+    z.close()
     shown = names[:5] + (["…"] if len(names) > 5 else [])
     raise ValueError(f"{path}: a zip archive but neither .npz nor torch .pt (members {shown})")
 
 
-def _read_npz(path: str) -> tuple[dict, dict]:
-    state, meta_arr, key = {}, None, None
+def _read_member(path: str, z: zipfile.ZipFile, name: str) -> bytes:
+    """One member, inflated once (never past its checked declared size), CRC verified."""
     try:
-        with np.load(path, allow_pickle=False) as f:
-            for key in f.files:
-                arr = f[key]
-                if key == META_KEY:
-                    meta_arr = arr
-                else:
-                    state[key] = arr
+        return z.read(name)
+    except _ZIP_ERRORS as e:
+        raise _zip_error(path, e) from None
+
+
+def detect_format(path: str) -> str:
+    """``npz`` or ``pt`` from the file's contents; ValueError for an empty, truncated, damaged
+    or foreign file (CRCs are checked when the members are read, see ``read_checkpoint``)."""
+    path = os.fspath(path)
+    fmt, z, _ = _open(path, _catalogue_bounds())
+    z.close()
+    return fmt
+
+
+def _npy(path: str, key: str, raw: bytes) -> np.ndarray:
+    try:
+        arr = np.lib.format.read_array(io.BytesIO(raw), allow_pickle=False)
     except ValueError as e:
         if "allow_pickle" in str(e):
             raise ValueError(f"{path}: holds a pickled object array (member {key!r}); "
                              f"refusing to load pickles") from None
         raise ValueError(f"{path}: unreadable .npz member {key!r} ({_one_line(e)})") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as e:
-        raise ValueError(f"{path}: unreadable .npz ({_one_line(e)})") from None
-    if meta_arr is None:
+    except Exception as e:  # noqa: BLE001 — a hostile header: SyntaxError, TypeError, …
+        raise ValueError(f"{path}: unreadable .npz member {key!r} ({_one_line(e)})") from None
+    return arr
+
+
+def _parse_meta_json(path: str, text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: metadata is not valid JSON ({e.msg} at char {e.pos})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: metadata JSON nests too deeply") from None
+
+
+def _read_npz_meta(path: str, z: zipfile.ZipFile) -> dict:
+    name = f"{META_KEY}.npy"
+    if name not in z.namelist():
         raise ValueError(f"{path}: no {META_KEY!r} entry: an .npz but not an nn-parity "
                          f"checkpoint")
+    meta_arr = _npy(path, META_KEY, _read_member(path, z, name))
     if meta_arr.ndim != 0 or meta_arr.dtype.kind != "U":
         raise ValueError(f"{path}: {META_KEY!r} must be a 0-d unicode array of JSON, "
                          f"got {meta_arr.dtype} {meta_arr.shape}")
-    try:
-        meta = json.loads(str(meta_arr))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: metadata is not valid JSON ({e.msg} at char {e.pos})") from None
-    return meta, state
+    return _parse_meta_json(path, str(meta_arr))
 
 
-def _read_pt(path: str) -> tuple[dict, dict]:
+def _read_npz_state(path: str, z: zipfile.ZipFile, bounds: _Bounds | None) -> dict:
+    """Every array but the metadata; with ``bounds`` (the model is known), key names and
+    declared sizes are checked against it before anything is inflated."""
+    infos = {i.filename[:-4]: i for i in z.infolist() if i.filename != f"{META_KEY}.npy"}
+    if bounds is not None:
+        missing = [k for k in bounds.per_key if k not in infos]
+        unexpected = [k for k in infos if k not in bounds.per_key]
+        if missing or unexpected:
+            parts = ([f"missing keys {missing}"] if missing else []) + (
+                [f"unexpected keys {unexpected}"] if unexpected else [])
+            raise ValueError(f"{path}: {', '.join(parts)}")
+        for k, info in infos.items():
+            if info.file_size > bounds.per_key[k]:
+                raise ValueError(f"{path}: member {info.filename!r} declares {info.file_size} "
+                                 f"bytes uncompressed, more than the {bounds.per_key[k]} bytes "
+                                 f"{k!r} can hold in {bounds.what}; refusing to decompress it")
+    return {k: _npy(path, k, _read_member(path, z, info.filename)) for k, info in infos.items()}
+
+
+def _read_npz(path: str, z: zipfile.ZipFile, data: bytes,
+              spec: ModelSpec | None) -> tuple[dict, dict]:
+    meta = _read_npz_meta(path, z)
+    bounds = None
+    if spec is not None:
+        _check_model_name(path, meta, spec)
+        bounds = _bounds_of(spec)
+    return meta, _read_npz_state(path, z, bounds)
+
+
+def _tensor_array(path: str, k, v) -> np.ndarray:
+    """A dense CPU tensor of a .pt state_dict as a NumPy array; anything else is refused."""
+    if not isinstance(k, str) or not isinstance(v, torch.Tensor):
+        raise ValueError(  # noqa: TRY004 — file contents: ValueError by design
+            f"{path}: state_dict entry {k!r} must map a str to a tensor, "
+            f"got {type(v).__name__}")
+    kind = ("a meta-device" if v.is_meta else "a nested" if v.is_nested else
+            "a quantized" if v.is_quantized else "a sparse" if v.layout != torch.strided else
+            f"a {v.device.type}" if v.device.type != "cpu" else None)
+    if kind is not None:
+        raise ValueError(f"{path}: {k}: {kind} tensor, expected a dense CPU tensor")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return v.detach().numpy().copy()
+    except (TypeError, RuntimeError):
+        raise ValueError(f"{path}: {k}: unsupported dtype {v.dtype}") from None
+
+
+def _read_pt(path: str, z: zipfile.ZipFile, data: bytes,
+             spec: ModelSpec | None) -> tuple[dict, dict]:
+    for info in z.infolist():        # sizes were checked by _open; the CRCs, which
+        _read_member(path, z, info.filename)   # torch.load does not check, are checked here
+    try:
+        obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 — UnpicklingError, RuntimeError (zip reader), …
         raise ValueError(f"{path}: torch.load(weights_only=True) refused it "
                          f"({_one_line(e)})") from None
@@ -260,24 +408,17 @@ def _read_pt(path: str) -> tuple[dict, dict]:
     if not isinstance(sd, dict):
         raise ValueError(f"{path}: 'state_dict' must be a dict, "  # noqa: TRY004
                          f"got {type(sd).__name__}")
-    state = {}
-    for k, v in sd.items():
-        if not isinstance(k, str) or not isinstance(v, torch.Tensor):
-            raise ValueError(  # noqa: TRY004 — file contents: ValueError by design
-                f"{path}: state_dict entry {k!r} must map a str to a tensor, "
-                f"got {type(v).__name__}")
-        try:
-            state[k] = v.detach().cpu().numpy().copy()
-        except TypeError:
-            raise ValueError(f"{path}: {k}: unsupported dtype {v.dtype}") from None
-    return meta, state
+    return meta, {k: _tensor_array(path, k, v) for k, v in sd.items()}
 
 
-def read_checkpoint(path: str) -> Checkpoint:
-    """Read either format into a ``Checkpoint`` (no model checks yet; see ``check_meta``)."""
-    path = os.fspath(path)
-    fmt = detect_format(path)
-    meta, state = (_read_npz if fmt == "npz" else _read_pt)(path)
+def _check_model_name(path: str, meta, spec: ModelSpec) -> None:
+    name = meta.get("model") if isinstance(meta, dict) else None
+    if isinstance(meta, dict) and meta.get("format") == FORMAT and name != spec.name:
+        raise ValueError(f"{path}: checkpoint of model {name!r}, not {spec.name!r}")
+
+
+def _check_meta_fields(path: str, meta) -> None:
+    """The record itself: a JSON object of our format, an int version we read, an int seed."""
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: metadata must be a JSON object, "  # noqa: TRY004
                          f"got {type(meta).__name__}")
@@ -285,9 +426,25 @@ def read_checkpoint(path: str) -> Checkpoint:
         raise ValueError(f"{path}: metadata format is {meta.get('format')!r}, "
                          f"expected {FORMAT!r}")
     version = meta.get("version")
-    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+    if type(version) is not int or not 1 <= version <= FORMAT_VERSION:
         raise ValueError(f"{path}: checkpoint format version {version!r}; this nn-parity "
                          f"reads versions 1..{FORMAT_VERSION}")
+    seed = meta.get("seed")
+    if seed is not None and (type(seed) is not int or not 0 <= seed <= MAX_SEED):
+        raise ValueError(f"{path}: metadata seed {seed!r} is not an integer in [0, 2**64)")
+
+
+def read_checkpoint(path: str, spec: ModelSpec | str | None = None) -> Checkpoint:
+    """Read either format into a ``Checkpoint`` (model checks: ``check_meta``). The file is
+    read once; member sizes are bounded by ``spec``'s shapes (default: the largest catalogue
+    model's — pass the spec of a model outside the catalogue)."""
+    path = os.fspath(path)
+    spec = _spec(spec) if spec is not None else None
+    bounds = _bounds_of(spec) if spec is not None else _catalogue_bounds()
+    fmt, z, data = _open(path, bounds)
+    with z:
+        meta, state = (_read_npz if fmt == "npz" else _read_pt)(path, z, data, spec)
+    _check_meta_fields(path, meta)
     return Checkpoint(path, fmt, meta, state)
 
 
@@ -305,13 +462,43 @@ def check_meta(ck: Checkpoint, spec: ModelSpec, dtype: str | None = None) -> str
     return ck_dtype
 
 
-def _checked(path: str, spec: ModelSpec | str, dtype: str | None):
+def _first_nonfinite(path: str, state: dict[str, np.ndarray], verb: str = "load") -> None:
+    """Weights and buffers must be finite: a NaN/Inf checkpoint is bad input, not a parity
+    failure (both twins would agree on NaN only by accident)."""
+    for k, v in state.items():
+        if np.issubdtype(v.dtype, np.floating) and not np.all(np.isfinite(v)):
+            bad = ~np.isfinite(v)
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"{path}: {k} holds {int(bad.sum())} non-finite value(s) "
+                             f"(first {float(v[idx])!r} at index {idx}); refusing to {verb} it")
+
+
+def checked(ck: Checkpoint, spec: ModelSpec | str, dtype: str | None = None):
+    """``ck`` is a finite checkpoint of ``spec`` (at ``dtype`` if given) with exactly the torch
+    twin's keys, shapes and dtypes. Returns ``(spec, its dtype, an empty torch twin)``."""
     spec = _spec(spec)
-    ck = read_checkpoint(path)
     ck_dtype = check_meta(ck, spec, dtype)
     expected, t_model = _expected_state(spec, ck_dtype)
     _check_state(ck.state, expected, f"{ck.path}: checkpoint of {spec.name!r} ({ck_dtype})")
-    return spec, ck, ck_dtype, t_model
+    _first_nonfinite(ck.path, ck.state)
+    return spec, ck_dtype, t_model
+
+
+def numpy_twin(ck: Checkpoint, spec: ModelSpec | str, *, dtype: str | None = None,
+               seed: int = 0) -> reference.Sequential:
+    """A NumPy twin of ``spec`` holding the weights and buffers of a read checkpoint."""
+    spec, ck_dtype, t_model = checked(ck, spec, dtype)
+    model = spec.build_numpy(seed, ck_dtype)
+    model.load_state_dict(transfer.to_numpy_layout(ck.state, t_model))
+    return model
+
+
+def torch_twin(ck: Checkpoint, spec: ModelSpec | str, *,
+               dtype: str | None = None) -> nn.Sequential:
+    """A torch twin of ``spec`` holding the weights and buffers of a read checkpoint."""
+    _, _, t_model = checked(ck, spec, dtype)
+    transfer.load_torch(t_model, ck.state)
+    return t_model
 
 
 # ---- load ---------------------------------------------------------------------------------------
@@ -321,17 +508,14 @@ def load_numpy(path: str, spec: ModelSpec | str, *, dtype: str | None = None,
     """A NumPy twin of ``spec`` holding the checkpoint's weights and buffers (either format).
     ``dtype``: require this dtype (default: the checkpoint's). ``seed``: only seeds the
     Dropout mask stream (``spec.build_numpy(seed)``); every array comes from the file."""
-    spec, ck, ck_dtype, t_model = _checked(path, spec, dtype)
-    model = spec.build_numpy(seed, ck_dtype)
-    model.load_state_dict(transfer.to_numpy_layout(ck.state, t_model))
-    return model
+    spec = _spec(spec)
+    return numpy_twin(read_checkpoint(path, spec), spec, dtype=dtype, seed=seed)
 
 
 def load_torch(path: str, spec: ModelSpec | str, *, dtype: str | None = None) -> nn.Sequential:
     """A torch twin of ``spec`` holding the checkpoint's weights and buffers (either format)."""
-    _, ck, _, t_model = _checked(path, spec, dtype)
-    transfer.load_torch(t_model, ck.state)
-    return t_model
+    spec = _spec(spec)
+    return torch_twin(read_checkpoint(path, spec), spec, dtype=dtype)
 
 
 def load_any(path: str, spec: ModelSpec | str, impl: str, *, dtype: str | None = None):
@@ -365,23 +549,11 @@ def _format_for(path: str, fmt: str | None, impl: str) -> str:
     return fmt
 
 
-def _check_writable(path: str) -> None:
-    """Fail before training, not after, when ``path`` cannot be written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise ValueError(f"cannot write --out {path}: it is a directory")
-    if not os.path.isdir(directory):
-        what = "is not a directory" if os.path.exists(directory) else "does not exist"
-        raise ValueError(f"cannot write --out {path}: {directory} {what}")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write --out {path}: {directory} is not writable")
-
-
 def cmd_export(args) -> int:
     from parity import train, zoo
     spec = zoo.get(args.model)
     fmt = _format_for(args.out, args.format, args.impl)
-    _check_writable(args.out)
+    check_file_target(args.out, "--out")     # before training, not after
     seed = spec.pinned_seed if args.seed is None else args.seed
     res, model = train.run(spec, args.impl, seed=seed, dtype=args.dtype, epochs=args.epochs)
     extra = {"trained_with": args.impl, "seed": seed, "epochs": res.epochs, "steps": res.steps,
@@ -398,11 +570,10 @@ def cmd_import_check(args) -> int:
     from parity import zoo
     from parity.tolerances import tolerance
     spec = zoo.get(args.model)
-    ck = read_checkpoint(args.path)
+    ck = read_checkpoint(args.path, spec)     # the file is read once, for both twins
+    np_model, t_model = numpy_twin(ck, spec), torch_twin(ck, spec)
     dtype = check_meta(ck, spec)
-    np_model = load_numpy(args.path, spec)
-    t_model = load_torch(args.path, spec)
-    seed = args.seed if args.seed is not None else int(ck.meta.get("seed", spec.pinned_seed))
+    seed = args.seed if args.seed is not None else ck.meta.get("seed", spec.pinned_seed)
     d = spec.data(seed)
     X = d.X_test.astype(dtype)
     out_np, out_t = predictions(np_model, X), predictions(t_model, X)

@@ -48,9 +48,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
-import tempfile
 import time
 import zlib
 from dataclasses import dataclass
@@ -665,21 +663,9 @@ def render_markdown(rows: list[dict]) -> str:
 
 
 def write_claims(rows: list[dict], path) -> None:
-    """Write the audit rows as JSON to ``path`` atomically (temp file + os.replace)."""
-    path = os.fspath(path)
-    payload = json.dumps(rows, indent=1, allow_nan=True).encode()
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".claims-",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write the audit rows as JSON to ``path`` atomically (``parity.fileio.atomic_write``)."""
+    from parity.fileio import atomic_write_bytes
+    atomic_write_bytes(path, json.dumps(rows, indent=1, allow_nan=True).encode())
 
 
 # ── CLI hook (wired by the lead in parity/cli.py) ───────────────────────────────────────
@@ -697,6 +683,9 @@ def register(subparsers) -> None:
 
 
 def _cmd_claims(args) -> int:
+    if args.out:   # refused before the audit runs, not after
+        from parity.fileio import check_file_target
+        check_file_target(args.out, "--out")
     rows = run_audit(seed=args.seed, quick=args.quick)
     if args.out:
         write_claims(rows, args.out)

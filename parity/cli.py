@@ -1,20 +1,46 @@
 """``nn-parity`` (also ``python -m parity``): list, check, train and study the catalogue.
 
-Every command prints a readable table, or JSON with ``--json``. Bad input (unknown model, bad
-option, unreadable path) is one line on stderr and exit code 2; a failed parity check exits 1.
+Every command prints a readable table, or JSON with ``--json``. Exit codes:
+
+    0    done (and every check passed)
+    1    a parity check or a target failed (or training diverged)
+    2    bad input: one line on stderr naming the option or the file; nothing written
+    3    internal error: one line; ``--debug`` shows the traceback
+    130  interrupted (SIGINT)    143  terminated (SIGTERM)
+         workers stopped, temporaries removed, one line on stderr
+    141  stdout closed early (``| head``): quiet, like a tool killed by SIGPIPE
+
+Outputs (``--out``, ``--save``) never replace what nn-parity did not write: see
+``parity.fileio``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from parity import fileio
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGPIPE = 130, 143, 141
+
+# Ranges of the integer options (``--seed`` and ``--threads``: parity.runtime). Beyond them a
+# run would not finish or not fit in memory; saying so is better than trying.
+INT_OPTIONS = {"steps": (1, 10**6), "epochs": (1, 10**6), "jobs": (1, 256),
+               "samples": (1, 10**8), "n_per_class": (2, 10**5)}
 
 
 class UsageError(Exception):
     """Bad input from the user: reported as one line, exit code 2."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like SIGINT's KeyboardInterrupt, so that every
+    ``finally``/``except BaseException`` cleanup runs (workers, temporaries)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,12 +73,14 @@ def cmd_list(args) -> int:
 def cmd_check(args) -> int:
     from parity.compare import compare
     spec = _catalogue().get(args.model)
+    if args.save:
+        fileio.check_dir_target(args.save, "--save")
     result = compare(spec, args.dtype, args.seed, steps=args.steps)
     if args.save:
         try:
-            result.save(args.save)
+            fileio.write_dir_set(args.save, result.save, "check-evidence", "--save")
         except OSError as e:
-            raise UsageError(f"cannot write to {args.save}: {e.strerror or e}") from e
+            raise UsageError(f"cannot write --save {args.save}: {e.strerror or e}") from e
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
@@ -111,13 +139,14 @@ def cmd_train(args) -> int:
 def cmd_diverge(args) -> int:
     from parity.diverge import diverge
     spec = _catalogue().get(args.model)
+    if args.out:
+        fileio.check_file_target(args.out, "--out")
     r = diverge(spec, args.steps, args.dtype, args.seed)
     if args.out:
-        from parity.compare import _atomic_write
         try:
-            _atomic_write(args.out, json.dumps(r.to_json()).encode())
+            fileio.atomic_write_bytes(args.out, json.dumps(r.to_json()).encode())
         except OSError as e:
-            raise UsageError(f"cannot write {args.out}: {e.strerror or e}") from e
+            raise UsageError(f"cannot write --out {args.out}: {e.strerror or e}") from e
     if args.json:
         print(json.dumps(r.to_json()))
         return EXIT_OK
@@ -144,13 +173,14 @@ def cmd_drift(args) -> int:
     if (args.out is None) == (args.combine is None):
         raise UsageError("nn-parity drift: give exactly one of --out DIR or --combine DIR")
     if args.out is not None:
-        if args.epochs < 1:
-            raise UsageError(f"nn-parity drift: --epochs must be >= 1, got {args.epochs}")
+        fileio.check_record_dir(args.out, "--out")
         path = drift.record(args.out, epochs=args.epochs,
                             log=lambda m: print(m, file=sys.stderr))
         print(f"recorded {drift.env_name()} → {path}")
         return EXIT_OK
     result = drift.combine(args.combine)
+    for name in drift.TABLE_FILES:
+        fileio.check_file_target(os.path.join(args.combine, name), "--combine")
     paths = drift.write_table(result, args.combine)
     print(json.dumps(result, indent=1) if args.json else drift.render(result))
     print(f"table written to {', '.join(paths)}", file=sys.stderr)
@@ -169,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1,
                    help="threads for torch and NumPy's BLAS (default 1: fastest for these small "
                         "nets; recorded in results)")
+    p.add_argument("--debug", action="store_true",
+                   help="on an internal error (exit 3), print the whole traceback")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -259,28 +291,112 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
+def check_numbers(args) -> None:
+    """Every integer option in range, named in the message (``--seed`` must fit torch's
+    uint64 and NumPy's SeedSequence unchanged; no silent truncation)."""
+    from parity.runtime import check_seed, check_threads
+    prog = f"nn-parity {args.command}"
+    try:
+        check_threads(args.threads, "--threads")
+        if getattr(args, "seed", None) is not None:
+            check_seed(args.seed, "--seed")
+    except ValueError as e:
+        raise UsageError(f"{prog}: {e}") from None
+    for name, (lo, hi) in INT_OPTIONS.items():
+        v = getattr(args, name, None)
+        if v is not None and not lo <= v <= hi:
+            opt = "--" + name.replace("_", "-")
+            raise UsageError(f"{prog}: {opt} must be >= {lo}, got {v}" if v < lo else
+                             f"{prog}: {opt} must be <= {hi}, got {v}")
+
+
+def _on_signal(signum, frame):
+    """First SIGINT/SIGTERM: ignore further ones (the cleanup must finish), then raise."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextlib.contextmanager
+def _signals():
+    """SIGINT and SIGTERM become exceptions in the main thread for the duration."""
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in saved:
+        signal.signal(s, _on_signal)
+    try:
+        yield
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+
+
+def _stdout_gone() -> int:
+    """stdout's reader went away (``| head``): point fd 1 at /dev/null so that the flush at
+    exit does not fail again (Python docs, "Note on SIGPIPE"), and exit quietly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # pytest's capture: no real fd
+        pass
+    return EXIT_SIGPIPE
+
+
+def _run(argv: list[str] | None, debug: bool) -> int:
     try:
         args = build_parser().parse_args(argv)
+        check_numbers(args)
         from parity.runtime import configure_threads
         configure_threads(args.threads)
         if getattr(args, "dtype", "float64") not in ("float64", "float32"):
             raise UsageError(f"--dtype must be float64 or float32, got {args.dtype!r}")
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _stdout_gone()
     except UsageError as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, TypeError, OSError) as e:
-        print(f"nn-parity: error: {e}", file=sys.stderr)
+        print(f"nn-parity: error: {_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except FloatingPointError as e:
-        print(f"nn-parity: training diverged: {e}", file=sys.stderr)
+        print(f"nn-parity: training diverged: {_line(e)}", file=sys.stderr)
         return EXIT_FAILED
+    except Terminated:
+        print("nn-parity: terminated", file=sys.stderr)
+        return EXIT_SIGTERM
     except KeyboardInterrupt:
         print("nn-parity: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_SIGINT
     except SystemExit as e:  # --help exits 0 through argparse
-        return int(e.code or 0)
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
+    except Exception as e:  # noqa: BLE001 — the last resort: one line, not a traceback
+        if debug:
+            import traceback
+            traceback.print_exc()
+        print(f"nn-parity: internal error: {type(e).__name__}: {_line(e)} (run again with "
+              f"--debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code (see the module docstring)."""
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    with _signals():
+        try:
+            return _run(argv, debug)
+        except KeyboardInterrupt as e:   # a signal in the except clauses above
+            return EXIT_SIGTERM if isinstance(e, Terminated) else EXIT_SIGINT
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,13 +4,15 @@
 of epochs in both twins (loss after N epochs, accuracies) plus the one-step parity diffs in
 both dtypes, and writes ``drift-py{X.Y}-np{numpy}-torch{torch}.json``. ``combine(dir)`` reads
 every such file and tabulates, per model and metric, the values per environment and the
-largest difference across environments.
+largest difference across environments, into ``drift-table.json`` and ``drift-table.md``
+(never read back as records: only ``drift-py*.json`` are records, each checked for shape).
 """
 
 from __future__ import annotations
 
 import glob
 import json
+import math
 import os
 import platform
 
@@ -18,9 +20,14 @@ import numpy as np
 import torch
 
 from parity import zoo
-from parity.compare import _atomic_write, compare
+from parity.compare import compare
+from parity.fileio import atomic_write_bytes, read_regular
 from parity.runtime import threads_in_force
 from parity.train import IMPLS, run
+
+TABLE_FILES = ("drift-table.json", "drift-table.md")
+RECORD_GLOB = "drift-py*.json"
+RECORD_BYTES = 16 << 20       # a record is ~10 KB
 
 
 def env_name() -> str:
@@ -51,22 +58,45 @@ def record(out_dir: str, epochs: int = 100, models=None, log=None) -> str:
                "epochs": epochs, "models": rows}
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"drift-{payload['env']}.json")
-    _atomic_write(path, json.dumps(payload, indent=1).encode())
+    atomic_write_bytes(path, json.dumps(payload, indent=1).encode())
     return path
+
+
+def _number(v) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+def read_record(path: str) -> dict:
+    """One ``drift-py*.json``: ``{"env": str, "epochs": int, "models": {model: {metric:
+    finite number}}}`` (other keys kept); ValueError naming the file and the field."""
+    try:
+        rec = json.loads(read_regular(path, RECORD_BYTES, "a drift record needs"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"{path}: not a drift record (not JSON: {e})") from None
+    if not isinstance(rec, dict):
+        raise ValueError(f"{path}: not a drift record (a JSON {type(rec).__name__}, "
+                         f"expected an object)")
+    for key, ok, want in (("env", lambda v: isinstance(v, str) and v, "a non-empty string"),
+                          ("epochs", lambda v: type(v) is int and v >= 1, "an int >= 1"),
+                          ("models", lambda v: isinstance(v, dict), "an object")):
+        if not ok(rec.get(key)):
+            raise ValueError(f"{path}: not a drift record: {key!r} must be {want}, "
+                             f"got {rec.get(key)!r}"[:300])
+    for model, row in rec["models"].items():
+        if not isinstance(row, dict) or not all(_number(v) for v in row.values()):
+            raise ValueError(f"{path}: not a drift record: models[{model!r}] must map metric "
+                             f"names to finite numbers"[:300])
+    return rec
 
 
 def combine(in_dir: str) -> dict:
     """Table of every metric across the environments recorded in ``in_dir``."""
-    files = sorted(glob.glob(os.path.join(in_dir, "drift-*.json")))
+    if not os.path.isdir(in_dir):
+        raise ValueError(f"{in_dir}: not a directory of drift records")
+    files = sorted(glob.glob(os.path.join(glob.escape(in_dir), RECORD_GLOB)))
     if not files:
-        raise ValueError(f"no drift-*.json files in {in_dir}")
-    runs = []
-    for f in files:
-        try:
-            with open(f) as fh:
-                runs.append(json.load(fh))
-        except (OSError, json.JSONDecodeError) as e:
-            raise ValueError(f"{f}: not a drift record ({e})") from e
+        raise ValueError(f"no {RECORD_GLOB} files in {in_dir}")
+    runs = [read_record(f) for f in files]
     envs = [r["env"] for r in runs]
     table = []
     order = {m: i for i, m in enumerate(zoo.CATALOGUE)}
@@ -96,7 +126,7 @@ def render(result: dict, changed_only: bool = False) -> str:
 
 
 def write_table(result: dict, in_dir: str) -> list[str]:
-    paths = [os.path.join(in_dir, "drift-table.json"), os.path.join(in_dir, "drift-table.md")]
-    _atomic_write(paths[0], json.dumps(result, indent=1).encode())
-    _atomic_write(paths[1], (render(result) + "\n").encode())
+    paths = [os.path.join(in_dir, name) for name in TABLE_FILES]
+    atomic_write_bytes(paths[0], json.dumps(result, indent=1).encode())
+    atomic_write_bytes(paths[1], (render(result) + "\n").encode())
     return paths

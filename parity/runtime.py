@@ -15,11 +15,38 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import torch
 
 DEFAULT_THREADS = 1
 THREADS_ENV = "NN_PARITY_THREADS"
+MAX_THREADS = 1024
+MAX_SEED = 2**64 - 1          # torch.manual_seed takes a uint64; SeedSequence any int >= 0
 _limits = None
+
+
+def _int(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{what} must be an int, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def check_seed(seed, what: str = "seed") -> int:
+    """A seed both sides accept unchanged: an int in [0, 2**64) (no bool, no float, no
+    silent truncation). ``what`` names it in the message (``--seed``)."""
+    seed = _int(seed, what)
+    if not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"{what} must be in [0, 2**64), got {seed}")
+    return seed
+
+
+def check_threads(n, what: str = "threads") -> int:
+    """A thread count in [1, MAX_THREADS]."""
+    n = _int(n, what)
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"{what} must be >= 1, got {n}" if n < 1 else
+                         f"{what} must be <= {MAX_THREADS}, got {n}")
+    return n
 
 
 def threads_from_env(default: int = DEFAULT_THREADS) -> int:
@@ -31,16 +58,13 @@ def threads_from_env(default: int = DEFAULT_THREADS) -> int:
         n = int(raw)
     except ValueError:
         raise ValueError(f"{THREADS_ENV} must be an integer >= 1, got {raw!r}") from None
-    if n < 1:
-        raise ValueError(f"{THREADS_ENV} must be an integer >= 1, got {raw!r}")
-    return n
+    return check_threads(n, THREADS_ENV)
 
 
 def configure_threads(n: int = DEFAULT_THREADS) -> dict:
     """Use ``n`` threads for torch's intra-op pool and NumPy's BLAS; returns what is in force."""
     global _limits
-    if n < 1:
-        raise ValueError(f"threads must be >= 1, got {n}")
+    n = check_threads(n)
     torch.set_num_threads(n)
     try:  # load SciPy's own OpenBLAS (scikit-learn pulls it in later) so the limit covers it
         import scipy.linalg  # noqa: F401

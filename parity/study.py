@@ -14,14 +14,19 @@ Results are keyed by job, never by completion order, so everything except wall-c
 is identical for any ``jobs`` (at one thread: the CLI's default ``--threads 1``). The
 benchmark, if ``parity.bench`` exists, runs after all jobs, alone, since it measures time.
 
-Every picture is drawn from these measurements (``parity.plots``). The report is built in a
-temporary directory next to ``--out`` and renamed into place only at the end: a crash leaves
-the previous report as it was and no temporary directory behind.
+Every picture is drawn from these measurements (``parity.plots``). The report is written with
+``parity.fileio.write_dir_set``: ``--out`` is checked before any job runs (a file, a device,
+a foreign non-empty directory or the current directory is refused), the report is built in a
+temporary sibling carrying the marker ``.nn-parity-output`` and swapped into place only at the
+end: a crash, SIGINT or SIGTERM leaves the previous report as it was and no temporary behind.
+Workers ignore SIGINT (a Ctrl-C reaches the whole process group); on an interrupt the parent
+terminates them, so nothing outlives the run.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import html
 import importlib
@@ -33,16 +38,16 @@ import multiprocessing as mp
 import os
 import platform
 import re
-import shutil
+import signal
 import sys
-import tempfile
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity import zoo
+from parity import fileio, zoo
 from parity.spec import ModelSpec
 from parity.train import IMPLS, run
 
@@ -133,8 +138,26 @@ def make_plan(models=None, quick: bool = False, seed: int | None = None,
 _BARS = {"enabled": False, "position": 1}
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this worker when the parent dies (even by SIGKILL), so that no worker
+    trains on, orphaned, after the run is gone."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)          # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+        return
+    if os.getppid() == 1:                                # the parent died before prctl
+        os._exit(1)
+
+
 def _init_worker(progress: bool, lock, slots) -> None:
-    """Worker start: one thread for torch and BLAS; a tqdm line of its own for its runs."""
+    """Worker start: SIGINT ignored (the parent decides), dies with the parent; one thread for
+    torch and BLAS; a tqdm line of its own for its runs."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     from parity.runtime import configure_threads
     configure_threads(1)
     _BARS["enabled"] = progress
@@ -456,20 +479,53 @@ def execute(jobs: list[Job], n_workers: int = 1, progress: bool = False, log=Non
         slots = ctx.Value("i", 0)
         with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(progress, lock, slots)) as ex:
-            pending = {ex.submit(_timed, j.func, j.kwargs): j
-                       for j in sorted(jobs, key=lambda j: -j.cost)}
             try:
+                with _sigint_blocked():   # workers start with SIGINT blocked: no traceback
+                    pending = {ex.submit(_timed, j.func, j.kwargs): j
+                               for j in sorted(jobs, key=lambda j: -j.cost)}
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for f in finished:
                         done(pending.pop(f), *f.result())
             except BaseException:
-                ex.shutdown(wait=False, cancel_futures=True)
+                _stop_pool(ex)
                 raise
         return out
     finally:
         if overall is not None:
             overall.close()
+
+
+@contextlib.contextmanager
+def _sigint_blocked():
+    """Block SIGINT in this thread while workers are spawned: they inherit the mask (until
+    ``_init_worker`` ignores it), so a Ctrl-C while they import torch kills none of them with
+    a traceback; a SIGINT that arrives meanwhile is delivered here when unblocked."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _stop_pool(ex: ProcessPoolExecutor, grace: float = 2.0) -> None:
+    """Interrupted or failed: cancel what has not started, SIGTERM the workers, SIGKILL any
+    still alive after ``grace`` seconds. The resource tracker leaves with them."""
+    procs = list((getattr(ex, "_processes", None) or {}).values())
+    ex.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    deadline = time.monotonic() + grace
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(1.0)
 
 
 # ---- the study ----------------------------------------------------------------------------------
@@ -1106,68 +1162,47 @@ def _jsonable(o):
     raise TypeError(f"results.json: cannot serialize {type(o).__name__}")
 
 
-def write_report(study: Study, out_dir: str) -> list[str]:
-    """Build index.md, index.html, img/*.png, results.json (and claims.json) in a temporary
-    directory next to ``out_dir``, then swap it into place; on any failure the previous
-    report stays and the temporary directory is removed. Returns the files written."""
-    out_dir = os.path.abspath(out_dir)
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(out_dir)}-tmp-")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)      # mkdtemp makes it 0700; a report is for reading
-        img = os.path.join(tmp, "img")
-        os.makedirs(img)
-        t0, c0 = time.perf_counter(), time.process_time()
-        doc = build_document(study, img)
-        study.results["timing"].update(render_seconds=time.perf_counter() - t0,
-                                       render_cpu_seconds=time.process_time() - c0)
-        t = study.results["timing"]
-        doc.p(f"Drawing this report's {len(doc.images)} pictures took {t['render_seconds']:.1f} s "
-              f"({t['render_cpu_seconds']:.1f} s CPU).")
-        claims = study.results.get("claims", {})
-        if claims.get("available"):
-            importlib.import_module("parity.claims").write_claims(
-                claims["rows"], os.path.join(tmp, "claims.json"))
-        with open(os.path.join(tmp, "results.json"), "w") as f:
-            json.dump(study.results, f, indent=1, default=_jsonable)
-        with open(os.path.join(tmp, "index.md"), "w") as f:
-            f.write(doc.markdown())
-        with open(os.path.join(tmp, "index.html"), "w") as f:
-            f.write(doc.html("nn-parity study"))
-        files = sorted(os.path.relpath(os.path.join(r, n), tmp)
-                       for r, _, ns in os.walk(tmp) for n in ns)
-        _swap_into_place(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return files
+def write_report(study: Study, out_dir: str, option: str | None = None) -> list[str]:
+    """Write index.md, index.html, img/*.png, results.json (and claims.json) as one set with
+    ``parity.fileio.write_dir_set``: built in a temporary sibling of ``out_dir``, swapped into
+    place at the end; on any failure the previous report stays and the temporary directory is
+    removed. ``out_dir`` must be new, empty or an earlier report. Returns the files written."""
+    return fileio.write_dir_set(out_dir, lambda tmp: _write_report_files(study, tmp),
+                                "study-report", option)
 
 
-def _swap_into_place(tmp: str, out_dir: str) -> None:
-    old = tmp + "-old"
-    if os.path.exists(out_dir):
-        os.replace(out_dir, old)
-    try:
-        os.replace(tmp, out_dir)
-    except BaseException:
-        if os.path.exists(old):
-            os.replace(old, out_dir)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+def _write_report_files(study: Study, tmp: str) -> None:
+    img = os.path.join(tmp, "img")
+    os.makedirs(img)
+    t0, c0 = time.perf_counter(), time.process_time()
+    doc = build_document(study, img)
+    study.results["timing"].update(render_seconds=time.perf_counter() - t0,
+                                   render_cpu_seconds=time.process_time() - c0)
+    t = study.results["timing"]
+    doc.p(f"Drawing this report's {len(doc.images)} pictures took {t['render_seconds']:.1f} s "
+          f"({t['render_cpu_seconds']:.1f} s CPU).")
+    claims = study.results.get("claims", {})
+    if claims.get("available"):
+        importlib.import_module("parity.claims").write_claims(
+            claims["rows"], os.path.join(tmp, "claims.json"))
+    with open(os.path.join(tmp, "results.json"), "w") as f:
+        json.dump(study.results, f, indent=1, default=_jsonable)
+    with open(os.path.join(tmp, "index.md"), "w") as f:
+        f.write(doc.markdown())
+    with open(os.path.join(tmp, "index.html"), "w") as f:
+        f.write(doc.html("nn-parity study"))
 
 
 def study(models=None, out: str = "report", quick: bool = False, seed: int | None = None,
           jobs: int = 1, progress: bool = False, log=None, epochs_override: int | None = None,
-          **plan_overrides) -> Study:
+          out_option: str | None = None, **plan_overrides) -> Study:
     """Plan, run and write a study; returns it. ``epochs_override`` caps every run's epochs
     (tests); ``plan_overrides`` replace ``Plan`` fields (e.g. ``bench=False``)."""
+    fileio.check_dir_target(out, out_option)    # before the run, not after it
     plan = make_plan(models, quick=quick, seed=seed, epochs_override=epochs_override,
                      **plan_overrides)
     s = run_study(plan, jobs=jobs, progress=progress, log=log)
-    write_report(s, out)
+    write_report(s, out, out_option)
     return s
 
 
@@ -1195,7 +1230,7 @@ def main(args) -> int:
         progress = sys.stderr.isatty()
     t0 = time.perf_counter()
     s = study(models, out=args.out, quick=args.quick, seed=args.seed, jobs=jobs,
-              progress=progress, log=lambda msg: print(msg, file=sys.stderr))
+              progress=progress, log=lambda msg: print(msg, file=sys.stderr), out_option="--out")
     total = time.perf_counter() - t0
     if args.json:
         print(json.dumps(s.results, default=_jsonable))

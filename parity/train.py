@@ -87,6 +87,11 @@ def run(spec: ModelSpec, impl: str, seed: int = 0, dtype: str = "float64",
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     d = data if data is not None else spec.data(seed)
+    for name in ("X_train", "X_test"):   # astype below would drop an imaginary part silently
+        X = getattr(d, name)
+        if isinstance(X, np.ndarray) and X.dtype.kind not in "iuf":
+            raise TypeError(f"run: data.{name} must have a real integer or floating dtype, "
+                            f"got dtype {X.dtype}")
     np_dt = np.dtype(dtype)
     Xtr, Xte = d.X_train.astype(np_dt), d.X_test.astype(np_dt)
     np_model = spec.build_numpy(seed, dtype)

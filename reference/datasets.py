@@ -327,9 +327,10 @@ def digits(test_size=0.2, random_state=42):
 
 # ── CSV (seed document 001's format) ─────────────────────────────────────────────────────
 
-_FLOAT_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_NONFINITE_RE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
-_INT_RE = re.compile(r"[+-]?\d+")
+# ASCII digits only: Python's \d (and float()/int()) also take Arabic-Indic, fullwidth, …
+_FLOAT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NONFINITE_RE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE | re.ASCII)
+_INT_RE = re.compile(r"[+-]?[0-9]+")
 
 
 def _header(d: int) -> list[str]:
@@ -351,8 +352,11 @@ def save_csv(path, X, y):
     """
     X = check_features(X, name="save_csv X")
     y = check_labels(y, n_samples=X.shape[0], name="save_csv y")
-    path = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(path))
+    path = os.path.realpath(os.fspath(path))   # a symlink's target is written, the link kept
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise ValueError(f"save_csv: {path} exists and is not a regular file; refusing to "
+                         f"replace it")
+    directory, base = os.path.split(path)
     tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "x", encoding="utf-8", newline="") as f:  # "x": never clobber
@@ -368,6 +372,25 @@ def save_csv(path, X, y):
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        raise
+
+
+def _open_regular(name: str):
+    """A text reader of ``name`` if it is a regular file; a FIFO, device or directory is a
+    ValueError, judged by fstat on a non-blocking open (a FIFO never blocks the open)."""
+    import stat  # local: this module's top-level imports are pinned by a test
+    fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device",
+                    stat.S_IFBLK: "a block device", stat.S_IFIFO: "a FIFO",
+                    stat.S_IFSOCK: "a socket"}.get(stat.S_IFMT(mode), "not a regular file")
+            raise ValueError(f"{name}: {kind}, not a regular file; only regular files are read")
+        os.set_blocking(fd, True)
+        return open(fd, encoding="utf-8", newline="")
+    except BaseException:
+        os.close(fd)
         raise
 
 
@@ -414,7 +437,7 @@ def load_csv(path, n_features=None):
     name = os.fspath(path)
     rows, labels = [], []
     try:
-        with open(name, encoding="utf-8", newline="") as f:
+        with _open_regular(name) as f:
             reader = csv.reader(f, strict=True)
             header = next(reader, None)
             if header is None:

@@ -1,6 +1,7 @@
 """The command line: every command's JSON, its tables, and one-line errors with exit 2."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -39,7 +40,9 @@ def test_check_save_writes_the_evidence(capsys, tmp_path):
     assert code == 0
     names = {p.name for p in (tmp_path / "ev").iterdir()}
     assert names == {"weights.npz", "batch.npz", "grads_numpy.npz", "grads_torch.npz",
-                     "params_after_numpy.npz", "params_after_torch.npz", "summary.json"}
+                     "params_after_numpy.npz", "params_after_torch.npz", "summary.json",
+                     ".nn-parity-output"}     # the marker: a rerun may replace this set
+    assert os.listdir(tmp_path) == ["ev"]     # no temporary left beside it
 
 
 def test_train_json_both_impls(capsys):
