@@ -40,6 +40,12 @@ class Layer:
     def backward(self, dout: np.ndarray) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def backward_params(self, dout: np.ndarray) -> None:
+        """Fill ``grads`` only, for a layer whose input gradient nobody reads (the first layer
+        of a training step, as torch skips inputs without ``requires_grad``). Default: the full
+        ``backward``; a layer overrides it when the input gradient is real work."""
+        self.backward(dout)
+
     def _check_input(self, x: np.ndarray, features: int | None, dtype: np.dtype | None) -> None:
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self.name}: input must be a numpy array, got {type(x).__name__}")
@@ -85,10 +91,13 @@ class Linear(Layer):
         return x @ W + b
 
     def backward(self, dout):
-        W = self.params["weight"]
+        self.backward_params(dout)
+        return dout @ self.params["weight"].T
+
+    def backward_params(self, dout):
+        """``dW = x.T @ dout``, ``db = Σ_n dout``, without the ``(N, in)`` matmul for ``dx``."""
         self._check_dout(dout, (self._x.shape[0], self.out_features))
         self.grads = {"weight": self._x.T @ dout, "bias": dout.sum(axis=0)}
-        return dout @ W.T
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features})"

@@ -29,11 +29,20 @@ class Sequential:
 
     __call__ = forward
 
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        """Backpropagate ``dout = dL/d(output)``; fills every layer's ``grads``; returns dL/dx."""
-        for layer in reversed(self.layers):
+    def backward(self, dout: np.ndarray, input_grad: bool = True) -> np.ndarray | None:
+        """Backpropagate ``dout = dL/d(output)``; fills every layer's ``grads``; returns dL/dx.
+
+        ``input_grad=False`` (a training step, which never reads dL/dx) skips the first layer's
+        input gradient (a Linear's ``dout @ W.T``) and returns None; every ``grads`` is the same.
+        """
+        if input_grad or not self.layers:
+            for layer in reversed(self.layers):
+                dout = layer.backward(dout)
+            return dout
+        for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
-        return dout
+        self.layers[0].backward_params(dout)
+        return None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Eval-mode forward (dropout off, BatchNorm on running statistics)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -56,7 +57,8 @@ def fit(model: Sequential, loss_fn, optimizer, X: np.ndarray, y: np.ndarray, *, 
 
     Per step: ``out = model(Xb)``; ``L = loss(out, yb) + 0.5·reg·Σ_{k∈reg_keys} ‖θ_k‖²``
     (reported only — the matching ``reg·θ`` gradient is the optimizer's weight decay);
-    ``model.backward(dL/dout)``; ``optimizer.step(grads)``. An epoch's loss is the
+    ``model.backward(dL/dout)`` (parameter gradients only: dL/dXb is never computed);
+    ``optimizer.step(grads)``. An epoch's loss is the
     batch-size-weighted mean of its steps' losses. ``on_epoch(epoch, loss)`` returning True
     stops early. A non-finite loss raises FloatingPointError naming the step and layer.
     """
@@ -75,11 +77,11 @@ def fit(model: Sequential, loss_fn, optimizer, X: np.ndarray, y: np.ndarray, *, 
             loss = loss_fn.forward(out, yb)
             if reg_arrays:
                 loss += l2_penalty(reg_arrays, reg)
-            if not np.isfinite(loss):
+            if not math.isfinite(loss):
                 where = find_nonfinite_layer(model, Xb)
                 raise FloatingPointError(f"non-finite loss {loss} at step {step} (epoch {epoch}); "
                                          f"first non-finite: {where}")
-            model.backward(loss_fn.backward())
+            model.backward(loss_fn.backward(), input_grad=False)
             optimizer.step(model.gradients())
             total += loss * len(Xb)
             step += 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
@@ -36,9 +37,11 @@ def fit(model: nn.Sequential, loss_fn: nn.Module, optimizer: torch.optim.Optimiz
             optimizer.zero_grad()
             loss = loss_fn(model(Xb), yb)
             loss.backward()
-            with torch.no_grad():
-                reported = loss.item() + (penalty().item() if penalty is not None else 0.0)
-            if not np.isfinite(reported):
+            reported = loss.item()
+            if penalty is not None:
+                with torch.no_grad():
+                    reported += penalty().item()
+            if not math.isfinite(reported):
                 raise FloatingPointError(
                     f"non-finite loss {reported} at step {step} (epoch {epoch}); "
                     f"first non-finite: {find_nonfinite_layer(model, Xb)}")

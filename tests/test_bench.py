@@ -1,0 +1,107 @@
+"""``parity.bench``: the structure of a tiny run, and that each floor does the trainer's work.
+
+The speed targets themselves live in ``nn-parity bench`` (a timing is not a test verdict on a
+shared machine); here: the pairing arithmetic, the fields the CLI and the study read, that the
+raw torch floor reports the very losses the torch_impl trainer reports, that the fused NumPy
+floor computes the reference trainer's losses, and that the trainer's backward without an
+input gradient leaves every parameter gradient bit-identical.
+"""
+
+import numpy as np
+import pytest
+
+from parity import bench, zoo
+from parity.tolerances import tolerance
+from parity.train import run
+
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def ratios():
+    return bench.trainer_ratios(steps=STEPS, pairs=3)
+
+
+def test_paired_alternates_and_takes_median_of_pair_ratios():
+    calls = []
+    out = bench.paired(lambda: calls.append("floor"), lambda: calls.append("trainer"), pairs=3)
+    assert calls == ["floor", "trainer"] * 4, "one warm-up pair, then A/B/A/B"
+    for clock in ("cpu", "wall"):
+        s = out[clock]
+        assert len(s["ratios"]) == 3, f"{clock}: one ratio per pair"
+        assert s["ratio"] == float(np.median(s["ratios"])), f"{clock}: median of pair ratios"
+        assert s["min"] == min(s["ratios"]) and s["max"] == max(s["ratios"]), clock
+
+
+def test_paired_rejects_zero_pairs():
+    with pytest.raises(ValueError, match="pairs"):
+        bench.paired(lambda: None, lambda: None, pairs=0)
+
+
+def test_trainer_ratios_structure(ratios):
+    keys = set(bench.TARGETS)
+    assert ratios["steps"] == STEPS and ratios["pairs"] == 3 and ratios["clock"] == bench.CLOCK
+    for view in (ratios, ratios["wall"]):
+        assert set(view["ratios"]) == keys and set(view["ratio_range"]) == keys
+        for k in keys:
+            lo, hi = view["ratio_range"][k]
+            assert len(view["pair_ratios"][k]) == 3, f"{k}: pair ratios"
+            assert lo <= view["ratios"][k] <= hi, f"{k}: median outside its min–max"
+        assert set(view["seconds"]) == {"fused_numpy", "reference_trainer", "raw_torch",
+                                        "torch_impl_trainer"}
+        assert all(t > 0 for t in view["seconds"].values()), "seconds"
+
+
+def test_render_names_both_clocks_and_every_target(ratios):
+    sweep = bench.width_sweep(widths=(8,), batches=(4,), repeats=1)
+    met = {k: ratios["ratios"][k] <= v for k, v in bench.TARGETS.items()}
+    result = {"threads": {"torch": 1, "blas": 1}, "torch": "t", "numpy": "n",
+              "trainers": ratios, "targets": bench.TARGETS, "met": met, "sweep": sweep}
+    text = bench.render(result)
+    assert text.count("target ≤ 1.1") == 2 and text.count("wall clock") == 2, text
+    assert "8     4" in text, "sweep row (width 8, batch 4)"
+
+
+def test_raw_torch_floor_reports_the_trainers_losses():
+    """Same weights, same ops, float64: the floor's reported loss (loss.item() + cs231n's
+    0.5·reg·ΣW²) is the trainer's, step for step (an epoch of one full batch reports
+    ``loss·N/N``, hence the same scaling on the floor's side)."""
+    spec = zoo.get("cs231n-2layer")
+    assert spec.reg_keys(), "the bench model must exercise the penalty"
+    d = spec.data(0)
+    floor = bench.raw_torch_loop(spec, d.X_train, d.y_train, spec.build_numpy(0), STEPS)
+    res, _ = run(spec, "torch", 0, epochs=STEPS)
+    n = len(d.X_train)
+    np.testing.assert_array_equal(np.array(floor) * n / n, res.loss,
+                                  err_msg="reported loss per step: raw torch floor vs trainer")
+
+
+def test_fused_numpy_floor_computes_the_reference_losses():
+    """Same arithmetic re-associated by hand (fused backward, reg·W inline): equal at the
+    float64 loss tolerance, never exactly (rounding order differs)."""
+    spec = zoo.get("cs231n-2layer")
+    d = spec.data(0)
+    floor = bench.fused_numpy_cs231n(d.X_train, d.y_train, spec.build_numpy(0).state_dict(),
+                                     STEPS, spec.optimizer.lr, spec.optimizer.weight_decay)
+    res, _ = run(spec, "numpy", 0, epochs=STEPS)
+    rtol, atol = tolerance("float64", "loss")
+    np.testing.assert_allclose(floor, res.loss, rtol=rtol, atol=atol,
+                               err_msg="loss per step: fused NumPy floor vs reference trainer")
+
+
+@pytest.mark.parametrize("name", list(zoo.CATALOGUE))
+def test_backward_without_input_grad_keeps_every_gradient(name):
+    """``Sequential.backward(dout, input_grad=False)`` (the trainer's step) skips only dL/dx:
+    each parameter gradient is the same array computation, so bit-identical."""
+    spec = zoo.get(name)
+    model = spec.build_numpy(0)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((8, next(item[1] for item in spec.layers if item[0] == "linear")))
+    out = model.forward(X, training=True)
+    cot = rng.standard_normal(out.shape)
+    dx = model.backward(cot.copy())
+    full = {k: v.copy() for k, v in model.gradients().items()}
+    assert dx is not None and dx.shape == X.shape, f"{name}: dL/dx shape"
+    assert model.backward(cot.copy(), input_grad=False) is None, f"{name}: no dL/dx"
+    for k, g in model.gradients().items():
+        np.testing.assert_array_equal(g, full[k], err_msg=f"{name}: grad {k}, input_grad=False")
