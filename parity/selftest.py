@@ -352,7 +352,7 @@ def _mutants() -> list[Mutant]:
             "linear-weight-grad-sign",
             "Linear.backward negates the weight gradient: dW = −xᵀ·dout",
             "cs231n-2layer",
-            lambda: [_edit(L.Linear, "backward",
+            lambda: [_edit(L.Linear, "backward_params",
                            [('"weight": self._x.T @ dout', '"weight": -(self._x.T @ dout)')],
                            "linear-weight-grad-sign")]),
         Mutant(
@@ -360,7 +360,7 @@ def _mutants() -> list[Mutant]:
             "Linear.backward averages the bias gradient over the batch: db = mean_n dout "
             "(should be the sum; the loss already divides by N)",
             "digits-2layer",
-            lambda: [_edit(L.Linear, "backward",
+            lambda: [_edit(L.Linear, "backward_params",
                            [('"bias": dout.sum(axis=0)', '"bias": dout.mean(axis=0)')],
                            "linear-bias-grad-mean")]),
         Mutant(

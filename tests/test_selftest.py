@@ -179,7 +179,7 @@ def test_these_bugs_need_their_setup(name):
 def _equivalent_mutant() -> Mutant:
     """``np.add.reduce`` is what ``ndarray.sum`` calls: no behaviour change, must survive."""
     return Mutant("equivalent", "sum written as np.add.reduce", "cs231n-2layer",
-                  lambda: [selftest._edit(layers.Linear, "backward",
+                  lambda: [selftest._edit(layers.Linear, "backward_params",
                                           [('"bias": dout.sum(axis=0)',
                                             '"bias": np.add.reduce(dout, axis=0)')],
                                           "equivalent")])
@@ -240,9 +240,9 @@ def test_cli_exit_codes_and_output(capsys, monkeypatch):
 
 def test_mutated_copy_runs_against_the_live_module():
     """The source mutation resolves globals in the original module (no copy of its names)."""
-    f = selftest.mutate_source(layers.Linear.backward,
+    f = selftest.mutate_source(layers.Linear.backward_params,
                                [('"bias": dout.sum(axis=0)', '"bias": dout.mean(axis=0)')], "t")
-    assert f.__globals__ is layers.Linear.backward.__globals__
+    assert f.__globals__ is layers.Linear.backward_params.__globals__
     lin = layers.Linear(3, 2)
     lin.forward(np.ones((4, 3)))
     f(lin, np.ones((4, 2)))
