@@ -293,10 +293,11 @@ class Mutant:
 
 # Catalogue models have no SGD dampening; this variant of digits-momentum adds it (0.5) so the
 # first-step rule (no dampening on the first step) is exercised. It exists only here.
+# dampening 0.3: τ ≠ 1 − τ, so a bug that swaps them shows.
 DIGITS_MOMENTUM_DAMPENING = dataclasses.replace(
     zoo.get("digits-momentum"), name="digits-momentum+dampening",
-    summary="selftest variant of digits-momentum: SGD momentum 0.9 with dampening 0.5",
-    optimizer=OptimSpec("sgd", lr=0.01, options={"momentum": 0.9, "dampening": 0.5}))
+    summary="selftest variant of digits-momentum: SGD momentum 0.9 with dampening 0.3",
+    optimizer=OptimSpec("sgd", lr=0.01, options={"momentum": 0.9, "dampening": 0.3}))
 
 
 # Variants for options no catalogue model uses (they exist only here), and spiral003 without
@@ -420,7 +421,7 @@ def _mutants() -> list[Mutant]:
         Mutant(
             "sgd-dampening-on-first-step",
             "SGD momentum dampens the first step too: b₁ = (1 − τ)·g instead of b₁ = g "
-            "(variant digits-momentum+dampening: momentum 0.9, dampening 0.5 — no catalogue "
+            "(variant digits-momentum+dampening: momentum 0.9, dampening 0.3 — no catalogue "
             "model uses dampening)",
             DIGITS_MOMENTUM_DAMPENING,
             lambda: [_edit(O.SGD, "_update",
