@@ -291,7 +291,7 @@ class Mutant:
         return self.spec().name
 
 
-# Catalogue models have no SGD dampening; this variant of digits-momentum adds it (0.5) so the
+# Catalogue models have no SGD dampening; this variant of digits-momentum adds it (0.3) so the
 # first-step rule (no dampening on the first step) is exercised. It exists only here.
 # dampening 0.3: τ ≠ 1 − τ, so a bug that swaps them shows.
 DIGITS_MOMENTUM_DAMPENING = dataclasses.replace(
