@@ -416,11 +416,11 @@ def test_row5_workers_ignore_sigint(monkeypatch):
     """In-process half of row 5: the pool initializer ignores SIGINT (the parent decides)."""
     from parity import study
     saved = signal.getsignal(signal.SIGINT)
-    monkeypatch.setattr(study, "_die_with_parent", lambda: None)
+    monkeypatch.setattr(study, "_die_with_parent", lambda parent: None)
     monkeypatch.setattr("parity.runtime.configure_threads", lambda n: None)
     import multiprocessing as mp
     try:
-        study._init_worker(False, None, mp.get_context("spawn").Value("i", 0))
+        study._init_worker(False, None, mp.get_context("spawn").Value("i", 0), os.getppid())
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, saved)
