@@ -138,26 +138,27 @@ def make_plan(models=None, quick: bool = False, seed: int | None = None,
 _BARS = {"enabled": False, "position": 1}
 
 
-def _die_with_parent() -> None:
-    """Linux: SIGTERM this worker when the parent dies (even by SIGKILL), so that no worker
-    trains on, orphaned, after the run is gone."""
+def _die_with_parent(parent: int) -> None:
+    """Linux: SIGTERM this worker when its parent dies, even by SIGKILL (PR_SET_PDEATHSIG;
+    strictly: when the parent's thread that spawned it ends — the main thread, at submit),
+    so that no worker trains on, orphaned, after the run is gone."""
     if not sys.platform.startswith("linux"):
         return
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)          # PR_SET_PDEATHSIG
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)          # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # pragma: no cover - no libc prctl
         return
-    if os.getppid() == 1:                                # the parent died before prctl
+    if os.getppid() != parent:                           # it died before prctl
         os._exit(1)
 
 
-def _init_worker(progress: bool, lock, slots) -> None:
+def _init_worker(progress: bool, lock, slots, parent: int) -> None:
     """Worker start: SIGINT ignored (the parent decides), dies with the parent; one thread for
     torch and BLAS; a tqdm line of its own for its runs."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _die_with_parent()
+    _die_with_parent(parent)
     from parity.runtime import configure_threads
     configure_threads(1)
     _BARS["enabled"] = progress
@@ -478,7 +479,7 @@ def execute(jobs: list[Job], n_workers: int = 1, progress: bool = False, log=Non
             tqdm.set_lock(lock)
         slots = ctx.Value("i", 0)
         with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(progress, lock, slots)) as ex:
+                                 initargs=(progress, lock, slots, os.getpid())) as ex:
             try:
                 with _sigint_blocked():   # workers start with SIGINT blocked: no traceback
                     pending = {ex.submit(_timed, j.func, j.kwargs): j
@@ -513,7 +514,8 @@ def _sigint_blocked():
 
 def _stop_pool(ex: ProcessPoolExecutor, grace: float = 2.0) -> None:
     """Interrupted or failed: cancel what has not started, SIGTERM the workers, SIGKILL any
-    still alive after ``grace`` seconds. The resource tracker leaves with them."""
+    still alive after ``grace`` seconds. The resource tracker leaves with them. (Python 3.11
+    has no public handle on the workers: ``_processes``; 3.14 adds ``terminate_workers``.)"""
     procs = list((getattr(ex, "_processes", None) or {}).values())
     ex.shutdown(wait=False, cancel_futures=True)
     for p in procs:

@@ -264,7 +264,7 @@ def test_row8_a_symlink_to_a_directory_is_followed_not_replaced(cli, capsys, tmp
     link = tmp_path / "link"
     link.symlink_to(real, target_is_directory=True)
     fileio.write_dir_set(link, lambda t: Path(t, "old").write_text("1"), "test")  # created
-    assert cli(["check", "xor-relu", "--save", str(link), "--seed", "1"]) == 0   # replaced
+    assert cli(["check", GOOD, "--save", str(link), "--seed", "1"]) == 0   # replaced
     capsys.readouterr()
     assert link.is_symlink() and os.readlink(link) == str(real)
     assert json.loads((real / "summary.json").read_text())["seed"] == 1
@@ -416,11 +416,11 @@ def test_row5_workers_ignore_sigint(monkeypatch):
     """In-process half of row 5: the pool initializer ignores SIGINT (the parent decides)."""
     from parity import study
     saved = signal.getsignal(signal.SIGINT)
-    monkeypatch.setattr(study, "_die_with_parent", lambda: None)
+    monkeypatch.setattr(study, "_die_with_parent", lambda parent: None)
     monkeypatch.setattr("parity.runtime.configure_threads", lambda n: None)
     import multiprocessing as mp
     try:
-        study._init_worker(False, None, mp.get_context("spawn").Value("i", 0))
+        study._init_worker(False, None, mp.get_context("spawn").Value("i", 0), os.getppid())
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, saved)
@@ -654,7 +654,7 @@ def test_row14_bayes_extremes_are_bad_input(cli, capsys, argv, pattern):
 def test_row14_smallest_allowed_noise_is_finite():
     from parity import bayes
     est = bayes.bayes_ceiling("two_spirals_corrected", np.random.default_rng(0),
-                              n_samples=600, noise=bayes.NOISE_MIN)
+                              n_samples=100, n_per_class=20, noise=bayes.NOISE_MIN)
     assert np.isfinite([est.mean, est.stderr, est.consistency_z]).all()
 
 
