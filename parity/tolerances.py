@@ -53,9 +53,10 @@ then roughly exponentially once training is chaotic (PARITY_NOTES: ~1e-11 after 
 1–200 steps, and BatchNorm + Adam models reach O(1) differences in parameters (Adam rescales
 float32 rounding noise in small gradients to steps of size ~lr): float32 trajectories agree in
 distribution (accuracy), not in digits, and no float32 trajectory bound is asserted.
-Linear biases that feed a norm layer (and the following running_mean) are left out: their
-true gradient is 0 and each side random-walks on its own rounding noise
-(``parity.diverge.cancelled_keys``).
+Linear biases that feed a BatchNorm (and its running_mean) are left out: their true gradient
+is 0 and each side random-walks on its own rounding noise (``parity.diverge.cancelled_keys``).
+A bias feeding LayerNorm is not cancelled (only its mean over features is) and is included:
+spiral003-layernorm, seed 0, max param_rel 4.98e-14 over 100 steps, 9.8e-12 over 1000.
 """
 
 from __future__ import annotations
