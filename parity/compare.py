@@ -350,9 +350,3 @@ def check_arrays(label: str, quantity: str, mine, theirs, dtype: str) -> Check:
     return judge([Pair(label, quantity, quantity, None, np.asarray(mine),
                        np.asarray(theirs))], dtype)[0]
 
-
-def torch_penalty(spec: ModelSpec, t_model) -> torch.Tensor:
-    """The cs231n penalty ``0.5·wd·Σ‖W‖²`` of a catalogue recipe, on the torch twin."""
-    params = dict(t_model.named_parameters())
-    wd = spec.optimizer.weight_decay
-    return 0.5 * wd * sum((params[k] * params[k]).sum() for k in spec.reg_keys())

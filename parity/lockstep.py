@@ -42,7 +42,7 @@ import torch
 
 import torch_impl
 from parity import transfer
-from parity.compare import Check, Comparison, check_arrays, torch_penalty
+from parity.compare import Check, Comparison, check_arrays
 from parity.finite_diff import zero_gradient_keys
 from parity.masks import DropoutMaskRecorder
 from parity.spec import ModelSpec, check_dtype
@@ -93,7 +93,7 @@ def run_torch(spec: ModelSpec, seed: int, dtype: str, epochs: int, X, y, observe
     loss_fn.register_forward_hook(
         lambda m, inp, out: rec.steps.append((rec.epoch, len(inp[0]), out.item())))
     opt.register_step_post_hook(lambda *_: rec.states.append(transfer.torch_state(model)))
-    penalty = (lambda: torch_penalty(spec, model)) if spec.reg_keys() else None
+    penalty = spec.torch_penalty(model)
     order_rng, masks = _order_rng(spec, seed), DropoutMaskRecorder(model)
     X_t = torch.from_numpy(X)
     try:

@@ -132,6 +132,14 @@ class ModelSpec:
         return torch_impl.build_optimizer(self.optimizer.kind, groups, lr=self.optimizer.lr,
                                           **self.optimizer.options)
 
+    def torch_penalty(self, model):
+        """``() -> 0.5·wd·Σ‖W‖²`` over the recipe's regularized weights of the torch twin
+        (looked up once), or ``None`` when the recipe reports no penalty in its loss."""
+        params = dict(model.named_parameters())
+        weights = [params[k] for k in self.reg_keys()]
+        wd = self.optimizer.weight_decay
+        return (lambda: torch_impl.l2_penalty(weights, wd)) if weights else None
+
     def reg_keys(self) -> list[str]:
         return self.weight_keys() if self.reg_in_loss else []
 

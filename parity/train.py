@@ -132,12 +132,7 @@ def run(spec: ModelSpec, impl: str, seed: int = 0, dtype: str = "float64",
                 finally:
                     model.train()
             on_epoch = _with_stopper(on_epoch, stopper, val_loss)
-        params = dict(model.named_parameters())
-        reg_weights = [params[k] for k in spec.reg_keys()]
-        penalty = None
-        if reg_weights:
-            def penalty():
-                return 0.5 * wd * sum((w * w).sum() for w in reg_weights)
+        penalty = spec.torch_penalty(model)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             hist = torch_impl.fit(model, spec.torch_loss(), spec.torch_optimizer(model), X_t, y_t,

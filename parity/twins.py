@@ -55,8 +55,8 @@ class Twins:
     def torch_penalty(self) -> torch.Tensor:
         params = dict(self.torch_model.named_parameters())
         with torch.no_grad():
-            return 0.5 * self.penalty_weight * sum(
-                (params[k] * params[k]).sum() for k in self.penalty_keys)
+            return torch_impl.l2_penalty([params[k] for k in self.penalty_keys],
+                                         self.penalty_weight)
 
 
 def from_spec(spec, dtype: str = "float64", seed: int = 0, np_model=None) -> Twins:

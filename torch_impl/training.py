@@ -11,6 +11,12 @@ import torch
 from torch import nn
 
 
+def l2_penalty(weights: list[torch.Tensor], reg: float) -> torch.Tensor:
+    """cs231n's penalty as torch computes it: ``0.5·reg·Σ_W Σ W²`` (the twin of
+    ``reference.losses.l2_penalty``; torch's optimizers add ``reg·W`` to the gradient)."""
+    return 0.5 * reg * sum((w * w).sum() for w in weights)
+
+
 def fit(model: nn.Sequential, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
         X: torch.Tensor, y: torch.Tensor, *, epochs: int, batches: Callable[[], list],
         penalty: Callable[[], torch.Tensor] | None = None,
