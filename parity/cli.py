@@ -162,14 +162,14 @@ def cmd_diverge(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from parity import bench
+    from parity.tools import bench
     result = bench.run_bench(quick=args.quick)
     print(json.dumps(result, indent=2) if args.json else bench.render(result))
     return EXIT_OK
 
 
 def cmd_drift(args) -> int:
-    from parity import drift
+    from parity.tools import drift
     if (args.out is None) == (args.combine is None):
         raise UsageError("nn-parity drift: give exactly one of --out DIR or --combine DIR")
     if args.out is not None:
@@ -188,8 +188,8 @@ def cmd_drift(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from parity import study
-    return study.main(args)
+    from parity.study import report
+    return report.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -285,9 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="progress bars on stderr (default: when stderr is a terminal)")
     s.add_argument("--json", action="store_true", help="print results.json to stdout too")
     s.set_defaults(func=cmd_study)
-    for module in ("selftest", "checkpoint", "bayes", "claims"):
-        import importlib
-        importlib.import_module(f"parity.{module}").register(sub)
+    from parity.audit import bayes, claims
+    from parity.tools import checkpoint, selftest
+    for module in (selftest, checkpoint, bayes, claims):
+        module.register(sub)
     return p
 
 

@@ -63,7 +63,7 @@ def _spiral003(block, hidden=(128, 128, 64)):
 
 _SPIRAL003: dict[str, Any] = dict(loss="bce", init="he", epochs=500, batch_size=64)
 # On the corrected generator the arms are 0.25 apart radially; at the document's noise 0.08
-# per coordinate the Bayes ceiling is 0.862 (parity.bayes: exact posterior over the latent
+# per coordinate the Bayes ceiling is 0.862 (parity.audit.bayes: exact posterior over the latent
 # grid, Monte Carlo), so 95% is out of reach for any classifier (see the claims audit).
 # Noise 0.02 is where the net reaches it (measured, numpy, seeds 0/1: 98.3% / 96.7%
 # held-out; 0.04 gives 97.5% / 95.0%).
@@ -167,7 +167,7 @@ _MODELS += [
         optimizer=OptimSpec("adam", lr=0.01), target=Target(0.95),
         **{**_SPIRAL004, "epochs": 3000, "dataset_options": {"noise": 0.05}},
         notes="Bayes ceiling of the seed-004 generator: 0.728 at noise 0.2, 0.952 at 0.1, "
-              "0.9998 at 0.05 (parity.bayes)",
+              "0.9998 at 0.05 (parity.audit.bayes)",
     ),
     ModelSpec(
         name="xor-sigmoid", source=SEED_004,

@@ -19,7 +19,8 @@ import pytest
 import torch
 
 import torch_impl
-from parity import checkpoint, train, transfer, zoo
+from parity import train, transfer, zoo
+from parity.tools import checkpoint
 from reference.datasets import load_csv
 from reference.training import fit as np_fit
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from parity import bayes
+from parity.audit import bayes
 from reference import datasets as ds
 
 GAUSSIAN = ["two_spirals_as_written", "two_spirals_corrected", "two_spirals_seed004"]

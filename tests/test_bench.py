@@ -1,4 +1,4 @@
-"""``parity.bench``: the structure of a tiny run, and that each floor does the trainer's work.
+"""``parity.tools.bench``: the structure of a tiny run, and that each floor does the trainer's work.
 
 The speed targets themselves live in ``nn-parity bench`` (a timing is not a test verdict on a
 shared machine); here: the pairing arithmetic, the fields the CLI and the study read, that the
@@ -10,8 +10,9 @@ input gradient leaves every parameter gradient bit-identical.
 import numpy as np
 import pytest
 
-from parity import bench, zoo
+from parity import zoo
 from parity.tolerances import tolerance
+from parity.tools import bench
 from parity.train import run
 
 STEPS = 4

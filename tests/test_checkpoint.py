@@ -1,4 +1,4 @@
-"""parity.checkpoint: bit-exact round trips for every catalogue model, NumPy ↔ torch
+"""parity.tools.checkpoint: bit-exact round trips for every catalogue model, NumPy ↔ torch
 interchange through files, one clear ValueError per kind of bad file, atomic writes, and the
 ``export`` / ``import-check`` commands."""
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import torch
 
-from parity import checkpoint as C
 from parity import train, transfer, zoo
 from parity.tolerances import tolerance
+from parity.tools import checkpoint as C
 
 MODELS = list(zoo.CATALOGUE)
 BN_MODELS = [m for m in MODELS if any(i[0] == "batchnorm" for i in zoo.get(m).layers)]

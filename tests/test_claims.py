@@ -6,8 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from parity import claims, zoo
-from parity.claims import Check, judge
+from parity import zoo
+from parity.audit import claims
+from parity.audit.claims import Check, judge
 from parity.train import run
 
 SEEDS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "seeds")

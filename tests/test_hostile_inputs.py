@@ -30,8 +30,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parity import checkpoint as C
 from parity import fileio, transfer, zoo
+from parity.tools import checkpoint as C
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = "cs231n-2layer"
@@ -331,7 +331,7 @@ def test_row4_bomb_under_a_memory_cap(bombs):
     400 MB: one line and exit 2 each (inflating one once would need 1.6 GB)."""
     script = textwrap.dedent(f"""
         import contextlib, io, resource, re, sys
-        import parity.cli, parity.checkpoint, parity.zoo
+        import parity.cli, parity.tools.checkpoint, parity.zoo
         vm = int(re.search(r"VmSize:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
         cap = vm * 1024 + 400 * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
@@ -414,13 +414,13 @@ def test_row6_kill_9_of_the_parent_takes_the_workers_along(tmp_path):
 
 def test_row5_workers_ignore_sigint(monkeypatch):
     """In-process half of row 5: the pool initializer ignores SIGINT (the parent decides)."""
-    from parity import study
+    from parity.study import progress
     saved = signal.getsignal(signal.SIGINT)
-    monkeypatch.setattr(study, "_die_with_parent", lambda parent: None)
+    monkeypatch.setattr(progress, "_die_with_parent", lambda parent: None)
     monkeypatch.setattr("parity.runtime.configure_threads", lambda n: None)
     import multiprocessing as mp
     try:
-        study._init_worker(False, None, mp.get_context("spawn").Value("i", 0), os.getppid())
+        progress._init_worker(False, None, mp.get_context("spawn").Value("i", 0), os.getppid())
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, saved)
@@ -483,11 +483,12 @@ def test_row7_stale_temps_of_live_processes_and_strangers_stay(tmp_path):
 # ── row 9: an unwritable destination is found before the run ─────────────────────────────────
 
 def test_row9_unwritable_parent_is_refused_before_the_run(cli, capsys, tmp_path, monkeypatch):
-    from parity import claims, study
+    from parity.audit import claims
+    from parity.study import report
 
     def never(*a, **k):
         raise AssertionError("the long run started")
-    monkeypatch.setattr(study, "run_study", never)
+    monkeypatch.setattr(report, "run_study", never)
     monkeypatch.setattr(claims, "run_audit", never)
     real_mkdir = os.mkdir
     (tmp_path / "ro").mkdir()
@@ -652,7 +653,7 @@ def test_row14_bayes_extremes_are_bad_input(cli, capsys, argv, pattern):
 
 
 def test_row14_smallest_allowed_noise_is_finite():
-    from parity import bayes
+    from parity.audit import bayes
     est = bayes.bayes_ceiling("two_spirals_corrected", np.random.default_rng(0),
                               n_samples=100, n_per_class=20, noise=bayes.NOISE_MIN)
     assert np.isfinite([est.mean, est.stderr, est.consistency_z]).all()

@@ -1,4 +1,4 @@
-"""The harness self-test (parity.selftest): every injected bug is caught by the parity checks,
+"""The harness self-test (parity.tools.selftest): every injected bug is caught by the parity checks,
 the unmodified code passes the same checks, and every patch is undone afterwards."""
 
 import argparse
@@ -9,9 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from parity import selftest, train, transfer, zoo
-from parity.selftest import MUTANTS, Mutant, injected, run_mutant, run_selftest
+from parity import train, transfer, zoo
 from parity.spec import ModelSpec
+from parity.tools import selftest
+from parity.tools.selftest import MUTANTS, Mutant, injected, run_mutant, run_selftest
 from reference import build, layers, losses, optim, sequential, training
 from reference import init as initializers
 

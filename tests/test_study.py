@@ -11,7 +11,10 @@ import shutil
 import numpy as np
 import pytest
 
-from parity import plots, study, zoo
+from parity import zoo
+from parity.study import document, executor, jobs, plots
+from parity.study import plan as study_plan
+from parity.study import report as study_report
 from parity.train import run
 
 MODELS = ["cs231n-linear", "xor-relu"]
@@ -45,7 +48,7 @@ def _stable(results: dict) -> dict:
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("study") / "report"
-    s = study.study(MODELS, out=str(out), **TINY)
+    s = study_report.study(MODELS, out=str(out), **TINY)
     return out, s
 
 
@@ -100,7 +103,7 @@ def test_crash_while_writing_keeps_previous_report_and_leaves_no_temp_dir(report
     # the temporary report is half-written when this raises
     monkeypatch.setattr(plots, "decision_boundaries", boom)
     with pytest.raises(RuntimeError, match="plotting failed"):
-        study.write_report(s, str(target))
+        study_report.write_report(s, str(target))
     assert _tree(target) == before
     assert os.listdir(tmp_path) == ["report"]
 
@@ -120,9 +123,9 @@ def test_crash_during_the_swap_restores_previous_report(report, tmp_path, monkey
                 raise OSError("disk full")
         return real_replace(src, dst)
     monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(study, "build_document", lambda s, img_dir: study.Doc(img_dir))
+    monkeypatch.setattr(study_report, "build_document", lambda s, img_dir: document.Doc(img_dir))
     with pytest.raises(OSError, match="disk full"):
-        study.write_report(s, str(target))
+        study_report.write_report(s, str(target))
     monkeypatch.undo()
     assert len(calls) == 2          # the failed move, then the old report moved back
     assert _tree(target) == before
@@ -137,9 +140,9 @@ def test_failing_job_leaves_previous_report(report, tmp_path, monkeypatch):
 
     def boom(**kwargs):
         raise FloatingPointError("non-finite loss")
-    monkeypatch.setattr(study, "job_parity", boom)
+    monkeypatch.setattr(executor, "job_parity", boom)
     with pytest.raises(FloatingPointError):
-        study.study(["cs231n-linear"], out=str(target), **TINY)
+        study_report.study(["cs231n-linear"], out=str(target), **TINY)
     assert _tree(target) == before
     assert os.listdir(tmp_path) == ["report"]
 
@@ -147,7 +150,7 @@ def test_failing_job_leaves_previous_report(report, tmp_path, monkeypatch):
 @pytest.mark.slow   # spawning two workers that import torch: ~10-25 s on the shared machine
 def test_two_worker_processes_give_the_same_results_as_one(report, tmp_path):
     _, one = report
-    two = study.study(MODELS, out=str(tmp_path / "report"), jobs=2, **TINY)
+    two = study_report.study(MODELS, out=str(tmp_path / "report"), jobs=2, **TINY)
     assert two.results["meta"]["jobs"] == 2
     assert _stable(two.results) == _stable(one.results)
     for m in MODELS:
@@ -163,32 +166,32 @@ def test_grid_prediction_rule_reproduces_the_trainers_accuracy(name, impl):
     spec = zoo.get(name)
     res, model = run(spec, impl, seed=0, epochs=30)
     d = spec.data(0)
-    pred = study.predict_classes(model, d.X_train)
+    pred = jobs.predict_classes(model, d.X_train)
     assert float(np.mean(pred == d.y_train)) == res.train_accuracy
-    assert float(np.mean(study.predict_classes(model, d.X_test) == d.y_test)) == res.test_accuracy
+    assert float(np.mean(jobs.predict_classes(model, d.X_test) == d.y_test)) == res.test_accuracy
 
 
 def test_quick_plan_caps_every_model_and_keeps_every_section():
-    plan = study.make_plan(quick=True)
+    plan = study_plan.make_plan(quick=True)
     assert plan.models == tuple(zoo.CATALOGUE)
     for name, e in plan.epochs.items():
         spec = zoo.get(name)
-        cap = (study.QUICK_EPOCHS_MINIBATCH if spec.batch_size else
-               study.QUICK_EPOCHS_LARGE if len(spec.data(0).X_train) > study.LARGE_ROWS
-               else study.QUICK_EPOCHS)
+        cap = (study_plan.QUICK_EPOCHS_MINIBATCH if spec.batch_size else
+               study_plan.QUICK_EPOCHS_LARGE if len(spec.data(0).X_train) > study_plan.LARGE_ROWS
+               else study_plan.QUICK_EPOCHS)
         assert e == min(spec.epochs, cap), name
-    keys = {j.key.split("/")[0] for j in study.plan_jobs(plan)}
+    keys = {j.key.split("/")[0] for j in executor.plan_jobs(plan)}
     assert {"train", "parity", "xor", "hidden", "lr_finder"} <= keys
-    assert len(plan.xor_seeds) == study.QUICK_XOR_SEEDS and len(plan.hidden_sizes) == 3
+    assert len(plan.xor_seeds) == study_plan.QUICK_XOR_SEEDS and len(plan.hidden_sizes) == 3
 
 
 def test_bad_plan_values_are_rejected():
     with pytest.raises(ValueError, match="diverge_steps"):
-        study.make_plan(["xor-relu"], diverge_steps=0)
+        study_plan.make_plan(["xor-relu"], diverge_steps=0)
     with pytest.raises(ValueError, match="unknown model"):
-        study.make_plan(["no-such-model"])
+        study_plan.make_plan(["no-such-model"])
     with pytest.raises(ValueError, match="jobs"):
-        study.run_study(study.make_plan(["xor-relu"]), jobs=0)
+        executor.run_study(study_plan.make_plan(["xor-relu"]), jobs=0)
 
 
 # ── capped runs carry no target verdict ──────────────────────────────────────────────────
@@ -207,8 +210,8 @@ def test_every_capped_training_row_carries_no_target_verdict(report):
         assert m["capped"] == (m["epochs"] < m["recipe_epochs"]) and m["capped"], m["model"]
         for impl, r in m["runs"].items():
             assert r["target_met"] is None, (m["model"], impl)
-        assert _met_cells(md, m["model"]) == f"{study.NOT_MEASURED} / {study.NOT_MEASURED}"
-        assert study.NOT_MEASURED in study.render_summary(s.results)
+        assert _met_cells(md, m["model"]) == f"{document.NOT_MEASURED} / {document.NOT_MEASURED}"
+        assert document.NOT_MEASURED in study_report.render_summary(s.results)
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +219,7 @@ def quick_report(tmp_path_factory):
     """The quick path on two models: cs231n-linear's 200-epoch recipe is under the quick cap
     (uncapped), xor-relu runs 300 of its 2000 epochs (capped)."""
     out = tmp_path_factory.mktemp("quick") / "report"
-    s = study.study(["cs231n-linear", "xor-relu"], out=str(out), quick=True, diverge_steps=5,
+    s = study_report.study(["cs231n-linear", "xor-relu"], out=str(out), quick=True, diverge_steps=5,
                     xor_seeds=(0, 1), claims=False, bench=False, grid=40, tile_grid=10)
     return out, s
 
@@ -232,7 +235,7 @@ def test_quick_study_judges_the_uncapped_run_and_not_the_capped_one(quick_report
         assert isinstance(full["runs"][impl]["target_met"], bool), impl
         assert capped["runs"][impl]["target_met"] is None, impl
     assert all(c in ("met", "NOT met") for c in _met_cells(md, "cs231n-linear").split(" / "))
-    assert _met_cells(md, "xor-relu") == f"{study.NOT_MEASURED} / {study.NOT_MEASURED}"
-    lines = study.render_summary(s.results).splitlines()
-    assert study.NOT_MEASURED not in next(x for x in lines if x.startswith("cs231n-linear"))
-    assert study.NOT_MEASURED in next(x for x in lines if x.startswith("xor-relu"))
+    assert _met_cells(md, "xor-relu") == f"{document.NOT_MEASURED} / {document.NOT_MEASURED}"
+    lines = study_report.render_summary(s.results).splitlines()
+    assert document.NOT_MEASURED not in next(x for x in lines if x.startswith("cs231n-linear"))
+    assert document.NOT_MEASURED in next(x for x in lines if x.startswith("xor-relu"))

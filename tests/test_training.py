@@ -45,7 +45,7 @@ def test_untargeted_settings_train_and_both_twins_agree(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["xor-relu", "xor-sigmoid"])
 def test_xor_success_rate_over_20_seeds_and_pinned_seed(name):
-    from parity.seed_sweep import success_rate
+    from parity.study.seed_sweep import success_rate
     spec = zoo.get(name)
     r = success_rate(spec, range(20))
     assert spec.pinned_seed in r["both"]
@@ -77,7 +77,7 @@ def test_early_stopping_stops_at_the_same_epoch_in_float64():
 
 
 def test_lr_finder_curves_agree_and_suggest_the_same_lr():
-    from parity.lr_finder import lr_finder, suggest
+    from parity.study.lr_finder import lr_finder, suggest
     spec = zoo.get("digits-minibatch")
     a, b = lr_finder(spec, "numpy"), lr_finder(spec, "torch")
     assert a["lr"] == b["lr"] and len(a["loss"]) == len(b["loss"]) > 10
@@ -89,7 +89,7 @@ def test_lr_finder_curves_agree_and_suggest_the_same_lr():
 
 def test_hidden_representation_pca_agrees_between_twins():
     from parity import transfer
-    from parity.hidden import hidden_numpy, hidden_torch, pca_2d
+    from parity.study.hidden import hidden_numpy, hidden_torch, pca_2d
     spec = zoo.get("digits-2layer")
     res, np_model = run(spec, "numpy", seed=0, epochs=20)
     t_model = spec.build_torch()

@@ -7,7 +7,7 @@ x = [1, 0], y = 1, sigmoid hidden and output, binary cross-entropy.
 import numpy as np
 import pytest
 
-from parity import claims
+from parity.audit import claims
 
 PRINTED = {                      # quantity: (value as printed, decimals printed)
     "h": ([0.924, 0.076], 3),

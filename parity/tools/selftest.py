@@ -832,8 +832,8 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m parity.selftest [--json]`` (the same as ``nn-parity selftest``)."""
-    parser = argparse.ArgumentParser(prog="python -m parity.selftest")
+    """``python -m parity.tools.selftest [--json]`` (the same as ``nn-parity selftest``)."""
+    parser = argparse.ArgumentParser(prog="python -m parity.tools.selftest")
     sub = parser.add_subparsers(dest="command")
     register(sub)
     args = parser.parse_args(["selftest", *(sys.argv[1:] if argv is None else argv)])

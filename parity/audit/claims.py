@@ -5,7 +5,7 @@ stated, what to measure (``measure``) and how to compare (``check``). ``run_audi
 each claim on the NumPy reference and on the torch twin (``parity.train.run`` from the same
 initial weights; XOR's epoch count and the worked example have their own small measurements
 below), attaches the Bayes ceiling of the data-generating process for spiral data
-(``parity.bayes``), and gives a verdict.
+(``parity.audit.bayes``), and gives a verdict.
 
 Tolerances (``Check``), fixed before measuring
 ----------------------------------------------
@@ -57,7 +57,8 @@ import numpy as np
 import torch
 
 import torch_impl
-from parity import bayes, transfer, zoo
+from parity import transfer, zoo
+from parity.audit import bayes
 from parity.train import IMPLS, run
 from reference.training import accuracy as np_accuracy
 from reference.training import fit as np_fit
@@ -71,7 +72,7 @@ QUICK_SAMPLES, FULL_SAMPLES = 4_000, 40_000        # Monte Carlo points per Baye
 VERDICTS = ("reproduced", "refuted", "unreachable as written")
 NOT_MEASURED = "not measured (quick run)"     # a capped quick-mode row: no verdict
 
-# catalogue dataset key -> parity.bayes generator name
+# catalogue dataset key -> parity.audit.bayes generator name
 _GENERATOR_OF = {"spiral3": "cs231n_spiral",
                  "two_spirals_003_as_written": "two_spirals_as_written",
                  "two_spirals_003_corrected": "two_spirals_corrected",

@@ -1,0 +1,90 @@
+"""What a full and a quick study run: the plan (models, epochs, seeds, grids)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from parity import zoo
+from parity.spec import ModelSpec
+
+# ---- what a full and a quick study run ----------------------------------------------------------
+QUICK_EPOCHS = 300            # full-batch models on small data
+QUICK_EPOCHS_LARGE = 100      # full-batch models on > 1000 rows (digits: 1437 × 64 per step)
+QUICK_EPOCHS_MINIBATCH = 30   # minibatch models
+LARGE_ROWS = 1000
+DIVERGE_STEPS, QUICK_DIVERGE_STEPS = 300, 50
+XOR_SEEDS, QUICK_XOR_SEEDS = 20, 5
+QUICK_XOR_EPOCHS = 1000       # quick sweep: at most this many epochs per seed (labelled)
+HIDDEN_SIZES, QUICK_HIDDEN_SIZES = (16, 32, 64, 128, 256), (16, 64, 256)
+GRID = 200                    # decision-boundary grid: GRID × GRID points
+TILE_GRID = 60                # hidden-unit tiles: TILE_GRID × TILE_GRID points per unit
+N_TILES = 25
+SEED_CHUNK = 5                # XOR sweep: seeds per job
+
+SOURCES = {
+    zoo.SEED_000: "Seed 000 — the cs231n case study (spiral: linear vs 2-layer)",
+    zoo.SEED_001: "Seed 001 — the blog's NumPy net on spiral.csv",
+    zoo.SEED_002: "Seed 002 — XOR and digits from scratch",
+    zoo.SEED_003: "Seed 003 — the two-spiral MLP with BatchNorm, Dropout, Adam",
+    zoo.SEED_004: "Seed 004 — PyTorch 2→16→8→1 on two spirals, XOR by hand",
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one study runs. ``seed`` None: each model's ``pinned_seed``."""
+
+    models: tuple
+    quick: bool = False
+    seed: int | None = None
+    epochs: dict = field(default_factory=dict)       # model → epochs
+    diverge_steps: int = DIVERGE_STEPS
+    xor_seeds: tuple = tuple(range(XOR_SEEDS))
+    xor_epochs: int | None = None                    # None: the recipe's
+    hidden_sizes: tuple = HIDDEN_SIZES
+    hidden_epochs: int | None = None                 # None: spiral003's
+    grid: int = GRID
+    tile_grid: int = TILE_GRID
+    claims: bool = True
+    bench: bool = True
+
+    def seed_for(self, spec: ModelSpec) -> int:
+        return spec.pinned_seed if self.seed is None else self.seed
+
+
+def quick_epochs(spec: ModelSpec, n_train: int) -> int:
+    cap = (QUICK_EPOCHS_MINIBATCH if spec.batch_size is not None
+           else QUICK_EPOCHS_LARGE if n_train > LARGE_ROWS else QUICK_EPOCHS)
+    return min(spec.epochs, cap)
+
+
+def make_plan(models=None, quick: bool = False, seed: int | None = None,
+              epochs_override: int | None = None, **overrides) -> Plan:
+    """The full or quick plan for ``models`` (default: the whole catalogue).
+    ``epochs_override`` caps every model's epochs (tests); ``overrides`` replace Plan fields."""
+    names = tuple(dict.fromkeys(models or zoo.CATALOGUE))
+    epochs = {}
+    for name in names:
+        spec = zoo.get(name)
+        e = spec.epochs
+        if quick:
+            e = quick_epochs(spec, len(spec.data(spec.pinned_seed if seed is None else seed)
+                                       .X_train))
+        if epochs_override is not None:
+            e = min(e, int(epochs_override))
+        epochs[name] = e
+    base = dict(models=names, quick=quick, seed=seed, epochs=epochs)
+    if quick:
+        base.update(diverge_steps=QUICK_DIVERGE_STEPS, xor_seeds=tuple(range(QUICK_XOR_SEEDS)),
+                    xor_epochs=QUICK_XOR_EPOCHS, hidden_sizes=QUICK_HIDDEN_SIZES,
+                    hidden_epochs=epochs.get("spiral003", quick_epochs(zoo.get("spiral003"), 0)))
+    if epochs_override is not None:
+        base.update(xor_epochs=min(base.get("xor_epochs") or 10**9, int(epochs_override)),
+                    hidden_epochs=min(base.get("hidden_epochs") or 10**9, int(epochs_override)))
+    base.update(overrides)
+    plan = Plan(**base)
+    for k in ("epochs", "diverge_steps", "xor_epochs", "hidden_epochs", "grid", "tile_grid"):
+        v = getattr(plan, k)
+        if any(x is not None and x < 1 for x in (v.values() if k == "epochs" else [v])):
+            raise ValueError(f"study plan: {k} must be >= 1, got {v}")
+    return plan
