@@ -1,1 +1,50 @@
-"""Relate the twins: catalogue, weight transfer, comparison, training, study, CLI."""
+"""nn-parity: check a hand-written NumPy network against its PyTorch twin — losses, every
+gradient, the optimizer update and state, and the first layer that disagrees.
+
+The public API (everything else is private):
+
+``compare_models(numpy_model, torch_model, X, y, *, loss, optimizer=None, steps=1,
+dtype=None, masks="shared", weights="numpy", seed=0, name="your model") -> TwinsReport``
+    any ``reference.Sequential`` against any ``nn.Sequential``.
+``assert_twins_close(numpy_model, torch_model, X, y, **options) -> TwinsReport``
+    the same; ``AssertionError`` with the mine-vs-torch report when a check fails.
+``compare_functions(loss_and_grads, torch_model, X, y, params, *, loss="cross_entropy",
+reg=0.0, mapping=None, transposed=None, name="your functions") -> TwinsReport``
+    a plain-NumPy ``loss_and_grads(params, X, y) -> (loss, grads)`` (cs231n style).
+``from_torch(module, *, rng=None) -> reference.Sequential`` and
+``to_torch(numpy_model) -> nn.Sequential``
+    the same model in the other framework, weights bit for bit.
+``TwinsReport``
+    ``.passed``, ``.report()``, ``.to_json()``, ``.localization``, ``.checks``.
+
+Names resolve on first use (PEP 562), so ``import parity`` — and ``nn-parity --help`` —
+does not import torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__all__ = ["TwinsReport", "assert_twins_close", "compare_functions", "compare_models",
+           "from_torch", "to_torch"]
+
+_HOME = {"TwinsReport": "parity.api", "assert_twins_close": "parity.api",
+         "compare_functions": "parity.api", "compare_models": "parity.api",
+         "from_torch": "parity.convert", "to_torch": "parity.convert"}
+
+if TYPE_CHECKING:  # pragma: no cover — for type checkers and IDEs
+    from parity.api import TwinsReport, assert_twins_close, compare_functions, compare_models
+    from parity.convert import from_torch, to_torch
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        import importlib
+        value = getattr(importlib.import_module(_HOME[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'parity' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -71,11 +71,14 @@ def cmd_list(args) -> int:
 
 
 def cmd_check(args) -> int:
+    from parity import usercode
     from parity.compare import compare
-    spec = _catalogue().get(args.model)
+    user = usercode.is_target(args.model)      # path/to/file.py:function (parity.usercode)
+    spec = None if user else _catalogue().get(args.model)
     if args.save:
         fileio.check_dir_target(args.save, "--save")
-    result = compare(spec, args.dtype, args.seed, steps=args.steps)
+    result = (usercode.check(args.model, args.dtype, args.seed, args.steps) if user
+              else compare(spec, args.dtype, args.seed, steps=args.steps))
     if args.save:
         try:
             fileio.write_dir_set(args.save, result.save, "check-evidence", "--save")

@@ -1,0 +1,490 @@
+"""The public API: check *your* NumPy model against *your* torch model.
+
+``compare_models`` pairs any ``reference.Sequential`` with any ``nn.Sequential`` and runs
+``steps`` training steps of both from identical weights, batch and dropout masks
+(``parity.compare.compare_twins``): the losses, every gradient, the update, the parameters
+after it, the optimizer state and the buffers are judged by the one tolerance rule
+(``parity.judge``), and ``parity.localize`` names the first layer that disagrees.
+``compare_functions`` does the same for a learner's plain-NumPy
+``loss_and_grads(params, X, y) -> (loss, grads)`` (cs231n style) against a torch model.
+Neither touches the models it is given: it works on copies.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+import reference
+import torch_impl
+from parity import convert, localize
+from parity.compare import Comparison, compare_twins
+from parity.fileio import atomic_write_bytes
+from parity.judge import Pair, judge
+from parity.spec import DTYPES, OptimSpec, check_dtype
+from parity.twins import Twins
+from reference.optim import OPTIMIZERS
+
+__all__ = ["TwinsReport", "assert_twins_close", "compare_functions", "compare_models"]
+
+_TORCH = {"float32": torch.float32, "float64": torch.float64}
+MAX_FAIL_LINES = 12
+
+
+@dataclass
+class TwinsReport:
+    """What ``compare_models``/``compare_functions`` found: ``comparison`` (every ``Check``,
+    the losses, the evidence arrays), ``localization`` (the first disagreeing layer, forward
+    and backward), ``notes`` (how names and layouts were matched, what was synchronized) and
+    ``names`` (torch ``state_dict`` key → your name, for ``compare_functions``)."""
+
+    comparison: Comparison
+    localization: localize.Localization
+    notes: list[str] = field(default_factory=list)
+    names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.comparison.passed
+
+    @property
+    def checks(self) -> list:
+        return self.comparison.checks
+
+    def failures(self) -> list:
+        return self.comparison.failures()
+
+    def report(self) -> str:
+        """Mine-vs-torch: the verdict, the losses, one row per quantity, the first
+        disagreeing layer, the failed checks (numbers printed as numbers)."""
+        c = self.comparison
+        lines = [f"{c.model} [{c.dtype}, seed {c.seed}, {c.steps} step(s)]: "
+                 f"{'passed' if c.passed else 'FAILED'}",
+                 f"  loss  numpy {_num(c.loss_numpy[0])}  torch {_num(c.loss_torch[0])}",
+                 *_quantity_rows(c), *self.localization.lines(),
+                 *(f"  note: {n}" for n in self.notes)]
+        fails = c.failures()
+        for f in fails[:MAX_FAIL_LINES]:
+            lines.append(f"  FAIL {f.label}: max abs {f.max_abs:.3g}, max rel {f.max_rel:.3g} "
+                         f"(rtol {f.rtol:g}, atol {f.atol:g}, decided by {f.rule})")
+        if len(fails) > MAX_FAIL_LINES:
+            lines.append(f"  … and {len(fails) - MAX_FAIL_LINES} more failed checks (--json)")
+        return "\n".join(lines)
+
+    __str__ = report
+
+    def to_json(self) -> dict:
+        return {**self.comparison.to_json(), "localization": self.localization.to_json(),
+                "notes": self.notes, "names": self.names}
+
+    def save(self, directory: str) -> None:
+        """The evidence arrays as ``.npz`` and this report's JSON as ``summary.json``."""
+        import json
+        self.comparison.save(directory)
+        atomic_write_bytes(f"{directory}/summary.json",
+                           json.dumps(self.to_json(), indent=2).encode())
+
+
+def _num(v) -> str:
+    """A float as its shortest round-trip text (``1.2151``, never ``np.float64(1.2151)``)."""
+    return repr(float(v))
+
+
+def _quantity_rows(c: Comparison) -> list[str]:
+    rows = [f"  {'quantity':<8} {'n':>4} {'max abs':>10} {'max rel':>10} {'rtol':>8} "
+            f"{'atol':>8}  {'decided by':<22} ok"]
+    for q, v in c.by_quantity().items():
+        rules = ", ".join(f"{k} {n}" for k, n in v["rules"].items())
+        rows.append(f"  {q:<8} {v['n']:>4} {v['max_abs']:>10.2e} {v['max_rel']:>10.2e} "
+                    f"{v['rtol']:>8.2g} {v['atol']:>8.2g}  {rules:<22} "
+                    f"{'yes' if v['passed'] else 'NO'}")
+    return rows
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+
+def _array(v, what: str) -> np.ndarray:
+    if isinstance(v, torch.Tensor):
+        return v.detach().cpu().numpy()
+    try:
+        return np.asarray(v)
+    except Exception as e:  # noqa: BLE001 — anything numpy cannot take is the caller's input
+        raise TypeError(f"{what}: expected an array, got {type(v).__name__}") from e
+
+
+def _float_dtype(arrays, who: str) -> str:
+    found = {np.dtype(a.dtype).name for a in arrays if np.dtype(a.dtype).kind == "f"}
+    if len(found) != 1 or not found <= set(DTYPES):
+        raise TypeError(f"{who}: parameters must all be float32 or all float64, got "
+                        f"{sorted(found) or 'no float parameters'}")
+    return found.pop()
+
+
+def _numpy_dtype(model: reference.Sequential) -> str:
+    return _float_dtype(model.state_dict().values(), "the NumPy model")
+
+
+def _torch_dtype(model: nn.Module) -> str:
+    return _float_dtype([t.detach().numpy() for t in model.state_dict().values()],
+                        "the torch model")
+
+
+def _cast_numpy(model: reference.Sequential, dtype: str) -> reference.Sequential:
+    """A copy of ``model`` in ``dtype`` (float parameters and buffers cast)."""
+    m = copy.deepcopy(model)
+    dt = np.dtype(dtype)
+    for layer in m.layers:
+        layer.params = {k: v.astype(dt) for k, v in layer.params.items()}
+        layer.buffers = {k: v.astype(dt) if v.dtype.kind == "f" else v
+                         for k, v in layer.buffers.items()}
+        if hasattr(layer, "_dtype"):
+            layer._dtype = dt
+    return m
+
+
+def _check_pair(np_model, t_model) -> None:
+    """Same layers (kind by kind), same ``state_dict`` keys, shapes that agree up to the Linear
+    transpose; ``TypeError``/``ValueError`` naming the layer or key otherwise."""
+    if not isinstance(np_model, reference.Sequential):
+        raise TypeError(f"numpy_model: expected a reference.Sequential, got "
+                        f"{type(np_model).__name__}")
+    if not isinstance(t_model, nn.Sequential):
+        raise TypeError(f"torch_model: expected an nn.Sequential, got {type(t_model).__name__}")
+    if len(np_model.layers) != len(t_model):
+        raise ValueError(f"the NumPy model has {len(np_model.layers)} layers, the torch model "
+                         f"{len(t_model)}")
+    for i, (a, b) in enumerate(zip(np_model.layers, t_model)):
+        want = convert.torch_type_of(a)
+        if want is not None and type(b) is not want:
+            raise ValueError(f"layer {i}: NumPy {type(a).__name__} vs torch {type(b).__name__}")
+    mine = np_model.state_dict()
+    theirs = {k: tuple(v.shape) for k, v in t_model.state_dict().items()}
+    missing, extra = sorted(set(theirs) - set(mine)), sorted(set(mine) - set(theirs))
+    if missing or extra:
+        raise ValueError(f"state_dict keys differ: torch only {missing}, NumPy only {extra}")
+    lin = {f"{i}.weight" for i, m in enumerate(t_model) if isinstance(m, nn.Linear)}
+    for k, v in mine.items():
+        want = theirs[k][::-1] if k in lin else theirs[k]
+        if v.shape != want:
+            layout = " (NumPy Linear weights are (in, out), torch's (out, in))" if k in lin else ""
+            raise ValueError(f"{k}: NumPy shape {v.shape}, expected {want} for torch's "
+                             f"{theirs[k]}{layout}")
+
+
+def optimizer_spec(optimizer) -> OptimSpec:
+    """``None`` (SGD, lr 0.1), a name (``"sgd"``, ``"adam"``, ``"adamw"``: torch's defaults),
+    a dict (``{"kind": "adam", "lr": 1e-3, "weight_decay": 0, "decay": "all", **options}``)
+    or an ``OptimSpec``."""
+    if isinstance(optimizer, OptimSpec):
+        spec = optimizer
+    elif optimizer is None:
+        spec = OptimSpec("sgd", lr=0.1)
+    elif isinstance(optimizer, str):
+        d = OPTIMIZERS.get(optimizer, OPTIMIZERS["sgd"]).defaults
+        spec = OptimSpec(optimizer, lr=d["lr"], weight_decay=d["weight_decay"])
+    elif isinstance(optimizer, Mapping):
+        o = dict(optimizer)
+        kind = o.pop("kind", None)
+        if kind is None:
+            raise ValueError(f"optimizer: a dict needs 'kind' (one of {sorted(OPTIMIZERS)})")
+        d = OPTIMIZERS.get(kind, OPTIMIZERS["sgd"]).defaults
+        spec = OptimSpec(kind, lr=o.pop("lr", d["lr"]),
+                         weight_decay=o.pop("weight_decay", d["weight_decay"]),
+                         decay=o.pop("decay", "all"), options=o)
+    else:
+        raise TypeError(f"optimizer: expected None, a name, a dict or an OptimSpec, got "
+                        f"{type(optimizer).__name__}")
+    if spec.kind not in OPTIMIZERS:
+        raise ValueError(f"optimizer: unknown kind {spec.kind!r}; known: {sorted(OPTIMIZERS)}")
+    if spec.decay not in ("all", "weights"):
+        raise ValueError(f"optimizer: decay must be 'all' or 'weights', got {spec.decay!r}")
+    return spec
+
+
+def _make_twins(name, dtype, np_model, t_model, loss, spec: OptimSpec) -> Twins:
+    """Twins of a user's pair with optimizers over the same param groups. (Private: engineer
+    B's ``Twins`` constructor replaces it when it lands.)"""
+    lin = {f"{i}.weight" for i, m in enumerate(t_model) if isinstance(m, nn.Linear)}
+    keys = list(np_model.parameters())
+    if spec.weight_decay and spec.decay == "weights":
+        groups = [([k for k in keys if k in lin], spec.weight_decay),
+                  ([k for k in keys if k not in lin], 0.0)]
+    else:
+        groups = [(keys, spec.weight_decay)]
+    groups = [(ks, wd) for ks, wd in groups if ks]
+    np_params, t_params = np_model.parameters(), dict(t_model.named_parameters())
+    np_opt = OPTIMIZERS[spec.kind]([{"params": {k: np_params[k] for k in ks}, "weight_decay": wd}
+                                    for ks, wd in groups], lr=spec.lr, **spec.options)
+    t_opt = torch_impl.build_optimizer(
+        spec.kind, [{"params": [t_params[k] for k in ks], "weight_decay": wd}
+                    for ks, wd in groups], lr=spec.lr, **spec.options)
+    return Twins(name, dtype, np_model, t_model, loss, np_opt, t_opt)
+
+
+def _check_loss(loss) -> str:
+    if loss not in torch_impl.LOSSES:
+        raise ValueError(f"loss: unknown {loss!r}; known: {sorted(torch_impl.LOSSES)}")
+    return loss
+
+
+def _weights_note(np_model, t_model) -> str | None:
+    """Whether the two models' own weights already agreed before synchronization."""
+    from parity import transfer
+    mine = transfer.to_torch_layout(np_model.state_dict(), t_model)
+    theirs = transfer.torch_state(t_model)
+    diffs = {k: float(np.max(np.abs(mine[k].astype(np.float64) - theirs[k]), initial=0.0))
+             for k in theirs if mine[k].dtype.kind == "f"}
+    worst = max(diffs, key=diffs.get, default=None)
+    if worst is None or diffs[worst] == 0.0:
+        return None
+    return (f"the two models' weights differed before the comparison (worst {worst}, max abs "
+            f"{diffs[worst]:.3g})")
+
+
+# ---- compare_models ----------------------------------------------------------------------------
+
+def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, X, y, *,
+                   loss: str, optimizer=None, steps: int = 1, dtype: str | None = None,
+                   masks: str = "shared", weights: str = "numpy", seed: int = 0,
+                   name: str = "your model") -> TwinsReport:
+    """Run ``steps`` training steps of copies of both models on the batch ``X: (N, D)``,
+    ``y: (N,)`` and judge everything (losses, gradients, update, parameters, optimizer state,
+    buffers, eval output) by the one tolerance rule; localize the first disagreeing layer.
+
+    ``loss``: ``"cross_entropy"`` | ``"bce"`` | ``"bce_with_logits"``. ``optimizer``: see
+    ``optimizer_spec`` (default SGD, lr 0.1). ``dtype``: ``None`` keeps the models' own (they
+    must agree), ``"float64"``/``"float32"`` casts the copies. ``masks="shared"``: torch's
+    dropout masks (from ``seed``) are handed to NumPy, the only mode. ``weights``: both
+    copies start from the NumPy model's weights (``"numpy"``) or torch's (``"torch"``)."""
+    _check_pair(numpy_model, torch_model)
+    _check_loss(loss)
+    if masks != "shared":
+        raise ValueError(f"masks: only 'shared' is supported (torch's dropout masks handed to "
+                         f"NumPy), got {masks!r}")
+    if weights not in ("numpy", "torch"):
+        raise ValueError(f"weights: 'numpy' or 'torch', got {weights!r}")
+    if dtype is None:
+        dtype, other = _numpy_dtype(numpy_model), _torch_dtype(torch_model)
+        if dtype != other:
+            raise TypeError(f"the NumPy model is {dtype}, the torch model {other}: pass "
+                            f"dtype='float64' or 'float32' to compare copies in one dtype")
+    check_dtype(dtype)
+    np_model = _cast_numpy(numpy_model, dtype)
+    t_model = copy.deepcopy(torch_model).to(_TORCH[dtype])
+    note = _weights_note(np_model, t_model)
+    twins = _make_twins(name, dtype, np_model, t_model, loss, optimizer_spec(optimizer))
+    if weights == "torch":
+        from parity import transfer
+        transfer.torch_to_numpy(t_model, np_model)
+    twins.sync_weights()
+    X, y = _array(X, "X"), _array(y, "y")
+    loc = localize.localize(twins, X, y, seed)
+    result = compare_twins(twins, X, y, steps=steps, seed=seed)
+    start = "NumPy" if weights == "numpy" else "torch"
+    notes = [f"{note}; both copies started from the {start} model's weights"] if note else []
+    return TwinsReport(result, loc, notes)
+
+
+def assert_twins_close(numpy_model: reference.Sequential, torch_model: nn.Sequential, X, y,
+                       **options) -> TwinsReport:
+    """``compare_models(numpy_model, torch_model, X, y, **options)``; raises
+    ``AssertionError`` with the mine-vs-torch report when any check fails."""
+    result = compare_models(numpy_model, torch_model, X, y, **options)
+    if not result.passed:
+        raise AssertionError("the twins disagree:\n" + result.report())
+    return result
+
+
+# ---- compare_functions -------------------------------------------------------------------------
+
+def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
+                      params: Mapping[str, np.ndarray], *, loss: str = "cross_entropy",
+                      reg: float = 0.0, mapping: Mapping[str, str] | None = None,
+                      transposed: bool | None = None,
+                      name: str = "your functions") -> TwinsReport:
+    """Judge a plain-NumPy ``loss_and_grads(params, X, y) -> (loss, grads)`` against
+    ``torch_model`` at the same parameters, in float64 (params upcast exactly).
+
+    ``params`` (your names → arrays) is loaded into a copy of ``torch_model``; each name maps
+    to a ``state_dict`` key by ``mapping`` or by shape (in order, a 2-D array also matching
+    its transpose: ``W: (in, out)`` is torch's ``(out, in)``; said in ``notes``; a square
+    weight takes the others' layout or ``transposed``). torch's loss is ``loss`` plus
+    ``0.5·reg·Σ‖W‖²`` over its Linear weights (cs231n's penalty, gradient ``reg·W``)."""
+    if not callable(loss_and_grads):
+        raise TypeError(f"loss_and_grads: expected a function, got {type(loss_and_grads).__name__}")
+    if not isinstance(torch_model, nn.Module):
+        raise TypeError(f"torch_model: expected an nn.Module, got {type(torch_model).__name__}")
+    _check_loss(loss)
+    if any(isinstance(m, nn.Dropout) and m.p > 0 for m in torch_model.modules()):
+        raise ValueError("compare_functions: the torch model has Dropout, whose masks a plain "
+                         "function cannot receive; use compare_models")
+    params = _user_params(params)
+    t_model = copy.deepcopy(torch_model).to(torch.float64)
+    shapes = {k: tuple(p.shape) for k, p in t_model.named_parameters()}
+    matched = match_names(params, shapes, mapping, transposed)
+    state = {key: np.ascontiguousarray(params[n].T) if tr else params[n]
+             for n, (key, tr) in matched.items()}
+    X = np.array(_array(X, "X"), dtype=np.float64)
+    y = _array(y, "y")
+    L_t, grads_t = _torch_loss_and_grads(t_model, loss, X, y, reg, state)
+    L_u, grads_u = _call_user(loss_and_grads, params, X, y)
+    mine = {key: np.ascontiguousarray(grads_u[n].T) if tr else grads_u[n]
+            for n, (key, tr) in matched.items()}
+    names = {key: n for n, (key, _) in matched.items()}
+    pairs = [Pair("step 1 loss", "loss", "loss", 1, np.asarray(L_u), np.asarray(L_t))]
+    pairs += [Pair(f"step 1 grad {k} (your {names[k]})", "grad", "grad", 1, mine[k], grads_t[k])
+              for k in shapes]
+    checks = judge(pairs, "float64")
+    result = Comparison(name, "float64", 0, 1, [L_u], [L_t], checks, arrays={
+        "weights": state, "batch": {"X": X, "y": np.asarray(y)},
+        "grads_numpy": mine, "grads_torch": grads_t})
+    notes = _mapping_notes(params, shapes, matched)
+    if reg:
+        lin = ", ".join(_linear_weights(t_model))
+        notes.append(f"torch's loss includes 0.5·reg·Σ‖W‖² over {lin} (reg {reg:g})")
+    return TwinsReport(result, _localize_grads(t_model, pairs, checks), notes, names)
+
+
+def _user_params(params) -> dict[str, np.ndarray]:
+    """Float64 copies of the user's parameters (float32 upcasts exactly)."""
+    if not isinstance(params, Mapping) or not params:
+        raise TypeError(f"params: expected a non-empty dict name -> array, got "
+                        f"{type(params).__name__}")
+    out = {}
+    for k, v in params.items():
+        a = _array(v, f"params[{k!r}]")
+        if a.dtype.kind != "f":
+            raise TypeError(f"params[{k!r}]: expected a float array, got {a.dtype}")
+        out[str(k)] = np.array(a, dtype=np.float64)
+    return out
+
+
+def match_names(params: dict, shapes: dict, mapping, transposed) -> dict[str, tuple[str, bool]]:
+    """Your name → ``(state_dict key, transposed)``: by ``mapping`` or, in order, the first
+    free torch parameter whose shape is yours or (2-D) its transpose. Every torch parameter
+    needs a counterpart."""
+    if mapping is not None:
+        bad = sorted(set(mapping) - set(params)) + sorted(set(mapping.values()) - set(shapes))
+        if bad or len(set(mapping.values())) != len(mapping):
+            raise ValueError(f"mapping: unknown or repeated names {bad or sorted(mapping)}; "
+                             f"your params {sorted(params)}, torch's {list(shapes)}")
+        keys = {n: mapping[n] for n in params if n in mapping}
+    else:
+        keys, taken = {}, set()
+        for n, a in params.items():
+            fits = [k for k, s in shapes.items() if k not in taken
+                    and (s == a.shape or (a.ndim == 2 and s == a.shape[::-1]))]
+            if not fits:
+                raise ValueError(f"params[{n!r}] {a.shape}: no torch parameter left with this "
+                                 f"shape or its transpose (torch: {shapes}); pass mapping=")
+            keys[n] = fits[0]
+            taken.add(fits[0])
+    unmatched = [n for n in params if n not in keys]
+    missing = [k for k in shapes if k not in keys.values()]
+    if unmatched or missing:
+        raise ValueError(f"params and torch parameters must pair one to one: yours without a "
+                         f"partner {unmatched}, torch's without one {missing}")
+    return _layouts(params, shapes, keys, transposed)
+
+
+def _layouts(params, shapes, keys, transposed) -> dict[str, tuple[str, bool]]:
+    """Transposed or not, by shape; a square weight follows the other weights' layout, or
+    ``transposed`` when given."""
+    out, square = {}, []
+    for n, k in keys.items():
+        a, s = params[n].shape, shapes[k]
+        if a == s and (a != s[::-1] or params[n].ndim < 2):
+            out[n] = (k, False)
+        elif params[n].ndim == 2 and a == s[::-1] and a != s:
+            out[n] = (k, True)
+        elif a == s:
+            square.append(n)
+        else:
+            raise ValueError(f"params[{n!r}] {a} cannot be torch's {k} {s}")
+    seen = {tr for n, (_, tr) in out.items() if params[n].ndim == 2}
+    for n in square:
+        if transposed is None and len(seen) != 1:
+            raise ValueError(f"params[{n!r}] {params[n].shape} is square: its layout cannot be "
+                             f"told from its shape; pass transposed=True (yours is (in, out), "
+                             f"x @ W) or transposed=False")
+        out[n] = (keys[n], transposed if transposed is not None else next(iter(seen)))
+    return {n: out[n] for n in keys}
+
+
+def _mapping_notes(params, shapes, matched) -> list[str]:
+    """One line pairing the names, one saying which of your weights are transposed."""
+    pairs = ", ".join(f"{n} → {k}" for n, (k, _) in matched.items())
+    notes = [f"your names → torch's state_dict keys: {pairs}"]
+    flipped = [f"{n} {params[n].shape}" for n, (_, tr) in matched.items() if tr]
+    if flipped:
+        notes.append(f"transposed layout detected: your {', '.join(flipped)} "
+                     f"{'is' if len(flipped) == 1 else 'are'} (in, out) (x @ W); torch's "
+                     f"Linear weights are (out, in), compared transposed")
+    return notes
+
+
+def _linear_weights(model: nn.Module) -> list[str]:
+    return [f"{p}.weight" if p else "weight" for p, m in model.named_modules()
+            if isinstance(m, nn.Linear)]
+
+
+def _torch_loss_and_grads(model: nn.Module, loss: str, X, y, reg: float, state: dict):
+    """torch's loss (plus the cs231n penalty) and parameter gradients at ``state``."""
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for k, p in params.items():
+            p.copy_(torch.from_numpy(state[k]))
+    model.train()
+    out = model(torch.from_numpy(X))
+    L = torch_impl.LOSSES[loss]()(out, torch_impl.targets(loss, y, torch.float64))
+    if reg:
+        L = L + torch_impl.l2_penalty([params[k] for k in _linear_weights(model)], reg)
+    L.backward()
+    return L.item(), {k: p.grad.detach().numpy().copy() for k, p in params.items()}
+
+
+def _call_user(fn: Callable, params: dict, X, y) -> tuple[float, dict]:
+    """``fn(params, X, y)`` on copies; its ``(loss, grads)`` checked: a number, and a gradient
+    of the parameter's shape for every parameter."""
+    got = fn({k: v.copy() for k, v in params.items()}, X.copy(), np.array(y, copy=True))
+    if not isinstance(got, tuple | list) or len(got) != 2:
+        raise TypeError(f"loss_and_grads must return (loss, grads), got {type(got).__name__}")
+    loss, grads = got
+    try:
+        loss = float(loss)
+    except (TypeError, ValueError):
+        raise TypeError(f"loss_and_grads: loss must be a number, got {type(loss).__name__}") \
+            from None
+    if not isinstance(grads, Mapping):
+        raise TypeError(f"loss_and_grads: grads must be a dict, got {type(grads).__name__}")
+    missing, extra = sorted(set(params) - set(grads)), sorted(set(grads) - set(params))
+    if missing or extra:
+        raise ValueError(f"loss_and_grads: grads keys differ from params: missing {missing}, "
+                         f"unexpected {extra}")
+    out = {k: np.asarray(_array(grads[k], f"grads[{k!r}]"), dtype=np.float64) for k in params}
+    for k, g in out.items():
+        if g.shape != params[k].shape:
+            raise ValueError(f"loss_and_grads: grads[{k!r}] has shape {g.shape}, params[{k!r}] "
+                             f"{params[k].shape}")
+    return loss, out
+
+
+def _localize_grads(model: nn.Module, pairs: list, checks: list) -> localize.Localization:
+    """The first parameter gradient (backward order: last layer first) that disagrees."""
+    loc = localize.Localization(checks=checks, scope="every parameter gradient")
+    failed = [(p, c) for p, c in zip(pairs, checks) if not c.passed and p.quantity == "grad"]
+    for p, c in reversed(failed):
+        key = p.label.split()[3]
+        path = key.rsplit(".", 1)[0]
+        index: int | str = int(path) if path.isdigit() else path
+        kind = type(model.get_submodule(path)).__name__ if path != key else type(model).__name__
+        finding = localize.LayerFinding(index, kind, p.label.split(" ", 2)[2], c.max_abs,
+                                        c.max_rel, p.mine.shape, p.theirs.shape, c.rule)
+        loc.backward = loc.backward or finding
+        loc.affected.append(p.label.split("grad ", 1)[1])
+    return loc

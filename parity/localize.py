@@ -1,0 +1,218 @@
+"""The first layer where the twins disagree (Polygraphy's idea, extended to the backward pass).
+
+One training forward and backward of step 1 is run layer by layer on both twins from the
+same weights, batch and dropout masks, and every intermediate is judged by the one rule
+(``parity.judge``; below float64 against the float64 evaluation of the same step, as
+``parity.compare`` does):
+
+- forward, in forward order: the output of layer ``i`` (``x_{i+1} = layer_i(x_i)``);
+- backward, in backward order: for ``i`` from the last layer to the first, the gradient of
+  the loss with respect to the layer's input (``dL/dx_i``) and its parameter gradients.
+
+The first layer whose output disagrees is where a forward bug lives; the first layer (from the
+loss backwards) whose input or parameter gradient disagrees is where a backward bug lives —
+every layer before it then inherits the wrong upstream gradient, so the parameter gradients
+that disagree are listed as what the bug affects.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from parity import precise
+from parity.judge import Check, Pair, judge
+from parity.masks import DropoutMaskRecorder
+from parity.tolerances import SAMPLES
+
+__all__ = ["LayerFinding", "Localization", "localize"]
+
+
+@dataclass
+class LayerFinding:
+    """One disagreeing tensor: layer ``index`` (its ``kind``), ``what`` (``output``,
+    ``input gradient`` or ``grad 2.weight``), the worst differences and both shapes."""
+
+    index: int | str
+    kind: str
+    what: str
+    max_abs: float
+    max_rel: float
+    shape_numpy: tuple
+    shape_torch: tuple
+    rule: str
+
+    def describe(self) -> str:
+        shapes = (f"shape {self.shape_numpy}" if self.shape_numpy == self.shape_torch else
+                  f"shapes {self.shape_numpy} (NumPy) vs {self.shape_torch} (torch)")
+        return (f"layer {self.index} ({self.kind}) {self.what}: max abs {self.max_abs:.3g}, "
+                f"max rel {self.max_rel:.3g}, {shapes} [{self.rule}]")
+
+
+@dataclass
+class Localization:
+    """``forward``: the first layer whose output disagrees (or None); ``backward``: the first
+    layer, from the loss backwards, whose input or parameter gradient disagrees (or None);
+    ``affected``: every parameter gradient that disagrees, in backward order."""
+
+    forward: LayerFinding | None = None
+    backward: LayerFinding | None = None
+    affected: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list, repr=False)
+    scope: str = "every output, input gradient and parameter gradient"
+
+    @property
+    def agrees(self) -> bool:
+        return self.forward is None and self.backward is None
+
+    def lines(self) -> list[str]:
+        if self.agrees:
+            return [f"  layer by layer (step 1): {self.scope} agrees"]
+        out = []
+        if self.forward:
+            out.append(f"  first disagreeing layer, forward order: {self.forward.describe()}")
+        if self.backward:
+            out.append(f"  first disagreeing layer, backward order: {self.backward.describe()}")
+        if self.affected:
+            out.append(f"  parameter gradients that disagree: {', '.join(self.affected)}")
+        return out
+
+    def to_json(self) -> dict:
+        return {"forward": asdict(self.forward) if self.forward else None,
+                "backward": asdict(self.backward) if self.backward else None,
+                "affected": self.affected}
+
+
+# ---- the NumPy side, layer by layer (with perturbations: the float64 evaluation's spread)
+
+def numpy_layers(model, loss, X, y, masks: dict, perturb=precise._identity,
+                 dtype=np.float64) -> dict:
+    """``{"output": {i: x_{i+1}}, "input_grad": {i: dL/dx_i}, "grad": {key: array}}`` of one
+    training forward/backward, ``perturb`` applied where ``parity.precise.forward_backward``
+    applies it (so the spread σ is the one the verdicts use), the batch in ``dtype``. NumPy
+    layout."""
+    for i, m in masks.items():
+        model.layers[i].queue_masks(m)
+    x = perturb(np.asarray(X, dtype=dtype))
+    inputs, outputs = [], {}
+    for i, layer in enumerate(model.layers):
+        inputs.append(x)
+        out = layer.forward(x, True)
+        amp = precise.forward_amplitude(layer, x, out)
+        x = outputs[i] = precise._shared_forward(layer, x, perturb(out, amp), perturb)
+    loss.forward(x, y)
+    d = perturb(loss.backward())
+    input_grads, grads = {}, {}
+    for i in reversed(range(len(model.layers))):
+        layer = model.layers[i]
+        dx = layer.backward(d)
+        for k, amp in precise.gradient_amplitudes(layer, inputs[i], d).items():
+            grads[f"{i}.{k}"] = perturb(layer.grads[k], amp)
+        amp = precise.backward_amplitude(layer, d, dx)
+        d = input_grads[i] = precise._shared_backward(layer, d, perturb(dx, amp), perturb)
+    return {"output": outputs, "input_grad": input_grads, "grad": grads}
+
+
+def _transposed(values: dict, lin: set) -> dict:
+    return {k: np.ascontiguousarray(v.T) if k in lin else v for k, v in values.items()}
+
+
+# ---- the torch side
+
+def torch_layers(model, loss, X, targets, seed: int) -> tuple[dict, dict]:
+    """Torch's intermediates of the same step (``model`` is a private copy: in-place
+    activations are switched off so each output survives) and the dropout masks it drew."""
+    for m in model:
+        if getattr(m, "inplace", False):
+            m.inplace = False
+    recorder = DropoutMaskRecorder(model)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model.train()
+            x = torch.from_numpy(np.array(X)).requires_grad_(True)
+            ins, outs = [], []
+            for m in model:
+                ins.append(x)
+                x = m(x)
+                x.retain_grad()
+                outs.append(x)
+            loss(x, targets).backward()
+    finally:
+        recorder.remove()
+    got = {"output": {i: o.detach().numpy().copy() for i, o in enumerate(outs)},
+           "input_grad": {i: t.grad.detach().numpy().copy() for i, t in enumerate(ins)
+                          if t.grad is not None},
+           "grad": {k: p.grad.detach().numpy().copy() for k, p in model.named_parameters()}}
+    return got, recorder.take()
+
+
+# ---- judging and reading off the first layer
+
+def _pairs(mine: dict, theirs: dict, ref: dict, sig: dict, kinds: list[str]) -> list[Pair]:
+    pairs = []
+    for group, quantity in (("output", "output"), ("input_grad", "grad"), ("grad", "grad")):
+        for key, b in theirs[group].items():
+            what = {"output": "output", "input_grad": "input gradient"}.get(group, f"grad {key}")
+            i = key if isinstance(key, int) else int(key.split(".")[0])
+            r, s = (ref[group][key], sig[group][key]) if ref else (None, None)
+            pairs.append(Pair(f"step 1 layer {i} ({kinds[i]}) {what}", quantity, group, 1,
+                              np.asarray(mine[group][key]), b, r, s))
+    return pairs
+
+
+def _finding(pair: Pair, check: Check, kinds: list[str]) -> LayerFinding:
+    i = int(pair.label.split()[3])
+    what = pair.label.split(") ", 1)[1]
+    return LayerFinding(i, kinds[i], what, check.max_abs, check.max_rel,
+                        tuple(np.shape(pair.mine)), tuple(np.shape(pair.theirs)), check.rule)
+
+
+def read_off(pairs: list[Pair], checks: list[Check], kinds: list[str]) -> Localization:
+    """The first failing output in forward order, the first failing gradient in backward order
+    (per layer: its input gradient, then its parameter gradients)."""
+    loc = Localization(checks=checks)
+    failed = [(p, c) for p, c in zip(pairs, checks) if not c.passed]
+    outputs = sorted((p for p, _ in failed if p.group == "output"), key=_layer_of)
+    if outputs:
+        loc.forward = _finding(outputs[0], _check_of(outputs[0], pairs, checks), kinds)
+    grads = [p for p, _ in failed if p.group != "output"]
+    grads.sort(key=lambda p: (-_layer_of(p), p.group != "input_grad"))
+    if grads:
+        loc.backward = _finding(grads[0], _check_of(grads[0], pairs, checks), kinds)
+    loc.affected = [p.label.split("grad ", 1)[1] for p in grads if p.group == "grad"]
+    return loc
+
+
+def _layer_of(p: Pair) -> int:
+    return int(p.label.split()[3])
+
+
+def _check_of(p: Pair, pairs: list[Pair], checks: list[Check]) -> Check:
+    return checks[next(j for j, q in enumerate(pairs) if q is p)]
+
+
+def localize(twins, X, y, seed: int = 0) -> Localization:
+    """Layer-by-layer verdicts of step 1 of ``twins`` (``parity.twins.Twins``, left untouched:
+    copies run) on the batch ``(X, y)``; torch's dropout masks from ``seed`` as in
+    ``parity.compare.compare_twins``."""
+    np_model, t_model = copy.deepcopy(twins.numpy_model), copy.deepcopy(twins.torch_model)
+    X = np.asarray(X, dtype=np.dtype(twins.dtype))
+    theirs, masks = torch_layers(t_model, twins.torch_loss, X, twins.torch_targets(y), seed)
+    start = precise.upcast(np_model)[0] if twins.dtype != "float64" else None
+    mine = numpy_layers(np_model, type(twins.numpy_loss)(), X, y, masks, dtype=X.dtype)
+    lin = {k for k in theirs["grad"] if k.endswith(".weight")
+           and isinstance(t_model[int(k.split(".")[0])], torch.nn.Linear)}
+    mine["grad"] = _transposed(mine["grad"], lin)
+    ref = sig = {}
+    if start is not None:
+        ref, sig = precise.evaluate(
+            start, lambda m, p: numpy_layers(m, type(twins.numpy_loss)(), X, y, masks, p),
+            SAMPLES, seed)
+        ref["grad"] = _transposed(ref["grad"], lin)
+    kinds = [type(m).__name__ for m in twins.numpy_model.layers]
+    pairs = _pairs(mine, theirs, ref, sig, kinds)
+    return read_off(pairs, judge(pairs, twins.dtype), kinds)

@@ -1,0 +1,140 @@
+"""``nn-parity check path/to/file.py:function``: check the user's own twins from the CLI.
+
+The contract: ``function`` takes no arguments and returns a dict, either
+
+- ``{"numpy_model", "torch_model", "X", "y", "loss"}`` and optionally ``"optimizer"``,
+  ``"steps"``, ``"weights"`` → ``parity.compare_models``; or
+- ``{"loss_and_grads", "torch_model", "X", "y", "params"}`` and optionally ``"loss"``,
+  ``"reg"``, ``"mapping"``, ``"transposed"`` → ``parity.compare_functions``.
+
+``--dtype`` (default float64) casts copies of both models (``compare_functions`` is float64
+only), ``--seed`` seeds torch's dropout masks, ``--steps`` overrides ``"steps"`` (default 1).
+Every mistake — no such file, not Python, an import that raises, no such function, a return
+value of the wrong kind, a user function that raises — is a ``ValueError``/``TypeError``
+naming it: the CLI prints it as one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+from collections.abc import Callable
+
+from parity import api
+from parity.fileio import read_regular
+
+SOURCE_LIMIT = 16 << 20   # a Python file larger than 16 MiB is not a model definition
+MODELS_KEYS = {"numpy_model", "torch_model", "X", "y", "loss"}
+MODELS_OPTIONAL = {"optimizer", "steps", "weights"}
+FUNCTIONS_KEYS = {"loss_and_grads", "torch_model", "X", "y", "params"}
+FUNCTIONS_OPTIONAL = {"loss", "reg", "mapping", "transposed"}
+
+
+def is_target(text: str) -> bool:
+    """``path/file.py:function`` (or a bare ``.py`` path, to be told what is missing); no
+    catalogue name contains ``:`` or ends in ``.py``."""
+    return ":" in text or text.endswith(".py")
+
+
+def split_target(text: str) -> tuple[str, str]:
+    path, sep, name = text.rpartition(":")
+    if not sep or not path or not name:
+        raise ValueError(f"{text!r}: expected path/to/file.py:function")
+    if not name.isidentifier():
+        raise ValueError(f"{text!r}: {name!r} is not a function name")
+    return path, name
+
+
+def load_module(path: str) -> types.ModuleType:
+    """Execute the regular file ``path`` as a fresh module (its directory importable while
+    it runs); any failure becomes a one-line ``ValueError`` naming the file."""
+    try:
+        source = read_regular(path, SOURCE_LIMIT, "for a Python file")
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it: {e.strerror or e}") from None
+    try:
+        code = compile(source, path, "exec")
+    except (SyntaxError, ValueError) as e:
+        line = getattr(e, "lineno", None)
+        raise ValueError(f"{path}: not valid Python"
+                         f"{f' (line {line})' if line else ''}: {getattr(e, 'msg', e)}") from None
+    name = f"nn_parity_user_{abs(hash(os.path.abspath(path)))}"
+    module = types.ModuleType(name)
+    module.__file__ = os.path.abspath(path)
+    sys.modules[name] = module           # dataclasses and pickling look their module up
+    sys.path.insert(0, os.path.dirname(module.__file__))
+    try:
+        exec(code, module.__dict__)
+    except Exception as e:  # noqa: BLE001 — the user's code: reported, not a crash of ours
+        raise ValueError(f"{path}: importing it raised {type(e).__name__}: {_first(e)}") from e
+    finally:
+        sys.path.remove(os.path.dirname(module.__file__))
+    return module
+
+
+def _first(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def _function(module: types.ModuleType, path: str, name: str) -> Callable:
+    fn = getattr(module, name, None)
+    if fn is None:
+        own = sorted(k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
+                     and getattr(v, "__module__", None) == module.__name__)
+        raise ValueError(f"{path}: no function {name!r}; functions defined there: "
+                         f"{', '.join(own) or 'none'}")
+    if not callable(fn):
+        raise TypeError(f"{path}:{name} is a {type(fn).__name__}, not a function")
+    return fn
+
+
+def _wrap(fn: Callable, target: str) -> Callable:
+    """The user's ``loss_and_grads``, its exceptions reported as a ``ValueError`` naming it."""
+    def call(*args):
+        try:
+            return fn(*args)
+        except Exception as e:  # noqa: BLE001 — the user's code
+            raise ValueError(f"{target}: loss_and_grads raised {type(e).__name__}: "
+                             f"{_first(e)}") from e
+    return call
+
+
+def returned(target: str, fn: Callable) -> dict:
+    """``fn()``, checked against the contract (module docstring)."""
+    try:
+        got = fn()
+    except Exception as e:  # noqa: BLE001 — the user's code
+        raise ValueError(f"{target} raised {type(e).__name__}: {_first(e)}") from e
+    if not isinstance(got, dict):
+        raise TypeError(f"{target} returned {type(got).__name__}; expected a dict with keys "
+                        f"{sorted(MODELS_KEYS)} or {sorted(FUNCTIONS_KEYS)}")
+    required, optional = ((FUNCTIONS_KEYS, FUNCTIONS_OPTIONAL) if "loss_and_grads" in got
+                          else (MODELS_KEYS, MODELS_OPTIONAL))
+    missing, extra = sorted(required - set(got)), sorted(set(got) - required - optional)
+    if missing or extra:
+        raise ValueError(f"{target} returned a dict missing {missing} with unexpected "
+                         f"{extra}; accepted keys: {sorted(required | optional)}")
+    return got
+
+
+def check(target: str, dtype: str = "float64", seed: int = 0,
+          steps: int | None = None) -> api.TwinsReport:
+    """Load ``target`` (``path/file.py:function``), call the function, run the comparison."""
+    path, name = split_target(target)
+    got = returned(target, _function(load_module(path), path, name))
+    if "loss_and_grads" in got:
+        if dtype != "float64":
+            raise ValueError(f"{target}: functions are compared in float64 only, got --dtype "
+                             f"{dtype}")
+        options = {k: got[k] for k in FUNCTIONS_OPTIONAL if k in got}
+        return api.compare_functions(_wrap(got["loss_and_grads"], target), got["torch_model"],
+                                     got["X"], got["y"], got["params"], name=target, **options)
+    options = {k: got[k] for k in ("optimizer", "weights") if k in got}
+    steps = steps if steps is not None else got.get("steps", 1)
+    return api.compare_models(got["numpy_model"], got["torch_model"], got["X"], got["y"],
+                              loss=got["loss"], steps=steps, dtype=dtype, seed=seed,
+                              name=target, **options)
