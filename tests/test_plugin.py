@@ -1,0 +1,71 @@
+"""The pytest plugin as a user meets it: a throw-away project (``pytester``) whose tests use
+the ``twins`` fixture that installing nn-parity registers (entry point ``pytest11``). Its
+correct net passes; its net with a planted backward bug — the ReLU at layer 2 passes the
+upstream gradient through without its mask — fails, and the failure names layer 2 and the
+parameter gradients upstream of it.
+
+The project runs in a subprocess, as a user's own ``pytest`` would: in-process, pytester
+drops the modules a run imported, and torch cannot import ``torch._dynamo`` twice in one
+process (its operator library registers once)."""
+
+pytest_plugins = ["pytester"]
+
+USER_TESTS = '''
+import numpy as np
+import torch
+from torch import nn
+
+import reference as R
+
+
+class MasklessReLU(R.ReLU):
+    """forward is ReLU; backward forgets the mask: dx = dout (the bug)."""
+
+    def backward(self, dout):
+        return dout.copy()
+
+
+def nets(relu):
+    torch.manual_seed(0)
+    torch_net = nn.Sequential(nn.Linear(4, 16), nn.LayerNorm(16), nn.ReLU(),
+                              nn.Linear(16, 3)).double()
+    numpy_net = R.Sequential(R.Linear(4, 16), R.LayerNorm(16), relu, R.Linear(16, 3))
+    return numpy_net, torch_net
+
+
+def batch():
+    rng = np.random.default_rng(1)
+    return rng.standard_normal((12, 4)), rng.integers(0, 3, 12)
+
+
+def test_correct_port(twins):
+    numpy_net, torch_net = nets(R.ReLU())
+    twins.assert_close(numpy_net, torch_net, *batch(), loss="cross_entropy", weights="torch")
+
+
+def test_relu_without_its_mask(twins):
+    numpy_net, torch_net = nets(MasklessReLU())
+    twins.assert_close(numpy_net, torch_net, *batch(), loss="cross_entropy", weights="torch")
+'''
+
+
+def test_correct_net_passes_broken_one_fails_naming_layer_2_and_its_gradients(pytester):
+    pytester.makepyfile(test_user_port=USER_TESTS)
+    # hypothesis' and xdist's plugins are not needed by the project: ~1 s less to start
+    outcome = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist",
+                                            "-p", "no:hypothesispytest")
+    out = outcome.stdout.str()
+    outcome.assert_outcomes(passed=1, failed=1)
+    assert "FAILED test_user_port.py::test_relu_without_its_mask" in out, out
+    assert "the twins disagree" in out
+    assert ("first disagreeing layer, backward order: layer 2 (MasklessReLU) input gradient"
+            in out), out
+    assert "parameter gradients that disagree: 1.weight, 1.bias, 0.weight, 0.bias" in out, out
+    assert "first disagreeing layer, forward order" not in out, "its forward pass is correct"
+    assert "np.float64(" not in out
+
+
+def test_the_plugin_is_registered_by_the_entry_point(pytestconfig):
+    """Found through ``pytest11`` (pyproject.toml), not through a conftest of ours."""
+    plugin = pytestconfig.pluginmanager.get_plugin("nn_parity")
+    assert plugin is not None and plugin.__name__ == "parity.pytest_plugin"
