@@ -40,15 +40,18 @@ def test_compare_models_agrees_with_the_catalogue_check(name, dtype):
 
 
 # ---- planted bugs: the first disagreeing layer ------------------------------------------------
+# Their names start with "_": tests/test_finite_differences.py collects the public subclasses
+# of reference.layers.Layer (``__subclasses__``, which sees every class in the process) and
+# asks each to be built by a layer kind.
 
-class MasklessReLU(R.ReLU):
+class _MasklessReLU(R.ReLU):
     """Backward forgets the mask: ``dx = dout``."""
 
     def backward(self, dout):
         return dout.copy()
 
 
-class LoudTanh(R.Tanh):
+class _LoudTanh(R.Tanh):
     """Forward off by 1 %; backward consistent with its own (wrong) output."""
 
     def forward(self, x, training=True):
@@ -56,7 +59,7 @@ class LoudTanh(R.Tanh):
         return self._out
 
 
-class HeavyLinear(R.Linear):
+class _HeavyLinear(R.Linear):
     """``dW`` 1 % too large; ``db`` and ``dx`` right."""
 
     def backward_params(self, dout):
@@ -78,35 +81,35 @@ def _pair(dtype, layer1=R.Tanh, layer2=R.ReLU, last=R.Linear):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_a_relu_without_its_mask_is_found_at_its_layer_in_backward_order(dtype):
-    n, t, X, y = _pair(dtype, layer2=MasklessReLU)
+    n, t, X, y = _pair(dtype, layer2=_MasklessReLU)
     r = parity.compare_models(n, t, X, y, loss="cross_entropy", weights="torch")
     loc = r.localization
     assert not r.passed and loc.forward is None, r.report()
     assert (loc.backward.index, loc.backward.kind, loc.backward.what) == \
-        (2, "MasklessReLU", "input gradient"), r.report()
+        (2, "_MasklessReLU", "input gradient"), r.report()
     assert loc.backward.shape_numpy == loc.backward.shape_torch == (10, 12)
     assert loc.affected == ["0.weight", "0.bias"], r.report()
-    assert "first disagreeing layer, backward order: layer 2 (MasklessReLU)" in r.report()
+    assert "first disagreeing layer, backward order: layer 2 (_MasklessReLU)" in r.report()
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_a_forward_bug_is_found_at_its_layer_in_forward_order(dtype):
-    n, t, X, y = _pair(dtype, layer1=LoudTanh)
+    n, t, X, y = _pair(dtype, layer1=_LoudTanh)
     loc = parity.compare_models(n, t, X, y, loss="cross_entropy", weights="torch").localization
-    assert (loc.forward.index, loc.forward.kind, loc.forward.what) == (1, "LoudTanh", "output")
+    assert (loc.forward.index, loc.forward.kind, loc.forward.what) == (1, "_LoudTanh", "output")
     assert loc.forward.max_rel > 1e-3
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_a_weight_gradient_bug_names_that_gradient_only(dtype):
-    n, t, X, y = _pair(dtype, last=HeavyLinear)
+    n, t, X, y = _pair(dtype, last=_HeavyLinear)
     loc = parity.compare_models(n, t, X, y, loss="cross_entropy", weights="torch").localization
     assert (loc.backward.index, loc.backward.what) == (3, "grad 3.weight")
     assert loc.affected == ["3.weight"] and loc.forward is None
 
 
 def test_assert_twins_close_raises_with_the_table_and_plain_numbers():
-    n, t, X, y = _pair("float64", layer2=MasklessReLU)
+    n, t, X, y = _pair("float64", layer2=_MasklessReLU)
     with pytest.raises(AssertionError) as e:
         parity.assert_twins_close(n, t, X, y, loss="cross_entropy", weights="torch")
     text = str(e.value)
@@ -328,14 +331,14 @@ def good():
             "loss": "cross_entropy", "optimizer": "adam", "steps": 2}
 
 
-class Maskless(R.ReLU):
+class _Maskless(R.ReLU):
     def backward(self, dout):
         return dout.copy()
 
 
 def broken():
     pair = good()
-    pair["numpy_model"].layers[1] = Maskless()
+    pair["numpy_model"].layers[1] = _Maskless()
     return pair
 
 
@@ -388,7 +391,7 @@ def test_check_runs_a_users_function(cli, capsys, user_file, function, code):
     assert cli(["check", f"{user_file}:{function}"]) == code
     out = capsys.readouterr().out
     assert out.startswith(f"{user_file}:{function} [float64, seed 0,")
-    assert ("layer 1 (Maskless) input gradient" in out) == (function == "broken"), out
+    assert ("layer 1 (_Maskless) input gradient" in out) == (function == "broken"), out
 
 
 def test_check_json_of_a_users_function(cli, capsys, user_file):
@@ -401,7 +404,7 @@ def test_check_json_of_a_users_function(cli, capsys, user_file):
 @pytest.mark.parametrize("target, message", [
     ("{dir}/nothing.py:good", "nothing.py: no such file"),
     ("{file}", "expected path/to/file.py:function"),
-    ("{file}:nope", "no function 'nope'; functions defined there: Maskless, a_list, batch"),
+    ("{file}:nope", "no function 'nope'; functions defined there: a_list, batch, broken"),
     ("{file}:not_a_function", "my_models.py:not_a_function is a int, not a function"),
     ("{file}:raises", "my_models.py:raises raised RuntimeError: no data here"),
     ("{file}:a_list", "my_models.py:a_list returned list; expected a dict"),

@@ -86,12 +86,12 @@ def test_unsupported_module_is_refused_with_the_supported_list(module, named):
 
 
 def test_a_layer_of_your_own_is_refused_by_to_torch():
-    class Swish(R.layers.Layer):
+    class _Swish(R.layers.Layer):    # "_": not a public layer (tests/test_finite_differences)
         def forward(self, x, training=True):
             return x / (1 + np.exp(-x))
 
-    with pytest.raises(ValueError, match=r"layer 1: Swish is not supported; supported modules"):
-        convert.to_torch(R.Sequential(R.Linear(2, 2), Swish()))
+    with pytest.raises(ValueError, match=r"layer 1: _Swish is not supported; supported modules"):
+        convert.to_torch(R.Sequential(R.Linear(2, 2), _Swish()))
 
 
 def test_wrong_containers_are_type_errors():
