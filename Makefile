@@ -25,7 +25,7 @@ help:
 	@echo "make test-portability-all  the same over all 24 combinations (slow)"
 	@echo "make study      run 'nn-parity study' (extra args: STUDY_ARGS=...)"
 	@echo "make bench      run 'nn-parity bench'"
-	@echo "make lint       ruff check reference torch_impl parity tests"
+	@echo "make lint       ruff check layerspec reference torch_impl parity tests"
 	@echo "make tox        run tox (default TOX_ARGS='-m fast'; TOX_ARGS='-m matrix' for numpy x torch)"
 	@echo "make clean      remove report/ and caches (keeps .venv)"
 	@echo "make distclean  clean, and remove .venv too"
@@ -61,7 +61,7 @@ bench: $(STAMP)
 
 lint: $(STAMP)
 	@$(BIN)/python -m ruff --version >/dev/null 2>&1 || $(BIN)/pip install -c constraints.txt ruff
-	$(BIN)/python -m ruff check reference torch_impl parity tests
+	$(BIN)/python -m ruff check layerspec reference torch_impl parity tests
 
 tox: $(STAMP)
 	@$(BIN)/python -m tox --version >/dev/null 2>&1 || $(BIN)/pip install -c constraints.txt tox
