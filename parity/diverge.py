@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+import layerspec as S
 import torch_impl
 from parity import transfer
 from parity.masks import DropoutMaskRecorder
@@ -66,9 +67,8 @@ def cancelled_keys(spec: ModelSpec) -> set[str]:
     other parameter and stays in the trajectory bound.
     """
     keys = set()
-    for i, item in enumerate(spec.layers[:-1]):
-        if item[0] == "linear" and spec.layers[i + 1][0] == "batchnorm":
-            keys.update((f"{i}.bias", f"{i + 1}.running_mean"))
+    for i in S.adjacent(spec.layers, S.Linear, S.BatchNorm1d):
+        keys.update((f"{i}.bias", f"{i + 1}.running_mean"))
     return keys
 
 

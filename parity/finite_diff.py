@@ -84,6 +84,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+import layerspec as S
 from reference import layers as L
 from reference.sequential import Sequential
 
@@ -475,8 +476,7 @@ def gradient_classes(catalogue: dict) -> dict[str, list[str]]:
 def zero_gradient_keys(layers) -> set[str]:
     """Parameters whose gradient is exactly 0 in training mode: a Linear bias directly
     followed by BatchNorm (a per-feature constant is removed by the batch mean)."""
-    return {f"{i}.bias" for i, item in enumerate(layers[:-1])
-            if item[0] == "linear" and layers[i + 1][0] == "batchnorm"}
+    return {f"{i}.bias" for i in S.adjacent(layers, S.Linear, S.BatchNorm1d)}
 
 
 def _draw_masks(model: Sequential, X: np.ndarray, rng: np.random.Generator) -> dict:
@@ -543,7 +543,7 @@ def kink_free_batch(spec, seed: int, n: int = 8, data=None, margin: float = KINK
     model = spec.build_numpy(seed, "float64")
     saved = _save_buffers(model)
     rows, nxt = list(range(min(n, len(X_all)))), min(n, len(X_all))
-    need = 2 if any(item[0] == "batchnorm" for item in spec.layers) else 1
+    need = 2 if spec.has(S.BatchNorm1d) else 1
     for _ in range(len(X_all) + 1):
         if len(rows) < need:
             raise KinkError(f"kink_free_batch({spec.name}): {len(rows)} row(s) of {len(X_all)} "

@@ -13,16 +13,17 @@ import numpy as np
 import pytest
 import torch
 
+import layerspec as S
 from parity import train, transfer, zoo
 from parity.tolerances import tolerance
 from parity.tools import checkpoint as C
 
 MODELS = list(zoo.CATALOGUE)
-BN_MODELS = [m for m in MODELS if any(i[0] == "batchnorm" for i in zoo.get(m).layers)]
+BN_MODELS = [m for m in MODELS if zoo.get(m).has(S.BatchNorm1d)]
 
 
 def _first_linear_in(spec) -> int:
-    return next(i[1] for i in spec.layers if i[0] == "linear")
+    return next(i.in_features for i in spec.layers if isinstance(i, S.Linear))
 
 
 def trained_numpy(spec, dtype="float64", seed=1):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import layerspec as S
 import torch_impl
 from parity import transfer, zoo
 from parity.train import run
@@ -38,7 +39,7 @@ def test_untargeted_settings_train_and_both_twins_agree(name):
     a, _ = run(spec, "numpy", seed=spec.pinned_seed)
     b, _ = run(spec, "torch", seed=spec.pinned_seed)
     assert np.isfinite(a.final_loss) and np.isfinite(b.final_loss)
-    tol = 0.05 if any(item[0] == "dropout" for item in spec.layers) else 1e-9
+    tol = 0.05 if spec.has(S.Dropout) else 1e-9
     assert abs(a.test_accuracy - b.test_accuracy) <= tol
 
 
@@ -305,9 +306,9 @@ def test_training_steps_run_in_train_mode_and_accuracy_in_eval_mode(name, impl):
     layers = {i for phase, i, _ in obs["modes"] if phase == "accuracy"}
     assert layers == set(range(len(spec.layers)))
     assert obs["buffers_unchanged"], "accuracy changed a buffer"
-    bn = [i for i, item in enumerate(spec.layers) if item[0] == "batchnorm"]
+    bn = [i for i, item in enumerate(spec.layers) if isinstance(item, S.BatchNorm1d)]
     assert obs["tracked"] == {f"{i}.num_batches_tracked": obs["steps"] for i in bn}
     if impl == "torch":
         assert all(obs["left_training"]) and all(obs["after_accuracy"])
-        dropout = [i for i, item in enumerate(spec.layers) if item[0] == "dropout"]
+        dropout = [i for i, item in enumerate(spec.layers) if isinstance(item, S.Dropout)]
         assert obs["masks"] == {i: obs["steps"] for i in dropout}

@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from layerspec import Linear
 from parity import zoo
 from parity.spec import ModelSpec
 from parity.study.progress import _run_bar
@@ -13,7 +14,8 @@ from parity.train import run
 
 
 def is_2d(spec: ModelSpec) -> bool:
-    return spec.layers[0][0] == "linear" and spec.layers[0][1] == 2
+    first = spec.layers[0]
+    return isinstance(first, Linear) and first.in_features == 2
 
 
 def grid_extent(X: np.ndarray) -> tuple:

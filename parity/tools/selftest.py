@@ -56,6 +56,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+import layerspec as S
 from parity import train, transfer, zoo
 from parity.compare import compare, first_batch
 from parity.diverge import cancelled_keys
@@ -156,7 +157,7 @@ def _scaled_last_linear(spec: ModelSpec, dtype: str, seed: int, target: float) -
     np_model = spec.build_numpy(seed, dtype)
     X, y = first_batch(spec, seed)
     X = np.asarray(X, dtype=np.dtype(dtype))
-    k = max(i for i, item in enumerate(spec.layers) if item[0] == "linear")
+    k = max(i for i, item in enumerate(spec.layers) if isinstance(item, S.Linear))
     h = X
     for layer in np_model.layers[: k + 1]:  # up to the last Linear: the logits
         h = layer.forward(h, training=False)
@@ -208,7 +209,7 @@ def trainer_lockstep(spec: ModelSpec, dtype: str, seed: int,
     for up to K lockstep steps. The model must have no dropout (each trainer draws its own
     masks)."""
     k, bound = TRAJECTORY[dtype]
-    if any(item[0] == "dropout" for item in spec.layers):
+    if spec.has(S.Dropout):
         raise RuntimeError(f"selftest: trainer_lockstep cannot judge {spec.name}: dropout "
                            "masks are each trainer's own draw")
     a, np_model = train.run(spec, "numpy", seed, dtype, epochs)
@@ -317,7 +318,8 @@ SPIRAL004_AMSGRAD = dataclasses.replace(
 SPIRAL003_NO_DROPOUT = dataclasses.replace(
     zoo.get("spiral003"), name="spiral003-no-dropout",
     summary="selftest variant of spiral003 without its Dropout layers (BatchNorm + Adam)",
-    layers=tuple(item for item in zoo.get("spiral003").layers if item[0] != "dropout"))
+    layers=tuple(item for item in zoo.get("spiral003").layers
+                 if not isinstance(item, S.Dropout)))
 
 
 def _fit_edit(edits: list[tuple[str, str]], tag: str) -> list[Patch]:
