@@ -20,7 +20,7 @@ UNTARGETED = [m for m in zoo.CATALOGUE if zoo.get(m).target is None]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("impl", ["numpy", "torch"])
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", TARGETED)
 def test_full_training_meets_target(name, impl):
     spec = zoo.get(name)

@@ -157,7 +157,7 @@ def _scaled_last_linear(spec: ModelSpec, dtype: str, seed: int, target: float) -
     np_model = spec.build_numpy(seed, dtype)
     X, y = first_batch(spec, seed)
     X = np.asarray(X, dtype=np.dtype(dtype))
-    k = max(i for i, item in enumerate(spec.layers) if item[0] == "linear")
+    k = max(i for i, layer in enumerate(np_model.layers) if isinstance(layer, layers.Linear))
     h = X
     for layer in np_model.layers[: k + 1]:  # up to the last Linear: the logits
         h = layer.forward(h, training=False)
@@ -204,7 +204,7 @@ def trainer_lockstep(spec: ModelSpec, dtype: str, seed: int,
     for up to K lockstep steps. The model must have no dropout (each trainer draws its own
     masks)."""
     k, bound = TRAJECTORY[dtype]
-    if any(item[0] == "dropout" for item in spec.layers):
+    if any(isinstance(layer, layers.Dropout) for layer in spec.build_numpy(seed, dtype).layers):
         raise RuntimeError(f"selftest: trainer_lockstep cannot judge {spec.name}: dropout "
                            "masks are each trainer's own draw")
     a, np_model = train.run(spec, "numpy", seed, dtype, epochs)
