@@ -51,12 +51,12 @@ import reference
 from parity import transfer
 from parity.fileio import atomic_write, check_file_target, open_zip, read_regular
 from parity.spec import DTYPES, ModelSpec
+from parity.twins import IMPLS, predict
 
 FORMAT = "nn-parity-checkpoint"
 FORMAT_VERSION = 1
 META_KEY = "__meta__"
 FORMATS = ("npz", "pt")
-IMPLS = ("numpy", "torch")
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
@@ -527,15 +527,7 @@ def load_any(path: str, spec: ModelSpec | str, impl: str, *, dtype: str | None =
 
 def predictions(model, X: np.ndarray) -> np.ndarray:
     """Eval-mode outputs of either twin on ``X: (N, D)`` as a NumPy array ``(N, K)``."""
-    if isinstance(model, reference.Sequential):
-        return model.predict(X)
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model(torch.from_numpy(X)).numpy().copy()
-    finally:
-        model.train(was)
+    return predict(model, X)
 
 
 # ---- CLI ----------------------------------------------------------------------------------------
