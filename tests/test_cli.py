@@ -232,13 +232,14 @@ def test_list_table_is_aligned_and_says_what_the_json_says(capsys):
 
 
 def test_bayes_json_has_the_table_numbers(capsys):
-    argv = ("bayes", "cs231n_spiral", "--samples", "600", "--seed", "3")
+    argv = ("bayes", "two_spirals_seed004", "--n-per-class", "10", "--samples", "1")
     code, table, _ = run_cli(capsys, *argv)
     assert code == 0
     code, out, _ = run_cli(capsys, *argv, "--json")
     est = json.loads(out)
-    # 600 points ask for 2 calls of 300; the estimator takes 10 calls at least
-    assert code == 0 and est["generator"] == "cs231n_spiral" and est["n_samples"] == 3000
+    # 1 point asks for 1 call of 2 x 10 points; the estimator makes 10 calls at least
+    assert code == 0 and est["generator"] == "two_spirals_seed004" and est["n_samples"] == 200
+    assert est["options"]["n_per_class"] == 10
     assert f"{est['n_samples']} points" in table
     for key in ("mean", "stderr", "label_accuracy", "label_stderr", "min_log_loss"):
         assert f"{est[key]:.4f}" in table, f"bayes: {key} {est[key]} not in the table"
