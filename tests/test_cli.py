@@ -178,9 +178,6 @@ def test_threads_after_the_command_in_a_run(capsys):
 
 @pytest.mark.parametrize("cmd", EXPECTED)
 def test_json_on_every_command(cmd):
-    if cmd == "export" and "--json" not in _options(COMMANDS[cmd]):
-        pytest.skip("export --json is engineer H's (brief H, parity/tools/checkpoint.py); "
-                    "this skip goes once branch h is merged")
     action = _options(COMMANDS[cmd]).get("--json")
     assert action is not None, f"{cmd}: no --json"
     assert PARSER.parse_args([*_example_argv(cmd), "--json"]).json is True, f"{cmd} --json"

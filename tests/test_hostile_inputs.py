@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.numpy
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -623,6 +624,8 @@ def test_row13_non_finite_weights_are_bad_input_not_a_parity_failure(cli, capsys
     p = tmp_path / f"ck.{fmt}"
     if fmt == "npz":
         np.savez(p, **state, **{C.META_KEY: np.array(json.dumps(meta))})
+    elif fmt == "safetensors":      # valid digests: only the values are wrong
+        p.write_bytes(safetensors.numpy.save(state, C._st_header_meta(meta, state)))
     else:
         torch.save({"meta": meta, "state_dict": {k: torch.from_numpy(v)
                                                  for k, v in state.items()}}, p)
@@ -851,7 +854,7 @@ def test_random_truncations(valid_files, tmp_path, fmt, data):
 
 
 @_FUZZ
-@given(fmt=st.sampled_from(C.FORMATS), data=st.data())
+@given(fmt=st.sampled_from(["npz", "pt"]), data=st.data())   # the zip formats: members to rename
 def test_random_member_renames(valid_files, tmp_path, fmt, data):
     raw = valid_files[fmt][0]
     with zipfile.ZipFile(io.BytesIO(raw)) as z:
