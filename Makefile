@@ -25,7 +25,8 @@ help:
 	@echo "make test-portability-all  the same over all 24 combinations (slow)"
 	@echo "make study      run 'nn-parity study' (extra args: STUDY_ARGS=...)"
 	@echo "make bench      run 'nn-parity bench'"
-	@echo "make lint       ruff check reference torch_impl parity tests"
+	@echo "make lint       ruff check layerspec reference torch_impl parity tests, then mypy"
+	@echo "                (pyproject's [tool.mypy]); fails if either fails"
 	@echo "make tox        run tox (default TOX_ARGS='-m fast'; TOX_ARGS='-m matrix' for numpy x torch)"
 	@echo "make clean      remove report/ and caches (keeps .venv)"
 	@echo "make distclean  clean, and remove .venv too"
@@ -59,9 +60,18 @@ study: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/nn-parity bench
 
+# Both checks run even when the first fails, so one `make lint` shows everything; it fails if
+# either does. mypy's configuration (packages, options) is pyproject's [tool.mypy], the same
+# as `tox -e type` and the CI type job use. The tools come from pyproject's `lint` extra.
 lint: $(STAMP)
-	@$(BIN)/python -m ruff --version >/dev/null 2>&1 || $(BIN)/pip install -c constraints.txt ruff
-	$(BIN)/python -m ruff check reference torch_impl parity tests
+	@{ $(BIN)/python -m ruff --version && $(BIN)/python -m mypy --version; } >/dev/null 2>&1 || \
+		$(BIN)/pip install -c constraints.txt -e '.[lint]'
+	@status=0; \
+	echo "$(BIN)/python -m ruff check layerspec reference torch_impl parity tests"; \
+	$(BIN)/python -m ruff check layerspec reference torch_impl parity tests || status=1; \
+	echo "$(BIN)/python -m mypy"; \
+	$(BIN)/python -m mypy || status=1; \
+	exit $$status
 
 tox: $(STAMP)
 	@$(BIN)/python -m tox --version >/dev/null 2>&1 || $(BIN)/pip install -c constraints.txt tox

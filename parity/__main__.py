@@ -1,5 +1,8 @@
+"""``python -m parity``: the same as the ``nn-parity`` command (parity.cli)."""
+
 import sys
 
 from parity.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

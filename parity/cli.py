@@ -1,6 +1,9 @@
 """``nn-parity`` (also ``python -m parity``): list, check, train and study the catalogue.
 
-Every command prints a readable table, or JSON with ``--json``. Exit codes:
+Every command prints a readable table, or JSON with ``--json`` (the same information);
+``--help`` on every command gives a description and examples (:data:`EXAMPLES`);
+``--threads`` and ``--debug`` go before or after the command; ``nn-parity --version`` prints
+the versions of nn-parity, numpy, torch and python. Exit codes:
 
     0    done (and every check passed)
     1    a parity check or a target failed (or training diverged)
@@ -43,9 +46,82 @@ class Terminated(KeyboardInterrupt):
     ``finally``/``except BaseException`` cleanup runs (workers, temporaries)."""
 
 
+DTYPES = ("float64", "float32")   # the exact tier and the practical tier (DESIGN.md)
+
+# Shown under every command's --help; tests/test_cli.py parses each line, so they stay valid.
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "list": ("nn-parity list", "nn-parity list --json"),
+    "check": ("nn-parity check cs231n-2layer",
+              "nn-parity check spiral003 --dtype float32 --json",
+              "nn-parity check digits-dropout --steps 3 --save evidence/"),
+    "train": ("nn-parity train xor-relu --epochs 200",
+              "nn-parity train cs231n-2layer --impl torch --dtype float32 --json --curve"),
+    "diverge": ("nn-parity diverge cs231n-2layer --steps 2000",
+                "nn-parity diverge spiral003 --dtype float32 --steps 500 --out curve.json"),
+    "bench": ("nn-parity bench --quick", "nn-parity bench --threads 2 --json"),
+    "drift": ("nn-parity drift --out drift/ --epochs 100",
+              "nn-parity drift --combine drift/ --json"),
+    "study": ("nn-parity study --quick --out /tmp/report",
+              "nn-parity study --models cs231n-2layer spiral003 --jobs 2 --json"),
+    "selftest": ("nn-parity selftest", "nn-parity selftest --json"),
+    "export": ("nn-parity export cs231n-2layer --impl numpy --out cs231n.npz",
+               "nn-parity export spiral003 --impl torch --out spiral003.pt --epochs 50"),
+    "import-check": ("nn-parity import-check cs231n-2layer cs231n.npz",
+                     "nn-parity import-check spiral003 spiral003.pt --json"),
+    "bayes": ("nn-parity bayes cs231n_spiral",
+              "nn-parity bayes two_spirals_corrected --noise 0.1 --samples 100000 --json"),
+    "claims": ("nn-parity claims --quick", "nn-parity claims --out claims.json --json"),
+}
+
+TOP_EXAMPLES = ("nn-parity list", "nn-parity check cs231n-2layer --json",
+                "nn-parity study --quick --threads 2", "nn-parity --version")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, except that indented lines (examples) are kept as written;
+    every other line is wrapped as a paragraph of its own."""
+
+    def _fill_text(self, text, width, indent):
+        return "\n".join(indent + line if line.startswith("  ")
+                         else super(_HelpFormatter, self)._fill_text(line, width, indent)
+                         for line in text.splitlines())
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):  # one line, not argparse's usage block
         raise UsageError(f"{self.prog}: {message}")
+
+
+def version_line() -> str:
+    """``nn-parity X.Y.Z (numpy A, torch B, python C)``: the versions actually imported."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    import numpy
+    import torch
+    try:
+        ours = version("nn-parity")
+    except PackageNotFoundError:   # run from a source tree that was never installed
+        ours = "(not installed)"
+    return (f"nn-parity {ours} (numpy {numpy.__version__}, torch {torch.__version__}, "
+            f"python {platform.python_version()})")
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: print :func:`version_line` to stdout and exit 0 (imports torch only
+    when asked, unlike argparse's ``action="version"`` whose string is built up front)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="print the versions of nn-parity, numpy, torch and python, and exit"):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_line())
+        parser.exit(0)
 
 
 def _catalogue():
@@ -53,20 +129,45 @@ def _catalogue():
     return zoo
 
 
-def cmd_list(args) -> int:
-    zoo = _catalogue()
-    rows = [{"name": m.name, "source": m.source, "layers": m.layer_summary(),
+# The table's columns: (header, JSON key, alignment). Below each row: layers, summary, source.
+LIST_COLUMNS = (("MODEL", "name", "<"), ("PARAMS", "parameters", ">"), ("LOSS", "loss", "<"),
+                ("OPTIMIZER", "optimizer", "<"), ("DATASET", "dataset", "<"),
+                ("EPOCHS", "epochs", ">"), ("BATCH", "batch_size", ">"),
+                ("TARGET", "target", "<"))
+LIST_DETAILS = ("layers", "summary", "source")
+
+
+def catalogue_rows() -> list[dict]:
+    """One dict per catalogue model: every column of the table and every detail line."""
+    return [{"name": m.name, "source": m.source, "layers": m.layer_summary(),
              "parameters": m.num_parameters(), "loss": m.loss, "optimizer": m.optimizer.kind,
              "dataset": m.dataset, "epochs": m.epochs, "batch_size": m.batch_size,
              "target": str(m.target) if m.target else None, "summary": m.summary}
-            for m in zoo.CATALOGUE.values()]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return EXIT_OK
+            for m in _catalogue().CATALOGUE.values()]
+
+
+def _cell(row: dict, key: str) -> str:
+    v = row[key]
+    if v is None:
+        return "full" if key == "batch_size" else "-"
+    return str(v)
+
+
+def render_list(rows: list[dict]) -> str:
+    """Aligned columns (widths from the data, so a long name never shifts a column), then the
+    layers, the summary and the source document, indented under the model's name."""
+    widths = [max(len(h), *(len(_cell(r, k)) for r in rows)) for h, k, _ in LIST_COLUMNS]
+    fmt = "  ".join(f"{{:{a}{w}}}" for (_, _, a), w in zip(LIST_COLUMNS, widths))
+    lines = [fmt.format(*(h for h, _, _ in LIST_COLUMNS)).rstrip()]
     for r in rows:
-        print(f"{r['name']:<16} {r['parameters']:>7} params  {r['dataset']:<28} "
-              f"target: {r['target'] or '-'}")
-        print(f"  {r['layers']}  [{r['loss']}, {r['optimizer']}]  source: {r['source']}")
+        lines.append(fmt.format(*(_cell(r, k) for _, k, _ in LIST_COLUMNS)).rstrip())
+        lines.extend(f"    {k + ':':<8} {r[k]}" for k in LIST_DETAILS)
+    return "\n".join(lines)
+
+
+def cmd_list(args) -> int:
+    rows = catalogue_rows()
+    print(json.dumps(rows, indent=2) if args.json else render_list(rows))
     return EXIT_OK
 
 
@@ -179,7 +280,8 @@ def cmd_drift(args) -> int:
         fileio.check_record_dir(args.out, "--out")
         path = drift.record(args.out, epochs=args.epochs,
                             log=lambda m: print(m, file=sys.stderr))
-        print(f"recorded {drift.env_name()} → {path}")
+        print(json.dumps({"environment": drift.env_name(), "path": path}) if args.json
+              else f"recorded {drift.env_name()} → {path}")
         return EXIT_OK
     result = drift.combine(args.combine)
     for name in drift.TABLE_FILES:
@@ -195,73 +297,97 @@ def cmd_study(args) -> int:
     return report.main(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="nn-parity", description=(
-        "Hand-written NumPy networks and their PyTorch nn.Sequential twins: list the catalogue, "
-        "check one-step parity, train either side, run the side-by-side study."))
-    p.add_argument("--threads", type=int, default=1,
-                   help="threads for torch and NumPy's BLAS (default 1: fastest for these small "
-                        "nets; recorded in results)")
-    p.add_argument("--debug", action="store_true",
-                   help="on an internal error (exit 3), print the whole traceback")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sub.required = True
+def _json_flag(s: argparse.ArgumentParser, what: str = "machine-readable output") -> None:
+    s.add_argument("--json", action="store_true",
+                   help=f"{what} (JSON on stdout, the same information as the table)")
 
-    s = sub.add_parser("list", help="the catalogue: name, source document, layers, parameters, "
-                                    "dataset, target")
-    s.add_argument("--json", action="store_true", help="machine-readable output")
+
+def _model_arg(s: argparse.ArgumentParser) -> None:
+    s.add_argument("model", metavar="MODEL", help="catalogue name (see `nn-parity list`)")
+
+
+def _dtype_arg(s: argparse.ArgumentParser, what: str = "float64 (exact tier) or float32 "
+               "(practical tier); default float64") -> None:
+    s.add_argument("--dtype", default="float64", choices=DTYPES, help=what)
+
+
+def _add_list(sub) -> None:
+    s = sub.add_parser("list", help="the catalogue: name, parameters, loss, optimizer, dataset, "
+                                    "recipe, target, layers, source document",
+                       description="Every model of the catalogue (parity/zoo.py) as a table: "
+                       "one row per model, then its layers, its summary and the source "
+                       "document it comes from.")
+    _json_flag(s, "a list of objects, one per model, keyed like the table's columns")
     s.set_defaults(func=cmd_list)
 
+
+def _add_check(sub) -> None:
     s = sub.add_parser("check", help="one-step parity of a model: losses, every gradient, "
                                      "parameters after the update (and optimizer state)",
                        description="Load identical weights into both twins, run the first "
                        "training batch through both, and compare everything against the "
                        "tolerance table (parity/tolerances.py). Exit 1 when a check fails.")
-    s.add_argument("model", help="catalogue name (see `nn-parity list`)")
-    s.add_argument("--dtype", default="float64", help="float64 (exact tier) or float32")
+    _model_arg(s)
+    _dtype_arg(s)
     s.add_argument("--seed", type=int, default=0, help="seed for data and initial weights")
     s.add_argument("--steps", type=int, default=None,
                    help="steps on the batch (default: 3 for stateful optimizers/BatchNorm, "
                         "2 with weight decay, else 1)")
     s.add_argument("--save", metavar="DIR", help="write weights.npz, batch.npz, grads_*.npz, "
                    "params_after_*.npz (torch state_dict keys, torch layout) and summary.json")
-    s.add_argument("--json", action="store_true", help="machine-readable output")
+    _json_flag(s)
     s.set_defaults(func=cmd_check)
 
+
+def _add_train(sub) -> None:
     s = sub.add_parser("train", help="train with the model's recipe: accuracies, losses, time",
-                       description="Both implementations start from the same NumPy-initialized "
-                       "weights and see the same data and batch order.")
-    s.add_argument("model", help="catalogue name (see `nn-parity list`)")
-    s.add_argument("--impl", default="both", choices=("numpy", "torch", "both"))
+                       description="Train MODEL with its recipe in NumPy, torch or both. Both "
+                       "implementations start from the same NumPy-initialized weights and see "
+                       "the same data and batch order.")
+    _model_arg(s)
+    s.add_argument("--impl", default="both", choices=("numpy", "torch", "both"),
+                   help="which twin to train (default both)")
     s.add_argument("--seed", type=int, default=None,
                    help="seed for data, weights, batch order (default: the model's pinned seed)")
-    s.add_argument("--dtype", default="float64", help="float64 or float32")
+    _dtype_arg(s)
     s.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     s.add_argument("--curve", action="store_true", help="include the per-epoch loss in --json")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bar on stderr (default: when stderr is a terminal)")
-    s.add_argument("--json", action="store_true", help="machine-readable output")
+    _json_flag(s)
     s.set_defaults(func=cmd_train)
 
+
+def _add_diverge(sub) -> None:
     s = sub.add_parser("diverge", help="how far the twins drift apart over T training steps",
                        description="Both twins train in lockstep from identical weights, each "
                        "on its own gradients, with shared batches and dropout masks; prints the "
                        "max relative parameter difference and relative loss difference per step.")
-    s.add_argument("model", help="catalogue name (see `nn-parity list`)")
+    _model_arg(s)
     s.add_argument("--steps", type=int, default=1000, help="optimizer steps (default 1000)")
-    s.add_argument("--dtype", default="float64", help="float64 or float32")
-    s.add_argument("--seed", type=int, default=0)
+    _dtype_arg(s)
+    s.add_argument("--seed", type=int, default=0, help="seed for data and initial weights")
     s.add_argument("--out", metavar="FILE", help="also write the curve as JSON to FILE")
-    s.add_argument("--json", action="store_true", help="print the whole curve as JSON")
+    _json_flag(s, "the whole curve, every step")
     s.set_defaults(func=cmd_diverge)
 
+
+def _add_bench(sub) -> None:
     s = sub.add_parser("bench", help="speed ratios measured in one run: reference trainer vs "
                                      "a fused NumPy loop, torch_impl vs a raw torch loop, and "
-                                     "NumPy vs torch per step across widths")
+                                     "NumPy vs torch per step across widths",
+                       description="In this process, on --threads threads: the reference "
+                       "NumPy trainer against a hand-fused NumPy loop and torch_impl's trainer "
+                       "against a raw torch loop on cs231n-2layer (target <= 1.10x each; timed "
+                       "in alternating pairs, median ratio on the process CPU clock, wall-clock "
+                       "ratios beside them), then the time per step of NumPy and torch across "
+                       "hidden widths and batch sizes. See parity/tools/bench.py.")
     s.add_argument("--quick", action="store_true", help="fewer steps and widths")
-    s.add_argument("--json", action="store_true", help="machine-readable output")
+    _json_flag(s)
     s.set_defaults(func=cmd_bench)
 
+
+def _add_drift(sub) -> None:
     s = sub.add_parser("drift", help="record this environment's numbers, or tabulate the "
                                      "differences across numpy/torch versions",
                        description="--out DIR: train every model for --epochs epochs in both "
@@ -271,13 +397,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", metavar="DIR", help="record the current environment into DIR")
     s.add_argument("--combine", metavar="DIR", help="tabulate all records in DIR")
     s.add_argument("--epochs", type=int, default=100, help="epochs per model (default 100)")
-    s.add_argument("--json", action="store_true", help="machine-readable table")
+    _json_flag(s, "the table (--combine) or the record written (--out)")
     s.set_defaults(func=cmd_drift)
 
+
+def _add_study(sub) -> None:
     s = sub.add_parser("study", help="train the catalogue in both implementations and write "
-                                     "a side-by-side report")
-    s.add_argument("--models", nargs="+", default=None, help="subset of the catalogue")
-    s.add_argument("--out", default="report", help="report directory (default: report/)")
+                                     "a side-by-side report",
+                       description="Train every model (or --models) with its recipe in NumPy "
+                       "and in torch from the same initial weights, run the parity checks in "
+                       "float64 and float32, the claims audit and the benchmark, and write "
+                       "OUT/index.md and OUT/index.html with the plots (OUT/img/), "
+                       "results.json and claims.json. Results do not depend on --jobs. OUT "
+                       "is replaced only if nn-parity wrote it.")
+    s.add_argument("--models", nargs="+", default=None, metavar="MODEL",
+                   help="subset of the catalogue (default: every model)")
+    s.add_argument("--out", default="report", metavar="DIR",
+                   help="report directory (default: report/)")
     s.add_argument("--seed", type=int, default=None,
                    help="seed for every model (default: each model's pinned seed)")
     s.add_argument("--quick", action="store_true", help="fewer epochs, for a first look")
@@ -286,13 +422,62 @@ def build_parser() -> argparse.ArgumentParser:
                         "on it)")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars on stderr (default: when stderr is a terminal)")
-    s.add_argument("--json", action="store_true", help="print results.json to stdout too")
+    _json_flag(s, "print results.json to stdout instead of the summary")
     s.set_defaults(func=cmd_study)
+
+
+def _add_common(s: argparse.ArgumentParser, name: str) -> None:
+    """What every subcommand accepts after its name too: ``--threads``, ``--debug`` (default
+    SUPPRESS, so that the value given before the subcommand is not overwritten), ``--dtype``
+    limited to :data:`DTYPES`, and the examples of :data:`EXAMPLES` as the help's epilog."""
+    s.add_argument("--threads", type=int, default=argparse.SUPPRESS,
+                   help="threads for torch and NumPy's BLAS (default 1; the same option as "
+                        "before the command)")
+    s.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="on an internal error (exit 3), print the whole traceback")
+    for action in s._actions:   # one dtype vocabulary, whichever module registered the command
+        if action.dest == "dtype" and action.choices is None:
+            action.choices = DTYPES
+    if s.epilog is None and name in EXAMPLES:
+        s.epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line: every subcommand is registered here, statically."""
+    p = _Parser(prog="nn-parity", description=(
+        "Hand-written NumPy networks and their PyTorch nn.Sequential twins: list the catalogue, "
+        "check one-step parity, train either side, run the side-by-side study."),
+        epilog="examples:\n" + "\n".join(f"  {line}" for line in TOP_EXAMPLES) +
+               "\nexit codes: 0 done, 1 a check or target failed, 2 bad input, 3 internal "
+               "error, 130/143 interrupted/terminated, 141 stdout closed early.")
+    p.add_argument("--version", action=_VersionAction)
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads for torch and NumPy's BLAS (default 1: fastest for these small "
+                        "nets; recorded in results); also accepted after the command")
+    p.add_argument("--debug", action="store_true",
+                   help="on an internal error (exit 3), print the whole traceback")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for add in (_add_list, _add_check, _add_train, _add_diverge, _add_bench, _add_drift,
+                _add_study):
+        add(sub)
     from parity.audit import bayes, claims
     from parity.tools import checkpoint, selftest
     for module in (selftest, checkpoint, bayes, claims):
         module.register(sub)
+    for name, s in subcommands(p).items():
+        _add_common(s, name)
     return p
+
+
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """name → parser of every subcommand of ``parser`` (aliases left out)."""
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    found: dict[str, argparse.ArgumentParser] = {}
+    for name, s in action.choices.items():
+        if all(s is not other for other in found.values()):
+            found[name] = s
+    return found
 
 
 def check_numbers(args) -> None:
@@ -355,8 +540,6 @@ def _run(argv: list[str] | None, debug: bool) -> int:
         check_numbers(args)
         from parity.runtime import configure_threads
         configure_threads(args.threads)
-        if getattr(args, "dtype", "float64") not in ("float64", "float32"):
-            raise UsageError(f"--dtype must be float64 or float32, got {args.dtype!r}")
         code = args.func(args)
         sys.stdout.flush()
         return code

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+import layerspec as S
 from parity import precise, transfer
 from parity import twins as twins_mod
 from parity.fileio import atomic_write
@@ -115,7 +116,7 @@ def first_batch(spec: ModelSpec, seed: int):
 def default_steps(spec: ModelSpec) -> int:
     """3 when the optimizer keeps state (momentum, Adam) or the model has BatchNorm buffers;
     2 with weight decay (it shows on zero-initialized biases only from step 2); else 1."""
-    stateful = spec.optimizer.stateful or any(item[0] == "batchnorm" for item in spec.layers)
+    stateful = spec.optimizer.stateful or spec.has(S.BatchNorm1d)
     return 3 if stateful else (2 if spec.optimizer.weight_decay else 1)
 
 

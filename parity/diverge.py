@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-import torch_impl
 from parity import transfer
+from parity.distance import normwise_rel
 from parity.masks import DropoutMaskRecorder
 from parity.spec import ModelSpec, check_dtype
+from parity.twins import Twins, from_spec
 from reference.training import epoch_batches
 
 
@@ -27,7 +28,7 @@ class Divergence:
     dtype: str
     seed: int
     steps: int
-    param_rel: list = field(default_factory=list)   # per step: max over tensors of normwise rel
+    param_rel: list = field(default_factory=list)   # per step: max over tensors of normwise_rel
     loss_rel: list = field(default_factory=list)    # per step: |L_np − L_t| / |L_t|
     worst_param: list = field(default_factory=list)  # per step: the tensor that set param_rel
 
@@ -45,92 +46,75 @@ class Divergence:
                 "max_param_rel": max(self.param_rel, default=0.0)}
 
 
-def cancelled_keys(spec: ModelSpec) -> set[str]:
-    """Entries whose true gradient is exactly 0, left out of ``param_rel``: the bias of a
-    Linear that feeds a BatchNorm1d, and that BatchNorm's ``running_mean``.
-
-    Linear ``h_n = W x_n + b`` (``h: (N, D)``, ``b: (D,)``), then the norm subtracts a mean.
-
-    BatchNorm (training) normalizes each feature over the batch: ``h_nj − mean_n h_nj =
-    (Wx)_nj − mean_n (Wx)_nj`` — every component ``b_j`` cancels, the output does not depend
-    on ``b``, and ``db = Σ_n dh_n = 0`` (BatchNorm's ``dh_:j`` sums to 0 over the batch).
-    Each side's bias is then a random walk of rounding noise (Adam turns it into steps of up
-    to lr) and ``running_mean`` tracks that bias: neither changes a training-mode output.
-
-    LayerNorm normalizes each sample over its features: ``h_n − mean_j h_nj =
-    (Wx_n − mean_j (Wx_n)_j·1) + (b − mean(b)·1)`` — only the mean of the bias vector (its
-    component along the ones vector ``1``) cancels. LayerNorm's ``dh_n`` is orthogonal to
-    ``1`` (and to ``x̂_n``) but nothing else, so ``db = Σ_n dh_n = P Σ_n dh_n`` with
-    ``P = I − 11ᵀ/D``: the gradient projected off the ones vector, not 0 (measured on
-    spiral003-layernorm: max |db| ~1e-2, tests/test_diverge.py). Its bias trains like any
-    other parameter and stays in the trajectory bound.
-    """
-    keys = set()
-    for i, item in enumerate(spec.layers[:-1]):
-        if item[0] == "linear" and spec.layers[i + 1][0] == "batchnorm":
-            keys.update((f"{i}.bias", f"{i + 1}.running_mean"))
-    return keys
-
-
-def _normwise_rel(a: np.ndarray, b: np.ndarray) -> float:
-    scale = max(float(np.abs(a).max()), float(np.abs(b).max()))
-    return float(np.abs(a - b).max()) / scale if scale > 0 else 0.0
-
-
 def diverge(spec: ModelSpec, steps: int, dtype: str = "float64", seed: int = 0,
             skip_keys: set | None = None) -> Divergence:
-    """Run ``steps`` optimizer steps of the spec's recipe on both twins in lockstep.
-
-    ``skip_keys`` leaves entries out of ``param_rel`` (default: ``cancelled_keys``).
-    """
+    """The catalogue path: ``diverge_twins`` on ``from_spec(spec, dtype, seed)`` over the
+    recipe's training data, batch size and batch order (the ``order`` stream of ``seed``)."""
     check_dtype(dtype)
+    d = spec.data(seed)
+    order_rng = spec.seeds(seed)["order"] if spec.batch_size is not None else None
+    return diverge_twins(from_spec(spec, dtype, seed), d.X_train, d.y_train, steps,
+                         batch_size=spec.batch_size, order_rng=order_rng, seed=seed,
+                         skip_keys=skip_keys)
+
+
+def diverge_twins(twins: Twins, X, y, steps: int, *, batch_size: int | None = None,
+                  order_rng: np.random.Generator | None = None, seed: int = 0,
+                  skip_keys: set | None = None) -> Divergence:
+    """Train both twins ``steps`` optimizer steps in lockstep (in place) on ``X: (N, D)``,
+    ``y: (N,)``, in batches of ``batch_size`` (None: the full batch) drawn by
+    ``reference.training.epoch_batches`` from ``order_rng``; torch's dropout draws are
+    seeded with ``seed`` and handed to NumPy. After every step: the largest ``normwise_rel``
+    over the state entries (torch layout) and the relative loss difference.
+
+    ``skip_keys`` leaves entries out of ``param_rel`` (default: ``twins.cancelled_keys()``).
+    """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    d = spec.data(seed)
-    np_dt = np.dtype(dtype)
-    X = d.X_train.astype(np_dt)
-    np_model = spec.build_numpy(seed, dtype)
-    t_model = spec.build_torch(dtype)
-    transfer.numpy_to_torch(np_model, t_model)
-    np_opt, t_opt = spec.numpy_optimizer(np_model), spec.torch_optimizer(t_model)
-    np_loss, t_loss = spec.numpy_loss(), spec.torch_loss()
-    X_t = torch.from_numpy(X)
-    y_t = torch_impl.targets(spec.loss, d.y_train, X_t.dtype)
-    order_rng = spec.seeds(seed)["order"] if spec.batch_size is not None else None
-    if skip_keys is None:
-        skip_keys = cancelled_keys(spec)
-    result = Divergence(spec.name, dtype, seed, steps)
-    recorder = DropoutMaskRecorder(t_model)
-    t_model.train()
+    X = np.asarray(X).astype(np.dtype(twins.dtype))
+    skip = twins.cancelled_keys() if skip_keys is None else skip_keys
+    result = Divergence(twins.name, twins.dtype, seed, steps)
+    recorder = DropoutMaskRecorder(twins.torch_model)
+    twins.torch_model.train()
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             batches: list = []
             for _ in range(steps):
                 if not batches:
-                    batches = epoch_batches(len(X), spec.batch_size, order_rng)
-                idx = batches.pop(0)
-                Xb, yb = (X, d.y_train) if idx is None else (X[idx], d.y_train[idx])
-                Xb_t = X_t if idx is None else X_t[torch.from_numpy(idx)]
-                yb_t = y_t if idx is None else y_t[torch.from_numpy(idx)]
-                t_opt.zero_grad()
-                L_t = t_loss(t_model(Xb_t), yb_t)
-                L_t.backward()
-                t_opt.step()
-                for i, masks in recorder.take().items():
-                    np_model.layers[i].queue_masks(masks)
-                L_n = np_loss.forward(np_model.forward(Xb, training=True), yb)
-                np_model.backward(np_loss.backward())
-                np_opt.step(np_model.gradients())
-                mine = transfer.to_torch_layout(np_model.state_dict(), t_model)
-                theirs = transfer.torch_state(t_model)
-                rels = {k: _normwise_rel(mine[k], theirs[k]) for k in theirs
-                        if k not in skip_keys and theirs[k].dtype.kind == "f"}
-                worst = max(rels, key=rels.get)
-                result.param_rel.append(rels[worst])
-                result.worst_param.append(worst)
-                lt = L_t.item()
-                result.loss_rel.append(abs(L_n - lt) / abs(lt) if lt else abs(L_n))
+                    batches = epoch_batches(len(X), batch_size, order_rng)
+                _record(result, _step(twins, X, y, batches.pop(0), recorder), twins, skip)
     finally:
         recorder.remove()
     return result
+
+
+def _step(twins: Twins, X, y, idx, recorder) -> tuple[float, float]:
+    """One optimizer step of each twin on rows ``idx`` (None: all), torch first so its dropout
+    masks can be queued on the NumPy layers; returns ``(L_numpy, L_torch)``."""
+    Xb, yb = (X, y) if idx is None else (X[idx], np.asarray(y)[idx])
+    t_model, t_opt = twins.torch_model, twins.torch_optimizer
+    t_opt.zero_grad()
+    L_t = twins.torch_loss(t_model(torch.from_numpy(Xb)), twins.torch_targets(yb))
+    L_t.backward()
+    t_opt.step()
+    for i, masks in recorder.take().items():
+        twins.numpy_model.layers[i].queue_masks(masks)
+    np_model = twins.numpy_model
+    L_n = twins.numpy_loss.forward(np_model.forward(Xb, training=True), yb)
+    np_model.backward(twins.numpy_loss.backward())
+    twins.numpy_optimizer.step(np_model.gradients())
+    return L_n, L_t.item()
+
+
+def _record(result: Divergence, losses: tuple[float, float], twins: Twins, skip) -> None:
+    """Append this step's worst ``normwise_rel`` (and its key) and relative loss difference."""
+    mine = transfer.to_torch_layout(twins.numpy_model.state_dict(), twins.torch_model)
+    theirs = transfer.torch_state(twins.torch_model)
+    rels = {k: normwise_rel(mine[k], theirs[k]) for k in theirs
+            if k not in skip and theirs[k].dtype.kind == "f"}
+    worst = max(rels, key=rels.get)
+    result.param_rel.append(rels[worst])
+    result.worst_param.append(worst)
+    L_n, lt = losses
+    result.loss_rel.append(abs(L_n - lt) / abs(lt) if lt else abs(L_n))

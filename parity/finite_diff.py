@@ -84,6 +84,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from parity.twins import from_spec, zero_gradient_keys
 from reference import layers as L
 from reference.sequential import Sequential
 
@@ -472,13 +473,6 @@ def gradient_classes(catalogue: dict) -> dict[str, list[str]]:
     return {names[0]: names for names in groups.values()}
 
 
-def zero_gradient_keys(layers) -> set[str]:
-    """Parameters whose gradient is exactly 0 in training mode: a Linear bias directly
-    followed by BatchNorm (a per-feature constant is removed by the batch mean)."""
-    return {f"{i}.bias" for i, item in enumerate(layers[:-1])
-            if item[0] == "linear" and layers[i + 1][0] == "batchnorm"}
-
-
 def _draw_masks(model: Sequential, X: np.ndarray, rng: np.random.Generator) -> dict:
     """One keep-mask per training-mode Dropout layer, for a batch ``X`` (shapes found by a
     forward pass; BatchNorm buffers restored afterwards)."""
@@ -526,98 +520,132 @@ class KinkError(ValueError):
 
 
 def kink_free_batch(spec, seed: int, n: int = 8, data=None, margin: float = KINK_MARGIN):
-    """Rows of the training data for ``check_model``/gradcheck: the first ``n`` rows of
-    ``spec.data(seed).X_train`` (or of ``data = (X, y)``), except that a row with a ReLU
-    pre-activation within ``margin`` of 0 (in the training-mode forward of
-    ``spec.build_numpy(seed)`` with fixed dropout masks) is replaced by the next unused row, or
-    dropped when none is left. With BatchNorm every row affects every pre-activation, so this
-    repeats until the whole batch is clear. Raises ``KinkError`` when too few rows are left
-    (a dead unit feeding a zero-bias unit puts it exactly at 0 for every row). Returns
-    ``(rows, X, y, masks)``; ``masks`` maps a Dropout layer index to its keep-mask
-    ``(len(rows), width)``, drawn from a Generator seeded with ``seed``."""
+    """The catalogue path of ``kink_free_rows``: the model ``spec.build_numpy(seed)``, the
+    data ``spec.data(seed)``'s training part unless ``data = (X, y)`` is given."""
     if data is None:
         d = spec.data(seed)
         data = (d.X_train, d.y_train)
-    X_all, y_all = data
+    return kink_free_rows(spec.build_numpy(seed, "float64"), *data, seed=seed, n=n,
+                          margin=margin, name=spec.name)
+
+
+def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8,
+                   margin: float = KINK_MARGIN, name: str = "model"):
+    """Rows of ``X_all: (M, D)`` for ``check_twins``/gradcheck: the first ``n``, except that a
+    row with a ReLU pre-activation within ``margin`` of 0 (in the training-mode forward of
+    ``model`` with fixed dropout masks) is replaced by the next unused row, or dropped when
+    none is left. With BatchNorm every row affects every pre-activation, so this repeats
+    until the whole batch is clear. Raises ``KinkError`` when too few rows are left (a dead
+    unit feeding a zero-bias unit puts it exactly at 0 for every row). Returns
+    ``(rows, X, y, masks)``; ``masks`` maps a Dropout layer index to its keep-mask
+    ``(len(rows), width)``, drawn from a Generator seeded with ``seed``. ``model``'s buffers
+    are left as they were."""
     X_all = np.asarray(X_all, dtype=np.float64)
-    model = spec.build_numpy(seed, "float64")
     saved = _save_buffers(model)
     rows, nxt = list(range(min(n, len(X_all)))), min(n, len(X_all))
-    need = 2 if any(item[0] == "batchnorm" for item in spec.layers) else 1
-    for _ in range(len(X_all) + 1):
-        if len(rows) < need:
-            raise KinkError(f"kink_free_batch({spec.name}): {len(rows)} row(s) of {len(X_all)} "
-                            f"keep every ReLU pre-activation at least {margin:g} from 0, "
-                            f"{need} needed")
-        X = X_all[rows]
-        masks = _draw_masks(model, X, np.random.default_rng(seed))
-        _, relu_in, _ = _forward(model, X, masks, saved)
-        bad = sorted({r for z in relu_in for r in np.flatnonzero((np.abs(z) < margin).any(1))})
-        if not bad:
-            break
-        for r in reversed(bad):
-            if nxt < len(X_all):
-                rows[r], nxt = nxt, nxt + 1
-            else:
-                del rows[r]
-    else:  # pragma: no cover - each pass replaces or drops a row
-        raise KinkError(f"kink_free_batch({spec.name}): no kink-free batch found")
-    _restore_buffers(model, saved)
+    need = 2 if any(isinstance(layer, L.BatchNorm1d) for layer in model.layers) else 1
+    try:
+        for _ in range(len(X_all) + 1):
+            if len(rows) < need:
+                raise KinkError(f"kink_free_batch({name}): {len(rows)} row(s) of {len(X_all)} "
+                                f"keep every ReLU pre-activation at least {margin:g} from 0, "
+                                f"{need} needed")
+            masks = _draw_masks(model, X_all[rows], np.random.default_rng(seed))
+            _, relu_in, _ = _forward(model, X_all[rows], masks, saved)
+            bad = sorted({r for z in relu_in
+                          for r in np.flatnonzero((np.abs(z) < margin).any(1))})
+            if not bad:
+                break
+            for r in reversed(bad):
+                if nxt < len(X_all):
+                    rows[r], nxt = nxt, nxt + 1
+                else:
+                    del rows[r]
+        else:  # pragma: no cover - each pass replaces or drops a row
+            raise KinkError(f"kink_free_batch({name}): no kink-free batch found")
+    finally:
+        _restore_buffers(model, saved)
     return rows, X_all[rows], np.asarray(y_all)[rows], masks
 
 
 def check_model(spec, seed: int = 0, n: int = 8, h: float = H, data=None,
                 max_entries: int = MAX_ENTRIES, margin: float | None = None,
                 richardson: bool = False) -> ModelCheck:
-    """Every gradient of ``spec.build_numpy(seed, "float64")`` on a small batch against finite
-    differences of the data loss ``spec.numpy_loss()`` (the cs231n L2 penalty of
-    ``reg_in_loss`` is not part of it: torch puts it in the update, not in backward).
+    """The catalogue path of ``check_twins``: float64 twins of ``spec`` at ``seed``
+    (``from_spec``), the training part of ``spec.data(seed)`` unless ``data = (X, y)``."""
+    if data is None:
+        d = spec.data(seed)
+        data = (d.X_train, d.y_train)
+    return check_twins(from_spec(spec, "float64", seed), *data, seed=seed, n=n, h=h,
+                       max_entries=max_entries, margin=margin, richardson=richardson)
 
-    Batch: ``kink_free_batch(spec, seed, n, data, margin)`` (≈ the first ``n`` training rows),
-    ``margin`` 100·h unless given.
+
+def check_twins(twins, X, y, *, seed: int = 0, n: int = 8, h: float = H,
+                max_entries: int = MAX_ENTRIES, margin: float | None = None,
+                richardson: bool = False) -> ModelCheck:
+    """Every gradient of the NumPy twin (float64) on a small batch against finite
+    differences of its data loss ``twins.numpy_loss`` (the cs231n L2 penalty is not part
+    of it: torch puts it in the update, not in backward). The twins are not modified.
+
+    Batch: ``kink_free_rows(model, X, y, seed=seed, n=n, margin=margin)`` (≈ the first
+    ``n`` rows of ``X: (M, D)``), ``margin`` 100·h unless given.
     Training mode throughout: fixed dropout masks, BatchNorm on the batch statistics (the full
     forward is re-run per entry; running buffers restored around each run). Tensors bigger
     than ``max_entries`` are checked on a random subset of that many entries (drawn with a
     Generator seeded from ``seed``); smaller ones entirely. ``"input"`` checks dL/dX too.
     ``richardson``: see ``numerical_grad_at`` (and the module docstring, "Truncation").
     """
+    if twins.dtype != "float64":
+        raise TypeError(f"check_twins({twins.name}): finite differences need float64 twins, "
+                        f"got {twins.dtype}")
+    model, loss = twins.numpy_model, twins.numpy_loss
     margin = 100 * h if margin is None else margin
-    rows, X, y, masks = kink_free_batch(spec, seed, n, data, margin)
-    model = spec.build_numpy(seed, "float64")
-    loss = spec.numpy_loss()
+    rows, X, y, masks = kink_free_rows(model, X, y, seed=seed, n=n, margin=margin,
+                                       name=twins.name)
     saved = _save_buffers(model)
-    result = ModelCheck(spec.name, seed, h, rows)
+    result = ModelCheck(twins.name, seed, h, rows)
     X = np.array(X, copy=True)
+    try:
+        analytic, signs = _analytic(model, loss, X, y, masks, saved, result)
+        scale = max(float(np.max(np.abs(v), initial=0.0)) for v in analytic.values())
+        result.atol = FD_ATOL * max(1.0, scale) * (3 if richardson else 1)
 
+        def g() -> float:
+            o, zs, _ = _forward(model, X, masks, saved)
+            if any(not np.array_equal(z > 0, s) for z, s in zip(zs, signs)):
+                result.kink_crossings += 1
+            return loss.forward(o, y)
+
+        _numeric(result, g, {**model.parameters(), "input": X}, analytic,
+                 np.random.default_rng(seed), h, max_entries, richardson,
+                 zero_gradient_keys(model))
+    finally:
+        _restore_buffers(model, saved)
+    return result
+
+
+def _analytic(model: Sequential, loss, X, y, masks: dict, saved: list, result: ModelCheck):
+    """Backward of the training-mode loss at ``X``: ``({key: gradient copy, "input": dL/dX},
+    [ReLU input > 0 per ReLU])``; records the smallest norm variance in ``result``."""
     out, relu_in, result.min_norm_variance = _forward(model, X, masks, saved)
-    signs = [z > 0 for z in relu_in]
     loss.forward(out, y)
     dX = model.backward(loss.backward())
     analytic = {k: np.array(v, copy=True) for k, v in model.gradients().items()}
     analytic["input"] = np.array(dX, copy=True)
-    scale = max(float(np.max(np.abs(v), initial=0.0)) for v in analytic.values())
-    result.atol = FD_ATOL * max(1.0, scale) * (3 if richardson else 1)
+    return analytic, [z > 0 for z in relu_in]
 
-    def g() -> float:
-        o, zs, _ = _forward(model, X, masks, saved)
-        if any(not np.array_equal(z > 0, s) for z, s in zip(zs, signs)):
-            result.kink_crossings += 1
-        return loss.forward(o, y)
 
-    pick = np.random.default_rng(seed)
-    zero = zero_gradient_keys(spec.layers)
-    arrays = {**model.parameters(), "input": X}
-    try:
-        for key, arr in arrays.items():
-            idx = (np.arange(arr.size) if arr.size <= max_entries
-                   else np.sort(pick.choice(arr.size, max_entries, replace=False)))
-            num = numerical_grad_at(g, arr, idx, h, richardson)
-            ana = analytic[key].reshape(-1)[idx]
-            result.tensors[key] = TensorCheck(
-                key, rel_error(ana, num), float(np.max(np.abs(ana - num))),
-                float(np.max(np.abs(ana) + np.abs(num))),
-                float(max(np.max(np.abs(ana)), np.max(np.abs(num)))), len(idx), arr.size,
-                zero=key in zero)
-    finally:
-        _restore_buffers(model, saved)
-    return result
+def _numeric(result: ModelCheck, g, arrays: dict, analytic: dict, pick: np.random.Generator,
+             h: float, max_entries: int, richardson: bool, zero: set) -> None:
+    """A ``TensorCheck`` per array: central differences of ``g`` on all entries, or on
+    ``max_entries`` of them drawn from ``pick``, against the analytic gradient."""
+    for key, arr in arrays.items():
+        idx = (np.arange(arr.size) if arr.size <= max_entries
+               else np.sort(pick.choice(arr.size, max_entries, replace=False)))
+        num = numerical_grad_at(g, arr, idx, h, richardson)
+        ana = analytic[key].reshape(-1)[idx]
+        result.tensors[key] = TensorCheck(
+            key, rel_error(ana, num), float(np.max(np.abs(ana - num))),
+            float(np.max(np.abs(ana) + np.abs(num))),
+            float(max(np.max(np.abs(ana)), np.max(np.abs(num)))), len(idx), arr.size,
+            zero=key in zero)

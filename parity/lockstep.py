@@ -20,9 +20,10 @@ final eval-mode outputs on the training set, plus the structure (same epoch and 
 every step, same number of steps, every mask used). Only the first disagreeing step is
 reported in detail: everything after it follows from it.
 
-Left out of the per-step comparison (``noise_keys``): a Linear bias feeding BatchNorm and that
-BatchNorm's running_mean. The bias's true gradient is exactly 0 (the batch mean removes it),
-so each side's gradient is its own rounding noise (~1e-17). Adam turns that into steps of
+Left out of the per-step comparison (``parity.twins.cancelled_keys``): a Linear bias feeding
+BatchNorm and that BatchNorm's running_mean. The bias's true gradient is exactly 0 (the
+batch mean removes it), so each side's gradient is its own rounding noise (~1e-17). Adam turns
+that into steps of
 ≈ lr·|g|/eps ≈ 3e-12 (spiral003: the biases 1e-11 apart after 16 steps, above atol 1e-12).
 Adam with L2 (spiral003-adam-l2) even amplifies it: with ``g = wd·b`` and ``|g| ≪ eps`` the
 step is ≈ −lr·wd·b/eps = −300·b, so b flips sign and grows ~100× per step until
@@ -37,15 +38,19 @@ features.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
+
 import numpy as np
 import torch
 
 import torch_impl
 from parity import transfer
 from parity.compare import Check, Comparison, check_arrays
-from parity.finite_diff import zero_gradient_keys
 from parity.masks import DropoutMaskRecorder
 from parity.spec import ModelSpec, check_dtype
+from parity.twins import Twins, from_spec
 from reference import training as np_training
 from reference.datasets import split
 from reference.layers import Dropout
@@ -76,73 +81,88 @@ def training_data(spec: ModelSpec, seed: int, dtype: str):
     return X, y
 
 
-def _order_rng(spec: ModelSpec, seed: int):
-    return spec.seeds(seed)["order"] if spec.batch_size is not None else None
+def _batches(n: int, batch_size: int | None, order_rng: np.random.Generator | None):
+    """``() -> one epoch's index arrays`` from a private copy of ``order_rng`` (each trainer
+    gets its own copy, so both see the same order)."""
+    rng = copy.deepcopy(order_rng)
+    return lambda: epoch_batches(n, batch_size, rng)
 
 
-def run_torch(spec: ModelSpec, seed: int, dtype: str, epochs: int, X, y, observe=None):
-    """``torch_impl.fit`` on the twin of ``spec.build_numpy(seed)``; returns
-    ``(recorder, history, masks, model)``, ``masks`` by Dropout layer index.
-    ``observe(model)``, if given, is called before training (to attach hooks)."""
-    np_model = spec.build_numpy(seed, dtype)
-    model = spec.build_torch(dtype)
-    transfer.numpy_to_torch(np_model, model)
+def run_torch(twins: Twins, X, y, epochs: int, *, batch_size: int | None = None,
+              order_rng: np.random.Generator | None = None, seed: int = 0, observe=None):
+    """``torch_impl.fit`` on ``twins.torch_model`` with the twins' torch loss and optimizer
+    (dropout seeded with ``seed``); returns ``(recorder, history, masks)``, ``masks`` by
+    Dropout layer index. ``observe(model)``, if given, is called before training (to attach
+    hooks). The hooks this function adds are removed afterwards."""
+    model, loss_fn, opt, rec = twins.torch_model, twins.torch_loss, twins.torch_optimizer, \
+        _Recorder()
     if observe is not None:
         observe(model)
-    rec, loss_fn, opt = _Recorder(), spec.torch_loss(), spec.torch_optimizer(model)
-    loss_fn.register_forward_hook(
-        lambda m, inp, out: rec.steps.append((rec.epoch, len(inp[0]), out.item())))
-    opt.register_step_post_hook(lambda *_: rec.states.append(transfer.torch_state(model)))
-    penalty = spec.torch_penalty(model)
-    order_rng, masks = _order_rng(spec, seed), DropoutMaskRecorder(model)
+    handles = [loss_fn.register_forward_hook(
+                   lambda m, inp, out: rec.steps.append((rec.epoch, len(inp[0]), out.item()))),
+               opt.register_step_post_hook(
+                   lambda *_: rec.states.append(transfer.torch_state(model)))]
+    penalty = twins.torch_penalty if twins.penalty_keys else None
+    masks = DropoutMaskRecorder(model)
     X_t = torch.from_numpy(X)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            hist = torch_impl.fit(model, loss_fn, opt, X_t,
-                                  torch_impl.targets(spec.loss, y, X_t.dtype), epochs=epochs,
-                                  penalty=penalty, on_epoch=rec.on_epoch,
-                                  batches=lambda: epoch_batches(len(X), spec.batch_size,
-                                                                order_rng))
+            hist = torch_impl.fit(model, loss_fn, opt, X_t, twins.torch_targets(y),
+                                  epochs=epochs, penalty=penalty, on_epoch=rec.on_epoch,
+                                  batches=_batches(len(X), batch_size, order_rng))
     finally:
         masks.remove()
-    return rec, hist, masks.take(), model
+        for h in handles:
+            h.remove()
+    return rec, hist, masks.take()
 
 
-def run_numpy(spec: ModelSpec, seed: int, dtype: str, epochs: int, X, y, masks, t_model,
-              observe=None):
-    """``reference.training.fit`` on ``spec.build_numpy(seed)`` with torch's dropout masks
-    queued; returns ``(recorder, history, model)``. ``t_model`` only names the layout;
-    ``observe(model)``, if given, is called before training."""
-    model = spec.build_numpy(seed, dtype)
+def run_numpy(twins: Twins, X, y, epochs: int, masks: dict, *, batch_size: int | None = None,
+              order_rng: np.random.Generator | None = None, observe=None):
+    """``reference.training.fit`` on ``twins.numpy_model`` with ``masks`` (torch's, by
+    Dropout layer index) queued; returns ``(recorder, history)``. ``observe(model)``, if
+    given, is called before training. The twins' loss and optimizer are watched through
+    wrappers set on the instances and removed afterwards."""
+    model, loss_fn, opt, rec = twins.numpy_model, twins.numpy_loss, twins.numpy_optimizer, \
+        _Recorder()
     if observe is not None:
         observe(model)
     for i, m in masks.items():
         model.layers[i].queue_masks(m)
-    rec, loss_fn, opt = _Recorder(), spec.numpy_loss(), spec.numpy_optimizer(model)
     forward, step = loss_fn.forward, opt.step
 
+    @functools.wraps(forward)
     def recording_forward(out, yb):
         value = forward(out, yb)
         rec.steps.append((rec.epoch, len(out), value))
         return value
 
+    @functools.wraps(step)
     def recording_step(grads):
         step(grads)
-        rec.states.append(transfer.to_torch_layout(model.state_dict(), t_model))
+        rec.states.append(transfer.to_torch_layout(model.state_dict(), twins.torch_model))
 
-    loss_fn.forward, opt.step = recording_forward, recording_step
-    hist = np_training.fit(model, loss_fn, opt, X, y, epochs=epochs,
-                           batch_size=spec.batch_size, order_rng=_order_rng(spec, seed),
-                           reg=spec.optimizer.weight_decay, reg_keys=spec.reg_keys(),
-                           on_epoch=rec.on_epoch)
-    return rec, hist, model
+    with _patched(loss_fn, "forward", recording_forward), _patched(opt, "step", recording_step):
+        hist = np_training.fit(model, loss_fn, opt, X, y, epochs=epochs, batch_size=batch_size,
+                               order_rng=copy.deepcopy(order_rng), reg=twins.penalty_weight,
+                               reg_keys=twins.penalty_keys, on_epoch=rec.on_epoch)
+    return rec, hist
 
 
-def noise_keys(spec: ModelSpec) -> set[str]:
-    """Linear biases feeding BatchNorm (true gradient 0) and that BatchNorm's running_mean."""
-    biases = zero_gradient_keys(spec.layers)
-    return biases | {f"{int(k.split('.')[0]) + 1}.running_mean" for k in biases}
+@contextlib.contextmanager
+def _patched(obj, name: str, value):
+    """``obj.name = value`` on the instance inside the block; whatever the instance held
+    before (or nothing: the class attribute shows again) is put back after."""
+    had, old = name in vars(obj), vars(obj).get(name)
+    setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        if had:
+            setattr(obj, name, old)
+        else:
+            delattr(obj, name)
 
 
 def _copy_from_torch(np_model, t_model, keys) -> None:
@@ -158,22 +178,49 @@ def _structure(label: str, passed: bool, detail: str) -> Check:
 
 def lockstep(spec: ModelSpec, seed: int = 0, dtype: str = "float64", epochs: int = EPOCHS,
              skip_keys: set | None = None) -> Comparison:
-    """Both ``fit``s for ``epochs`` epochs of the spec's recipe, compared after every step.
-
-    ``skip_keys`` (default ``noise_keys(spec)``, see the module docstring): state entries
-    not compared step by step. Returns a ``parity.compare.Comparison`` (``report()``,
-    ``failures()``, ``by_quantity()``) whose labels name the epoch, the step and the tensor.
-    """
+    """The catalogue path: ``lockstep_twins`` on ``from_spec(spec, dtype, seed)`` with the
+    recipe's training data (``training_data``), batch size and batch order (the ``order``
+    stream of ``seed``)."""
     check_dtype(dtype)
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
-    skip = noise_keys(spec) if skip_keys is None else skip_keys
     X, y = training_data(spec, seed, dtype)
-    t_rec, t_hist, masks, t_model = run_torch(spec, seed, dtype, epochs, X, y)
-    n_rec, n_hist, n_model = run_numpy(spec, seed, dtype, epochs, X, y, masks, t_model)
-    result = Comparison(spec.name, dtype, seed, min(len(t_rec.steps), len(n_rec.steps)))
+    order_rng = spec.seeds(seed)["order"] if spec.batch_size is not None else None
+    return lockstep_twins(from_spec(spec, dtype, seed), X, y, epochs=epochs,
+                          batch_size=spec.batch_size, order_rng=order_rng, seed=seed,
+                          skip_keys=skip_keys)
+
+
+def lockstep_twins(twins: Twins, X, y, *, epochs: int = EPOCHS, batch_size: int | None = None,
+                   order_rng: np.random.Generator | None = None, seed: int = 0,
+                   skip_keys: set | None = None) -> Comparison:
+    """Both ``fit``s on the twins (trained in place) for ``epochs`` epochs over ``X: (N, D)``,
+    ``y: (N,)`` in batches of ``batch_size`` (None: full batch) ordered by copies of
+    ``order_rng``, torch's dropout seeded with ``seed``; compared after every step.
+
+    ``skip_keys`` (default ``twins.cancelled_keys()``, see the module docstring): state
+    entries not compared step by step. Returns a ``parity.compare.Comparison`` (``report()``,
+    ``failures()``, ``by_quantity()``) whose labels name the epoch, the step and the tensor.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    skip = twins.cancelled_keys() if skip_keys is None else skip_keys
+    X = np.asarray(X).astype(np.dtype(twins.dtype))
+    order = dict(batch_size=batch_size, order_rng=order_rng)
+    t_rec, t_hist, masks = run_torch(twins, X, y, epochs, seed=seed, **order)
+    n_rec, n_hist = run_numpy(twins, X, y, epochs, masks, **order)
+    result = Comparison(twins.name, twins.dtype, seed, min(len(t_rec.steps), len(n_rec.steps)))
     result.loss_numpy, result.loss_torch = n_hist["loss"], t_hist["loss"]
-    add = result.checks.append
+    _judge_steps(result, n_rec, t_rec, set(twins.numpy_model.buffers()), skip)
+    _judge_end(result, twins, n_hist, t_hist, X, skip)
+    return result
+
+
+def _judge_steps(result: Comparison, n_rec: _Recorder, t_rec: _Recorder, buffers: set,
+                 skip: set) -> None:
+    """Per step: the batch (epoch, rows), the loss and every state entry not in ``skip``;
+    stops after the first step with a failure (the rest follows from it)."""
+    add, dtype = result.checks.append, result.dtype
     for s in range(result.steps):
         (ne, nrows, nloss), (te, trows, tloss) = n_rec.steps[s], t_rec.steps[s]
         at = f"epoch {te} step {s}"
@@ -183,32 +230,25 @@ def lockstep(spec: ModelSpec, seed: int = 0, dtype: str = "float64", epochs: int
         mine, theirs = n_rec.states[s], t_rec.states[s]
         for k in theirs:
             if k not in skip:
-                q = "buffer" if k in n_model.buffers() else "param"
+                q = "buffer" if k in buffers else "param"
                 add(check_arrays(f"{at} {q} {k}", q, mine[k], theirs[k], dtype))
         if not result.passed:
             break
+
+
+def _judge_end(result: Comparison, twins: Twins, n_hist: dict, t_hist: dict, X, skip) -> None:
+    """Each epoch's reported loss, the step and epoch counts, the eval-mode outputs on ``X``
+    (with the ``skip`` entries copied from torch first) and that every mask was used."""
+    add, dtype, n_model = result.checks.append, result.dtype, twins.numpy_model
     for e, (a, b) in enumerate(zip(n_hist["loss"], t_hist["loss"])):
         add(check_arrays(f"epoch {e} reported loss", "loss", a, b, dtype))
     add(_structure("steps", n_hist["steps"] == t_hist["steps"] and
                    len(n_hist["loss"]) == len(t_hist["loss"]),
                    f"numpy {n_hist['steps']} steps in {len(n_hist['loss'])} epochs, torch "
                    f"{t_hist['steps']} in {len(t_hist['loss'])}"))
-    _copy_from_torch(n_model, t_model, skip)
-    add(check_arrays("eval output", "output", n_model.predict(X), _eval_output(t_model, X),
-                     dtype))
+    _copy_from_torch(n_model, twins.torch_model, skip)
+    add(check_arrays("eval output", "output", *twins.predict(X), dtype))
     unused = {i: len(layer._queued) for i, layer in enumerate(n_model.layers)
               if isinstance(layer, Dropout) and layer._queued}
     add(_structure("dropout masks", not unused,
                    f"torch's masks left unused by the NumPy trainer, per layer: {unused}"))
-    return result
-
-
-@torch.no_grad()
-def _eval_output(model, X):
-    """Eval-mode output of the torch model on ``X``; the model's mode is restored."""
-    was_training = model.training
-    model.eval()
-    try:
-        return model(torch.from_numpy(X))
-    finally:
-        model.train(was_training)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+import layerspec as S
 import reference
 import torch_impl
 from parity import data as data_mod
@@ -62,7 +63,7 @@ class ModelSpec:
     name: str
     source: str                 # seed document file name in shared/seeds/
     summary: str
-    layers: tuple               # layer description, see reference.build
+    layers: tuple[S.LayerSpec, ...]  # the layerspec vocabulary: Linear(2, 100), ReLU(), …
     loss: str                   # cross_entropy | bce | bce_with_logits
     optimizer: OptimSpec
     dataset: str                # key of parity.data.DATASETS
@@ -75,6 +76,9 @@ class ModelSpec:
     notes: str = ""
     patience: int | None = None  # early stopping on a validation split (last 20% of train)
     pinned_seed: int = 0         # the seed `nn-parity train` uses by default
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layers", S.check_layers(self.layers))
 
     # ---- seeds: one integer → independent streams for data, init, batch order, dropout
     def seeds(self, seed: int) -> dict[str, np.random.Generator]:
@@ -107,7 +111,8 @@ class ModelSpec:
 
     # ---- optimizers over the same param groups
     def weight_keys(self) -> list[str]:
-        return [f"{i}.weight" for i, item in enumerate(self.layers) if item[0] == "linear"]
+        return [f"{i}.weight" for i, item in enumerate(self.layers)
+                if isinstance(item, S.Linear)]
 
     def param_groups(self, names: list[str]) -> list[tuple[list[str], float]]:
         o = self.optimizer
@@ -144,18 +149,13 @@ class ModelSpec:
         return self.weight_keys() if self.reg_in_loss else []
 
     def layer_summary(self) -> str:
-        return " → ".join(
-            {"linear": lambda a: f"Linear({a[0]},{a[1]})", "dropout": lambda a: f"Dropout({a[0]})",
-             "batchnorm": lambda a: f"BN({a[0]})", "layernorm": lambda a: f"LN({a[0]})"}
-            .get(item[0], lambda a, k=item[0]: {"relu": "ReLU", "sigmoid": "Sigmoid",
-                                                 "tanh": "Tanh"}[k])(item[1:])
-            for item in self.layers)
+        """``Linear(2,100) → ReLU → Linear(100,3)``: each layer's ``summary`` joined by →."""
+        return " → ".join(item.summary for item in self.layers)
 
     def num_parameters(self) -> int:
-        n = 0
-        for item in self.layers:
-            if item[0] == "linear":
-                n += item[1] * item[2] + item[2]
-            elif item[0] in ("batchnorm", "layernorm"):
-                n += 2 * item[1]
-        return n
+        """Trainable scalars: Σ of each layer's ``num_parameters()`` (buffers not counted)."""
+        return sum(item.num_parameters() for item in self.layers)
+
+    def has(self, *kinds: type[S.LayerSpec]) -> bool:
+        """Whether any layer is an instance of one of ``kinds`` (``spec.has(S.BatchNorm1d)``)."""
+        return any(isinstance(item, kinds) for item in self.layers)

@@ -10,12 +10,11 @@ import torch
 import torch_impl
 from parity import transfer
 from parity.spec import ModelSpec, check_dtype
+from parity.twins import IMPLS, evaluating
 from reference.datasets import split
 from reference.training import accuracy as np_accuracy
 from reference.training import check_training_data, epoch_batches
 from reference.training import fit as np_fit
-
-IMPLS = ("numpy", "torch")
 
 
 @dataclass
@@ -93,54 +92,67 @@ def run(spec: ModelSpec, impl: str, seed: int = 0, dtype: str = "float64",
             raise TypeError(f"run: data.{name} must have a real integer or floating dtype, "
                             f"got dtype {X.dtype}")
     np_dt = np.dtype(dtype)
-    Xtr, Xte = d.X_train.astype(np_dt), d.X_test.astype(np_dt)
     np_model = spec.build_numpy(seed, dtype)
     # Both twins get the same clear ValueError for bad data (torch would raise a RuntimeError
     # about matmul shapes, an IndexError for labels, or train on NaN).
-    Xtr, ytr = check_training_data(np_model, spec.numpy_loss(), Xtr, d.y_train)
-    Xte, _ = check_training_data(np_model, spec.numpy_loss(), Xte, d.y_test)
-    stopper = None
+    Xtr, ytr = check_training_data(np_model, spec.numpy_loss(), d.X_train.astype(np_dt),
+                                   d.y_train)
+    Xte, yte = check_training_data(np_model, spec.numpy_loss(), d.X_test.astype(np_dt),
+                                   d.y_test)
+    val = None
     if spec.patience is not None:   # validation = last 20% of the (already shuffled) train set
         Xtr, ytr, Xval, yval = split(Xtr, ytr, 0.2)
-        stopper = EarlyStopping(spec.patience)
+        val = (Xval, yval, EarlyStopping(spec.patience))
     order_rng = spec.seeds(seed)["order"] if spec.batch_size is not None else None
-    wd = spec.optimizer.weight_decay
-    if impl == "numpy":
-        model = np_model
-        if stopper is not None:
-            val_fn = spec.numpy_loss()
-            on_epoch = _with_stopper(on_epoch, stopper,
-                                     lambda: val_fn.forward(model.predict(Xval), yval))
-        hist = np_fit(np_model, spec.numpy_loss(), spec.numpy_optimizer(np_model), Xtr, ytr,
-                      epochs=epochs, batch_size=spec.batch_size, order_rng=order_rng,
-                      reg=wd, reg_keys=spec.reg_keys(), on_epoch=on_epoch)
-        train_acc, test_acc = np_accuracy(model, Xtr, ytr), np_accuracy(model, Xte, d.y_test)
-    else:
-        model = spec.build_torch(dtype)
-        transfer.numpy_to_torch(np_model, model)
-        X_t, Xte_t = torch.from_numpy(Xtr), torch.from_numpy(Xte)
-        y_t = torch_impl.targets(spec.loss, ytr, X_t.dtype)
-        if stopper is not None:
-            val_fn, Xv_t = spec.torch_loss(), torch.from_numpy(Xval)
-            yv_t = torch_impl.targets(spec.loss, yval, X_t.dtype)
+    trainer = _train_numpy if impl == "numpy" else _train_torch
+    model, hist, train_acc, test_acc = trainer(spec, np_model, seed, dtype, epochs, on_epoch,
+                                               (Xtr, ytr, Xte, yte), val, order_rng)
+    return _result(spec, impl, seed, dtype, hist, train_acc, test_acc,
+                   val[2] if val else None), model
 
-            @torch.no_grad()
-            def val_loss():
-                model.eval()
-                try:
-                    return val_fn(model(Xv_t), yv_t).item()
-                finally:
-                    model.train()
-            on_epoch = _with_stopper(on_epoch, stopper, val_loss)
-        penalty = spec.torch_penalty(model)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            hist = torch_impl.fit(model, spec.torch_loss(), spec.torch_optimizer(model), X_t, y_t,
-                                  epochs=epochs, penalty=penalty, on_epoch=on_epoch,
-                                  batches=lambda: epoch_batches(len(Xtr), spec.batch_size,
-                                                                order_rng))
-        train_acc = torch_impl.accuracy(model, X_t, ytr)
-        test_acc = torch_impl.accuracy(model, Xte_t, d.y_test)
+
+def _train_numpy(spec, np_model, seed, dtype, epochs, on_epoch, data, val, order_rng):
+    """``reference.training.fit`` on ``np_model``; ``(model, history, train acc, test acc)``.
+    ``val = (X, y, EarlyStopping)`` or None."""
+    Xtr, ytr, Xte, yte = data
+    if val is not None:
+        val_fn = spec.numpy_loss()
+        on_epoch = _with_stopper(on_epoch, val[2],
+                                 lambda: val_fn.forward(np_model.predict(val[0]), val[1]))
+    hist = np_fit(np_model, spec.numpy_loss(), spec.numpy_optimizer(np_model), Xtr, ytr,
+                  epochs=epochs, batch_size=spec.batch_size, order_rng=order_rng,
+                  reg=spec.optimizer.weight_decay, reg_keys=spec.reg_keys(), on_epoch=on_epoch)
+    return np_model, hist, np_accuracy(np_model, Xtr, ytr), np_accuracy(np_model, Xte, yte)
+
+
+def _train_torch(spec, np_model, seed, dtype, epochs, on_epoch, data, val, order_rng):
+    """``torch_impl.fit`` on the torch twin holding ``np_model``'s weights (dropout from a
+    torch RNG seeded with ``seed``); ``(model, history, train acc, test acc)``."""
+    Xtr, ytr, Xte, yte = data
+    model = spec.build_torch(dtype)
+    transfer.numpy_to_torch(np_model, model)
+    X_t = torch.from_numpy(Xtr)
+    y_t = torch_impl.targets(spec.loss, ytr, X_t.dtype)
+    if val is not None:
+        val_fn, Xv_t = spec.torch_loss(), torch.from_numpy(val[0])
+        yv_t = torch_impl.targets(spec.loss, val[1], X_t.dtype)
+
+        def val_loss():
+            with evaluating(model):
+                return val_fn(model(Xv_t), yv_t).item()
+        on_epoch = _with_stopper(on_epoch, val[2], val_loss)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        hist = torch_impl.fit(model, spec.torch_loss(), spec.torch_optimizer(model), X_t, y_t,
+                              epochs=epochs, penalty=spec.torch_penalty(model),
+                              on_epoch=on_epoch,
+                              batches=lambda: epoch_batches(len(Xtr), spec.batch_size,
+                                                            order_rng))
+    return (model, hist, torch_impl.accuracy(model, X_t, ytr),
+            torch_impl.accuracy(model, torch.from_numpy(Xte), yte))
+
+
+def _result(spec, impl, seed, dtype, hist, train_acc, test_acc, stopper) -> RunResult:
     target = spec.target
     test_or_train = test_acc if (target is None or target.split == "test") else train_acc
     result = RunResult(
@@ -153,7 +165,7 @@ def run(spec: ModelSpec, impl: str, seed: int = 0, dtype: str = "float64",
         result.stopped_epoch = len(hist["loss"]) - 1
         result.best_epoch = stopper.best_epoch
         result.val_loss = stopper.history
-    return result, model
+    return result
 
 
 def _with_stopper(on_epoch, stopper: EarlyStopping, val_loss):

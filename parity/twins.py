@@ -1,13 +1,16 @@
 """``Twins``: a NumPy model and a torch module that should compute the same thing, with their
 losses, optimizers over the same param groups and the penalty either reports.
 
-The core (``parity.compare``, ``parity.diverge``) runs twins; it never looks at where they
-came from. ``from_spec`` builds them from a catalogue ``ModelSpec``; users build them from
-their own ``reference.Sequential`` and ``nn.Sequential``.
+The core (``parity.compare``, ``parity.diverge``, ``parity.lockstep``, ``parity.finite_diff``)
+runs twins; it never looks at where they came from. ``from_models`` builds them from a user's
+own ``reference.Sequential`` and ``nn.Sequential``; ``from_spec`` from a catalogue
+``ModelSpec`` (a thin builder on top). Every run trains the twins in place: build fresh twins
+for each run.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +20,12 @@ from torch import nn
 import reference
 import torch_impl
 from parity import transfer
+from reference import layers as L
 from reference.losses import l2_penalty
+from reference.optim import OPTIMIZERS
+
+IMPLS = ("numpy", "torch")          # the two sides, as every CLI option and result names them
+DECAY = ("all", "weights")          # which parameters an optimizer's weight decay reaches
 
 
 @dataclass
@@ -25,8 +33,8 @@ class Twins:
     """``numpy_model`` (reference layout: Linear weight ``(in, out)``) and ``torch_model``
     (an ``nn.Sequential`` with the same state_dict keys), ``loss`` one of
     ``torch_impl.LOSSES``' names, optimizers built over the same parameters, and the cs231n
-    penalty ``0.5·weight·Σ‖W_k‖²`` over ``penalty_keys`` that the NumPy side reports in its
-    loss (empty: none)."""
+    penalty ``0.5·weight·Σ‖W_k‖²`` over ``penalty_keys`` that either side adds to its
+    *reported* loss (empty: none; its gradient is the optimizer's weight decay)."""
 
     name: str
     dtype: str
@@ -57,6 +65,166 @@ class Twins:
         with torch.no_grad():
             return torch_impl.l2_penalty([params[k] for k in self.penalty_keys],
                                          self.penalty_weight)
+
+    def cancelled_keys(self) -> set[str]:
+        """``cancelled_keys(self.numpy_model)``: state entries whose true gradient is 0."""
+        return cancelled_keys(self.numpy_model)
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Eval-mode outputs ``(numpy, torch)`` of ``X: (N, D)``, each ``(N, K)``; the torch
+        model's mode is restored."""
+        return predict(self.numpy_model, X), predict(self.torch_model, X)
+
+
+# ---- eval mode, for either twin -------------------------------------------------------------
+
+@contextlib.contextmanager
+def evaluating(model):
+    """Eval mode inside the block, the previous mode restored after (also on error).
+
+    torch: ``model.eval()`` under ``torch.no_grad()``, then ``model.train(was_training)``.
+    NumPy: a ``reference.Sequential`` has no mode — each forward is told (``predict`` is the
+    eval forward) — so the block changes nothing. Yields ``model``."""
+    if isinstance(model, nn.Module):
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                yield model
+        finally:
+            model.train(was_training)
+    elif isinstance(model, reference.Sequential):
+        yield model
+    else:
+        raise TypeError(f"evaluating: expected a reference.Sequential or a torch nn.Module, "
+                        f"got {type(model).__name__}")
+
+
+def predict(model, X: np.ndarray) -> np.ndarray:
+    """Eval-mode output of either twin on ``X: (N, D)`` as a NumPy array ``(N, K)`` (a copy;
+    the torch model's mode is restored)."""
+    with evaluating(model):
+        if isinstance(model, reference.Sequential):
+            return model.predict(X)
+        return model(torch.from_numpy(np.asarray(X))).detach().cpu().numpy().copy()
+
+
+# ---- entries whose gradient is 0 by construction --------------------------------------------
+
+def zero_gradient_keys(model: reference.Sequential) -> set[str]:
+    """Parameters whose gradient is exactly 0 in training mode: the bias of a Linear directly
+    followed by BatchNorm1d (a per-feature constant is removed by the batch mean)."""
+    layers = model.layers
+    return {f"{i}.bias" for i in range(len(layers) - 1)
+            if isinstance(layers[i], L.Linear) and isinstance(layers[i + 1], L.BatchNorm1d)}
+
+
+def cancelled_keys(model: reference.Sequential) -> set[str]:
+    """State entries whose true gradient is exactly 0, left out of trajectory comparisons:
+    the bias of a Linear that feeds a BatchNorm1d (``zero_gradient_keys``) and that
+    BatchNorm's ``running_mean``.
+
+    Linear ``h_n = W x_n + b`` (``h: (N, D)``, ``b: (D,)``), then the norm subtracts a mean.
+
+    BatchNorm (training) normalizes each feature over the batch: ``h_nj − mean_n h_nj =
+    (Wx)_nj − mean_n (Wx)_nj`` — every component ``b_j`` cancels, the output does not depend
+    on ``b``, and ``db = Σ_n dh_n = 0`` (BatchNorm's ``dh_:j`` sums to 0 over the batch).
+    Each side's bias is then a random walk of rounding noise (Adam turns it into steps of up
+    to lr) and ``running_mean`` tracks that bias: neither changes a training-mode output.
+
+    LayerNorm normalizes each sample over its features: ``h_n − mean_j h_nj =
+    (Wx_n − mean_j (Wx_n)_j·1) + (b − mean(b)·1)`` — only the mean of the bias vector (its
+    component along the ones vector ``1``) cancels. LayerNorm's ``dh_n`` is orthogonal to
+    ``1`` (and to ``x̂_n``) but nothing else, so ``db = Σ_n dh_n = P Σ_n dh_n`` with
+    ``P = I − 11ᵀ/D``: the gradient projected off the ones vector, not 0 (measured on
+    spiral003-layernorm: max |db| ~1e-2, tests/test_diverge.py). Its bias trains like any
+    other parameter and stays in the trajectory bound.
+    """
+    biases = zero_gradient_keys(model)
+    return biases | {f"{int(k.split('.')[0]) + 1}.running_mean" for k in biases}
+
+
+# ---- building twins -------------------------------------------------------------------------
+
+def param_groups(names: list[str], weight_keys: set[str], weight_decay: float,
+                 decay: str) -> list[tuple[list[str], float]]:
+    """``[(names, weight_decay)]`` groups: one group when ``decay == "all"`` (torch's default:
+    biases and norm affines decay too), else the ``weight_keys`` with ``weight_decay`` and
+    the rest with 0 (cs231n's L2 on weights only). Empty groups are left out."""
+    if decay not in DECAY:
+        raise ValueError(f"decay must be one of {DECAY}, got {decay!r}")
+    if weight_decay and decay == "weights":
+        groups = [([k for k in names if k in weight_keys], weight_decay),
+                  ([k for k in names if k not in weight_keys], 0.0)]
+        return [(ks, wd) for ks, wd in groups if ks]
+    return [(list(names), weight_decay)]
+
+
+def _optimizers(np_model, t_model, kind: str, lr: float, options: dict,
+                groups: list[tuple[list[str], float]]):
+    """The NumPy and torch optimizer ``kind`` over the same named param groups."""
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got {kind!r}")
+    np_params, t_params = np_model.parameters(), dict(t_model.named_parameters())
+    np_opt = OPTIMIZERS[kind]([{"params": {k: np_params[k] for k in ks}, "weight_decay": wd}
+                               for ks, wd in groups], lr=lr, **options)
+    t_opt = torch_impl.build_optimizer(
+        kind, [{"params": [t_params[k] for k in ks], "weight_decay": wd} for ks, wd in groups],
+        lr=lr, **options)
+    return np_opt, t_opt
+
+
+def _check_pair(numpy_model, torch_model, loss: str, init_from: str) -> str:
+    """Types, loss name and ``init_from``; returns the dtype name of the NumPy parameters."""
+    if not isinstance(numpy_model, reference.Sequential):
+        raise TypeError(f"numpy_model must be a reference.Sequential, got "
+                        f"{type(numpy_model).__name__}")
+    if not isinstance(torch_model, nn.Sequential):
+        raise TypeError(f"torch_model must be a torch.nn.Sequential, got "
+                        f"{type(torch_model).__name__}")
+    if loss not in reference.losses.LOSSES or loss not in torch_impl.LOSSES:
+        raise ValueError(f"loss must be one of {sorted(torch_impl.LOSSES)}, got {loss!r}")
+    if init_from not in IMPLS:
+        raise ValueError(f"init_from must be one of {IMPLS}, got {init_from!r}")
+    dtypes = {v.dtype.name for v in numpy_model.parameters().values()}
+    if len(dtypes) != 1 or not dtypes <= set(torch_impl.build.DTYPES):
+        raise ValueError(f"numpy_model parameters must all be one of "
+                         f"{tuple(torch_impl.build.DTYPES)}, got {sorted(dtypes) or 'none'}")
+    return dtypes.pop()
+
+
+def from_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, loss: str, *,
+                optimizer: str = "sgd", lr: float = 0.01, options: dict | None = None,
+                weight_decay: float = 0.0, decay: str = "all", penalty_in_loss: bool = False,
+                init_from: str = "numpy", name: str = "twins") -> Twins:
+    """Twins of a user's own pair of models.
+
+    ``numpy_model``: ``reference.Sequential`` (Linear weight ``(in, out)``); ``torch_model``:
+    ``nn.Sequential`` with the same state_dict keys and the same dtype (float64 | float32).
+    ``loss``: ``cross_entropy`` | ``bce`` | ``bce_with_logits``. ``optimizer``: ``sgd`` |
+    ``adam`` | ``adamw`` with ``lr`` and ``options`` as torch names them (``momentum``,
+    ``betas``, ``amsgrad`` …), ``weight_decay`` on every parameter (``decay="all"``, torch's
+    default) or on Linear weights only (``"weights"``). ``penalty_in_loss``: both sides also
+    report cs231n's ``0.5·weight_decay·Σ‖W‖²`` over the Linear weights (needs
+    ``decay="weights"``). ``init_from``: whose weights both start from — ``"numpy"`` copies
+    the NumPy model's into torch, ``"torch"`` the reverse (torch's default init). Keys, shapes
+    and dtypes must match: ``ValueError`` naming the entry otherwise.
+    """
+    dtype = _check_pair(numpy_model, torch_model, loss, init_from)
+    if penalty_in_loss and decay != "weights":
+        raise ValueError("penalty_in_loss needs decay='weights' (cs231n's L2 is on weights)")
+    if init_from == "numpy":
+        transfer.numpy_to_torch(numpy_model, torch_model)
+    else:
+        transfer.torch_to_numpy(torch_model, numpy_model)
+    weights = transfer.linear_weight_keys(torch_model)
+    names = list(numpy_model.parameters())
+    groups = param_groups(names, weights, weight_decay, decay)
+    np_opt, t_opt = _optimizers(numpy_model, torch_model, optimizer, lr, dict(options or {}),
+                                groups)
+    penalty = [k for k in names if k in weights] if penalty_in_loss else []
+    return Twins(name, dtype, numpy_model, torch_model, loss, np_opt, t_opt, penalty,
+                 weight_decay if penalty_in_loss else 0.0)
 
 
 def from_spec(spec, dtype: str = "float64", seed: int = 0, np_model=None) -> Twins:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from layerspec import BatchNorm1d, Dropout, LayerNorm, Linear, ReLU, Sigmoid
 from parity.spec import ModelSpec, OptimSpec, Target
 
 SEED_000 = "000_8ac0cd49e651210c.txt"   # cs231n case study (spiral, linear vs 2-layer)
@@ -19,7 +20,7 @@ _MODELS = [
     ModelSpec(
         name="cs231n-linear", source=SEED_000,
         summary="softmax classifier on the 3-class spiral; the document's point: it fails (~49%)",
-        layers=(("linear", 2, 3),), loss="cross_entropy",
+        layers=(Linear(2, 3),), loss="cross_entropy",
         optimizer=OptimSpec("sgd", lr=1.0, weight_decay=1e-3, decay="weights"),
         reg_in_loss=True, dataset="spiral3", init="normal0.01", epochs=200,
         target=Target(0.60, "test", "<"),
@@ -27,7 +28,7 @@ _MODELS = [
     ModelSpec(
         name="cs231n-2layer", source=SEED_000,
         summary="2→100→3 ReLU net, 0.01·randn init, L2 1e-3 on weights, lr 1, full batch",
-        layers=(("linear", 2, 100), ("relu",), ("linear", 100, 3)), loss="cross_entropy",
+        layers=(Linear(2, 100), ReLU(), Linear(100, 3)), loss="cross_entropy",
         optimizer=OptimSpec("sgd", lr=1.0, weight_decay=1e-3, decay="weights"),
         reg_in_loss=True, dataset="spiral3", init="normal0.01", epochs=10_000,
         target=Target(0.95),
@@ -35,7 +36,7 @@ _MODELS = [
     ModelSpec(
         name="blog-2layer", source=SEED_001,
         summary="the blog's NeuralNet: same 2→100→3 net, no regularization, lr 1, 10 000 epochs",
-        layers=(("linear", 2, 100), ("relu",), ("linear", 100, 3)), loss="cross_entropy",
+        layers=(Linear(2, 100), ReLU(), Linear(100, 3)), loss="cross_entropy",
         optimizer=OptimSpec("sgd", lr=1.0), dataset="spiral3", init="normal0.01",
         epochs=10_000, target=Target(0.95),
         notes="the blog's spiral.csv is not shipped: the cs231n generator's data stand in "
@@ -48,17 +49,17 @@ _DIGITS: dict[str, Any] = dict(loss="cross_entropy", dataset="digits", init="he"
 
 
 def _bn_block(i, o, p_drop):
-    return (("linear", i, o), ("batchnorm", o), ("relu",), ("dropout", p_drop))
+    return (Linear(i, o), BatchNorm1d(o), ReLU(), Dropout(p_drop))
 
 
 def _ln_block(i, o, p_drop):
-    return (("linear", i, o), ("layernorm", o), ("relu",), ("dropout", p_drop))
+    return (Linear(i, o), LayerNorm(o), ReLU(), Dropout(p_drop))
 
 
 def _spiral003(block, hidden=(128, 128, 64)):
     dims = (2,) + tuple(hidden)
     body = tuple(x for i, o in zip(dims, dims[1:]) for x in block(i, o, 0.15))
-    return body + (("linear", dims[-1], 1), ("sigmoid",))
+    return body + (Linear(dims[-1], 1), Sigmoid())
 
 
 _SPIRAL003: dict[str, Any] = dict(loss="bce", init="he", epochs=500, batch_size=64)
@@ -71,13 +72,13 @@ _CORRECTED: dict[str, Any] = dict(dataset="two_spirals_003_corrected",
                                   dataset_options={"noise": 0.02})
 _SPIRAL004: dict[str, Any] = dict(loss="bce_with_logits", dataset="two_spirals_004",
                                   init="uniform_torch", epochs=500)
-_NET004 = (("linear", 2, 16), ("relu",), ("linear", 16, 8), ("relu",), ("linear", 8, 1))
+_NET004 = (Linear(2, 16), ReLU(), Linear(16, 8), ReLU(), Linear(8, 1))
 
 _MODELS += [
     ModelSpec(
         name="xor-relu", source=SEED_002,
         summary="XOR with 2→8→2 ReLU + softmax cross-entropy, lr 0.5, 2000 full-batch epochs",
-        layers=(("linear", 2, 8), ("relu",), ("linear", 8, 2)), loss="cross_entropy",
+        layers=(Linear(2, 8), ReLU(), Linear(8, 2)), loss="cross_entropy",
         optimizer=OptimSpec("sgd", lr=0.5), dataset="xor", init="he", epochs=2000,
         target=Target(1.0, "train"),
         notes="seed-dependent: some initializations leave dead ReLUs; see the 20-seed table",
@@ -85,33 +86,32 @@ _MODELS += [
     ModelSpec(
         name="digits-2layer", source=SEED_002,
         summary="8×8 digits, 64→128→10 ReLU, lr 0.1, 500 full-batch epochs",
-        layers=(("linear", 64, 128), ("relu",), ("linear", 128, 10)),
+        layers=(Linear(64, 128), ReLU(), Linear(128, 10)),
         optimizer=OptimSpec("sgd", lr=0.1), epochs=500, target=Target(0.95), **_DIGITS,
     ),
     ModelSpec(
         name="digits-minibatch", source=SEED_002,
         summary="digits 64→128→10, SGD lr 0.01, 200 epochs of shuffled minibatches of 32",
-        layers=(("linear", 64, 128), ("relu",), ("linear", 128, 10)),
+        layers=(Linear(64, 128), ReLU(), Linear(128, 10)),
         optimizer=OptimSpec("sgd", lr=0.01), epochs=200, batch_size=32, target=Target(0.95),
         **_DIGITS,
     ),
     ModelSpec(
         name="digits-3layer", source=SEED_002,
         summary="exercise 1: a third layer, 64→128→64→10 ReLU, lr 0.1, 500 full-batch epochs",
-        layers=(("linear", 64, 128), ("relu",), ("linear", 128, 64), ("relu",),
-                ("linear", 64, 10)),
+        layers=(Linear(64, 128), ReLU(), Linear(128, 64), ReLU(), Linear(64, 10)),
         optimizer=OptimSpec("sgd", lr=0.1), epochs=500, target=Target(0.95), **_DIGITS,
     ),
     ModelSpec(
         name="digits-dropout", source=SEED_002,
         summary="exercise 2: inverted dropout p=0.2 on the hidden layer, lr 0.1, 500 epochs",
-        layers=(("linear", 64, 128), ("relu",), ("dropout", 0.2), ("linear", 128, 10)),
+        layers=(Linear(64, 128), ReLU(), Dropout(0.2), Linear(128, 10)),
         optimizer=OptimSpec("sgd", lr=0.1), epochs=500, target=Target(0.95), **_DIGITS,
     ),
     ModelSpec(
         name="digits-momentum", source=SEED_002,
         summary="exercise 3: SGD momentum 0.9 (torch's v = βv + g; θ −= lr·v), lr 0.01, 500 epochs",
-        layers=(("linear", 64, 128), ("relu",), ("linear", 128, 10)),
+        layers=(Linear(64, 128), ReLU(), Linear(128, 10)),
         optimizer=OptimSpec("sgd", lr=0.01, options={"momentum": 0.9}), epochs=500,
         target=Target(0.95), **_DIGITS,
     ),
@@ -163,7 +163,7 @@ _MODELS += [
     ModelSpec(
         name="spiral004-corrected", source=SEED_004,
         summary="a setting that reaches 95%: noise 0.05 and 2→32→16→1, Adam 0.01, 3000 epochs",
-        layers=(("linear", 2, 32), ("relu",), ("linear", 32, 16), ("relu",), ("linear", 16, 1)),
+        layers=(Linear(2, 32), ReLU(), Linear(32, 16), ReLU(), Linear(16, 1)),
         optimizer=OptimSpec("adam", lr=0.01), target=Target(0.95),
         **{**_SPIRAL004, "epochs": 3000, "dataset_options": {"noise": 0.05}},
         notes="Bayes ceiling of the seed-004 generator: 0.728 at noise 0.2, 0.952 at 0.1, "
@@ -173,14 +173,14 @@ _MODELS += [
         name="xor-sigmoid", source=SEED_004,
         summary="XOR 2→2→1 with sigmoid hidden and output, BCE, randn·0.5 init, lr 1.0, "
                 "10 000 full-batch epochs",
-        layers=(("linear", 2, 2), ("sigmoid",), ("linear", 2, 1), ("sigmoid",)), loss="bce",
+        layers=(Linear(2, 2), Sigmoid(), Linear(2, 1), Sigmoid()), loss="bce",
         optimizer=OptimSpec("sgd", lr=1.0), dataset="xor", init="normal0.5", epochs=10_000,
         target=Target(1.0, "train"),
     ),
     ModelSpec(
         name="spiral004-deeper", source=SEED_004,
         summary="exercise 1: a third hidden layer of 4 (2→16→8→4→1)",
-        layers=_NET004[:-1] + (("linear", 8, 4), ("relu",), ("linear", 4, 1)),
+        layers=_NET004[:-1] + (Linear(8, 4), ReLU(), Linear(4, 1)),
         optimizer=OptimSpec("adam", lr=0.01), target=None, **_SPIRAL004,
     ),
     ModelSpec(
@@ -211,7 +211,7 @@ _MODELS += [
         name="spiral004-numpy-challenge", source=SEED_004,
         summary="challenge: 2→64→1, ReLU hidden, sigmoid output + BCE, SGD lr 0.5, "
                 "2000 full-batch epochs",
-        layers=(("linear", 2, 64), ("relu",), ("linear", 64, 1), ("sigmoid",)), loss="bce",
+        layers=(Linear(2, 64), ReLU(), Linear(64, 1), Sigmoid()), loss="bce",
         optimizer=OptimSpec("sgd", lr=0.5), dataset="two_spirals_004", init="he",
         epochs=2000, target=None,
     ),

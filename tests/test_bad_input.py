@@ -239,9 +239,9 @@ def _regular_file(tmp_path) -> Path:
 CLI = [
     # id, argv (TMP → tmp_path), stderr regex, gap
     ("dtype-float16x", ["train", "cs231n-2layer", "--dtype", "float16x"],
-     r"--dtype must be float64 or float32, got 'float16x'", None),
+     r"argument --dtype: invalid choice: 'float16x' \(choose from 'float64', 'float32'\)", None),
     ("check-dtype-float16x", ["check", "cs231n-2layer", "--dtype", "float16x"],
-     r"--dtype must be float64 or float32, got 'float16x'", None),
+     r"argument --dtype: invalid choice: 'float16x' \(choose from 'float64', 'float32'\)", None),
     ("impl-gpu", ["train", "cs231n-2layer", "--impl", "gpu"],
      r"argument --impl: invalid choice: 'gpu'", None),
     ("seed-abc", ["train", "cs231n-2layer", "--seed", "abc"],

@@ -10,6 +10,7 @@ input gradient leaves every parameter gradient bit-identical.
 import numpy as np
 import pytest
 
+from layerspec import Linear
 from parity import zoo
 from parity.tolerances import tolerance
 from parity.tools import bench
@@ -97,7 +98,8 @@ def test_backward_without_input_grad_keeps_every_gradient(name):
     spec = zoo.get(name)
     model = spec.build_numpy(0)
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((8, next(item[1] for item in spec.layers if item[0] == "linear")))
+    X = rng.standard_normal((8, next(i.in_features for i in spec.layers
+                                     if isinstance(i, Linear))))
     out = model.forward(X, training=True)
     cot = rng.standard_normal(out.shape)
     dx = model.backward(cot.copy())

@@ -3,6 +3,7 @@ interchange through files, one clear ValueError per kind of bad file, atomic wri
 ``export`` / ``import-check`` commands."""
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -11,18 +12,22 @@ import zipfile
 
 import numpy as np
 import pytest
+import safetensors
+import safetensors.numpy
+import safetensors.torch
 import torch
 
+import layerspec as S
 from parity import train, transfer, zoo
 from parity.tolerances import tolerance
 from parity.tools import checkpoint as C
 
 MODELS = list(zoo.CATALOGUE)
-BN_MODELS = [m for m in MODELS if any(i[0] == "batchnorm" for i in zoo.get(m).layers)]
+BN_MODELS = [m for m in MODELS if zoo.get(m).has(S.BatchNorm1d)]
 
 
 def _first_linear_in(spec) -> int:
-    return next(i[1] for i in spec.layers if i[0] == "linear")
+    return next(i.in_features for i in spec.layers if isinstance(i, S.Linear))
 
 
 def trained_numpy(spec, dtype="float64", seed=1):
@@ -144,23 +149,136 @@ def test_torch_trained_pt_loads_into_numpy_with_identical_predictions(name, tmp_
     assert np.array_equal(C.predictions(C.load_any(p, spec, "torch"), X), C.predictions(t, X))
 
 
-@pytest.mark.parametrize("impl, fmt", [("numpy", "pt"), ("torch", "npz")])
-def test_either_twin_saves_in_either_format(impl, fmt, tmp_path):
+@pytest.mark.parametrize("impl, fmt, saved_from", [
+    ("numpy", "pt", "torch"), ("torch", "npz", "numpy"),     # converted through transfer
+    ("numpy", "safetensors", "numpy"), ("torch", "safetensors", "torch"),   # written as is
+])
+def test_either_twin_saves_in_either_format(impl, fmt, saved_from, tmp_path):
     spec = zoo.get("spiral003")
     model = trained_numpy(spec) if impl == "numpy" else trained_torch(spec)
     C.save(tmp_path / f"m.{fmt}", model, spec.name, fmt)
     assert C.detect_format(tmp_path / f"m.{fmt}") == fmt
-    assert C.read_checkpoint(tmp_path / f"m.{fmt}").meta["saved_from"] == (
-        "torch" if fmt == "pt" else "numpy")
+    assert C.read_checkpoint(tmp_path / f"m.{fmt}").meta["saved_from"] == saved_from
     assert_bit_identical(C.load_numpy(tmp_path / f"m.{fmt}", spec).state_dict(),
                          trained_numpy(spec).state_dict())
 
 
-def test_format_is_detected_from_contents_not_name(tmp_path):
+@pytest.mark.parametrize("fmt, name", [("npz", "really-npz.pt"),
+                                       ("safetensors", "really-safetensors.npz")])
+def test_format_is_read_from_contents_not_name(fmt, name, tmp_path):
+    """Writing goes by the extension (``save``); ``save_numpy`` with an explicit format and
+    a misleading name is the way to get such a file, and reading sniffs the contents."""
     spec = zoo.get("cs231n-2layer")
-    C.save_numpy(tmp_path / "really-npz.pt", trained_numpy(spec), spec.name)
-    assert C.detect_format(tmp_path / "really-npz.pt") == "npz"
-    C.load_torch(tmp_path / "really-npz.pt", spec)
+    C.save_numpy(tmp_path / name, trained_numpy(spec), spec.name, fmt=fmt)
+    assert C.detect_format(tmp_path / name) == fmt
+    C.load_torch(tmp_path / name, spec)
+
+
+# ── safetensors: the torch state_dict as porters exchange it, either twin writes and reads ──
+
+def _st_data(path) -> bytes:
+    """The tensor bytes of a .safetensors file (everything after the header)."""
+    raw = path.read_bytes()
+    return raw[8 + struct.unpack("<Q", raw[:8])[0]:]
+
+
+@pytest.mark.parametrize("saver", C.IMPLS)
+@pytest.mark.parametrize("name", MODELS)
+def test_safetensors_round_trip_is_bit_exact(name, saver, tmp_path):
+    """Written by either twin (safetensors.numpy / safetensors.torch), read by both, the file
+    holds the torch state_dict: its keys, Linear weights (out, in), the same bytes; and plain
+    ``safetensors.torch.load_file`` + ``load_state_dict(strict=True)`` — what a porter does,
+    no nn-parity code — loads it into the torch twin."""
+    spec = zoo.get(name)
+    m, t = trained_numpy(spec), trained_torch(spec)          # the same weights and buffers
+    p = tmp_path / "m.safetensors"
+    C.save(p, m if saver == "numpy" else t, name)
+    want = transfer.torch_state(t)
+    on_disk = safetensors.numpy.load(p.read_bytes())
+    assert_bit_identical({k: on_disk[k] for k in want}, want)
+    assert set(on_disk) == set(want)
+    assert_bit_identical(transfer.torch_state(C.load_torch(p, spec)), want)
+    assert_bit_identical(C.load_numpy(p, spec).state_dict(), m.state_dict())
+    assert_bit_identical(C.read_checkpoint(p, spec, via="torch").state,
+                         C.read_checkpoint(p, spec, via="numpy").state)
+    porter = spec.build_torch()
+    porter.load_state_dict(safetensors.torch.load_file(p), strict=True)
+    assert_bit_identical(transfer.torch_state(porter), want)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_npz_pt_safetensors_chain_is_bit_exact(name, tmp_path):
+    """npz → torch → pt → numpy → safetensors → torch → safetensors → numpy → npz: not a bit
+    of any array changes; the two twins' .safetensors files hold identical tensor bytes (their
+    headers differ in ``saved_from`` only)."""
+    spec = zoo.get(name)
+    m0 = trained_numpy(spec)
+    C.save(tmp_path / "a.npz", m0, name)
+    C.save(tmp_path / "b.pt", C.load_torch(tmp_path / "a.npz", spec), name)
+    C.save(tmp_path / "c.safetensors", C.load_numpy(tmp_path / "b.pt", spec), name)
+    C.save(tmp_path / "d.safetensors", C.load_torch(tmp_path / "c.safetensors", spec), name)
+    C.save(tmp_path / "e.npz", C.load_numpy(tmp_path / "d.safetensors", spec), name)
+    assert_bit_identical(C.load_numpy(tmp_path / "e.npz", spec).state_dict(), m0.state_dict())
+    assert _st_data(tmp_path / "c.safetensors") == _st_data(tmp_path / "d.safetensors")
+    metas = [C.read_checkpoint(tmp_path / f"{x}.safetensors").meta for x in "cd"]
+    assert [mt.pop("saved_from") for mt in metas] == ["numpy", "torch"]
+    assert metas[0] == metas[1]
+
+
+def test_safetensors_header_names_format_version_and_model(tmp_path):
+    """What other tools see (``safe_open(...).metadata()``): str → str entries."""
+    p = tmp_path / "m.safetensors"
+    meta = C.save(p, trained_numpy(zoo.get(GOOD)), GOOD, extra_meta={"seed": 3})
+    with safetensors.safe_open(p, "np") as f:
+        md = f.metadata()
+    assert (md["format"], md["version"], md["model"]) == (C.FORMAT, str(C.FORMAT_VERSION), GOOD)
+    assert json.loads(md[C.ST_RECORD]) == meta == C.read_checkpoint(p).meta
+    assert set(json.loads(md[C.ST_DIGESTS])) == {C.META_KEY, *meta["keys"]}
+
+
+@pytest.mark.parametrize("name", ["cs231n-2layer", "digits-dropout", "spiral003-layernorm"])
+@pytest.mark.parametrize("trained_in, loaded_into", [("numpy", "torch"), ("torch", "numpy")])
+def test_safetensors_trained_on_one_side_predicts_the_same_on_the_other(name, trained_in,
+                                                                        loaded_into, tmp_path):
+    """Cross-loading: train one twin, write .safetensors, load the other twin from it. Bound
+    and measurement as for npz/pt above (float64 outputs differ by summation order only)."""
+    spec = zoo.get(name)
+    _, model = train.run(spec, trained_in, seed=0, epochs=3)
+    p = tmp_path / "m.safetensors"
+    C.save(p, model, name)
+    other = C.load_any(p, spec, loaded_into)
+    X = spec.data(0).X_test
+    _, atol = tolerance("float64", "output")
+    assert _max_diff(model, other, X) <= atol
+
+
+# ── the format comes from the extension when writing ───────────────────────────────────────
+
+@pytest.mark.parametrize("fmt", C.FORMATS)
+def test_save_chooses_the_format_by_extension(fmt, tmp_path):
+    p = tmp_path / f"M.{fmt.upper()}"                  # any case
+    C.save(p, trained_torch(zoo.get(GOOD)), GOOD)
+    assert C.format_for_path(p) == C.detect_format(p) == fmt
+
+
+@pytest.mark.parametrize("name, ext", [("m.bin", ".bin"), ("m", "(none)"),
+                                       ("m.npz.part", ".part"), ("m.safetensor", ".safetensor")])
+def test_unknown_extension_is_refused_before_writing(name, ext, tmp_path):
+    with pytest.raises(ValueError, match=rf": unknown checkpoint extension '{re.escape(ext)}'; "
+                                         r"the file name must end in one of \.npz, \.pt, "
+                                         r"\.safetensors$"):
+        C.save(tmp_path / name, trained_numpy(zoo.get(GOOD)), GOOD)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("saver, fmt", [("numpy", "pt"), ("torch", "npz")])
+def test_a_twin_saver_refuses_the_other_sides_format(saver, fmt, tmp_path):
+    """save_numpy writes npz/safetensors, save_torch pt/safetensors; ``save`` converts."""
+    fn = C.save_numpy if saver == "numpy" else C.save_torch
+    model = trained_numpy(zoo.get(GOOD)) if saver == "numpy" else trained_torch(zoo.get(GOOD))
+    with pytest.raises(ValueError, match=rf"^save_{saver}: format must be one of .*'{fmt}'$"):
+        fn(tmp_path / f"m.{fmt}", model, GOOD, fmt=fmt)
+    assert os.listdir(tmp_path) == []
 
 
 # ── one ValueError line per kind of bad file ─────────────────────────────────────────────────
@@ -296,6 +414,174 @@ def make_other_architecture(p):
     C.save_torch(p, trained_torch(zoo.get("xor-relu")), "xor-relu")
 
 
+# .safetensors: the same kinds of bad file, written the way each would arise
+def _raw_st(p, state, meta, **header):
+    """A .safetensors file of ``state`` with valid digests; ``header`` overrides entries of
+    its __metadata__ (so one field can be made inconsistent at a time)."""
+    md = {**C._st_header_meta(meta, state), **header}
+    p.write_bytes(safetensors.numpy.save(state, md))
+
+
+def _st_header_text(p) -> tuple[bytes, str]:
+    raw = p.read_bytes()
+    n = struct.unpack("<Q", raw[:8])[0]
+    return raw[8 + n:], raw[8:8 + n].decode()
+
+
+def _st_with_header(p, data: bytes, header: str):
+    h = header.encode()
+    p.write_bytes(struct.pack("<Q", len(h)) + h + data)
+
+
+def make_good_st(p):
+    C.save_numpy(p, trained_numpy(zoo.get(GOOD)), GOOD, fmt="safetensors")
+
+
+def make_truncated_st_data(p):
+    make_good_st(p)
+    p.write_bytes(p.read_bytes()[:-30])
+
+
+def make_truncated_st_header(p):
+    make_good_st(p)
+    p.write_bytes(p.read_bytes()[:8 + 100])
+
+
+def make_garbage_st(p):
+    p.write_bytes(struct.pack("<Q", 24) + b"{garbage, not json at al" + bytes(64))
+
+
+def make_huge_header_st(p):
+    p.write_bytes(struct.pack("<Q", 1 << 40) + b'{"__metadata__":{}}')
+
+
+def make_plain_st(p):
+    """What a porter's ``save_file(model.state_dict())`` gives: no nn-parity record."""
+    p.write_bytes(safetensors.torch.save(trained_torch(zoo.get(GOOD)).state_dict(),
+                                         {"format": "pt"}))
+
+
+def make_corrupt_st(p):
+    make_good_st(p)
+    data, header = _st_header_text(p)
+    start = json.loads(header)["0.weight"]["data_offsets"][0]
+    data = bytearray(data)
+    data[start + 5] ^= 0x40
+    _st_with_header(p, bytes(data), header)
+
+
+def make_corrupt_st_record(p):
+    state, meta = _good_parts()
+    md = C._st_header_meta(meta, state)
+    _raw_st(p, state, meta, **{C.ST_RECORD: md[C.ST_RECORD].replace('"parameters": 603',
+                                                                    '"parameters": 604')})
+
+
+def make_st_without_digests(p):
+    make_good_st(p)
+    data, header = _st_header_text(p)
+    h = json.loads(header)
+    del h["__metadata__"][C.ST_DIGESTS]
+    _st_with_header(p, data, json.dumps(h))
+
+
+def make_st_duplicate_key(p):
+    make_good_st(p)
+    data, header = _st_header_text(p)
+    entry = re.search(r'"2\.bias":\{[^}]*\}', header).group(0)
+    _st_with_header(p, data, header.rstrip()[:-1] + "," + entry + "}")
+
+
+def make_st_header_model_mismatch(p):
+    state, meta = _good_parts()
+    _raw_st(p, state, meta, model="blog-2layer")
+
+
+def make_st_missing_key(p):
+    state, meta = _good_parts()
+    del state["2.bias"]
+    _raw_st(p, state, meta)
+
+
+def make_st_numpy_layout(p):
+    state, meta = _good_parts()
+    state["0.weight"] = np.ascontiguousarray(state["0.weight"].T)
+    _raw_st(p, state, meta)
+
+
+def make_st_wrong_dtype(p):
+    state, meta = _good_parts()
+    state["2.bias"] = state["2.bias"].astype(np.float32)
+    _raw_st(p, state, meta)
+
+
+def make_st_future_version(p):
+    state, meta = _good_parts()
+    _raw_st(p, state, {**meta, "version": 99}, version="99")
+
+
+def make_st_other_model(p):
+    C.save_numpy(p, trained_numpy(zoo.get("blog-2layer")), "blog-2layer", fmt="safetensors")
+
+
+def make_st_nan(p):
+    state, meta = _good_parts()
+    state["2.weight"][1, 2] = np.nan
+    _raw_st(p, state, meta)
+
+
+def make_st_bfloat16(p):
+    """A dtype NumPy has no name for: safetensors.numpy cannot read it, torch can (and the
+    checkpoint check refuses it)."""
+    t = trained_torch(zoo.get(GOOD))
+    sd = {k: v.clone() for k, v in t.state_dict().items()}
+    sd["0.weight"] = sd["0.weight"].to(torch.bfloat16)
+    state, meta = _good_parts()
+    md = C._st_header_meta(meta, state)
+    p.write_bytes(safetensors.torch.save(sd, md))
+
+
+ST_BAD_FILES = [
+    ("st-truncated-data", make_truncated_st_data, "safetensors",
+     r"truncated safetensors file: its tensors need 4824 bytes of data, 4794 follow the "
+     r"header$"),
+    ("st-truncated-header", make_truncated_st_header, "safetensors",
+     r"truncated safetensors file: its header declares \d+ bytes, 100 follow$"),
+    ("st-garbage", make_garbage_st, "safetensors",
+     r"safetensors header is not valid JSON \(Expecting property name"),
+    ("st-huge-header", make_huge_header_st, "safetensors",
+     r"safetensors header declares 1099511627776 bytes, more than the \d+ bytes allowed"),
+    ("st-plain-state-dict", make_plain_st, "safetensors",
+     r"a safetensors file but not an nn-parity checkpoint: no 'nn-parity' record in its "
+     r"__metadata__$"),
+    ("st-corrupt-tensor", make_corrupt_st, "safetensors",
+     r"corrupt checkpoint: tensor '0\.weight' fails its SHA-256 check$"),
+    ("st-corrupt-record", make_corrupt_st_record, "safetensors",
+     r"corrupt checkpoint: the metadata record fails its SHA-256 check$"),
+    ("st-without-digests", make_st_without_digests, "safetensors",
+     r"no 'sha256' digests in the safetensors __metadata__$"),
+    ("st-duplicate-key", make_st_duplicate_key, "safetensors",
+     r"safetensors header names key '2\.bias' twice$"),
+    ("st-header-disagrees-with-record", make_st_header_model_mismatch, "safetensors",
+     r"safetensors header field 'model' is 'blog-2layer', the record says 'cs231n-2layer'$"),
+    ("st-missing-key", make_st_missing_key, "safetensors", r"missing keys \['2\.bias'\]$"),
+    ("st-numpy-layout", make_st_numpy_layout, "safetensors",
+     r"0\.weight: expected shape \(100, 2\), got \(2, 100\) \(NumPy layout\? "),
+    ("st-wrong-dtype", make_st_wrong_dtype, "safetensors",
+     r"2\.bias: expected dtype float64, got float32$"),
+    ("st-future-version", make_st_future_version, "safetensors",
+     r"format version 99; .*reads versions 1\.\.1"),
+    ("st-other-model", make_st_other_model, "safetensors",
+     r"checkpoint of model 'blog-2layer', not 'cs231n-2layer'$"),
+    ("st-nan", make_st_nan, "safetensors",
+     r"2\.weight holds 1 non-finite value\(s\) \(first nan at index \(1, 2\)\); refusing to "
+     r"load it$"),
+    # safetensors.numpy has no bfloat16; safetensors.torch reads it, our reader refuses it
+    ("st-bfloat16", make_st_bfloat16, "safetensors",
+     r"unreadable safetensors file \(.*BF16|0\.weight: unsupported dtype torch\.bfloat16$"),
+]
+
+
 BAD_FILES = [
     # id, maker, file suffix, message regex (after the path)
     ("empty", make_empty, "npz", r"empty file \(0 bytes\)"),
@@ -327,6 +613,7 @@ BAD_FILES = [
      r"checkpoint of model 'blog-2layer', not 'cs231n-2layer'$"),
     ("other-model-other-shapes", make_other_architecture, "pt",
      r"checkpoint of model 'xor-relu', not 'cs231n-2layer'$"),
+    *ST_BAD_FILES,
 ]
 
 
@@ -391,9 +678,10 @@ def test_failed_replace_keeps_old_file_and_leaves_no_temp(fmt, tmp_path, monkeyp
                          trained_numpy(zoo.get(GOOD), seed=1).state_dict())
 
 
-@pytest.mark.parametrize("fmt", C.FORMATS)
+@pytest.mark.parametrize("fmt", ["npz", "pt"])
 def test_failure_mid_write_leaves_nothing(fmt, tmp_path, monkeypatch):
-    """A write that dies half-way (disk full) leaves neither the target nor a temp file."""
+    """A write that dies half-way (disk full) leaves neither the target nor a temp file.
+    (.safetensors is serialized to bytes first: see the fsync case below.)"""
     def half_then_fail(f):
         f.write(b"PK\x03\x04 half a checkpoint")
         raise OSError(28, "No space left on device")
@@ -405,11 +693,24 @@ def test_failure_mid_write_leaves_nothing(fmt, tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+@pytest.mark.parametrize("fmt", C.FORMATS)
+def test_failure_after_the_bytes_are_written_leaves_nothing(fmt, tmp_path, monkeypatch):
+    """Every byte is in the temp file, then fsync fails (EIO): no target, no temp file."""
+    def eio(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", eio)
+    with pytest.raises(OSError, match="Input/output error"):
+        C.save(tmp_path / f"m.{fmt}", trained_numpy(zoo.get(GOOD)), GOOD)
+    assert os.listdir(tmp_path) == []
+
+
 # ── CLI: export / import-check ──────────────────────────────────────────────────────────────
 
 
 
-@pytest.mark.parametrize("impl, fmt", [("numpy", "npz"), ("torch", "pt"), ("numpy", "pt")])
+@pytest.mark.parametrize("impl, fmt", [("numpy", "npz"), ("torch", "pt"), ("numpy", "pt"),
+                                       ("numpy", "safetensors"), ("torch", "safetensors")])
 def test_cli_export_then_import_check(cli, capsys, tmp_path, impl, fmt):
     p = str(tmp_path / f"m.{fmt}")
     assert cli(["export", "cs231n-2layer", "--impl", impl, "--out", p, "--epochs", "20",
@@ -455,3 +756,52 @@ def test_cli_help_explains_every_option(cli, capsys, command):
     out = capsys.readouterr().out
     for a in actions:
         assert (a.option_strings[0] if a.option_strings else a.metavar or a.dest) in out
+
+
+@pytest.mark.parametrize("fmt", C.FORMATS)
+def test_cli_export_json_says_what_was_written(cli, capsys, tmp_path, fmt):
+    """stdout is one JSON object: path, format, size, the file's SHA-256, every key."""
+    p = tmp_path / f"m.{fmt}"
+    assert cli(["export", GOOD, "--impl", "torch", "--out", str(p), "--epochs", "2",
+                "--seed", "1", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert (r["model"], r["path"], r["format"], r["layout"]) == (GOOD, str(p), fmt, "torch")
+    assert r["bytes"] == p.stat().st_size
+    assert r["sha256"] == hashlib.sha256(p.read_bytes()).hexdigest()
+    ck = C.read_checkpoint(p, GOOD)
+    assert r["keys"] == {k: {"dtype": v.dtype.name, "shape": list(v.shape)}
+                         for k, v in ck.state.items()}
+    assert list(r["keys"]) == list(ck.state)
+    assert (r["trained_with"], r["seed"], r["epochs"]) == ("torch", 1, 2)
+
+
+def test_cli_export_unknown_extension_is_exit_2_before_training(cli, capsys, tmp_path,
+                                                                monkeypatch):
+    from parity import train as train_mod
+
+    def must_not_train(*a, **k):
+        raise AssertionError("trained before the --out extension was checked")
+
+    monkeypatch.setattr(train_mod, "run", must_not_train)
+    assert cli(["export", GOOD, "--impl", "numpy", "--out", str(tmp_path / "m.bin")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert re.search(r"--out .*m\.bin: unknown checkpoint extension '\.bin'; the file name "
+                     r"must end in one of \.npz, \.pt, \.safetensors$", err.strip())
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("maker, pattern", [
+    (make_truncated_st_data, r"truncated safetensors file"),
+    (make_garbage_st, r"safetensors header is not valid JSON"),
+    (make_corrupt_st, r"tensor '0\.weight' fails its SHA-256 check"),
+    (make_plain_st, r"not an nn-parity checkpoint"),
+], ids=["truncated", "garbage", "corrupt", "plain-state-dict"])
+def test_cli_import_check_of_a_bad_safetensors_is_exit_2(cli, capsys, tmp_path, maker,
+                                                         pattern):
+    p = tmp_path / "m.safetensors"
+    maker(p)
+    assert cli(["import-check", GOOD, str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert re.search(pattern, err), err

@@ -1,14 +1,30 @@
-"""The command line: every command's JSON, its tables, and one-line errors with exit 2."""
+"""The command line: every command's JSON, its tables, help and examples, ``--threads``
+before or after the command, ``--version``, and one-line errors with exit 2."""
 
 import json
 import os
+import platform
+import re
+import shlex
 import subprocess
 import sys
+from importlib import metadata
 
+import numpy
 import pytest
+import torch
 
 from parity import zoo
-from parity.cli import main
+from parity.cli import (
+    DTYPES,
+    EXAMPLES,
+    LIST_COLUMNS,
+    LIST_DETAILS,
+    TOP_EXAMPLES,
+    build_parser,
+    main,
+    subcommands,
+)
 
 
 def run_cli(capsys, *argv):
@@ -86,3 +102,152 @@ def test_help_explains(capsys):
     out = capsys.readouterr().out
     for cmd in ("list", "check", "train", "diverge", "study"):
         assert cmd in out
+    for line in TOP_EXAMPLES:
+        assert f"  {line}\n" in out, f"nn-parity --help: example {line!r}"
+        if line != "nn-parity --version":   # parsing that one prints and exits
+            assert PARSER.parse_args(shlex.split(line)[1:]).func, f"example {line!r}"
+
+
+# ── every subcommand: help, examples, --threads/--debug anywhere, --json, --dtype ───────────
+
+PARSER = build_parser()
+COMMANDS = subcommands(PARSER)
+# The commands the CLI documents. Registered statically in build_parser (no import probing):
+# a module that stops registering, or a new one, shows up here.
+EXPECTED = ("list", "check", "train", "diverge", "bench", "drift", "study", "selftest",
+            "export", "import-check", "bayes", "claims")
+
+
+def _options(parser) -> dict:
+    return {opt: a for a in parser._actions for opt in a.option_strings}
+
+
+def _example_argv(cmd: str) -> list[str]:
+    """The first example of ``cmd``'s help, as argv without the program name."""
+    words = shlex.split(EXAMPLES[cmd][0])
+    assert words[:2] == ["nn-parity", cmd], f"{cmd}: example {EXAMPLES[cmd][0]!r}"
+    return words[1:]
+
+
+def test_every_command_is_registered():
+    assert tuple(COMMANDS) == EXPECTED
+    assert set(EXAMPLES) == set(EXPECTED), "every command has examples, and only those"
+
+
+@pytest.mark.parametrize("cmd", EXPECTED)
+def test_help_has_a_description_and_examples(capsys, cmd):
+    code, out, err = run_cli(capsys, cmd, "--help")
+    description = COMMANDS[cmd].description
+    assert code == 0 and err == "", f"{cmd} --help: exit {code}, stderr {err!r}"
+    assert description and len(description) > 40, f"{cmd}: no description"
+    assert " ".join(description.split()[:6]) in " ".join(out.split()), f"{cmd}: description"
+    assert "examples:" in out, f"{cmd} --help: no examples"
+    for line in EXAMPLES[cmd]:
+        assert f"  {line}\n" in out, f"{cmd} --help: example {line!r} missing or rewrapped"
+
+
+@pytest.mark.parametrize("cmd", EXPECTED)
+def test_every_example_parses(cmd):
+    for line in EXAMPLES[cmd]:
+        words = shlex.split(line)
+        assert words[:2] == ["nn-parity", cmd], f"{cmd}: example {line!r}"
+        args = PARSER.parse_args(words[1:])
+        assert args.command == cmd and callable(args.func), f"{cmd}: example {line!r}"
+
+
+@pytest.mark.parametrize("cmd", EXPECTED)
+def test_threads_and_debug_before_or_after_the_command(cmd):
+    argv = _example_argv(cmd)
+    before = PARSER.parse_args(["--threads", "1", *argv])
+    after = PARSER.parse_args([*argv, "--threads", "1"])
+    assert before.threads == after.threads == 1, f"{cmd}: --threads 1"
+    # a value given before the command survives the subcommand's parser (no default there)
+    assert PARSER.parse_args(["--threads", "3", *argv]).threads == 3, f"{cmd}: --threads 3 before"
+    assert PARSER.parse_args([*argv, "--threads", "3"]).threads == 3, f"{cmd}: --threads 3 after"
+    assert PARSER.parse_args(argv).threads == 1, f"{cmd}: --threads default"
+    assert PARSER.parse_args([*argv, "--debug"]).debug, f"{cmd}: --debug after"
+    assert not PARSER.parse_args(argv).debug, f"{cmd}: --debug default"
+
+
+def test_threads_after_the_command_in_a_run(capsys):
+    code, out, _ = run_cli(capsys, "list", "--json", "--threads", "1")
+    assert code == 0 and json.loads(out)
+    code, _, err = run_cli(capsys, "list", "--threads", "0")
+    assert code == 2 and "--threads" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("cmd", EXPECTED)
+def test_json_on_every_command(cmd):
+    action = _options(COMMANDS[cmd]).get("--json")
+    assert action is not None, f"{cmd}: no --json"
+    assert PARSER.parse_args([*_example_argv(cmd), "--json"]).json is True, f"{cmd} --json"
+
+
+@pytest.mark.parametrize("cmd", [c for c in EXPECTED if "--dtype" in _options(COMMANDS[c])])
+def test_dtype_has_choices(capsys, cmd):
+    assert _options(COMMANDS[cmd])["--dtype"].choices == DTYPES, f"{cmd} --dtype choices"
+    code, _, err = run_cli(capsys, *_example_argv(cmd), "--dtype", "float16")
+    assert code == 2 and "float16" in err and "float32" in err, f"{cmd} --dtype float16"
+    assert len(err.strip().splitlines()) == 1, f"{cmd} --dtype float16: {err!r}"
+
+
+def test_version(capsys):
+    code, out, err = run_cli(capsys, "--version")
+    assert code == 0 and err == ""
+    assert out == (f"nn-parity {metadata.version('nn-parity')} (numpy {numpy.__version__}, "
+                   f"torch {torch.__version__}, python {platform.python_version()})\n")
+    assert re.fullmatch(r"nn-parity \d+\.\d+\.\d+\S* \(numpy \S+, torch \S+, python "
+                        r"\d+\.\d+\.\d+\S*\)\n", out)
+
+
+def test_list_table_is_aligned_and_says_what_the_json_says(capsys):
+    _, table, _ = run_cli(capsys, "list")
+    _, js, _ = run_cli(capsys, "list", "--json")
+    rows = json.loads(js)
+    lines = table.splitlines()
+    header, body = lines[0], lines[1:]
+    per_model = 1 + len(LIST_DETAILS)
+    assert len(body) == per_model * len(rows)
+
+    def cells(line):  # (start, end, text) of each cell; cells are 2+ spaces apart
+        return [(m.start(), m.end(), m.group()) for m in re.finditer(r"\S+(?: \S+)*", line)]
+
+    heads = cells(header)
+    assert [h for _, _, h in heads] == [h for h, _, _ in LIST_COLUMNS]
+    for i, row in enumerate(rows):
+        line, details = body[per_model * i], body[per_model * i + 1:per_model * (i + 1)]
+        got = cells(line)
+        assert len(got) == len(LIST_COLUMNS), f"list: row {row['name']!r}: {line!r}"
+        for (_, key, align), (h0, h1, _), (c0, c1, text) in zip(LIST_COLUMNS, heads, got):
+            want = "full" if key == "batch_size" and row[key] is None else str(
+                "-" if row[key] is None else row[key])
+            assert text == want, f"list: {key} of {row['name']}: table {text!r}, json {want!r}"
+            edge = (c0, h0) if align == "<" else (c1, h1)
+            assert edge[0] == edge[1], f"list: column {key} of {row['name']} not aligned"
+        for key, detail in zip(LIST_DETAILS, details):
+            assert detail.split(None, 1) == [f"{key}:", str(row[key])], f"list: {key}"
+
+
+def test_bayes_json_has_the_table_numbers(capsys):
+    argv = ("bayes", "two_spirals_seed004", "--n-per-class", "10", "--samples", "1")
+    code, table, _ = run_cli(capsys, *argv)
+    assert code == 0
+    code, out, _ = run_cli(capsys, *argv, "--json")
+    est = json.loads(out)
+    # 1 point asks for 1 call of 2 x 10 points; the estimator makes 10 calls at least
+    assert code == 0 and est["generator"] == "two_spirals_seed004" and est["n_samples"] == 200
+    assert est["options"]["n_per_class"] == 10
+    assert f"{est['n_samples']} points" in table
+    for key in ("mean", "stderr", "label_accuracy", "label_stderr", "min_log_loss"):
+        assert f"{est[key]:.4f}" in table, f"bayes: {key} {est[key]} not in the table"
+    assert f"z = {est['consistency_z']:+.2f}" in table and est["method"] in table
+
+
+@pytest.mark.slow
+def test_drift_record_and_combine_json(capsys, tmp_path):
+    """~20 s wall (6 s CPU): every model, both twins, one epoch."""
+    code, out, _ = run_cli(capsys, "drift", "--out", str(tmp_path), "--epochs", "1", "--json")
+    rec = json.loads(out)
+    assert code == 0 and os.path.isfile(rec["path"]) and rec["environment"] in rec["path"]
+    code, out, _ = run_cli(capsys, "drift", "--combine", str(tmp_path), "--json")
+    assert code == 0 and json.loads(out)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+import layerspec as S
 import torch_impl
 from parity.tolerances import tolerance
 from reference import losses as L
@@ -15,12 +16,12 @@ DTYPES = ("float64", "float32")
 TDT = {"float64": torch.float64, "float32": torch.float32}
 
 LAYERS = [
-    pytest.param(("linear", 5, 4), id="linear"),
-    pytest.param(("relu",), id="relu"),
-    pytest.param(("sigmoid",), id="sigmoid"),
-    pytest.param(("tanh",), id="tanh"),
-    pytest.param(("batchnorm", 5), id="batchnorm"),
-    pytest.param(("layernorm", 5), id="layernorm"),
+    pytest.param(S.Linear(5, 4), id="linear"),
+    pytest.param(S.ReLU(), id="relu"),
+    pytest.param(S.Sigmoid(), id="sigmoid"),
+    pytest.param(S.Tanh(), id="tanh"),
+    pytest.param(S.BatchNorm1d(5), id="batchnorm"),
+    pytest.param(S.LayerNorm(5), id="layernorm"),
 ]
 
 
@@ -34,6 +35,11 @@ def assert_same(label, mine, theirs, dtype, quantity):
                                atol=atol, msg=lambda m: f"{label}: {m}")
 
 
+def _is_linear_weight(desc: S.LayerSpec, key: str) -> bool:
+    """NumPy keeps ``W: (in, out)``, torch ``(out, in)``: only this array is transposed."""
+    return isinstance(desc, S.Linear) and key == "weight"
+
+
 def layer_pair(desc, dtype, rng):
     """NumPy layer and torch module with identical (random, non-trivial) parameters."""
     np_layer = build_sequential((desc,), init="uniform_torch", rng=rng,
@@ -44,7 +50,7 @@ def layer_pair(desc, dtype, rng):
     with torch.no_grad():
         for k, p in t_layer.named_parameters():
             v = np_layer.params[k]
-            p.copy_(torch.from_numpy(v.T.copy() if desc[0] == "linear" and k == "weight" else v))
+            p.copy_(torch.from_numpy(v.T.copy() if _is_linear_weight(desc, k) else v))
     return np_layer, t_layer
 
 
@@ -52,7 +58,8 @@ def helper_test_layer(desc, dtype, training=True, scale=1.0, n=8):
     rng = np.random.default_rng(0)
     np_layer, t_layer = layer_pair(desc, dtype, rng)
     x = (scale * rng.standard_normal((n, 5))).astype(dtype)
-    cot = rng.standard_normal((n, desc[2] if desc[0] == "linear" else 5)).astype(dtype)
+    width = desc.out_features if isinstance(desc, S.Linear) else 5
+    cot = rng.standard_normal((n, width)).astype(dtype)
     t_layer.train(training)
     xt = torch.from_numpy(x.copy()).requires_grad_(True)
     out_t = t_layer(xt)
@@ -63,8 +70,7 @@ def helper_test_layer(desc, dtype, training=True, scale=1.0, n=8):
     assert_same("cotangent dx", dx, xt.grad, dtype, "grad")
     for k, p in t_layer.named_parameters():
         g = np_layer.grads[k]
-        assert_same(f"grad {k}", g.T if desc[0] == "linear" and k == "weight" else g, p.grad,
-                    dtype, "grad")
+        assert_same(f"grad {k}", g.T if _is_linear_weight(desc, k) else g, p.grad, dtype, "grad")
     for k, b in t_layer.named_buffers():
         assert_same(f"buffer {k}", np.asarray(np_layer.buffers[k]), b, dtype, "buffer")
 
@@ -79,7 +85,7 @@ def test_layer_train(desc, dtype): helper_test_layer(desc, dtype, training=True)
 def test_layer_eval(desc, dtype): helper_test_layer(desc, dtype, training=False)
 
 
-@pytest.mark.parametrize("desc", [("sigmoid",), ("tanh",)], ids=["sigmoid", "tanh"])
+@pytest.mark.parametrize("desc", [S.Sigmoid(), S.Tanh()], ids=["sigmoid", "tanh"])
 def test_saturated_activations(desc): helper_test_layer(desc, "float64", scale=60.0)
 
 
@@ -94,7 +100,7 @@ def test_sigmoid_does_not_overflow():
 # ---- BatchNorm1d: shared/PARITY_NOTES.md -------------------------------------------------
 def test_batchnorm_running_var_is_unbiased_with_momentum_on_the_new_value():
     rng = np.random.default_rng(1)
-    np_bn, t_bn = layer_pair(("batchnorm", 5), "float64", rng)
+    np_bn, t_bn = layer_pair(S.BatchNorm1d(5), "float64", rng)
     x = rng.standard_normal((6, 5)) * 3 + 2
     np_bn.forward(x, True)
     t_bn.train()(torch.from_numpy(x))
@@ -124,7 +130,7 @@ def test_batchnorm_cumulative_average_when_momentum_none():
 
 
 def test_batchnorm_refuses_batch_of_one_in_training_on_both_sides():
-    np_bn, t_bn = layer_pair(("batchnorm", 5), "float64", np.random.default_rng(0))
+    np_bn, t_bn = layer_pair(S.BatchNorm1d(5), "float64", np.random.default_rng(0))
     x = np.ones((1, 5))
     with pytest.raises(ValueError, match="Expected more than 1 value per channel when training"):
         t_bn.train()(torch.from_numpy(x))

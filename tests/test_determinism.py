@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from parity import train, transfer, zoo
+from parity.twins import IMPLS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,7 +34,7 @@ def _state(model):
     return model.state_dict()
 
 
-@pytest.mark.parametrize("impl", train.IMPLS)
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name, epochs", CASES, ids=[c[0] for c in CASES])
 def test_same_seed_same_history_bit_for_bit(name, epochs, impl):
     spec = zoo.get(name)
@@ -48,7 +49,7 @@ def test_same_seed_same_history_bit_for_bit(name, epochs, impl):
     assert isinstance(a.threads, int) and a.threads >= 1
 
 
-@pytest.mark.parametrize("impl", train.IMPLS)
+@pytest.mark.parametrize("impl", IMPLS)
 def test_another_seed_gives_another_history(impl):
     """The equality above is not vacuous: the seed reaches data, init, order and masks."""
     spec = zoo.get("digits-dropout")

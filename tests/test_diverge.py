@@ -1,22 +1,30 @@
-"""``parity.diverge``: which entries the trajectory bound leaves out (``cancelled_keys``), and
-why — measured gradients of the Linear biases that feed a normalization layer."""
+"""``parity.diverge``: which entries the trajectory bound leaves out
+(``parity.twins.cancelled_keys``), and why — measured gradients of the Linear biases that feed
+a normalization layer."""
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 import torch_impl
 from parity import transfer, zoo
 from parity.compare import first_batch
-from parity.diverge import cancelled_keys
+from parity.twins import cancelled_keys
 
 MODELS = list(zoo.CATALOGUE)
 
 
-def _norm_fed(layers, norm: str) -> list[int]:
-    """Indices of the Linear layers directly followed by ``norm`` (batchnorm | layernorm)."""
-    return [i for i, item in enumerate(layers[:-1])
-            if item[0] == "linear" and layers[i + 1][0] == norm]
+NORMS = {"batchnorm": nn.BatchNorm1d, "layernorm": nn.LayerNorm}
+
+
+def _norm_fed(spec, norm: str) -> list[int]:
+    """Indices of the Linear layers of ``spec``'s torch twin directly followed by ``norm``
+    (batchnorm | layernorm): read from torch's modules, independently of the NumPy layers
+    that ``cancelled_keys`` inspects."""
+    m = spec.build_torch()
+    return [i for i in range(len(m) - 1)
+            if isinstance(m[i], nn.Linear) and isinstance(m[i + 1], NORMS[norm])]
 
 
 def _first_step_grads(spec) -> tuple[dict, dict]:
@@ -39,8 +47,8 @@ def _first_step_grads(spec) -> tuple[dict, dict]:
     return mine, theirs
 
 
-LN_MODELS = [m for m in MODELS if _norm_fed(zoo.get(m).layers, "layernorm")]
-BN_MODELS = [m for m in MODELS if _norm_fed(zoo.get(m).layers, "batchnorm")]
+LN_MODELS = [m for m in MODELS if _norm_fed(zoo.get(m), "layernorm")]
+BN_MODELS = [m for m in MODELS if _norm_fed(zoo.get(m), "batchnorm")]
 
 
 def test_the_catalogue_has_both_kinds_of_norm_fed_bias():
@@ -55,7 +63,7 @@ def test_a_bias_feeding_layernorm_has_a_nonzero_gradient(name):
     ``0.bias``, ``4.bias``, ``8.bias`` (rounding noise would be ~1e-17)."""
     spec = zoo.get(name)
     for side, grads in zip(("numpy", "torch"), _first_step_grads(spec)):
-        for i in _norm_fed(spec.layers, "layernorm"):
+        for i in _norm_fed(spec, "layernorm"):
             db = grads[f"{i}.bias"]
             size = float(np.abs(db).max())
             assert size > 1e-3, f"{name} {side}: max |grad {i}.bias| = {size:.3g}, expected > 1e-3"
@@ -72,7 +80,7 @@ def test_a_bias_feeding_batchnorm_has_a_zero_gradient(name):
     layer's weight gradient."""
     spec = zoo.get(name)
     for side, grads in zip(("numpy", "torch"), _first_step_grads(spec)):
-        for i in _norm_fed(spec.layers, "batchnorm"):
+        for i in _norm_fed(spec, "batchnorm"):
             db, dW = grads[f"{i}.bias"], grads[f"{i}.weight"]
             scale = float(np.abs(dW).max())
             assert float(np.abs(db).max()) <= 1e-12 * max(scale, 1.0), (
@@ -85,10 +93,10 @@ def test_cancelled_keys_are_the_batchnorm_fed_biases_and_their_running_means(nam
     """BN-fed biases (and the following ``running_mean``) are out of the trajectory bound;
     LN-fed biases, whose gradient is not 0, stay in; every key names a real state entry."""
     spec = zoo.get(name)
-    keys = cancelled_keys(spec)
-    bn = _norm_fed(spec.layers, "batchnorm")
+    keys = cancelled_keys(spec.build_numpy(0))
+    bn = _norm_fed(spec, "batchnorm")
     expected = {f"{i}.bias" for i in bn} | {f"{i + 1}.running_mean" for i in bn}
     assert keys == expected, f"{name}: cancelled_keys {sorted(keys)}, expected {sorted(expected)}"
-    for i in _norm_fed(spec.layers, "layernorm"):
+    for i in _norm_fed(spec, "layernorm"):
         assert f"{i}.bias" not in keys, f"{name}: LayerNorm-fed {i}.bias must stay in the bound"
     assert keys <= set(spec.build_torch().state_dict()), name

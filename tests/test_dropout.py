@@ -5,14 +5,15 @@ import numpy as np
 import pytest
 import torch
 
+import layerspec as S
 from parity import zoo
 from parity.masks import DropoutMaskRecorder
 from reference.layers import Dropout
 
 # the issue's p, every dropout p of the catalogue (spiral003's 0.15 is one where the two
 # ways of forming 1/(1 − p) in float32 differ), and more p where they differ (0.45, 0.87)
-CATALOGUE_P = sorted({item[1] for s in zoo.CATALOGUE.values() for item in s.layers
-                      if item[0] == "dropout"})
+CATALOGUE_P = sorted({item.p for s in zoo.CATALOGUE.values() for item in s.layers
+                      if isinstance(item, S.Dropout)})
 P = sorted({0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 0.45, 0.87, *CATALOGUE_P})
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 

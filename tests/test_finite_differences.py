@@ -1,6 +1,6 @@
 """The reference's hand-written backward passes against central finite differences of its own
-forward (``parity.finite_diff``): every layer kind of the registry ``reference.build.
-LAYER_KINDS`` in training and eval mode and every loss of ``reference.losses.LOSSES``, in
+forward (``parity.finite_diff``): every type of the layer vocabulary ``layerspec.
+VOCABULARY`` in training and eval mode and every loss of ``reference.losses.LOSSES``, in
 float64 and in float32 (the float32 backward against float64 finite differences at the same
 point, within ``F32_K·u·κ``), and every catalogue model. The oracle needs neither twin to be
 right; thresholds, their derivation and measurements are in its docstring."""
@@ -8,22 +8,23 @@ right; thresholds, their derivation and measurements are in its docstring."""
 import numpy as np
 import pytest
 
+import layerspec as S
 from parity import finite_diff as fd
 from parity import zoo
 from reference import layers as L
 from reference import losses as LS
-from reference.build import LAYER_KINDS, build_sequential
+from reference.build import build_sequential
 
 MODELS = list(zoo.CATALOGUE)
 # fast tier: one model per group of identical initial gradients (same layers, loss, init, data)
 CLASSES = fd.gradient_classes(zoo.CATALOGUE)
 
 
-# One example per entry of the layer registry (reference.build.LAYER_KINDS): a new kind fails
+# One example per type of the layer vocabulary (layerspec.VOCABULARY): a new type fails
 # test_every_layer_kind_has_an_example until it gets one, and then every check below.
-EXAMPLES = {"linear": ("linear", 5, 4), "relu": ("relu",), "sigmoid": ("sigmoid",),
-            "tanh": ("tanh",), "dropout": ("dropout", 0.3), "batchnorm": ("batchnorm", 5),
-            "layernorm": ("layernorm", 5)}
+EXAMPLES = {"linear": S.Linear(5, 4), "relu": S.ReLU(), "sigmoid": S.Sigmoid(),
+            "tanh": S.Tanh(), "dropout": S.Dropout(0.3), "batchnorm": S.BatchNorm1d(5),
+            "layernorm": S.LayerNorm(5)}
 DTYPES = ["float64", "float32"]
 
 
@@ -58,15 +59,16 @@ def _layer_classes(cls=L.Layer) -> set:
 
 
 def test_every_layer_kind_has_an_example():
-    """Registry coverage: every kind reference.build knows, and every public Layer class of
-    reference.layers (built by some kind), gets the finite-difference checks."""
-    assert set(EXAMPLES) == set(LAYER_KINDS), "add an example for the new layer kind"
+    """Registry coverage: every type of the vocabulary, and every public Layer class of
+    reference.layers (built by some type), gets the finite-difference checks."""
+    assert {type(e) for e in EXAMPLES.values()} == set(S.VOCABULARY), \
+        "add an example for the new layer type"
     built = {type(make_layer(k, np.random.default_rng(0))) for k in EXAMPLES}
     assert _layer_classes() <= built, f"not built by any kind: {_layer_classes() - built}"
 
 
 LAYER_CASES = [pytest.param(kind, training, id=f"{kind}-{'train' if training else 'eval'}")
-               for kind in LAYER_KINDS for training in (True, False)]
+               for kind in EXAMPLES for training in (True, False)]
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -259,8 +261,10 @@ def test_kink_free_batch_drops_the_xor_origin():
 
 
 def test_zero_gradient_keys_are_biases_feeding_batchnorm():
-    assert fd.zero_gradient_keys(zoo.get("spiral003").layers) == {"0.bias", "4.bias", "8.bias"}
-    assert fd.zero_gradient_keys(zoo.get("spiral003-layernorm").layers) == set()
+    from parity.twins import zero_gradient_keys
+    assert zero_gradient_keys(zoo.get("spiral003").build_numpy(0)) == {"0.bias", "4.bias",
+                                                                        "8.bias"}
+    assert zero_gradient_keys(zoo.get("spiral003-layernorm").build_numpy(0)) == set()
 
 
 # ---- every catalogue model ------------------------------------------------------------------

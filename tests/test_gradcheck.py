@@ -35,6 +35,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
+import layerspec as S
 import torch_impl
 from parity import transfer, zoo
 from parity.finite_diff import gradient_classes, kink_free_batch
@@ -75,10 +76,6 @@ def loss_function(spec, seed: int = 0, n: int = BATCH, dtype: str = "float64"):
     return f, inputs
 
 
-def has(spec, *kinds) -> bool:
-    return any(item[0] in kinds for item in spec.layers)
-
-
 def gradcheck(f, inputs, **kw) -> bool:
     assert all(t.dtype == torch.float64 for t in inputs), "gradcheck runs in float64 only"
     return torch.autograd.gradcheck(f, inputs, **kw)
@@ -98,7 +95,7 @@ def test_gradcheck_full_jacobian_small_models(name):
 
 
 SMOOTH_SMALL = [m for m in CLASSES if zoo.get(m).num_parameters() <= GRADGRAD_MAX_PARAMS
-                and not has(zoo.get(m), "batchnorm", "dropout")]
+                and not zoo.get(m).has(S.BatchNorm1d, S.Dropout)]
 
 
 @pytest.mark.parametrize("name", SMOOTH_SMALL, ids=SMOOTH_SMALL)
@@ -150,7 +147,7 @@ def test_gradcheck_full_jacobian(name):
 
 
 SMOOTH = [m for m in MODELS if zoo.get(m).num_parameters() <= GRADGRAD_MAX_PARAMS
-          and not has(zoo.get(m), "batchnorm", "dropout")]
+          and not zoo.get(m).has(S.BatchNorm1d, S.Dropout)]
 
 
 @pytest.mark.slow

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import safetensors.numpy
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -581,8 +582,10 @@ def _pt_with(path, tensor):
 
 @pytest.mark.parametrize("make, pattern", [
     (lambda: torch.empty(100, 2, dtype=torch.float64, device="meta"), r"a meta-device tensor"),
+    # torch >= 2.15 refuses a nested tensor inside torch.load(weights_only=True) already (its
+    # unpickler no longer allows _rebuild_nested_tensor): a one-line refusal either way
     (lambda: torch.nested.nested_tensor([torch.zeros(2, dtype=torch.float64)] * 100),
-     r"a nested tensor"),
+     r"a nested tensor|refused it \(UnpicklingError"),
     (lambda: torch.zeros(100, 2, dtype=torch.float64).to_sparse(), r"a sparse tensor|refused"),
 ], ids=["meta", "nested", "sparse"])
 def test_row12_odd_tensors_in_a_pt(cli, capsys, tmp_path, make, pattern):
@@ -621,6 +624,8 @@ def test_row13_non_finite_weights_are_bad_input_not_a_parity_failure(cli, capsys
     p = tmp_path / f"ck.{fmt}"
     if fmt == "npz":
         np.savez(p, **state, **{C.META_KEY: np.array(json.dumps(meta))})
+    elif fmt == "safetensors":      # valid digests: only the values are wrong
+        p.write_bytes(safetensors.numpy.save(state, C._st_header_meta(meta, state)))
     else:
         torch.save({"meta": meta, "state_dict": {k: torch.from_numpy(v)
                                                  for k, v in state.items()}}, p)
@@ -849,7 +854,7 @@ def test_random_truncations(valid_files, tmp_path, fmt, data):
 
 
 @_FUZZ
-@given(fmt=st.sampled_from(C.FORMATS), data=st.data())
+@given(fmt=st.sampled_from(["npz", "pt"]), data=st.data())   # the zip formats: members to rename
 def test_random_member_renames(valid_files, tmp_path, fmt, data):
     raw = valid_files[fmt][0]
     with zipfile.ZipFile(io.BytesIO(raw)) as z:

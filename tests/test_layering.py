@@ -1,5 +1,8 @@
 """The architecture, enforced: who may import whom.
 
+    layerspec/    the layer vocabulary both builders read: the standard library only (no
+                  NumPy, torch, reference, torch_impl or parity), so that reference and
+                  torch_impl can both import it without importing each other
     reference/    NumPy only: never torch, never torch_impl or parity
     torch_impl/   torch only: never reference or parity
     parity/*.py   the twins core, the catalogue and the CLI: never parity.study/audit/tools
@@ -14,6 +17,7 @@ imports of its own and a new module is checked the moment it exists.
 
 import ast
 import pathlib
+import sys
 
 import pytest
 
@@ -41,6 +45,8 @@ def imported_modules(path: pathlib.Path, root: pathlib.Path = ROOT) -> set[str]:
 
 def forbidden(module: str) -> tuple[str, ...]:
     """The module prefixes ``module`` must not import."""
+    if module.startswith("layerspec"):
+        return ("numpy", "torch", "torch_impl", "reference", "parity")
     if module.startswith("reference"):
         return ("torch", "torch_impl", "parity")
     if module.startswith("torch_impl"):
@@ -55,7 +61,7 @@ def forbidden(module: str) -> tuple[str, ...]:
 
 
 def _modules():
-    for top in ("reference", "torch_impl", "parity"):
+    for top in ("layerspec", "reference", "torch_impl", "parity"):
         for path in sorted((ROOT / top).rglob("*.py")):
             yield ".".join(path.relative_to(ROOT).with_suffix("").parts), path
 
@@ -93,3 +99,14 @@ def test_every_layer_has_modules():
     """A typo in a directory name must not make the layering test vacuous."""
     for prefix in ("reference.", "torch_impl.", "parity.study.", "parity.audit.", "parity.tools."):
         assert sum(m.startswith(prefix) for m in MODULES) >= 2, prefix
+
+
+def test_the_vocabulary_needs_only_the_standard_library():
+    """Stricter than ``forbidden``: ``layerspec`` imports nothing outside the standard library
+    and itself, so any package of the project (and a user without torch or NumPy) can read it."""
+    mods = {m: p for m, p in MODULES.items() if m == "layerspec" or m.startswith("layerspec.")}
+    assert mods, "layerspec not found: the vocabulary package moved?"
+    for module, path in mods.items():
+        outside = sorted(n for n in imported_modules(path)
+                         if n.split(".")[0] not in sys.stdlib_module_names | {"layerspec"})
+        assert not outside, f"{module} imports {outside}: layerspec must stay standard-library only"

@@ -50,7 +50,7 @@ def test_initial_loss_is_ln_k_on_both_sides(name):
     X, y = first_batch(spec, 0)
     bound = 2 * np.abs(spec.build_numpy(0).predict(X)).max()
     result = compare(spec, "float64", 0)
-    k = spec.layers[-1][2]
+    k = spec.layers[-1].out_features
     assert abs(result.loss_numpy[0] - math.log(k)) <= bound
     assert abs(result.loss_torch[0] - math.log(k)) <= bound
     if k == 3:

@@ -20,6 +20,7 @@ import torch
 from hypothesis import HealthCheck, Phase, assume, find, given, settings
 from hypothesis import strategies as st
 
+import layerspec as S
 import torch_impl
 from parity import finite_diff as fd
 from parity.compare import compare
@@ -33,6 +34,9 @@ from reference.optim import OPTIMIZERS
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
 NORMS = (None, "batchnorm", "layernorm")
 DROPOUT = (None, 0.5, 0.2)
+# the drawn names above → layerspec types (names keep hypothesis's output readable)
+SPEC_OF = {"relu": S.ReLU, "tanh": S.Tanh, "sigmoid": S.Sigmoid, "batchnorm": S.BatchNorm1d,
+           "layernorm": S.LayerNorm}
 LOSSES = ("cross_entropy", "bce_with_logits", "bce")
 BN_REFUSAL = "Expected more than 1 value per channel when training"
 NORM_EPS = 1e-5   # BatchNorm1d / LayerNorm default eps
@@ -80,17 +84,17 @@ def mlp_specs(draw) -> ModelSpec:
     loss = draw(st.sampled_from(LOSSES))
     k = draw(st.integers(2, 5)) if loss == "cross_entropy" else 1
     dims = (d_in, *widths)
-    layers = []
+    layers: list[S.LayerSpec] = []
     for i, o in zip(dims, dims[1:]):
-        layers.append(("linear", i, o))
+        layers.append(S.Linear(i, o))
         if norm:
-            layers.append((norm, o))
-        layers.append((act,))
+            layers.append(SPEC_OF[norm](o))
+        layers.append(SPEC_OF[act]())
         if p is not None:
-            layers.append(("dropout", p))
-    layers.append(("linear", dims[-1], k))
+            layers.append(S.Dropout(p))
+    layers.append(S.Linear(dims[-1], k))
     if loss == "bce":
-        layers.append(("sigmoid",))
+        layers.append(S.Sigmoid())
     return ModelSpec(name="hypothesis-mlp", source="tests/test_properties.py",
                      summary="random MLP drawn by hypothesis", layers=tuple(layers), loss=loss,
                      optimizer=draw(optimizers()), dataset="xor",
@@ -101,17 +105,17 @@ def make_batch(spec: ModelSpec, n: int, seed: int):
     """``X ~ N(0, 1)`` of shape ``(n, in)`` and valid labels for the spec's loss, from
     ``default_rng(seed)``."""
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, spec.layers[0][1]))
-    k = spec.layers[-1][2] if spec.loss == "cross_entropy" else 2
+    X = rng.standard_normal((n, spec.layers[0].in_features))
+    k = spec.layers[-1].out_features if spec.loss == "cross_entropy" else 2
     return X, rng.integers(0, k, n)
 
 
 def has_batchnorm(spec: ModelSpec) -> bool:
-    return any(item[0] == "batchnorm" for item in spec.layers)
+    return spec.has(S.BatchNorm1d)
 
 
 def has_norm(spec: ModelSpec) -> bool:
-    return any(item[0] in ("batchnorm", "layernorm") for item in spec.layers)
+    return spec.has(S.BatchNorm1d, S.LayerNorm)
 
 
 def dropout_masks(spec: ModelSpec, seed: int, X: np.ndarray, dtype: str = "float64") -> dict:
@@ -287,7 +291,7 @@ def test_torch_and_reference_refuse_nesterov_outside_its_rule(options):
 
 def test_batch_of_one_with_batchnorm_is_refused_by_both_sides():
     spec = ModelSpec(name="bn-1", source="tests/test_properties.py", summary="",
-                     layers=(("linear", 2, 3), ("batchnorm", 3), ("relu",), ("linear", 3, 2)),
+                     layers=(S.Linear(2, 3), S.BatchNorm1d(3), S.ReLU(), S.Linear(3, 2)),
                      loss="cross_entropy", optimizer=OptimSpec("sgd", 0.1), dataset="xor",
                      init="he", epochs=1)
     X, y = make_batch(spec, 1, 0)
@@ -307,8 +311,8 @@ def found_spec(layers, init="he") -> ModelSpec:
 
 
 # thorough profile, test_random_mlp_parity: n=1, seed=0, dtype="float64"
-LAYERNORM_1 = found_spec((("linear", 1, 1), ("layernorm", 1), ("tanh",), ("linear", 1, 4),
-                          ("layernorm", 4), ("tanh",), ("linear", 4, 1)))
+LAYERNORM_1 = found_spec((S.Linear(1, 1), S.LayerNorm(1), S.Tanh(), S.Linear(1, 4),
+                          S.LayerNorm(4), S.Tanh(), S.Linear(4, 1)))
 
 
 def test_layernorm_over_one_feature():
@@ -329,13 +333,13 @@ def test_layernorm_over_one_feature():
 FLOAT32_FOUND = [
     pytest.param(  # n=5, seed=1: LayerNorm input row (0.5369, 0.5413), κ ≈ 140; both float32
         # twins ~1e-5 from float64 in grad 0.weight / 0.bias (|g| ≈ 10)
-        found_spec((("linear", 2, 2), ("layernorm", 2), ("relu",), ("linear", 2, 1))), 5, 1,
+        found_spec((S.Linear(2, 2), S.LayerNorm(2), S.ReLU(), S.Linear(2, 1))), 5, 1,
         (100, 200), id="layernorm-kappa-140"),
     pytest.param(  # n=1, seed=4294967295, κ = 2.9: grad 0.bias (|g| = 5.1e-3) is a small
         # difference of LayerNorm-backward terms ~75× larger
-        found_spec((("linear", 1, 5), ("layernorm", 5), ("tanh",), ("dropout", 0.5),
-                    ("linear", 5, 4), ("layernorm", 4), ("tanh",), ("dropout", 0.5),
-                    ("linear", 4, 1)), init="normal0.5"), 1, 2**32 - 1,
+        found_spec((S.Linear(1, 5), S.LayerNorm(5), S.Tanh(), S.Dropout(0.5),
+                    S.Linear(5, 4), S.LayerNorm(4), S.Tanh(), S.Dropout(0.5),
+                    S.Linear(4, 1)), init="normal0.5"), 1, 2**32 - 1,
         (2, 4), id="layernorm-cancellation"),
 ]
 

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+import layerspec as S
 import torch_impl
 from parity import transfer, zoo
 from parity.train import run
+from parity.twins import IMPLS, from_spec
 from reference.training import accuracy as np_accuracy
 
 TARGETED = [m for m in zoo.CATALOGUE if zoo.get(m).target is not None]
@@ -19,7 +21,7 @@ UNTARGETED = [m for m in zoo.CATALOGUE if zoo.get(m).target is None]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("impl", ["numpy", "torch"])
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("name", TARGETED)
 def test_full_training_meets_target(name, impl):
     spec = zoo.get(name)
@@ -38,7 +40,7 @@ def test_untargeted_settings_train_and_both_twins_agree(name):
     a, _ = run(spec, "numpy", seed=spec.pinned_seed)
     b, _ = run(spec, "torch", seed=spec.pinned_seed)
     assert np.isfinite(a.final_loss) and np.isfinite(b.final_loss)
-    tol = 0.05 if any(item[0] == "dropout" for item in spec.layers) else 1e-9
+    tol = 0.05 if spec.has(S.Dropout) else 1e-9
     assert abs(a.test_accuracy - b.test_accuracy) <= tol
 
 
@@ -117,13 +119,15 @@ def test_the_two_fits_agree_step_by_step_in_float64(name):
     batches and dropout masks: every step's loss, parameters and buffers, every epoch's
     reported loss and the final eval outputs within the float64 tier (rtol 1e-10 / atol
     1e-12, parity.tolerances) — dropout and BatchNorm models included."""
-    from parity.lockstep import EPOCHS, lockstep, noise_keys, training_data
+    from parity.lockstep import EPOCHS, lockstep, training_data
+    from parity.twins import cancelled_keys
     spec = zoo.get(name)
     r = lockstep(spec)
     assert r.passed, r.report()
     n = len(training_data(spec, 0, "float64")[0])
     assert r.steps == EPOCHS * steps_per_epoch(spec, n)
-    params = set(spec.build_numpy(0).parameters()) - noise_keys(spec)
+    model = spec.build_numpy(0)
+    params = set(model.parameters()) - cancelled_keys(model)
     checked = {c.label.split()[-1] for c in r.checks if c.label.startswith(f"epoch {EPOCHS - 1}")
                and c.quantity == "param"}
     assert checked == params, f"last step compared {sorted(checked)}"
@@ -225,6 +229,12 @@ def _numpy_spy(obs: dict):
     return attach
 
 
+def _order(spec) -> dict:
+    """The recipe's batch size and batch-order stream for seed 0, as ``lockstep`` passes them."""
+    rng = spec.seeds(0)["order"] if spec.batch_size is not None else None
+    return {"batch_size": spec.batch_size, "order_rng": rng}
+
+
 @functools.cache
 def observe_fit(name: str, impl: str, epochs: int = 2) -> dict:
     """One trainer, ``epochs`` epochs, as users call it (``parity.lockstep.run_*``), watched
@@ -236,8 +246,10 @@ def observe_fit(name: str, impl: str, epochs: int = 2) -> dict:
     X, y = ls.training_data(spec, 0, "float64")
     obs: dict = {"X": X, "modes": [], "batches": [], "phase": "fit"}
     if impl == "torch":
-        rec, hist, masks, model = ls.run_torch(spec, 0, "float64", epochs, X, y,
-                                               observe=_torch_spy(obs))
+        twins = from_spec(spec, "float64", 0)
+        rec, hist, masks = ls.run_torch(twins, X, y, epochs, seed=0, observe=_torch_spy(obs),
+                                        **_order(spec))
+        model = twins.torch_model
         obs["left_training"] = [m.training for m in [model, *model]]
         obs["masks"] = {i: len(v) for i, v in masks.items()}
         buffers = transfer.torch_state(model)
@@ -247,8 +259,10 @@ def observe_fit(name: str, impl: str, epochs: int = 2) -> dict:
         obs["buffers_unchanged"] = all(np.array_equal(v, transfer.torch_state(model)[k])
                                        for k, v in buffers.items())
     else:
-        rec, hist, model = ls.run_numpy(spec, 0, "float64", epochs, X, y, {},
-                                        spec.build_torch(), observe=_numpy_spy(obs))
+        twins = from_spec(spec, "float64", 0)
+        rec, hist = ls.run_numpy(twins, X, y, epochs, {}, observe=_numpy_spy(obs),
+                                 **_order(spec))
+        model = twins.numpy_model
         buffers = model.state_dict()
         obs["phase"] = "accuracy"
         np_accuracy(model, X, y)
@@ -258,9 +272,6 @@ def observe_fit(name: str, impl: str, epochs: int = 2) -> dict:
     obs["tracked"] = {k: int(v) for k, v in buffers.items() if k.endswith("num_batches_tracked")}
     obs["steps"], obs["epochs"], obs["loss_steps"] = hist["steps"], len(hist["loss"]), rec.steps
     return obs
-
-
-IMPLS = ["numpy", "torch"]
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -305,9 +316,9 @@ def test_training_steps_run_in_train_mode_and_accuracy_in_eval_mode(name, impl):
     layers = {i for phase, i, _ in obs["modes"] if phase == "accuracy"}
     assert layers == set(range(len(spec.layers)))
     assert obs["buffers_unchanged"], "accuracy changed a buffer"
-    bn = [i for i, item in enumerate(spec.layers) if item[0] == "batchnorm"]
+    bn = [i for i, item in enumerate(spec.layers) if isinstance(item, S.BatchNorm1d)]
     assert obs["tracked"] == {f"{i}.num_batches_tracked": obs["steps"] for i in bn}
     if impl == "torch":
         assert all(obs["left_training"]) and all(obs["after_accuracy"])
-        dropout = [i for i, item in enumerate(spec.layers) if item[0] == "dropout"]
+        dropout = [i for i, item in enumerate(spec.layers) if isinstance(item, S.Dropout)]
         assert obs["masks"] == {i: obs["steps"] for i in dropout}

@@ -1,8 +1,10 @@
-"""reference.validation: every error case names the checker, the argument, expected and got."""
+"""reference.validation and the layerspec vocabulary: every error case names the checker (or
+layer), the argument, expected and got."""
 
 import numpy as np
 import pytest
 
+import layerspec as S
 from reference.validation import check_binary_targets, check_features, check_labels
 
 
@@ -170,3 +172,41 @@ def test_check_binary_targets_returns_float64(y):
     out = check_binary_targets(y, n_samples=4)
     assert out.dtype == np.float64 and out.shape == (4,)
     np.testing.assert_array_equal(out, [0.0, 1.0, 1.0, 0.0])
+
+
+# ── layerspec: each description checks its arguments on construction ────────────────────────
+
+LAYERSPEC_ERRORS = [
+    # id, type, args, exception, message regex
+    ("linear-zero", S.Linear, (0, 3), ValueError, r"Linear: in_features must be >= 1, got 0$"),
+    ("linear-negative-out", S.Linear, (2, -1), ValueError,
+     r"Linear: out_features must be >= 1, got -1$"),
+    ("linear-float", S.Linear, (2.0, 3), TypeError,
+     r"Linear: in_features must be an int, got float 2\.0$"),
+    ("linear-bool", S.Linear, (True, 3), TypeError, r"in_features must be an int, got bool"),
+    ("linear-string", S.Linear, (2, "3"), TypeError, r"out_features must be an int, got str"),
+    ("dropout-one", S.Dropout, (1.0,), ValueError, r"Dropout: p must be in \[0, 1\), got 1\.0$"),
+    ("dropout-negative", S.Dropout, (-0.1,), ValueError, r"p must be in \[0, 1\), got -0\.1$"),
+    ("dropout-nan", S.Dropout, (float("nan"),), ValueError, r"p must be in \[0, 1\), got nan$"),
+    ("dropout-string", S.Dropout, ("0.5",), TypeError,
+     r"Dropout: p must be a real number, got str '0\.5'$"),
+    ("dropout-bool", S.Dropout, (False,), TypeError, r"p must be a real number, got bool"),
+    ("batchnorm-zero", S.BatchNorm1d, (0,), ValueError,
+     r"BatchNorm1d: num_features must be >= 1, got 0$"),
+    ("layernorm-float", S.LayerNorm, (4.5,), TypeError,
+     r"LayerNorm: normalized_shape must be an int, got float 4\.5$"),
+]
+
+
+@_table("kind, args, exc, pattern", LAYERSPEC_ERRORS)
+def test_layerspec_errors(kind, args, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        kind(*args)
+
+
+def test_layerspec_stores_plain_python_numbers():
+    """NumPy scalars are accepted and stored as int/float, so a description prints, compares
+    and serializes the same whichever way its sizes were computed."""
+    lin, drop = S.Linear(np.int64(2), np.int32(3)), S.Dropout(np.float32(0.5))
+    assert (type(lin.in_features), type(lin.out_features), type(drop.p)) == (int, int, float)
+    assert lin == S.Linear(2, 3) and lin.summary == "Linear(2,3)" and drop == S.Dropout(0.5)

@@ -5,6 +5,7 @@ catch a 1e-4 relative error in a gradient, an update or an optimizer state entry
 import numpy as np
 import pytest
 
+from layerspec import BatchNorm1d, Dropout, Linear, ReLU
 from parity import zoo
 from parity.compare import compare, compare_twins, default_steps, first_batch
 from parity.judge import Pair, judge
@@ -173,11 +174,11 @@ def _large(layers, opt) -> ModelSpec:
 
 
 LARGE = [
-    pytest.param(_large((("linear", 64, 512), ("batchnorm", 512), ("relu",), ("dropout", 0.5),
-                         ("linear", 512, 512), ("batchnorm", 512), ("relu",), ("dropout", 0.5),
-                         ("linear", 512, 10)), OptimSpec("adam", 1e-3)), 128,
+    pytest.param(_large((Linear(64, 512), BatchNorm1d(512), ReLU(), Dropout(0.5),
+                         Linear(512, 512), BatchNorm1d(512), ReLU(), Dropout(0.5),
+                         Linear(512, 10)), OptimSpec("adam", 1e-3)), 128,
                  id="64-512-512-10-bn-dropout"),
-    pytest.param(_large((("linear", 784, 1024), ("relu",), ("linear", 1024, 10)),
+    pytest.param(_large((Linear(784, 1024), ReLU(), Linear(1024, 10)),
                         OptimSpec("sgd", 0.1, {"momentum": 0.9})), 64, id="784-1024-10"),
 ]
 
@@ -185,7 +186,7 @@ LARGE = [
 @pytest.mark.parametrize("spec,n", LARGE)
 def test_large_float32_nets_pass_compare(spec, n):
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((n, spec.layers[0][1]))
+    X = rng.standard_normal((n, spec.layers[0].in_features))
     y = rng.integers(0, 10, n)
     result = compare(spec, "float32", 0, batch=(X, y))
     assert result.passed, result.report()

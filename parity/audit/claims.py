@@ -674,7 +674,13 @@ def write_claims(rows: list[dict], path) -> None:
 def register(subparsers) -> None:
     """Add ``nn-parity claims [--seed s] [--quick] [--out claims.json] [--json]``."""
     p = subparsers.add_parser("claims", help="audit every numeric claim of the source "
-                                             "documents on both twins, with Bayes ceilings")
+                                             "documents on both twins, with Bayes ceilings",
+                              description="Measure every numeric claim of the five source "
+                              "documents on the NumPy reference and on the torch twin (same "
+                              "initial weights), put the Bayes ceiling of the data's generator "
+                              "beside each claim on spiral data, and give a verdict: "
+                              "reproduced, refuted, unreachable as written (no classifier could "
+                              "meet it), or not measured (quick run).")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quick", action="store_true",
                    help=f"cap epochs at {QUICK_EPOCH_CAP}, {QUICK_SAMPLES} Monte Carlo points")

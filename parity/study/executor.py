@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from layerspec import Linear
 from parity import zoo
 from parity.spec import ModelSpec
 from parity.study.jobs import (
@@ -53,7 +54,8 @@ class Job:
 
 def _step_cost(spec: ModelSpec, impl: str, rows: int) -> float:
     """Rough seconds per optimizer step (measured scale on this machine, ±2×)."""
-    width = sum(a[0] * a[1] for k, *a in spec.layers if k == "linear")
+    width = sum(item.in_features * item.out_features for item in spec.layers
+                if isinstance(item, Linear))
     per_layer = 3e-5 if impl == "numpy" else 8e-5
     return per_layer * len(spec.layers) + 6e-10 * rows * width
 

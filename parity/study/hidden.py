@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 import reference
+from parity.twins import evaluating
 
 
 def hidden_numpy(model: reference.Sequential, X: np.ndarray, upto: int = 2) -> np.ndarray:
@@ -16,14 +17,10 @@ def hidden_numpy(model: reference.Sequential, X: np.ndarray, upto: int = 2) -> n
     return X
 
 
-@torch.no_grad()
 def hidden_torch(model: torch.nn.Sequential, X: np.ndarray, upto: int = 2) -> np.ndarray:
-    was = model.training
-    model.eval()
-    try:
+    """The same for the torch twin (its mode restored afterwards)."""
+    with evaluating(model):
         return model[:upto](torch.from_numpy(X)).numpy()
-    finally:
-        model.train(was)
 
 
 def pca_2d(H: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -6,14 +6,17 @@ import dataclasses
 
 import numpy as np
 
+from layerspec import Linear
 from parity import zoo
 from parity.spec import ModelSpec
 from parity.study.progress import _run_bar
 from parity.train import run
+from parity.twins import predict
 
 
 def is_2d(spec: ModelSpec) -> bool:
-    return spec.layers[0][0] == "linear" and spec.layers[0][1] == 2
+    first = spec.layers[0]
+    return isinstance(first, Linear) and first.in_features == 2
 
 
 def grid_extent(X: np.ndarray) -> tuple:
@@ -32,27 +35,13 @@ def grid_points(extent: tuple, n: int) -> np.ndarray:
     return np.stack([gx.ravel(), gy.ravel()], axis=1)
 
 
-def _outputs(model, X: np.ndarray) -> np.ndarray:
-    """Eval-mode outputs of either twin as a NumPy array (training mode restored)."""
-    import torch
-    if isinstance(model, torch.nn.Module):
-        was = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                return model(torch.from_numpy(X)).numpy()
-        finally:
-            model.train(was)
-    return model.predict(X)
-
-
 def predict_classes(model, X: np.ndarray) -> np.ndarray:
     """Predicted class per row, as ``accuracy`` decides in both twins: argmax for K > 1
     outputs; one output thresholded at 0.5 after a final Sigmoid, else at 0 (a logit)."""
     import torch
 
     from reference.layers import Sigmoid
-    out = _outputs(model, X)
+    out = predict(model, X)
     if out.shape[1] > 1:
         return out.argmax(axis=1)
     last = model[-1] if isinstance(model, torch.nn.Module) else model.layers[-1]
@@ -66,7 +55,7 @@ def held_out_loss(spec: ModelSpec, model, X: np.ndarray, y: np.ndarray) -> float
 
     import torch_impl
     if isinstance(model, torch.nn.Module):
-        out = torch.from_numpy(_outputs(model, X))
+        out = torch.from_numpy(predict(model, X))
         return float(spec.torch_loss()(out, torch_impl.targets(spec.loss, y, out.dtype)).item())
     return float(spec.numpy_loss().forward(model.predict(X), y))
 

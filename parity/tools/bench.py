@@ -24,6 +24,7 @@ import time
 import numpy as np
 import torch
 
+from layerspec import Linear, ReLU
 from parity import transfer, zoo
 from parity.runtime import threads_in_force
 from parity.spec import ModelSpec, OptimSpec
@@ -167,8 +168,8 @@ def trainer_ratios(steps: int = 1000, pairs: int = 9) -> dict:
 
 def _mlp(width: int) -> ModelSpec:
     return ModelSpec(name=f"bench-w{width}", source="bench", summary="bench MLP",
-                     layers=(("linear", 2, width), ("relu",), ("linear", width, width),
-                             ("relu",), ("linear", width, 3)),
+                     layers=(Linear(2, width), ReLU(), Linear(width, width), ReLU(),
+                             Linear(width, 3)),
                      loss="cross_entropy", optimizer=OptimSpec("sgd", lr=0.1),
                      dataset="spiral3", init="he", epochs=1)
 

@@ -1,39 +1,51 @@
 """Checkpoints of either twin, readable by either twin.
 
-One layout on disk for both formats: the torch ``state_dict`` (keys ``"0.weight"``,
-``"1.running_var"``, arrays in torch layout — Linear weight ``(out, in)``) plus a small JSON
-metadata record (format version, model name, dtype, layer summary, how it was trained).
+One layout on disk for every format: the torch ``state_dict`` (keys ``"0.weight"``,
+``"1.running_var"``, arrays in torch layout — Linear weight ``(out, in)``, what people porting
+a model expect) plus a small JSON metadata record (format version, model name, dtype, layer
+summary, how it was trained).
 
-    .npz   ``np.savez``: one ``.npy`` member per state_dict key, and ``__meta__``: a 0-d
-           unicode array holding the JSON. No pickles: read with ``allow_pickle=False``.
-    .pt    ``torch.save({"meta": {...}, "state_dict": {key: tensor}})``, read with
-           ``weights_only=True``.
+    .npz          ``np.savez``: one ``.npy`` member per state_dict key, and ``__meta__``: a
+                  0-d unicode array holding the JSON. No pickles: read with
+                  ``allow_pickle=False``.
+    .pt           ``torch.save({"meta": {...}, "state_dict": {key: tensor}})``, read with
+                  ``weights_only=True``.
+    .safetensors  one tensor per state_dict key (written and read through
+                  ``safetensors.numpy`` by the NumPy twin, ``safetensors.torch`` by the torch
+                  twin: the same bytes); the header's ``__metadata__`` holds ``format``,
+                  ``version`` and ``model`` in plain view, the JSON record (``nn-parity``)
+                  and SHA-256 digests of the record and of every tensor (``sha256``) —
+                  safetensors has no checksum, and a flipped bit must not load silently.
 
 So a model trained in NumPy loads into torch (and back) through ``parity.transfer`` — the only
-place that transposes — and predicts the same numbers. The format is detected from the file's
-contents, not its name.
+place that transposes — and predicts the same numbers. A file is *written* in the format its
+extension names (``format_for_path``; any other extension is an error) and *read* in the format
+its contents show, whatever its name.
 
 Reading is bounded before anything is inflated (``parity.fileio``): only a regular file is read
 (a FIFO or ``/dev/zero`` is refused at once), read once, no larger than the model can need; each
 zip member's *declared* uncompressed size is checked against the model's shapes (× 8 bytes,
 plus an .npy header) from the central directory alone, so a 1.6 MB file declaring 1.6 GB is
-refused in milliseconds, and zipfile never inflates past a declared size. ``import-check``
-reads the file once for both twins.
+refused in milliseconds, and zipfile never inflates past a declared size; a safetensors
+header's declared length is checked before it is parsed. ``import-check`` reads the file once
+for both twins.
 
 Every problem with a file is a ``ValueError`` with one line naming the file and what differs:
-empty, not a zip archive, truncated, corrupt (a CRC mismatch — checked for both formats, since
-``torch.load`` does not verify CRCs and loads a bit-flipped file silently), too large, missing
-or hostile metadata (not an object, nested too deeply, a bool version, a fractional seed),
-another model's checkpoint, missing/unexpected keys, wrong shapes or dtypes, a meta-device,
-nested or sparse tensor, NaN/Inf weights. File-system problems (no such file, permission
-denied) stay ``OSError``. Writes are atomic (``parity.fileio.atomic_write``): a temp file in
-the target directory, ``fsync``, ``os.replace``; on any failure the temp file is removed and a
-previous file at the path is left untouched; a device or FIFO is never replaced.
+empty, not a checkpoint, truncated, corrupt (a CRC-32 or SHA-256 mismatch — checked for every
+format, since ``torch.load`` does not verify CRCs and loads a bit-flipped file silently), too
+large, missing or hostile metadata (not an object, nested too deeply, a key named twice, a
+bool version, a fractional seed), another model's checkpoint, missing/unexpected keys, wrong
+shapes or dtypes, a meta-device, nested or sparse tensor, NaN/Inf weights. File-system
+problems (no such file, permission denied) stay ``OSError``. Writes are atomic
+(``parity.fileio.atomic_write``): a temp file in the target directory, ``fsync``,
+``os.replace``; on any failure the temp file is removed and a previous file at the path is
+left untouched; a device or FIFO is never replaced.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import json
 import os
@@ -44,26 +56,35 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+import safetensors.numpy
+import safetensors.torch
 import torch
 from torch import nn
 
 import reference
 from parity import transfer
-from parity.fileio import atomic_write, check_file_target, open_zip, read_regular
+from parity.fileio import (
+    atomic_write,
+    atomic_write_bytes,
+    check_file_target,
+    open_zip,
+    read_regular,
+)
 from parity.spec import DTYPES, ModelSpec
+from parity.twins import IMPLS, predict
 
 FORMAT = "nn-parity-checkpoint"
 FORMAT_VERSION = 1
 META_KEY = "__meta__"
-FORMATS = ("npz", "pt")
-IMPLS = ("numpy", "torch")
+FORMATS = ("npz", "pt", "safetensors")     # also the file extensions that choose them
+ST_RECORD, ST_DIGESTS = "nn-parity", "sha256"   # safetensors __metadata__ entries
 _ZIP_MAGIC = b"PK\x03\x04"
 
 
 @dataclass
 class Checkpoint:
-    """What a file holds: ``fmt`` (``npz`` | ``pt``), ``meta`` (the JSON record) and ``state``
-    (state_dict key → NumPy array, torch layout)."""
+    """What a file holds: ``fmt`` (``npz`` | ``pt`` | ``safetensors``), ``meta`` (the JSON
+    record) and ``state`` (state_dict key → NumPy array, torch layout)."""
 
     path: str
     fmt: str
@@ -142,46 +163,101 @@ def _meta(spec: ModelSpec, dtype: str, state: dict, saved_from: str, extra: dict
 
 # ---- save ---------------------------------------------------------------------------------------
 
+def _st_digests(record: str, state: dict[str, np.ndarray]) -> dict[str, str]:
+    """SHA-256 of the JSON record (``__meta__``) and of each tensor: its dtype name, shape and
+    little-endian C-order bytes. safetensors has no checksum of its own; this is what the
+    zip formats' CRC-32 is to them, and it covers the record too."""
+    out = {META_KEY: hashlib.sha256(record.encode("utf-8")).hexdigest()}
+    for k, v in state.items():
+        h = hashlib.sha256(json.dumps([v.dtype.name, list(v.shape)]).encode("ascii"))
+        h.update(v.astype(v.dtype.newbyteorder("<"), copy=False).tobytes(order="C"))
+        out[k] = h.hexdigest()
+    return out
+
+
+def _st_header_meta(meta: dict, state: dict[str, np.ndarray]) -> dict[str, str]:
+    """The safetensors ``__metadata__`` (str → str): format, version and model in plain view
+    for other tools, the whole JSON record, and the SHA-256 digests (``_st_digests``)."""
+    record = json.dumps(meta)
+    return {"format": FORMAT, "version": str(meta["version"]), "model": meta["model"],
+            ST_RECORD: record, ST_DIGESTS: json.dumps(_st_digests(record, state))}
+
+
+def _saved(spec: ModelSpec, state: dict[str, np.ndarray], saved_from: str,
+           extra_meta: dict | None) -> dict:
+    """Checks shared by both savers (``state``: torch layout); returns the metadata."""
+    dtype = _model_dtype(state, f"save_{saved_from} {spec.name}")
+    expected, _ = _expected_state(spec, dtype)
+    _check_state(state, expected, f"save_{saved_from}: the model is not a {spec.name!r} twin")
+    _first_nonfinite(f"save_{saved_from} {spec.name}", state, "save")
+    return _meta(spec, dtype, state, saved_from, extra_meta)
+
+
+def _check_fmt(fmt: str, allowed: tuple[str, ...], who: str) -> None:
+    if fmt not in allowed:
+        raise ValueError(f"{who}: format must be one of {allowed}, got {fmt!r}")
+
+
 def save_numpy(path: str, np_model: reference.Sequential, spec_name: str, *,
-               extra_meta: dict | None = None) -> dict:
-    """Write ``np_model`` (a twin of catalogue model ``spec_name``) as ``.npz``: state_dict
-    keys → arrays in torch layout (Linear weights transposed by ``parity.transfer``) plus
-    ``__meta__`` (0-d unicode array of JSON). Returns the metadata written."""
+               fmt: str = "npz", extra_meta: dict | None = None) -> dict:
+    """Write ``np_model`` (a twin of catalogue model ``spec_name``) in torch layout (Linear
+    weights transposed by ``parity.transfer``): ``fmt="npz"`` — state_dict keys → arrays plus
+    ``__meta__`` (0-d unicode array of JSON); ``fmt="safetensors"`` — through
+    ``safetensors.numpy``, the record and digests in the header. Returns the metadata."""
+    _check_fmt(fmt, ("npz", "safetensors"), "save_numpy")
     spec = _spec(spec_name)
     np_state = np_model.state_dict()
-    dtype = _model_dtype(np_state, f"save_numpy {spec.name}")
-    expected, t_model = _expected_state(spec, dtype)
-    state = transfer.to_torch_layout(np_state, t_model)
-    _check_state(state, expected, f"save_numpy: the model is not a {spec.name!r} twin")
-    _first_nonfinite(f"save_numpy {spec.name}", state, "save")
-    meta = _meta(spec, dtype, state, "numpy", extra_meta)
-    arrays = {**state, META_KEY: np.array(json.dumps(meta))}
-    atomic_write(path, lambda f: np.savez(f, **arrays))
+    t_model = spec.build_torch(_model_dtype(np_state, f"save_numpy {spec.name}"))
+    # C order: safetensors.numpy writes an array's memory as is, whatever its strides
+    # (a transposed view would be written untransposed); ascontiguousarray would make 0-d 1-d
+    state = {k: v if v.flags.c_contiguous else v.copy(order="C")
+             for k, v in transfer.to_torch_layout(np_state, t_model).items()}
+    meta = _saved(spec, state, "numpy", extra_meta)
+    if fmt == "safetensors":
+        atomic_write_bytes(path, safetensors.numpy.save(state, _st_header_meta(meta, state)))
+    else:
+        arrays = {**state, META_KEY: np.array(json.dumps(meta))}
+        atomic_write(path, lambda f: np.savez(f, **arrays))
     return meta
 
 
 def save_torch(path: str, t_model: nn.Sequential, spec_name: str, *,
-               extra_meta: dict | None = None) -> dict:
-    """Write ``t_model`` (a twin of ``spec_name``) as ``.pt``:
-    ``torch.save({"meta": {...}, "state_dict": {key: tensor}})`` (detached CPU copies).
-    Returns the metadata written."""
+               fmt: str = "pt", extra_meta: dict | None = None) -> dict:
+    """Write ``t_model`` (a twin of ``spec_name``): ``fmt="pt"`` —
+    ``torch.save({"meta": {...}, "state_dict": {key: tensor}})`` (detached CPU copies);
+    ``fmt="safetensors"`` — through ``safetensors.torch``, the record and digests in the
+    header. Returns the metadata written."""
+    _check_fmt(fmt, ("pt", "safetensors"), "save_torch")
     spec = _spec(spec_name)
     state = transfer.torch_state(t_model)
-    dtype = _model_dtype(state, f"save_torch {spec.name}")
-    expected, _ = _expected_state(spec, dtype)
-    _check_state(state, expected, f"save_torch: the model is not a {spec.name!r} twin")
-    _first_nonfinite(f"save_torch {spec.name}", state, "save")
-    meta = _meta(spec, dtype, state, "torch", extra_meta)
-    payload = {"meta": meta, "state_dict": {k: torch.from_numpy(v) for k, v in state.items()}}
-    atomic_write(path, lambda f: torch.save(payload, f))
+    meta = _saved(spec, state, "torch", extra_meta)
+    tensors = {k: torch.from_numpy(v).contiguous() for k, v in state.items()}
+    if fmt == "safetensors":
+        atomic_write_bytes(path, safetensors.torch.save(tensors, _st_header_meta(meta, state)))
+    else:
+        payload = {"meta": meta, "state_dict": tensors}
+        atomic_write(path, lambda f: torch.save(payload, f))
     return meta
 
 
-def save(path: str, model, spec_name: str, fmt: str, *, extra_meta: dict | None = None) -> dict:
-    """Save either twin in either format (``fmt``: ``npz`` | ``pt``), converting through
-    ``parity.transfer`` when the model is the other side's."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+def format_for_path(path) -> str:
+    """The checkpoint format a file name asks for, by its extension (``.npz`` | ``.pt`` |
+    ``.safetensors``, any case); ValueError for any other."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext.lstrip(".") not in FORMATS:
+        raise ValueError(f"{path}: unknown checkpoint extension {ext or '(none)'!r}; the file "
+                         f"name must end in one of {', '.join('.' + f for f in FORMATS)}")
+    return ext.lstrip(".")
+
+
+def save(path: str, model, spec_name: str, fmt: str | None = None, *,
+         extra_meta: dict | None = None) -> dict:
+    """Save either twin in any format (``fmt``: ``npz`` | ``pt`` | ``safetensors``; default:
+    from the extension, ``format_for_path``), converting through ``parity.transfer`` when the
+    format is the other side's (``.npz`` is NumPy's, ``.pt`` torch's; either side writes
+    ``.safetensors`` itself)."""
+    fmt = format_for_path(path) if fmt is None else fmt
+    _check_fmt(fmt, FORMATS, "save")
     spec = _spec(spec_name)
     if isinstance(model, nn.Module) and fmt == "npz":
         np_model = spec.build_numpy(0, _model_dtype(transfer.torch_state(model), "save"))
@@ -192,9 +268,9 @@ def save(path: str, model, spec_name: str, fmt: str, *, extra_meta: dict | None 
         transfer.numpy_to_torch(model, t_model)
         model = t_model
     if isinstance(model, reference.Sequential):
-        return save_numpy(path, model, spec.name, extra_meta=extra_meta)
+        return save_numpy(path, model, spec.name, fmt=fmt, extra_meta=extra_meta)
     if isinstance(model, nn.Module):
-        return save_torch(path, model, spec.name, extra_meta=extra_meta)
+        return save_torch(path, model, spec.name, fmt=fmt, extra_meta=extra_meta)
     raise TypeError(f"save: model must be a reference.Sequential or torch.nn.Sequential, "
                     f"got {type(model).__name__}")
 
@@ -263,12 +339,21 @@ def _member_limit(bounds: _Bounds):
     return limit
 
 
-def _open(path: str, bounds: _Bounds) -> tuple[str, zipfile.ZipFile, bytes]:
-    """Read ``path`` once (a regular file within ``bounds.file_bytes``), check its central
-    directory, and say what it is: ``("npz" | "pt", zip, the file's bytes)``."""
+def _looks_safetensors(data: bytes) -> bool:
+    """An 8-byte little-endian header length, then the header's opening ``{`` (a zip's byte 8
+    is the low byte of its compression method, 0 or 8)."""
+    return len(data) > 8 and data[8:9] == b"{" and data[:4] != _ZIP_MAGIC
+
+
+def _open(path: str, bounds: _Bounds) -> tuple[str, zipfile.ZipFile | None, bytes]:
+    """Read ``path`` once (a regular file within ``bounds.file_bytes``) and say what it is:
+    ``("npz" | "pt", zip, the file's bytes)`` with the zip's central directory checked, or
+    ``("safetensors", None, the file's bytes)``."""
     data = read_regular(path, bounds.file_bytes, f"{bounds.what} can need")
     if not data:
         raise ValueError(f"{path}: empty file (0 bytes), not a checkpoint")
+    if _looks_safetensors(data):
+        return "safetensors", None, data
     head = data[:4]
     try:
         z = open_zip(path, data, _member_limit(bounds))
@@ -280,7 +365,8 @@ def _open(path: str, bounds: _Bounds) -> tuple[str, zipfile.ZipFile, bytes]:
         if head == _ZIP_MAGIC:
             raise ValueError(f"{path}: truncated or damaged zip archive (no central directory)"
                              f", not a readable checkpoint") from None
-        raise ValueError(f"{path}: not a checkpoint (.npz or .pt are zip archives; this file "
+        raise ValueError(f"{path}: not a checkpoint (.npz and .pt are zip archives, "
+                         f".safetensors starts with a header length and '{{'; this file "
                          f"starts with {head!r})") from None
     except _ZIP_ERRORS as e:
         raise _zip_error(path, e) from None
@@ -303,11 +389,13 @@ def _read_member(path: str, z: zipfile.ZipFile, name: str) -> bytes:
 
 
 def detect_format(path: str) -> str:
-    """``npz`` or ``pt`` from the file's contents; ValueError for an empty, truncated, damaged
-    or foreign file (CRCs are checked when the members are read, see ``read_checkpoint``)."""
+    """``npz``, ``pt`` or ``safetensors`` from the file's contents; ValueError for an empty,
+    truncated, damaged or foreign file (CRCs and digests are checked when the contents are
+    read, see ``read_checkpoint``)."""
     path = os.fspath(path)
     fmt, z, _ = _open(path, _catalogue_bounds())
-    z.close()
+    if z is not None:
+        z.close()
     return fmt
 
 
@@ -324,13 +412,31 @@ def _npy(path: str, key: str, raw: bytes) -> np.ndarray:
     return arr
 
 
-def _parse_meta_json(path: str, text: str):
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_pairs(pairs: list) -> dict:
+    """``json.loads`` hook: a JSON object naming a key twice is refused (last-wins would let a
+    second ``"0.weight"`` hide the first)."""
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
+def _parse_meta_json(path: str, text: str, what: str = "metadata"):
+    """``text`` as JSON, objects with unique keys; one ValueError line naming ``what``."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_pairs)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: metadata is not valid JSON ({e.msg} at char {e.pos})") from None
+        raise ValueError(f"{path}: {what} is not valid JSON ({e.msg} at char {e.pos})") from None
+    except _DuplicateKey as e:
+        raise ValueError(f"{path}: {what} names key {e.args[0]!r} twice") from None
     except RecursionError:
-        raise ValueError(f"{path}: metadata JSON nests too deeply") from None
+        raise ValueError(f"{path}: {what} JSON nests too deeply") from None
 
 
 def _read_npz_meta(path: str, z: zipfile.ZipFile) -> dict:
@@ -345,17 +451,22 @@ def _read_npz_meta(path: str, z: zipfile.ZipFile) -> dict:
     return _parse_meta_json(path, str(meta_arr))
 
 
+def _check_keys(path: str, present: list[str], bounds: _Bounds) -> None:
+    """The file's keys are the model's (``bounds.per_key``), checked before reading arrays."""
+    missing = [k for k in bounds.per_key if k not in present]
+    unexpected = [k for k in present if k not in bounds.per_key]
+    if missing or unexpected:
+        parts = ([f"missing keys {missing}"] if missing else []) + (
+            [f"unexpected keys {unexpected}"] if unexpected else [])
+        raise ValueError(f"{path}: {', '.join(parts)}")
+
+
 def _read_npz_state(path: str, z: zipfile.ZipFile, bounds: _Bounds | None) -> dict:
     """Every array but the metadata; with ``bounds`` (the model is known), key names and
     declared sizes are checked against it before anything is inflated."""
     infos = {i.filename[:-4]: i for i in z.infolist() if i.filename != f"{META_KEY}.npy"}
     if bounds is not None:
-        missing = [k for k in bounds.per_key if k not in infos]
-        unexpected = [k for k in infos if k not in bounds.per_key]
-        if missing or unexpected:
-            parts = ([f"missing keys {missing}"] if missing else []) + (
-                [f"unexpected keys {unexpected}"] if unexpected else [])
-            raise ValueError(f"{path}: {', '.join(parts)}")
+        _check_keys(path, list(infos), bounds)
         for k, info in infos.items():
             if info.file_size > bounds.per_key[k]:
                 raise ValueError(f"{path}: member {info.filename!r} declares {info.file_size} "
@@ -411,6 +522,111 @@ def _read_pt(path: str, z: zipfile.ZipFile, data: bytes,
     return meta, {k: _tensor_array(path, k, v) for k, v in sd.items()}
 
 
+# ---- .safetensors: 8-byte little-endian header length n, n bytes of JSON, the tensors' bytes --
+ST_HEADER_BYTES = META_BYTES + (1 << 16)   # the record (≤ META_BYTES) + ~200 B per tensor
+
+
+def _st_header(path: str, data: bytes) -> tuple[dict, int]:
+    """The header object and where the tensor data starts; its declared length is checked
+    against ``ST_HEADER_BYTES`` and the file before a byte of it is parsed."""
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > ST_HEADER_BYTES:
+        raise ValueError(f"{path}: safetensors header declares {n} bytes, more than the "
+                         f"{ST_HEADER_BYTES} bytes allowed for a checkpoint's header")
+    if len(data) < 8 + n:
+        raise ValueError(f"{path}: truncated safetensors file: its header declares {n} bytes, "
+                         f"{len(data) - 8} follow")
+    try:
+        text = data[8:8 + n].decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: safetensors header is not UTF-8 (byte {e.start})") from None
+    header = _parse_meta_json(path, text, "safetensors header")
+    if not isinstance(header, dict):
+        raise ValueError(f"{path}: safetensors header must be a JSON object, "  # noqa: TRY004
+                         f"got {type(header).__name__}")
+    return header, 8 + n
+
+
+def _st_data_end(header: dict) -> int | None:
+    """The end of the last tensor's bytes (``data_offsets``), None when ill-formed (left to
+    safetensors' own validation)."""
+    ends = [e.get("data_offsets") for k, e in header.items() if k != "__metadata__"
+            and isinstance(e, dict)]
+    ok = all(isinstance(o, list) and len(o) == 2 and type(o[1]) is int for o in ends)
+    return max((o[1] for o in ends), default=0) if ok else None
+
+
+def _st_record(path: str, header: dict) -> tuple[object, dict]:
+    """The JSON record and the digests from ``__metadata__``; the record's own digest and the
+    plain ``format``/``version``/``model`` fields must agree with it."""
+    md = header.get("__metadata__")
+    if not isinstance(md, dict) or not isinstance(md.get(ST_RECORD), str):
+        raise ValueError(f"{path}: a safetensors file but not an nn-parity checkpoint: no "
+                         f"{ST_RECORD!r} record in its __metadata__")
+    if not isinstance(md.get(ST_DIGESTS), str):
+        raise ValueError(f"{path}: no {ST_DIGESTS!r} digests in the safetensors __metadata__")
+    digests = _parse_meta_json(path, md[ST_DIGESTS], f"the {ST_DIGESTS!r} digests")
+    if not (isinstance(digests, dict) and all(isinstance(v, str) for v in digests.values())):
+        raise ValueError(f"{path}: the {ST_DIGESTS!r} digests must map names to hex strings")
+    record = md[ST_RECORD]
+    if hashlib.sha256(record.encode("utf-8", "surrogatepass")).hexdigest() != digests.get(
+            META_KEY):
+        raise ValueError(f"{path}: corrupt checkpoint: the metadata record fails its SHA-256 "
+                         f"check")
+    meta = _parse_meta_json(path, record)
+    for field in ("format", "version", "model") if isinstance(meta, dict) else ():
+        want = str(meta.get(field))     # a record that is not an object: _check_meta_fields
+        if md.get(field) != want:
+            raise ValueError(f"{path}: safetensors header field {field!r} is "
+                             f"{md.get(field)!r}, the record says {want!r}")
+    return meta, digests
+
+
+def _st_tensors(path: str, data: bytes, via: str) -> dict[str, np.ndarray]:
+    """Every tensor as an owned NumPy array, parsed by ``safetensors.numpy`` or (``via``
+    ``"torch"``) ``safetensors.torch``."""
+    try:
+        raw = (safetensors.torch if via == "torch" else safetensors.numpy).load(data)
+    except Exception as e:  # noqa: BLE001 — SafetensorError, KeyError (unknown dtype), …
+        raise ValueError(f"{path}: unreadable safetensors file ({_one_line(e)})") from None
+    if via == "torch":
+        return {k: _tensor_array(path, k, v) for k, v in raw.items()}
+    return {k: np.array(v, copy=True) for k, v in raw.items()}
+
+
+def _st_verify(path: str, state: dict[str, np.ndarray], digests: dict) -> None:
+    """Each tensor's SHA-256 (dtype, shape, bytes) is the one the header records."""
+    listed = sorted(k for k in digests if k != META_KEY)
+    if listed != sorted(state):
+        raise ValueError(f"{path}: corrupt checkpoint: the {ST_DIGESTS!r} digests list keys "
+                         f"{listed}, the file holds {sorted(state)}")
+    got = _st_digests("", state)
+    for k in state:
+        if got[k] != digests[k]:
+            raise ValueError(f"{path}: corrupt checkpoint: tensor {k!r} fails its SHA-256 "
+                             f"check")
+
+
+def _read_safetensors(path: str, data: bytes, spec: ModelSpec | None,
+                      via: str) -> tuple[object, dict]:
+    """(record, state in the record's key order) of a .safetensors checkpoint."""
+    header, start = _st_header(path, data)
+    meta, digests = _st_record(path, header)
+    if spec is not None:
+        _check_model_name(path, meta, spec)
+        _check_keys(path, [k for k in header if k != "__metadata__"], _bounds_of(spec))
+    end = _st_data_end(header)
+    if end is not None and start + end > len(data):
+        raise ValueError(f"{path}: truncated safetensors file: its tensors need {end} bytes "
+                         f"of data, {len(data) - start} follow the header")
+    state = _st_tensors(path, data, via)
+    _st_verify(path, state, digests)
+    order = meta.get("keys") if isinstance(meta, dict) else None
+    order = list(order) if isinstance(order, dict) else []
+    rank = {k: i for i, k in enumerate(order)}
+    return meta, {k: state[k] for k in sorted(state, key=lambda k: (rank.get(k, len(rank)), k))}
+
+
 def _check_model_name(path: str, meta, spec: ModelSpec) -> None:
     name = meta.get("model") if isinstance(meta, dict) else None
     if isinstance(meta, dict) and meta.get("format") == FORMAT and name != spec.name:
@@ -434,16 +650,23 @@ def _check_meta_fields(path: str, meta) -> None:
         raise ValueError(f"{path}: metadata seed {seed!r} is not an integer in [0, 2**64)")
 
 
-def read_checkpoint(path: str, spec: ModelSpec | str | None = None) -> Checkpoint:
-    """Read either format into a ``Checkpoint`` (model checks: ``check_meta``). The file is
+def read_checkpoint(path: str, spec: ModelSpec | str | None = None, *,
+                    via: str = "numpy") -> Checkpoint:
+    """Read any format into a ``Checkpoint`` (model checks: ``check_meta``). The file is
     read once; member sizes are bounded by ``spec``'s shapes (default: the largest catalogue
-    model's — pass the spec of a model outside the catalogue)."""
+    model's — pass the spec of a model outside the catalogue). ``via`` (``numpy`` | ``torch``):
+    whose safetensors reader parses a .safetensors file (the other formats have one reader)."""
+    if via not in IMPLS:
+        raise ValueError(f"via must be one of {IMPLS}, got {via!r}")
     path = os.fspath(path)
     spec = _spec(spec) if spec is not None else None
     bounds = _bounds_of(spec) if spec is not None else _catalogue_bounds()
     fmt, z, data = _open(path, bounds)
-    with z:
-        meta, state = (_read_npz if fmt == "npz" else _read_pt)(path, z, data, spec)
+    if z is None:
+        meta, state = _read_safetensors(path, data, spec, via)
+    else:
+        with z:
+            meta, state = (_read_npz if fmt == "npz" else _read_pt)(path, z, data, spec)
     _check_meta_fields(path, meta)
     return Checkpoint(path, fmt, meta, state)
 
@@ -505,7 +728,8 @@ def torch_twin(ck: Checkpoint, spec: ModelSpec | str, *,
 
 def load_numpy(path: str, spec: ModelSpec | str, *, dtype: str | None = None,
                seed: int = 0) -> reference.Sequential:
-    """A NumPy twin of ``spec`` holding the checkpoint's weights and buffers (either format).
+    """A NumPy twin of ``spec`` holding the checkpoint's weights and buffers (any format; a
+    .safetensors file is parsed by ``safetensors.numpy``).
     ``dtype``: require this dtype (default: the checkpoint's). ``seed``: only seeds the
     Dropout mask stream (``spec.build_numpy(seed)``); every array comes from the file."""
     spec = _spec(spec)
@@ -513,13 +737,15 @@ def load_numpy(path: str, spec: ModelSpec | str, *, dtype: str | None = None,
 
 
 def load_torch(path: str, spec: ModelSpec | str, *, dtype: str | None = None) -> nn.Sequential:
-    """A torch twin of ``spec`` holding the checkpoint's weights and buffers (either format)."""
+    """A torch twin of ``spec`` holding the checkpoint's weights and buffers (any format; a
+    .safetensors file is parsed by ``safetensors.torch``)."""
     spec = _spec(spec)
-    return torch_twin(read_checkpoint(path, spec), spec, dtype=dtype)
+    return torch_twin(read_checkpoint(path, spec, via="torch"), spec, dtype=dtype)
 
 
 def load_any(path: str, spec: ModelSpec | str, impl: str, *, dtype: str | None = None):
-    """Load an ``.npz`` or ``.pt`` checkpoint into ``impl`` (``numpy`` | ``torch``)."""
+    """Load an ``.npz``, ``.pt`` or ``.safetensors`` checkpoint into ``impl`` (``numpy`` |
+    ``torch``)."""
     if impl not in IMPLS:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
     return (load_numpy if impl == "numpy" else load_torch)(path, spec, dtype=dtype)
@@ -527,42 +753,56 @@ def load_any(path: str, spec: ModelSpec | str, impl: str, *, dtype: str | None =
 
 def predictions(model, X: np.ndarray) -> np.ndarray:
     """Eval-mode outputs of either twin on ``X: (N, D)`` as a NumPy array ``(N, K)``."""
-    if isinstance(model, reference.Sequential):
-        return model.predict(X)
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            return model(torch.from_numpy(X)).numpy().copy()
-    finally:
-        model.train(was)
+    return predict(model, X)
 
 
 # ---- CLI ----------------------------------------------------------------------------------------
 
-def _format_for(path: str, fmt: str | None, impl: str) -> str:
-    ext = os.path.splitext(path)[1].lower().lstrip(".")
-    if fmt is None:
-        return ext if ext in FORMATS else ("npz" if impl == "numpy" else "pt")
-    if ext in FORMATS and ext != fmt:
+def _format_for(path: str, fmt: str | None) -> str:
+    """The format ``--out`` names by its extension; ``--format``, if given, must agree."""
+    try:
+        ext = format_for_path(path)
+    except ValueError as e:
+        raise ValueError(f"--out {e}") from None
+    if fmt is not None and fmt != ext:
         raise ValueError(f"--out {path} ends in .{ext} but --format is {fmt}")
-    return fmt
+    return ext
+
+
+def file_sha256(path: str, limit: int) -> str:
+    """SHA-256 (hex) of the regular file ``path`` (at most ``limit`` bytes)."""
+    return hashlib.sha256(read_regular(path, limit, "a checkpoint can need")).hexdigest()
+
+
+def written(path: str, fmt: str, meta: dict, spec: ModelSpec) -> dict:
+    """What ``save`` wrote, as ``export --json`` prints it: path, format, size, the file's
+    SHA-256 (read back from disk), and each key's dtype and shape (torch layout)."""
+    data_sha = file_sha256(path, _bounds_of(spec).file_bytes)
+    return {"model": spec.name, "path": os.fspath(path), "format": fmt,
+            "bytes": os.path.getsize(path), "sha256": data_sha, "layout": meta["layout"],
+            "dtype": meta["dtype"],
+            "keys": {k: {"dtype": d, "shape": shape} for k, (d, shape) in meta["keys"].items()}}
 
 
 def cmd_export(args) -> int:
     from parity import train, zoo
     spec = zoo.get(args.model)
-    fmt = _format_for(args.out, args.format, args.impl)
     check_file_target(args.out, "--out")     # before training, not after
+    fmt = _format_for(args.out, args.format)
     seed = spec.pinned_seed if args.seed is None else args.seed
     res, model = train.run(spec, args.impl, seed=seed, dtype=args.dtype, epochs=args.epochs)
     extra = {"trained_with": args.impl, "seed": seed, "epochs": res.epochs, "steps": res.steps,
              "train_accuracy": res.train_accuracy, "test_accuracy": res.test_accuracy,
              "final_loss": res.final_loss, "threads": res.threads}
-    save(args.out, model, spec.name, fmt, extra_meta=extra)
+    meta = save(args.out, model, spec.name, fmt, extra_meta=extra)
+    out = written(args.out, fmt, meta, spec)
+    if args.json:
+        print(json.dumps({**out, "trained_with": args.impl, "seed": seed, "epochs": res.epochs,
+                          "steps": res.steps, "test_accuracy": res.test_accuracy}, indent=2))
+        return 0
     print(f"{spec.name}: trained in {args.impl} ({res.epochs} epochs, seed {seed}, {args.dtype}); "
           f"held-out accuracy {res.test_accuracy:.4f}")
-    print(f"  wrote {args.out} ({fmt}, {os.path.getsize(args.out)} bytes)")
+    print(f"  wrote {args.out} ({fmt}, {out['bytes']} bytes, sha256 {out['sha256']})")
     return 0
 
 
@@ -611,35 +851,40 @@ def register(subparsers) -> None:
     s = subparsers.add_parser(
         "export", help="train one twin with the model's recipe and save a checkpoint",
         description="Train MODEL in NumPy or torch (parity.train.run: NumPy-initialized "
-        "weights, the recipe's data and batch order) and save the weights as a checkpoint: "
-        ".npz (no pickles) or torch .pt, both holding torch state_dict keys in torch layout "
-        "plus JSON metadata. Either file loads into either implementation. The file is "
-        "written atomically, and only after training succeeded.")
+        "weights, the recipe's data and batch order) and save the weights as a checkpoint in "
+        "the format the --out extension names: .npz (no pickles), torch .pt or .safetensors, "
+        "each holding torch state_dict keys in torch layout (Linear weight (out, in)) plus "
+        "JSON metadata. Any file loads into either implementation. The file is written "
+        "atomically, and only after training succeeded.")
     s.add_argument("model", metavar="MODEL", help="catalogue name (see `nn-parity list`)")
     s.add_argument("--impl", required=True, choices=IMPLS, help="which twin to train")
     s.add_argument("--out", required=True, metavar="PATH",
-                   help="checkpoint file to write (its directory must exist)")
+                   help="checkpoint file to write, ending in .npz, .pt or .safetensors (which "
+                        "chooses the format; its directory must exist)")
     s.add_argument("--format", choices=FORMATS, default=None,
-                   help="npz or pt (default: from the --out extension, else npz for numpy "
-                        "and pt for torch); either format can hold either twin")
+                   help="optional: npz, pt or safetensors, which must agree with the --out "
+                        "extension; every format can hold either twin")
     s.add_argument("--seed", type=int, default=None,
                    help="seed for data, initial weights, batch order and dropout "
                         "(default: the model's pinned seed)")
     s.add_argument("--epochs", type=int, default=None,
                    help="training epochs (default: the recipe's)")
     s.add_argument("--dtype", default="float64", help="float64 (default) or float32")
+    s.add_argument("--json", action="store_true",
+                   help="print what was written as JSON: path, format, bytes, sha256, keys")
     s.set_defaults(func=cmd_export)
 
     s = subparsers.add_parser(
         "import-check", help="load a checkpoint into both twins and compare their predictions",
-        description="Load PATH (.npz or .pt, detected from its contents) into the NumPy and "
+        description="Load PATH (.npz, .pt or .safetensors, detected from its contents) into "
+        "the NumPy and "
         "the torch twin of MODEL, run both on the held-out data and print the max absolute "
         "difference of their outputs. Exit 0 when they agree within the tolerance table's "
         "'output' tolerance for the checkpoint's dtype (the weights are bit-identical; "
         "float64 outputs differ by summation order only, ~1e-16 to 5e-15 measured), "
         "1 when they do not, 2 for an unreadable or mismatched checkpoint.")
     s.add_argument("model", metavar="MODEL", help="catalogue name the checkpoint must be of")
-    s.add_argument("path", metavar="PATH", help="checkpoint file (.npz or .pt)")
+    s.add_argument("path", metavar="PATH", help="checkpoint file (.npz, .pt or .safetensors)")
     s.add_argument("--seed", type=int, default=None,
                    help="seed of the held-out data (default: the seed recorded in the "
                         "checkpoint, else the model's pinned seed)")

@@ -23,7 +23,8 @@ from parity import zoo
 from parity.compare import compare
 from parity.fileio import atomic_write_bytes, read_regular
 from parity.runtime import threads_in_force
-from parity.train import IMPLS, run
+from parity.train import run
+from parity.twins import IMPLS
 
 TABLE_FILES = ("drift-table.json", "drift-table.md")
 RECORD_GLOB = "drift-py*.json"

@@ -56,11 +56,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+import layerspec as S
 from parity import train, transfer, zoo
 from parity.compare import compare, first_batch
-from parity.diverge import cancelled_keys
+from parity.distance import normwise_rel
 from parity.spec import ModelSpec, OptimSpec
 from parity.tolerances import TRAJECTORY
+from parity.twins import cancelled_keys
 from reference import build, layers, losses, optim, training
 from reference import init as initializers
 
@@ -156,7 +158,7 @@ def _scaled_last_linear(spec: ModelSpec, dtype: str, seed: int, target: float) -
     np_model = spec.build_numpy(seed, dtype)
     X, y = first_batch(spec, seed)
     X = np.asarray(X, dtype=np.dtype(dtype))
-    k = max(i for i, item in enumerate(spec.layers) if item[0] == "linear")
+    k = max(i for i, layer in enumerate(np_model.layers) if isinstance(layer, layers.Linear))
     h = X
     for layer in np_model.layers[: k + 1]:  # up to the last Linear: the logits
         h = layer.forward(h, training=False)
@@ -194,21 +196,16 @@ def one_step(spec: ModelSpec, dtype: str, seed: int, **kwargs) -> list[tuple[str
     return [(c.label, c.max_abs) for c in compare(spec, dtype, seed, **kwargs).failures()]
 
 
-def _normwise_rel(a: np.ndarray, b: np.ndarray) -> float:
-    scale = max(float(np.abs(a).max()), float(np.abs(b).max()))
-    return float(np.abs(a - b).max()) / scale if scale > 0 else 0.0
-
-
 def trainer_lockstep(spec: ModelSpec, dtype: str, seed: int,
                      epochs: int = 1) -> list[tuple[str, float]]:
     """``parity.train.run`` numpy vs torch (``reference.training.fit`` vs ``torch_impl.fit``)
     for ``epochs`` epochs, from the same weights and batch order: the step counts must be
     equal, and each epoch's loss (relative) and every final parameter (normwise relative,
-    except ``parity.diverge.cancelled_keys``) within ``TRAJECTORY[dtype]``, the bound stated
+    except ``parity.twins.cancelled_keys``) within ``TRAJECTORY[dtype]``, the bound stated
     for up to K lockstep steps. The model must have no dropout (each trainer draws its own
     masks)."""
     k, bound = TRAJECTORY[dtype]
-    if any(item[0] == "dropout" for item in spec.layers):
+    if any(isinstance(layer, layers.Dropout) for layer in spec.build_numpy(seed, dtype).layers):
         raise RuntimeError(f"selftest: trainer_lockstep cannot judge {spec.name}: dropout "
                            "masks are each trainer's own draw")
     a, np_model = train.run(spec, "numpy", seed, dtype, epochs)
@@ -224,9 +221,9 @@ def trainer_lockstep(spec: ModelSpec, dtype: str, seed: int,
             out.append((f"trainer epoch {e + 1} loss", abs(ln - lt)))
     mine = transfer.to_torch_layout(np_model.state_dict(), t_model)
     theirs = transfer.torch_state(t_model)
-    skip, params = cancelled_keys(spec), dict(t_model.named_parameters())
+    skip, params = cancelled_keys(np_model), dict(t_model.named_parameters())
     for key, t in theirs.items():
-        if key not in skip and t.dtype.kind == "f" and not _normwise_rel(mine[key], t) <= bound:
+        if key not in skip and t.dtype.kind == "f" and not normwise_rel(mine[key], t) <= bound:
             kind = "param" if key in params else "buffer"
             out.append((f"trainer {kind} {key} after {epochs} epoch(s)",
                         float(np.abs(mine[key] - t).max())))
@@ -317,7 +314,8 @@ SPIRAL004_AMSGRAD = dataclasses.replace(
 SPIRAL003_NO_DROPOUT = dataclasses.replace(
     zoo.get("spiral003"), name="spiral003-no-dropout",
     summary="selftest variant of spiral003 without its Dropout layers (BatchNorm + Adam)",
-    layers=tuple(item for item in zoo.get("spiral003").layers if item[0] != "dropout"))
+    layers=tuple(item for item in zoo.get("spiral003").layers
+                 if not isinstance(item, S.Dropout)))
 
 
 def _fit_edit(edits: list[tuple[str, str]], tag: str) -> list[Patch]:
@@ -347,7 +345,15 @@ def _transpose_by_shape(np_model, torch_model) -> None:
 
 
 def _mutants() -> list[Mutant]:
-    L, Lo, O = layers, losses, optim  # noqa: E741 - short aliases keep the mutant table readable
+    """Every mutant, in the order the selftest reports them."""
+    groups = (_gradient_mutants, _update_and_transfer_mutants, _reduction_and_norm_mutants,
+              _backward_and_decay_mutants, _optimizer_option_mutants, _trainer_and_init_mutants)
+    return [m for group in groups for m in group()]
+
+
+def _gradient_mutants() -> list[Mutant]:
+    """One-step mutants: Linear gradients, softmax, BatchNorm buffers, weight decay."""
+    L, Lo = layers, losses  # noqa: E741 - short aliases keep the table readable
     return [
         Mutant(
             "linear-weight-grad-sign",
@@ -393,6 +399,13 @@ def _mutants() -> list[Mutant]:
                              "for ks, wd in [(list(params), self.optimizer.weight_decay)]]")],
                            "weight-decay-on-biases")],
             setup=two_steps),
+    ]
+
+
+def _update_and_transfer_mutants() -> list[Mutant]:
+    """One-step mutants: dropout scale, Adam, SGD dampening, the weight transfer."""
+    L, O = layers, optim  # noqa: E741 - short aliases keep the table readable
+    return [
         Mutant(
             "dropout-no-rescale",
             "Dropout keeps units without the 1/(1 − p) scale (out = x·mask)",
@@ -453,6 +466,13 @@ def _mutants() -> list[Mutant]:
                            [("np.ascontiguousarray(v.T)",
                              "np.ascontiguousarray(v.reshape(v.shape[::-1]))")],
                            "transfer-reshape-not-transpose")]),
+    ]
+
+
+def _reduction_and_norm_mutants() -> list[Mutant]:
+    """One-step mutants: loss reduction, the ReLU kink, LayerNorm variance."""
+    L, Lo = layers, losses  # noqa: E741 - short aliases keep the table readable
+    return [
         Mutant(
             "cross-entropy-sum-reduction",
             "CrossEntropyLoss reduces with the sum over the batch instead of the mean "
@@ -487,6 +507,13 @@ def _mutants() -> list[Mutant]:
                            [("var = x.var(axis=ax, keepdims=True)",
                              "var = x.var(axis=ax, ddof=1, keepdims=True)")],
                            "layernorm-unbiased-var", source_owner=L._Normalization)]),
+    ]
+
+
+def _backward_and_decay_mutants() -> list[Mutant]:
+    """One-step mutants: BatchNorm backward, BCE clamp, sigmoid backward, AdamW decay."""
+    L, Lo, O = layers, losses, optim  # noqa: E741 - short aliases keep the table readable
+    return [
         Mutant(
             "batchnorm-backward-no-variance-path",
             "BatchNorm1d.backward drops the variance path: dx = istd/M·(M·g − Σg), without "
@@ -530,12 +557,12 @@ def _mutants() -> list[Mutant]:
                               "    if wd != 0 and self.decoupled:\n"
                               "        p *= 1 - lr * wd"))],
                            "adamw-decay-after-step")]),
-    ] + _more_mutants()
+    ]
 
 
-def _more_mutants() -> list[Mutant]:
-    """Optimizer options, the stable BCE-with-logits form, the trainer and the initializer."""
-    Lo, O = losses, optim  # noqa: E741
+def _optimizer_option_mutants() -> list[Mutant]:
+    """Optimizer options: nesterov, weight decay order, amsgrad …"""
+    O = optim  # noqa: E741 - short aliases keep the table readable
     return [
         Mutant(
             "sgd-nesterov-uses-buffer",
@@ -579,6 +606,13 @@ def _more_mutants() -> list[Mutant]:
                              '\n        v = state["max_exp_avg_sq"]',
                              'v = np.maximum(state["max_exp_avg_sq"], v)')],
                            "adam-amsgrad-max-not-kept")]),
+    ]
+
+
+def _trainer_and_init_mutants() -> list[Mutant]:
+    """The stable BCE-with-logits form, the trainer and the initializer."""
+    Lo = losses
+    return [
         Mutant(
             "bce-with-logits-log-sigmoid",
             "BCEWithLogitsLoss in the unstable form −[y·log σ(a) + (1 − y)·log(1 − σ(a))]: "

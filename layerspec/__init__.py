@@ -1,0 +1,173 @@
+"""The layer vocabulary: what a network is made of, as plain frozen data.
+
+``(Linear(2, 100), ReLU(), Linear(100, 3))`` describes a network once; ``reference.build``
+turns it into NumPy layers, ``torch_impl.build`` into stock ``torch.nn`` modules, and
+``parity.spec.ModelSpec`` counts, summarizes and inspects it by type (``isinstance``), never
+by comparing strings.
+
+Why a package of its own: ``reference/`` must not import torch or parity, and ``torch_impl/``
+must not import reference or parity (``tests/test_layering.py``). Placed in ``reference/`` the
+vocabulary would be out of reach of ``torch_impl``; placed in ``torch_impl/`` or ``parity/``, out
+of reach of ``reference``. Duck typing (each builder reading attributes) would leave no single
+place that says which layers exist. So it sits below both, importing nothing but the standard
+library — no NumPy, no torch — and the layering test holds it to that.
+
+Each description validates its arguments on construction (``TypeError`` for a wrong type,
+``ValueError`` for an out-of-range value, both naming the layer), knows its parameter count
+``num_parameters()`` (as the built twins count their trainable parameters) and its one-line
+``summary`` (``Linear(2,100)``, ``BN(128)``), which ``ModelSpec.layer_summary`` joins with ``→``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+
+__all__ = ["LayerSpec", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d",
+           "LayerNorm", "VOCABULARY", "check_layers", "adjacent"]
+
+
+def _size(owner: str, name: str, value) -> int:
+    """A width: a Python/NumPy integer (not bool) ≥ 1, returned as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{owner}: {name} must be >= 1, got {value}")
+    return int(value)
+
+
+class LayerSpec:
+    """Base of the vocabulary: a layer without parameters unless a subclass says otherwise."""
+
+    __slots__ = ()
+
+    def num_parameters(self) -> int:
+        """Trainable scalars of the built layer (0 for activations and dropout)."""
+        return 0
+
+    @property
+    def summary(self) -> str:
+        """One line, e.g. ``ReLU``: the class name unless a subclass shortens it."""
+        return type(self).__name__
+
+
+@dataclass(frozen=True)
+class Linear(LayerSpec):
+    """``y = x W + b``, ``x: (N, in_features)`` → ``(N, out_features)``;
+    ``in·out + out`` parameters."""
+
+    in_features: int
+    out_features: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "in_features", _size("Linear", "in_features", self.in_features))
+        object.__setattr__(self, "out_features",
+                           _size("Linear", "out_features", self.out_features))
+
+    def num_parameters(self) -> int:
+        return self.in_features * self.out_features + self.out_features
+
+    @property
+    def summary(self) -> str:
+        return f"Linear({self.in_features},{self.out_features})"
+
+
+@dataclass(frozen=True)
+class ReLU(LayerSpec):
+    """``max(x, 0)`` elementwise."""
+
+
+@dataclass(frozen=True)
+class Sigmoid(LayerSpec):
+    """``1 / (1 + exp(−x))`` elementwise."""
+
+
+@dataclass(frozen=True)
+class Tanh(LayerSpec):
+    """``tanh(x)`` elementwise."""
+
+
+@dataclass(frozen=True)
+class Dropout(LayerSpec):
+    """Inverted dropout: in training ``x · mask / (1 − p)`` with ``P(mask = 0) = p``, identity
+    in eval; ``p`` in ``[0, 1)`` (``p = 1`` would divide by zero)."""
+
+    p: float
+
+    def __post_init__(self) -> None:
+        p = self.p
+        if isinstance(p, bool) or not isinstance(p, numbers.Real):
+            raise TypeError(f"Dropout: p must be a real number, got {type(p).__name__} {p!r}")
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout: p must be in [0, 1), got {p}")
+        object.__setattr__(self, "p", float(p))
+
+    @property
+    def summary(self) -> str:
+        return f"Dropout({self.p})"
+
+
+@dataclass(frozen=True)
+class BatchNorm1d(LayerSpec):
+    """Batch normalization of ``x: (N, num_features)`` over the batch, with an affine
+    ``γ, β`` (``2·num_features`` parameters) and running statistics (buffers, not counted)."""
+
+    num_features: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "num_features",
+                           _size("BatchNorm1d", "num_features", self.num_features))
+
+    def num_parameters(self) -> int:
+        return 2 * self.num_features
+
+    @property
+    def summary(self) -> str:
+        return f"BN({self.num_features})"
+
+
+@dataclass(frozen=True)
+class LayerNorm(LayerSpec):
+    """Layer normalization of ``x: (N, D)`` over its ``D = normalized_shape`` features, with an
+    affine ``γ, β`` (``2·D`` parameters)."""
+
+    normalized_shape: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "normalized_shape",
+                           _size("LayerNorm", "normalized_shape", self.normalized_shape))
+
+    def num_parameters(self) -> int:
+        return 2 * self.normalized_shape
+
+    @property
+    def summary(self) -> str:
+        return f"LN({self.normalized_shape})"
+
+
+# Every description type, in the order the docs list them; tests check that this is all the
+# subclasses of LayerSpec and that both builders build each one.
+VOCABULARY: tuple[type[LayerSpec], ...] = (Linear, ReLU, Sigmoid, Tanh, Dropout, BatchNorm1d,
+                                           LayerNorm)
+
+
+def check_layers(layers) -> tuple[LayerSpec, ...]:
+    """``layers`` as a tuple of descriptions; ``TypeError`` naming the first item (by index)
+    that is not one — e.g. an old-style ``("linear", 2, 3)`` tuple."""
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise TypeError(f"layers must be a sequence of layer descriptions, "
+                        f"got {type(layers).__name__}")
+    out = tuple(layers)
+    for i, item in enumerate(out):
+        if not isinstance(item, LayerSpec):
+            known = ", ".join(t.__name__ for t in VOCABULARY)
+            raise TypeError(f"layer {i}: {item!r} is not a layer description "
+                            f"(one of {known} from layerspec)")
+    return out
+
+
+def adjacent(layers, first: type[LayerSpec], second: type[LayerSpec]) -> list[int]:
+    """Indices ``i`` with ``layers[i]`` a ``first`` directly followed by a ``second``, e.g. the
+    Linear layers that feed a BatchNorm: ``adjacent(layers, Linear, BatchNorm1d)``."""
+    return [i for i in range(len(layers) - 1)
+            if isinstance(layers[i], first) and isinstance(layers[i + 1], second)]
