@@ -23,11 +23,11 @@ from torch import nn
 import reference
 import torch_impl
 from parity import convert, localize
+from parity import twins as twins_mod
 from parity.compare import Comparison, compare_twins
 from parity.fileio import atomic_write_bytes
 from parity.judge import Pair, judge
 from parity.spec import DTYPES, OptimSpec, check_dtype
-from parity.twins import Twins
 from reference.optim import OPTIMIZERS
 
 __all__ = ["TwinsReport", "assert_twins_close", "compare_functions", "compare_models"]
@@ -169,10 +169,10 @@ def _check_pair(np_model, t_model) -> None:
         raise ValueError(f"state_dict keys differ: torch only {missing}, NumPy only {extra}")
     lin = {f"{i}.weight" for i, m in enumerate(t_model) if isinstance(m, nn.Linear)}
     for k, v in mine.items():
-        want = theirs[k][::-1] if k in lin else theirs[k]
-        if v.shape != want:
+        shape = theirs[k][::-1] if k in lin else theirs[k]
+        if v.shape != shape:
             layout = " (NumPy Linear weights are (in, out), torch's (out, in))" if k in lin else ""
-            raise ValueError(f"{k}: NumPy shape {v.shape}, expected {want} for torch's "
+            raise ValueError(f"{k}: NumPy shape {v.shape}, expected {shape} for torch's "
                              f"{theirs[k]}{layout}")
 
 
@@ -206,26 +206,6 @@ def optimizer_spec(optimizer) -> OptimSpec:
     return spec
 
 
-def _make_twins(name, dtype, np_model, t_model, loss, spec: OptimSpec) -> Twins:
-    """Twins of a user's pair with optimizers over the same param groups. (Private: engineer
-    B's ``Twins`` constructor replaces it when it lands.)"""
-    lin = {f"{i}.weight" for i, m in enumerate(t_model) if isinstance(m, nn.Linear)}
-    keys = list(np_model.parameters())
-    if spec.weight_decay and spec.decay == "weights":
-        groups = [([k for k in keys if k in lin], spec.weight_decay),
-                  ([k for k in keys if k not in lin], 0.0)]
-    else:
-        groups = [(keys, spec.weight_decay)]
-    groups = [(ks, wd) for ks, wd in groups if ks]
-    np_params, t_params = np_model.parameters(), dict(t_model.named_parameters())
-    np_opt = OPTIMIZERS[spec.kind]([{"params": {k: np_params[k] for k in ks}, "weight_decay": wd}
-                                    for ks, wd in groups], lr=spec.lr, **spec.options)
-    t_opt = torch_impl.build_optimizer(
-        spec.kind, [{"params": [t_params[k] for k in ks], "weight_decay": wd}
-                    for ks, wd in groups], lr=spec.lr, **spec.options)
-    return Twins(name, dtype, np_model, t_model, loss, np_opt, t_opt)
-
-
 def _check_loss(loss) -> str:
     if loss not in torch_impl.LOSSES:
         raise ValueError(f"loss: unknown {loss!r}; known: {sorted(torch_impl.LOSSES)}")
@@ -239,7 +219,7 @@ def _weights_note(np_model, t_model) -> str | None:
     theirs = transfer.torch_state(t_model)
     diffs = {k: float(np.max(np.abs(mine[k].astype(np.float64) - theirs[k]), initial=0.0))
              for k in theirs if mine[k].dtype.kind == "f"}
-    worst = max(diffs, key=diffs.get, default=None)
+    worst = max(diffs, key=lambda k: diffs[k], default=None)
     if worst is None or diffs[worst] == 0.0:
         return None
     return (f"the two models' weights differed before the comparison (worst {worst}, max abs "
@@ -277,11 +257,10 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     np_model = _cast_numpy(numpy_model, dtype)
     t_model = copy.deepcopy(torch_model).to(_TORCH[dtype])
     note = _weights_note(np_model, t_model)
-    twins = _make_twins(name, dtype, np_model, t_model, loss, optimizer_spec(optimizer))
-    if weights == "torch":
-        from parity import transfer
-        transfer.torch_to_numpy(t_model, np_model)
-    twins.sync_weights()
+    o = optimizer_spec(optimizer)
+    twins = twins_mod.from_models(np_model, t_model, loss, optimizer=o.kind, lr=o.lr,
+                                  options=o.options, weight_decay=o.weight_decay,
+                                  decay=o.decay, init_from=weights, name=name)
     X, y = _array(X, "X"), _array(y, "y")
     loc = localize.localize(twins, X, y, seed)
     result = compare_twins(twins, X, y, steps=steps, seed=seed)
@@ -445,7 +424,13 @@ def _torch_loss_and_grads(model: nn.Module, loss: str, X, y, reg: float, state: 
     if reg:
         L = L + torch_impl.l2_penalty([params[k] for k in _linear_weights(model)], reg)
     L.backward()
-    return L.item(), {k: p.grad.detach().numpy().copy() for k, p in params.items()}
+    return L.item(), {k: _grad(p) for k, p in params.items()}
+
+
+def _grad(p: torch.Tensor) -> np.ndarray:
+    """``p.grad`` as a NumPy copy; zeros for a parameter the loss does not reach."""
+    return (np.zeros(tuple(p.shape)) if p.grad is None
+            else p.grad.detach().numpy().copy())
 
 
 def _call_user(fn: Callable, params: dict, X, y) -> tuple[float, dict]:

@@ -178,8 +178,8 @@ def cmd_check(args) -> int:
     spec = None if user else _catalogue().get(args.model)
     if args.save:
         fileio.check_dir_target(args.save, "--save")
-    result = (usercode.check(args.model, args.dtype, args.seed, args.steps) if user
-              else compare(spec, args.dtype, args.seed, steps=args.steps))
+    result = (compare(spec, args.dtype, args.seed, steps=args.steps) if spec is not None
+              else usercode.check(args.model, args.dtype, args.seed, args.steps))
     if args.save:
         try:
             fileio.write_dir_set(args.save, result.save, "check-evidence", "--save")
