@@ -113,7 +113,7 @@ def _record(result: Divergence, losses: tuple[float, float], twins: Twins, skip)
     theirs = transfer.torch_state(twins.torch_model)
     rels = {k: normwise_rel(mine[k], theirs[k]) for k in theirs
             if k not in skip and theirs[k].dtype.kind == "f"}
-    worst = max(rels, key=rels.get)
+    worst = max(rels, key=rels.__getitem__)
     result.param_rel.append(rels[worst])
     result.worst_param.append(worst)
     L_n, lt = losses

@@ -173,7 +173,7 @@ def remove_stale(real: str) -> list[str]:
     and ``-old``): files, and directories that are empty or carry ``MARKER``. Returns them."""
     directory, base = os.path.split(real)
     pattern = re.compile(rf"\.{re.escape(base)}\.(?:{_TMP}|{_OLD})\.(\d+)\.[0-9a-f]{{8}}")
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:

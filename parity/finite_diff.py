@@ -81,6 +81,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -170,7 +171,7 @@ def _layer_forward(layer: L.Layer, training: bool, keep, buffers: dict):
     def forward(inp: np.ndarray) -> np.ndarray:
         layer.buffers.update({k: np.array(v, copy=True) for k, v in buffers.items()})
         if keep is not None:
-            layer.queue_masks([keep])
+            cast(L.Dropout, layer).queue_masks([keep])   # masks exist for Dropout only
         return layer.forward(inp, training)
     return forward
 
@@ -481,7 +482,7 @@ def _draw_masks(model: Sequential, X: np.ndarray, rng: np.random.Generator) -> d
     for i, layer in enumerate(model.layers):
         if isinstance(layer, L.Dropout) and layer.p > 0:
             masks[i] = rng.random(x.shape) >= layer.p
-            layer.queue_masks([masks[i]])
+            cast(L.Dropout, layer).queue_masks([masks[i]])
         x = layer.forward(x, True)
     _restore_buffers(model, saved)
     return masks

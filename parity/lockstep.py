@@ -206,9 +206,10 @@ def lockstep_twins(twins: Twins, X, y, *, epochs: int = EPOCHS, batch_size: int 
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     skip = twins.cancelled_keys() if skip_keys is None else skip_keys
     X = np.asarray(X).astype(np.dtype(twins.dtype))
-    order = dict(batch_size=batch_size, order_rng=order_rng)
-    t_rec, t_hist, masks = run_torch(twins, X, y, epochs, seed=seed, **order)
-    n_rec, n_hist = run_numpy(twins, X, y, epochs, masks, **order)
+    t_rec, t_hist, masks = run_torch(twins, X, y, epochs, seed=seed, batch_size=batch_size,
+                                     order_rng=order_rng)
+    n_rec, n_hist = run_numpy(twins, X, y, epochs, masks, batch_size=batch_size,
+                              order_rng=order_rng)
     result = Comparison(twins.name, twins.dtype, seed, min(len(t_rec.steps), len(n_rec.steps)))
     result.loss_numpy, result.loss_torch = n_hist["loss"], t_hist["loss"]
     _judge_steps(result, n_rec, t_rec, set(twins.numpy_model.buffers()), skip)

@@ -78,8 +78,8 @@ def configure_threads(n: int = DEFAULT_THREADS) -> dict:
     return threads_in_force()
 
 
-def threads_in_force() -> dict:
-    info = {"torch": torch.get_num_threads()}
+def threads_in_force() -> dict[str, int | None]:
+    info: dict[str, int | None] = {"torch": torch.get_num_threads()}
     try:
         from threadpoolctl import threadpool_info
         info["blas"] = max((p["num_threads"] for p in threadpool_info()
@@ -94,7 +94,7 @@ def kernels_in_force() -> dict:
     each loaded OpenBLAS's core type (``OPENBLAS_CORETYPE``; NumPy and SciPy each carry one)
     and NumPy's dispatched SIMD targets found on this CPU (``NPY_DISABLE_CPU_FEATURES``
     removes some)."""
-    info = {"aten": torch.backends.cpu.get_cpu_capability(), "openblas": None}
+    info: dict[str, object] = {"aten": torch.backends.cpu.get_cpu_capability(), "openblas": None}
     try:
         from threadpoolctl import threadpool_info
         info["openblas"] = sorted({p.get("architecture") for p in threadpool_info()
@@ -102,7 +102,7 @@ def kernels_in_force() -> dict:
     except ImportError:  # pragma: no cover
         pass
     try:  # a private module (numpy.core before NumPy 2)
-        from numpy._core import _multiarray_umath as umath
+        from numpy._core import _multiarray_umath as umath  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover
         from numpy.core import _multiarray_umath as umath
     info["numpy"] = [f for f in getattr(umath, "__cpu_dispatch__", [])

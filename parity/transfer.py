@@ -11,37 +11,39 @@ from torch import nn
 import reference
 
 
-def linear_weight_keys(torch_model: nn.Sequential) -> set[str]:
-    return {f"{i}.weight" for i, m in enumerate(torch_model) if isinstance(m, nn.Linear)}
+def linear_weight_keys(torch_model: nn.Module) -> set[str]:
+    """``NAME.weight`` of every direct child ``nn.Linear`` (``nn.Sequential``: ``0``, ``1``…)."""
+    return {f"{name}.weight" for name, m in torch_model.named_children()
+            if isinstance(m, nn.Linear)}
 
 
-def to_torch_layout(state: dict[str, np.ndarray], torch_model: nn.Sequential) -> dict:
+def to_torch_layout(state: dict[str, np.ndarray], torch_model: nn.Module) -> dict:
     """NumPy-layout arrays → torch-layout arrays (transposed Linear weights, contiguous)."""
     lin = linear_weight_keys(torch_model)
     return {k: np.ascontiguousarray(v.T) if k in lin else np.asarray(v) for k, v in state.items()}
 
 
-def to_numpy_layout(state: dict[str, np.ndarray], torch_model: nn.Sequential) -> dict:
+def to_numpy_layout(state: dict[str, np.ndarray], torch_model: nn.Module) -> dict:
     """Torch-layout arrays → NumPy layout (the inverse of ``to_torch_layout``)."""
     return to_torch_layout(state, torch_model)  # a transpose is its own inverse
 
 
-def torch_state(torch_model: nn.Sequential) -> dict[str, np.ndarray]:
+def torch_state(torch_model: nn.Module) -> dict[str, np.ndarray]:
     """The torch model's state_dict as NumPy arrays in torch layout (copies)."""
     return {k: v.detach().cpu().numpy().copy() for k, v in torch_model.state_dict().items()}
 
 
-def numpy_to_torch(np_model: reference.Sequential, torch_model: nn.Sequential) -> None:
+def numpy_to_torch(np_model: reference.Sequential, torch_model: nn.Module) -> None:
     """Copy every parameter and buffer of the NumPy model into the torch model."""
     load_torch(torch_model, to_torch_layout(np_model.state_dict(), torch_model))
 
 
-def torch_to_numpy(torch_model: nn.Sequential, np_model: reference.Sequential) -> None:
+def torch_to_numpy(torch_model: nn.Module, np_model: reference.Sequential) -> None:
     """Copy every parameter and buffer of the torch model into the NumPy model."""
     np_model.load_state_dict(to_numpy_layout(torch_state(torch_model), torch_model))
 
 
-def load_torch(torch_model: nn.Sequential, state: dict[str, np.ndarray]) -> None:
+def load_torch(torch_model: nn.Module, state: dict[str, np.ndarray]) -> None:
     """Strict, exact load of torch-layout arrays (same keys, shapes, dtypes) into the model."""
     own = torch_model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))

@@ -41,14 +41,14 @@ class Twins:
     numpy_model: reference.Sequential
     torch_model: nn.Sequential
     loss: str
-    numpy_optimizer: object
+    numpy_optimizer: reference.optim.Optimizer
     torch_optimizer: torch.optim.Optimizer
     penalty_keys: list[str] = field(default_factory=list)
     penalty_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        self.numpy_loss = reference.losses.LOSSES[self.loss]()
-        self.torch_loss = torch_impl.LOSSES[self.loss]()
+        self.numpy_loss: reference.losses.Loss = reference.losses.LOSSES[self.loss]()
+        self.torch_loss: nn.Module = torch_impl.LOSSES[self.loss]()
 
     def sync_weights(self) -> None:
         """Copy every NumPy parameter and buffer into the torch model (exact)."""

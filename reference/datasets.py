@@ -53,7 +53,7 @@ def _check_int(value, func: str, arg: str, minimum: int) -> None:
 def _check_noise(noise, func: str) -> None:
     if isinstance(noise, (bool, np.bool_)) or not isinstance(noise, numbers.Real):
         raise TypeError(f"{func}: noise must be a real number, got {type(noise).__name__}")
-    if not (math.isfinite(noise) and noise >= 0):
+    if not (math.isfinite(noise) and float(noise) >= 0):
         raise ValueError(f"{func}: noise must be finite and >= 0, got {noise!r}")
 
 

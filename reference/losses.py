@@ -116,7 +116,9 @@ def l2_penalty(weights, reg: float) -> float:
     return float(0.5 * reg * sum(float(np.sum(w * w)) for w in weights))
 
 
-LOSSES = {
+Loss = CrossEntropyLoss | BCELoss | BCEWithLogitsLoss   # what LOSSES builds
+
+LOSSES: dict[str, type[Loss]] = {
     "cross_entropy": CrossEntropyLoss,
     "bce": BCELoss,
     "bce_with_logits": BCEWithLogitsLoss,

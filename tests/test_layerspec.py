@@ -118,7 +118,8 @@ def test_cli_list_prints_the_same_layers_and_counts(capsys):
     for name, (layers, n) in PINNED.items():
         assert (rows[name]["layers"], rows[name]["parameters"]) == (layers, n), name
         i = next(i for i, line in enumerate(text) if line.split()[:1] == [name])
-        assert f" {n:>7} params " in text[i] and text[i + 1].startswith(f"  {layers}  ["), name
+        assert text[i].split()[1] == str(n), f"{name}: PARAMS column"
+        assert text[i + 1].split(None, 1) == ["layers:", layers], f"{name}: layers line"
 
 
 # ---- what is refused -------------------------------------------------------------------------

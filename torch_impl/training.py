@@ -14,7 +14,12 @@ from torch import nn
 def l2_penalty(weights: list[torch.Tensor], reg: float) -> torch.Tensor:
     """cs231n's penalty as torch computes it: ``0.5·reg·Σ_W Σ W²`` (the twin of
     ``reference.losses.l2_penalty``; torch's optimizers add ``reg·W`` to the gradient)."""
-    return 0.5 * reg * sum((w * w).sum() for w in weights)
+    if not weights:
+        raise ValueError("l2_penalty: no weights to penalize")
+    total = (weights[0] * weights[0]).sum()          # Σ in list order, as sum() would add them
+    for w in weights[1:]:
+        total = total + (w * w).sum()
+    return 0.5 * reg * total
 
 
 def fit(model: nn.Sequential, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,

@@ -221,7 +221,7 @@ def save_numpy(path: str, np_model: reference.Sequential, spec_name: str, *,
     return meta
 
 
-def save_torch(path: str, t_model: nn.Sequential, spec_name: str, *,
+def save_torch(path: str, t_model: nn.Module, spec_name: str, *,
                fmt: str = "pt", extra_meta: dict | None = None) -> dict:
     """Write ``t_model`` (a twin of ``spec_name``): ``fmt="pt"`` —
     ``torch.save({"meta": {...}, "state_dict": {key: tensor}})`` (detached CPU copies);
@@ -552,8 +552,8 @@ def _st_data_end(header: dict) -> int | None:
     safetensors' own validation)."""
     ends = [e.get("data_offsets") for k, e in header.items() if k != "__metadata__"
             and isinstance(e, dict)]
-    ok = all(isinstance(o, list) and len(o) == 2 and type(o[1]) is int for o in ends)
-    return max((o[1] for o in ends), default=0) if ok else None
+    offsets = [o for o in ends if isinstance(o, list) and len(o) == 2 and type(o[1]) is int]
+    return max((o[1] for o in offsets), default=0) if len(offsets) == len(ends) else None
 
 
 def _st_record(path: str, header: dict) -> tuple[object, dict]:
@@ -633,8 +633,9 @@ def _check_model_name(path: str, meta, spec: ModelSpec) -> None:
         raise ValueError(f"{path}: checkpoint of model {name!r}, not {spec.name!r}")
 
 
-def _check_meta_fields(path: str, meta) -> None:
-    """The record itself: a JSON object of our format, an int version we read, an int seed."""
+def _check_meta_fields(path: str, meta: object) -> dict:
+    """The record itself: a JSON object of our format, an int version we read, an int seed.
+    Returns it."""
     if not isinstance(meta, dict):
         raise ValueError(f"{path}: metadata must be a JSON object, "  # noqa: TRY004
                          f"got {type(meta).__name__}")
@@ -648,6 +649,7 @@ def _check_meta_fields(path: str, meta) -> None:
     seed = meta.get("seed")
     if seed is not None and (type(seed) is not int or not 0 <= seed <= MAX_SEED):
         raise ValueError(f"{path}: metadata seed {seed!r} is not an integer in [0, 2**64)")
+    return meta
 
 
 def read_checkpoint(path: str, spec: ModelSpec | str | None = None, *,
@@ -662,13 +664,14 @@ def read_checkpoint(path: str, spec: ModelSpec | str | None = None, *,
     spec = _spec(spec) if spec is not None else None
     bounds = _bounds_of(spec) if spec is not None else _catalogue_bounds()
     fmt, z, data = _open(path, bounds)
+    meta: object
+    state: dict
     if z is None:
         meta, state = _read_safetensors(path, data, spec, via)
     else:
         with z:
             meta, state = (_read_npz if fmt == "npz" else _read_pt)(path, z, data, spec)
-    _check_meta_fields(path, meta)
-    return Checkpoint(path, fmt, meta, state)
+    return Checkpoint(path, fmt, _check_meta_fields(path, meta), state)
 
 
 def check_meta(ck: Checkpoint, spec: ModelSpec, dtype: str | None = None) -> str:
@@ -710,8 +713,8 @@ def checked(ck: Checkpoint, spec: ModelSpec | str, dtype: str | None = None):
 def numpy_twin(ck: Checkpoint, spec: ModelSpec | str, *, dtype: str | None = None,
                seed: int = 0) -> reference.Sequential:
     """A NumPy twin of ``spec`` holding the weights and buffers of a read checkpoint."""
-    spec, ck_dtype, t_model = checked(ck, spec, dtype)
-    model = spec.build_numpy(seed, ck_dtype)
+    model_spec, ck_dtype, t_model = checked(ck, spec, dtype)
+    model = model_spec.build_numpy(seed, ck_dtype)
     model.load_state_dict(transfer.to_numpy_layout(ck.state, t_model))
     return model
 
