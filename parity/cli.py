@@ -302,8 +302,9 @@ def _json_flag(s: argparse.ArgumentParser, what: str = "machine-readable output"
                    help=f"{what} (JSON on stdout, the same information as the table)")
 
 
-def _model_arg(s: argparse.ArgumentParser) -> None:
-    s.add_argument("model", metavar="MODEL", help="catalogue name (see `nn-parity list`)")
+def _model_arg(s: argparse.ArgumentParser, what: str = "catalogue name (see `nn-parity list`)"
+               ) -> None:
+    s.add_argument("model", metavar="MODEL", help=what)
 
 
 def _dtype_arg(s: argparse.ArgumentParser, what: str = "float64 (exact tier) or float32 "
@@ -326,8 +327,11 @@ def _add_check(sub) -> None:
                                      "parameters after the update (and optimizer state)",
                        description="Load identical weights into both twins, run the first "
                        "training batch through both, and compare everything against the "
-                       "tolerance table (parity/tolerances.py). Exit 1 when a check fails.")
-    _model_arg(s)
+                       "tolerance table (parity/tolerances.py). Exit 1 when a check fails. "
+                       "MODEL may also be your own code, path/to/file.py:function (README, "
+                       "'Check your own model').")
+    _model_arg(s, "catalogue name (see `nn-parity list`), or path/to/file.py:function "
+                  "returning your twins and a batch")
     _dtype_arg(s)
     s.add_argument("--seed", type=int, default=0, help="seed for data and initial weights")
     s.add_argument("--steps", type=int, default=None,
