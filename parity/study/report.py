@@ -26,7 +26,8 @@ def _jsonable(o):
 
 
 def write_report(study: Study, out_dir: str, option: str | None = None) -> list[str]:
-    """Write index.md, index.html, img/*.png, results.json (and claims.json) as one set with
+    """Write index.md, index.html, img/*.png (each picture once; both pages link to it),
+    results.json (and claims.json) as one set with
     ``parity.fileio.write_dir_set``: built in a temporary sibling of ``out_dir``, swapped into
     place at the end; on any failure the previous report stays and the temporary directory is
     removed. ``out_dir`` must be new, empty or an earlier report. Returns the files written."""
@@ -42,8 +43,8 @@ def _write_report_files(study: Study, tmp: str) -> None:
     study.results["timing"].update(render_seconds=time.perf_counter() - t0,
                                    render_cpu_seconds=time.process_time() - c0)
     t = study.results["timing"]
-    doc.p(f"Drawing this report's {len(doc.images)} pictures took {t['render_seconds']:.1f} s "
-          f"({t['render_cpu_seconds']:.1f} s CPU).")
+    doc.p(f"After the jobs, drawing this report's {len(doc.images)} pictures took "
+          f"{t['render_seconds']:.1f} s wall ({t['render_cpu_seconds']:.1f} s CPU).")
     claims = study.results.get("claims", {})
     if claims.get("available"):
         claims_module.write_claims(
