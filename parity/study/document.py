@@ -203,8 +203,8 @@ _NUMERIC = re.compile(r"^[-+−]?(\d|\.\d)")
 
 def _is_numeric(cell: str) -> bool:
     """A short cell that starts with a number (``0.5367 / 0.5367``, ``1.2e-16 (grad)``):
-    right-aligned, never wrapped."""
-    return bool(_NUMERIC.match(cell)) and len(cell) <= 24
+    right-aligned, never wrapped. A list (``0.9241, 0.07586``) may wrap."""
+    return bool(_NUMERIC.match(cell)) and len(cell) <= 24 and ", " not in cell
 
 
 def _html_table(header: list, rows: list) -> str:

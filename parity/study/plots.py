@@ -168,8 +168,9 @@ def _loss_difference_panel(ax, strip, loss: dict) -> None:
     zeros = _zero_strip(strip, [(diff, "tab:green")])[0]
     ax.plot(np.arange(1, n + 1), _positive(diff), color="tab:gray", lw=0.8, marker=".", ms=3,
             label=f"> 0 at {n - zeros} of {n} epochs")
-    ax.plot([], [], ls="none", marker="|", ms=8, mew=1.4, color="tab:green",
-            label=f"= 0 at {zeros} (ticks below)")
+    if zeros:
+        ax.plot([], [], ls="none", marker="|", ms=8, mew=1.4, color="tab:green",
+                label=f"= 0 at {zeros} (ticks below)")
     _log_unless_empty(ax, [diff])
     ax.set(ylabel="|loss numpy − loss torch|", title="loss difference"
            + (f" (max {diff.max():.1e})" if diff.max() > 0 else ": none"))
