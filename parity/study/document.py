@@ -397,7 +397,8 @@ def _how_to_read_section(doc: Doc, R: dict) -> None:
           "update, the parameters after it, buffers, optimizer state, eval outputs. A model "
           "passes when every check passes; the table shows the largest absolute difference "
           "and the largest normwise relative difference max|a−b| / max(|a|, |b|) over all "
-          "checks, with the kind of tensor that set it.")
+          "checks (0 for a tensor that is only rounding noise in its group), with the kind "
+          "of tensor that set it.")
     doc.p(f"**The tolerance rule** (`parity/tolerances.py`, applied by `parity/judge.py`). "
           f"Elementwise |a − b| ≤ rtol·|b| + atol·S, a = NumPy, b = torch. In float64, rtol "
           f"{r64:g}, atol {a64:g} and S is the largest magnitude among that step's tensors "
@@ -412,9 +413,10 @@ def _how_to_read_section(doc: Doc, R: dict) -> None:
           "the other beyond the noise. Integer tensors (step counters) must be equal.")
     doc.p("**Divergence** (`parity.diverge`). Both twins train in lockstep from identical "
           "weights, each on its own gradients, with shared batches and dropout masks; after "
-          "every step the largest normwise relative parameter difference is recorded. "
-          "Rounding differences enter every step and the dynamics amplify them, so this "
-          f"grows with the steps: float64 is held to {b100:g} over the first {k100} steps; "
+          "every step the largest normwise relative parameter difference is recorded (a "
+          "bias feeding BatchNorm, whose true gradient is 0, is left out). Rounding "
+          "differences enter every step and the dynamics amplify them, so this grows with "
+          f"the steps: the test suite holds float64 to {b100:g} over the first {k100} steps; "
           "float32 trajectories are expected to drift apart and no bound is asserted on "
           f"them. This run used {R['meta']['diverge_steps']} steps.")
     doc.p("**Verdicts.** A recipe's *target* (e.g. held-out accuracy ≥ 0.95) is judged on "

@@ -11,7 +11,7 @@ import numpy as np
 
 from parity import fileio, zoo
 from parity.audit import claims as claims_module
-from parity.study.document import _met, _verdict, build_document
+from parity.study.document import _met_pair, _verdict, build_document
 from parity.study.executor import Study, run_study
 from parity.study.plan import make_plan
 
@@ -71,7 +71,8 @@ def study(models=None, out: str = "report", quick: bool = False, seed: int | Non
 
 
 def render_summary(results: dict) -> str:
-    """The terminal table: one line per model, both twins side by side."""
+    """The terminal table: one line per model, both twins side by side (the target verdict
+    once when both twins have it, else ``numpy / torch``)."""
     lines = [f"{'model':<26} {'held-out np':>11} {'torch':>7} {'loss np':>9} {'torch':>9} "
              f"{'s np':>6} {'torch':>6}  parity f64/f32  target"]
     for m in results["models"]:
@@ -79,8 +80,7 @@ def render_summary(results: dict) -> str:
         lines.append(f"{m['model']:<26} {n['test_accuracy']:>11.4f} {t['test_accuracy']:>7.4f} "
                      f"{n['final_loss']:>9.4g} {t['final_loss']:>9.4g} {n['seconds']:>6.2f} "
                      f"{t['seconds']:>6.2f}  {_verdict(m['parity']['float64']):>6}/"
-                     f"{_verdict(m['parity']['float32']):<6}  {_met(n, m['capped'])}/"
-                     f"{_met(t, m['capped'])}")
+                     f"{_verdict(m['parity']['float32']):<6}  {_met_pair(m)}")
     return "\n".join(lines)
 
 
