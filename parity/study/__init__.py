@@ -1,8 +1,8 @@
 """The side-by-side study: train every catalogue model in both twins, write ``report/``.
 
 ``nn-parity study [--models ...] [--out report] [--quick] [--jobs N]`` →
-``report/index.md``, ``report/index.html`` (self-contained: every PNG embedded as a base64
-data URI, and also saved under ``report/img/``), ``report/results.json`` (and
+``report/index.md``, ``report/index.html`` (both linking each picture, a PNG saved once
+under ``report/img/``), ``report/results.json`` (and
 ``report/claims.json`` when ``parity.audit.claims`` exists).
 
 Work is cut into independent jobs — one training run (model × impl), one model's parity

@@ -1,136 +1,297 @@
 """The report's document: one list of blocks rendered to Markdown and HTML, one function per
-section."""
+section.
+
+Pictures are PNG files under ``img/`` beside ``index.html`` and ``index.md``; both pages
+reference them by relative path (one copy of each picture). The HTML page opens with a
+headline, the contents and "How to read this"; per-model sections are collapsible
+(``<details>``) and linked from the contents; "Where the time went" is the appendix.
+"""
 
 from __future__ import annotations
 
-import base64
 import html
 import os
 import re
+from contextlib import contextmanager
 
 import numpy as np
 
-from parity import zoo
+from parity import tolerances, zoo
 from parity.study.executor import Study
 from parity.study.plan import N_TILES, SOURCES
 from parity.train import IMPLS
 
+NOT_MEASURED = "not measured (quick run)"     # the "met" cell of a capped run
+CLAIM_VERDICTS = ("reproduced", "refuted", "unreachable as written", NOT_MEASURED)
 
-# ---- the document: one list of blocks → Markdown and self-contained HTML -------------------------
+# colour class of each verdict word in HTML tables (the legend shows them)
+VERDICT_CLASS = {"pass": "good", "met": "good", "reproduced": "good", "FAIL": "bad",
+                 "NOT met": "bad", "refuted": "bad", "unreachable as written": "warn",
+                 NOT_MEASURED: "muted"}
+
+
+# ---- the document: one list of blocks → Markdown and HTML ---------------------------------------
 class Doc:
-    """Headings, paragraphs, tables and images, rendered to Markdown (images as files under
-    ``img/``) and to one HTML file (images as base64 data URIs)."""
+    """Headings, paragraphs, tables, pictures and collapsible sections, rendered to Markdown
+    and HTML. Pictures are written once, as ``img_dir/<name>.png``; both renderings point to
+    ``img/<name>.png``."""
 
     def __init__(self, img_dir: str) -> None:
         self.blocks: list = []
         self.img_dir = img_dir
         self.images: list[str] = []
+        self._anchors: set[str] = set()
+
+    def anchor(self, text: str) -> str:
+        """A unique HTML id for ``text``: lower-case words joined by ``-`` (``-2``… on reuse)."""
+        base = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "section"
+        a, k = base, 1
+        while a in self._anchors:
+            k += 1
+            a = f"{base}-{k}"
+        self._anchors.add(a)
+        return a
 
     def h(self, level: int, text: str) -> None:
-        self.blocks.append(("h", level, text))
+        self.blocks.append(("h", level, text, self.anchor(text)))
 
     def p(self, text: str) -> None:
         self.blocks.append(("p", text))
+
+    def headline(self, text: str) -> None:
+        self.blocks.append(("headline", text))
+
+    def toc(self) -> None:
+        """The contents, listing every level-2 heading and level-3 section, rendered here."""
+        self.blocks.append(("toc",))
 
     def table(self, header: list, rows: list) -> None:
         self.blocks.append(("table", header, rows))
 
     def img(self, name: str, fig, caption: str) -> None:
+        """Write ``fig`` to ``img_dir/<name>.png`` (``plots.save_png``) and place it here."""
         from parity.study.plots import save_png
         fname = f"{name}.png"
         png = save_png(fig, os.path.join(self.img_dir, fname))
         self.images.append(fname)
-        self.blocks.append(("img", fname, png, caption))
+        self.blocks.append(("img", fname, _png_size(png), caption))
 
-    @staticmethod
-    def _anchor(text: str) -> str:
-        return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    @contextmanager
+    def collapsible(self, level: int, title: str, summary: str = ""):
+        """A level-``level`` section folded under its title (HTML ``<details>``), closed until
+        the reader opens it or follows a contents link to it."""
+        self.blocks.append(("open", level, title, self.anchor(title), summary))
+        yield
+        self.blocks.append(("close",))
+
+    def sections(self) -> list[tuple[int, str, str]]:
+        """``(level, title, anchor)`` of every level-2 and level-3 heading, in order."""
+        return [(b[1], b[2], b[3]) for b in self.blocks
+                if b[0] in ("h", "open") and b[1] in (2, 3)]
 
     def markdown(self) -> str:
-        out = []
-        for b in self.blocks:
-            if b[0] == "h":
-                out += ["#" * b[1] + " " + b[2], ""]
-            elif b[0] == "p":
-                out += [b[1], ""]
-            elif b[0] == "table":
-                out.append("| " + " | ".join(map(str, b[1])) + " |")
-                out.append("|" + "---|" * len(b[1]))
-                for r in b[2]:
-                    out.append("| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |")
-                out.append("")
-            else:
-                out += [f"![{b[3]}](img/{b[1]})", "", f"*{b[3]}*", ""]
-        return "\n".join(out)
-
-    @staticmethod
-    def _inline(text: str) -> str:
-        t = html.escape(str(text))
-        t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
-        return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", t)
+        return _markdown(self)
 
     def html(self, title: str) -> str:
-        cls = {"pass": "good", "met": "good", "FAIL": "bad", "NOT met": "bad"}
-        toc = [b for b in self.blocks if b[0] == "h" and b[1] == 2]
-        body = []
-        for b in self.blocks:
-            if b[0] == "h":
-                body.append(f'<h{b[1]} id="{self._anchor(b[2])}">{self._inline(b[2])}</h{b[1]}>')
-                if b[1] == 1 and toc:
-                    body.append("<nav>" + " · ".join(
-                        f'<a href="#{self._anchor(t[2])}">{html.escape(t[2])}</a>'
-                        for t in toc) + "</nav>")
-            elif b[0] == "p":
-                body.append(f"<p>{self._inline(b[1])}</p>")
-            elif b[0] == "table":
-                head = "".join(f"<th>{self._inline(c)}</th>" for c in b[1])
-                rows = []
-                for r in b[2]:
-                    cells = []
-                    for j, c in enumerate(r):
-                        c = str(c)
-                        k = next((v for w, v in cls.items() if c == w or c.startswith(w + " ")),
-                                 None)
-                        n = "n" if j > 0 and _NUMERIC.match(c) else None   # names stay left
-                        k = " ".join(x for x in (k, n) if x)
-                        cells.append(f'<td class="{k}">' if k else "<td>")
-                        cells[-1] += self._inline(c) + "</td>"
-                    rows.append("<tr>" + "".join(cells) + "</tr>")
-                body.append(f"<table><thead><tr>{head}</tr></thead><tbody>"
-                            + "".join(rows) + "</tbody></table>")
-            else:
-                data = base64.b64encode(b[2]).decode("ascii")
-                body.append(f'<figure><img src="data:image/png;base64,{data}" '
-                            f'alt="{html.escape(b[3])}"><figcaption>{self._inline(b[3])}'
-                            "</figcaption></figure>")
-        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
-                + "\n".join(body) + "\n</body></html>\n")
+        return _html(self, title)
 
 
-_NUMERIC = re.compile(r"^[-+]?(\d|\.\d|\[)")   # cells right-aligned in HTML tables
+def _png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk (bytes 16–24, big-endian)."""
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+# ---- Markdown ----------------------------------------------------------------------------------
+def _markdown(doc: Doc) -> str:
+    out: list[str] = []
+    for b in doc.blocks:
+        kind = b[0]
+        if kind == "h":
+            out += [f'<a id="{b[3]}"></a>', "", "#" * b[1] + " " + b[2], ""]
+        elif kind in ("p", "headline"):
+            out += [b[1] if kind == "p" else f"**{b[1]}**", ""]
+        elif kind == "toc":
+            out += _markdown_toc(doc)
+        elif kind == "table":
+            out += _markdown_table(b[1], b[2])
+        elif kind == "img":
+            out += [f"![{b[3]}](img/{b[1]})", "", f"*{b[3]}*", ""]
+        elif kind == "open":
+            out += [f'<a id="{b[3]}"></a>', "", "#" * b[1] + " " + b[2], ""]
+            out += [f"*{b[4]}*", ""] if b[4] else []
+    return "\n".join(out)
+
+
+def _markdown_toc(doc: Doc) -> list[str]:
+    out = ["**Contents**", ""]
+    for level, title, anchor in doc.sections():
+        out.append("  " * (level - 2) + f"- [{title}](#{anchor})")
+    return out + [""]
+
+
+def _markdown_table(header: list, rows: list) -> list[str]:
+    out = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return out + [""]
+
+
+# ---- HTML --------------------------------------------------------------------------------------
+def _inline(text) -> str:
+    """Escape ``text``; `code`, **bold** and *italic* become <code>, <b> and <i>."""
+    t = html.escape(str(text))
+    t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
+    t = re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", t)
+    return re.sub(r"\*([^*\s][^*]*)\*", r"<i>\1</i>", t)
+
+
+def _html(doc: Doc, title: str) -> str:
+    body = []
+    for b in doc.blocks:
+        kind = b[0]
+        if kind == "h":
+            body.append(f'<h{b[1]} id="{b[3]}">{_inline(b[2])}</h{b[1]}>')
+        elif kind == "p":
+            body.append(f"<p>{_inline(b[1])}</p>")
+        elif kind == "headline":
+            body.append(f'<p class="headline">{_inline(b[1])}</p>')
+        elif kind == "toc":
+            body.append(_html_toc(doc))
+        elif kind == "table":
+            body.append(_html_table(b[1], b[2]))
+        elif kind == "img":
+            body.append(_html_img(*b[1:]))
+        elif kind == "open":
+            summary = f' <span class="gist">{_inline(b[4])}</span>' if b[4] else ""
+            body.append(f'<details id="{b[3]}"><summary><h{b[1]}>{_inline(b[2])}</h{b[1]}>'
+                        f"{summary}</summary>")
+        elif kind == "close":
+            body.append("</details>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>\n"
+            + "\n".join(body) + f"\n<script>{_OPEN_TARGET_JS}</script>\n</body></html>\n")
+
+
+def _html_toc(doc: Doc) -> str:
+    """Contents: each level-2 section on its own line, its level-3 sections inline after it."""
+    items: list[list[str]] = []
+    for level, title, anchor in doc.sections():
+        link = f'<a href="#{anchor}">{html.escape(title)}</a>'
+        if level == 2 or not items:
+            items.append([link])
+        else:
+            items[-1].append(link)
+    lis = "".join(f"<li>{it[0]}" + (f'<span class="sub">{" · ".join(it[1:])}</span>'
+                                    if len(it) > 1 else "") + "</li>" for it in items)
+    return f'<nav id="contents"><b>Contents</b><ol>{lis}</ol></nav>'
+
+
+def cell_class(cell: str) -> str | None:
+    """The colour class of a table cell made of verdict words (``met / NOT met`` is bad:
+    one twin missed), or None for any other cell."""
+    kinds = [VERDICT_CLASS.get(part) for part in str(cell).split(" / ")]
+    if None in kinds:
+        return None
+    for k in ("bad", "warn", "muted"):
+        if k in kinds:
+            return k
+    return "good"
+
+
+_NUMERIC = re.compile(r"^[-+−]?(\d|\.\d)")
+
+
+def _is_numeric(cell: str) -> bool:
+    """A short cell that starts with a number (``0.5367 / 0.5367``, ``1.2e-16 (grad)``):
+    right-aligned, never wrapped. A list (``0.9241, 0.07586``) may wrap."""
+    return bool(_NUMERIC.match(cell)) and len(cell) <= 24 and ", " not in cell
+
+
+def _html_table(header: list, rows: list) -> str:
+    head = "".join(f"<th>{_inline(c)}</th>" for c in header)
+    out = []
+    for r in rows:
+        cells = []
+        for j, c in enumerate(r):
+            c = str(c)
+            k = " ".join(x for x in (cell_class(c), "n" if j > 0 and _is_numeric(c) else None)
+                         if x)
+            cells.append((f'<td class="{k}">' if k else "<td>") + _inline(c) + "</td>")
+        out.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(out)}</tbody></table>"
+
+
+def _html_img(fname: str, size: tuple[int, int], caption: str) -> str:
+    w, h = size
+    return (f'<figure><img src="img/{html.escape(fname)}" width="{w}" height="{h}" '
+            f'loading="lazy" alt="{html.escape(caption)}"><figcaption>{_inline(caption)}'
+            "</figcaption></figure>")
+
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:1300px;
-margin:1.5em auto;padding:0 1em;color:#222;line-height:1.4}
-h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #aaa;margin-top:2em}
-nav{font-size:.9em;margin:.5em 0 1em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.82em}
+margin:1.5em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{border-bottom:2px solid #444;margin-bottom:.3em}h2{border-bottom:1px solid #aaa;margin-top:1.8em}
+.headline{font-size:1.25em;font-weight:600;margin:.4em 0 .6em}
+nav{background:#f6f6f6;border:1px solid #ddd;padding:.4em 1em;font-size:.95em}
+nav ol{margin:.3em 0;padding-left:1.4em}nav .sub{display:block;font-size:.9em;color:#555}
+table{border-collapse:collapse;margin:.6em 0;font-size:.85em}
 th,td{border:1px solid #ccc;padding:2px 6px;text-align:left;vertical-align:top}
-th{background:#f0f0f0}td.n{text-align:right}
+th{background:#f0f0f0}td.n{text-align:right;white-space:nowrap;font-variant-numeric:tabular-nums}
 tbody tr:nth-child(even){background:#fafafa}
-td.good{color:#176b1f}td.bad{color:#b00020;font-weight:bold}
-figure{margin:.8em 0}figure img{max-width:100%;border:1px solid #ddd}
-figcaption{font-size:.85em;color:#555;max-width:1100px}
+td.good{color:#176b1f}td.bad{color:#b00020;font-weight:bold}td.warn{color:#a15c00;font-weight:bold}
+td.muted{color:#777;font-style:italic}
+details{border:1px solid #ddd;border-radius:4px;margin:.5em 0;padding:0 .8em}
+details[open]{padding-bottom:.6em}
+summary{cursor:pointer;padding:.35em 0}
+summary h3,summary h2{display:inline;font-size:1.05em;margin:0}
+summary .gist{color:#555;font-size:.9em;margin-left:.6em}
+figure{margin:.8em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}
+figcaption{font-size:.9em;color:#555;max-width:1100px}
 code{background:#f3f3f3;padding:0 3px}
 """
 
+# a contents link to a closed <details> opens it
+_OPEN_TARGET_JS = ("function openTarget(){var e=location.hash&&document.getElementById("
+                   "decodeURIComponent(location.hash.slice(1)));if(e&&e.tagName==='DETAILS')"
+                   "e.open=true;}addEventListener('hashchange',openTarget);openTarget();")
 
-def _f(x, fmt=".4f") -> str:
-    return "-" if x is None else format(x, fmt)
+
+# ---- numbers for people -------------------------------------------------------------------------
+def fmt_num(x, digits: int = 4) -> str:
+    """A measured value: ``-`` for None, ``0`` for ±0, ``digits`` significant digits; a vector
+    as comma-separated values (``0.9241, 0.07586``), like the claims state them."""
+    if x is None:
+        return "-"
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return ", ".join(fmt_num(v, digits) for v in x)
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return "0" if x == 0 else format(float(x), f".{digits}g")
+    return str(x)
 
 
-NOT_MEASURED = "not measured (quick run)"     # the "met" cell of a capped run
+def fmt_sci(x) -> str:
+    """A difference or a ratio to tolerance: ``0`` when exactly 0, else ``1.2e-16``."""
+    return "-" if x is None else "0" if x == 0 else f"{x:.1e}"
+
+
+def fmt_pm(mean: float, stderr: float, decimals: int = 4) -> str:
+    """``mean ± stderr`` to ``decimals`` places; a standard error that rounds to 0 there is
+    written as a bound (``0.9933 ± <5e-5``), never as ``± 0.0000``."""
+    if stderr < 0.5 * 10.0**-decimals:
+        return f"{mean:.{decimals}f} ± <5e-{decimals + 1}"
+    return f"{mean:.{decimals}f} ± {stderr:.{decimals}f}"
+
+
+def fmt_threads(threads: dict | None) -> str:
+    """``{'torch': 1, 'blas': 1}`` → ``torch 1, BLAS 1``."""
+    if not threads:
+        return "unknown"
+    return ", ".join(f"{'BLAS' if k == 'blas' else k} {v}" for k, v in threads.items())
 
 
 def _met(r: dict, capped: bool = False) -> str:
@@ -145,29 +306,149 @@ def _verdict(p: dict) -> str:
     return "pass" if p["passed"] else "FAIL"
 
 
-def build_document(study: Study, img_dir: str) -> Doc:
-    """Every table and picture of the report, from ``study`` (measured values only)."""
-    from parity.study import plots
-    from parity.tolerances import tolerance
-    R, A = study.results, study.arrays
-    by_name = {m["model"]: m for m in R["models"]}
-    doc = Doc(img_dir)
-    meta, timing = R["meta"], R["timing"]
-    doc.h(1, "nn-parity study" + (" (quick)" if R["quick"] else ""))
-    doc.p(f"{meta['date_utc']} UTC · python {meta['python']}, numpy {meta['numpy']}, "
-          f"torch {meta['torch']}, matplotlib {meta['matplotlib']} · jobs {meta['jobs']}, "
-          f"threads {meta['threads_main']} (workers: 1) · jobs took "
-          f"{timing['jobs_wall_seconds']:.1f} s wall, benchmark {timing['bench_seconds']:.1f} s"
-          + (f" · `{meta['command']}`" if meta.get("command") else ""))
-    doc.p("Both twins start from the same NumPy-initialized weights, see the same data and "
-          "the same batch order (float64). Dropout masks are each side's own draw in training "
-          "runs (so dropout models agree in distribution, not in digits) and shared in the "
-          "parity checks. Every number and picture below was measured in this run."
-          + (" **Quick mode**: epochs capped (full-batch 300, full-batch on >1000 rows 100, "
-             "minibatch 30), fewer seeds and sizes — numbers are not the recipes' results."
-             if R["quick"] else ""))
+def _met_pair(m: dict) -> str:
+    """The target cell of a model: one verdict when both twins have it, else ``np / torch``."""
+    n, t = (_met(m["runs"][i], m["capped"]) for i in IMPLS)
+    return n if n == t else f"{n} / {t}"
 
-    # ---- summary tables
+
+def _both(m: dict) -> str:
+    """The target verdict of a model over both twins: met, NOT met, split, not measured."""
+    n, t = (_met(m["runs"][i], m["capped"]) for i in IMPLS)
+    return n if n == t else "split"
+
+
+# ---- the report: one function per section ----------------------------------------------------
+def build_document(study: Study, img_dir: str) -> Doc:
+    """Every section of the report, in order, from ``study`` (measured values only)."""
+    from parity.study import plots
+    R, A = study.results, study.arrays
+    doc = Doc(img_dir)
+    _title_section(doc, R)
+    doc.toc()
+    _how_to_read_section(doc, R)
+    _legend_section(doc)
+    _training_section(doc, R)
+    _parity_section(doc, R)
+    for source, title in SOURCES.items():
+        _source_section(doc, R, A, source, title, plots)
+    _xor_section(doc, R)
+    _claims_section(doc, R)
+    _bench_section(doc, R, plots)
+    _time_section(doc, R)
+    return doc
+
+
+def headline(R: dict) -> str:
+    """One line: models agreeing per dtype, targets met by both twins, claims per verdict
+    (e.g. ``23/23 models agree in float64, 23/23 in float32; targets: 14/15 met, 1 missed;
+    claims: 14 reproduced, 4 refuted``)."""
+    ms = R["models"]
+    agree = ", ".join(f"{sum(m['parity'][dt]['passed'] for m in ms)}/{len(ms)}"
+                      + (" models agree" if dt == "float64" else "") + f" in {dt}"
+                      for dt in ("float64", "float32"))
+    both = [_both(m) for m in ms if m.get("target")]
+    parts = [f"{both.count('met')}/{len(both)} met by both twins"] + [
+        f"{both.count(k)} {w}" for k, w in (("NOT met", "missed"), ("split", "split"),
+                                            (NOT_MEASURED, NOT_MEASURED)) if both.count(k)]
+    return f"{agree}; targets: {', '.join(parts)}; {_claims_count(R['claims'])}"
+
+
+def _claims_count(c: dict) -> str:
+    if not c.get("available"):
+        return "claims audit not run"
+    verdicts = [r.get("verdict") for r in c["rows"]]
+    parts = [f"{verdicts.count(v)} {v}" for v in CLAIM_VERDICTS if verdicts.count(v)]
+    return "claims: " + ", ".join(parts)
+
+
+def _title_section(doc: Doc, R: dict) -> None:
+    meta = R["meta"]
+    doc.h(1, "nn-parity study" + (" (quick run)" if R["quick"] else ""))
+    doc.headline(headline(R))
+    workers = meta.get("threads_workers")
+    threads = f"threads: {fmt_threads(meta['threads_main'])}" + (
+        f" (workers: {fmt_threads(workers)})" if workers and workers != meta["threads_main"]
+        else "")
+    doc.p(f"{meta['date_utc']} UTC · python {meta['python']}, numpy {meta['numpy']}, "
+          f"torch {meta['torch']}, matplotlib {meta['matplotlib']} · {meta['jobs']} worker "
+          f"process(es), {threads}"
+          + (f" · `{meta['command']}`" if meta.get("command") else ""))
+    if R["quick"]:
+        doc.p("**Quick run**: epochs capped (full-batch 300, full-batch on >1000 rows 100, "
+              "minibatch 30), fewer seeds and sizes. Its numbers are not the recipes' results, "
+              "and a capped run gets no target or claim verdict.")
+
+
+def _how_to_read_section(doc: Doc, R: dict) -> None:
+    r64, a64 = tolerances.tolerance("float64", "param")
+    r32, a32 = tolerances.tolerance("float32", "param")
+    k100, b100 = tolerances.TRAJECTORY["float64"]
+    F, K = tolerances.FACTOR, tolerances.FLOOR
+    doc.h(2, "How to read this")
+    doc.p("**Twins.** Every model exists twice: a hand-written NumPy network (`reference/`) "
+          "and a stock PyTorch `nn.Sequential` (`torch_impl/`). Both start from the same "
+          "NumPy-initialized weights and see the same data in the same batch order, in "
+          "float64. In training runs each side draws its own dropout masks, so dropout "
+          "models agree in distribution, not in digits; the parity checks share the masks.")
+    doc.p("**One-step parity** (`parity.compare`). Identical weights and one batch go into "
+          "both twins for 1 training step (2 with weight decay, 3 with optimizer state or "
+          "BatchNorm). Each compared tensor is one check: the loss, every gradient, the "
+          "update, the parameters after it, buffers, optimizer state, eval outputs. A model "
+          "passes when every check passes; the table shows the largest absolute difference "
+          "and the largest normwise relative difference max|a−b| / max(|a|, |b|) over all "
+          "checks (0 for a tensor that is only rounding noise in its group), with the kind "
+          "of tensor that set it.")
+    doc.p(f"**The tolerance rule** (`parity/tolerances.py`, applied by `parity/judge.py`). "
+          f"Elementwise |a − b| ≤ rtol·|b| + atol·S, a = NumPy, b = torch. In float64, rtol "
+          f"{r64:g}, atol {a64:g} and S is the largest magnitude among that step's tensors "
+          "of the same kind (all gradients, all parameters, one kind of optimizer state), so "
+          "a tensor that is 0 in exact arithmetic is measured against its group's rounding "
+          f"noise. In float32, rtol {r32:g}, atol {a32:g} and S is the tensor's own scale "
+          "max(|a|, |b|). When a float32 check fails that table, the precision rule decides: "
+          "the same step is evaluated in float64 from the identical float32 state, σ is how "
+          "far float32-sized rounding moves that evaluation, and with d_a, d_b each twin's "
+          f"largest distance to it the check passes when d_a ≤ {F:g}·d_b + {K:g}·σ and "
+          f"d_b ≤ {F:g}·d_a + {K:g}·σ — neither twin is more than {F:g}× less accurate than "
+          "the other beyond the noise. Integer tensors (step counters) must be equal.")
+    doc.p("**Divergence** (`parity.diverge`). Both twins train in lockstep from identical "
+          "weights, each on its own gradients, with shared batches and dropout masks; after "
+          "every step the largest normwise relative parameter difference is recorded (a "
+          "bias feeding BatchNorm, whose true gradient is 0, is left out). Rounding "
+          "differences enter every step and the dynamics amplify them, so this grows with "
+          f"the steps: the test suite holds float64 to {b100:g} over the first {k100} steps; "
+          "float32 trajectories are expected to drift apart and no bound is asserted on "
+          f"them. This run used {R['meta']['diverge_steps']} steps.")
+    doc.p("**Verdicts.** A recipe's *target* (e.g. held-out accuracy ≥ 0.95) is judged on "
+          "each twin's training run: met or NOT met; a run that quick mode capped below the "
+          "recipe's epochs gets no verdict. The *claims audit* measures every numeric claim "
+          "of the five source documents on both twins and compares it with a check fixed "
+          "before measuring: reproduced, refuted or unreachable as written.")
+    doc.p("**Bayes ceiling** (`parity.audit.bayes`). The expected accuracy of the best "
+          "possible classifier — one that knows the data-generating distribution — on fresh "
+          "points from the generator, estimated by Monte Carlo and shown as mean ± standard "
+          "error. A claim about held-out accuracy that lies above the upper end of its 95 % "
+          "interval is unreachable by any model; on training accuracy the ceiling is context "
+          "only, since a model can fit the noise of its own sample.")
+
+
+def _legend_section(doc: Doc) -> None:
+    doc.h(2, "Verdict legend")
+    doc.table(["word", "where", "meaning"], [
+        ["pass", "one-step parity", "every check of that dtype within the rule above"],
+        ["FAIL", "one-step parity", "at least one check outside it (named in results.json)"],
+        ["met", "targets", "the twin's run reached the recipe's target"],
+        ["NOT met", "targets", "the twin's run ran the recipe's epochs and missed the target"],
+        [NOT_MEASURED, "targets, claims", "quick mode capped what it needs: no verdict"],
+        ["reproduced", "claims", "both twins meet the claim's check"],
+        ["refuted", "claims", "the claimed setting runs as written and misses (on either twin)"],
+        ["unreachable as written", "claims",
+         "the Bayes ceiling's 95 % upper bound cannot meet the check: no model could"],
+        ["-", "anywhere", "no target, or nothing measured"],
+    ])
+
+
+def _training_section(doc: Doc, R: dict) -> None:
     doc.h(2, "Training side by side")
     rows = []
     for m in R["models"]:
@@ -179,188 +460,89 @@ def build_document(study: Study, img_dir: str) -> Doc:
         rows.append([m["model"], m["parameters"], ep,
                      f"{n['train_accuracy']:.4f} / {t['train_accuracy']:.4f}",
                      f"{n['test_accuracy']:.4f} / {t['test_accuracy']:.4f}",
-                     f"{n['final_loss']:.4g} / {t['final_loss']:.4g}",
-                     f"{n['test_loss']:.4g} / {t['test_loss']:.4g}",
+                     f"{fmt_num(n['final_loss'])} / {fmt_num(t['final_loss'])}",
+                     f"{fmt_num(n['test_loss'])} / {fmt_num(t['test_loss'])}",
                      f"{n['seconds']:.2f} / {t['seconds']:.2f}",
-                     m["target"] or "-", f"{_met(n, m['capped'])} / {_met(t, m['capped'])}"])
+                     m["target"] or "-", _met_pair(m)])
     doc.table(["model", "params", "epochs", "train acc np / torch", "held-out acc np / torch",
                "final loss np / torch", "held-out loss np / torch", "seconds np / torch",
-               "target", "met np / torch"], rows)
+               "target", "met (np / torch if they differ)"], rows)
     doc.p("Final loss: the last epoch's mean training loss (cs231n models include "
           "0.5·reg·ΣW²); held-out loss: the data loss on the held-out part in eval mode. "
           "Seconds: each run's training loop"
-          + (" inside a worker sharing the machine with the other workers." if meta["jobs"] > 1
-             else "."))
+          + (" inside a worker sharing the machine with the other workers." if
+             R["meta"]["jobs"] > 1 else "."))
 
+
+def _parity_section(doc: Doc, R: dict) -> None:
     doc.h(2, "One-step parity")
     rows = []
     for m in R["models"]:
         p64, p32 = m["parity"]["float64"], m["parity"]["float32"]
         d64, d32 = m["divergence"]["float64"], m["divergence"]["float32"]
-        rows.append([m["model"], _verdict(p64), f"{p64['max_abs']:.1e} ({p64['max_abs_quantity']})",
-                     f"{p64['max_rel']:.1e} ({p64['max_rel_quantity']})",
-                     _verdict(p32), f"{p32['max_abs']:.1e} ({p32['max_abs_quantity']})",
-                     f"{p32['max_rel']:.1e} ({p32['max_rel_quantity']})",
-                     f"{d64['final_param_rel']:.1e} / {d32['final_param_rel']:.1e}"])
-    r64, a64 = tolerance("float64", "param")
-    r32, a32 = tolerance("float32", "param")
+        rows.append([m["model"], _verdict(p64), _worst(p64, "abs"), _worst(p64, "rel"),
+                     _verdict(p32), _worst(p32, "abs"), _worst(p32, "rel"),
+                     f"{fmt_sci(d64['final_param_rel'])} / {fmt_sci(d32['final_param_rel'])}"])
     doc.table(["model", "float64", "max abs (quantity)", "max rel (quantity)", "float32",
                "max abs (quantity)", "max rel (quantity)",
                f"divergence after {R['meta']['diverge_steps']} steps f64 / f32"], rows)
-    doc.p("`parity.compare`: identical weights and batch, 1 step (3 for stateful optimizers "
-          "and BatchNorm); loss, every gradient, parameters after the update, buffers, "
-          "optimizer state, eval outputs; the worst over all of them. Tolerances "
-          f"(parity/tolerances.py): float64 rtol {r64:g} / atol {a64:g}, float32 rtol {r32:g} "
-          f"/ atol {a32:g}. Divergence: `parity.diverge`, max normwise relative parameter "
-          "difference after training both twins in lockstep.")
-
-    # ---- time
-    doc.h(2, "Where the time went")
-    kinds, cpu = timing["job_seconds_by_kind"], timing["job_cpu_seconds_by_kind"]
-    doc.p(f"Jobs: {timing['jobs_wall_seconds']:.1f} s wall with {meta['jobs']} worker(s); "
-          f"benchmark {timing['bench_seconds']:.1f} s; this report's pictures are drawn after "
-          "this table. Per kind of job, wall / CPU seconds summed over jobs (with several "
-          "workers they overlap; CPU seconds are what an idle machine would need): "
-          + ", ".join(f"{k} {v:.1f} / {cpu[k]:.1f} s"
-                      for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])) + ".")
-    doc.table(["job", "wall s", "CPU s"],
-              [[j["job"], f"{j['seconds']:.2f}", f"{j['cpu_seconds']:.2f}"]
-               for j in timing["jobs"][:12]])
-
-    # ---- per source document
-    for source, title in SOURCES.items():
-        names = [m["model"] for m in R["models"] if m["source"] == source]
-        if not names:
-            continue
-        doc.h(2, title)
-        for name in names:
-            _model_section(doc, by_name[name], A[name], plots)
-        if source == zoo.SEED_000 and "cs231n-2layer" in by_name:
-            _tiles_section(doc, by_name["cs231n-2layer"], A["cs231n-2layer"], plots)
-        if source == zoo.SEED_002:
-            if "digits-2layer" in by_name:
-                _digits_section(doc, by_name["digits-2layer"], A["digits-2layer"], plots)
-            if "lr_finder" in R:
-                _lr_section(doc, R["lr_finder"], plots)
-        if source == zoo.SEED_003:
-            if "hidden_size" in R:
-                _norm_size_section(doc, R, by_name, plots)
-            pair = [n for n in ("spiral003-adam-l2", "spiral003-adamw") if n in by_name]
-            if pair:
-                _curves_section(doc, "Adam + L2 vs AdamW", "adam-l2-vs-adamw",
-                                [(n.replace("spiral003-", ""), by_name[n]) for n in pair], plots,
-                                "Training loss of both twins: Adam with L2 weight_decay 1e-3 "
-                                "(added to the gradient) vs AdamW (decoupled, 1e-2).")
-        if source == zoo.SEED_004:
-            opt = [(lab, n) for lab, n in (("sgd", "spiral004-sgd"),
-                                           ("momentum 0.9", "spiral004-momentum"),
-                                           ("adam", "spiral004")) if n in by_name]
-            if opt:
-                _curves_section(doc, "Optimizer comparison", "optimizers",
-                                [(lab, by_name[n]) for lab, n in opt], plots,
-                                "spiral004's 2→16→8→1 net: SGD lr 0.01, SGD + momentum 0.9, "
-                                "Adam lr 0.01, both twins.")
-            if "spiral004-early-stopping" in by_name:
-                _early_stopping_section(doc, by_name["spiral004-early-stopping"], plots)
-
-    if R["xor_success"]:
-        doc.h(2, "XOR success rate over seeds")
-        rows = []
-        for name, e in R["xor_success"].items():
-            ep = str(e["epochs"]) + ("" if e["epochs"] == e["recipe_epochs"]
-                                     else f" (recipe {e['recipe_epochs']})")
-            rows.append([name, ep, len(e["seeds"]), f"{e['numpy']['rate']:.2f}",
-                         f"{e['torch']['rate']:.2f}",
-                         ", ".join(map(str, e["numpy"]["failed"])) or "none",
-                         ", ".join(map(str, e["torch"]["failed"])) or "none",
-                         "yes" if e["numpy"]["succeeded"] == e["torch"]["succeeded"] else "no"])
-        doc.table(["model", "epochs", "seeds", "rate numpy", "rate torch", "failing seeds numpy",
-                   "failing seeds torch", "same seeds succeed"], rows)
-        doc.p("`parity.study.seed_sweep.success_rate` over seeds "
-              f"{_seed_range(e['seeds'])}: a seed "
-              "succeeds when the model reaches its target (100% train accuracy on XOR's four "
-              "points).")
-
-    doc.h(2, "Claims audit")
-    c = R["claims"]
-    if c.get("available"):
-        rows = []
-        for r in c["rows"]:
-            b, corr = r.get("bayes_ceiling"), r.get("corrected")
-            rows.append([r.get("id", "-"), str(r.get("source", "-"))[:3], _cell(r.get("claim")),
-                         _cell(r.get("stated")), _cell(r.get("measured_numpy")),
-                         _cell(r.get("measured_torch")),
-                         (b.get("text") or _cell(b.get("mean"))) if isinstance(b, dict)
-                         else _cell(b), _cell(r.get("verdict")),
-                         f"{corr.get('model')}: {_cell(corr.get('measured_numpy'))} / "
-                         f"{_cell(corr.get('measured_torch'))} ({corr.get('verdict')})"
-                         if isinstance(corr, dict) else _cell(corr)])
-        doc.table(["id", "seed", "claim", "stated", "measured numpy", "measured torch",
-                   "Bayes ceiling", "verdict", "corrected setting: numpy / torch"], rows)
-        doc.p("From `parity.audit.claims.run_audit`; also written to `claims.json`.")
-    else:
-        doc.p(c["note"])
-
-    doc.h(2, "Benchmark")
-    b = R["bench"]
-    if b.get("available"):
-        tr = b["trainers"]
-        doc.table(["comparison", "seconds", "ratio", "target", "met"], [
-            ["reference trainer vs fused NumPy loop",
-             f"{tr['seconds']['reference_trainer']:.3f} vs {tr['seconds']['fused_numpy']:.3f}",
-             f"{tr['ratios']['reference_vs_fused_numpy']:.3f}",
-             f"≤ {b['targets']['reference_vs_fused_numpy']}",
-             "met" if b["met"]["reference_vs_fused_numpy"] else "NOT met"],
-            ["torch_impl trainer vs raw torch loop",
-             f"{tr['seconds']['torch_impl_trainer']:.3f} vs {tr['seconds']['raw_torch']:.3f}",
-             f"{tr['ratios']['torch_impl_vs_raw_torch']:.3f}",
-             f"≤ {b['targets']['torch_impl_vs_raw_torch']}",
-             "met" if b["met"]["torch_impl_vs_raw_torch"] else "NOT met"]])
-        doc.img("bench-width-sweep", plots.bench_sweep(
-            b["sweep"]["rows"], "time per SGD step, NumPy vs torch (best of repeats)"),
-            f"`parity.tools.bench.run_bench(quick={R['quick']})`, run alone after all trainings "
-            f"({tr['model']}, {tr['steps']} steps, best of {tr['repeats']}; threads "
-            f"{b['threads']}). torch faster from width (per batch size): "
-            f"{b['sweep']['torch_wins_from_width']}.")
-    else:
-        doc.p(b["note"])
-    return doc
+    doc.p("The worst difference over every check of the step(s), and the kind of tensor "
+          "that set it; the rule is in *How to read this*. Divergence: the normwise relative "
+          "parameter difference after the lockstep run.")
 
 
-def _seed_range(seeds) -> str:
-    s = list(seeds)
-    return f"{s[0]}–{s[-1]}" if s == list(range(s[0], s[-1] + 1)) and len(s) > 1 else str(s)
+def _worst(p: dict, kind: str) -> str:
+    v = p[f"max_{kind}"]
+    return fmt_sci(v) + ("" if v == 0 else f" ({p[f'max_{kind}_quantity']})")
 
 
-def _cell(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_cell(x) for x in v) + "]"
-    return "-" if v is None else str(v)
+def _source_section(doc: Doc, R: dict, A: dict, source: str, title: str, plots) -> None:
+    """One source document: a collapsible section per model, then the document's extras."""
+    by_name = {m["model"]: m for m in R["models"]}
+    names = [m["model"] for m in R["models"] if m["source"] == source]
+    if not names:
+        return
+    doc.h(2, title)
+    for name in names:
+        _model_section(doc, by_name[name], A[name], plots)
+    for extra in _EXTRAS.get(source, ()):
+        extra(doc, R, A, by_name, plots)
 
 
 def _model_section(doc: Doc, m: dict, arr: dict, plots) -> None:
     name = m["model"]
     n, t = m["runs"]["numpy"], m["runs"]["torch"]
-    doc.h(3, name)
     p64, p32 = m["parity"]["float64"], m["parity"]["float32"]
-    doc.p(f"{m['summary']}. `{m['layers']}`, {m['parameters']} parameters, seed {m['seed']}, "
-          f"{m['epochs']} epochs. Target: {m['target'] or 'none'} — numpy "
-          f"{_met(n, m['capped'])}, torch {_met(t, m['capped'])}. Held-out accuracy numpy "
-          f"{n['test_accuracy']:.4f}, torch {t['test_accuracy']:.4f}. One-step parity float64 "
-          f"{_verdict(p64)} (max abs "
-          f"{p64['max_abs']:.1e}), float32 {_verdict(p32)} (max abs {p32['max_abs']:.1e})."
-          + (f" Note: {m['notes']}." if m["notes"] else ""))
-    if "boundary" in m:
-        X, y = _points(name, m["seed"])
-        doc.img(f"{name}-boundary", plots.decision_boundaries(
-            name, tuple(m["boundary"]["extent"]), arr["numpy"]["grid"], arr["torch"]["grid"],
-            X, y, {impl: (m["runs"][impl]["train_accuracy"], m["runs"][impl]["test_accuracy"])
-                   for impl in IMPLS}),
-            f"{name}: predicted class of each trained twin on a {m['boundary']['grid'][0]}² "
-            "grid (argmax, or the 0.5 / 0 threshold for one output), training points on top; "
-            f"right: cells where the twins disagree ({m['boundary']['disagree_fraction']:.2%}).")
+    gist = (f"parity float64 {_verdict(p64)}, float32 {_verdict(p32)} · held-out accuracy "
+            f"numpy {n['test_accuracy']:.4f}, torch {t['test_accuracy']:.4f}"
+            + (f" · target: {_both(m)}" if m.get("target") else ""))
+    with doc.collapsible(3, name, gist):
+        doc.p(f"{m['summary']}. `{m['layers']}`, {m['parameters']} parameters, seed "
+              f"{m['seed']}, {m['epochs']} epochs. Target: {m['target'] or 'none'} — numpy "
+              f"{_met(n, m['capped'])}, torch {_met(t, m['capped'])}. Held-out accuracy "
+              f"numpy {n['test_accuracy']:.4f}, torch {t['test_accuracy']:.4f}. One-step "
+              f"parity float64 {_verdict(p64)} (max abs {fmt_sci(p64['max_abs'])}), float32 "
+              f"{_verdict(p32)} (max abs {fmt_sci(p32['max_abs'])})."
+              + (f" Note: {m['notes']}." if m["notes"] else ""))
+        if "boundary" in m:
+            _boundary_picture(doc, m, arr, plots)
+        _curves_picture(doc, m, plots)
+
+
+def _boundary_picture(doc: Doc, m: dict, arr: dict, plots) -> None:
+    name = m["model"]
+    X, y = _points(name, m["seed"])
+    doc.img(f"{name}-boundary", plots.decision_boundaries(
+        name, tuple(m["boundary"]["extent"]), arr["numpy"]["grid"], arr["torch"]["grid"],
+        X, y, {impl: (m["runs"][impl]["train_accuracy"], m["runs"][impl]["test_accuracy"])
+               for impl in IMPLS}),
+        f"{name}: predicted class of each trained twin on a {m['boundary']['grid'][0]}² "
+        "grid (argmax, or the 0.5 / 0 threshold for one output), training points on top; "
+        f"right: cells where the twins disagree ({m['boundary']['disagree_fraction']:.2%}).")
+
+
+def _curves_picture(doc: Doc, m: dict, plots) -> None:
+    name = m["model"]
     div = {dt: m["divergence"][dt]["param_rel"] for dt in ("float64", "float32")}
     note = ("" if m["epochs"] == m["recipe_epochs"]
             else f" ({m['epochs']} of {m['recipe_epochs']} epochs)")
@@ -371,7 +553,8 @@ def _model_section(doc: Doc, m: dict, arr: dict, plots) -> None:
         f"difference per epoch; lockstep divergence over {d64['steps']} steps (float64 "
         + (f"first above 1e-6 at step {d64['first_step_above_1e-6']}"
            if d64["first_step_above_1e-6"] else "never above 1e-6")
-        + "; exact zeros are not drawn on the log axes).")
+        + "). A log axis cannot show 0: epochs or steps where the twins agree exactly are "
+        "ticks in the \"= 0\" strip under each difference panel.")
 
 
 def _points(name: str, seed: int):
@@ -379,63 +562,74 @@ def _points(name: str, seed: int):
     return d.X_train, d.y_train
 
 
-def _tiles_section(doc: Doc, m: dict, arr: dict, plots) -> None:
-    from parity.tolerances import tolerance
+def _tiles_section(doc: Doc, R: dict, A: dict, by_name: dict, plots) -> None:
+    if "cs231n-2layer" not in by_name:
+        return
+    m, arr = by_name["cs231n-2layer"], A["cs231n-2layer"]
     tn, tt = arr["numpy"]["tiles"], arr["torch"]["tiles"]
-    span = tn.reshape(len(tn), -1).max(axis=1) - tn.reshape(len(tn), -1).min(axis=1)
-    dead = int(np.sum(tn.reshape(len(tn), -1).max(axis=1) <= 0))
+    flat = tn.reshape(len(tn), -1)
+    span = flat.max(axis=1) - flat.min(axis=1)
+    dead = int(np.sum(flat.max(axis=1) <= 0))
     units = sorted(np.argsort(-span, kind="stable")[:N_TILES].tolist())
     diff = float(np.abs(tn - tt).max())
-    rtol, atol = tolerance("float64", "output")
+    rtol, atol = tolerances.tolerance("float64", "output")
     bound = atol + rtol * float(np.abs(tt).max())
     X, y = _points("cs231n-2layer", m["seed"])
-    doc.h(3, "cs231n-2layer: what the hidden units compute")
-    doc.img("cs231n-2layer-hidden-tiles", plots.hidden_tiles(
-        units, tn[units], tuple(m["boundary"]["extent"]), X, y,
-        "trained NumPy cs231n-2layer: ReLU(x·W1 + b1) over the plane"),
-        f"{len(units)} of the {len(tn)} hidden units of the trained NumPy model (those with the "
-        f"largest activation range over the plane, in index order; {dead} units are zero "
-        f"everywhere on it), each ReLU(x·W1+b1) on a {tn.shape[1]}² grid. torch's trained twin's "
-        f"maps: max |numpy − torch| over all {len(tn)} units and grid points "
-        f"= {diff:.1e}: " + ("within" if diff <= bound else "BEYOND")
-        + f" the float64 parity bound for outputs (atol {atol:g} + rtol {rtol:g}·max|x| = "
-        f"{bound:.1e}), after the whole training trajectory.")
+    with doc.collapsible(3, "cs231n-2layer: what the hidden units compute"):
+        doc.img("cs231n-2layer-hidden-tiles", plots.hidden_tiles(
+            units, tn[units], tuple(m["boundary"]["extent"]), X, y,
+            "trained NumPy cs231n-2layer: ReLU(x·W1 + b1) over the plane"),
+            f"{len(units)} of the {len(tn)} hidden units of the trained NumPy model (those with "
+            f"the largest activation range over the plane, in index order; {dead} units are "
+            f"zero everywhere on it), each ReLU(x·W1+b1) on a {tn.shape[1]}² grid. torch's "
+            f"trained twin's maps: max |numpy − torch| over all {len(tn)} units and grid points "
+            f"= {fmt_sci(diff)}: " + ("within" if diff <= bound else "BEYOND")
+            + f" the float64 parity bound for outputs (atol {atol:g} + rtol {rtol:g}·max|x| = "
+            f"{bound:.1e}), after the whole training trajectory.")
 
 
-def _digits_section(doc: Doc, m: dict, arr: dict, plots) -> None:
+def _digits_section(doc: Doc, R: dict, A: dict, by_name: dict, plots) -> None:
+    if "digits-2layer" not in by_name:
+        return
+    m, arr = by_name["digits-2layer"], A["digits-2layer"]
     d = zoo.get("digits-2layer").data(m["seed"])
-    idx = [int(np.flatnonzero(d.y_test == k)[0]) for k in range(10)
-           if np.any(d.y_test == k)]
+    idx = [int(np.flatnonzero(d.y_test == k)[0]) for k in range(10) if np.any(d.y_test == k)]
     pn, pt = arr["numpy"]["test_pred"], arr["torch"]["test_pred"]
-    doc.h(3, "digits-2layer: predictions and hidden representation")
-    doc.img("digits-2layer-predictions", plots.digit_grid(
-        d.X_test[idx], d.y_test[idx], pn[idx], pt[idx], "digits-2layer, trained NumPy model"),
-        "The first held-out example of each digit (standardized pixels, 8×8), NumPy's "
-        "prediction (green right, red wrong; torch's added if it differs). Over all "
-        f"{len(pn)} held-out digits the twins' predictions differ on {int((pn != pt).sum())}.")
-    doc.img("digits-2layer-pca", plots.pca_panels(
-        {impl: arr[impl]["pca"] for impl in IMPLS}, {impl: arr[impl]["pca_var"] for impl in IMPLS},
-        d.y_test, "first hidden layer (ReLU) on the held-out digits, PCA"),
-        "`parity.study.hidden.hidden_numpy` / `hidden_torch` on the held-out set, projected by "
-        "`pca_2d` (signs fixed so both twins' axes point the same way), coloured by true "
-        "digit.")
+    with doc.collapsible(3, "digits-2layer: predictions and hidden representation"):
+        doc.img("digits-2layer-predictions", plots.digit_grid(
+            d.X_test[idx], d.y_test[idx], pn[idx], pt[idx], "digits-2layer, trained NumPy model"),
+            "The first held-out example of each digit (standardized pixels, 8×8), NumPy's "
+            "prediction (green right, red wrong; torch's added if it differs). Over all "
+            f"{len(pn)} held-out digits the twins' predictions differ on "
+            f"{int((pn != pt).sum())}.")
+        doc.img("digits-2layer-pca", plots.pca_panels(
+            {impl: arr[impl]["pca"] for impl in IMPLS},
+            {impl: arr[impl]["pca_var"] for impl in IMPLS},
+            d.y_test, "first hidden layer (ReLU) on the held-out digits, PCA"),
+            "`parity.study.hidden.hidden_numpy` / `hidden_torch` on the held-out set, projected "
+            "by `pca_2d` (signs fixed so both twins' axes point the same way), coloured by "
+            "true digit.")
 
 
-def _lr_section(doc: Doc, lr: dict, plots) -> None:
-    doc.h(3, "digits-minibatch: learning-rate finder")
-    curves = {impl: lr[impl] for impl in IMPLS}
+def _lr_section(doc: Doc, R: dict, A: dict, by_name: dict, plots) -> None:
+    if "lr_finder" not in R:
+        return
+    lr = R["lr_finder"]
     sug = {impl: lr[impl]["suggest"] for impl in IMPLS}
-    doc.img("digits-minibatch-lr-finder", plots.lr_finder_curves(
-        curves, sug, "LR finder, digits-minibatch (one epoch, lr 1e-5 → 10)"),
-        "`parity.study.lr_finder.lr_finder`: one epoch with the lr growing exponentially, loss of "
-        "each batch before its step; vertical lines: `suggest` (steepest descent of the "
-        "smoothed loss) — numpy " + ", torch ".join(
-            f"{_f(sug[i], '.3g')}" for i in IMPLS) + ".")
+    with doc.collapsible(3, "digits-minibatch: learning-rate finder"):
+        doc.img("digits-minibatch-lr-finder", plots.lr_finder_curves(
+            {impl: lr[impl] for impl in IMPLS}, sug,
+            "LR finder, digits-minibatch (one epoch, lr 1e-5 → 10)"),
+            "`parity.study.lr_finder.lr_finder`: one epoch with the lr growing exponentially, "
+            "loss of each batch before its step; vertical lines: `suggest` (steepest descent "
+            "of the smoothed loss) — numpy " + ", torch ".join(fmt_num(sug[i], 3) for i in IMPLS)
+            + ".")
 
 
-def _norm_size_section(doc: Doc, R: dict, by_name: dict, plots) -> None:
+def _norm_size_section(doc: Doc, R: dict, A: dict, by_name: dict, plots) -> None:
+    if "hidden_size" not in R:
+        return
     hs = R["hidden_size"]
-    doc.h(3, "BatchNorm vs LayerNorm vs hidden size")
     rows = []
     for name, norm in (("spiral003", "BatchNorm"), ("spiral003-layernorm", "LayerNorm")):
         if name in by_name:
@@ -447,14 +641,16 @@ def _norm_size_section(doc: Doc, R: dict, by_name: dict, plots) -> None:
                                                   else ""), "BatchNorm",
                      ", ".join(map(str, r["hidden"])), r["parameters"], hs["epochs"]]
                     + _num_cells({i: r[i] for i in IMPLS}))
-    doc.table(["variant", "norm", "hidden", "params", "epochs", "held-out acc np / torch",
-               "held-out loss np / torch", "train acc np / torch", "seconds np / torch"], rows)
-    doc.img("spiral003-hidden-size", plots.size_sweep(
-        hs["sizes"], {i: [r[i]["test_accuracy"] for r in hs["rows"]] for i in IMPLS},
-        {i: [r[i]["test_loss"] for r in hs["rows"]] for i in IMPLS},
-        f"spiral003 (BatchNorm blocks, dropout 0.15), {hs['epochs']} epochs"),
-        "Held-out accuracy and loss of spiral003 with hidden widths (h, h, h/2), both twins "
-        "(dropout masks are each twin's own draw, so the twins differ by sampling).")
+    with doc.collapsible(3, "BatchNorm vs LayerNorm vs hidden size"):
+        doc.table(["variant", "norm", "hidden", "params", "epochs", "held-out acc np / torch",
+                   "held-out loss np / torch", "train acc np / torch", "seconds np / torch"],
+                  rows)
+        doc.img("spiral003-hidden-size", plots.size_sweep(
+            hs["sizes"], {i: [r[i]["test_accuracy"] for r in hs["rows"]] for i in IMPLS},
+            {i: [r[i]["test_loss"] for r in hs["rows"]] for i in IMPLS},
+            f"spiral003 (BatchNorm blocks, dropout 0.15), {hs['epochs']} epochs"),
+            "Held-out accuracy and loss of spiral003 with hidden widths (h, h, h/2), both twins "
+            "(dropout masks are each twin's own draw, so the twins differ by sampling).")
 
 
 def _num_cells(r: dict) -> list:
@@ -465,30 +661,167 @@ def _num_cells(r: dict) -> list:
             f"{n['seconds']:.2f} / {t['seconds']:.2f}"]
 
 
+def _adam_section(doc: Doc, R: dict, A: dict, by_name: dict, plots) -> None:
+    pair = [n for n in ("spiral003-adam-l2", "spiral003-adamw") if n in by_name]
+    if pair:
+        _curves_section(doc, "Adam + L2 vs AdamW", "adam-l2-vs-adamw",
+                        [(n.replace("spiral003-", ""), by_name[n]) for n in pair], plots,
+                        "Training loss of both twins: Adam with L2 weight_decay 1e-3 "
+                        "(added to the gradient) vs AdamW (decoupled, 1e-2).")
+
+
+def _optimizers_section(doc: Doc, R: dict, A: dict, by_name: dict, plots) -> None:
+    opt = [(lab, n) for lab, n in (("sgd", "spiral004-sgd"), ("momentum 0.9", "spiral004-momentum"),
+                                   ("adam", "spiral004")) if n in by_name]
+    if opt:
+        _curves_section(doc, "Optimizer comparison", "optimizers",
+                        [(lab, by_name[n]) for lab, n in opt], plots,
+                        "spiral004's 2→16→8→1 net: SGD lr 0.01, SGD + momentum 0.9, "
+                        "Adam lr 0.01, both twins.")
+
+
 def _curves_section(doc: Doc, title: str, slug: str, items: list, plots, caption: str) -> None:
-    doc.h(3, title)
     series = [(lab, impl, m["runs"][impl]["loss"]) for lab, m in items for impl in IMPLS]
     accs = "; ".join(f"{lab}: held-out {m['runs']['numpy']['test_accuracy']:.3f} / "
                      f"{m['runs']['torch']['test_accuracy']:.3f}" for lab, m in items)
-    doc.img(slug, plots.overlaid_curves(series, title + " — training loss"),
-            caption + f" Held-out accuracy numpy / torch — {accs}.")
+    with doc.collapsible(3, title):
+        doc.img(slug, plots.overlaid_curves(series, title + " — training loss"),
+                caption + f" Held-out accuracy numpy / torch — {accs}.")
 
 
-def _early_stopping_section(doc: Doc, m: dict, plots) -> None:
-    doc.h(3, "Early stopping")
-    series, marks = [], []
-    for impl in IMPLS:
-        r = m["runs"][impl]
-        series += [("train", impl, r["loss"]), ("validation", impl, r["val_loss"])]
+def _early_stopping_section(doc: Doc, R: dict, A: dict, by_name: dict, plots) -> None:
+    if "spiral004-early-stopping" not in by_name:
+        return
+    m = by_name["spiral004-early-stopping"]
     n, t = m["runs"]["numpy"], m["runs"]["torch"]
+    series = [(kind, impl, m["runs"][impl][key]) for impl in IMPLS
+              for kind, key in (("train", "loss"), ("validation", "val_loss"))]
     same = (n["best_epoch"], n["stopped_epoch"]) == (t["best_epoch"], t["stopped_epoch"])
+    marks = []
     for impl, r in (("both", n),) if same else (("numpy", n), ("torch", t)):
         marks += [(r["best_epoch"] + 1, f"best {r['best_epoch'] + 1} ({impl})", "tab:green"),
                   (r["stopped_epoch"] + 1, f"stop {r['stopped_epoch'] + 1} ({impl})", "tab:red")]
-    patience = zoo.get(m["model"]).patience
-    doc.img("spiral004-early-stopping", plots.overlaid_curves(
-        series, "spiral004-early-stopping: training and validation loss", marks=marks),
-        f"Validation = the last 20% of the training draw; patience {patience}. Best epoch "
-        f"(lowest validation loss) numpy {n['best_epoch'] + 1}, torch {t['best_epoch'] + 1}; "
-        f"stopped after epoch numpy {n['stopped_epoch'] + 1}, torch {t['stopped_epoch'] + 1} "
-        f"(of at most {m['epochs']}).")
+    with doc.collapsible(3, "Early stopping"):
+        doc.img("spiral004-early-stopping", plots.overlaid_curves(
+            series, "spiral004-early-stopping: training and validation loss", marks=marks),
+            f"Validation = the last 20% of the training draw; patience "
+            f"{zoo.get(m['model']).patience}. Best epoch (lowest validation loss) numpy "
+            f"{n['best_epoch'] + 1}, torch {t['best_epoch'] + 1}; stopped after epoch numpy "
+            f"{n['stopped_epoch'] + 1}, torch {t['stopped_epoch'] + 1} (of at most "
+            f"{m['epochs']}).")
+
+
+# each source document's extra sections, after its models
+_EXTRAS = {
+    zoo.SEED_000: (_tiles_section,),
+    zoo.SEED_002: (_digits_section, _lr_section),
+    zoo.SEED_003: (_norm_size_section, _adam_section),
+    zoo.SEED_004: (_optimizers_section, _early_stopping_section),
+}
+
+
+def _xor_section(doc: Doc, R: dict) -> None:
+    if not R["xor_success"]:
+        return
+    doc.h(2, "XOR success rate over seeds")
+    rows, seeds = [], []
+    for name, e in R["xor_success"].items():
+        seeds = e["seeds"]
+        ep = str(e["epochs"]) + ("" if e["epochs"] == e["recipe_epochs"]
+                                 else f" (recipe {e['recipe_epochs']})")
+        rows.append([name, ep, len(e["seeds"]), f"{e['numpy']['rate']:.2f}",
+                     f"{e['torch']['rate']:.2f}",
+                     ", ".join(map(str, e["numpy"]["failed"])) or "none",
+                     ", ".join(map(str, e["torch"]["failed"])) or "none",
+                     "yes" if e["numpy"]["succeeded"] == e["torch"]["succeeded"] else "no"])
+    doc.table(["model", "epochs", "seeds", "rate numpy", "rate torch", "failing seeds numpy",
+               "failing seeds torch", "same seeds succeed"], rows)
+    doc.p(f"`parity.study.seed_sweep.success_rate` over seeds {_seed_range(seeds)}: a seed "
+          "succeeds when the model reaches its target (100% train accuracy on XOR's four "
+          "points).")
+
+
+def _seed_range(seeds) -> str:
+    s = list(seeds)
+    if len(s) > 1 and s == list(range(s[0], s[-1] + 1)):
+        return f"{s[0]}–{s[-1]}"
+    return ", ".join(map(str, s))
+
+
+def _claims_section(doc: Doc, R: dict) -> None:
+    doc.h(2, "Claims audit")
+    c = R["claims"]
+    if not c.get("available"):
+        doc.p(c["note"])
+        return
+    doc.table(["id", "seed", "claim", "stated", "measured numpy", "measured torch",
+               "Bayes ceiling", "verdict", "corrected setting: numpy / torch"],
+              [_claim_row(r) for r in c["rows"]])
+    doc.p("From `parity.audit.claims.run_audit`; also written to `claims.json` with each "
+          "claim's check, note and seed spread. Bayes ceiling: mean ± standard error of the "
+          "Monte Carlo estimate (*How to read this*).")
+
+
+def _claim_row(r: dict) -> list:
+    b, corr = r.get("bayes_ceiling"), r.get("corrected")
+    return [r.get("id", "-"), str(r.get("source", "-"))[:3], fmt_num(r.get("claim")),
+            fmt_num(r.get("stated")), fmt_num(r.get("measured_numpy")),
+            fmt_num(r.get("measured_torch")), _ceiling(b), fmt_num(r.get("verdict")),
+            f"{corr.get('model')}: {fmt_num(corr.get('measured_numpy'))} / "
+            f"{fmt_num(corr.get('measured_torch'))} ({corr.get('verdict')})"
+            if isinstance(corr, dict) else fmt_num(corr)]
+
+
+def _ceiling(b) -> str:
+    if isinstance(b, dict) and b.get("mean") is not None:
+        return fmt_pm(b["mean"], b.get("stderr") or 0.0)
+    return fmt_num(b)
+
+
+def _bench_section(doc: Doc, R: dict, plots) -> None:
+    doc.h(2, "Benchmark")
+    b = R["bench"]
+    if not b.get("available"):
+        doc.p(b["note"])
+        return
+    tr = b["trainers"]
+    rows = []
+    for label, mine, theirs, key in (
+            ("reference trainer vs fused NumPy loop", "reference_trainer", "fused_numpy",
+             "reference_vs_fused_numpy"),
+            ("torch_impl trainer vs raw torch loop", "torch_impl_trainer", "raw_torch",
+             "torch_impl_vs_raw_torch")):
+        rows.append([label, f"{tr['seconds'][mine]:.3f} vs {tr['seconds'][theirs]:.3f}",
+                     f"{tr['ratios'][key]:.3f}", f"≤ {b['targets'][key]}",
+                     "met" if b["met"][key] else "NOT met"])
+    doc.table(["comparison", "seconds", "ratio", "target", "met"], rows)
+    doc.img("bench-width-sweep", plots.bench_sweep(
+        b["sweep"]["rows"], "time per SGD step, NumPy vs torch (best of repeats)"),
+        f"`parity.tools.bench.run_bench(quick={R['quick']})`, run alone after all trainings "
+        f"({tr['model']}, {tr['steps']} steps, best of {tr['repeats']}; threads: "
+        f"{fmt_threads(b['threads'])}). Where torch becomes faster: "
+        f"{_wins(b['sweep']['torch_wins_from_width'])}.")
+
+
+def _wins(by_batch: dict) -> str:
+    """``{'32': 256, '128': None}`` → ``batch 32: from width 256; batch 128: at no width
+    measured``."""
+    return "; ".join(f"batch {k}: " + (f"from width {w}" if w is not None
+                                       else "at no width measured")
+                     for k, w in by_batch.items()) or "-"
+
+
+def _time_section(doc: Doc, R: dict) -> None:
+    """Appendix: wall and CPU seconds per kind of job and the slowest jobs."""
+    meta, timing = R["meta"], R["timing"]
+    kinds, cpu = timing["job_seconds_by_kind"], timing["job_cpu_seconds_by_kind"]
+    doc.h(2, "Appendix: where the time went")
+    doc.p(f"Jobs: {timing['jobs_wall_seconds']:.1f} s wall with {meta['jobs']} worker "
+          f"process(es); benchmark {timing['bench_seconds']:.1f} s, run alone afterwards. "
+          "Per kind of job, wall / CPU seconds summed over its jobs (with several workers "
+          "they overlap; CPU seconds are what an idle machine would need): "
+          + ", ".join(f"{k} {v:.1f} / {cpu[k]:.1f} s"
+                      for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])) + ".")
+    doc.table(["job (the 12 slowest)", "wall s", "CPU s"],
+              [[j["job"], f"{j['seconds']:.2f}", f"{j['cpu_seconds']:.2f}"]
+               for j in timing["jobs"][:12]])

@@ -5,11 +5,15 @@ Every function takes arrays and numbers the study measured and returns a matplot
 before pyplot is imported, so nothing here needs a display.
 
 Conventions in every figure: NumPy solid, torch dashed (same colour), so identical curves
-show as one dashed-over-solid line; float64 blue, float32 orange.
+show as one dashed-over-solid line; float64 blue, float32 orange. Every axis that carries a
+scale is labelled; text is sized for the report at 100 % zoom (``STYLE``). A log axis cannot
+show 0, so where two twins agree exactly the value is marked by a tick on the bottom edge
+(``_mark_zeros``), never silently dropped.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 
 import matplotlib
@@ -20,9 +24,17 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.ticker import LogFormatter  # noqa: E402
 
-DPI = 80
+DPI = 100
+# Text sizes for 100 % zoom: at DPI 100 a 9.5 pt label is 13 px high, the size of the page's
+# own small print. Every figure is at most 11.8 in wide (1180 px), inside the page's column,
+# so the browser shows it unscaled.
+STYLE = {"font.size": 10.5, "axes.titlesize": 10.5, "axes.labelsize": 10.5,
+         "xtick.labelsize": 9.5, "ytick.labelsize": 9.5, "legend.fontsize": 9.5,
+         "figure.titlesize": 11}
+SMALL = 9.5   # the smallest text drawn (legends, annotations)
 IMPL_STYLE = {"numpy": {"ls": "-", "lw": 2.2, "alpha": 0.75},
               "torch": {"ls": "--", "lw": 1.4, "alpha": 1.0}}
+IMPL_COLOUR = {"numpy": "k", "torch": "tab:red"}
 DTYPE_COLOUR = {"float64": "tab:blue", "float32": "tab:orange"}
 CLASS_COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange", "tab:brown",
                  "tab:pink", "tab:gray", "tab:olive", "tab:cyan")
@@ -31,12 +43,21 @@ REGION_COLOURS = ("#f6c9c9", "#c9d9f6", "#cdeccd", "#e3d3f0", "#fde2c4", "#e6d5c
                   "#f8d6ec", "#dedede", "#ececc6", "#c9eef3")
 
 
+def _styled(draw):
+    """Draw under ``STYLE`` (matplotlib's global rcParams stay as the caller set them)."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with plt.rc_context(STYLE):
+            return draw(*args, **kwargs)
+    return wrapper
+
+
 def save_png(fig, path: str | None = None) -> bytes:
-    """Render ``fig`` as PNG at ``DPI`` with a 256-colour palette (the report embeds ~50
-    pictures: 3.2 MB of HTML as RGBA, ~1 MB quantized); write it to ``path`` if given; close
-    the figure; return the bytes. Figures are laid out by ``tight_layout`` or fixed margins
-    (the per-model figures, drawn ~50 times, whose layout pass cost a third of the rendering
-    time); ``bbox_inches="tight"`` would draw every figure twice."""
+    """Render ``fig`` as PNG at ``DPI`` with a 256-colour palette (a third of the RGBA size for
+    ~50 pictures); write it to ``path`` if given; close the figure; return the bytes. Figures
+    are laid out by ``tight_layout`` or fixed margins (the per-model figures, drawn ~50 times,
+    whose layout pass cost a third of the rendering time); ``bbox_inches="tight"`` would draw
+    every figure twice."""
     from PIL import Image
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
@@ -76,6 +97,33 @@ def _positive(values) -> np.ndarray:
     return np.where(np.isfinite(v) & (v > 0), v, np.nan)
 
 
+def _zero_strip(strip, series: list[tuple[np.ndarray, str]]) -> list[int]:
+    """The "= 0" strip under a log panel: a log axis cannot show 0, so each exact 0 of
+    ``series`` — ``(values at x = 1, 2, …, colour)``, one row each — is a tick here.
+    Returns the number of zeros per row (for the panel's legend)."""
+    counts = []
+    for row, (values, colour) in enumerate(series):
+        zero = np.flatnonzero(np.asarray(values, dtype=float) == 0)
+        counts.append(len(zero))
+        strip.plot(zero + 1, np.full(len(zero), row), ls="none", marker="|", ms=8, mew=1.4,
+                   color=colour)
+    if not any(counts):
+        strip.text(0.5, 0.5, "none", transform=strip.transAxes, ha="center", va="center",
+                   fontsize=SMALL, color="0.4")
+    strip.set_ylim(-0.8, len(series) - 0.2)
+    strip.set_yticks([(len(series) - 1) / 2], ["= 0"])
+    strip.tick_params(axis="y", length=0)
+    return counts
+
+
+def _log_unless_empty(ax, series: list[np.ndarray]) -> None:
+    """Log y when some value is positive; else (every value 0: all in the strip) no scale."""
+    if any(np.isfinite(_positive(v)).any() for v in series):
+        _log(ax)
+    else:
+        ax.set_yticks([])
+
+
 def _scatter_classes(ax, X, y, size=10):
     size = 80 if len(X) < 20 else size      # XOR's four points must be visible
     for k in np.unique(y):
@@ -84,55 +132,79 @@ def _scatter_classes(ax, X, y, size=10):
                    linewidths=0.3, label=str(int(k)), zorder=3)
 
 
+@_styled
 def model_curves(name: str, loss: dict, divergence: dict | None, epochs_note: str = ""):
     """One model's row: loss per epoch of both twins | |L_numpy − L_torch| per epoch |
     lockstep parameter divergence (max normwise relative difference per step, per dtype).
+    The two difference panels are log scale with an "= 0" strip underneath (``_zero_strip``).
 
     ``loss``: ``{impl: [per-epoch loss]}``; ``divergence``: ``{dtype: [param_rel per step]}``.
     """
-    ncols = 3 if divergence else 2
-    fig, axes = plt.subplots(1, ncols, figsize=(4.2 * ncols, 2.9))
-    ax = axes[0]
+    mosaic = [["loss", "diff", "div"], ["loss", "diff0", "div0"]]
+    if not divergence:
+        mosaic = [row[:2] for row in mosaic]
+    fig, axes = plt.subplot_mosaic(mosaic, figsize=(3.93 * len(mosaic[0]), 3.5),
+                                   height_ratios=[5, 1], gridspec_kw={"hspace": 0.06})
+    ax = axes["loss"]
     for impl, curve in loss.items():
-        ax.plot(np.arange(1, len(curve) + 1), curve, label=impl, color="k" if impl == "numpy"
-                else "tab:red", **IMPL_STYLE[impl])
+        ax.plot(np.arange(1, len(curve) + 1), curve, label=impl, color=IMPL_COLOUR[impl],
+                **IMPL_STYLE[impl])
     _log_if_wide(ax, list(loss.values()))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("training loss")
-    ax.set_title(f"{name}: loss{epochs_note}", fontsize=9)
-    ax.legend(fontsize=8)
-    ax = axes[1]
-    a, b = (np.asarray(loss[k], dtype=float) for k in ("numpy", "torch"))
-    n = min(len(a), len(b))
-    diff = np.abs(a[:n] - b[:n])
-    ax.plot(np.arange(1, n + 1), _positive(diff), color="tab:gray", lw=1)
-    zeros = int(np.sum(diff == 0))
-    if np.isfinite(_positive(diff)).any():
-        _log(ax)
-    ax.set_xlabel("epoch")
-    ax.set_title(f"|loss numpy − loss torch| (max {diff.max():.1e}"
-                 + (f"; {zeros} epochs exactly 0" if zeros else "") + ")", fontsize=9)
-    if len(a) != len(b):
-        ax.text(0.02, 0.95, f"numpy ran {len(a)} epochs, torch {len(b)}",
-                transform=ax.transAxes, fontsize=8, va="top")
+    ax.set(xlabel="epoch", ylabel="training loss", title=f"{name}: loss{epochs_note}")
+    ax.legend()
+    _loss_difference_panel(axes["diff"], axes["diff0"], loss)
     if divergence:
-        ax = axes[2]
-        drawn = False
-        for dtype, rel in divergence.items():
-            v = _positive(rel)
-            if np.isfinite(v).any():
-                drawn = True
-            ax.plot(np.arange(1, len(v) + 1), v, color=DTYPE_COLOUR[dtype], lw=1.2,
-                    label=f"{dtype} (last {rel[-1]:.1e})")
-        if drawn:
-            _log(ax)
-        ax.set_xlabel("lockstep step")
-        ax.set_title("parameter divergence (max rel)", fontsize=9)
-        ax.legend(fontsize=7)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.16, top=0.89, wspace=0.22)
+        _divergence_panel(axes["div"], axes["div0"], divergence)
+    fig.subplots_adjust(left=0.075, right=0.99, bottom=0.14, top=0.91, wspace=0.32)
     return fig
 
 
+def _loss_difference_panel(ax, strip, loss: dict) -> None:
+    """|loss numpy − loss torch| per epoch on a log axis; its exact zeros in ``strip``."""
+    a, b = (np.asarray(loss[k], dtype=float) for k in ("numpy", "torch"))
+    n = min(len(a), len(b))
+    diff = np.abs(a[:n] - b[:n])
+    ax.sharex(strip)
+    zeros = _zero_strip(strip, [(diff, "tab:green")])[0]
+    ax.plot(np.arange(1, n + 1), _positive(diff), color="tab:gray", lw=0.8, marker=".", ms=3,
+            label=f"> 0 at {n - zeros} of {n} epochs")
+    if zeros:
+        ax.plot([], [], ls="none", marker="|", ms=8, mew=1.4, color="tab:green",
+                label=f"= 0 at {zeros} (ticks below)")
+    _log_unless_empty(ax, [diff])
+    ax.set(ylabel="|loss numpy − loss torch|", title="loss difference"
+           + (f" (max {diff.max():.1e})" if diff.max() > 0 else ": none"))
+    ax.tick_params(labelbottom=False)
+    ax.legend(fontsize=SMALL, loc="best")
+    strip.set_xlabel("epoch")
+    if len(a) != len(b):
+        ax.text(0.02, 0.95, f"numpy ran {len(a)} epochs, torch {len(b)}",
+                transform=ax.transAxes, fontsize=SMALL, va="top")
+
+
+def _divergence_panel(ax, strip, divergence: dict) -> None:
+    """Max normwise relative parameter difference per lockstep step, one line per dtype on a
+    log axis; steps where it is exactly 0 in ``strip``, one row per dtype."""
+    ax.sharex(strip)
+    values = [np.asarray(rel, dtype=float) for rel in divergence.values()]
+    zeros = _zero_strip(strip, [(v, DTYPE_COLOUR[dt]) for v, dt in zip(values, divergence)])
+    for dtype, v, z in zip(divergence, values, zeros):
+        ax.plot(np.arange(1, len(v) + 1), _positive(v), color=DTYPE_COLOUR[dtype], lw=1.2,
+                marker=".", ms=3, label=f"{dtype}: last {fmt_e(v[-1]) if len(v) else '-'}"
+                + (f", = 0 at {z}" if z else ""))
+    _log_unless_empty(ax, values)
+    ax.set(ylabel="max rel. param. difference", title="parameter divergence")
+    ax.tick_params(labelbottom=False)
+    ax.legend(fontsize=SMALL)
+    strip.set_xlabel("lockstep step")
+
+
+def fmt_e(x: float) -> str:
+    """``0`` for an exact 0, else one significant decimal in e-notation."""
+    return "0" if x == 0 else f"{x:.1e}"
+
+
+@_styled
 def decision_boundaries(name: str, extent: tuple, pred_numpy: np.ndarray,
                         pred_torch: np.ndarray, X: np.ndarray, y: np.ndarray,
                         accuracies: dict | None = None):
@@ -140,12 +212,10 @@ def decision_boundaries(name: str, extent: tuple, pred_numpy: np.ndarray,
     ints, row 0 at ``extent[2]``), the points ``X: (N, 2)`` coloured by label ``y`` on top.
     The third panel marks grid cells whose predicted classes differ; the title gives the
     fraction of such cells."""
-    xmin, xmax, ymin, ymax = extent
     k = int(max(pred_numpy.max(), pred_torch.max(), y.max())) + 1
     cmap = ListedColormap(REGION_COLOURS[:max(k, 2)])
     disagree = pred_numpy != pred_torch
-    frac = float(disagree.mean())
-    fig, axes = plt.subplots(1, 3, figsize=(11.5, 3.8))
+    fig, axes = plt.subplots(1, 3, figsize=(11.6, 4.1), sharex=True, sharey=True)
     acc = accuracies or {}
     for ax, pred, impl in ((axes[0], pred_numpy, "numpy"), (axes[1], pred_torch, "torch")):
         ax.imshow(pred, origin="lower", extent=extent, cmap=cmap, vmin=-0.5,
@@ -154,63 +224,75 @@ def decision_boundaries(name: str, extent: tuple, pred_numpy: np.ndarray,
         title = f"{name} — {impl}"
         if impl in acc:
             title += f"\ntrain {acc[impl][0]:.3f}, held-out {acc[impl][1]:.3f}"
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title)
     ax = axes[2]
     ax.imshow(disagree.astype(float), origin="lower", extent=extent,
               cmap=ListedColormap(["white", "crimson"]), vmin=0, vmax=1,
               interpolation="nearest", aspect="auto")
     ax.scatter(X[:, 0], X[:, 1], s=40 if len(X) < 20 else 4, c="0.6", zorder=3)
-    ax.set_title(f"predicted class differs (red): {disagree.sum()} of {disagree.size} cells "
-                 f"= {frac:.2%}", fontsize=9)
+    ax.set_title(f"predicted class differs (red):\n{disagree.sum()} of {disagree.size} cells "
+                 f"= {float(disagree.mean()):.2%}")
     for ax in axes:
-        ax.set_xlim(xmin, xmax)
-        ax.set_ylim(ymin, ymax)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.88, wspace=0.04)
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.set_xlabel("x₁ (input 1)")
+    axes[0].set_ylabel("x₂ (input 2)")
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.13, top=0.86, wspace=0.06)
     return fig
 
 
+@_styled
 def hidden_tiles(units: list[int], tiles: np.ndarray, extent: tuple, X: np.ndarray,
                  y: np.ndarray, title: str):
-    """Activation maps ``tiles: (U, ny, nx)`` of hidden units ``units`` over the plane, the
-    data points faintly on top."""
+    """Activation maps ``tiles: (U, ny, nx)`` of hidden units ``units`` over the plane
+    (x₁ across, x₂ up, as in the decision boundaries), the data points faintly on top."""
     n = len(units)
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows + 0.4), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
+    fig, axes = plt.subplots(rows, cols, figsize=(2.0 * cols, 2.0 * rows + 0.5), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i % cols == 0:
+            ax.set_ylabel("x₂")
+        if i + cols >= n:
+            ax.set_xlabel("x₁")
     for ax, u, t in zip(axes.ravel(), units, tiles):
         ax.imshow(t, origin="lower", extent=extent, cmap="viridis", interpolation="nearest",
                   aspect="auto")
         ax.scatter(X[:, 0], X[:, 1], s=0.6, c=[CLASS_COLOURS[int(k) % 10] for k in y],
                    alpha=0.5)
-        ax.set_title(f"unit {u} (max {t.max():.2f})", fontsize=7)
-    fig.suptitle(title, fontsize=9)
+        ax.set_title(f"unit {u} (max {t.max():.2f})", fontsize=SMALL)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
+@_styled
 def digit_grid(images: np.ndarray, true: np.ndarray, pred_numpy: np.ndarray,
                pred_torch: np.ndarray, title: str):
-    """``images: (10, 64)`` shown as 8×8; title ``pred p / true t`` green when right, red when
-    wrong (NumPy's prediction; torch's is added when it differs)."""
-    fig, axes = plt.subplots(2, 5, figsize=(7.5, 3.6))
+    """``images: (10, 64)`` shown as 8×8 pictures (no scale, so no axes); title
+    ``pred p / true t`` green when right, red when wrong (NumPy's prediction; torch's is
+    added when it differs)."""
+    fig, axes = plt.subplots(2, 5, figsize=(8.2, 4.2))
     for ax, img, t, pn, pt in zip(axes.ravel(), images, true, pred_numpy, pred_torch):
         ax.imshow(img.reshape(8, 8), cmap="gray_r", interpolation="nearest")
         label = f"pred {pn} / true {t}" + ("" if pn == pt else f"\n(torch: {pt})")
-        ax.set_title(label, fontsize=9, color="green" if pn == t else "red")
+        ax.set_title(label, color="green" if pn == t else "red")
         ax.axis("off")
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
+@_styled
 def pca_panels(coords: dict, var: dict, y: np.ndarray, title: str):
     """Hidden representation on its top two principal axes, NumPy | torch, coloured by class.
     ``coords``: ``{impl: (N, 2)}``; ``var``: ``{impl: (2,)}`` explained-variance fractions."""
-    fig, axes = plt.subplots(1, len(coords), figsize=(4.6 * len(coords), 4.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(coords), figsize=(5.2 * len(coords), 4.4), squeeze=False)
     for ax, (impl, c) in zip(axes[0], coords.items()):
         for k in np.unique(y):
             m = y == k
@@ -218,42 +300,42 @@ def pca_panels(coords: dict, var: dict, y: np.ndarray, title: str):
         v = var[impl]
         ax.set_xlabel(f"PC1 ({v[0]:.1%} of variance)")
         ax.set_ylabel(f"PC2 ({v[1]:.1%})")
-        ax.set_title(f"{impl}", fontsize=9)
-    axes[0][-1].legend(fontsize=7, markerscale=1.5, loc="center left", bbox_to_anchor=(1, 0.5))
-    fig.suptitle(title, fontsize=9)
+        ax.set_title(f"{impl}")
+    axes[0][-1].legend(title="digit", markerscale=1.5, loc="center left",
+                       bbox_to_anchor=(1, 0.5))
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
+@_styled
 def lr_finder_curves(curves: dict, suggestions: dict, title: str):
     """Loss per step against its learning rate (log x), both twins; each suggestion marked."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
     for impl, c in curves.items():
-        colour = "k" if impl == "numpy" else "tab:red"
-        ax.plot(c["lr"], c["loss"], color=colour, label=f"{impl} ({len(c['loss'])} steps)",
-                **IMPL_STYLE[impl])
+        ax.plot(c["lr"], c["loss"], color=IMPL_COLOUR[impl],
+                label=f"{impl} ({len(c['loss'])} steps)", **IMPL_STYLE[impl])
     marked = {s for s in suggestions.values() if s is not None}
     for k, s in enumerate(sorted(marked)):
         who = [i for i, v in suggestions.items() if v == s]
         colour = "k" if who == ["numpy"] else "tab:red" if who == ["torch"] else "tab:green"
         ax.axvline(s, color=colour, ls=":", lw=1.2)
         ax.text(s, 0.97 - 0.3 * k, f" suggest ({' = '.join(who)}): {s:.3g}", color=colour,
-                fontsize=8, va="top", transform=ax.get_xaxis_transform())
+                fontsize=SMALL, va="top", transform=ax.get_xaxis_transform())
     _log(ax, "x")
-    ax.set_xlabel("learning rate")
-    ax.set_ylabel("batch loss (before the step)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set(xlabel="learning rate", ylabel="batch loss (before the step)", title=title)
+    ax.legend()
     fig.tight_layout()
     return fig
 
 
+@_styled
 def overlaid_curves(series: list[tuple[str, str, list]], title: str, ylabel: str = "loss",
                     log: bool = True, marks: list[tuple[float, str, str]] = ()):
     """Several runs' per-epoch curves: ``series`` of (label, impl, values); NumPy solid,
     torch dashed; the colour is the label without its impl. ``marks``: vertical lines
     (x, label, colour)."""
-    fig, ax = plt.subplots(figsize=(7.2, 3.8))
+    fig, ax = plt.subplots(figsize=(8.4, 4.4))
     colours: dict = {}
     palette = iter(("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple",
                     "tab:brown", "tab:pink", "tab:olive"))
@@ -263,42 +345,41 @@ def overlaid_curves(series: list[tuple[str, str, list]], title: str, ylabel: str
                 **IMPL_STYLE[impl])
     for x, label, colour in marks:
         ax.axvline(x, color=colour, lw=1, ls=":")
-        ax.text(x, 0.98, f" {label}", color=colour, fontsize=7, va="top", rotation=90,
+        ax.text(x, 0.98, f" {label}", color=colour, fontsize=SMALL, va="top", rotation=90,
                 transform=ax.get_xaxis_transform())
     if log:
         _log_if_wide(ax, [v for _, _, v in series])
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
+    ax.legend(ncol=2)
     fig.tight_layout()
     return fig
 
 
+@_styled
 def size_sweep(sizes: list[int], acc: dict, loss: dict, title: str):
     """Held-out accuracy and held-out loss against hidden size ``h`` (log2 x), both twins.
     ``acc``/``loss``: ``{impl: [per size]}``."""
-    fig, axes = plt.subplots(1, 2, figsize=(8.4, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8))
     for impl in acc:
-        colour = "k" if impl == "numpy" else "tab:red"
-        axes[0].plot(sizes, acc[impl], marker="o", color=colour, label=impl, **IMPL_STYLE[impl])
-        axes[1].plot(sizes, loss[impl], marker="o", color=colour, label=impl, **IMPL_STYLE[impl])
+        for ax, values in zip(axes, (acc[impl], loss[impl])):
+            ax.plot(sizes, values, marker="o", color=IMPL_COLOUR[impl], label=impl,
+                    **IMPL_STYLE[impl])
     for ax, lab in zip(axes, ("held-out accuracy", "held-out loss")):
         _log(ax, "x", 2)
         ax.set_xticks(sizes)
         ax.set_xticklabels([str(s) for s in sizes])
-        ax.set_xlabel("hidden size h (layers h, h, h/2)")
-        ax.set_ylabel(lab)
-        ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=9)
+        ax.set(xlabel="hidden size h (layers h, h, h/2)", ylabel=lab)
+        ax.legend()
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
 
 
+@_styled
 def bench_sweep(rows: list[dict], title: str):
-    """Seconds per training step against hidden width, NumPy and torch, one line pair per
-    batch size (log–log)."""
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    """Milliseconds per training step against hidden width, NumPy and torch, one line pair
+    per batch size (log–log)."""
+    fig, ax = plt.subplots(figsize=(7.6, 4.2))
     for i, batch in enumerate(sorted({r["batch"] for r in rows})):
         rs = sorted((r for r in rows if r["batch"] == batch), key=lambda r: r["width"])
         w = [r["width"] for r in rs]
@@ -309,9 +390,7 @@ def bench_sweep(rows: list[dict], title: str):
                 label=f"torch, batch {batch}", **IMPL_STYLE["torch"])
     _log(ax, "x", 2)
     _log(ax)
-    ax.set_xlabel("hidden width W (2→W→W→3)")
-    ax.set_ylabel("ms per step")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+    ax.set(xlabel="hidden width W (2→W→W→3)", ylabel="ms per step", title=title)
+    ax.legend()
     fig.tight_layout()
     return fig

@@ -11,7 +11,7 @@ import numpy as np
 
 from parity import fileio, zoo
 from parity.audit import claims as claims_module
-from parity.study.document import _met, _verdict, build_document
+from parity.study.document import _met_pair, _verdict, build_document
 from parity.study.executor import Study, run_study
 from parity.study.plan import make_plan
 
@@ -26,7 +26,8 @@ def _jsonable(o):
 
 
 def write_report(study: Study, out_dir: str, option: str | None = None) -> list[str]:
-    """Write index.md, index.html, img/*.png, results.json (and claims.json) as one set with
+    """Write index.md, index.html, img/*.png (each picture once; both pages link to it),
+    results.json (and claims.json) as one set with
     ``parity.fileio.write_dir_set``: built in a temporary sibling of ``out_dir``, swapped into
     place at the end; on any failure the previous report stays and the temporary directory is
     removed. ``out_dir`` must be new, empty or an earlier report. Returns the files written."""
@@ -42,8 +43,8 @@ def _write_report_files(study: Study, tmp: str) -> None:
     study.results["timing"].update(render_seconds=time.perf_counter() - t0,
                                    render_cpu_seconds=time.process_time() - c0)
     t = study.results["timing"]
-    doc.p(f"Drawing this report's {len(doc.images)} pictures took {t['render_seconds']:.1f} s "
-          f"({t['render_cpu_seconds']:.1f} s CPU).")
+    doc.p(f"After the jobs, drawing this report's {len(doc.images)} pictures took "
+          f"{t['render_seconds']:.1f} s wall ({t['render_cpu_seconds']:.1f} s CPU).")
     claims = study.results.get("claims", {})
     if claims.get("available"):
         claims_module.write_claims(
@@ -70,7 +71,8 @@ def study(models=None, out: str = "report", quick: bool = False, seed: int | Non
 
 
 def render_summary(results: dict) -> str:
-    """The terminal table: one line per model, both twins side by side."""
+    """The terminal table: one line per model, both twins side by side (the target verdict
+    once when both twins have it, else ``numpy / torch``)."""
     lines = [f"{'model':<26} {'held-out np':>11} {'torch':>7} {'loss np':>9} {'torch':>9} "
              f"{'s np':>6} {'torch':>6}  parity f64/f32  target"]
     for m in results["models"]:
@@ -78,8 +80,7 @@ def render_summary(results: dict) -> str:
         lines.append(f"{m['model']:<26} {n['test_accuracy']:>11.4f} {t['test_accuracy']:>7.4f} "
                      f"{n['final_loss']:>9.4g} {t['final_loss']:>9.4g} {n['seconds']:>6.2f} "
                      f"{t['seconds']:>6.2f}  {_verdict(m['parity']['float64']):>6}/"
-                     f"{_verdict(m['parity']['float32']):<6}  {_met(n, m['capped'])}/"
-                     f"{_met(t, m['capped'])}")
+                     f"{_verdict(m['parity']['float32']):<6}  {_met_pair(m)}")
     return "\n".join(lines)
 
 
