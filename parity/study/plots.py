@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 import io
+from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
@@ -32,7 +34,7 @@ STYLE = {"font.size": 10.5, "axes.titlesize": 10.5, "axes.labelsize": 10.5,
          "xtick.labelsize": 9.5, "ytick.labelsize": 9.5, "legend.fontsize": 9.5,
          "figure.titlesize": 11}
 SMALL = 9.5   # the smallest text drawn (legends, annotations)
-IMPL_STYLE = {"numpy": {"ls": "-", "lw": 2.2, "alpha": 0.75},
+IMPL_STYLE: dict[str, dict[str, Any]] = {"numpy": {"ls": "-", "lw": 2.2, "alpha": 0.75},
               "torch": {"ls": "--", "lw": 1.4, "alpha": 1.0}}
 IMPL_COLOUR = {"numpy": "k", "torch": "tab:red"}
 DTYPE_COLOUR = {"float64": "tab:blue", "float32": "tab:orange"}
@@ -140,7 +142,7 @@ def model_curves(name: str, loss: dict, divergence: dict | None, epochs_note: st
 
     ``loss``: ``{impl: [per-epoch loss]}``; ``divergence``: ``{dtype: [param_rel per step]}``.
     """
-    mosaic = [["loss", "diff", "div"], ["loss", "diff0", "div0"]]
+    mosaic: list[Any] = [["loss", "diff", "div"], ["loss", "diff0", "div0"]]
     if not divergence:
         mosaic = [row[:2] for row in mosaic]
     fig, axes = plt.subplot_mosaic(mosaic, figsize=(3.93 * len(mosaic[0]), 3.5),
@@ -331,7 +333,7 @@ def lr_finder_curves(curves: dict, suggestions: dict, title: str):
 
 @_styled
 def overlaid_curves(series: list[tuple[str, str, list]], title: str, ylabel: str = "loss",
-                    log: bool = True, marks: list[tuple[float, str, str]] = ()):
+                    log: bool = True, marks: Sequence[tuple[float, str, str]] = ()):
     """Several runs' per-epoch curves: ``series`` of (label, impl, values); NumPy solid,
     torch dashed; the colour is the label without its impl. ``marks``: vertical lines
     (x, label, colour)."""
