@@ -510,7 +510,7 @@ def _forward(model: Sequential, X: np.ndarray, masks: dict, saved: list[dict]):
         if isinstance(layer, L.BatchNorm1d | L.LayerNorm):
             norm_var = min(norm_var, float(x.var(axis=layer.axis).min()))
         if i in masks:
-            layer.queue_masks([masks[i]])
+            cast(L.Dropout, layer).queue_masks([masks[i]])
         x = layer.forward(x, True)
     return x, relu_in, norm_var
 
