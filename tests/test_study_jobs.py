@@ -15,6 +15,7 @@ from parity.audit import claims
 from parity.study import executor, jobs
 from parity.study import plan as study_plan
 from parity.study import report as study_report
+from parity.study.seed_sweep import success_rate
 
 PLANS = {"full": lambda: study_plan.make_plan(),
          "quick": lambda: study_plan.make_plan(quick=True),
@@ -190,6 +191,20 @@ def test_a_failing_claims_part_is_reported_and_the_study_goes_on(tmp_path, monke
     assert "claims/bayes/two_spirals_seed004" in c["note"] and "no ceiling today" in c["note"]
     assert s.results["models"][0]["runs"]["numpy"]["epochs"] == 20
     assert not (tmp_path / "r" / "claims.json").exists()
+
+
+def test_the_sweep_from_shared_runs_is_success_rate(small):
+    """The XOR sweep assembled from the study's runs (seed 0 is the xor-sigmoid training
+    itself) is what ``seed_sweep.success_rate`` finds training every seed anew."""
+    _, s = small
+    entry = s.results["xor_success"]["xor-sigmoid"]
+    alone = success_rate(zoo.get("xor-sigmoid"), SMALL["xor_seeds"], epochs=20)
+    for impl in ("numpy", "torch"):
+        assert entry[impl]["rate"] == alone[impl]["rate"], impl
+        assert entry[impl]["succeeded"] == alone[impl]["succeeded"], impl
+        assert entry[impl]["accuracies"] == {str(k): v for k, v in
+                                             alone[impl]["accuracies"].items()}, impl
+    assert entry["both"] == alone["both"]
 
 
 @pytest.mark.slow   # two spawned workers importing torch: ~10-25 s on the shared machine

@@ -7,6 +7,13 @@ initial weights; XOR's epoch count and the worked example have their own small m
 below), attaches the Bayes ceiling of the data-generating process for spiral data
 (``parity.audit.bayes``), and gives a verdict.
 
+Each measurement is keyed by what decides it — a run by (model, impl, seed, epochs), a
+ceiling by its generator setting — so it can be made elsewhere: ``needs`` lists what some
+claims measure, ``audit_rows(..., given=Measured(...))`` judges them from measurements made
+by others. The study does this: its own training runs are the audit's (nothing is trained
+twice) and the rest are jobs of their own; its runs get the study plan's epochs
+(``epochs_of``), so a quick study's audit reads the quick study's runs.
+
 Tolerances (``Check``), fixed before measuring
 ----------------------------------------------
 - "about X" / "~X"          ``approx``: |measured - X| <= tol (2 accuracy points for "~X%";

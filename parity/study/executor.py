@@ -1,5 +1,11 @@
 """Run the study's jobs in order or in spawned workers; assemble ``Study`` results.
 
+The plan (``plan_jobs``) trains every run — (model, impl, seed, epochs) — in exactly one job:
+the per-model trainings, then the XOR seed sweeps and the claims audit, which read those runs
+and add jobs only for runs nobody else trains; the audit's other measurements (Bayes
+ceilings, XOR from the document's initialization, the worked example) are jobs of their own.
+The workers take the jobs longest (estimated CPU seconds) first, so both stay busy to the end.
+
 Results are keyed by job, never by completion order, so everything except wall-clock seconds
 is identical for any number of workers. Workers ignore SIGINT; on an interrupt the parent
 terminates them, so nothing outlives the run."""
@@ -36,6 +42,7 @@ from parity.study.jobs import (
 )
 from parity.study.plan import SEED_CHUNK, Plan
 from parity.study.progress import _BARS, _init_worker
+from parity.study.seed_sweep import success_of
 from parity.train import IMPLS
 
 
@@ -434,8 +441,8 @@ def _model_rows(plan: Plan, res: dict) -> tuple[list, dict]:
 
 
 def _xor_success(plan: Plan, runs: dict) -> dict:
-    """Per XOR model and twin: the seeds that reach the target (``seed_sweep.success_rate``'s
-    rule: ``target_met``; accuracy on the target's split)."""
+    """Per XOR model and twin: the seeds that reach the target (``seed_sweep.success_of`` on
+    the sweep's runs, whichever job trained them)."""
     out = {}
     for name in ("xor-relu", "xor-sigmoid"):
         if name not in plan.models:
@@ -444,12 +451,11 @@ def _xor_success(plan: Plan, runs: dict) -> dict:
         entry = {"seeds": list(plan.xor_seeds), "epochs": plan.xor_epochs or spec.epochs,
                  "recipe_epochs": spec.epochs}
         for impl in IMPLS:
-            by_seed = dict(zip(plan.xor_seeds, (runs[k] for k in sweep_keys(plan, name, impl))))
-            split = "test_accuracy" if spec.target.split == "test" else "train_accuracy"
-            ok = sorted(s for s, r in by_seed.items() if r["target_met"])
-            entry[impl] = {"rate": len(ok) / len(plan.xor_seeds), "succeeded": ok,
+            sweep = success_of(spec, {k[2]: runs[k] for k in sweep_keys(plan, name, impl)})
+            ok = sorted(sweep["succeeded"])
+            entry[impl] = {"rate": sweep["rate"], "succeeded": ok,
                            "failed": [s for s in plan.xor_seeds if s not in ok],
-                           "accuracies": {str(s): r[split] for s, r in by_seed.items()}}
+                           "accuracies": {str(s): a for s, a in sweep["accuracies"].items()}}
         entry["both"] = sorted(set(entry["numpy"]["succeeded"]) & set(entry["torch"]["succeeded"]))
         out[name] = entry
     return out
