@@ -2,6 +2,7 @@
 
 import json
 import os
+import stat
 
 import numpy as np
 import pytest
@@ -145,6 +146,21 @@ def test_write_claims_is_atomic_json(tmp_path):
     assert json.loads(path.read_text()) == rows and os.listdir(tmp_path) == ["claims.json"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_write_claims_mode_comes_from_the_umask(tmp_path, umask):
+    """Through ``parity.fileio.atomic_write`` (``open(tmp, "xb")``): 0o666 & ~umask, never
+    mkstemp's 0o600 whatever the umask; a replaced file gets the new mode too."""
+    path = tmp_path / "claims.json"
+    path.write_text("old")
+    os.chmod(path, 0o600)
+    old = os.umask(umask)
+    try:
+        claims.write_claims([{"id": "x"}], path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask
+
+
 # ── the quick audit: capped rows carry no verdict ────────────────────────────────────────
 
 # 000-2layer and 001-train-acc read "refuted" in quick mode before (reproduced in full);
@@ -157,9 +173,15 @@ CAPPED = {"000-2layer", "001-train-acc", "002-xor", "004-heldout", "004-xor-docu
 
 
 @pytest.fixture(scope="module")
-def quick_rows():
-    return {r["id"]: r for r in claims.run_audit(seed=0, quick=True, log=lambda m: None,
-                                                 ids=QUICK_IDS)}
+def quick_audit():
+    """``(the audit, its rows by id)`` of the quick audit of ``QUICK_IDS``, measuring lazily."""
+    audit = claims._Audit(0, True, lambda m: None)
+    return audit, {c.id: claims._claim_row(audit, c) for c in claims.select(QUICK_IDS)}
+
+
+@pytest.fixture(scope="module")
+def quick_rows(quick_audit):
+    return quick_audit[1]
 
 
 def test_quick_audit_runs_the_selected_claims(quick_rows):
@@ -167,6 +189,32 @@ def test_quick_audit_runs_the_selected_claims(quick_rows):
     assert all(r["quick"] for r in quick_rows.values())
     with pytest.raises(ValueError, match="unknown claim ids"):
         claims.run_audit(quick=True, ids=["no-such-claim"])
+    rows = claims.run_audit(quick=True, log=lambda m: None, ids=["004-params"])
+    assert [r["id"] for r in rows] == ["004-params"] and rows[0]["verdict"] == "reproduced"
+
+
+def test_needs_cover_what_the_audit_measures(quick_audit):
+    """``needs`` (what the study plans as jobs) holds every run, ceiling and XOR measurement
+    the audit made; beyond that only corrected settings (planned whatever the verdict)."""
+    audit, _ = quick_audit
+    selected = claims.select(QUICK_IDS)
+    need = claims.needs(selected, 0, True)
+    assert set(audit.got.runs) <= need.runs
+    assert set(audit.got.ceilings) <= need.ceilings
+    assert {(i, impl) for i, impl, *_ in need.xor} == set(audit.got.xor)
+    corrected = {c.corrected for c in selected if c.corrected}
+    assert {k[0] for k in need.runs - set(audit.got.runs)} <= corrected
+    assert need.n_samples == claims.QUICK_SAMPLES
+
+
+def test_select_by_model():
+    assert [c.id for c in claims.select(models=["xor-sigmoid"])] == [
+        c.id for c in claims.CLAIMS if c.measure[0] in ("xor_stable_epoch", "worked")]
+    assert claims.select(models=["digits-3layer"]) == []
+    assert [c.id for c in claims.select(["000-linear", "004-params"], ["spiral004"])] == [
+        "004-params"]
+    with pytest.raises(ValueError, match="unknown model"):
+        claims.select(models=["nope"])
 
 
 @pytest.mark.parametrize("cid", QUICK_IDS)

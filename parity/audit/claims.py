@@ -7,6 +7,13 @@ initial weights; XOR's epoch count and the worked example have their own small m
 below), attaches the Bayes ceiling of the data-generating process for spiral data
 (``parity.audit.bayes``), and gives a verdict.
 
+Each measurement is keyed by what decides it — a run by (model, impl, seed, epochs), a
+ceiling by its generator setting — so it can be made elsewhere: ``needs`` lists what some
+claims measure, ``audit_rows(..., given=Measured(...))`` judges them from measurements made
+by others. The study does this: its own training runs are the audit's (nothing is trained
+twice) and the rest are jobs of their own; its runs get the study plan's epochs
+(``epochs_of``), so a quick study's audit reads the quick study's runs.
+
 Tolerances (``Check``), fixed before measuring
 ----------------------------------------------
 - "about X" / "~X"          ``approx``: |measured - X| <= tol (2 accuracy points for "~X%";
@@ -51,7 +58,7 @@ import math
 import sys
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -63,9 +70,11 @@ from parity.train import IMPLS, run
 from reference.training import accuracy as np_accuracy
 from reference.training import fit as np_fit
 
-__all__ = ["Check", "Claim", "CLAIMS", "NOT_MEASURED", "QUICK_EPOCH_CAP", "judge",
-           "measure_worked_example", "measure_xor_stable_epoch", "register", "render_markdown",
-           "run_audit", "write_claims"]
+__all__ = ["Check", "Claim", "CLAIMS", "Measured", "Needs", "NOT_MEASURED", "QUICK_EPOCH_CAP",
+           "audit_rows", "ceiling_key", "claim_model", "compute_ceiling", "judge",
+           "measure_worked_example", "measure_xor_stable_epoch", "needs", "register",
+           "render_markdown", "run_audit", "select", "stable_epoch", "train_run",
+           "write_claims"]
 
 QUICK_EPOCH_CAP = 300
 QUICK_SAMPLES, FULL_SAMPLES = 4_000, 40_000        # Monte Carlo points per Bayes ceiling
@@ -332,7 +341,13 @@ def measure_xor_stable_epoch(impl: str, init: str = "document", seed: int = 0,
                            on_epoch=lambda e, loss: accs.append(torch_impl.accuracy(model, X_t, y)))
     else:
         raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
-    a = np.asarray(accs)
+    return stable_epoch(accs, hist["loss"][-1])
+
+
+def stable_epoch(accs, final_loss: float) -> dict:
+    """``measure_xor_stable_epoch``'s dict from ``accs`` (train accuracy before training, then
+    after each of the ``len(accs) - 1`` epochs) and the last epoch's loss."""
+    a = np.asarray(accs, dtype=float)
     perfect = a == 1.0
     first = int(np.argmax(perfect)) if perfect.any() else None
     stable = None
@@ -340,7 +355,7 @@ def measure_xor_stable_epoch(impl: str, init: str = "document", seed: int = 0,
         bad = np.flatnonzero(~perfect)
         stable = int(bad[-1] + 1) if bad.size else 0
     return {"stable_epoch": stable, "first_epoch": first, "final_accuracy": float(a[-1]),
-            "final_loss": float(hist["loss"][-1]), "epochs": epochs}
+            "final_loss": float(final_loss), "epochs": len(a) - 1}
 
 
 def measure_worked_example() -> dict:
@@ -399,19 +414,82 @@ def _scalar_or_list(v):
     return float(a[0]) if a.size == 1 else [float(x) for x in a]
 
 
-class _Audit:
-    """Caches: each training run and each Bayes ceiling is computed once per audit."""
+RunKey = tuple          # (model, impl, seed, epochs): one training run, trained once
 
-    def __init__(self, seed: int, quick: bool, log):
-        self.seed, self.quick, self.log = seed, quick, log
-        self.runs: dict = {}
-        self.ceilings: dict = {}
-        self.xor: dict = {}
-        self.worked = None
+
+def ceiling_key(generator: str, **options) -> tuple:
+    """``(generator, ((option, value), ...))`` with the generator's defaults filled in: one key
+    per distinct setting (the ceiling's random stream is drawn from it)."""
+    return (generator, tuple(sorted({**bayes.GENERATORS[generator][1], **options}.items())))
+
+
+def compute_ceiling(key: tuple, seed: int, n_samples: int) -> bayes.BayesEstimate:
+    """The Bayes ceiling of ``key`` (``ceiling_key``) from ``n_samples`` Monte Carlo points, its
+    stream ``default_rng([seed, crc32(repr(key))])``: the same estimate in any process."""
+    rng = np.random.default_rng([seed, zlib.crc32(repr(key).encode())])
+    return bayes.bayes_ceiling(key[0], rng, n_samples=n_samples, **dict(key[1]))
+
+
+def train_run(key: RunKey) -> dict:
+    """``parity.train.run`` of ``key`` as JSON, loss curve included."""
+    model, impl, seed, epochs = key
+    return run(zoo.get(model), impl, seed=seed, epochs=epochs)[0].to_json(with_curve=True)
+
+
+@dataclass
+class Measured:
+    """What an audit measured, keyed so that another process can supply it (the study does):
+    runs ``{RunKey: RunResult JSON with curve}``, ceilings ``{ceiling_key: BayesEstimate}``,
+    xor ``{(init, impl): measure_xor_stable_epoch dict}``, worked ``measure_worked_example()``."""
+
+    runs: dict = field(default_factory=dict)
+    ceilings: dict = field(default_factory=dict)
+    xor: dict = field(default_factory=dict)
+    worked: dict | None = None
+
+
+@dataclass
+class Needs:
+    """What measuring some claims takes: the runs (``{RunKey}``), the ceilings
+    (``{ceiling_key}``), XOR's stable epochs (``{(init, impl, seed, epochs)}``) and whether the
+    worked example. Corrected settings are included whatever the verdict will be (it is known
+    only after measuring), so that nothing is trained after the plan is made."""
+
+    runs: set = field(default_factory=set)
+    ceilings: set = field(default_factory=set)
+    xor: set = field(default_factory=set)
+    worked: bool = False
+    n_samples: int = FULL_SAMPLES        # Monte Carlo points per ceiling
+
+
+class _Audit:
+    """One audit's measurements, each computed once: trained here on first use, or — with
+    ``given`` (a ``Measured``) — only looked up there, a missing one being an error (the study
+    plans every measurement as a job; nothing may be trained twice or outside the plan).
+    ``epochs_of(spec)``: the epochs a run of ``spec`` gets (default: the recipe's, capped at
+    ``QUICK_EPOCH_CAP`` in quick mode)."""
+
+    def __init__(self, seed: int, quick: bool, log, epochs_of=None, given: Measured | None = None):
+        self.seed, self.quick, self.log = seed, quick, log or (lambda msg: None)
+        self._epochs_of = epochs_of
+        self.strict = given is not None
+        self.got = given if given is not None else Measured()
         self.n_samples = QUICK_SAMPLES if quick else FULL_SAMPLES
 
     def epochs(self, spec) -> int:
+        if self._epochs_of is not None:
+            return int(self._epochs_of(spec))
         return min(spec.epochs, QUICK_EPOCH_CAP) if self.quick else spec.epochs
+
+    def spread_seeds(self, c: Claim) -> int:
+        return 5 if self.quick else c.spread
+
+    def _get(self, table: dict, key, what: str, compute):
+        if key not in table:
+            if self.strict:
+                raise ValueError(f"claims audit: {what} {key!r} was not measured (not planned)")
+            table[key] = compute()
+        return table[key]
 
     def capped(self, measure: tuple, bounded: bool = False) -> str | None:
         """Why this audit cut what ``measure`` needs, or None when nothing was cut.
@@ -440,25 +518,27 @@ class _Audit:
                        "points")
         return "; ".join(why) or None
 
+    def run_key(self, name: str, impl: str, seed: int | None = None) -> RunKey:
+        return (name, impl, self.seed if seed is None else seed, self.epochs(zoo.get(name)))
+
+    def run_json(self, key: RunKey) -> dict:
+        def train():
+            r = train_run(key)
+            self.log(f"  run {key[0]:<22} {key[1]:<6} seed {key[2]} train "
+                     f"{r['train_accuracy']:.4f} held-out {r['test_accuracy']:.4f} loss "
+                     f"{r['first_loss']:.4f}→{r['final_loss']:.4f} ({r['seconds']:.1f}s)")
+            return r
+        return self._get(self.got.runs, key, "run", train)
+
     def run(self, name: str) -> dict:
-        if name not in self.runs:
-            spec = zoo.get(name)
-            res = {}
-            for impl in IMPLS:
-                r, _ = run(spec, impl, seed=self.seed, epochs=self.epochs(spec))
-                res[impl] = r
-                self.log(f"  run {name:<22} {impl:<6} train {r.train_accuracy:.4f} "
-                         f"held-out {r.test_accuracy:.4f} loss {r.first_loss:.4f}→"
-                         f"{r.final_loss:.4f} ({r.seconds:.1f}s)")
-            self.runs[name] = res
-        return self.runs[name]
+        """``{impl: RunResult JSON}`` of ``name`` at the audit's seed and epochs."""
+        return {impl: self.run_json(self.run_key(name, impl)) for impl in IMPLS}
 
     def spread(self, c: Claim, n_seeds: int, judged: bool = True) -> dict:
         """The claim's quantity on the NumPy twin over seeds 0..n_seeds-1; ``pass_fraction``
         (the check per seed) only when ``judged`` (the runs were not capped)."""
         _, model, quantity, *_ = c.measure
-        spec = zoo.get(model)
-        vals = np.array([getattr(run(spec, "numpy", seed=s, epochs=self.epochs(spec))[0], quantity)
+        vals = np.array([self.run_json(self.run_key(model, "numpy", s))[quantity]
                          for s in range(n_seeds)])
         out = {"seeds": f"0..{n_seeds - 1}", "impl": "numpy", "mean": float(vals.mean()),
                "std": float(vals.std(ddof=1)), "min": float(vals.min()),
@@ -469,18 +549,33 @@ class _Audit:
         return out
 
     def ceiling(self, generator: str, **options) -> bayes.BayesEstimate:
-        key = (generator, tuple(sorted({**bayes.GENERATORS[generator][1], **options}.items())))
-        if key not in self.ceilings:
-            rng = np.random.default_rng([self.seed, zlib.crc32(repr(key).encode())])
-            est = bayes.bayes_ceiling(generator, rng, n_samples=self.n_samples, **options)
+        key = ceiling_key(generator, **options)
+
+        def compute():
+            est = compute_ceiling(key, self.seed, self.n_samples)
             self.log(f"  Bayes {generator} {options or ''}: {est} ({est.seconds:.1f}s)")
-            self.ceilings[key] = est
-        return self.ceilings[key]
+            return est
+        return self._get(self.got.ceilings, key, "Bayes ceiling", compute)
 
     def ceiling_of(self, model: str) -> bayes.BayesEstimate | None:
         spec = zoo.get(model)
         gen = _GENERATOR_OF.get(spec.dataset)
         return None if gen is None else self.ceiling(gen, **spec.dataset_options)
+
+    def xor_stable(self, init: str, impl: str) -> dict:
+        def compute():
+            m = measure_xor_stable_epoch(impl, init, self.seed,
+                                         self.epochs(zoo.get("xor-sigmoid")))
+            self.log(f"  XOR ({init} init, {impl}): {m}")
+            return m
+        return self._get(self.got.xor, (init, impl), "XOR stable epoch", compute)
+
+    def worked(self) -> dict:
+        if self.got.worked is None:
+            if self.strict:
+                raise ValueError("claims audit: the worked example was not measured")
+            self.got.worked = measure_worked_example()
+        return self.got.worked
 
     def measure(self, claim_measure: tuple) -> tuple:
         """(numpy value, torch value, extra dict)."""
@@ -490,12 +585,12 @@ class _Audit:
             res = self.run(model)
             if quantity == "loss_at":
                 k = arg[0]
-                vals = [r.loss[k] if len(r.loss) > k else None for r in res.values()]
+                vals = [r["loss"][k] if len(r["loss"]) > k else None for r in res.values()]
             else:
-                vals = [getattr(r, quantity) for r in res.values()]
-            extra = {"epochs": res["numpy"].epochs,
-                     "train_accuracy": {i: r.train_accuracy for i, r in res.items()},
-                     "test_accuracy": {i: r.test_accuracy for i, r in res.items()}}
+                vals = [r[quantity] for r in res.values()]
+            extra = {"epochs": res["numpy"]["epochs"],
+                     "train_accuracy": {i: r["train_accuracy"] for i, r in res.items()},
+                     "test_accuracy": {i: r["test_accuracy"] for i, r in res.items()}}
             return vals[0], vals[1], extra
         if kind == "parameters":
             spec = zoo.get(claim_measure[1])
@@ -503,14 +598,7 @@ class _Audit:
             n_t = sum(p.numel() for p in spec.build_torch().parameters())
             return float(n_np), float(n_t), {}
         if kind == "xor_stable_epoch":
-            init = claim_measure[1]
-            if init not in self.xor:
-                spec = zoo.get("xor-sigmoid")
-                self.xor[init] = {impl: measure_xor_stable_epoch(impl, init, self.seed,
-                                                                 self.epochs(spec))
-                                  for impl in IMPLS}
-                self.log(f"  XOR ({init} init): {self.xor[init]}")
-            m = self.xor[init]
+            m = {impl: self.xor_stable(claim_measure[1], impl) for impl in IMPLS}
             extra = {"xor": m}
             if any(v["stable_epoch"] is None for v in m.values()):
                 extra["note"] = "not at 100% at the end of the run: " + ", ".join(
@@ -518,11 +606,40 @@ class _Audit:
                     for i, v in m.items())
             return m["numpy"]["stable_epoch"], m["torch"]["stable_epoch"], extra
         if kind == "worked":
-            if self.worked is None:
-                self.worked = measure_worked_example()
-            q = claim_measure[1]
-            return self.worked["numpy"][q], self.worked["torch"][q], {}
+            w, q = self.worked(), claim_measure[1]
+            return w["numpy"][q], w["torch"][q], {}
         raise ValueError(f"unknown measure kind {kind!r} in {claim_measure!r}")
+
+    def needs(self, selected) -> Needs:
+        """Everything ``_claim_row`` may ask of this audit for the claims ``selected``."""
+        out = Needs(n_samples=self.n_samples)
+
+        def model_needs(model: str, bounded: bool = False):
+            out.runs.update(self.run_key(model, impl) for impl in IMPLS)
+            gen = _GENERATOR_OF.get(zoo.get(model).dataset)
+            if gen is None:
+                return
+            options = zoo.get(model).dataset_options
+            out.ceilings.add(ceiling_key(gen, **options))
+            if bounded and gen in _BY_NOISE:
+                by, noises = _BY_NOISE[gen]
+                out.ceilings.update(ceiling_key(by, **{**options, "noise": nz})
+                                    for nz in noises)
+        for c in selected:
+            kind = c.measure[0]
+            if kind == "run":
+                model_needs(c.measure[1], c.bounded)
+                if c.spread:
+                    out.runs.update(self.run_key(c.measure[1], "numpy", s)
+                                    for s in range(self.spread_seeds(c)))
+                if c.corrected:
+                    model_needs(c.corrected)
+            elif kind == "xor_stable_epoch":
+                e = self.epochs(zoo.get("xor-sigmoid"))
+                out.xor.update((c.measure[1], impl, self.seed, e) for impl in IMPLS)
+            elif kind == "worked":
+                out.worked = True
+        return out
 
 
 def _ceiling_json(est: bayes.BayesEstimate | None) -> dict | None:
@@ -551,13 +668,22 @@ def run_audit(seed: int = 0, quick: bool = False, log=None, ids=None) -> list[di
     lines (default: stderr). Run it with one thread (``parity.runtime.configure_threads(1)``,
     the CLI's default): with two threads beside other jobs on a 2-core machine the torch runs
     were measured ~10x slower. Full mode: a few minutes (cs231n-2layer and blog-2layer train
-    10 000 steps on both twins, the seed-003 nets 500 epochs of minibatches).
+    10 000 steps on both twins, the seed-003 nets 500 epochs of minibatches). The study does
+    not call this: it plans ``needs`` as jobs beside its own runs and calls ``audit_rows``.
     """
     if log is None:
         def log(msg):
             print(msg, file=sys.stderr)
-    selected = CLAIMS if ids is None else _select(ids)
-    audit = _Audit(seed, quick, log)
+    return audit_rows(select(ids), seed, quick, log=log)
+
+
+def audit_rows(selected, seed: int, quick: bool, log=None, epochs_of=None,
+               given: Measured | None = None) -> list[dict]:
+    """One row per claim of ``selected``. ``given``: the measurements, made elsewhere (every
+    one of ``needs(selected, ...)``; a missing one is a ``ValueError``); without it each is
+    made here. ``epochs_of(spec)``: the epochs of a run (``_Audit``)."""
+    log = log or (lambda msg: None)
+    audit = _Audit(seed, quick, log, epochs_of, given)
     rows = []
     t0 = time.perf_counter()
     for c in selected:
@@ -569,21 +695,36 @@ def run_audit(seed: int = 0, quick: bool = False, log=None, ids=None) -> list[di
     return rows
 
 
-def _select(ids) -> list[Claim]:
-    ids = list(ids)
-    known = {c.id for c in CLAIMS}
-    unknown = [i for i in ids if i not in known]
-    if unknown:
-        raise ValueError(f"run_audit: unknown claim ids {unknown}; known: {sorted(known)}")
-    return [c for c in CLAIMS if c.id in ids]
+def needs(selected, seed: int, quick: bool, epochs_of=None) -> Needs:
+    """What ``audit_rows(selected, seed, quick, epochs_of=epochs_of)`` measures."""
+    return _Audit(seed, quick, None, epochs_of).needs(selected)
+
+
+def claim_model(c: Claim) -> str:
+    """The catalogue model a claim is about (XOR's stable epoch, worked example: xor-sigmoid)."""
+    return c.measure[1] if c.measure[0] in ("run", "parameters") else "xor-sigmoid"
+
+
+def select(ids=None, models=None) -> list[Claim]:
+    """The claims with an id in ``ids`` (None: all) about a model in ``models`` (None: any),
+    in ``CLAIMS`` order. An unknown id or model is a ``ValueError``."""
+    if ids is not None:
+        ids = list(ids)
+        known = {c.id for c in CLAIMS}
+        unknown = [i for i in ids if i not in known]
+        if unknown:
+            raise ValueError(f"run_audit: unknown claim ids {unknown}; known: {sorted(known)}")
+    if models is not None:
+        models = [zoo.get(m).name for m in models]      # raises for an unknown model
+    return [c for c in CLAIMS if (ids is None or c.id in ids)
+            and (models is None or claim_model(c) in models)]
 
 
 def _claim_row(audit: _Audit, c: Claim) -> dict:
     """Measure, judge and describe one claim (its corrected setting too, when it fails)."""
     seed, quick = audit.seed, audit.quick
     m_np, m_t, extra = audit.measure(c.measure)
-    model = c.measure[1] if c.measure[0] in ("run", "parameters") else (
-        "xor-sigmoid" if c.measure[0] in ("xor_stable_epoch", "worked") else None)
+    model = claim_model(c)
     est = audit.ceiling_of(model) if c.measure[0] == "run" else None
     upper = est.ci95[1] if est is not None else None
     capped = audit.capped(c.measure, c.bounded)
@@ -601,7 +742,7 @@ def _claim_row(audit: _Audit, c: Claim) -> dict:
     if capped:
         row["capped"] = capped
     if c.spread and c.measure[0] == "run":
-        row["seed_spread"] = audit.spread(c, 5 if quick else c.spread, judged=capped is None)
+        row["seed_spread"] = audit.spread(c, audit.spread_seeds(c), judged=capped is None)
     if "xor" in extra:
         row["xor"] = extra["xor"]
     if c.measure[0] == "run":

@@ -1,5 +1,11 @@
 """Run the study's jobs in order or in spawned workers; assemble ``Study`` results.
 
+The plan (``plan_jobs``) trains every run — (model, impl, seed, epochs) — in exactly one job:
+the per-model trainings, then the XOR seed sweeps and the claims audit, which read those runs
+and add jobs only for runs nobody else trains; the audit's other measurements (Bayes
+ceilings, XOR from the document's initialization, the worked example) are jobs of their own.
+The workers take the jobs longest (estimated CPU seconds) first, so both stay busy to the end.
+
 Results are keyed by job, never by completion order, so everything except wall-clock seconds
 is identical for any number of workers. Workers ignore SIGINT; on an interrupt the parent
 terminates them, so nothing outlives the run."""
@@ -22,25 +28,43 @@ import numpy as np
 
 from layerspec import Linear
 from parity import zoo
+from parity.audit import claims
 from parity.spec import ModelSpec
 from parity.study.jobs import (
     hidden_size_spec,
-    job_claims,
+    job_ceiling,
     job_hidden,
     job_lr_finder,
     job_parity,
-    job_success,
+    job_runs,
     job_train,
+    job_worked,
+    job_xor_stable,
 )
 from parity.study.plan import SEED_CHUNK, Plan
 from parity.study.progress import _BARS, _init_worker
+from parity.study.seed_sweep import success_of
 from parity.train import IMPLS
 
 
-def _timed(func, kwargs: dict):
-    """``(result, wall seconds, CPU seconds of this process)``."""
+@dataclass(frozen=True)
+class Failed:
+    """A ``reported`` job's exception, returned as its result (the claims audit's parts: a
+    failure there is reported in the report, never hidden, and does not stop the study)."""
+
+    error: str
+
+
+def _timed(func, kwargs: dict, reported: bool = False):
+    """``(result, wall seconds, CPU seconds of this process)``; ``reported``: an exception
+    becomes the result ``Failed``."""
     t0, c0 = time.perf_counter(), time.process_time()
-    result = func(**kwargs)
+    try:
+        result = func(**kwargs)
+    except Exception as e:
+        if not reported:
+            raise
+        result = Failed(f"{type(e).__name__}: {e}")
     return result, time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -49,15 +73,28 @@ class Job:
     key: str
     func: object
     kwargs: dict
-    cost: float        # rough seconds, only to start the longest jobs first
+    cost: float         # estimated CPU seconds: the longest jobs start first
+    trains: tuple = ()  # the runs (model, impl, seed, epochs) it trains, in its result's order
+    reported: bool = False
+
+
+# ---- cost estimates (CPU seconds, one thread; only the order of the jobs depends on them) ---
+# CPU seconds per optimizer step: a·layers + b·rows·Σ(in·out), fitted to the full study's
+# per-job CPU seconds (float64, one thread; within ±2× of every training job measured).
+_STEP = {"numpy": (1.9e-5, 2.5e-10), "torch": (5.6e-5, 2.7e-10)}
 
 
 def _step_cost(spec: ModelSpec, impl: str, rows: int) -> float:
-    """Rough seconds per optimizer step (measured scale on this machine, ±2×)."""
     width = sum(item.in_features * item.out_features for item in spec.layers
                 if isinstance(item, Linear))
-    per_layer = 3e-5 if impl == "numpy" else 8e-5
-    return per_layer * len(spec.layers) + 6e-10 * rows * width
+    a, b = _STEP[impl]
+    return a * len(spec.layers) + b * rows * width
+
+
+def _parity_cost(spec: ModelSpec, steps: int, rows: int) -> float:
+    """``job_parity``: ``steps`` lockstep steps of both twins in two dtypes (~2.7 steps' worth
+    per step and twin, measured), plus the one-step checks."""
+    return 0.2 + 2.7 * steps * sum(_step_cost(spec, impl, rows) for impl in IMPLS)
 
 
 def _run_cost(spec: ModelSpec, impl: str, epochs: int, n_train: int) -> float:
@@ -65,55 +102,90 @@ def _run_cost(spec: ModelSpec, impl: str, epochs: int, n_train: int) -> float:
     return epochs * math.ceil(n_train / rows) * _step_cost(spec, impl, rows)
 
 
+# CPU seconds per Monte Carlo point of a Bayes ceiling (measured at 4000 points, loaded machine)
+_CEILING_SECONDS_PER_POINT = {"cs231n_spiral": 1e-4, "two_spirals_as_written": 3.4e-5,
+                              "two_spirals_corrected": 3.4e-5, "two_spirals_seed004": 1.1e-5}
+
+
+def _key_cost(key: tuple) -> float:
+    model, impl, seed, epochs = key
+    spec = zoo.get(model)
+    return _run_cost(spec, impl, epochs, len(spec.data(seed).X_train))
+
+
+# ---- the plan as jobs ---------------------------------------------------------------------------
 def plan_jobs(plan: Plan) -> list[Job]:
-    jobs: list[Job] = []
-    names = set(plan.models)
-    for name in plan.models:
-        spec = zoo.get(name)
-        seed = plan.seed_for(spec)
-        n = len(spec.data(seed).X_train)
-        for impl in IMPLS:
-            jobs.append(Job(f"train/{name}/{impl}", job_train,
-                            dict(name=name, impl=impl, seed=seed, epochs=plan.epochs[name],
-                                 grid=plan.grid, tile_grid=plan.tile_grid),
-                            _run_cost(spec, impl, plan.epochs[name], n)))
-        rows = spec.batch_size or n
-        jobs.append(Job(f"parity/{name}", job_parity,
-                        dict(name=name, seed=seed, steps=plan.diverge_steps),
-                        4 * plan.diverge_steps * _step_cost(spec, "torch", rows)))
-    for name in ("xor-relu", "xor-sigmoid"):
-        if name not in names:
-            continue
-        spec = zoo.get(name)
-        epochs = plan.xor_epochs or spec.epochs
-        for impl in IMPLS:
-            for i in range(0, len(plan.xor_seeds), SEED_CHUNK):
-                chunk = tuple(plan.xor_seeds[i:i + SEED_CHUNK])
-                jobs.append(Job(f"xor/{name}/{impl}/{i // SEED_CHUNK}", job_success,
-                                dict(name=name, impl=impl, seeds=chunk, epochs=epochs),
-                                len(chunk) * _run_cost(spec, impl, epochs, 4)))
-    if "spiral003" in names:
-        spec = zoo.get("spiral003")
-        seed = plan.seed_for(spec)
-        epochs = plan.hidden_epochs or spec.epochs
-        for h in plan.hidden_sizes:
-            if _reuses_main_run(plan, h):
-                continue
-            hs = hidden_size_spec(h)
-            for impl in IMPLS:
-                jobs.append(Job(f"hidden/{h}/{impl}", job_hidden,
-                                dict(h=h, impl=impl, seed=seed, epochs=epochs),
-                                _run_cost(hs, impl, epochs, 480)))
-    if "digits-minibatch" in names:
+    """Every job of ``plan``, each training run (model, impl, seed, epochs) in exactly one:
+    the study's trainings first, then the seed sweeps and the claims audit take what those
+    trained and add jobs only for runs nobody else makes."""
+    selected, needs = _claims_needs(plan)
+    tracked = _tracked(needs)
+    jobs = _train_jobs(plan, tracked)
+    made = {k for j in jobs for k in j.trains}
+    jobs += _sweep_jobs(plan, made, tracked)
+    jobs += _hidden_jobs(plan)
+    if "digits-minibatch" in plan.models:
         spec = zoo.get("digits-minibatch")
         for impl in IMPLS:
             jobs.append(Job(f"lr_finder/{impl}", job_lr_finder,
                             dict(name="digits-minibatch", impl=impl, seed=plan.seed_for(spec)),
                             0.5))
-    if plan.claims:
-        jobs.append(Job("claims", job_claims, dict(seed=plan.seed or 0, quick=plan.quick),
-                        1e6))   # unknown cost: start it first
+    if needs is not None:
+        jobs += _claims_jobs(plan, needs, made, tracked)
     return jobs
+
+
+def _claims_needs(plan: Plan) -> tuple:
+    """``(claims selected, their parity.audit.claims.Needs)``: the claims about the plan's
+    models; ``(selected, None)`` when there is nothing to measure (or no audit)."""
+    if not plan.claims:
+        return [], None
+    selected = claims.select(models=plan.models)
+    if not selected:
+        return selected, None
+    return selected, claims.needs(selected, plan.audit_seed, plan.quick, plan.epochs_for)
+
+
+def _tracked(needs) -> set:
+    """The runs whose per-epoch train accuracy a claim reads (XOR's stable epoch from the
+    catalogue's initialization is the xor-sigmoid run itself)."""
+    if needs is None:
+        return set()
+    return {("xor-sigmoid", impl, seed, epochs)
+            for init, impl, seed, epochs in needs.xor if init == "catalogue"}
+
+
+def _claims_jobs(plan: Plan, needs, made: set, tracked: set) -> list[Job]:
+    """What the claims audit measures beyond the study's runs: the runs nobody else trains
+    (seed spreads, corrected settings), Bayes ceilings, XOR from the document's
+    initialization, the worked example. Their failures are reported, not raised."""
+    jobs = _runs_jobs("claims/runs", sorted(needs.runs), made, tracked, with_curve=True)
+    for key in sorted(needs.ceilings):
+        jobs.append(Job(f"claims/bayes/{_ceiling_name(key)}", job_ceiling,
+                        dict(key=key, seed=plan.audit_seed, n_samples=needs.n_samples),
+                        _ceiling_cost(key, needs.n_samples)))
+    for init, impl, seed, epochs in sorted(needs.xor):
+        if init == "catalogue":
+            jobs += _runs_jobs("claims/runs", [("xor-sigmoid", impl, seed, epochs)], made,
+                               tracked, with_curve=True)
+            continue
+        jobs.append(Job(f"claims/xor/{init}/{impl}", job_xor_stable,
+                        dict(init=init, impl=impl, seed=seed, epochs=epochs),
+                        _key_cost(("xor-sigmoid", impl, seed, epochs))))
+    if needs.worked:
+        jobs.append(Job("claims/worked", job_worked, {}, 0.05))
+    for j in jobs:
+        j.reported = True
+    return jobs
+
+
+def _ceiling_name(key: tuple) -> str:
+    return key[0] + "/" + ",".join(f"{k}={v:g}" for k, v in key[1])
+
+
+def _ceiling_cost(key: tuple, n_samples: int) -> float:
+    """Rough CPU seconds of one Bayes ceiling (measured scale, ±2×)."""
+    return n_samples * _CEILING_SECONDS_PER_POINT.get(key[0], 1e-3)
 
 
 def _reuses_main_run(plan: Plan, h: int) -> bool:
@@ -121,6 +193,78 @@ def _reuses_main_run(plan: Plan, h: int) -> bool:
     base = zoo.get("spiral003")
     return ("spiral003" in plan.models and hidden_size_spec(h).layers == base.layers
             and (plan.hidden_epochs or base.epochs) == plan.epochs["spiral003"])
+
+
+def _train_jobs(plan: Plan, tracked: set) -> list[Job]:
+    """Per model: both twins' training runs (with the pictures' arrays) and the parity job.
+    A run in ``tracked`` records its per-epoch train accuracy."""
+    jobs: list[Job] = []
+    for name in plan.models:
+        spec = zoo.get(name)
+        seed, epochs = plan.seed_for(spec), plan.epochs[name]
+        n = len(spec.data(seed).X_train)
+        for impl in IMPLS:
+            track = (name, impl, seed, epochs) in tracked
+            jobs.append(Job(f"train/{name}/{impl}", job_train,
+                            dict(name=name, impl=impl, seed=seed, epochs=epochs,
+                                 grid=plan.grid, tile_grid=plan.tile_grid,
+                                 track_accuracy=track),
+                            _run_cost(spec, impl, epochs, n), trains=((name, impl, seed, epochs),)))
+        rows = spec.batch_size or n
+        jobs.append(Job(f"parity/{name}", job_parity,
+                        dict(name=name, seed=seed, steps=plan.diverge_steps),
+                        _parity_cost(spec, plan.diverge_steps, rows)))
+    return jobs
+
+
+def _runs_jobs(prefix: str, keys, made: set, tracked: set, with_curve: bool = False) -> list[Job]:
+    """Jobs ``prefix/model/impl/i`` training the runs of ``keys`` not in ``made`` (which they
+    join), ``SEED_CHUNK`` seeds per job; runs in ``tracked`` record their train accuracy."""
+    todo: dict = {}
+    for k in keys:
+        if k not in made:
+            made.add(k)
+            todo.setdefault(k[:2], []).append(k)
+    jobs = []
+    for (model, impl), ks in todo.items():
+        ks.sort(key=lambda k: (k[3], k[2]))
+        for i in range(0, len(ks), SEED_CHUNK):
+            chunk = tuple(ks[i:i + SEED_CHUNK])
+            jobs.append(Job(f"{prefix}/{model}/{impl}/{i // SEED_CHUNK}", job_runs,
+                            dict(keys=chunk, with_curve=with_curve,
+                                 track=tuple(k for k in chunk if k in tracked)),
+                            sum(_key_cost(k) for k in chunk), trains=chunk))
+    return jobs
+
+
+def sweep_keys(plan: Plan, name: str, impl: str) -> list[tuple]:
+    """The runs of the XOR seed sweep of ``name`` on ``impl``."""
+    epochs = plan.xor_epochs or zoo.get(name).epochs
+    return [(name, impl, s, epochs) for s in plan.xor_seeds]
+
+
+def _sweep_jobs(plan: Plan, made: set, tracked: set) -> list[Job]:
+    return [j for name in ("xor-relu", "xor-sigmoid") if name in plan.models for impl in IMPLS
+            for j in _runs_jobs("xor", sweep_keys(plan, name, impl), made, tracked)]
+
+
+def _hidden_jobs(plan: Plan) -> list[Job]:
+    if "spiral003" not in plan.models:
+        return []
+    spec = zoo.get("spiral003")
+    seed = plan.seed_for(spec)
+    epochs = plan.hidden_epochs or spec.epochs
+    jobs = []
+    for h in plan.hidden_sizes:
+        if _reuses_main_run(plan, h):
+            continue
+        hs = hidden_size_spec(h)
+        for impl in IMPLS:
+            jobs.append(Job(f"hidden/{h}/{impl}", job_hidden,
+                            dict(h=h, impl=impl, seed=seed, epochs=epochs),
+                            _run_cost(hs, impl, epochs, 480),
+                            trains=((hs.name, impl, seed, epochs),)))
+    return jobs
 
 
 def execute(jobs: list[Job], n_workers: int = 1, progress: bool = False, log=None) -> dict:
@@ -149,7 +293,7 @@ def execute(jobs: list[Job], n_workers: int = 1, progress: bool = False, log=Non
         if n_workers <= 1:
             _BARS.update(enabled=progress, position=1)
             for job in jobs:
-                done(job, *_timed(job.func, job.kwargs))
+                done(job, *_timed(job.func, job.kwargs, job.reported))
             return out
         ctx = mp.get_context("spawn")   # no fork of a process holding torch/OpenMP state
         lock = ctx.RLock() if progress else None
@@ -161,7 +305,7 @@ def execute(jobs: list[Job], n_workers: int = 1, progress: bool = False, log=Non
                                  initargs=(progress, lock, slots, os.getpid())) as ex:
             try:
                 with _sigint_blocked():   # workers start with SIGINT blocked: no traceback
-                    pending = {ex.submit(_timed, j.func, j.kwargs): j
+                    pending = {ex.submit(_timed, j.func, j.kwargs, j.reported): j
                                for j in sorted(jobs, key=lambda j: -j.cost)}
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -232,15 +376,48 @@ def run_study(plan: Plan, jobs: int = 1, progress: bool = False, log=None) -> St
     """Run every job of ``plan`` (and the benchmark, alone, afterwards); assemble results."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
-    from parity.runtime import threads_in_force
     t0 = time.perf_counter()
     job_list = plan_jobs(plan)
     done = execute(job_list, jobs, progress, log)
     t_jobs = time.perf_counter() - t0
     res = {k: v[0] for k, v in done.items()}
-    secs = {k: v[1] for k, v in done.items()}
-    cpus = {k: v[2] for k, v in done.items()}
+    runs, curves = trained_runs(job_list, res)
 
+    models, arrays = _model_rows(plan, res)
+    results: dict = {"seed": plan.seed, "quick": plan.quick, "models": models,
+                     "xor_success": _xor_success(plan, runs)}
+    if "spiral003" in plan.models:
+        results["hidden_size"] = _hidden_size(plan, res)
+    if "digits-minibatch" in plan.models:
+        results["lr_finder"] = {"model": "digits-minibatch",
+                                **{impl: res[f"lr_finder/{impl}"] for impl in IMPLS}}
+    results["claims"] = _claims_result(plan, job_list, res, runs, curves)
+    t_bench, c_bench = _bench(plan, results, log)
+    results["meta"] = _meta(plan, jobs)
+    results["timing"] = _timing(done, t_jobs, t_bench, c_bench, job_list, jobs)
+    return Study(results, arrays)
+
+
+def trained_runs(job_list: list[Job], res: dict) -> tuple[dict, dict]:
+    """``({run key: RunResult JSON}, {run key: train accuracy per epoch})`` over every job
+    that trains (``Job.trains``), whichever job trained it."""
+    runs, curves = {}, {}
+    for job in job_list:
+        r = res.get(job.key)
+        if not job.trains or r is None or isinstance(r, Failed):
+            continue
+        if job.func is job_runs:
+            runs.update(zip(job.trains, r["runs"]))
+            curves.update((job.trains[i], c) for i, c in r["train_accuracy_curves"].items())
+        elif job.func is job_train:
+            runs[job.trains[0]] = r["run"]
+            if "train_accuracy_curve" in r:
+                curves[job.trains[0]] = r["train_accuracy_curve"]
+    return runs, curves
+
+
+def _model_rows(plan: Plan, res: dict) -> tuple[list, dict]:
+    """results.json's ``models`` (one row per model, both twins) and the pictures' arrays."""
     models, arrays = [], {}
     for name in plan.models:
         spec = zoo.get(name)
@@ -262,75 +439,116 @@ def run_study(plan: Plan, jobs: int = 1, progress: bool = False, log=None) -> St
                                "disagree_cells": int((a != b).sum()),
                                "disagree_fraction": float((a != b).mean())}
         models.append(row)
-    results: dict = {"seed": plan.seed, "quick": plan.quick, "models": models}
+    return models, arrays
 
-    results["xor_success"] = {}
+
+def _xor_success(plan: Plan, runs: dict) -> dict:
+    """Per XOR model and twin: the seeds that reach the target (``seed_sweep.success_of`` on
+    the sweep's runs, whichever job trained them)."""
+    out = {}
     for name in ("xor-relu", "xor-sigmoid"):
         if name not in plan.models:
             continue
-        entry = {"seeds": list(plan.xor_seeds),
-                 "epochs": plan.xor_epochs or zoo.get(name).epochs,
-                 "recipe_epochs": zoo.get(name).epochs}
+        spec = zoo.get(name)
+        entry = {"seeds": list(plan.xor_seeds), "epochs": plan.xor_epochs or spec.epochs,
+                 "recipe_epochs": spec.epochs}
         for impl in IMPLS:
-            parts = [res[f"xor/{name}/{impl}/{i}"]
-                     for i in range(math.ceil(len(plan.xor_seeds) / SEED_CHUNK))]
-            ok = sorted(s for p in parts for s in p["succeeded"])
-            acc = {str(s): a for p in parts for s, a in p["accuracies"].items()}
-            entry[impl] = {"rate": len(ok) / len(plan.xor_seeds), "succeeded": ok,
+            sweep = success_of(spec, {k[2]: runs[k] for k in sweep_keys(plan, name, impl)})
+            ok = sorted(sweep["succeeded"])
+            entry[impl] = {"rate": sweep["rate"], "succeeded": ok,
                            "failed": [s for s in plan.xor_seeds if s not in ok],
-                           "accuracies": acc}
+                           "accuracies": {str(s): a for s, a in sweep["accuracies"].items()}}
         entry["both"] = sorted(set(entry["numpy"]["succeeded"]) & set(entry["torch"]["succeeded"]))
-        results["xor_success"][name] = entry
+        out[name] = entry
+    return out
 
-    if "spiral003" in plan.models:
-        base = zoo.get("spiral003")
-        rows = []
-        for h in plan.hidden_sizes:
-            spec = hidden_size_spec(h)
-            if _reuses_main_run(plan, h):
-                by_impl = {impl: dict(res[f"train/spiral003/{impl}"]["run"],
-                                      parameters=spec.num_parameters()) for impl in IMPLS}
-                reused = True
-            else:
-                by_impl = {impl: res[f"hidden/{h}/{impl}"] for impl in IMPLS}
-                reused = False
-            hidden_capped = (plan.hidden_epochs or base.epochs) < base.epochs
-            rows.append({"h": h, "hidden": [h, h, h // 2], "layers": spec.layer_summary(),
-                         "parameters": spec.num_parameters(), "reused_spiral003_run": reused,
-                         **{impl: _run_numbers(_unjudged_if(hidden_capped, by_impl[impl]))
-                            for impl in IMPLS}})
-        results["hidden_size"] = {"epochs": plan.hidden_epochs or base.epochs,
-                                  "sizes": list(plan.hidden_sizes), "rows": rows}
 
-    if "digits-minibatch" in plan.models:
-        results["lr_finder"] = {"model": "digits-minibatch",
-                                **{impl: res[f"lr_finder/{impl}"] for impl in IMPLS}}
+def _hidden_size(plan: Plan, res: dict) -> dict:
+    base = zoo.get("spiral003")
+    rows = []
+    for h in plan.hidden_sizes:
+        spec = hidden_size_spec(h)
+        reused = _reuses_main_run(plan, h)
+        if reused:
+            by_impl = {impl: dict(res[f"train/spiral003/{impl}"]["run"],
+                                  parameters=spec.num_parameters()) for impl in IMPLS}
+        else:
+            by_impl = {impl: res[f"hidden/{h}/{impl}"] for impl in IMPLS}
+        hidden_capped = (plan.hidden_epochs or base.epochs) < base.epochs
+        rows.append({"h": h, "hidden": [h, h, h // 2], "layers": spec.layer_summary(),
+                     "parameters": spec.num_parameters(), "reused_spiral003_run": reused,
+                     **{impl: _run_numbers(_unjudged_if(hidden_capped, by_impl[impl]))
+                        for impl in IMPLS}})
+    return {"epochs": plan.hidden_epochs or base.epochs, "sizes": list(plan.hidden_sizes),
+            "rows": rows}
 
+
+def _claims_result(plan: Plan, job_list: list[Job], res: dict, runs: dict,
+                   curves: dict) -> dict:
+    """results.json's ``claims``: the audit's rows for the claims about the plan's models,
+    measured by the jobs (``claims.audit_rows`` with every measurement given); a failed part
+    is reported, never hidden."""
     if not plan.claims:
-        results["claims"] = {"available": False, "note": "claims audit not run (disabled)"}
-    elif "claims" in res:
-        results["claims"] = res["claims"]
-    else:
-        results["claims"] = {"available": False, "note": "claims audit not run"}
+        return {"available": False, "note": "claims audit not run (disabled)"}
+    selected, needs = _claims_needs(plan)
+    if needs is None:
+        return {"available": False, "note": "claims audit: no claim is about the models of "
+                                            "this study (" + ", ".join(plan.models) + ")"}
+    failed = [f"{j.key}: {res[j.key].error}" for j in job_list
+              if j.reported and isinstance(res.get(j.key), Failed)]
+    try:
+        if failed:
+            raise RuntimeError("; ".join(failed))
+        given = claims.Measured(
+            runs={k: runs[k] for k in needs.runs},
+            ceilings={k: res[f"claims/bayes/{_ceiling_name(k)}"] for k in needs.ceilings},
+            xor={(init, impl): _xor_measure(res, curves, runs, (init, impl, seed, epochs))
+                 for init, impl, seed, epochs in needs.xor},
+            worked=res["claims/worked"] if needs.worked else None)
+        rows = claims.audit_rows(selected, plan.audit_seed, plan.quick,
+                                 epochs_of=plan.epochs_for, given=given)
+    except Exception as e:  # reported in the report, not hidden
+        return {"available": False,
+                "note": f"claims audit not available: it failed ({type(e).__name__}: {e})"}
+    return {"available": True, "rows": rows, "models": sorted({claims.claim_model(c)
+                                                               for c in selected}),
+            "left_out": len(claims.CLAIMS) - len(selected)}
 
-    t_bench = c_bench = 0.0
+
+def _xor_measure(res: dict, curves: dict, runs: dict, need: tuple) -> dict:
+    """XOR's stable epoch: from the accuracy curve of the xor-sigmoid run (catalogue
+    initialization) or from its own job (the document's)."""
+    init, impl, seed, epochs = need
+    if init != "catalogue":
+        return res[f"claims/xor/{init}/{impl}"]
+    key = ("xor-sigmoid", impl, seed, epochs)
+    return claims.stable_epoch(curves[key], runs[key]["final_loss"])
+
+
+def _bench(plan: Plan, results: dict, log) -> tuple[float, float]:
+    """The benchmark, alone after the jobs (its timings need a quiet machine): results'
+    ``bench``; returns its (wall, CPU) seconds."""
     if not plan.bench:
         results["bench"] = {"available": False, "note": "benchmark not run (disabled)"}
-    else:
-        tb, cb = time.perf_counter(), time.process_time()
-        try:
-            from parity.tools import bench
-            if log:
-                log("benchmark (alone, after the trainings) ...")
-            results["bench"] = {"available": True, **bench.run_bench(quick=plan.quick)}
-        except Exception as e:
-            results["bench"] = {"available": False,
-                                "note": f"benchmark failed: {type(e).__name__}: {e}"}
-        t_bench, c_bench = time.perf_counter() - tb, time.process_time() - cb
+        return 0.0, 0.0
+    tb, cb = time.perf_counter(), time.process_time()
+    try:
+        from parity.tools import bench
+        if log:
+            log("benchmark (alone, after the trainings) ...")
+        results["bench"] = {"available": True, **bench.run_bench(quick=plan.quick)}
+    except Exception as e:
+        results["bench"] = {"available": False,
+                            "note": f"benchmark failed: {type(e).__name__}: {e}"}
+    return time.perf_counter() - tb, time.process_time() - cb
 
+
+def _meta(plan: Plan, jobs: int) -> dict:
     import matplotlib
     import torch
-    results["meta"] = {
+
+    from parity.runtime import threads_in_force
+    return {
         "command": " ".join(["nn-parity"] + sys.argv[1:]) if sys.argv and
         sys.argv[0].endswith(("nn-parity", "__main__.py")) else None,
         "date_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
@@ -340,14 +558,34 @@ def run_study(plan: Plan, jobs: int = 1, progress: bool = False, log=None) -> St
         "threads_workers": {"torch": 1, "blas": 1} if jobs > 1 else None,
         "epochs": dict(plan.epochs), "diverge_steps": plan.diverge_steps,
     }
+
+
+def _timing(done: dict, t_jobs: float, t_bench: float, c_bench: float, job_list: list[Job],
+            n_workers: int) -> dict:
+    """Wall and CPU seconds per job and per kind (the key's first part); ``makespan_cpu``:
+    the longest worker's CPU seconds when the jobs' measured CPU seconds are dealt out in
+    this run's order (longest estimated first) to ``n_workers`` workers — the jobs' wall time
+    on an otherwise idle machine, worker start-up aside."""
+    secs = {k: v[1] for k, v in done.items()}
+    cpus = {k: v[2] for k, v in done.items()}
     kinds: dict = {}
     for k in secs:
         w, c = kinds.get(k.split("/")[0], (0.0, 0.0))
         kinds[k.split("/")[0]] = (w + secs[k], c + cpus[k])
-    results["timing"] = {
+    order = [cpus[j.key] for j in sorted(job_list, key=lambda j: -j.cost)]
+    return {
         "jobs_wall_seconds": t_jobs, "bench_seconds": t_bench, "bench_cpu_seconds": c_bench,
         "job_seconds_by_kind": {k: v[0] for k, v in kinds.items()},
         "job_cpu_seconds_by_kind": {k: v[1] for k, v in kinds.items()},
+        "jobs_cpu_seconds": sum(cpus.values()),
+        "makespan_cpu_seconds": list_schedule(order, n_workers),
         "jobs": sorted(({"job": k, "seconds": secs[k], "cpu_seconds": cpus[k]} for k in secs),
                        key=lambda r: -r["seconds"])}
-    return Study(results, arrays)
+
+
+def list_schedule(durations, n_workers: int) -> float:
+    """Makespan of dealing ``durations``, in order, each to the worker free first."""
+    free = [0.0] * max(1, n_workers)
+    for d in durations:
+        free[free.index(min(free))] += d
+    return max(free)

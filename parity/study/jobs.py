@@ -68,14 +68,73 @@ def _hidden(model, X: np.ndarray) -> np.ndarray:
 
 
 # ---- the jobs (module-level: picklable for worker processes) ------------------------------------
-def job_train(name: str, impl: str, seed: int, epochs: int, grid: int, tile_grid: int) -> dict:
+class _Started:
+    """A ``ModelSpec`` stand-in that sees the model ``parity.train.run`` trains: ``run`` builds
+    each twin's optimizer over that model at its initial weights (the torch twin after the
+    NumPy weights were copied into it), so ``started(model)`` is called then, once."""
+
+    def __init__(self, spec: ModelSpec, started):
+        self._spec, self._started = spec, started
+
+    def __getattr__(self, name):
+        return getattr(self._spec, name)
+
+    def numpy_optimizer(self, model, *args, **kwargs):
+        self._started(model)
+        return self._spec.numpy_optimizer(model, *args, **kwargs)
+
+    def torch_optimizer(self, model, *args, **kwargs):
+        self._started(model)
+        return self._spec.torch_optimizer(model, *args, **kwargs)
+
+
+def _train_accuracy(model, X: np.ndarray, y: np.ndarray) -> float:
+    """Each twin's own accuracy rule (``reference.training.accuracy`` / ``torch_impl``)."""
+    import torch
+
+    import torch_impl
+    from reference.training import accuracy
+    if isinstance(model, torch.nn.Module):
+        return torch_impl.accuracy(model, torch.from_numpy(X), y)
+    return accuracy(model, X, y)
+
+
+def _tracking(spec: ModelSpec, seed: int, on_epoch):
+    """``(spec stand-in, on_epoch, accs)``: accs fills with the train accuracy at the initial
+    weights, then after every epoch (``len(accs) = epochs + 1``), as
+    ``parity.audit.claims.measure_xor_stable_epoch`` records it."""
+    d = spec.data(seed)
+    accs: list = []
+    box: dict = {}
+
+    def started(model):
+        box["model"] = model
+        accs.append(_train_accuracy(model, d.X_train, d.y_train))
+
+    def tracked(epoch, loss):
+        if "model" not in box:
+            raise RuntimeError("accuracy tracking: parity.train.run no longer builds the "
+                               "optimizer before training (_Started)")
+        accs.append(_train_accuracy(box["model"], d.X_train, d.y_train))
+        return on_epoch(epoch, loss) if on_epoch is not None else None
+
+    return _Started(spec, started), tracked, accs
+
+
+def job_train(name: str, impl: str, seed: int, epochs: int, grid: int, tile_grid: int,
+              track_accuracy: bool = False) -> dict:
     """One training run; plus what the pictures need from the trained model: the held-out
     loss, predicted classes on a grid (2-D inputs), hidden-unit maps (cs231n-2layer), test
-    predictions and hidden PCA (digits-2layer)."""
+    predictions and hidden PCA (digits-2layer). ``track_accuracy``: also the train accuracy
+    before training and after each epoch (``train_accuracy_curve``: XOR's stable epoch, a
+    claim, read from this run rather than from a second one)."""
     spec = zoo.get(name)
     on_epoch, close = _run_bar(epochs, f"{name} {impl}")
+    trained, accs = spec, None
+    if track_accuracy:
+        trained, on_epoch, accs = _tracking(spec, seed, on_epoch)
     try:
-        res, model = run(spec, impl, seed=seed, epochs=epochs, on_epoch=on_epoch)
+        res, model = run(trained, impl, seed=seed, epochs=epochs, on_epoch=on_epoch)
     finally:
         close()
     d = spec.data(seed)
@@ -93,7 +152,26 @@ def job_train(name: str, impl: str, seed: int, epochs: int, grid: int, tile_grid
         from parity.study.hidden import pca_2d
         arrays["test_pred"] = predict_classes(model, d.X_test)
         arrays["pca"], arrays["pca_var"] = pca_2d(_hidden(model, d.X_test))
-    return {"run": out, "arrays": arrays}
+    result = {"run": out, "arrays": arrays}
+    if accs is not None:
+        result["train_accuracy_curve"] = accs
+    return result
+
+
+def job_runs(keys: tuple, with_curve: bool = False, track: tuple = ()) -> dict:
+    """Training runs ``(model, impl, seed, epochs)`` and nothing else (seed sweeps, the claims'
+    seed spreads and corrected settings): ``{"runs": [RunResult JSON per key]}``, and for the
+    keys in ``track`` ``{"train_accuracy_curves": {index: accuracies}}`` (``job_train``)."""
+    runs, curves = [], {}
+    for i, (name, impl, seed, epochs) in enumerate(keys):
+        spec = zoo.get(name)
+        if (name, impl, seed, epochs) in track:
+            spec, on_epoch, curves[i] = _tracking(spec, seed, None)
+        else:
+            on_epoch = None
+        r = run(spec, impl, seed=seed, epochs=epochs, on_epoch=on_epoch)[0].to_json(with_curve)
+        runs.append(r)
+    return {"runs": runs, "train_accuracy_curves": curves}
 
 
 def job_parity(name: str, seed: int, steps: int) -> dict:
@@ -119,11 +197,6 @@ def job_parity(name: str, seed: int, steps: int) -> dict:
                                     "final_param_rel": r.param_rel[-1],
                                     "final_worst_param": r.worst_param[-1]}
     return out
-
-
-def job_success(name: str, impl: str, seeds: tuple, epochs: int | None) -> dict:
-    from parity.study.seed_sweep import success_rate
-    return success_rate(zoo.get(name), seeds, impls=(impl,), epochs=epochs)[impl]
 
 
 def hidden_size_spec(h: int) -> ModelSpec:
@@ -157,12 +230,19 @@ def job_lr_finder(name: str, impl: str, seed: int) -> dict:
     return curve
 
 
-def job_claims(seed: int, quick: bool) -> dict:
-    """The claims audit (``parity.audit.claims``); a failure is reported, never hidden."""
-    from parity.audit import claims
-    try:
-        rows = claims.run_audit(seed=seed, quick=quick, log=lambda msg: None)
-    except Exception as e:  # reported in the report, not hidden
-        return {"available": False,
-                "note": f"claims audit not available: it failed ({type(e).__name__}: {e})"}
-    return {"available": True, "rows": rows}
+def job_ceiling(key: tuple, seed: int, n_samples: int):
+    """One Bayes ceiling of the claims audit (``parity.audit.claims.compute_ceiling``)."""
+    from parity.audit.claims import compute_ceiling
+    return compute_ceiling(key, seed, n_samples)
+
+
+def job_xor_stable(init: str, impl: str, seed: int, epochs: int) -> dict:
+    """XOR's stable epoch from an initialization no study run uses (the document's)."""
+    from parity.audit.claims import measure_xor_stable_epoch
+    return measure_xor_stable_epoch(impl, init, seed, epochs)
+
+
+def job_worked() -> dict:
+    """Seed 004's worked example on both twins (``measure_worked_example``)."""
+    from parity.audit.claims import measure_worked_example
+    return measure_worked_example()

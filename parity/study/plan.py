@@ -47,9 +47,22 @@ class Plan:
     tile_grid: int = TILE_GRID
     claims: bool = True
     bench: bool = True
+    epochs_cap: int | None = None                    # make_plan's epochs_override
 
     def seed_for(self, spec: ModelSpec) -> int:
         return spec.pinned_seed if self.seed is None else self.seed
+
+    @property
+    def audit_seed(self) -> int:
+        """The claims audit's seed: ``seed``, else 0 (the audit's default)."""
+        return 0 if self.seed is None else self.seed
+
+    def epochs_for(self, spec: ModelSpec) -> int:
+        """The epochs of a run of ``spec``: the plan's for its models, and for any other
+        catalogue model (a claim's corrected setting) the same rule (quick cap, override)."""
+        if spec.name in self.epochs:
+            return self.epochs[spec.name]
+        return model_epochs(spec, self.quick, self.seed, self.epochs_cap)
 
 
 def quick_epochs(spec: ModelSpec, n_train: int) -> int:
@@ -58,22 +71,22 @@ def quick_epochs(spec: ModelSpec, n_train: int) -> int:
     return min(spec.epochs, cap)
 
 
+def model_epochs(spec: ModelSpec, quick: bool, seed: int | None, cap: int | None) -> int:
+    """The recipe's epochs; in quick mode ``quick_epochs``; at most ``cap``."""
+    e = spec.epochs
+    if quick:
+        e = quick_epochs(spec, len(spec.data(spec.pinned_seed if seed is None else seed).X_train))
+    return e if cap is None else min(e, int(cap))
+
+
 def make_plan(models=None, quick: bool = False, seed: int | None = None,
               epochs_override: int | None = None, **overrides) -> Plan:
     """The full or quick plan for ``models`` (default: the whole catalogue).
     ``epochs_override`` caps every model's epochs (tests); ``overrides`` replace Plan fields."""
     names = tuple(dict.fromkeys(models or zoo.CATALOGUE))
-    epochs = {}
-    for name in names:
-        spec = zoo.get(name)
-        e = spec.epochs
-        if quick:
-            e = quick_epochs(spec, len(spec.data(spec.pinned_seed if seed is None else seed)
-                                       .X_train))
-        if epochs_override is not None:
-            e = min(e, int(epochs_override))
-        epochs[name] = e
-    base = dict(models=names, quick=quick, seed=seed, epochs=epochs)
+    epochs = {name: model_epochs(zoo.get(name), quick, seed, epochs_override) for name in names}
+    base = dict(models=names, quick=quick, seed=seed, epochs=epochs,
+                epochs_cap=None if epochs_override is None else int(epochs_override))
     if quick:
         base.update(diverge_steps=QUICK_DIVERGE_STEPS, xor_seeds=tuple(range(QUICK_XOR_SEEDS)),
                     xor_epochs=QUICK_XOR_EPOCHS, hidden_sizes=QUICK_HIDDEN_SIZES,

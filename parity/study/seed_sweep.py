@@ -18,12 +18,17 @@ def success_rate(spec: ModelSpec, seeds, impls=IMPLS, epochs: int | None = None)
     out: dict = {}
     seeds = list(seeds)
     for impl in impls:
-        acc, ok = {}, []
-        for seed in seeds:
-            res, _ = run(spec, impl, seed=seed, epochs=epochs)
-            acc[seed] = res.test_accuracy if spec.target.split == "test" else res.train_accuracy
-            if res.target_met:
-                ok.append(seed)
-        out[impl] = {"rate": len(ok) / len(seeds), "succeeded": ok, "accuracies": acc}
+        out[impl] = success_of(spec, {seed: run(spec, impl, seed=seed, epochs=epochs)[0].to_json()
+                                      for seed in seeds})
     out["both"] = sorted(set.intersection(*(set(out[i]["succeeded"]) for i in impls)))
     return out
+
+
+def success_of(spec: ModelSpec, runs: dict) -> dict:
+    """One twin's ``{"rate", "succeeded": [seeds], "accuracies": {seed: acc}}`` from its runs
+    ``{seed: RunResult JSON}`` (the study's, trained by whichever job): a seed succeeds when
+    its run met the target; the accuracy is on the target's split."""
+    split = "test_accuracy" if spec.target.split == "test" else "train_accuracy"
+    ok = [s for s, r in runs.items() if r["target_met"]]
+    return {"rate": len(ok) / len(runs), "succeeded": ok,
+            "accuracies": {s: r[split] for s, r in runs.items()}}
