@@ -543,7 +543,7 @@ class _Audit:
         out = {"seeds": f"0..{n_seeds - 1}", "impl": "numpy", "mean": float(vals.mean()),
                "std": float(vals.std(ddof=1)), "min": float(vals.min()),
                "max": float(vals.max()),
-               "pass_fraction": float(np.mean([c.check.passes(v) for v in vals]))
+               "pass_fraction": float(np.mean([_check_of(c).passes(v) for v in vals]))
                if judged else None}
         self.log(f"  spread {model} {quantity}: {out}")
         return out
@@ -653,6 +653,8 @@ def _ceiling_json(est: bayes.BayesEstimate | None) -> dict | None:
 def _pass_chance(check: Check, p: float, n: int) -> float:
     """P(a classifier of accuracy p passes ``check`` on n i.i.d. test points)."""
     from scipy.stats import binom
+    if isinstance(check.value, tuple):
+        raise ValueError("_pass_chance: a vector claim has no single pass chance")
     v = float(check.value) - (check.tol if check.op in ("approx", "at_least") else 0.0)
     k = math.floor(v * n) + 1 if check.op == "above" else math.ceil(v * n - 1e-9)
     return float(binom.sf(k - 1, n, min(max(p, 0.0), 1.0)))
@@ -700,6 +702,13 @@ def needs(selected, seed: int, quick: bool, epochs_of=None) -> Needs:
     return _Audit(seed, quick, None, epochs_of).needs(selected)
 
 
+def _check_of(c: Claim) -> Check:
+    """The claim's check (every audited claim has one: ``ValueError`` naming it otherwise)."""
+    if c.check is None:
+        raise ValueError(f"claim {c.id}: no check to judge it by")
+    return c.check
+
+
 def claim_model(c: Claim) -> str:
     """The catalogue model a claim is about (XOR's stable epoch, worked example: xor-sigmoid)."""
     return c.measure[1] if c.measure[0] in ("run", "parameters") else "xor-sigmoid"
@@ -728,12 +737,13 @@ def _claim_row(audit: _Audit, c: Claim) -> dict:
     est = audit.ceiling_of(model) if c.measure[0] == "run" else None
     upper = est.ci95[1] if est is not None else None
     capped = audit.capped(c.measure, c.bounded)
-    verdict, note = judge(c.check, m_np, m_t, upper, c.bounded, measurable=capped is None)
+    check = _check_of(c)
+    verdict, note = judge(check, m_np, m_t, upper, c.bounded, measurable=capped is None)
     row = {"id": c.id, "claim": c.claim, "source": c.source, "stated": c.stated,
-           "check": c.check.describe(), "split": c.split, "model": model,
+           "check": check.describe(), "split": c.split, "model": model,
            "measure": list(c.measure),
            "measured_numpy": _scalar_or_list(m_np), "measured_torch": _scalar_or_list(m_t),
-           "sides_agree": (c.check.passes(m_np) == c.check.passes(m_t)) if capped is None
+           "sides_agree": (check.passes(m_np) == check.passes(m_t)) if capped is None
            else None,
            "verdict": verdict,
            "note": "; ".join(x for x in (note, capped, extra.get("note", ""), c.note) if x),
@@ -749,10 +759,10 @@ def _claim_row(audit: _Audit, c: Claim) -> dict:
         row["epochs"] = extra["epochs"]
         row["train_accuracy"] = extra["train_accuracy"]
         row["test_accuracy"] = extra["test_accuracy"]
-    if est is not None and c.bounded:
+    if est is not None and upper is not None and c.bounded:
         n_test = len(zoo.get(model).data(seed).y_test)
         row["bayes_pass_chance"] = {"n_test": n_test,
-                                    "p": _pass_chance(c.check, upper, n_test)}
+                                    "p": _pass_chance(check, upper, n_test)}
         if est.generator in _BY_NOISE:
             gen, noises = _BY_NOISE[est.generator]
             row["bayes_by_noise"] = {
@@ -767,12 +777,14 @@ def _claim_row(audit: _Audit, c: Claim) -> dict:
 def _corrected(audit: _Audit, c: Claim) -> dict:
     """The claim measured on its corrected catalogue setting, judged the same way (and not
     judged when quick mode capped that run)."""
+    if c.corrected is None:
+        raise ValueError(f"claim {c.id}: no corrected setting")
     spec = zoo.get(c.corrected)
     cm = (c.measure[0], c.corrected) + tuple(c.measure[2:])
     cn, ct, cx = audit.measure(cm)
     cest = audit.ceiling_of(c.corrected)
     capped = audit.capped(cm, c.bounded)
-    cv, cnote = judge(c.check, cn, ct, cest.ci95[1] if cest else None, c.bounded,
+    cv, cnote = judge(_check_of(c), cn, ct, cest.ci95[1] if cest else None, c.bounded,
                       measurable=capped is None)
     return {"model": c.corrected, "setting": spec.summary,
             "dataset_options": dict(spec.dataset_options), "epochs": cx["epochs"],

@@ -23,6 +23,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -401,7 +402,8 @@ def run_study(plan: Plan, jobs: int = 1, progress: bool = False, log=None) -> St
 def trained_runs(job_list: list[Job], res: dict) -> tuple[dict, dict]:
     """``({run key: RunResult JSON}, {run key: train accuracy per epoch})`` over every job
     that trains (``Job.trains``), whichever job trained it."""
-    runs, curves = {}, {}
+    runs: dict = {}
+    curves: dict = {}
     for job in job_list:
         r = res.get(job.key)
         if not job.trains or r is None or isinstance(r, Failed):
@@ -445,13 +447,14 @@ def _model_rows(plan: Plan, res: dict) -> tuple[list, dict]:
 def _xor_success(plan: Plan, runs: dict) -> dict:
     """Per XOR model and twin: the seeds that reach the target (``seed_sweep.success_of`` on
     the sweep's runs, whichever job trained them)."""
-    out = {}
+    out: dict[str, dict] = {}
     for name in ("xor-relu", "xor-sigmoid"):
         if name not in plan.models:
             continue
         spec = zoo.get(name)
-        entry = {"seeds": list(plan.xor_seeds), "epochs": plan.xor_epochs or spec.epochs,
-                 "recipe_epochs": spec.epochs}
+        entry: dict[str, Any] = {"seeds": list(plan.xor_seeds),
+                                 "epochs": plan.xor_epochs or spec.epochs,
+                                 "recipe_epochs": spec.epochs}
         for impl in IMPLS:
             sweep = success_of(spec, {k[2]: runs[k] for k in sweep_keys(plan, name, impl)})
             ok = sorted(sweep["succeeded"])

@@ -44,7 +44,7 @@ def predict_classes(model, X: np.ndarray) -> np.ndarray:
     out = predict(model, X)
     if out.shape[1] > 1:
         return out.argmax(axis=1)
-    last = model[-1] if isinstance(model, torch.nn.Module) else model.layers[-1]
+    last = model[-1] if isinstance(model, torch.nn.Sequential) else model.layers[-1]
     threshold = 0.5 if isinstance(last, (Sigmoid, torch.nn.Sigmoid)) else 0.0
     return (out[:, 0] > threshold).astype(np.int64)
 
@@ -64,7 +64,8 @@ def _hidden(model, X: np.ndarray) -> np.ndarray:
     import torch
 
     from parity.study.hidden import hidden_numpy, hidden_torch
-    return hidden_torch(model, X) if isinstance(model, torch.nn.Module) else hidden_numpy(model, X)
+    return (hidden_torch(model, X) if isinstance(model, torch.nn.Sequential)
+            else hidden_numpy(model, X))
 
 
 # ---- the jobs (module-level: picklable for worker processes) ------------------------------------
@@ -94,7 +95,7 @@ def _train_accuracy(model, X: np.ndarray, y: np.ndarray) -> float:
 
     import torch_impl
     from reference.training import accuracy
-    if isinstance(model, torch.nn.Module):
+    if isinstance(model, torch.nn.Sequential):
         return torch_impl.accuracy(model, torch.from_numpy(X), y)
     return accuracy(model, X, y)
 

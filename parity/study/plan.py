@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from parity import zoo
 from parity.spec import ModelSpec
@@ -85,7 +86,7 @@ def make_plan(models=None, quick: bool = False, seed: int | None = None,
     ``epochs_override`` caps every model's epochs (tests); ``overrides`` replace Plan fields."""
     names = tuple(dict.fromkeys(models or zoo.CATALOGUE))
     epochs = {name: model_epochs(zoo.get(name), quick, seed, epochs_override) for name in names}
-    base = dict(models=names, quick=quick, seed=seed, epochs=epochs,
+    base: dict[str, Any] = dict(models=names, quick=quick, seed=seed, epochs=epochs,
                 epochs_cap=None if epochs_override is None else int(epochs_override))
     if quick:
         base.update(diverge_steps=QUICK_DIVERGE_STEPS, xor_seeds=tuple(range(QUICK_XOR_SEEDS)),

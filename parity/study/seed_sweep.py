@@ -28,6 +28,8 @@ def success_of(spec: ModelSpec, runs: dict) -> dict:
     """One twin's ``{"rate", "succeeded": [seeds], "accuracies": {seed: acc}}`` from its runs
     ``{seed: RunResult JSON}`` (the study's, trained by whichever job): a seed succeeds when
     its run met the target; the accuracy is on the target's split."""
+    if spec.target is None:
+        raise ValueError(f"{spec.name}: no target, so no success rule")
     split = "test_accuracy" if spec.target.split == "test" else "train_accuracy"
     ok = [s for s, r in runs.items() if r["target_met"]]
     return {"rate": len(ok) / len(runs), "succeeded": ok,
