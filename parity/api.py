@@ -130,7 +130,7 @@ def _numpy_dtype(model: reference.Sequential) -> str:
 
 
 def _torch_dtype(model: nn.Module) -> str:
-    return _float_dtype([t.detach().numpy() for t in model.state_dict().values()],
+    return _float_dtype([t.detach().cpu().numpy() for t in model.state_dict().values()],
                         "the torch model")
 
 
@@ -231,7 +231,7 @@ def _weights_note(np_model, t_model) -> str | None:
 def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, X, y, *,
                    loss: str, optimizer=None, steps: int = 1, dtype: str | None = None,
                    masks: str = "shared", weights: str = "numpy", seed: int = 0,
-                   name: str = "your model") -> TwinsReport:
+                   name: str = "your model", device: str = "cpu") -> TwinsReport:
     """Run ``steps`` training steps of copies of both models on the batch ``X: (N, D)``,
     ``y: (N,)`` and judge everything (losses, gradients, update, parameters, optimizer state,
     buffers, eval output) by the one tolerance rule; localize the first disagreeing layer.
@@ -240,7 +240,9 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     ``optimizer_spec`` (default SGD, lr 0.1). ``dtype``: ``None`` keeps the models' own (they
     must agree), ``"float64"``/``"float32"`` casts the copies. ``masks="shared"``: torch's
     dropout masks (from ``seed``) are handed to NumPy, the only mode. ``weights``: both
-    copies start from the NumPy model's weights (``"numpy"``) or torch's (``"torch"``)."""
+    copies start from the NumPy model's weights (``"numpy"``) or torch's (``"torch"``).
+    ``device``: where the torch copy runs, ``"cpu"`` or ``"cuda[:N]"`` (TF32 off; every torch
+    tensor is brought back to the CPU before it is judged)."""
     _check_pair(numpy_model, torch_model)
     _check_loss(loss)
     if masks != "shared":
@@ -255,12 +257,13 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
                             f"dtype='float64' or 'float32' to compare copies in one dtype")
     check_dtype(dtype)
     np_model = _cast_numpy(numpy_model, dtype)
-    t_model = copy.deepcopy(torch_model).to(_TORCH[dtype])
+    t_model = copy.deepcopy(torch_model).to(device="cpu", dtype=_TORCH[dtype])
     note = _weights_note(np_model, t_model)
     o = optimizer_spec(optimizer)
     twins = twins_mod.from_models(np_model, t_model, loss, optimizer=o.kind, lr=o.lr,
                                   options=o.options, weight_decay=o.weight_decay,
-                                  decay=o.decay, init_from=weights, name=name)
+                                  decay=o.decay, init_from=weights, name=name,
+                                  device=device)
     X, y = _array(X, "X"), _array(y, "y")
     loc = localize.localize(twins, X, y, seed)
     result = compare_twins(twins, X, y, steps=steps, seed=seed)

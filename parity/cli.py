@@ -174,12 +174,15 @@ def cmd_list(args) -> int:
 def cmd_check(args) -> int:
     from parity import usercode
     from parity.compare import compare
+    from parity.runtime import check_device
     user = usercode.is_target(args.model)      # path/to/file.py:function (parity.usercode)
     spec = None if user else _catalogue().get(args.model)
     if args.save:
         fileio.check_dir_target(args.save, "--save")
-    result = (compare(spec, args.dtype, args.seed, steps=args.steps) if spec is not None
-              else usercode.check(args.model, args.dtype, args.seed, args.steps))
+    device = check_device(args.device)            # before any work: one line, exit 2
+    result = (compare(spec, args.dtype, args.seed, steps=args.steps, device=device)
+              if spec is not None
+              else usercode.check(args.model, args.dtype, args.seed, args.steps, device))
     if args.save:
         try:
             fileio.write_dir_set(args.save, result.save, "check-evidence", "--save")
@@ -337,6 +340,9 @@ def _add_check(sub) -> None:
     s.add_argument("--steps", type=int, default=None,
                    help="steps on the batch (default: 3 for stateful optimizers/BatchNorm, "
                         "2 with weight decay, else 1)")
+    s.add_argument("--device", default="cpu",
+                   help="where the torch twin runs: cpu (default) or cuda[:N] (TF32 off; "
+                        "refused in one line when CUDA is absent)")
     s.add_argument("--save", metavar="DIR", help="write weights.npz, batch.npz, grads_*.npz, "
                    "params_after_*.npz (torch state_dict keys, torch layout) and summary.json")
     _json_flag(s)

@@ -25,6 +25,7 @@ from parity import twins as twins_mod
 from parity.fileio import atomic_write
 from parity.judge import Check, Pair, judge
 from parity.masks import DropoutMaskRecorder
+from parity.runtime import exact_float32_matmul
 from parity.spec import ModelSpec, check_dtype
 from parity.tolerances import SAMPLES
 from reference.training import epoch_batches
@@ -121,14 +122,14 @@ def default_steps(spec: ModelSpec) -> int:
 
 
 def compare(spec: ModelSpec, dtype: str = "float64", seed: int = 0, steps: int | None = None,
-            batch=None, np_model=None) -> Comparison:
+            batch=None, np_model=None, device: str = "cpu") -> Comparison:
     """Run ``steps`` training steps (default ``default_steps``) of a catalogue model on one
     batch (``(X, y)``, default the recipe's first) in both twins from identical weights;
     ``np_model`` injects a prepared NumPy model (tests that mutate it)."""
     check_dtype(dtype)
     steps = steps if steps is not None else default_steps(spec)
     X, y = batch if batch is not None else first_batch(spec, seed)
-    twins = twins_mod.from_spec(spec, dtype, seed, np_model)
+    twins = twins_mod.from_spec(spec, dtype, seed, np_model, device)
     return compare_twins(twins, X, y, steps=steps, seed=seed)
 
 
@@ -138,7 +139,9 @@ def compare_twins(twins: twins_mod.Twins, X, y, *, steps: int = 1,
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     result = Comparison(twins.name, twins.dtype, seed, steps)
-    pairs = collect(twins, np.asarray(X, dtype=np.dtype(twins.dtype)), y, steps, seed, result)
+    with exact_float32_matmul():
+        pairs = collect(twins, np.asarray(X, dtype=np.dtype(twins.dtype)), y, steps, seed,
+                        result)
     result.checks = judge(pairs, twins.dtype)
     return result
 
@@ -173,7 +176,7 @@ def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison) -> li
         # neither twin's distance carries the other's rounding of earlier steps
         twins.sync_weights()
     t_opt.zero_grad()
-    L_t = twins.torch_loss(t_model(torch.from_numpy(X)), twins.torch_targets(y))
+    L_t = twins.torch_loss(t_model(twins.torch_input(X)), twins.torch_targets(y))
     L_t.backward()
     masks = recorder.take()
     start = precise.upcast(np_model, twins.numpy_optimizer) if twins.dtype != "float64" else None
@@ -183,7 +186,7 @@ def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison) -> li
     np_model.backward(twins.numpy_loss.backward())
     result.loss_numpy.append(L_n)
     result.loss_torch.append(L_t.item())
-    grads_t = {k: p.grad.detach().numpy().copy() for k, p in t_model.named_parameters()}
+    grads_t = {k: p.grad.detach().cpu().numpy().copy() for k, p in t_model.named_parameters()}
     found = {"loss": {"": (L_n, L_t.item())},
              "grad": _zip(transfer.to_torch_layout(np_model.gradients(), t_model), grads_t)}
     if twins.penalty_keys:
@@ -221,7 +224,7 @@ def _update_from_zero(twins, grads_t: dict) -> dict:
             c.zero_()
             c.grad = o.grad.detach().clone()
     t_opt.step()
-    theirs = {names[id(o)]: c.detach().numpy().copy() for o, c in zip(originals, copies)}
+    theirs = {names[id(o)]: c.detach().cpu().numpy().copy() for o, c in zip(originals, copies)}
     mine = zero_update(twins.numpy_optimizer,
                        transfer.to_numpy_layout(grads_t, twins.torch_model))
     return _zip(transfer.to_torch_layout(mine, twins.torch_model), theirs)
@@ -331,11 +334,7 @@ def _group(quantity: str, key: str) -> str:
 
 def _eval_output(twins, X, seed: int) -> list[Pair]:
     """Eval-mode outputs after the last step (running statistics, no dropout)."""
-    twins.torch_model.eval()
-    with torch.no_grad():
-        out_t = twins.torch_model(torch.from_numpy(X)).numpy()
-    twins.torch_model.train()
-    out_n = twins.numpy_model.predict(X)
+    out_n, out_t = twins.predict(X)
     r = sigma = None
     if twins.dtype != "float64":
         m64, _ = precise.upcast(twins.numpy_model)

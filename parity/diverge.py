@@ -95,7 +95,7 @@ def _step(twins: Twins, X, y, idx, recorder) -> tuple[float, float]:
     Xb, yb = (X, y) if idx is None else (X[idx], np.asarray(y)[idx])
     t_model, t_opt = twins.torch_model, twins.torch_optimizer
     t_opt.zero_grad()
-    L_t = twins.torch_loss(t_model(torch.from_numpy(Xb)), twins.torch_targets(yb))
+    L_t = twins.torch_loss(t_model(twins.torch_input(Xb)), twins.torch_targets(yb))
     L_t.backward()
     t_opt.step()
     for i, masks in recorder.take().items():

@@ -27,6 +27,7 @@ from parity import precise
 from parity.judge import Check, Pair, judge
 from parity.masks import DropoutMaskRecorder
 from parity.tolerances import SAMPLES
+from parity.twins import device_of
 
 __all__ = ["LayerFinding", "Localization", "localize"]
 
@@ -133,7 +134,7 @@ def torch_layers(model, loss, X, targets, seed: int) -> tuple[dict, dict]:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model.train()
-            x = torch.from_numpy(np.array(X)).requires_grad_(True)
+            x = torch.from_numpy(np.array(X)).to(device_of(model)).requires_grad_(True)
             ins, outs = [], []
             for m in model:
                 ins.append(x)
@@ -143,10 +144,10 @@ def torch_layers(model, loss, X, targets, seed: int) -> tuple[dict, dict]:
             loss(x, targets).backward()
     finally:
         recorder.remove()
-    got = {"output": {i: o.detach().numpy().copy() for i, o in enumerate(outs)},
-           "input_grad": {i: t.grad.detach().numpy().copy() for i, t in enumerate(ins)
+    got = {"output": {i: o.detach().cpu().numpy().copy() for i, o in enumerate(outs)},
+           "input_grad": {i: t.grad.detach().cpu().numpy().copy() for i, t in enumerate(ins)
                           if t.grad is not None},
-           "grad": {k: p.grad.detach().numpy().copy() for k, p in model.named_parameters()}}
+           "grad": {k: p.grad.detach().cpu().numpy().copy() for k, p in model.named_parameters()}}
     return got, recorder.take()
 
 

@@ -104,7 +104,7 @@ def run_torch(twins: Twins, X, y, epochs: int, *, batch_size: int | None = None,
                    lambda *_: rec.states.append(transfer.torch_state(model)))]
     penalty = twins.torch_penalty if twins.penalty_keys else None
     masks = DropoutMaskRecorder(model)
-    X_t = torch.from_numpy(X)
+    X_t = twins.torch_input(X)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

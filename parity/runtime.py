@@ -13,6 +13,7 @@ count; ``kernels_in_force`` reports the kernel choices that ``ATEN_CPU_CAPABILIT
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -108,3 +109,43 @@ def kernels_in_force() -> dict:
     info["numpy"] = [f for f in getattr(umath, "__cpu_dispatch__", [])
                      if umath.__cpu_features__.get(f)]
     return info
+
+
+def check_device(device: str) -> str:
+    """``"cpu"``, ``"cuda"`` or ``"cuda:N"`` for the torch twin; ``ValueError`` naming why a
+    device cannot be used here (no CUDA build or no GPU, an index past the last GPU)."""
+    if not isinstance(device, str):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda', got "
+                        f"{type(device).__name__}")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"device {device!r}: {e}") from None
+    if dev.type == "cpu":
+        return "cpu"
+    if dev.type != "cuda":
+        raise ValueError(f"device {device!r}: only 'cpu' and 'cuda[:N]' are supported")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available here (torch "
+                         f"{torch.__version__}, torch.cuda.is_available() is False)")
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {device!r}: this machine has {torch.cuda.device_count()} "
+                         f"CUDA device(s)")
+    return str(dev)
+
+
+@contextlib.contextmanager
+def exact_float32_matmul():
+    """TF32 off for the duration (CUDA matmuls and cuDNN would otherwise round float32
+    inputs to 10 mantissa bits on Ampere and later, which no float32 twin does); the
+    previous settings are restored."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.get_float32_matmul_precision())
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
+        torch.set_float32_matmul_precision(saved[2])

@@ -20,6 +20,7 @@ from torch import nn
 import reference
 import torch_impl
 from parity import transfer
+from parity.runtime import check_device
 from reference import layers as L
 from reference.losses import l2_penalty
 from reference.optim import OPTIMIZERS
@@ -45,8 +46,15 @@ class Twins:
     torch_optimizer: torch.optim.Optimizer
     penalty_keys: list[str] = field(default_factory=list)
     penalty_weight: float = 0.0
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
+        self.device = check_device(self.device)
+        wrong = [k for k, v in self.torch_model.state_dict().items()
+                 if v.device != torch.device(self.device)]
+        if wrong:
+            raise ValueError(f"twins on {self.device!r}: torch entries {wrong[:3]} are on "
+                             f"another device (move the model before building its optimizer)")
         self.numpy_loss: reference.losses.Loss = reference.losses.LOSSES[self.loss]()
         self.torch_loss: nn.Module = torch_impl.LOSSES[self.loss]()
 
@@ -55,7 +63,13 @@ class Twins:
         transfer.numpy_to_torch(self.numpy_model, self.torch_model)
 
     def torch_targets(self, y) -> torch.Tensor:
-        return torch_impl.targets(self.loss, y, torch_impl.build.DTYPES[self.dtype])
+        """Labels as the torch loss wants them, on the twins' device."""
+        return torch_impl.targets(self.loss, y, torch_impl.build.DTYPES[self.dtype]).to(
+            self.device)
+
+    def torch_input(self, X: np.ndarray) -> torch.Tensor:
+        """``X: (N, D)`` as a tensor on the twins' device (a copy: the bits unchanged)."""
+        return torch.from_numpy(np.ascontiguousarray(X)).to(self.device)
 
     def numpy_penalty(self, params: dict[str, np.ndarray]) -> float:
         return l2_penalty([params[k] for k in self.penalty_keys], self.penalty_weight)
@@ -106,7 +120,15 @@ def predict(model, X: np.ndarray) -> np.ndarray:
     with evaluating(model):
         if isinstance(model, reference.Sequential):
             return model.predict(X)
-        return model(torch.from_numpy(np.asarray(X))).detach().cpu().numpy().copy()
+        x = torch.from_numpy(np.ascontiguousarray(X)).to(device_of(model))
+        return model(x).detach().cpu().numpy().copy()
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """Where the module's first parameter or buffer lives (CPU for one with neither)."""
+    for t in (*model.parameters(), *model.buffers()):
+        return t.device
+    return torch.device("cpu")
 
 
 # ---- entries whose gradient is 0 by construction --------------------------------------------
@@ -196,7 +218,7 @@ def _check_pair(numpy_model, torch_model, loss: str, init_from: str) -> str:
 def from_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, loss: str, *,
                 optimizer: str = "sgd", lr: float = 0.01, options: dict | None = None,
                 weight_decay: float = 0.0, decay: str = "all", penalty_in_loss: bool = False,
-                init_from: str = "numpy", name: str = "twins") -> Twins:
+                init_from: str = "numpy", name: str = "twins", device: str = "cpu") -> Twins:
     """Twins of a user's own pair of models.
 
     ``numpy_model``: ``reference.Sequential`` (Linear weight ``(in, out)``); ``torch_model``:
@@ -208,7 +230,8 @@ def from_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, l
     report cs231n's ``0.5·weight_decay·Σ‖W‖²`` over the Linear weights (needs
     ``decay="weights"``). ``init_from``: whose weights both start from — ``"numpy"`` copies
     the NumPy model's into torch, ``"torch"`` the reverse (torch's default init). Keys, shapes
-    and dtypes must match: ``ValueError`` naming the entry otherwise.
+    and dtypes must match: ``ValueError`` naming the entry otherwise. ``device``: where the
+    torch twin runs (``"cpu"``, ``"cuda[:N]"``; the model is moved there, TF32 stays off).
     """
     dtype = _check_pair(numpy_model, torch_model, loss, init_from)
     if penalty_in_loss and decay != "weights":
@@ -217,6 +240,7 @@ def from_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, l
         transfer.numpy_to_torch(numpy_model, torch_model)
     else:
         transfer.torch_to_numpy(torch_model, numpy_model)
+    torch_model.to(check_device(device))     # before its optimizer holds the parameters
     weights = transfer.linear_weight_keys(torch_model)
     names = list(numpy_model.parameters())
     groups = param_groups(names, weights, weight_decay, decay)
@@ -224,17 +248,19 @@ def from_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, l
                                 groups)
     penalty = [k for k in names if k in weights] if penalty_in_loss else []
     return Twins(name, dtype, numpy_model, torch_model, loss, np_opt, t_opt, penalty,
-                 weight_decay if penalty_in_loss else 0.0)
+                 weight_decay if penalty_in_loss else 0.0, device)
 
 
-def from_spec(spec, dtype: str = "float64", seed: int = 0, np_model=None) -> Twins:
+def from_spec(spec, dtype: str = "float64", seed: int = 0, np_model=None,
+              device: str = "cpu") -> Twins:
     """Twins of a catalogue ``ModelSpec``: the NumPy model initialized from ``seed`` (or the
     given ``np_model``), torch receiving the same weights, optimizers over the recipe's
     param groups, the cs231n penalty when the recipe reports it."""
     np_model = np_model if np_model is not None else spec.build_numpy(seed, dtype)
-    t_model = spec.build_torch(dtype)
+    t_model = spec.build_torch(dtype).to(check_device(device))
     twins = Twins(spec.name, dtype, np_model, t_model, spec.loss,
                   spec.numpy_optimizer(np_model), spec.torch_optimizer(t_model),
-                  spec.reg_keys(), spec.optimizer.weight_decay if spec.reg_in_loss else 0.0)
+                  spec.reg_keys(), spec.optimizer.weight_decay if spec.reg_in_loss else 0.0,
+                  device)
     twins.sync_weights()
     return twins

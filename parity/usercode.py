@@ -122,14 +122,15 @@ def returned(target: str, fn: Callable) -> dict:
 
 
 def check(target: str, dtype: str = "float64", seed: int = 0,
-          steps: int | None = None) -> api.TwinsReport:
-    """Load ``target`` (``path/file.py:function``), call the function, run the comparison."""
+          steps: int | None = None, device: str = "cpu") -> api.TwinsReport:
+    """Load ``target`` (``path/file.py:function``), call the function, run the comparison
+    (the torch twin on ``device``; plain functions run on the CPU in float64)."""
     path, name = split_target(target)
     got = returned(target, _function(load_module(path), path, name))
     if "loss_and_grads" in got:
-        if dtype != "float64":
-            raise ValueError(f"{target}: functions are compared in float64 only, got --dtype "
-                             f"{dtype}")
+        if dtype != "float64" or device != "cpu":
+            raise ValueError(f"{target}: functions are compared in float64 on the CPU only, "
+                             f"got --dtype {dtype} --device {device}")
         options = {k: got[k] for k in FUNCTIONS_OPTIONAL if k in got}
         return api.compare_functions(_wrap(got["loss_and_grads"], target), got["torch_model"],
                                      got["X"], got["y"], got["params"], name=target, **options)
@@ -137,4 +138,4 @@ def check(target: str, dtype: str = "float64", seed: int = 0,
     steps = steps if steps is not None else got.get("steps", 1)
     return api.compare_models(got["numpy_model"], got["torch_model"], got["X"], got["y"],
                               loss=got["loss"], steps=steps, dtype=dtype, seed=seed,
-                              name=target, **options)
+                              name=target, device=device, **options)

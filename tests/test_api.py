@@ -425,7 +425,7 @@ def test_check_refuses_a_wrong_target_in_one_line(cli, capsys, tmp_path, user_fi
 
 def test_functions_are_float64_only_from_the_cli(cli, capsys, user_file):
     assert cli(["check", f"{user_file}:functions", "--dtype", "float32"]) == 2
-    assert "functions are compared in float64 only" in capsys.readouterr().err
+    assert "functions are compared in float64 on the CPU only" in capsys.readouterr().err
 
 
 def test_check_saves_the_evidence_of_a_users_function(cli, capsys, tmp_path, user_file):
