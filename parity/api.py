@@ -66,7 +66,7 @@ class TwinsReport:
         lines = [f"{c.model} [{c.dtype}, seed {c.seed}, {c.steps} step(s)]: "
                  f"{'passed' if c.passed else 'FAILED'}",
                  f"  loss  numpy {_num(c.loss_numpy[0])}  torch {_num(c.loss_torch[0])}",
-                 *_quantity_rows(c), *self.localization.lines(),
+                 *c.quantity_rows(), *self.localization.lines(),
                  *(f"  note: {n}" for n in self.notes)]
         fails = c.failures()
         for f in fails[:MAX_FAIL_LINES]:
@@ -93,17 +93,6 @@ class TwinsReport:
 def _num(v) -> str:
     """A float as its shortest round-trip text (``1.2151``, never ``np.float64(1.2151)``)."""
     return repr(float(v))
-
-
-def _quantity_rows(c: Comparison) -> list[str]:
-    rows = [f"  {'quantity':<8} {'n':>4} {'max abs':>10} {'max rel':>10} {'rtol':>8} "
-            f"{'atol':>8}  {'decided by':<22} ok"]
-    for q, v in c.by_quantity().items():
-        rules = ", ".join(f"{k} {n}" for k, n in v["rules"].items())
-        rows.append(f"  {q:<8} {v['n']:>4} {v['max_abs']:>10.2e} {v['max_rel']:>10.2e} "
-                    f"{v['rtol']:>8.2g} {v['atol']:>8.2g}  {rules:<22} "
-                    f"{'yes' if v['passed'] else 'NO'}")
-    return rows
 
 
 # ---- inputs ------------------------------------------------------------------------------------

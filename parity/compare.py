@@ -70,6 +70,18 @@ class Comparison:
         """How many checks each rule decided (``table``, ``precision``, ``exact`` …)."""
         return dict(Counter(c.rule for c in self.checks))
 
+    def quantity_rows(self) -> list[str]:
+        """The table's header and one row per quantity: count, worst differences, the
+        tolerances (``1.3e-06`` as it is, not rounded), the rules that decided, the verdict."""
+        rows = [f"  {'quantity':<8} {'n':>4} {'max abs':>10} {'max rel':>10} {'rtol':>8} "
+                f"{'atol':>8}  {'decided by':<22} ok"]
+        for q, v in self.by_quantity().items():
+            rules = ", ".join(f"{k} {n}" for k, n in v["rules"].items())
+            rows.append(f"  {q:<8} {v['n']:>4} {v['max_abs']:>10.2e} {v['max_rel']:>10.2e} "
+                        f"{v['rtol']:>8.2g} {v['atol']:>8.2g}  {rules:<22} "
+                        f"{'yes' if v['passed'] else 'NO'}")
+        return rows
+
     def to_json(self) -> dict:
         return {"model": self.model, "dtype": self.dtype, "seed": self.seed, "steps": self.steps,
                 "passed": self.passed, "loss_numpy": self.loss_numpy,
@@ -83,13 +95,7 @@ class Comparison:
         lines = [f"{self.model} [{self.dtype}, seed {self.seed}, {self.steps} step(s)]: "
                  f"{'passed' if self.passed else 'FAILED'}",
                  f"  loss numpy {self.loss_numpy[0]:.17g}  torch {self.loss_torch[0]:.17g}",
-                 f"  {'quantity':<8} {'n':>4} {'max abs':>10} {'max rel':>10} {'rtol':>8} "
-                 f"{'atol':>8}  {'decided by':<22} ok"]
-        for q, v in self.by_quantity().items():
-            rules = ", ".join(f"{k} {n}" for k, n in v["rules"].items())
-            lines.append(f"  {q:<8} {v['n']:>4} {v['max_abs']:>10.2e} {v['max_rel']:>10.2e} "
-                         f"{v['rtol']:>8.0e} {v['atol']:>8.0e}  {rules:<22} "
-                         f"{'yes' if v['passed'] else 'NO'}")
+                 *self.quantity_rows()]
         for c in self.failures():
             lines.append(f"  FAIL {c.label}: {c.detail.splitlines()[0] if c.detail else ''}")
         return "\n".join(lines)
