@@ -43,6 +43,10 @@ import numpy as np
 import reference
 
 U32 = 2.0 ** -24   # unit roundoff of float32 (half an ulp at 1)
+# float32's smallest normal: below it a float32 value keeps fewer bits (subnormals) or none
+# (a kernel whose exp overflows returns 1/(1 + inf) = 0 for σ(−100) = 3.7e-44), so every
+# value is known only to within it, whatever its relative error bound
+TINY32 = float(np.finfo(np.float32).tiny)
 SIGNS = np.array([-1.0, 1.0])
 
 Perturb = Callable[..., np.ndarray]
@@ -58,7 +62,8 @@ def rounding(rng: np.random.Generator, u: float = U32) -> Perturb:
     is drawn at its bound: σ must bound the twins' errors from two samples, and an error
     shared along an axis (a reduction's) is one draw per row — ``δ ~ U(−1, 1)`` left it
     below 1/4 of its bound in both samples one time in 16, and the twins' errors then
-    exceeded σ (a LayerNorm(2) net: torch 2.1 σ with two uniform samples, 0.32 σ with 40)."""
+    exceeded σ (a LayerNorm(2) net: torch 2.1 σ with two uniform samples, 0.32 σ with 40).
+    Every amplitude carries float32's smallest normal (``TINY32``) as an absolute floor."""
     def perturb(a, amplitude=None, axis=None):
         arr = np.asarray(a)
         if arr.dtype.kind != "f":
@@ -67,8 +72,17 @@ def rounding(rng: np.random.Generator, u: float = U32) -> Perturb:
         shape = list(arr.shape)
         if axis is not None:       # one δ shared along ``axis``: the error of a reduction
             shape[axis] = 1        # that every element along it reuses
-        return arr + u * amp * rng.choice(SIGNS, size=shape)
+        out = arr + u * amp * rng.choice(SIGNS, size=shape)
+        return below_normal(out, rng)
     return perturb
+
+
+def below_normal(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``a`` with each magnitude moved by ``TINY32`` (``δ = ±1``), never across 0: a value
+    that underflows may come out as 0 or as the smallest normal, and a quantity that cannot
+    be negative (a second moment, a variance) stays ≥ 0."""
+    mag = np.maximum(np.abs(a) + TINY32 * rng.choice(SIGNS, size=np.shape(a)), 0.0)
+    return np.sign(a) * mag
 
 
 def upcast(model: reference.Sequential, optimizer=None):
