@@ -189,6 +189,7 @@ def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison) -> li
     for i, m in masks.items():
         np_model.layers[i].queue_masks(m)
     L_n = float(twins.numpy_loss.forward(np_model.forward(X, training=True), y))
+    loss_terms = float(np.mean(precise.loss_terms(twins.numpy_loss)))
     np_model.backward(twins.numpy_loss.backward())
     result.loss_numpy.append(L_n)
     result.loss_torch.append(L_t.item())
@@ -212,7 +213,11 @@ def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison) -> li
     found["state"] = _state_pairs(twins)
     result.arrays["params_after_numpy"], result.arrays["params_after_torch"] = after_np, after_t
     ref = _precise_step(twins, start, X, y, masks, grads_t, seed + step) if start else {}
-    return _pairs(found, ref, step)
+    pairs = _pairs(found, ref, step)
+    for p in pairs:
+        if p.quantity == "loss":
+            p.terms = loss_terms
+    return pairs
 
 
 def _update_from_zero(twins, grads_t: dict) -> dict:

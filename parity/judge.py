@@ -6,7 +6,9 @@ module only reads them. The rules and their constants live in ``parity.tolerance
 
 ``table``      ``|a − b| ≤ rtol·|b| + atol·S`` elementwise. float64: ``S`` is the scale of
                the tensor's group in the step (all gradients of step 2, say), because a tensor
-               that is 0 in exact arithmetic carries rounding noise of that size. Below
+               that is 0 in exact arithmetic carries rounding noise of that size — or, when
+               larger, the size of the parts the value is formed from (``Pair.terms``: a
+               loss that is a difference of logits of 13 carries their noise). Below
                float64: ``S`` is the tensor's own scale, so a small tensor is never passed blind.
 ``precision``  below float64, when the table fails: each twin's distance to the float64
                evaluation ``r`` is within ``FACTOR`` times the other's plus ``FLOOR`` noise
@@ -29,7 +31,8 @@ class Pair:
     torch layout. ``group`` collects tensors that share a scale (``grad``, ``state.exp_avg``);
     ``precise`` is the float64 evaluation of the same step from the same float32 state and
     ``noise`` (σ) how far float32-sized rounding perturbations move it (both ``None`` in the
-    float64 tier)."""
+    float64 tier). ``terms``: for a value formed from larger parts that cancel (a loss of
+    1e-6 made of logits of 13), their size — in float64 its noise is relative to them."""
 
     label: str
     quantity: str
@@ -39,6 +42,8 @@ class Pair:
     theirs: np.ndarray
     precise: np.ndarray | None = None
     noise: float | None = None
+    terms: float | None = None   # the size of the parts the value is a difference of (the
+    #                              loss: ``parity.precise.loss_terms``); widens ``S`` in float64
 
 
 @dataclass
@@ -113,7 +118,7 @@ def judge_pair(p: Pair, dtype: str, group_scale: float) -> Check:
         same = bool(np.array_equal(a, b))
         return Check(**base, passed=same, rule="exact",
                      detail="" if same else f"{p.label}: {a.tolist()} vs {b.tolist()}")
-    scale = group_scale if dtype == "float64" else own
+    scale = max(group_scale, p.terms or 0.0) if dtype == "float64" else own
     bound = rtol * np.abs(b64) + atol * scale
     if (diff <= bound).all():
         return Check(**base, passed=True, rule="table", scale=scale)

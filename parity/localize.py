@@ -105,15 +105,17 @@ def numpy_layers(model, loss, X, y, masks: dict, perturb=precise._identity,
         amp = precise.forward_amplitude(layer, x, out)
         x = outputs[i] = precise._shared_forward(layer, x, perturb(out, amp), perturb)
     loss.forward(x, y)
-    d = perturb(loss.backward())
+    d = loss.backward()
+    d = perturb(d, precise.loss_gradient_amplitude(loss, d))
     input_grads, grads = {}, {}
     for i in reversed(range(len(model.layers))):
         layer = model.layers[i]
-        dx = layer.backward(d)
+        dx = precise._layer_backward(layer, inputs[i], d, perturb)
         for k, amp in precise.gradient_amplitudes(layer, inputs[i], d).items():
             grads[f"{i}.{k}"] = perturb(layer.grads[k], amp)
-        amp = precise.backward_amplitude(layer, d, dx)
-        d = input_grads[i] = precise._shared_backward(layer, d, perturb(dx, amp), perturb)
+        amp = precise.backward_amplitude(layer, inputs[i], d, dx)
+        d = input_grads[i] = precise._shared_backward(layer, inputs[i], d, perturb(dx, amp),
+                                                      perturb)
     return {"output": outputs, "input_grad": input_grads, "grad": grads}
 
 

@@ -9,11 +9,28 @@ a float32 computation may legitimately differ from it.
 σ is measured, not assumed (Monte Carlo arithmetic, Parker 1997): the float64 step is run
 ``samples`` more times with every intermediate a float32 kernel would round — the input, each
 layer's output, the loss gradient, each layer's input gradient, every parameter gradient,
-and for the update every parameter, gradient, state entry and result — multiplied by
-``1 + u·δ`` with ``u = 2⁻²⁴`` (float32's unit roundoff) and ``δ ~ U(−1, 1)``. A quantity that
-is ill-conditioned (LayerNorm over nearly equal inputs, a gradient that is a small difference
-of large terms, a true zero like a bias feeding BatchNorm) gets a large σ; a well-conditioned
-one a σ near ``u·|r|``. The perturbations come from a fixed seed: the same σ on every run.
+and for the update every parameter, gradient, state entry and result — moved by ``u·δ``
+times its error bound, ``u = 2⁻²⁴`` (float32's unit roundoff), ``δ = ±1`` (``rounding``).
+A quantity that is ill-conditioned (LayerNorm over nearly equal inputs, a gradient that is a
+small difference of large terms, a true zero like a bias feeding BatchNorm) gets a large σ; a
+well-conditioned one a σ near ``u·|r|``. The perturbations come from a fixed seed: the same σ
+on every run.
+
+The error bounds follow the float32 kernels the twins run, read from their source (torch
+2.13 ``aten/src/ATen/native/cpu/layer_norm_kernel.cpp``, ``batch_norm_kernel.cpp``,
+``Loss.cpp``), wherever a kernel's form is less accurate than the float64 formula:
+- a norm layer's backward reads the float32 mean and 1/std its forward stored, so x̂ is off
+  by the mean's error times 1/std (κ = istd·mean|x| times x̂'s own rounding) and by 1/std's
+  relative error (``_norm_statistics``); torch's LayerNorm forms its backward from raw x
+  (``ds = Σ g·x``, ``db = Σ g``, ``b = (db·μ − ds)·a³/m``, ``dx = a·g + b·x + c``), whose
+  sums and products err by ``u·a·(|x| + |μ|)`` in x̂'s units (``_shared_backward``);
+- Sigmoid and Tanh backward read their stored output: ``1 − s`` keeps s's rounding whole;
+- the losses: ``σ(a) − y`` and ``softmax − onehot`` keep ``σ(a)``'s and ``p``'s rounding
+  (``p = exp(log p)``, ``log p`` off by ``u·(|log p| + √K)``), and torch's
+  ``(1 − y)·a − log σ(a)`` is a difference of terms of size |a| (``loss_amplitude``).
+Found by ``tests/test_properties.py`` (``FLOAT32_KERNEL_FOUND``): each left out, torch or
+NumPy erred by 2–10⁷ σ on float32 norm nets with 2–8 features, batches of 2 or saturated
+logits.
 """
 
 from __future__ import annotations
@@ -26,6 +43,11 @@ import numpy as np
 import reference
 
 U32 = 2.0 ** -24   # unit roundoff of float32 (half an ulp at 1)
+# float32's smallest normal: below it a float32 value keeps fewer bits (subnormals) or none
+# (a kernel whose exp overflows returns 1/(1 + inf) = 0 for σ(−100) = 3.7e-44), so every
+# value is known only to within it, whatever its relative error bound
+TINY32 = float(np.finfo(np.float32).tiny)
+SIGNS = np.array([-1.0, 1.0])
 
 Perturb = Callable[..., np.ndarray]
 
@@ -35,8 +57,13 @@ def _identity(a, amplitude=None, axis=None):
 
 
 def rounding(rng: np.random.Generator, u: float = U32) -> Perturb:
-    """``x ↦ x + u·δ·amplitude``, ``δ ~ U(−1, 1)`` elementwise (``amplitude`` defaults to
-    ``|x|``: one rounding of x itself), for float arrays and scalars."""
+    """``x ↦ x + u·δ·amplitude``, ``δ = ±1`` elementwise with random signs (``amplitude``
+    defaults to ``|x|``: one rounding of x itself), for float arrays and scalars. Each error
+    is drawn at its bound: σ must bound the twins' errors from two samples, and an error
+    shared along an axis (a reduction's) is one draw per row — ``δ ~ U(−1, 1)`` left it
+    below 1/4 of its bound in both samples one time in 16, and the twins' errors then
+    exceeded σ (a LayerNorm(2) net: torch 2.1 σ with two uniform samples, 0.32 σ with 40).
+    Every amplitude carries float32's smallest normal (``TINY32``) as an absolute floor."""
     def perturb(a, amplitude=None, axis=None):
         arr = np.asarray(a)
         if arr.dtype.kind != "f":
@@ -45,8 +72,17 @@ def rounding(rng: np.random.Generator, u: float = U32) -> Perturb:
         shape = list(arr.shape)
         if axis is not None:       # one δ shared along ``axis``: the error of a reduction
             shape[axis] = 1        # that every element along it reuses
-        return arr + u * amp * rng.uniform(-1.0, 1.0, shape)
+        out = arr + u * amp * rng.choice(SIGNS, size=shape)
+        return below_normal(out, rng)
     return perturb
+
+
+def below_normal(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``a`` with each magnitude moved by ``TINY32`` (``δ = ±1``), never across 0: a value
+    that underflows may come out as 0 or as the smallest normal, and a quantity that cannot
+    be negative (a second moment, a variance) stays ≥ 0."""
+    mag = np.maximum(np.abs(a) + TINY32 * rng.choice(SIGNS, size=np.shape(a)), 0.0)
+    return np.sign(a) * mag
 
 
 def upcast(model: reference.Sequential, optimizer=None):
@@ -88,17 +124,17 @@ def forward_backward(model: reference.Sequential, loss, X, y, masks: dict[int, l
         inputs.append(x)
         out = layer.forward(x, True)
         x = _shared_forward(layer, x, perturb(out, forward_amplitude(layer, x, out)), perturb)
-    n = x.shape[0]
-    L = loss.forward(x, y)
-    L = float(perturb(np.float64(L), np.sqrt(n) * abs(L)))
-    d = perturb(loss.backward())
+    L = float(perturb(np.float64(loss.forward(x, y)), loss_amplitude(loss)))
+    d = loss.backward()
+    d = perturb(d, loss_gradient_amplitude(loss, d))
     grads = {}
     for i in reversed(range(len(model.layers))):
         layer = model.layers[i]
-        dx = layer.backward(d)
+        dx = _layer_backward(layer, inputs[i], d, perturb)
         for k, amp in gradient_amplitudes(layer, inputs[i], d).items():
             grads[f"{i}.{k}"] = perturb(layer.grads[k], amp)
-        d = _shared_backward(layer, d, perturb(dx, backward_amplitude(layer, d, dx)), perturb)
+        d = _shared_backward(layer, inputs[i], d,
+                             perturb(dx, backward_amplitude(layer, inputs[i], d, dx)), perturb)
     grads = {k: grads[k] for k in model.parameters()}
     buffers = {k: perturb(np.asarray(v)) for k, v in model.buffers().items()}
     return {"loss": L, "grads": grads, "buffers": buffers}
@@ -108,13 +144,64 @@ def forward_backward(model: reference.Sequential, loss, X, y, masks: dict[int, l
 # a sum of n terms computed in any order errs by at most about sqrt(n)·u·Σ|terms| with high
 # probability), up to the factor u that ``rounding`` applies.
 
+def loss_amplitude(loss) -> float:
+    """The loss is a mean of ``n`` per-sample terms ``ℓ_i``, each formed from intermediates of
+    size ``t_i``; it errs by about ``√n·u·mean(t)``. ``t`` as the twins' kernels form ``ℓ``:
+    cross-entropy ``log p_y = (z_y − max z) − log Σ exp(z − max z)``: the two parts' sizes
+    add up to ``|log p_y|`` and the log of a sum of ``K`` positive terms errs by ``√K·u``, so
+    ``t = |log p_y| + √K``; BCE with logits: torch forms ``(1 − y)·a − log σ(a)``, two terms
+    of size ``|a|`` however small ``ℓ`` is (a = −40, y = 0: ``−40 − (−40 − 4e-18)`` is 0 in
+    float32), so ``t = |a| + 2ℓ``; BCE: the log of an argument rounded near 1 errs by ``u``,
+    so ``t = ℓ + 1``."""
+    t = loss_terms(loss)
+    return float(np.sqrt(t.size) * t.mean())
+
+
+def loss_terms(loss) -> np.ndarray:
+    """``t_i`` of ``loss_amplitude`` (``(N,)``): the size of the parts each sample's loss is
+    formed from, read from the loss's cache after ``forward``."""
+    if isinstance(loss, reference.CrossEntropyLoss):
+        log_p, y = loss._cache
+        return np.abs(log_p[np.arange(len(y)), y]) + np.sqrt(log_p.shape[1])
+    if isinstance(loss, reference.BCEWithLogitsLoss):
+        a, y = loss._cache
+        return np.abs(a) + 2 * (np.maximum(a, 0) - a * y + np.log1p(np.exp(-np.abs(a))))
+    if isinstance(loss, reference.BCELoss):
+        p, y = loss._cache
+        with np.errstate(divide="ignore"):
+            ell = -(y * np.maximum(np.log(p), -100) + (1 - y) * np.maximum(np.log1p(-p), -100))
+        return ell + 1
+    raise TypeError(f"no rounding model for the loss {type(loss).__name__}")
+
+
+def loss_gradient_amplitude(loss, d: np.ndarray) -> np.ndarray:
+    """``d = ∂L/∂out``, ``(N, K)``. Cross-entropy ``(p − onehot)/N`` with ``p = exp(log p)``:
+    ``log p`` errs by ``u·(|log p| + √K)`` (``loss_amplitude``), so ``p`` by that relative
+    (+1 for exp), and subtracting the onehot cancels none of it: ``p·(|log p| + √K + 1)/N``.
+    BCE with logits ``(σ(a) − y)/N``: ``σ(a)`` rounded three times (exp, 1 + e, division)
+    before ``y`` is subtracted, ``3σ(a)/N`` — at ``a = 16, y = 1`` that is all of ``d``.
+    BCE ``(p − y)/max(p(1 − p), ε)/N``: four relative roundings. Plus ``2|d|`` for the
+    subtraction and the division by ``N``."""
+    n = d.shape[0]
+    if isinstance(loss, reference.CrossEntropyLoss):
+        log_p = loss._cache[0]
+        extra = np.exp(log_p) * (np.abs(log_p) + np.sqrt(log_p.shape[1]) + 1) / n
+    elif isinstance(loss, reference.BCEWithLogitsLoss):
+        extra = 3 * reference.layers.sigmoid(loss._cache[0]) / n
+    elif isinstance(loss, reference.BCELoss):
+        extra = 2 * np.abs(d)
+    else:
+        raise TypeError(f"no rounding model for the loss {type(loss).__name__}")
+    return extra + 2 * np.abs(d)
+
+
 def forward_amplitude(layer, x, out):
     """Linear: ``√in·(|x|@|W| + |b|)``; a norm layer: its mean and variance are sums over
     the normalized axis (``m`` terms), ``|γ|·istd·√m·mean|x| + |out|``; else ``|out|``."""
     if isinstance(layer, reference.Linear):
         W, b = layer.params["weight"], layer.params["bias"]
         return np.sqrt(W.shape[0]) * (np.abs(x) @ np.abs(W) + np.abs(b))
-    if isinstance(layer, reference.layers._Normalization) and layer._cache[0] == "batch":
+    if _is_batch_norm_layer(layer):
         ax, istd = layer.axis, layer._cache[2]
         gamma = np.abs(layer.params["weight"]) if layer.affine else 1.0
         m = x.shape[ax]
@@ -122,13 +209,21 @@ def forward_amplitude(layer, x, out):
     return np.abs(out)
 
 
-def backward_amplitude(layer, d, dx):
+def backward_amplitude(layer, x, d, dx):
     """Linear: ``√out·|d|@|W|ᵀ``; a norm layer in training: its three-term formula over ``m``
-    entries, ``istd/m·√m·(m|g| + Σ|g| + |x̂|·Σ|g·x̂|)`` with ``g = d·γ``; else ``|dx|``."""
+    entries, ``istd/m·√m·(m|g| + Σ|g| + |x̂|·Σ|g·x̂|)`` with ``g = d·γ``. Sigmoid and Tanh
+    read their stored float32 output ``s`` (``t``), rounded by ``u·s`` (``u·t``): ``1 − s``
+    keeps it as an absolute error, ``dx = d·(1 − s)·s`` errs by ``|d|·s²`` beside its own
+    roundings (``2|dx|``), ``dx = d·(1 − t²)`` by ``3|d|·t²`` (``t²``: t's rounding twice and
+    the product's); saturated, that is all of ``dx``. Else ``|dx|``."""
     if isinstance(layer, reference.Linear):
         W = layer.params["weight"]
         return np.sqrt(W.shape[1]) * (np.abs(d) @ np.abs(W).T)
-    if isinstance(layer, reference.layers._Normalization) and layer._cache[0] == "batch":
+    if isinstance(layer, reference.Sigmoid):
+        return 2 * np.abs(dx) + np.abs(d) * layer._out ** 2
+    if isinstance(layer, reference.Tanh):
+        return 2 * np.abs(dx) + 3 * np.abs(d) * layer._out ** 2
+    if _is_batch_norm_layer(layer):
         _, xhat, istd = layer._cache
         g = np.abs(d * layer.params["weight"]) if layer.affine else np.abs(d)
         ax, m = layer.axis, xhat.shape[layer.axis]
@@ -139,6 +234,7 @@ def backward_amplitude(layer, d, dx):
 
 
 def _is_batch_norm_layer(layer) -> bool:
+    """A norm layer normalizing with statistics of its input (training BatchNorm, LayerNorm)."""
     return (isinstance(layer, reference.layers._Normalization)
             and layer._cache[0] == "batch")
 
@@ -158,19 +254,61 @@ def _shared_forward(layer, x, out, perturb):
     return perturb(out, np.abs(gamma * xhat) * np.sqrt(m) * (1 + istd * mean_abs), axis=ax)
 
 
-def _shared_backward(layer, d, dx, perturb):
+def _layer_backward(layer, x, d, perturb):
+    """``layer.backward(d)``; a norm layer's with the statistics a float32 forward stored
+    (``_norm_statistics``) — its backward reads μ and 1/std, not their exact values."""
+    if not _is_batch_norm_layer(layer):
+        return layer.backward(d)
+    exact = layer._cache
+    layer._cache = ("batch", *_norm_statistics(layer, x, perturb))
+    try:
+        return layer.backward(d)
+    finally:
+        layer._cache = exact
+
+
+def _raw_x(layer) -> bool:
+    """torch's LayerNorm kernel forms its backward from raw ``x`` (``ds = Σ g·x``,
+    ``dx = a·g + b·x + c`` with ``c = −b·μ − …``); its BatchNorm kernel from ``x − μ``."""
+    return isinstance(layer, reference.LayerNorm)
+
+
+def _norm_statistics(layer, x, perturb) -> tuple:
+    """``(x̂, 1/std)`` as a float32 backward sees them, ``m`` entries along the axis, ``κ =
+    istd·mean|x|``: μ is a float32 sum over ``m`` terms divided by ``m``, off by
+    ``(√m + 1)·mean|x|·δ_μ`` — shared along the axis, it moves every x̂ by ``istd`` times that
+    (κ-fold x̂'s own rounding); 1/std is off relatively by ``(√m·(1 + κ)/2 + 2)·δ_σ`` (half the
+    variance's error, ``_shared_forward``, plus sqrt, + eps and the reciprocal), shared; each
+    x̂ (or, in torch's LayerNorm, each ``b·x + c`` it stands for) by ``istd·(|x| + |μ|)``, its
+    own ``|x̂|`` in BatchNorm's ``x − μ``. The backward's ``Σ g·x̂`` and ``x̂·Σ g·x̂`` then
+    carry these errors, all of size ``κ·u`` where x cancels against μ."""
+    _, xhat, istd = layer._cache
+    ax, m = layer.axis, x.shape[layer.axis]
+    mu = x.mean(axis=ax, keepdims=True)
+    mean_abs = np.abs(x).mean(axis=ax, keepdims=True)
+    own = istd * (np.abs(x) + np.abs(mu)) if _raw_x(layer) else np.abs(xhat)
+    xh = perturb(xhat, own)
+    xh = perturb(xh, istd * (np.sqrt(m) + 1) * mean_abs, axis=ax)
+    rel = perturb(np.ones_like(istd), np.sqrt(m) * (1 + istd * mean_abs) / 2 + 2)
+    return xh * rel, istd * rel
+
+
+def _shared_backward(layer, x, d, dx, perturb):
     """The two sums of a norm layer's backward, ``Σg`` and ``Σg·x̂`` (``g = d·γ``), enter
-    every ``dx`` along the axis: ``dx += istd/m·√m·(Σ|g|·δ₁ + x̂·Σ|g·x̂|·δ₂)``. Their shared
-    errors are what a bias feeding BatchNorm sums to (its exact gradient is 0)."""
+    every ``dx`` along the axis: ``dx += istd/m·√m·(Σ|g|·δ₁ + x̂·Σ|g|·w·δ₂)`` with ``w = |x̂|``
+    — or, for torch's LayerNorm kernel, which sums ``g·x`` and ``g·μ`` separately and takes
+    their difference, ``w = istd·(|x| + |μ|)``. The shared errors are what a bias feeding
+    BatchNorm sums to (its exact gradient is 0)."""
     if not _is_batch_norm_layer(layer):
         return dx
     _, xhat, istd = layer._cache
     ax, m = layer.axis, xhat.shape[layer.axis]
     g = np.abs(d * layer.params["weight"]) if layer.affine else np.abs(d)
+    w = istd * (np.abs(x) + np.abs(x.mean(axis=ax, keepdims=True))) if _raw_x(layer) else (
+        np.abs(xhat))
     c = istd / m * np.sqrt(m)
     dx = perturb(dx, c * g.sum(axis=ax, keepdims=True), axis=ax)
-    return perturb(dx, c * np.abs(xhat) * (g * np.abs(xhat)).sum(axis=ax, keepdims=True),
-                   axis=ax)
+    return perturb(dx, c * np.abs(xhat) * (g * w).sum(axis=ax, keepdims=True), axis=ax)
 
 
 def gradient_amplitudes(layer, x, d) -> dict:

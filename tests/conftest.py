@@ -23,7 +23,9 @@ except ImportError:  # hypothesis is in the `test` extra; tests that need it imp
     pass
 else:
     settings.register_profile("default", max_examples=25, deadline=None, derandomize=True)
-    settings.register_profile("thorough", max_examples=300, deadline=None)
+    # "default" above replaced hypothesis's own default profile, so every profile inherits
+    # derandomize=True unless it says otherwise: thorough must say it
+    settings.register_profile("thorough", max_examples=300, deadline=None, derandomize=False)
     settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 

@@ -3,9 +3,8 @@ wrong (asserted with a regex), the CLI turns it into exactly one stderr line and
 nothing is left half-written, and a diverging run raises ``FloatingPointError`` naming the step
 and the first non-finite layer on both sides.
 
-Rows marked ``xfail(strict=True)`` are gaps in library code this file does not own: the test
-states the behaviour we want; the reason names the gap exactly. When it is fixed the row
-XPASSes, which fails the suite (strict) — then delete the mark."""
+Every row is an ordinary test of behaviour the library has: a gap found here is fixed in the
+library (or reported), never parked behind an expected failure."""
 
 import dataclasses
 import os
@@ -43,9 +42,8 @@ def _fit(X, y, name="cs231n-2layer", dtype="float64"):
     return np_fit(m, spec.numpy_loss(), spec.numpy_optimizer(m), X, y, epochs=1)
 
 
-def _row(id_, fn, exc, pattern, gap=None):
-    marks = [pytest.mark.xfail(strict=True, reason=gap)] if gap else []
-    return pytest.param(fn, exc, pattern, id=id_, marks=marks)
+def _row(id_, fn, exc, pattern):
+    return pytest.param(fn, exc, pattern, id=id_)
 
 
 # ── the library ──────────────────────────────────────────────────────────────────────────────
@@ -237,49 +235,46 @@ def _regular_file(tmp_path) -> Path:
 
 
 CLI = [
-    # id, argv (TMP → tmp_path), stderr regex, gap
+    # id, argv (TMP → tmp_path), stderr regex
     ("dtype-float16x", ["train", "cs231n-2layer", "--dtype", "float16x"],
-     r"argument --dtype: invalid choice: 'float16x' \(choose from 'float64', 'float32'\)", None),
+     r"argument --dtype: invalid choice: 'float16x' \(choose from 'float64', 'float32'\)"),
     ("check-dtype-float16x", ["check", "cs231n-2layer", "--dtype", "float16x"],
-     r"argument --dtype: invalid choice: 'float16x' \(choose from 'float64', 'float32'\)", None),
+     r"argument --dtype: invalid choice: 'float16x' \(choose from 'float64', 'float32'\)"),
     ("impl-gpu", ["train", "cs231n-2layer", "--impl", "gpu"],
-     r"argument --impl: invalid choice: 'gpu'", None),
+     r"argument --impl: invalid choice: 'gpu'"),
     ("seed-abc", ["train", "cs231n-2layer", "--seed", "abc"],
-     r"argument --seed: invalid int value: 'abc'", None),
-    ("epochs-0", ["train", "cs231n-2layer", "--epochs", "0"], r"epochs must be >= 1, got 0", None),
+     r"argument --seed: invalid int value: 'abc'"),
+    ("epochs-0", ["train", "cs231n-2layer", "--epochs", "0"], r"epochs must be >= 1, got 0"),
     ("epochs-negative", ["train", "cs231n-2layer", "--impl", "torch", "--epochs", "-3"],
-     r"epochs must be >= 1, got -3", None),
+     r"epochs must be >= 1, got -3"),
     ("steps-negative", ["check", "cs231n-2layer", "--steps", "-1"],
-     r"steps must be >= 1, got -1", None),
-    ("steps-0", ["check", "cs231n-2layer", "--steps", "0"], r"steps must be >= 1, got 0", None),
-    ("threads-0", ["--threads", "0", "list"], r"threads must be >= 1, got 0", None),
-    ("unknown-subcommand", ["frobnicate"], r"invalid choice: 'frobnicate'", None),
-    ("no-subcommand", [], r"required: COMMAND", None),
-    ("unknown-model-train", ["train", "cs231n-3layer"], r"unknown model 'cs231n-3layer'", None),
-    ("unknown-model-check", ["check", "nope"], r"unknown model 'nope'", None),
+     r"steps must be >= 1, got -1"),
+    ("steps-0", ["check", "cs231n-2layer", "--steps", "0"], r"steps must be >= 1, got 0"),
+    ("threads-0", ["--threads", "0", "list"], r"threads must be >= 1, got 0"),
+    ("unknown-subcommand", ["frobnicate"], r"invalid choice: 'frobnicate'"),
+    ("no-subcommand", [], r"required: COMMAND"),
+    ("unknown-model-train", ["train", "cs231n-3layer"], r"unknown model 'cs231n-3layer'"),
+    ("unknown-model-check", ["check", "nope"], r"unknown model 'nope'"),
     ("unknown-option", ["train", "cs231n-2layer", "--lr", "3"],
-     r"unrecognized arguments: --lr 3", None),
+     r"unrecognized arguments: --lr 3"),
     ("save-under-a-file", ["check", "cs231n-2layer", "--save", "FILE/evidence"],
-     r"cannot write --save .*a-file/evidence: .*a-file is not a directory", None),
+     r"cannot write --save .*a-file/evidence: .*a-file is not a directory"),
     ("export-out-under-a-file",
      ["export", "cs231n-2layer", "--impl", "numpy", "--out", "FILE/m.npz"],
-     r"cannot write --out .*a-file/m\.npz: .*a-file is not a directory", None),
+     r"cannot write --out .*a-file/m\.npz: .*a-file is not a directory"),
     ("export-format-xyz", ["export", "cs231n-2layer", "--impl", "numpy", "--out", "TMP/m.npz",
-                           "--format", "xyz"], r"argument --format: invalid choice: 'xyz'", None),
+                           "--format", "xyz"], r"argument --format: invalid choice: 'xyz'"),
     ("export-no-impl", ["export", "cs231n-2layer", "--out", "TMP/m.npz"],
-     r"the following arguments are required: --impl", None),
+     r"the following arguments are required: --impl"),
     ("import-check-missing-file", ["import-check", "cs231n-2layer", "TMP/none.npz"],
-     r"No such file or directory", None),
+     r"No such file or directory"),
     ("import-check-text-file", ["import-check", "cs231n-2layer", "FILE"],
-     r"a-file: not a checkpoint", None),
+     r"a-file: not a checkpoint"),
 ]
 
 
-@pytest.mark.parametrize("argv, pattern, gap", [pytest.param(*c[1:], id=c[0]) for c in CLI])
-def test_cli_bad_input_is_one_line_and_exit_2(cli, capsys, tmp_path, request, argv, pattern,
-                                             gap):
-    if gap:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=gap))
+@pytest.mark.parametrize("argv, pattern", [pytest.param(*c[1:], id=c[0]) for c in CLI])
+def test_cli_bad_input_is_one_line_and_exit_2(cli, capsys, tmp_path, argv, pattern):
     f = _regular_file(tmp_path)
     argv = [a.replace("FILE", str(f)).replace("TMP", str(tmp_path)) for a in argv]
     code = cli(argv)
