@@ -19,6 +19,7 @@ module only reads them. The rules and their constants live in ``parity.tolerance
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +108,7 @@ def judge_pair(p: Pair, dtype: str, group_scale: float) -> Check:
     diff = np.abs(a64 - b64)
     max_abs = float(diff.max()) if diff.size else 0.0
     own = max(_maxabs(a64), _maxabs(b64))
-    base = dict(label=p.label, quantity=p.quantity, max_abs=max_abs,
+    base: dict[str, Any] = dict(label=p.label, quantity=p.quantity, max_abs=max_abs,
                 max_rel=max_abs / own if own > atol * group_scale else 0.0, rtol=rtol, atol=atol,
                 tiny=_maxabs(b64) < tol.ABSOLUTE_FLOOR[dtype])
     if not (np.isfinite(a64).all() and np.isfinite(b64).all()):

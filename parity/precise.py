@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 
@@ -117,7 +118,7 @@ def forward_backward(model: reference.Sequential, loss, X, y, masks: dict[int, l
     (``amplitudes``). Returns ``{"loss", "grads", "buffers"}``: the loss a float, gradients
     and buffers by state_dict key (NumPy layout)."""
     for i, m in masks.items():
-        model.layers[i].queue_masks(m)
+        cast(reference.Dropout, model.layers[i]).queue_masks(m)   # masks exist for Dropout only
     x = perturb(np.asarray(X, dtype=np.float64))
     inputs = []
     for layer in model.layers:
