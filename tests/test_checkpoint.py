@@ -370,31 +370,35 @@ def make_plain_state_dict_pt(p):
     torch.save(trained_torch(zoo.get(GOOD)).state_dict(), p)
 
 
+# The same three corruptions of a good state, written by either raw writer (npz, safetensors).
+def _drop_bias(state):
+    del state["2.bias"]
+
+
+def _numpy_layout(state):
+    state["0.weight"] = np.ascontiguousarray(state["0.weight"].T)
+
+
+def _float32_bias(state):
+    state["2.bias"] = state["2.bias"].astype(np.float32)
+
+
+def _corrupted(change, write):
+    """A maker ``f(path)``: the good parts with ``change`` applied, written by ``write``."""
+    def make(p):
+        state, meta = _good_parts()
+        change(state)
+        write(p, state, meta)
+    return make
+
+
 def make_pt_with_object(p):
     torch.save({"meta": argparse.Namespace(a=1), "state_dict": {}}, p)
-
-
-def make_missing_key(p):
-    state, meta = _good_parts()
-    del state["2.bias"]
-    _raw_npz(p, state, meta)
 
 
 def make_unexpected_key(p):
     state, meta = _good_parts()
     state["5.weight"] = np.zeros((3, 3))
-    _raw_npz(p, state, meta)
-
-
-def make_numpy_layout(p):
-    state, meta = _good_parts()
-    state["0.weight"] = np.ascontiguousarray(state["0.weight"].T)
-    _raw_npz(p, state, meta)
-
-
-def make_wrong_dtype(p):
-    state, meta = _good_parts()
-    state["2.bias"] = state["2.bias"].astype(np.float32)
     _raw_npz(p, state, meta)
 
 
@@ -497,24 +501,6 @@ def make_st_header_model_mismatch(p):
     _raw_st(p, state, meta, model="blog-2layer")
 
 
-def make_st_missing_key(p):
-    state, meta = _good_parts()
-    del state["2.bias"]
-    _raw_st(p, state, meta)
-
-
-def make_st_numpy_layout(p):
-    state, meta = _good_parts()
-    state["0.weight"] = np.ascontiguousarray(state["0.weight"].T)
-    _raw_st(p, state, meta)
-
-
-def make_st_wrong_dtype(p):
-    state, meta = _good_parts()
-    state["2.bias"] = state["2.bias"].astype(np.float32)
-    _raw_st(p, state, meta)
-
-
 def make_st_future_version(p):
     state, meta = _good_parts()
     _raw_st(p, state, {**meta, "version": 99}, version="99")
@@ -564,10 +550,11 @@ ST_BAD_FILES = [
      r"safetensors header names key '2\.bias' twice$"),
     ("st-header-disagrees-with-record", make_st_header_model_mismatch, "safetensors",
      r"safetensors header field 'model' is 'blog-2layer', the record says 'cs231n-2layer'$"),
-    ("st-missing-key", make_st_missing_key, "safetensors", r"missing keys \['2\.bias'\]$"),
-    ("st-numpy-layout", make_st_numpy_layout, "safetensors",
+    ("st-missing-key", _corrupted(_drop_bias, _raw_st), "safetensors",
+     r"missing keys \['2\.bias'\]$"),
+    ("st-numpy-layout", _corrupted(_numpy_layout, _raw_st), "safetensors",
      r"0\.weight: expected shape \(100, 2\), got \(2, 100\) \(NumPy layout\? "),
-    ("st-wrong-dtype", make_st_wrong_dtype, "safetensors",
+    ("st-wrong-dtype", _corrupted(_float32_bias, _raw_st), "safetensors",
      r"2\.bias: expected dtype float64, got float32$"),
     ("st-future-version", make_st_future_version, "safetensors",
      r"format version 99; .*reads versions 1\.\.1"),
@@ -602,11 +589,12 @@ BAD_FILES = [
       r"\['0\.bias', '0\.weight', '2\.bias', '2\.weight'\]$")),
     ("pt-with-pickled-object", make_pt_with_object, "pt",
      r"torch\.load\(weights_only=True\) refused it \(UnpicklingError: .*Unsupported global"),
-    ("missing-key", make_missing_key, "npz", r"missing keys \['2\.bias'\]$"),
+    ("missing-key", _corrupted(_drop_bias, _raw_npz), "npz", r"missing keys \['2\.bias'\]$"),
     ("unexpected-key", make_unexpected_key, "npz", r"unexpected keys \['5\.weight'\]$"),
-    ("wrong-shape-numpy-layout", make_numpy_layout, "npz",
+    ("wrong-shape-numpy-layout", _corrupted(_numpy_layout, _raw_npz), "npz",
      r"0\.weight: expected shape \(100, 2\), got \(2, 100\) \(NumPy layout\? "),
-    ("wrong-dtype-npz", make_wrong_dtype, "npz", r"2\.bias: expected dtype float64, got float32$"),
+    ("wrong-dtype-npz", _corrupted(_float32_bias, _raw_npz), "npz",
+     r"2\.bias: expected dtype float64, got float32$"),
     ("wrong-dtype-pt", make_wrong_dtype_pt, "pt",
      r"0\.weight: expected dtype float64, got float32$"),
     ("other-model-same-shapes", make_other_model, "npz",
