@@ -27,7 +27,7 @@ from parity.judge import Check, Pair, judge
 from parity.masks import DropoutMaskRecorder
 from parity.runtime import exact_float32_matmul
 from parity.spec import ModelSpec, check_dtype
-from parity.tolerances import SAMPLES
+from parity.tolerances import SAMPLES, SAMPLES_BACKWARD
 from reference.training import epoch_batches
 
 __all__ = ["Check", "Comparison", "compare", "compare_twins", "default_steps", "first_batch"]
@@ -299,7 +299,7 @@ def _precise_step(twins, start, X, y, masks, grads_t, seed: int) -> dict:
             arr[...] = 0
         return precise.update(s[0], s[1], transfer.to_numpy_layout(grads_t, t_model), perturb)
 
-    fb, fb_sigma = precise.evaluate(start, fwd, SAMPLES, seed)
+    fb, fb_sigma = precise.evaluate(start, fwd, SAMPLES_BACKWARD, seed)
     zu, zu_sigma = precise.evaluate(start, zero, SAMPLES, seed + 2_000_003)
     up, up_sigma = precise.evaluate(start, upd, SAMPLES, seed + 1_000_003)
     lin = transfer.linear_weight_keys(t_model)
