@@ -92,31 +92,10 @@ class Localization:
 def numpy_layers(model, loss, X, y, masks: dict, perturb=precise._identity,
                  dtype=np.float64) -> dict:
     """``{"output": {i: x_{i+1}}, "input_grad": {i: dL/dx_i}, "grad": {key: array}}`` of one
-    training forward/backward, ``perturb`` applied where ``parity.precise.forward_backward``
-    applies it (so the spread σ is the one the verdicts use), the batch in ``dtype``. NumPy
-    layout."""
-    for i, m in masks.items():
-        model.layers[i].queue_masks(m)
-    x = perturb(np.asarray(X, dtype=dtype))
-    inputs, outputs = [], {}
-    for i, layer in enumerate(model.layers):
-        inputs.append(x)
-        out = layer.forward(x, True)
-        amp = precise.forward_amplitude(layer, x, out)
-        x = outputs[i] = precise._shared_forward(layer, x, perturb(out, amp), perturb)
-    loss.forward(x, y)
-    d = loss.backward()
-    d = perturb(d, precise.loss_gradient_amplitude(loss, d))
-    input_grads, grads = {}, {}
-    for i in reversed(range(len(model.layers))):
-        layer = model.layers[i]
-        dx = precise._layer_backward(layer, inputs[i], d, perturb)
-        for k, amp in precise.gradient_amplitudes(layer, inputs[i], d).items():
-            grads[f"{i}.{k}"] = perturb(layer.grads[k], amp)
-        amp = precise.backward_amplitude(layer, inputs[i], d, dx)
-        d = input_grads[i] = precise._shared_backward(layer, inputs[i], d, perturb(dx, amp),
-                                                      perturb)
-    return {"output": outputs, "input_grad": input_grads, "grad": grads}
+    training forward/backward: ``parity.precise.forward_backward`` itself, so the spread σ is
+    the one the verdicts use; the batch in ``dtype``. NumPy layout."""
+    r = precise.forward_backward(model, loss, X, y, masks, perturb, dtype, layers=True)
+    return {"output": r["output"], "input_grad": r["input_grad"], "grad": r["grads"]}
 
 
 def _transposed(values: dict, lin: set) -> dict:

@@ -112,33 +112,40 @@ def _f64(v):
 
 
 def forward_backward(model: reference.Sequential, loss, X, y, masks: dict[int, list],
-                     perturb: Perturb = _identity) -> dict:
+                     perturb: Perturb = _identity, dtype=np.float64,
+                     layers: bool = False) -> dict:
     """One training forward and backward, layer by layer, ``perturb`` applied to every value
     a float32 kernel produces, with the amplitude of its probabilistic error bound
-    (``amplitudes``). Returns ``{"loss", "grads", "buffers"}``: the loss a float, gradients
-    and buffers by state_dict key (NumPy layout)."""
+    (``amplitudes``), the batch ``X`` in ``dtype``. Returns ``{"loss", "grads", "buffers"}``:
+    the loss a float, gradients and buffers by state_dict key (NumPy layout); with
+    ``layers`` also ``"output": {i: x_{i+1}}`` and ``"input_grad": {i: dL/dx_i}`` (what
+    ``parity.localize`` compares layer by layer)."""
     for i, m in masks.items():
         cast(reference.Dropout, model.layers[i]).queue_masks(m)   # masks exist for Dropout only
-    x = perturb(np.asarray(X, dtype=np.float64))
-    inputs = []
-    for layer in model.layers:
+    x = perturb(np.asarray(X, dtype=dtype))
+    inputs, outputs = [], {}
+    for i, layer in enumerate(model.layers):
         inputs.append(x)
         out = layer.forward(x, True)
-        x = _shared_forward(layer, x, perturb(out, forward_amplitude(layer, x, out)), perturb)
+        x = outputs[i] = _shared_forward(layer, x, perturb(out, forward_amplitude(layer, x, out)),
+                                         perturb)
     L = float(perturb(np.float64(loss.forward(x, y)), loss_amplitude(loss)))
     d = loss.backward()
     d = perturb(d, loss_gradient_amplitude(loss, d))
-    grads = {}
+    grads, input_grads = {}, {}
     for i in reversed(range(len(model.layers))):
         layer = model.layers[i]
         dx = _layer_backward(layer, inputs[i], d, perturb)
         for k, amp in gradient_amplitudes(layer, inputs[i], d).items():
             grads[f"{i}.{k}"] = perturb(layer.grads[k], amp)
-        d = _shared_backward(layer, inputs[i], d,
-                             perturb(dx, backward_amplitude(layer, inputs[i], d, dx)), perturb)
+        d = input_grads[i] = _shared_backward(
+            layer, inputs[i], d, perturb(dx, backward_amplitude(layer, inputs[i], d, dx)), perturb)
     grads = {k: grads[k] for k in model.parameters()}
     buffers = {k: perturb(np.asarray(v)) for k, v in model.buffers().items()}
-    return {"loss": L, "grads": grads, "buffers": buffers}
+    result = {"loss": L, "grads": grads, "buffers": buffers}
+    if layers:
+        result.update(output=outputs, input_grad=input_grads)
+    return result
 
 
 # ---- amplitudes: the probabilistic error bound of each computed value (Higham & Mary 2019:
