@@ -6,10 +6,15 @@ module only reads them. The rules and their constants live in ``parity.tolerance
 
 ``table``      ``|a − b| ≤ rtol·|b| + atol·S`` elementwise. float64: ``S`` is the scale of
                the tensor's group in the step (all gradients of step 2, say), because a tensor
-               that is 0 in exact arithmetic carries rounding noise of that size — or, when
-               larger, the size of the parts the value is formed from (``Pair.terms``: a
-               loss that is a difference of logits of 13 carries their noise). Below
+               that is 0 in exact arithmetic carries rounding noise of that size. Below
                float64: ``S`` is the tensor's own scale, so a small tensor is never passed blind.
+``rounding``   float64, when the table fails: ``max|a − b| ≤ 2·FLOOR·σ``, σ the spread of the
+               step under float64 rounding (``parity.precise``, u = 2⁻⁵³). Each twin is a
+               float64 computation of the same exact value, within σ of it (σ bounds a
+               twin's error: ``parity.tolerances``), so they are within 2σ of each other. It
+               decides where a value is formed from much larger parts that cancel — a loss of
+               1.5e-6 made of logits of 13, a saturated ``p − 1``, the bias of a BatchNorm(1)
+               whose gradient is 1e-17 of its parts — whose noise no group scale measures.
 ``precision``  below float64, when the table fails: each twin's distance to the float64
                evaluation ``r`` is within ``FACTOR`` times the other's plus ``FLOOR`` noise
                spreads: ``d_a ≤ F·d_b + K·σ`` and ``d_b ≤ F·d_a + K·σ``.
@@ -31,9 +36,8 @@ class Pair:
     """One compared quantity of a step: ``mine`` (NumPy) against ``theirs`` (torch), both in
     torch layout. ``group`` collects tensors that share a scale (``grad``, ``state.exp_avg``);
     ``precise`` is the float64 evaluation of the same step from the same float32 state and
-    ``noise`` (σ) how far float32-sized rounding perturbations move it (both ``None`` in the
-    float64 tier). ``terms``: for a value formed from larger parts that cancel (a loss of
-    1e-6 made of logits of 13), their size — in float64 its noise is relative to them."""
+    ``noise`` (σ) how far rounding of the twins' dtype moves it; in the float64 tier
+    ``precise`` is ``None`` and ``noise`` is measured only for a step the table fails."""
 
     label: str
     quantity: str
@@ -43,8 +47,6 @@ class Pair:
     theirs: np.ndarray
     precise: np.ndarray | None = None
     noise: float | None = None
-    terms: float | None = None   # the size of the parts the value is a difference of (the
-    #                              loss: ``parity.precise.loss_terms``); widens ``S`` in float64
 
 
 @dataclass
@@ -60,7 +62,7 @@ class Check:
     atol: float
     passed: bool
     detail: str = ""
-    rule: str = "table"          # table | precision | exact | shape — what decided
+    rule: str = "table"          # table | rounding | precision | exact | shape
     scale: float = 0.0           # the S that multiplied atol
     tiny: bool = False           # torch's tensor lies wholly below the absolute atol floor
     err_numpy: float | None = None   # max|a − r| (precision tier)
@@ -119,14 +121,25 @@ def judge_pair(p: Pair, dtype: str, group_scale: float) -> Check:
         same = bool(np.array_equal(a, b))
         return Check(**base, passed=same, rule="exact",
                      detail="" if same else f"{p.label}: {a.tolist()} vs {b.tolist()}")
-    scale = max(group_scale, p.terms or 0.0) if dtype == "float64" else own
+    scale = group_scale if dtype == "float64" else own
     bound = rtol * np.abs(b64) + atol * scale
     if (diff <= bound).all():
         return Check(**base, passed=True, rule="table", scale=scale)
     table_msg = _table_message(p.label, diff, bound, a64, b64)
-    if p.precise is None:
-        return Check(**base, passed=False, rule="table", scale=scale, detail=table_msg)
-    return _judge_precision(p, base, scale, a64, b64, table_msg)
+    if p.precise is not None:
+        return _judge_precision(p, base, scale, a64, b64, table_msg)
+    if p.noise is not None:
+        return _judge_rounding(p, base, scale, table_msg)
+    return Check(**base, passed=False, rule="table", scale=scale, detail=table_msg)
+
+
+def _judge_rounding(p: Pair, base: dict, scale: float, table_msg: str) -> Check:
+    sigma = float(p.noise or 0.0)
+    allowed = 2 * tol.FLOOR * sigma
+    ok = base["max_abs"] <= allowed
+    detail = "" if ok else (f"{table_msg}; beyond 2 x {tol.FLOOR:g} x the rounding spread "
+                            f"{sigma:.3g} of the step")
+    return Check(**base, passed=ok, rule="rounding", scale=scale, detail=detail, noise=sigma)
 
 
 def _judge_precision(p: Pair, base: dict, scale: float, a64, b64, table_msg: str) -> Check:

@@ -26,7 +26,7 @@ import torch
 from parity import precise
 from parity.judge import Check, Pair, judge
 from parity.masks import DropoutMaskRecorder
-from parity.tolerances import SAMPLES_BACKWARD
+from parity.tolerances import SAMPLES
 from parity.twins import device_of
 
 __all__ = ["LayerFinding", "Localization", "localize"]
@@ -193,7 +193,7 @@ def localize(twins, X, y, seed: int = 0) -> Localization:
     if start is not None:
         ref, sig = precise.evaluate(
             start, lambda m, p: numpy_layers(m, type(twins.numpy_loss)(), X, y, masks, p),
-            SAMPLES_BACKWARD, seed)   # gradients among them: as compare judges them
+            SAMPLES, seed)   # as compare judges them
         ref["grad"] = _transposed(ref["grad"], lin)
     kinds = [type(m).__name__ for m in twins.numpy_model.layers]
     pairs = _pairs(mine, theirs, ref, sig, kinds)

@@ -4,13 +4,15 @@ Below float64 the twins are judged against a more precise computation (``parity.
 "precision"): the same step — same weights, buffers, optimizer state, batch and dropout
 masks, all upcast exactly from the NumPy twin's float32 state — run again in float64. That
 evaluation ``r`` tells which twin is closer to the exact answer; its *spread* σ says how much
-a float32 computation may legitimately differ from it.
+a float32 computation may legitimately differ from it. In the float64 tier the same machinery
+runs with float64's unit roundoff (``ROUNDOFF``) and gives σ alone: the spread of a float64
+step, which judges values formed from larger cancelling parts (``parity.judge``, "rounding").
 
 σ is measured, not assumed (Monte Carlo arithmetic, Parker 1997): the float64 step is run
 ``samples`` more times with every intermediate a float32 kernel would round — the input, each
 layer's output, the loss gradient, each layer's input gradient, every parameter gradient,
 and for the update every parameter, gradient, state entry and result — moved by ``u·δ``
-times its error bound, ``u = 2⁻²⁴`` (float32's unit roundoff), ``δ = ±1`` (``rounding``).
+times its error bound, ``u = 2⁻²⁴`` (float32's unit roundoff), ``δ = ±U(½, 1)`` (``rounding``).
 A quantity that is ill-conditioned (LayerNorm over nearly equal inputs, a gradient that is a
 small difference of large terms, a true zero like a bias feeding BatchNorm) gets a large σ; a
 well-conditioned one a σ near ``u·|r|``. The perturbations come from a fixed seed: the same σ
@@ -48,6 +50,10 @@ U32 = 2.0 ** -24   # unit roundoff of float32 (half an ulp at 1)
 # (a kernel whose exp overflows returns 1/(1 + inf) = 0 for σ(−100) = 3.7e-44), so every
 # value is known only to within it, whatever its relative error bound
 TINY32 = float(np.finfo(np.float32).tiny)
+# (unit roundoff, smallest normal) of each dtype whose rounding σ models: float32 for the
+# precision rule, float64 for the float64 tier's rounding rule (``parity.judge``)
+ROUNDOFF = {"float32": (U32, TINY32),
+            "float64": (2.0 ** -53, float(np.finfo(np.float64).tiny))}
 SIGNS = np.array([-1.0, 1.0])
 
 Perturb = Callable[..., np.ndarray]
@@ -57,14 +63,19 @@ def _identity(a, amplitude=None, axis=None):
     return a
 
 
-def rounding(rng: np.random.Generator, u: float = U32) -> Perturb:
-    """``x ↦ x + u·δ·amplitude``, ``δ = ±1`` elementwise with random signs (``amplitude``
+def rounding(rng: np.random.Generator, u: float = U32, tiny: float = TINY32) -> Perturb:
+    """``x ↦ x + u·δ·amplitude``, ``δ = ±U(½, 1)`` elementwise, random signs (``amplitude``
     defaults to ``|x|``: one rounding of x itself), for float arrays and scalars. Each error
-    is drawn at its bound: σ must bound the twins' errors from two samples, and an error
-    shared along an axis (a reduction's) is one draw per row — ``δ ~ U(−1, 1)`` left it
-    below 1/4 of its bound in both samples one time in 16, and the twins' errors then
-    exceeded σ (a LayerNorm(2) net: torch 2.1 σ with two uniform samples, 0.32 σ with 40).
-    Every amplitude carries float32's smallest normal (``TINY32``) as an absolute floor."""
+    is drawn near its bound: σ must bound the twins' errors, and an error shared along an axis
+    (a reduction's) is one draw per row — ``δ ~ U(−1, 1)`` left it below 1/4 of its bound in
+    both of 2 samples one time in 16, and the twins' errors then exceeded σ (a LayerNorm(2)
+    net: torch 2.1 σ with two uniform samples, 0.32 σ with 40). Nor exactly at it: with
+    ``δ = ±1`` two perturbations of equal amplitude that cancel in the result (``p − lr·g``
+    returning to 0, Adam's ``m + (1 − β₁)(g − m)`` cancelling to 3e-4 of its terms) sum to 0
+    in every sample whose signs differ, and σ fell to the result's own rounding in 1 of 4
+    comparisons with 2 samples (twins at 647 σ), 1 of 256 with 8. With ``|δ|`` drawn from
+    ``U(½, 1)`` the two sum to under a tenth of either in ~1 sample of 10.
+    Every amplitude carries the dtype's smallest normal (``tiny``) as an absolute floor."""
     def perturb(a, amplitude=None, axis=None):
         arr = np.asarray(a)
         if arr.dtype.kind != "f":
@@ -73,16 +84,16 @@ def rounding(rng: np.random.Generator, u: float = U32) -> Perturb:
         shape = list(arr.shape)
         if axis is not None:       # one δ shared along ``axis``: the error of a reduction
             shape[axis] = 1        # that every element along it reuses
-        out = arr + u * amp * rng.choice(SIGNS, size=shape)
-        return below_normal(out, rng)
+        delta = rng.choice(SIGNS, size=shape) * rng.uniform(0.5, 1.0, size=shape)
+        return below_normal(arr + u * amp * delta, rng, tiny)
     return perturb
 
 
-def below_normal(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """``a`` with each magnitude moved by ``TINY32`` (``δ = ±1``), never across 0: a value
-    that underflows may come out as 0 or as the smallest normal, and a quantity that cannot
-    be negative (a second moment, a variance) stays ≥ 0."""
-    mag = np.maximum(np.abs(a) + TINY32 * rng.choice(SIGNS, size=np.shape(a)), 0.0)
+def below_normal(a: np.ndarray, rng: np.random.Generator, tiny: float = TINY32) -> np.ndarray:
+    """``a`` with each magnitude moved by ``tiny`` (``δ = ±1``), never across 0: a value that
+    underflows may come out as 0 or as the smallest normal, and a quantity that cannot be
+    negative (a second moment, a variance) stays ≥ 0."""
+    mag = np.maximum(np.abs(a) + tiny * rng.choice(SIGNS, size=np.shape(a)), 0.0)
     return np.sign(a) * mag
 
 
@@ -241,6 +252,26 @@ def backward_amplitude(layer, x, d, dx):
     return np.abs(dx)
 
 
+def _raw_x_terms(layer, x, d):
+    """torch's LayerNorm backward ends in ``dx = a·g + b·x + c`` per element (``a`` = 1/std,
+    ``g = d·γ``, ``b = (Σg·μ − Σg·x)·a³/m``, ``c = −b·μ − a·Σg/m``): three terms of which
+    ``a·g`` and ``c`` are of size ``a·|g|`` even where ``dx`` is 0 (LayerNorm(1): x̂ ≡ 0), so
+    ``dx`` errs by ``|a·g| + |b·x| + |c|`` (measured on LayerNorm(1), torch float32 against
+    float64: up to 3.1·u·a|g| per element). Rows with equal operands err equally — after
+    LayerNorm(1) every row's output is β, the upstream gradients repeat, and torch's bias
+    gradient above it, a batch sum of these errors, reached 1.1·u·Σa|g| (independent errors
+    would give √N less) — so ``_shared_backward`` draws this error once per feature, shared
+    along the batch."""
+    _, _, istd = layer._cache
+    ax, m = layer.axis, x.shape[layer.axis]
+    g = d * layer.params["weight"] if layer.affine else d
+    mu = x.mean(axis=ax, keepdims=True)
+    sg = g.sum(axis=ax, keepdims=True)
+    b = (sg * mu - (g * x).sum(axis=ax, keepdims=True)) * istd ** 3 / m
+    c = -b * mu - sg * istd / m
+    return np.abs(istd * g) + np.abs(b * x) + np.abs(c)
+
+
 def _is_batch_norm_layer(layer) -> bool:
     """A norm layer normalizing with statistics of its input (training BatchNorm, LayerNorm)."""
     return (isinstance(layer, reference.layers._Normalization)
@@ -316,7 +347,8 @@ def _shared_backward(layer, x, d, dx, perturb):
         np.abs(xhat))
     c = istd / m * np.sqrt(m)
     dx = perturb(dx, c * g.sum(axis=ax, keepdims=True), axis=ax)
-    return perturb(dx, c * np.abs(xhat) * (g * w).sum(axis=ax, keepdims=True), axis=ax)
+    dx = perturb(dx, c * np.abs(xhat) * (g * w).sum(axis=ax, keepdims=True), axis=ax)
+    return perturb(dx, _raw_x_terms(layer, x, d), axis=0) if _raw_x(layer) else dx
 
 
 def gradient_amplitudes(layer, x, d) -> dict:
@@ -367,11 +399,11 @@ def spread(runs: list, exact) -> object:
                 for r in runs), default=0.0)
 
 
-def evaluate(start, run: Callable, samples: int, seed: int) -> tuple:
-    """``run(copy_of_start, perturb)`` once exactly and ``samples`` times perturbed, each on
-    a fresh deep copy of ``start``; returns ``(exact, sigma)`` with ``sigma`` shaped like
-    ``exact`` (see ``spread``)."""
+def evaluate(start, run: Callable, samples: int, seed: int, dtype: str = "float32") -> tuple:
+    """``run(copy_of_start, perturb)`` once exactly and ``samples`` times perturbed by
+    ``dtype``'s rounding (``ROUNDOFF``), each on a fresh deep copy of ``start``; returns
+    ``(exact, sigma)`` with ``sigma`` shaped like ``exact`` (see ``spread``)."""
     exact = run(copy.deepcopy(start), _identity)
     rng = np.random.default_rng(seed)
-    runs = [run(copy.deepcopy(start), rounding(rng)) for _ in range(samples)]
+    runs = [run(copy.deepcopy(start), rounding(rng, *ROUNDOFF[dtype])) for _ in range(samples)]
     return exact, spread(runs, exact)

@@ -5,15 +5,23 @@ Table: ``|numpy − torch| ≤ rtol·|torch| + atol·S`` elementwise.
 - float64 (the exact tier), ``S`` = the largest magnitude in the tensor's group at that step
   (all gradients; all parameters; one state entry kind): a tensor that is 0 in exact
   arithmetic (a Linear bias feeding BatchNorm, LayerNorm(1)'s weight) carries rounding noise
-  relative to the step's magnitudes, never to an absolute 1e-12. The loss's ``S`` is at least
-  the mean size of the parts each sample's loss is formed from (``parity.precise.loss_terms``):
-  BCE with logits after training to |logit| ≈ 13 is a loss of 1.46e-6 that torch forms as
-  ``(1 − y)·a − log σ(a)``, a difference of terms of size 13 — torch and NumPy differed by
-  1.6e-10 relative to the loss, 1.8e-17 relative to its terms (hypothesis, thorough profile).
-  Worst measured over the catalogue × seeds 0–4: normwise relative 3.6e-12 for tensors above
-  their group's noise, so rtol 1e-10 / atol 1e-12 keep ≥ 25× margin and are 1000× stricter
-  than torch's float64 defaults. LayerNorm(1)'s torch weight gradient is −1.12e-12 of noise
-  beside gradients of ~1e2: 1e-10 of the group, passed by the table as it should be.
+  relative to the step's magnitudes, never to an absolute 1e-12. Worst measured over the
+  catalogue × seeds 0–4: normwise relative 3.6e-12 for tensors above their group's noise, so
+  rtol 1e-10 / atol 1e-12 keep ≥ 25× margin and are 1000× stricter than torch's float64
+  defaults. LayerNorm(1)'s torch weight gradient is −1.12e-12 of noise beside gradients of
+  ~1e2: 1e-10 of the group, passed by the table as it should be.
+  Rounding rule (float64, when the table fails): ``max|a − b| ≤ 2·FLOOR·σ``, σ the spread of
+  the step under float64 rounding (``parity.precise``, u = 2⁻⁵³; measured only for a step
+  the table fails, and every step starts from identical weights). A value formed from much
+  larger parts that cancel carries their noise, which no group scale sees: a BCE-with-logits
+  loss of 1.46e-6 that torch forms from terms of 13 (twins 1.6e-10 of it apart), ``p − 1``
+  of a saturated softmax (every gradient of a step ~1e-6, twins ~4e-10 apart), ``σ(a) − y``
+  where σ(40) rounds to 1 (torch 0, NumPy −1.4e-17), a BCE batch whose ``p − y`` cancel.
+  Found by the thorough hypothesis profile: 2 of 6 runs failed before the rule
+  (tests/test_properties.py ``FLOAT64_FOUND``); the twins are 0.02–0.41 σ apart on those
+  cases, within the 2σ their two errors of ≤ σ each allow. It still catches: 1e-8 injected
+  into the last weight's gradient, update or a state entry fails for every catalogue model
+  (tests/test_verdicts.py).
 - float32, ``S`` = the tensor's own scale max(|numpy|, |torch|): a fixed absolute atol 1e-5
   passed every tensor smaller than it whatever NumPy said (catalogue × seeds 0–1: 610/1896
   optimizer state checks and 72/776 gradient checks are of that kind; ``Check.tiny`` counts
@@ -46,7 +54,7 @@ may carry. Derivation, measured 2026-11-25 (torch 2.13.0 CPU, numpy 2.4.6, 1 thr
   left out error sources of the float32 kernels (``parity.precise``: the stored mean and
   1/std, torch LayerNorm's raw-x backward, ``σ(a) − y``, torch's BCE-with-logits loss form)
   and drew each error ``δ ~ U(−1, 1)`` in 2 samples, so that a reduction's shared error
-  could be small in both. With those modelled, ``δ = ±1`` and ``SAMPLES_BACKWARD``: 0
+  could be small in both. With those modelled, ``δ = ±1`` and 8 samples (``SAMPLES``): 0
   failures in 252 fresh float32 norm draws, worst ``(d − 4·d_other)/σ`` 0.93 — a gradient
   below float32's smallest normal that torch returns as 0, where σ ≥ |r| by construction
   (``parity.precise.below_normal``); the next worst 0.39 (2026-11-25, torch 2.13.0 CPU,
@@ -83,16 +91,20 @@ TOLERANCES: dict[str, dict[str, tuple[float, float]]] = {
 
 # Below float64 (see parity.judge "precision"): each twin's distance to the float64 evaluation
 # may be FACTOR times the other's plus FLOOR spreads σ of that evaluation under float32-sized
-# rounding perturbations (parity.precise, SAMPLES perturbed runs).
+# rounding perturbations (parity.precise, SAMPLES perturbed runs; float64's rounding rule
+# allows 2·FLOOR·σ under float64-sized ones).
 FACTOR = 4.0
 FLOOR = 1.0
-SAMPLES = 2
-# The forward/backward's σ (loss, gradients, buffers) takes more: a gradient through a norm
-# layer is a sum of a few shared terms of comparable size, whose random signs cancel in some
-# samples — with 2 samples σ fell to 1/5 of its 32-sample value (LayerNorm(2), κ = 31, torch
-# with ATEN_CPU_CAPABILITY=default and 2 threads: 1.15 σ with 2 samples, 0.24 σ with 8, 0.19 σ
-# with 32). 8 costs +47 % CPU on the float32 catalogue comparison (4.9 → 7.2 s).
-SAMPLES_BACKWARD = 8
+# σ is the largest of SAMPLES perturbed runs. A value that is a difference of two terms of equal
+# size perturbed by ±u each moves by 0 in half the runs (the signs cancel): Adam's
+# m + (1 − β₁)·(g − m) cancelling to 6e-7 from terms of 2e-3 had σ 7e-14 from 2 samples, both
+# cancelled, while the twins erred by 1.5e-11 and 4.7e-11 (647 σ; passed by FACTOR only). A
+# gradient through a norm layer, a sum of a few shared terms: with 2 samples σ fell to 1/5 of
+# its 32-sample value (LayerNorm(2), κ = 31, torch with ATEN_CPU_CAPABILITY=default and 2
+# threads: 1.15 σ with 2 samples, 0.24 σ with 8, 0.19 σ with 32). With 8 a two-term
+# cancellation is missed once in 256. Cost over 2 samples: +45 % CPU on the float32
+# catalogue comparison (2.7 → 4.0 s, 1 thread).
+SAMPLES = 8
 
 # The absolute atol the table used before it was scaled: a torch tensor wholly below it is
 # counted as "tiny" in the JSON output (the old rule passed such a tensor whatever NumPy said).

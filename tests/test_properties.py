@@ -12,7 +12,6 @@ values (the batch is generated from the drawn seed with a numpy Generator), so a
 shrinks to a minimal, reproducible spec.
 """
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,12 +75,11 @@ def optimizers(draw) -> OptimSpec:
 def mlp_specs(draw) -> ModelSpec:
     """``Linear → [norm] → activation → [dropout]`` per hidden layer, then the output Linear
     (K = 2–5 classes for cross-entropy, 1 unit for the binary losses; BCE on probabilities
-    gets a final Sigmoid). Hidden widths 1–32, except 2–32 with LayerNorm."""
+    gets a final Sigmoid). Hidden widths 1–32, LayerNorm(1) included (its output is its bias
+    alone and its weight gradient 0: ``test_layernorm_over_one_feature``)."""
     d_in = draw(st.integers(1, 8))
     act, norm, p = (draw(st.sampled_from(v)) for v in (ACTIVATIONS, NORMS, DROPOUT))
-    # LayerNorm over a single feature is excluded: see test_layernorm_over_one_feature
-    narrowest = 2 if norm == "layernorm" else 1
-    widths = draw(st.lists(st.integers(narrowest, 32), min_size=1, max_size=3))
+    widths = draw(st.lists(st.integers(1, 32), min_size=1, max_size=3))
     loss = draw(st.sampled_from(LOSSES))
     k = draw(st.integers(2, 5)) if loss == "cross_entropy" else 1
     dims = (d_in, *widths)
@@ -243,6 +241,10 @@ REGIONS = {
     and c.spec.optimizer.weight_decay > 0,
     "saturated-bce-with-logits": lambda c: _saturated(c, "bce_with_logits"),
     "saturated-cross-entropy": lambda c: _saturated(c, "cross_entropy"),
+    # x̂ ≡ 0: the weight gradient is 0 in exact arithmetic, torch's rounding noise
+    "layernorm-one-feature": lambda c: S.LayerNorm(1) in c.spec.layers,
+    "float32-norm-layer": lambda c: c.dtype == "float32"
+    and (c.spec.has(S.LayerNorm) or c.spec.has(S.BatchNorm1d)),
 }
 
 
@@ -351,14 +353,15 @@ def test_float32_norm_layer_found_by_hypothesis(spec, n, seed, kappa):
 TUPLE_OF = {"linear": S.Linear, "dropout": S.Dropout, **SPEC_OF}
 
 
-def found_case(layers, loss, optimizer, init, n, seed, saturate=None) -> Case:
+def found_case(layers, loss, optimizer, init, n, seed, saturate=None,
+               dtype="float32") -> Case:
     """A case hypothesis found, its layers written as ``(name, *args)`` the way the
     falsifying example prints them (``("linear", 6, 2)`` is ``S.Linear(6, 2)``)."""
     layers = tuple(TUPLE_OF[name](*args) for name, *args in layers)
     spec = ModelSpec(name="hypothesis-mlp", source="tests/test_properties.py",
                      summary="random MLP drawn by hypothesis", layers=layers, loss=loss,
                      optimizer=optimizer, dataset="xor", init=init, epochs=1)
-    return Case(spec, n, seed, "float32", saturate)
+    return Case(spec, n, seed, dtype, saturate)
 
 
 # thorough profile, test_random_mlp_parity once float32 norm nets were no longer assumed away;
@@ -402,21 +405,59 @@ FLOAT32_KERNEL_FOUND = [
 ]
 
 
-# thorough profile, test_random_mlp_parity, float64: after two steps |logit| ≈ 13 and the
-# step-3 loss is 1.46e-6, a difference of terms of size 13 in torch's form (1 − y)·a − log σ(a):
-# torch and NumPy differed by 1.6e-10 of the loss (the table's rtol is 1e-10), 1.8e-17 of the
-# terms, the size its rounding noise is relative to (parity.judge, ``Pair.terms``).
-FLOAT64_LOSS_CANCELS = found_case((("linear", 1, 4), ("batchnorm", 4), ("relu",),
-                                   ("linear", 4, 1)), "bce_with_logits", OptimSpec("sgd", 0.1),
-                                  "he", 2, 0, 100.0)
+# thorough profile, test_random_mlp_parity, float64: each value below is formed from much larger
+# parts that cancel, so its rounding noise is relative to the parts, not to the step's group
+# scale; the table failed them (rtol 1e-10, atol 1e-12 of the group) until the float64 rounding
+# rule (parity.judge, ``rounding``: |a − b| ≤ 2σ, σ of the step under float64 rounding). The
+# comments give the failing check then and σ now (2026-11-25, torch 2.13.0 CPU, numpy 2.4.6).
+FLOAT64_FOUND = [
+    pytest.param(  # after two steps |logit| ≈ 13, the step-3 loss 1.46e-6 is a difference of
+        # terms of 13 in torch's (1 − y)·a − log σ(a): |diff| 2.4e-16 (1.6e-10 of it), σ 1.3e-12
+        found_case((("linear", 1, 4), ("batchnorm", 4), ("relu",), ("linear", 4, 1)),
+                   "bce_with_logits", OptimSpec("sgd", 0.1), "he", 2, 0, 100.0, "float64"),
+        id="bce-with-logits-loss-cancels"),
+    pytest.param(  # |logit| 40: every gradient of the step is ≤ 1.8e-17; grad 12.bias, a mean
+        # of σ(a) − y, is NumPy −1.4e-17, torch 0 (σ(40) rounds to 1 in float64); σ 4.0e-16
+        found_case((("linear", 8, 27), ("batchnorm", 27), ("relu",), ("dropout", 0.5),
+                    ("linear", 27, 27), ("batchnorm", 27), ("relu",), ("dropout", 0.5),
+                    ("linear", 27, 1), ("batchnorm", 1), ("relu",), ("dropout", 0.5),
+                    ("linear", 1, 1)), "bce_with_logits", OptimSpec("sgd", 0.1), "he", 15,
+                   697, 40.0, "float64"),
+        id="batchnorm-one-feature-bias"),
+    pytest.param(  # n = 1: every gradient ≤ 1.3e-6 comes from p − 1 at p ≈ 1 − 1.3e-6, which
+        # keeps p's rounding (1e-16 of 1): |diff| up to 1.5e-15 = 0.41 σ in every gradient
+        found_case((("linear", 1, 15), ("layernorm", 15), ("sigmoid",), ("dropout", 0.2),
+                    ("linear", 15, 23), ("layernorm", 23), ("sigmoid",), ("dropout", 0.2),
+                    ("linear", 23, 15), ("layernorm", 15), ("sigmoid",), ("dropout", 0.2),
+                    ("linear", 15, 2)), "cross_entropy", OptimSpec("sgd", 0.1), "he", 1, 23,
+                   100.0, "float64"),
+        id="saturated-cross-entropy-layernorm"),
+    pytest.param(  # BCE at p ≈ 0.5 through units of N(0, 0.01) weights: grad 6.bias −2.8e-10
+        # is (p − y)/(p(1 − p)) summed over a batch of 2 that cancels: |diff| 2.8e-17, σ 1.7e-16
+        found_case((("linear", 1, 7), ("relu",), ("linear", 7, 1), ("relu",), ("linear", 1, 1),
+                    ("relu",), ("linear", 1, 1), ("sigmoid",)), "bce", OptimSpec("sgd", 0.1),
+                   "normal0.01", 2, 27, None, "float64"),
+        id="bce-half-cancelling-batch"),
+    pytest.param(  # |logit| 40, n = 1, AdamW at lr 0.1: step 3's gradients ~1e-7 are
+        # softmax − onehot of a saturated softmax: |diff| 3.5e-16 in grad 0.weight, σ 1.1e-15
+        found_case((("linear", 8, 13), ("tanh",), ("dropout", 0.2), ("linear", 13, 4),
+                    ("tanh",), ("dropout", 0.2), ("linear", 4, 3), ("tanh",), ("dropout", 0.2),
+                    ("linear", 3, 4)), "cross_entropy",
+                   OptimSpec("adamw", 0.1, {"amsgrad": False}, weight_decay=1e-3), "normal0.5",
+                   1, 20422, 40.0, "float64"),
+        id="saturated-cross-entropy-adamw"),
+]
 
 
-def test_float64_loss_formed_from_cancelling_terms():
-    case = dataclasses.replace(FLOAT64_LOSS_CANCELS, dtype="float64")
+@pytest.mark.parametrize("case", FLOAT64_FOUND)
+def test_float64_value_formed_from_cancelling_parts(case):
+    """Saturation still holds where drawn, and the float64 comparison passes; a check the
+    table fails (which depends on the machine's rounding) is decided by the rounding rule."""
+    if case.saturate:
+        assert float(np.abs(case.first_logits()).max()) >= 30
     result = compare(case.spec, "float64", case.seed, batch=case.batch(),
                      np_model=case.np_model())
     assert result.passed, result.report()
-    assert result.loss_numpy[-1] < 1e-5 * float(np.abs(case.first_logits()).max())
 
 
 @pytest.mark.parametrize("case,kappa,saturated", FLOAT32_KERNEL_FOUND)
