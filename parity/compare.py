@@ -178,10 +178,12 @@ def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison) -> li
     is 0 (a bias feeding BatchNorm) would become steps of up to lr — different by design."""
     t_model, t_opt, np_model = twins.torch_model, twins.torch_optimizer, twins.numpy_model
     if step > 1:
-        # each step from the identical weights: the float64 evaluation and the rounding spread
-        # start from them, so neither twin carries the other's rounding of earlier steps
-        # (what rounding accumulates over many steps is parity.diverge's to bound)
-        twins.sync_weights()
+        # each step from the identical state (weights, buffers, optimizer state): the float64
+        # evaluation and the rounding spread start from it, so neither twin carries the other's
+        # rounding of earlier steps (an Adam moment that cancelled to 4e-5 at step 2 differed
+        # by 6e-10 and σ of step 3 is 4e-12); what rounding accumulates over many steps is
+        # parity.diverge's to bound
+        twins.sync_state()
     t_opt.zero_grad()
     L_t = twins.torch_loss(t_model(twins.torch_input(X)), twins.torch_targets(y))
     L_t.backward()

@@ -27,11 +27,20 @@ rel_error ≤ 7.3e-9 on every tensor with values ≥ 1e-2. So a tensor passes, l
 each); a single layer or loss (O(1) values) passes when ``rel_error ≤ FD_RTOL``. A gradient
 off by a factor 1.01 has rel_error ≈ 5e-3.
 
-The rounding floor grows with the gradients: the loss's rounding error is ≈ ε·Σ_v |∂L/∂v|·|v|
-over the intermediate values v. ``check_model`` uses ``atol = FD_ATOL · max(1, G)``, G the
-largest |backward| entry of the model (catalogue: G ≤ 1.7; random nets of
-tests/test_properties.py: up to ~10, with a floor of ≤ 3e-10·G measured over 300 of them),
+The rounding floor grows with the gradients. Each intermediate value v (the input, every
+layer's output, the loss) is rounded by a relative ε, moving L by ``∂L/∂v·v·ε``; independent
+roundings add up to ``ε·Q``, ``Q = √(L² + Σ_v Σ(∂L/∂v ⊙ v)²)`` (``ModelCheck.sensitivity``),
+and a central difference errs by about ``ε·Q/h``. ``check_model`` uses ``atol =
+max(FD_ATOL · max(1, G), λ·ε·Q/h)``, G the largest |backward| entry of the model
+(catalogue: G ≤ 1.7, Q ≤ 1.3, the noise measured 0.3–2·ε/h; random nets of
+tests/test_properties.py: G up to ~10, with a floor of ≤ 3e-10·G measured over 300 of them),
 times 3 with Richardson (below), whose ``(4·D(h/2) − D(h))/3`` carries up to 3× the noise.
+``λ·ε·Q/h`` (λ = ``FD_LAMBDA`` = 4) decides where an intermediate's gradient is large and
+the parameters' are not: BCE on a Sigmoid output p near 1 for y = 0, where ``∂L/∂p·p =
+p/(N(1 − p))`` — ``1 − p`` keeps p's rounding — while the Sigmoid's ``p(1 − p)`` brings the
+parameter gradients back to O(0.1). Found by the thorough hypothesis profile: noise of
+6.8e-8 and 2.0e-7 against an atol of 3.2e-9 from G alone, Q = 2.4e3 and 6.5e3 — 0.43 and
+0.46 of ``ε·Q/h`` per difference.
 
 Truncation. The h² term is small only if h is small against the length scale ℓ of the
 function: relative error ≈ (h/ℓ)². The catalogue's ℓ is O(1). Random nets are not so kind: a
@@ -92,6 +101,8 @@ from reference.sequential import Sequential
 H = 1e-6            # default step of the central differences
 FD_RTOL = 1e-7      # relative threshold (rel_error), layers, losses and models
 FD_ATOL = 1e-9      # absolute threshold: the finite differences' rounding floor at h = 1e-6
+EPS = float(np.finfo(np.float64).eps)   # 2.2e-16: one rounding of a float64 intermediate
+FD_LAMBDA = 4.0     # the loss errs by ~ε·Q (Q: ModelCheck.sensitivity); λ·ε·Q/h bounds the noise
 KINK_MARGIN = 1e-4  # = 100·H: smallest |ReLU pre-activation| in a kink_free_batch
 MAX_ENTRIES = 200   # entries checked per tensor (a random subset of bigger tensors)
 
@@ -429,7 +440,9 @@ class ModelCheck:
     seed: int
     h: float
     rows: list
-    atol: float = FD_ATOL       # FD_ATOL · max(1, largest |gradient|) (× 3 with Richardson)
+    atol: float = FD_ATOL       # max(FD_ATOL · max(1, largest |gradient|), λ·ε·Q/h), × 3
+    #                             with Richardson (module docstring, "Error level")
+    sensitivity: float = 0.0    # Q = √(L² + Σ_v Σ(∂L/∂v ⊙ v)²): L's rounding error is ~ε·Q
     kink_crossings: int = 0
     min_norm_variance: float = float("inf")  # smallest variance a norm layer divided by
     tensors: dict = field(default_factory=dict)
@@ -498,10 +511,12 @@ def _restore_buffers(model: Sequential, saved: list[dict]) -> None:
         layer.buffers.update({k: np.array(v, copy=True) for k, v in b.items()})
 
 
-def _forward(model: Sequential, X: np.ndarray, masks: dict, saved: list[dict]):
+def _forward(model: Sequential, X: np.ndarray, masks: dict, saved: list[dict],
+             outputs: list | None = None):
     """Training-mode forward with the fixed masks and restored buffers; also returns the
     inputs of every ReLU (to detect kink crossings) and the smallest variance any norm layer
-    normalized by (over the batch for BatchNorm, over the features for LayerNorm)."""
+    normalized by (over the batch for BatchNorm, over the features for LayerNorm). Each
+    layer's output is appended to ``outputs`` when given."""
     _restore_buffers(model, saved)
     relu_in, norm_var, x = [], float("inf"), X
     for i, layer in enumerate(model.layers):
@@ -512,6 +527,8 @@ def _forward(model: Sequential, X: np.ndarray, masks: dict, saved: list[dict]):
         if i in masks:
             cast(L.Dropout, layer).queue_masks([masks[i]])
         x = layer.forward(x, True)
+        if outputs is not None:
+            outputs.append(x)
     return x, relu_in, norm_var
 
 
@@ -609,7 +626,8 @@ def check_twins(twins, X, y, *, seed: int = 0, n: int = 8, h: float = H,
     try:
         analytic, signs = _analytic(model, loss, X, y, masks, saved, result)
         scale = max(float(np.max(np.abs(v), initial=0.0)) for v in analytic.values())
-        result.atol = FD_ATOL * max(1.0, scale) * (3 if richardson else 1)
+        result.atol = max(FD_ATOL * max(1.0, scale),
+                          FD_LAMBDA * EPS * result.sensitivity / h) * (3 if richardson else 1)
 
         def g() -> float:
             o, zs, _ = _forward(model, X, masks, saved)
@@ -627,12 +645,19 @@ def check_twins(twins, X, y, *, seed: int = 0, n: int = 8, h: float = H,
 
 def _analytic(model: Sequential, loss, X, y, masks: dict, saved: list, result: ModelCheck):
     """Backward of the training-mode loss at ``X``: ``({key: gradient copy, "input": dL/dX},
-    [ReLU input > 0 per ReLU])``; records the smallest norm variance in ``result``."""
-    out, relu_in, result.min_norm_variance = _forward(model, X, masks, saved)
-    loss.forward(out, y)
-    dX = model.backward(loss.backward())
+    [ReLU input > 0 per ReLU])``; records the smallest norm variance and the loss's rounding
+    sensitivity ``Q = √(L² + Σ_v Σ(∂L/∂v ⊙ v)²)`` over the input and every layer's output
+    ``v`` in ``result`` (module docstring, "Error level")."""
+    outputs: list = []
+    out, relu_in, result.min_norm_variance = _forward(model, X, masks, saved, outputs)
+    squares = float(loss.forward(out, y)) ** 2
+    d = loss.backward()
+    for layer, v in zip(reversed(model.layers), reversed(outputs)):
+        squares += float(np.sum((d * v) ** 2))
+        d = layer.backward(d)
+    result.sensitivity = float(np.sqrt(squares + float(np.sum((d * X) ** 2))))
     analytic = {k: np.array(v, copy=True) for k, v in model.gradients().items()}
-    analytic["input"] = np.array(dX, copy=True)
+    analytic["input"] = np.array(d, copy=True)
     return analytic, [z > 0 for z in relu_in]
 
 

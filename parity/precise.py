@@ -138,8 +138,8 @@ def forward_backward(model: reference.Sequential, loss, X, y, masks: dict[int, l
     for i, layer in enumerate(model.layers):
         inputs.append(x)
         out = layer.forward(x, True)
-        x = outputs[i] = _shared_forward(layer, x, perturb(out, forward_amplitude(layer, x, out)),
-                                         perturb)
+        x = outputs[i] = _in_range(layer, _shared_forward(
+            layer, x, perturb(out, forward_amplitude(layer, x, out)), perturb))
     L = float(perturb(np.float64(loss.forward(x, y)), loss_amplitude(loss)))
     d = loss.backward()
     d = perturb(d, loss_gradient_amplitude(loss, d))
@@ -385,8 +385,20 @@ def predict(model: reference.Sequential, X, perturb: Perturb = _identity) -> np.
     x = perturb(np.asarray(X, dtype=np.float64))
     for layer in model.layers:
         out = layer.forward(x, False)
-        x = _shared_forward(layer, x, perturb(out, forward_amplitude(layer, x, out)), perturb)
+        x = _in_range(layer, _shared_forward(
+            layer, x, perturb(out, forward_amplitude(layer, x, out)), perturb))
     return x
+
+
+# the values a float32 kernel can return: σ(a) ∈ [0, 1], tanh(a) ∈ [−1, 1]
+_RANGES = {reference.Sigmoid: (0.0, 1.0), reference.Tanh: (-1.0, 1.0)}
+
+
+def _in_range(layer, out):
+    """A perturbed Sigmoid or Tanh output clipped to the range its kernel returns: σ(30)
+    rounds to 1 in float32, and 1 + u is no value a twin computes (BCE refuses it)."""
+    lo_hi = _RANGES.get(type(layer))
+    return out if lo_hi is None else np.clip(out, *lo_hi)
 
 
 def spread(runs: list, exact) -> object:

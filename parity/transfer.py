@@ -57,3 +57,27 @@ def load_torch(torch_model: nn.Module, state: dict[str, np.ndarray]) -> None:
                              f"got {t.dtype} {tuple(t.shape)}")
         tensors[k] = t
     torch_model.load_state_dict(tensors, strict=True)
+
+
+def optimizer_state_to_torch(np_optimizer, torch_optimizer: torch.optim.Optimizer,
+                             torch_model: nn.Module) -> None:
+    """Copy the NumPy optimizer's float state entries (momentum buffers, Adam's moments) into
+    torch's, in place and exactly, Linear weights' entries transposed. ``step`` counters and
+    entries only one side keeps are left alone (``parity.compare`` checks them)."""
+    names = {id(p): k for k, p in torch_model.named_parameters()}
+    lin = linear_weight_keys(torch_model)
+    for param, st in torch_optimizer.state.items():
+        key = names[id(param)]
+        mine = np_optimizer.state.get(key, {})
+        for entry, theirs in st.items():
+            if entry == "step" or entry not in mine or not (
+                    isinstance(theirs, torch.Tensor) and theirs.is_floating_point()):
+                continue
+            a = np.asarray(mine[entry])
+            a = np.ascontiguousarray(a.T) if key in lin and a.ndim == 2 else a
+            t = torch.from_numpy(np.array(a, copy=True))
+            if tuple(t.shape) != tuple(theirs.shape) or t.dtype != theirs.dtype:
+                raise ValueError(f"optimizer state {key}.{entry}: expected {theirs.dtype} "
+                                 f"{tuple(theirs.shape)}, got {t.dtype} {tuple(t.shape)}")
+            with torch.no_grad():
+                theirs.copy_(t)

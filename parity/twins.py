@@ -62,6 +62,13 @@ class Twins:
         """Copy every NumPy parameter and buffer into the torch model (exact)."""
         transfer.numpy_to_torch(self.numpy_model, self.torch_model)
 
+    def sync_state(self) -> None:
+        """``sync_weights``, and the NumPy optimizer's state into torch's (exact): the twins
+        then continue from one state."""
+        self.sync_weights()
+        transfer.optimizer_state_to_torch(self.numpy_optimizer, self.torch_optimizer,
+                                          self.torch_model)
+
     def torch_targets(self, y) -> torch.Tensor:
         """Labels as the torch loss wants them, on the twins' device."""
         return torch_impl.targets(self.loss, y, torch_impl.build.DTYPES[self.dtype]).to(
