@@ -65,6 +65,12 @@ during every finite-difference evaluation that no ReLU changed side (``kink_cros
 norm layer can amplify a step h by up to 1/sqrt(eps) ≈ 316 before the ReLU, so the margin is
 a heuristic and the crossing count is the proof.
 
+BCE's cap. On probabilities, torch's (and the reference's) backward is ``(p − y) /
+max(p(1 − p), ε)`` with ε = 1e-12: where p(1 − p) < ε (p = 2.4e-15 for y = 1, hypothesis) it
+is a convention that keeps the gradient finite, 424× smaller than the derivative the finite
+differences measure. ``ModelCheck.capped`` counts such rows; there the twins are compared
+with each other (``parity.compare``), not with the derivative.
+
 Gradients that are 0 by construction. A Linear bias feeding BatchNorm in training mode
 cancels in the mean subtraction: its true gradient is exactly 0, so both numbers are rounding
 noise (backward ~1e-17, finite difference ≤ ``ε·|L|/h`` ≈ 1e-10) and a *relative* error of
@@ -96,6 +102,7 @@ import numpy as np
 
 from parity.twins import from_spec, zero_gradient_keys
 from reference import layers as L
+from reference.losses import BCELoss
 from reference.sequential import Sequential
 
 H = 1e-6            # default step of the central differences
@@ -443,6 +450,8 @@ class ModelCheck:
     atol: float = FD_ATOL       # max(FD_ATOL · max(1, largest |gradient|), λ·ε·Q/h), × 3
     #                             with Richardson (module docstring, "Error level")
     sensitivity: float = 0.0    # Q = √(L² + Σ_v Σ(∂L/∂v ⊙ v)²): L's rounding error is ~ε·Q
+    capped: int = 0             # rows where BCE's backward caps p(1 − p) at ε = 1e-12 (torch's
+    #                             convention): there the gradient is not L's derivative
     kink_crossings: int = 0
     min_norm_variance: float = float("inf")  # smallest variance a norm layer divided by
     tensors: dict = field(default_factory=dict)
@@ -651,6 +660,8 @@ def _analytic(model: Sequential, loss, X, y, masks: dict, saved: list, result: M
     outputs: list = []
     out, relu_in, result.min_norm_variance = _forward(model, X, masks, saved, outputs)
     squares = float(loss.forward(out, y)) ** 2
+    if isinstance(loss, BCELoss):
+        result.capped = int(np.sum(out * (1 - out) < loss.EPS))
     d = loss.backward()
     for layer, v in zip(reversed(model.layers), reversed(outputs)):
         squares += float(np.sum((d * v) ** 2))

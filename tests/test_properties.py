@@ -513,15 +513,18 @@ def test_random_mlp_backward_matches_finite_differences(spec, n, seed):
     """The NumPy backward of the same random specs against central differences of its
     forward (training mode, fixed dropout masks); rows come from a pool of n + 8 so that any
     near a ReLU kink can be replaced. Found by this test, explained in parity.finite_diff
-    ("Truncation", "Kinks"):
+    ("Error level", "Truncation", "Kinks", "BCE's cap"):
     - norm layers put the function's length scale near sqrt(eps) ≈ 3e-3, where plain
       h = 1e-6 differences carry ~1e-7 of h² truncation: Richardson at h = 1e-5 instead;
+    - the loss's rounding noise sets the atol where BCE's p nears 1 (``FD_FOUND``);
     - rejected: specs without a kink-free batch (a dead ReLU unit feeding a zero-bias unit
       puts the next ReLU exactly on its kink for every row) or where a step crossed a kink
       anyway (stacked LayerNorms on 0.01·randn weights amplify h ~100× per layer, beyond the
-      100·h margin), and batches on which a norm
-      layer divides by a variance below eps (all its inputs dropped: it sees a constant) —
-      length scale ~1e-5, beyond any usable h. Both are rare (≲ 7 % of draws)."""
+      100·h margin); batches on which a norm layer divides by a variance below eps (all its
+      inputs dropped: it sees a constant) — length scale ~1e-5, beyond any usable h; and
+      batches where BCE's backward caps p(1 − p) at 1e-12, torch's convention rather than a
+      derivative (test_random_mlp_parity compares the twins there). All are rare (≲ 7 % of
+      draws)."""
     X, y = make_batch(spec, n + 8, seed)
     try:
         r = fd.check_model(spec, seed, n=n, data=(X, y), h=1e-5, max_entries=16,
@@ -530,6 +533,7 @@ def test_random_mlp_backward_matches_finite_differences(spec, n, seed):
         assume(False)
     assume(r.min_norm_variance >= NORM_EPS)
     assume(r.kink_crossings == 0)   # a step crossed a kink after all: no verdict possible
+    assume(r.capped == 0)   # BCE's backward caps p(1 − p) at 1e-12: a convention, no derivative
     assert r.passed, f"{spec.layers} {spec.loss}\n{r.report()}"
 
 
@@ -557,3 +561,21 @@ def test_finite_differences_carry_the_loss_rounding_noise(case):
     assert r.sensitivity > 1e3
     assert r.atol == pytest.approx(fd.FD_LAMBDA * fd.EPS * r.sensitivity / 1e-5 * 3)
     assert r.kink_crossings == 0 and r.passed, r.report()
+
+
+# thorough profile, test_random_mlp_backward_matches_finite_differences: a training-mode p of
+# 2.4e-15 for y = 1 put the backward on BCE's cap (p(1 − p) < 1e-12), 424× from the derivative
+BCE_CAPPED = found_case((("linear", 3, 15), ("relu",), ("dropout", 0.5), ("linear", 15, 17),
+                         ("relu",), ("dropout", 0.5), ("linear", 17, 32), ("relu",),
+                         ("dropout", 0.5), ("linear", 32, 1), ("sigmoid",)), "bce",
+                        OptimSpec("sgd", 0.1), "normal0.5", 6, 16466)
+
+
+def test_bce_cap_is_flagged_for_finite_differences():
+    """``capped`` names the rows where the backward is torch's convention (which the twins
+    share: tests/test_components.py compares the capped region with torch's BCELoss)."""
+    case = BCE_CAPPED
+    X, y = make_batch(case.spec, case.n + 8, case.seed)
+    r = fd.check_model(case.spec, case.seed, n=case.n, data=(X, y), h=1e-5, max_entries=16,
+                       richardson=True)
+    assert r.capped == 1 and r.kink_crossings == 0
