@@ -329,8 +329,10 @@ def _add_check(sub) -> None:
     s = sub.add_parser("check", help="one-step parity of a model: losses, every gradient, "
                                      "parameters after the update (and optimizer state)",
                        description="Load identical weights into both twins, run the first "
-                       "training batch through both, and compare everything against the "
-                       "tolerance table (parity/tolerances.py). Exit 1 when a check fails. "
+                       "training batch through both (each step from one state), and compare "
+                       "everything by the rules of parity/tolerances.py: the tolerance table, "
+                       "then float64's rounding rule or float32's precision rule against a "
+                       "float64 evaluation of the step. Exit 1 when a check fails. "
                        "MODEL may also be your own code, path/to/file.py:function (README, "
                        "'Check your own model').")
     _model_arg(s, "catalogue name (see `nn-parity list`), or path/to/file.py:function "

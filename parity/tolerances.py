@@ -12,11 +12,12 @@ Table: ``|numpy − torch| ≤ rtol·|torch| + atol·S`` elementwise.
   ~1e2: 1e-10 of the group, passed by the table as it should be.
   Rounding rule (float64, when the table fails): ``max|a − b| ≤ 2·FLOOR·σ``, σ the spread of
   the step under float64 rounding (``parity.precise``, u = 2⁻⁵³; measured only for a step
-  the table fails, and every step starts from identical weights). A value formed from much
-  larger parts that cancel carries their noise, which no group scale sees: a BCE-with-logits
-  loss of 1.46e-6 that torch forms from terms of 13 (twins 1.6e-10 of it apart), ``p − 1``
-  of a saturated softmax (every gradient of a step ~1e-6, twins ~4e-10 apart), ``σ(a) − y``
-  where σ(40) rounds to 1 (torch 0, NumPy −1.4e-17), a BCE batch whose ``p − y`` cancel.
+  the table fails; every step starts from one state: weights, buffers, optimizer state). A
+  value formed from much larger parts that cancel carries their noise, which no group scale
+  sees: a BCE-with-logits loss of 1.46e-6 that torch forms from terms of 13 (twins 1.6e-10
+  of it apart), ``p − 1`` of a saturated softmax (every gradient of a step ~1e-6, twins
+  ~4e-10 apart), ``σ(a) − y`` where σ(40) rounds to 1 (torch 0, NumPy −1.4e-17), a BCE
+  batch whose ``p − y`` cancel.
   Found by the thorough hypothesis profile: 2 of 6 runs failed before the rule
   (tests/test_properties.py ``FLOAT64_FOUND``); the twins are 0.02–0.41 σ apart on those
   cases, within the 2σ their two errors of ≤ σ each allow. It still catches: 1e-8 injected
@@ -29,7 +30,7 @@ Table: ``|numpy − torch| ≤ rtol·|torch| + atol·S`` elementwise.
 
 Precision rule (below float64, when the table fails): ``parity.precise`` evaluates the same
 step in float64 from the identical float32 state (both twins are synchronized to the NumPy
-state at each step start) and measures σ, how far float32-sized rounding moves that
+state — weights, buffers, optimizer state — at each step start) and measures σ, how far float32-sized rounding moves that
 evaluation (Monte Carlo arithmetic with each value perturbed by its probabilistic error bound
 √n·u·Σ|terms|, Higham & Mary 2019, shared δ for reductions every element reuses). With
 ``d_a``/``d_b`` each twin's max distance to the float64 value, the check passes when
