@@ -507,6 +507,23 @@ def test_float32_kernel_error_found_by_hypothesis(case, kappa, saturated):
     assert result.passed, result.report()
 
 
+# Richardson steps, largest first: its (h/ℓ)⁴ truncation falls 256× from one to the next while
+# the rounding floor (parity.finite_diff, "Error level") grows 4×
+FD_STEPS = (1e-5, 2.5e-6)
+
+
+def fd_oracle(spec, seed, n, X, y) -> fd.ModelCheck:
+    """``check_model`` with Richardson differences at the largest step of ``FD_STEPS`` that
+    passes (the last one's result when none does). Stacked norm layers shrink the length
+    scale ℓ (``FD_TRUNCATED``); a wrong backward is off by the same amount at every step, so
+    it fails at each of them."""
+    for h in FD_STEPS:
+        r = fd.check_model(spec, seed, n=n, data=(X, y), h=h, max_entries=16, richardson=True)
+        if r.passed:
+            break
+    return r
+
+
 @SETTINGS
 @given(spec=mlp_specs(), n=st.integers(2, 16), seed=st.integers(0, 2**32 - 1))
 def test_random_mlp_backward_matches_finite_differences(spec, n, seed):
@@ -515,7 +532,8 @@ def test_random_mlp_backward_matches_finite_differences(spec, n, seed):
     near a ReLU kink can be replaced. Found by this test, explained in parity.finite_diff
     ("Error level", "Truncation", "Kinks", "BCE's cap"):
     - norm layers put the function's length scale near sqrt(eps) ≈ 3e-3, where plain
-      h = 1e-6 differences carry ~1e-7 of h² truncation: Richardson at h = 1e-5 instead;
+      h = 1e-6 differences carry ~1e-7 of h² truncation: Richardson at h = 1e-5 instead,
+      and 2.5e-6 where three stacked LayerNorms shrink it further (``fd_oracle``);
     - the loss's rounding noise sets the atol where BCE's p nears 1 (``FD_FOUND``);
     - rejected: specs without a kink-free batch (a dead ReLU unit feeding a zero-bias unit
       puts the next ReLU exactly on its kink for every row) or where a step crossed a kink
@@ -527,8 +545,7 @@ def test_random_mlp_backward_matches_finite_differences(spec, n, seed):
       draws)."""
     X, y = make_batch(spec, n + 8, seed)
     try:
-        r = fd.check_model(spec, seed, n=n, data=(X, y), h=1e-5, max_entries=16,
-                           richardson=True)
+        r = fd_oracle(spec, seed, n, X, y)
     except fd.KinkError:
         assume(False)
     assume(r.min_norm_variance >= NORM_EPS)
@@ -579,3 +596,24 @@ def test_bce_cap_is_flagged_for_finite_differences():
     r = fd.check_model(case.spec, case.seed, n=case.n, data=(X, y), h=1e-5, max_entries=16,
                        richardson=True)
     assert r.capped == 1 and r.kink_crossings == 0
+
+
+# thorough profile: three stacked LayerNorms after a Linear(1, 26) (smallest variance 4.7e-5)
+# shrink the length scale to ~3e-4; Richardson at h = 1e-5 was off by 5.0e-6 in grad 0.bias
+# (values 7.8), and by 2.0e-8 at 2.5e-6 — ∝ h⁴, truncation, not the backward
+FD_TRUNCATED = found_case((("linear", 1, 26), ("layernorm", 26), ("relu",), ("dropout", 0.5),
+                           ("linear", 26, 7), ("layernorm", 7), ("relu",), ("dropout", 0.5),
+                           ("linear", 7, 6), ("layernorm", 6), ("relu",), ("dropout", 0.5),
+                           ("linear", 6, 1)), "bce_with_logits", OptimSpec("sgd", 0.1), "he",
+                          14, 49058)
+
+
+def test_finite_differences_take_the_step_whose_truncation_is_below_tolerance():
+    case = FD_TRUNCATED
+    X, y = make_batch(case.spec, case.n + 8, case.seed)
+    coarse, fine = (fd.check_model(case.spec, case.seed, n=case.n, data=(X, y), h=h,
+                                   max_entries=16, richardson=True) for h in FD_STEPS)
+    err = [r.tensors["0.bias"].max_abs for r in (coarse, fine)]
+    assert err[0] > 10 * err[1], err          # ∝ h⁴: 256× in theory
+    r = fd_oracle(case.spec, case.seed, case.n, X, y)
+    assert r.h == FD_STEPS[1] and r.passed, r.report()
