@@ -255,9 +255,10 @@ def backward_amplitude(layer, x, d, dx):
 def _raw_x_terms(layer, x, d):
     """torch's LayerNorm backward ends in ``dx = a·g + b·x + c`` per element (``a`` = 1/std,
     ``g = d·γ``, ``b = (Σg·μ − Σg·x)·a³/m``, ``c = −b·μ − a·Σg/m``): three terms of which
-    ``a·g`` and ``c`` are of size ``a·|g|`` even where ``dx`` is 0 (LayerNorm(1): x̂ ≡ 0), so
-    ``dx`` errs by ``|a·g| + |b·x| + |c|`` (measured on LayerNorm(1), torch float32 against
-    float64: up to 3.1·u·a|g| per element). Rows with equal operands err equally — after
+    ``a·g`` and ``c`` are of size ``a·|g|`` even where ``dx`` is 0 (LayerNorm(1): x̂ ≡ 0).
+    Each term is rounded where it is formed (``c`` from two products) and again in the sum,
+    so ``dx`` errs by ``2·(|a·g| + |b·x| + |c|)`` (measured on LayerNorm(1), torch float32
+    against float64: up to 3.1·u·a|g| per element, where the bound gives 4). Rows with equal operands err equally — after
     LayerNorm(1) every row's output is β, the upstream gradients repeat, and torch's bias
     gradient above it, a batch sum of these errors, reached 1.1·u·Σa|g| (independent errors
     would give √N less) — so ``_shared_backward`` draws this error once per feature, shared
@@ -269,7 +270,7 @@ def _raw_x_terms(layer, x, d):
     sg = g.sum(axis=ax, keepdims=True)
     b = (sg * mu - (g * x).sum(axis=ax, keepdims=True)) * istd ** 3 / m
     c = -b * mu - sg * istd / m
-    return np.abs(istd * g) + np.abs(b * x) + np.abs(c)
+    return 2 * (np.abs(istd * g) + np.abs(b * x) + np.abs(c))
 
 
 def _is_batch_norm_layer(layer) -> bool:
