@@ -30,9 +30,10 @@ Table: ``|numpy − torch| ≤ rtol·|torch| + atol·S`` elementwise.
 
 Precision rule (below float64, when the table fails): ``parity.precise`` evaluates the same
 step in float64 from the identical float32 state (both twins are synchronized to the NumPy
-state — weights, buffers, optimizer state — at each step start) and measures σ, how far float32-sized rounding moves that
-evaluation (Monte Carlo arithmetic with each value perturbed by its probabilistic error bound
-√n·u·Σ|terms|, Higham & Mary 2019, shared δ for reductions every element reuses). With
+state — weights, buffers, optimizer state — at each step start) and measures σ, how far
+float32-sized rounding moves that evaluation (Monte Carlo arithmetic with each value
+perturbed by its probabilistic error bound √n·u·Σ|terms|, Higham & Mary 2019, shared δ for
+reductions every element reuses). With
 ``d_a``/``d_b`` each twin's max distance to the float64 value, the check passes when
 ``d_a ≤ FACTOR·d_b + FLOOR·σ`` and ``d_b ≤ FACTOR·d_a + FLOOR·σ`` — PyTorch's test_ops
 (``_ref_test_helper``) asks ``dist(ref) ≤ dist(torch)``; we ask it of both sides, with a
