@@ -12,7 +12,7 @@ step, which judges values formed from larger cancelling parts (``parity.judge``,
 ``samples`` more times with every intermediate a float32 kernel would round — the input, each
 layer's output, the loss gradient, each layer's input gradient, every parameter gradient,
 and for the update every parameter, gradient, state entry and result — moved by ``u·δ``
-times its error bound, ``u = 2⁻²⁴`` (float32's unit roundoff), ``δ = ±U(1, 2)`` (``rounding``).
+times its error bound, ``u = 2⁻²⁴`` (float32's unit roundoff), ``δ = ±U(1, 1.5)`` (``rounding``).
 A quantity that is ill-conditioned (LayerNorm over nearly equal inputs, a gradient that is a
 small difference of large terms, a true zero like a bias feeding BatchNorm) gets a large σ; a
 well-conditioned one a σ near ``u·|r|``. The perturbations come from a fixed seed: the same σ
@@ -64,21 +64,20 @@ def _identity(a, amplitude=None, axis=None):
 
 
 def rounding(rng: np.random.Generator, u: float = U32, tiny: float = TINY32) -> Perturb:
-    """``x ↦ x + u·δ·amplitude``, ``δ = ±U(1, 2)`` elementwise, random signs (``amplitude``
+    """``x ↦ x + u·δ·amplitude``, ``δ = ±U(1, 1.5)`` elementwise, random signs (``amplitude``
     defaults to ``|x|``: one rounding of x itself), for float arrays and scalars. ``|δ|`` is
-    never below 1: a kernel can err by its whole bound (LayerNorm(1)'s ``x − μ``, one ulp of
-    x: torch at 0.99 of the bound), so σ must reach the bound from any sample — with
-    ``|δ| ~ U(0.5, 1)`` the largest of 8 stays below 0.95 in 43 % of comparisons, and an error
-    shared along an axis (a reduction's, one draw per row) was left below 1/4 of its bound
-    in both of 2 samples one time in 16 with ``δ ~ U(−1, 1)`` (a LayerNorm(2) net: torch
-    2.1 σ). ``|δ|`` is random: with ``δ = ±1`` two perturbations of equal amplitude that
-    cancel in the result (``p − lr·g`` returning to 0, Adam's ``m + (1 − β₁)(g − m)``
-    cancelling to 3e-4 of its terms) sum to exactly 0 whenever their signs differ, and σ fell
-    to the result's own rounding in 1 of 4 comparisons with 2 samples (twins at 647 σ), 1
-    of 256 with 8; from ``U(1, 2)`` they leave under a tenth of either in ~1 sample of 20.
-    σ may so reach twice an error's bound; the rule's margins are measured with it
-    (``parity.tolerances``). Every amplitude carries the dtype's smallest normal (``tiny``)
-    as an absolute floor."""
+    never below 1: a kernel can err by its whole bound, so σ must reach the bound from any
+    sample — with ``|δ| ~ U(0.5, 1)`` the largest of 8 stays below 0.95 in 43 % of
+    comparisons, and an error shared along an axis (a reduction's, one draw per row) was
+    left below 1/4 of its bound in both of 2 samples one time in 16 with ``δ ~ U(−1, 1)`` (a
+    LayerNorm(2) net: torch 2.1 σ). ``|δ|`` is random: with ``δ = ±1`` two perturbations of
+    equal amplitude that cancel in the result (``p − lr·g`` returning to 0, Adam's
+    ``m + (1 − β₁)(g − m)`` cancelling to 3e-4 of its terms) sum to exactly 0 whenever their
+    signs differ, and σ fell to the result's own rounding in 1 of 4 comparisons with 2
+    samples (twins at 647 σ), 1 of 256 with 8. ``|δ|`` at most 1.5: σ is a bound, and the
+    larger the bound the weaker the rule — with ``U(1, 2)`` a 1e-4 error injected into
+    spiral004-numpy-challenge's output bias gradient (σ at 1.1e-4 of it) passed.
+    Every amplitude carries the dtype's smallest normal (``tiny``) as an absolute floor."""
     def perturb(a, amplitude=None, axis=None):
         arr = np.asarray(a)
         if arr.dtype.kind != "f":
@@ -87,7 +86,7 @@ def rounding(rng: np.random.Generator, u: float = U32, tiny: float = TINY32) -> 
         shape = list(arr.shape)
         if axis is not None:       # one δ shared along ``axis``: the error of a reduction
             shape[axis] = 1        # that every element along it reuses
-        delta = rng.choice(SIGNS, size=shape) * rng.uniform(1.0, 2.0, size=shape)
+        delta = rng.choice(SIGNS, size=shape) * rng.uniform(1.0, 1.5, size=shape)
         return below_normal(arr + u * amp * delta, rng, tiny)
     return perturb
 
@@ -227,8 +226,17 @@ def forward_amplitude(layer, x, out):
         ax, istd = layer.axis, layer._cache[2]
         gamma = np.abs(layer.params["weight"]) if layer.affine else 1.0
         m = x.shape[ax]
-        return gamma * istd * np.sqrt(m) * np.abs(x).mean(axis=ax, keepdims=True) + np.abs(out)
+        return _reduced(m) * gamma * istd * np.sqrt(m) * np.abs(x).mean(
+            axis=ax, keepdims=True) + np.abs(out)
     return np.abs(out)
+
+
+def _reduced(m: int) -> float:
+    """1 where a norm layer's mean and variance are sums over ``m > 1`` entries, which round;
+    0 over one entry, where they are exact (μ = x, var = 0): torch's LayerNorm(1) returns β
+    itself, and an error model that moved it sent the layers after it — LayerNorms over that
+    constant, dividing by √eps — to gradients 2–7× off, while torch's matched float64."""
+    return 1.0 if m > 1 else 0.0
 
 
 def backward_amplitude(layer, x, d, dx):
@@ -287,7 +295,7 @@ def _shared_forward(layer, x, out, perturb):
     axis reuses, so their errors are shared (one δ per reduction), not independent:
     ``out += γ·istd·√m·mean|x|·δ_μ + γ·x̂·√m·(1 + istd·mean|x|)·δ_σ``. The second factor is
     the variance's relative error when ``x − μ`` cancels (istd·mean|x| = κ)."""
-    if not _is_batch_norm_layer(layer):
+    if not _is_batch_norm_layer(layer) or not _reduced(x.shape[layer.axis]):
         return out
     _, xhat, istd = layer._cache
     ax, m = layer.axis, x.shape[layer.axis]
@@ -331,8 +339,8 @@ def _norm_statistics(layer, x, perturb) -> tuple:
     mean_abs = np.abs(x).mean(axis=ax, keepdims=True)
     own = istd * (np.abs(x) + np.abs(mu)) if _raw_x(layer) else np.abs(xhat)
     xh = perturb(xhat, own)
-    xh = perturb(xh, istd * (np.sqrt(m) + 1) * mean_abs, axis=ax)
-    rel = perturb(np.ones_like(istd), np.sqrt(m) * (1 + istd * mean_abs) / 2 + 2)
+    xh = perturb(xh, _reduced(m) * istd * (np.sqrt(m) + 1) * mean_abs, axis=ax)
+    rel = perturb(np.ones_like(istd), _reduced(m) * np.sqrt(m) * (1 + istd * mean_abs) / 2 + 2)
     return xh * rel, istd * rel
 
 
