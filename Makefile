@@ -15,7 +15,7 @@ TOX_ARGS ?= -m fast
 .PHONY: help test test-all test-portability test-portability-all study bench lint tox clean distclean
 
 help:
-	@echo "make test       fast test suite: pytest -m 'not slow' (extra args: PYTEST_ARGS=...);"
+	@echo "make test       fast test suite: pytest -m 'not slow' -n 2 (extra args: PYTEST_ARGS=...);"
 	@echo "                hypothesis derandomized: the same examples every run"
 	@echo "make test-all   full test suite, slow training runs included (PYTEST_ARGS=...);"
 	@echo "                hypothesis profile 'thorough': 300 fresh random examples per test"
@@ -42,8 +42,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -c constraints.txt -e '.[test]'
 	touch $@
 
+# -n 2: the fast suite on both cores of a CI machine (pytest-xdist, in the test extra); each
+# worker keeps the thread settings of tests/conftest.py, so verdicts do not change
 test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not slow" -q -n 2 $(PYTEST_ARGS)
 
 test-all: $(STAMP)
 	HYPOTHESIS_PROFILE=thorough $(BIN)/python -m pytest -q $(PYTEST_ARGS)
