@@ -268,18 +268,10 @@ def _state_pairs(twins) -> dict:
     out = {}
     for p, st in twins.torch_optimizer.state.items():
         k = names[id(p)]
-        mine = _layout_state(twins.numpy_optimizer.state.get(k, {}), k in lin)
+        mine = transfer.state_to_torch_layout(twins.numpy_optimizer.state.get(k, {}), k in lin)
         for sk, sv in st.items():
             out[f"{k}.{sk}"] = (mine.get(sk), sv.detach().cpu().numpy().copy()
                                 if isinstance(sv, torch.Tensor) else np.asarray(sv))
-    return out
-
-
-def _layout_state(state: dict, transpose: bool) -> dict:
-    out = {}
-    for k, v in state.items():
-        arr = np.array(v, copy=True)   # the live state changes in place at the next step
-        out[k] = np.ascontiguousarray(arr.T) if transpose and arr.ndim == 2 else arr
     return out
 
 
@@ -315,8 +307,8 @@ def _precise_step(twins, start, X, y, masks, grads_t, seed: int) -> dict:
            "buffer": _with_sigma(fb["buffers"], fb_sigma["buffers"]),
            "param": _with_sigma(to_t(up["params"], t_model), up_sigma["params"]),
            "update": _with_sigma(to_t(zu["params"], t_model), zu_sigma["params"]),
-           "state": {f"{k}.{sk}": (_layout_state({sk: v}, k in lin)[sk], up_sigma["state"][k][sk])
-                     for k, st in up["state"].items() for sk, v in st.items()}}
+           "state": {f"{k}.{sk}": (v, up_sigma["state"][k][sk]) for k, st in up["state"].items()
+                     for sk, v in transfer.state_to_torch_layout(st, k in lin).items()}}
     if "penalty" in fb:
         ref["penalty"] = {"": (fb["penalty"], fb_sigma["penalty"])}
     return ref

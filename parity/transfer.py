@@ -59,6 +59,17 @@ def load_torch(torch_model: nn.Module, state: dict[str, np.ndarray]) -> None:
     torch_model.load_state_dict(tensors, strict=True)
 
 
+def state_to_torch_layout(state: dict, transpose: bool) -> dict:
+    """Copies of one parameter's optimizer state entries (``{"exp_avg": array, …}``), in
+    torch layout: 2-D entries transposed when the parameter is a Linear weight (``transpose``).
+    Copies: the live state changes in place at the next step."""
+    out = {}
+    for k, v in state.items():
+        arr = np.array(v, copy=True)
+        out[k] = np.ascontiguousarray(arr.T) if transpose and arr.ndim == 2 else arr
+    return out
+
+
 def optimizer_state_to_torch(np_optimizer, torch_optimizer: torch.optim.Optimizer,
                              torch_model: nn.Module) -> None:
     """Copy the NumPy optimizer's float state entries (momentum buffers, Adam's moments) into
@@ -73,9 +84,7 @@ def optimizer_state_to_torch(np_optimizer, torch_optimizer: torch.optim.Optimize
             if entry == "step" or entry not in mine or not (
                     isinstance(theirs, torch.Tensor) and theirs.is_floating_point()):
                 continue
-            a = np.asarray(mine[entry])
-            a = np.ascontiguousarray(a.T) if key in lin and a.ndim == 2 else a
-            t = torch.from_numpy(np.array(a, copy=True))
+            t = torch.from_numpy(state_to_torch_layout({entry: mine[entry]}, key in lin)[entry])
             if tuple(t.shape) != tuple(theirs.shape) or t.dtype != theirs.dtype:
                 raise ValueError(f"optimizer state {key}.{entry}: expected {theirs.dtype} "
                                  f"{tuple(theirs.shape)}, got {t.dtype} {tuple(t.shape)}")

@@ -512,13 +512,19 @@ def test_float32_kernel_error_found_by_hypothesis(case, kappa, saturated):
 FD_STEPS = (1e-5, 2.5e-6)
 
 
+def fd_at(spec, seed, n, X, y, h) -> fd.ModelCheck:
+    """The oracle's ``check_model``: Richardson differences at step ``h``, n kink-free rows of
+    ``X``, at most 16 entries per tensor."""
+    return fd.check_model(spec, seed, n=n, data=(X, y), h=h, max_entries=16, richardson=True)
+
+
 def fd_oracle(spec, seed, n, X, y) -> fd.ModelCheck:
     """``check_model`` with Richardson differences at the largest step of ``FD_STEPS`` that
     passes (the last one's result when none does). Stacked norm layers shrink the length
     scale ℓ (``FD_TRUNCATED``); a wrong backward is off by the same amount at every step, so
     it fails at each of them."""
     for h in FD_STEPS:
-        r = fd.check_model(spec, seed, n=n, data=(X, y), h=h, max_entries=16, richardson=True)
+        r = fd_at(spec, seed, n, X, y, h)
         if r.passed:
             break
     return r
@@ -573,8 +579,7 @@ def test_finite_differences_carry_the_loss_rounding_noise(case):
     """The loss's rounding sensitivity Q sets the atol (it exceeds the gradients' floor), and
     the NumPy backward matches the finite differences within it."""
     X, y = make_batch(case.spec, case.n + 8, case.seed)
-    r = fd.check_model(case.spec, case.seed, n=case.n, data=(X, y), h=1e-5, max_entries=16,
-                       richardson=True)
+    r = fd_at(case.spec, case.seed, case.n, X, y, FD_STEPS[0])
     assert r.sensitivity > 1e3
     assert r.atol == pytest.approx(fd.FD_LAMBDA * fd.EPS * r.sensitivity / 1e-5 * 3)
     assert r.kink_crossings == 0 and r.passed, r.report()
@@ -593,8 +598,7 @@ def test_bce_cap_is_flagged_for_finite_differences():
     share: tests/test_components.py compares the capped region with torch's BCELoss)."""
     case = BCE_CAPPED
     X, y = make_batch(case.spec, case.n + 8, case.seed)
-    r = fd.check_model(case.spec, case.seed, n=case.n, data=(X, y), h=1e-5, max_entries=16,
-                       richardson=True)
+    r = fd_at(case.spec, case.seed, case.n, X, y, FD_STEPS[0])
     assert r.capped == 1 and r.kink_crossings == 0
 
 
@@ -611,8 +615,7 @@ FD_TRUNCATED = found_case((("linear", 1, 26), ("layernorm", 26), ("relu",), ("dr
 def test_finite_differences_take_the_step_whose_truncation_is_below_tolerance():
     case = FD_TRUNCATED
     X, y = make_batch(case.spec, case.n + 8, case.seed)
-    coarse, fine = (fd.check_model(case.spec, case.seed, n=case.n, data=(X, y), h=h,
-                                   max_entries=16, richardson=True) for h in FD_STEPS)
+    coarse, fine = (fd_at(case.spec, case.seed, case.n, X, y, h) for h in FD_STEPS)
     err = [r.tensors["0.bias"].max_abs for r in (coarse, fine)]
     assert err[0] > 10 * err[1], err          # ∝ h⁴: 256× in theory
     r = fd_oracle(case.spec, case.seed, case.n, X, y)
