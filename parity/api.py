@@ -13,6 +13,7 @@ Neither touches the models it is given: it works on copies.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -22,11 +23,12 @@ from torch import nn
 
 import reference
 import torch_impl
-from parity import convert, localize
+from parity import convert, inputs, localize
 from parity import twins as twins_mod
 from parity.compare import Comparison, compare_twins
 from parity.fileio import atomic_write_bytes
 from parity.judge import Pair, judge
+from parity.runtime import check_seed
 from parity.spec import DTYPES, OptimSpec, check_dtype
 from reference.optim import OPTIMIZERS
 
@@ -70,7 +72,8 @@ class TwinsReport:
                  *(f"  note: {n}" for n in self.notes)]
         fails = c.failures()
         for f in fails[:MAX_FAIL_LINES]:
-            lines.append(f"  FAIL {f.label}: max abs {f.max_abs:.3g}, max rel {f.max_rel:.3g} "
+            lines.append(f"  FAIL {f.detail}" if f.rule == "finite" else
+                         f"  FAIL {f.label}: max abs {f.max_abs:.3g}, max rel {f.max_rel:.3g} "
                          f"(rtol {f.rtol:g}, atol {f.atol:g}, decided by {f.rule})")
         if len(fails) > MAX_FAIL_LINES:
             lines.append(f"  … and {len(fails) - MAX_FAIL_LINES} more failed checks (--json)")
@@ -96,15 +99,6 @@ def _num(v) -> str:
 
 
 # ---- inputs ------------------------------------------------------------------------------------
-
-def _array(v, what: str) -> np.ndarray:
-    if isinstance(v, torch.Tensor):
-        return v.detach().cpu().numpy()
-    try:
-        return np.asarray(v)
-    except Exception as e:  # noqa: BLE001 — anything numpy cannot take is the caller's input
-        raise TypeError(f"{what}: expected an array, got {type(v).__name__}") from e
-
 
 def _float_dtype(arrays, who: str) -> str:
     found = {np.dtype(a.dtype).name for a in arrays if np.dtype(a.dtype).kind == "f"}
@@ -144,6 +138,7 @@ def _check_pair(np_model, t_model) -> None:
                         f"{type(np_model).__name__}")
     if not isinstance(t_model, nn.Sequential):
         raise TypeError(f"torch_model: expected an nn.Sequential, got {type(t_model).__name__}")
+    inputs.torch_module(t_model)
     if len(np_model.layers) != len(t_model):
         raise ValueError(f"the NumPy model has {len(np_model.layers)} layers, the torch model "
                          f"{len(t_model)}")
@@ -163,6 +158,11 @@ def _check_pair(np_model, t_model) -> None:
             layout = " (NumPy Linear weights are (in, out), torch's (out, in))" if k in lin else ""
             raise ValueError(f"{k}: NumPy shape {v.shape}, expected {shape} for torch's "
                              f"{theirs[k]}{layout}")
+    differ = convert.option_mismatches(np_model, t_model)
+    if differ:
+        raise ValueError(f"the twins' layer options differ: {'; '.join(differ)}")
+    inputs.finite_state(mine, "the NumPy model's")
+    inputs.finite_state(t_model.state_dict(), "the torch model's")
 
 
 def optimizer_spec(optimizer) -> OptimSpec:
@@ -192,7 +192,19 @@ def optimizer_spec(optimizer) -> OptimSpec:
         raise ValueError(f"optimizer: unknown kind {spec.kind!r}; known: {sorted(OPTIMIZERS)}")
     if spec.decay not in ("all", "weights"):
         raise ValueError(f"optimizer: decay must be 'all' or 'weights', got {spec.decay!r}")
+    _check_optimizer_numbers(spec)
     return spec
+
+
+def _check_optimizer_numbers(spec: OptimSpec) -> None:
+    """lr and weight decay finite and >= 0; every numeric option (``momentum``, each of
+    ``betas``, ``eps``) finite: torch's own ``0 <= lr`` test lets NaN through."""
+    inputs.number(spec.lr, "optimizer lr", 0)
+    inputs.number(spec.weight_decay, "optimizer weight_decay", 0)
+    for k, v in spec.options.items():
+        for x in (v if isinstance(v, tuple | list) else (v,)):
+            if not isinstance(x, bool) and x is not None:
+                inputs.number(x, f"optimizer {k}")
 
 
 def _check_loss(loss) -> str:
@@ -215,8 +227,59 @@ def _weights_note(np_model, t_model) -> str | None:
             f"{diffs[worst]:.3g})")
 
 
+def _guarded(fn: Callable) -> Callable:
+    """User code run during a check (a module's ``forward``, a layer subclass,
+    ``loss_and_grads``) that calls ``sys.exit`` becomes a ``ValueError`` naming it: a check
+    that never finished must not end the caller's process, least of all with status 0."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except SystemExit as e:
+            raise ValueError(f"user code called sys.exit({e.code!r}) during the check; "
+                             f"nothing was compared") from None
+    return run
+
+
+def _dry_run(np_model, t_model: nn.Module, X: np.ndarray, y: np.ndarray, loss: str) -> None:
+    """One forward of each copy on ``X`` before any work, so that a batch a model cannot take
+    (feature count, rank, BatchNorm on one sample) or labels beyond its outputs is the
+    caller's input error, named, not a crash in the middle of a step. torch runs in training
+    mode under a forked RNG on a copy of ``X``, and its buffers are restored after."""
+    shape = _torch_dry_run(t_model, X)
+    try:
+        np_model.predict(X.copy())
+    except Exception as e:  # noqa: BLE001 — the user's model or batch, reported as input
+        raise ValueError(f"X {X.shape}: the NumPy model cannot run on it: "
+                         f"{type(e).__name__}: {_first_line(e)}") from None
+    inputs.labels_fit(y, loss, shape)
+
+
+def _torch_dry_run(t_model: nn.Module, X: np.ndarray) -> tuple:
+    """The output shape of one training-mode forward of ``t_model`` on a copy of ``X``
+    (forked RNG, buffers restored); ``ValueError`` naming ``X`` when torch cannot run it."""
+    saved = {k: b.clone() for k, b in t_model.named_buffers()}
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            t_model.train()
+            return tuple(t_model(torch.tensor(X)).shape)
+    except Exception as e:  # noqa: BLE001 — the user's model or batch, reported as input
+        raise ValueError(f"X {X.shape}: the torch model cannot run on it: "
+                         f"{type(e).__name__}: {_first_line(e)}") from None
+    finally:
+        with torch.no_grad():
+            for k, b in t_model.named_buffers():
+                b.copy_(saved[k])
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else ""
+
+
 # ---- compare_models ----------------------------------------------------------------------------
 
+@_guarded
 def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, X, y, *,
                    loss: str, optimizer=None, steps: int = 1, dtype: str | None = None,
                    masks: str = "shared", weights: str = "numpy", seed: int = 0,
@@ -231,9 +294,19 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     dropout masks (from ``seed``) are handed to NumPy, the only mode. ``weights``: both
     copies start from the NumPy model's weights (``"numpy"``) or torch's (``"torch"``).
     ``device``: where the torch copy runs, ``"cpu"`` or ``"cuda[:N]"`` (TF32 off; every torch
-    tensor is brought back to the CPU before it is judged)."""
+    tensor is brought back to the CPU before it is judged).
+
+    Bad input — a NaN or Inf anywhere, complex numbers, an empty batch, labels the model
+    cannot take, layer options (dropout ``p``, a norm's ``eps``) that differ, tied or meta
+    parameters — is a ``ValueError``/``TypeError`` naming it, raised before any step. The
+    caller's arrays and models are never touched: both frameworks work on copies. A torch
+    parameter with ``requires_grad=False`` is frozen on both sides (left out of both
+    optimizers; its gradient is not compared, its value must stay put)."""
     _check_pair(numpy_model, torch_model)
     _check_loss(loss)
+    seed = check_seed(seed, "seed")
+    steps = int(inputs.number(steps, "steps", *inputs.STEPS, integer=True))
+    X, y = inputs.batch(X, y, loss)
     if masks != "shared":
         raise ValueError(f"masks: only 'shared' is supported (torch's dropout masks handed to "
                          f"NumPy), got {masks!r}")
@@ -245,20 +318,25 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
             raise TypeError(f"the NumPy model is {dtype}, the torch model {other}: pass "
                             f"dtype='float64' or 'float32' to compare copies in one dtype")
     check_dtype(dtype)
+    o = optimizer_spec(optimizer)
     np_model = _cast_numpy(numpy_model, dtype)
     t_model = copy.deepcopy(torch_model).to(device="cpu", dtype=_TORCH[dtype])
+    X = X.astype(dtype)
+    _dry_run(np_model, t_model, X, y, loss)
     note = _weights_note(np_model, t_model)
-    o = optimizer_spec(optimizer)
     twins = twins_mod.from_models(np_model, t_model, loss, optimizer=o.kind, lr=o.lr,
                                   options=o.options, weight_decay=o.weight_decay,
                                   decay=o.decay, init_from=weights, name=name,
                                   device=device)
-    X, y = _array(X, "X"), _array(y, "y")
     loc = localize.localize(twins, X, y, seed)
     result = compare_twins(twins, X, y, steps=steps, seed=seed)
     start = "NumPy" if weights == "numpy" else "torch"
     notes = [f"{note}; both copies started from the {start} model's weights"] if note else []
-    return TwinsReport(result, loc, notes)
+    if twins.frozen:
+        notes.append(f"frozen in torch (requires_grad=False): {', '.join(twins.frozen)} — "
+                     f"left out of both optimizers, gradient not compared, value compared "
+                     f"after every step")
+    return TwinsReport(result, loc, notes + result.notes)
 
 
 def assert_twins_close(numpy_model: reference.Sequential, torch_model: nn.Sequential, X, y,
@@ -273,6 +351,7 @@ def assert_twins_close(numpy_model: reference.Sequential, torch_model: nn.Sequen
 
 # ---- compare_functions -------------------------------------------------------------------------
 
+@_guarded
 def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
                       params: Mapping[str, np.ndarray], *, loss: str = "cross_entropy",
                       reg: float = 0.0, mapping: Mapping[str, str] | None = None,
@@ -291,17 +370,28 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
     if not isinstance(torch_model, nn.Module):
         raise TypeError(f"torch_model: expected an nn.Module, got {type(torch_model).__name__}")
     _check_loss(loss)
+    inputs.torch_module(torch_model)
+    inputs.finite_state(torch_model.state_dict(), "the torch model's")
+    reg = inputs.number(reg, "reg", 0)
+    if mapping is not None and not isinstance(mapping, Mapping):
+        raise TypeError(f"mapping: expected a dict your name -> torch state_dict key, got "
+                        f"{type(mapping).__name__}")
+    if transposed is not None and not isinstance(transposed, bool):
+        raise TypeError(f"transposed: expected True, False or None, got {transposed!r}")
     if any(isinstance(m, nn.Dropout) and m.p > 0 for m in torch_model.modules()):
         raise ValueError("compare_functions: the torch model has Dropout, whose masks a plain "
                          "function cannot receive; use compare_models")
     params = _user_params(params)
     t_model = copy.deepcopy(torch_model).to(torch.float64)
+    frozen = [k for k, p in t_model.named_parameters() if not p.requires_grad]
+    t_model.requires_grad_(True)     # your function returns every gradient: torch computes all
     shapes = {k: tuple(p.shape) for k, p in t_model.named_parameters()}
     matched = match_names(params, shapes, mapping, transposed)
     state = {key: np.ascontiguousarray(params[n].T) if tr else params[n]
              for n, (key, tr) in matched.items()}
-    X = np.array(_array(X, "X"), dtype=np.float64)
-    y = _array(y, "y")
+    X, y = inputs.batch(X, y, loss)
+    X = X.astype(np.float64)
+    inputs.labels_fit(y, loss, _torch_dry_run(t_model, X))
     L_t, grads_t = _torch_loss_and_grads(t_model, loss, X, y, reg, state)
     L_u, grads_u = _call_user(loss_and_grads, params, X, y)
     mine = {key: np.ascontiguousarray(grads_u[n].T) if tr else grads_u[n]
@@ -315,6 +405,9 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
         "weights": state, "batch": {"X": X, "y": np.asarray(y)},
         "grads_numpy": mine, "grads_torch": grads_t})
     notes = _mapping_notes(params, shapes, matched)
+    if frozen:
+        notes.append(f"frozen in torch (requires_grad=False): {', '.join(frozen)} — your "
+                     f"function returns its gradient, so torch's is computed and compared too")
     if reg:
         lin = ", ".join(_linear_weights(t_model))
         notes.append(f"torch's loss includes 0.5·reg·Σ‖W‖² over {lin} (reg {reg:g})")
@@ -328,7 +421,7 @@ def _user_params(params) -> dict[str, np.ndarray]:
                         f"{type(params).__name__}")
     out = {}
     for k, v in params.items():
-        a = _array(v, f"params[{k!r}]")
+        a = inputs.array(v, f"params[{k!r}]")
         if a.dtype.kind != "f":
             raise TypeError(f"params[{k!r}]: expected a float array, got {a.dtype}")
         out[str(k)] = np.array(a, dtype=np.float64)
@@ -411,7 +504,7 @@ def _torch_loss_and_grads(model: nn.Module, loss: str, X, y, reg: float, state: 
         for k, p in params.items():
             p.copy_(torch.from_numpy(state[k]))
     model.train()
-    out = model(torch.from_numpy(X))
+    out = model(torch.tensor(X))          # a copy: an in-place first module writes into it
     L = torch_impl.LOSSES[loss]()(out, torch_impl.targets(loss, y, torch.float64))
     if reg:
         L = L + torch_impl.l2_penalty([params[k] for k in _linear_weights(model)], reg)
@@ -428,10 +521,16 @@ def _grad(p: torch.Tensor) -> np.ndarray:
 def _call_user(fn: Callable, params: dict, X, y) -> tuple[float, dict]:
     """``fn(params, X, y)`` on copies; its ``(loss, grads)`` checked: a number, and a gradient
     of the parameter's shape for every parameter."""
-    got = fn({k: v.copy() for k, v in params.items()}, X.copy(), np.array(y, copy=True))
+    try:
+        got = fn({k: v.copy() for k, v in params.items()}, X.copy(), np.array(y, copy=True))
+    except SystemExit as e:
+        raise ValueError(f"loss_and_grads called sys.exit({e.code!r}); nothing was "
+                         f"compared") from None
     if not isinstance(got, tuple | list) or len(got) != 2:
         raise TypeError(f"loss_and_grads must return (loss, grads), got {type(got).__name__}")
     loss, grads = got
+    if np.iscomplexobj(loss):
+        raise TypeError(f"loss_and_grads: loss must be a real number, got {loss!r}")
     try:
         loss = float(loss)
     except (TypeError, ValueError):
@@ -443,7 +542,8 @@ def _call_user(fn: Callable, params: dict, X, y) -> tuple[float, dict]:
     if missing or extra:
         raise ValueError(f"loss_and_grads: grads keys differ from params: missing {missing}, "
                          f"unexpected {extra}")
-    out = {k: np.asarray(_array(grads[k], f"grads[{k!r}]"), dtype=np.float64) for k in params}
+    out = {k: inputs.array(grads[k], f"loss_and_grads: grads[{k!r}]", finite=False)
+           .astype(np.float64) for k in params}
     for k, g in out.items():
         if g.shape != params[k].shape:
             raise ValueError(f"loss_and_grads: grads[{k!r}] has shape {g.shape}, params[{k!r}] "

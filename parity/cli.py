@@ -511,8 +511,12 @@ def check_numbers(args) -> None:
                              f"{prog}: {opt} must be <= {hi}, got {v}")
 
 
+_SIGNALLED: list[int] = []   # signals received: a KeyboardInterrupt without one was raised by code
+
+
 def _on_signal(signum, frame):
     """First SIGINT/SIGTERM: ignore further ones (the cleanup must finish), then raise."""
+    _SIGNALLED.append(signum)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
@@ -546,9 +550,19 @@ def _stdout_gone() -> int:
     return EXIT_SIGPIPE
 
 
+def _parse(argv: list[str] | None):
+    """The parsed arguments, or the exit code of ``--help``/``--version`` (argparse exits)."""
+    try:
+        return build_parser().parse_args(argv)
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
+
+
 def _run(argv: list[str] | None, debug: bool) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = _parse(argv)
+        if isinstance(args, int):
+            return args
         check_numbers(args)
         from parity.runtime import configure_threads
         configure_threads(args.threads)
@@ -570,10 +584,16 @@ def _run(argv: list[str] | None, debug: bool) -> int:
         print("nn-parity: terminated", file=sys.stderr)
         return EXIT_SIGTERM
     except KeyboardInterrupt:
+        if not _SIGNALLED:    # raised by code (the user's), not by a Ctrl-C
+            print("nn-parity: error: KeyboardInterrupt raised by the code under check, with no "
+                  "signal; nothing was compared", file=sys.stderr)
+            return EXIT_USAGE
         print("nn-parity: interrupted", file=sys.stderr)
         return EXIT_SIGINT
-    except SystemExit as e:  # --help exits 0 through argparse
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
+    except SystemExit as e:  # after parsing: only code under check calls sys.exit
+        print(f"nn-parity: error: the code under check called sys.exit({e.code!r}); nothing "
+              f"was compared", file=sys.stderr)
+        return EXIT_USAGE
     except Exception as e:  # noqa: BLE001 — the last resort: one line, not a traceback
         if debug:
             import traceback
@@ -591,6 +611,7 @@ def _line(e: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code (see the module docstring)."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
+    _SIGNALLED.clear()
     with _signals():
         try:
             return _run(argv, debug)

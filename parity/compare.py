@@ -23,7 +23,7 @@ import layerspec as S
 from parity import precise, transfer
 from parity import twins as twins_mod
 from parity.fileio import atomic_write
-from parity.judge import Check, Pair, judge
+from parity.judge import Check, Pair, judge, nonfinite
 from parity.masks import DropoutMaskRecorder
 from parity.runtime import exact_float32_matmul
 from parity.spec import ModelSpec, check_dtype
@@ -43,6 +43,7 @@ class Comparison:
     loss_torch: list = field(default_factory=list)
     checks: list = field(default_factory=list)
     arrays: dict = field(default_factory=dict, repr=False)   # evidence, torch layout
+    notes: list = field(default_factory=list)   # e.g. where a NaN or Inf first appeared
 
     @property
     def passed(self) -> bool:
@@ -88,14 +89,14 @@ class Comparison:
                 "loss_torch": self.loss_torch, "quantities": self.by_quantity(),
                 "judged_by": self.judged_by(),
                 "tiny_tensors": sum(int(c.tiny) for c in self.checks),
-                "failures": [asdict(c) for c in self.failures()]}
+                "failures": [asdict(c) for c in self.failures()], "notes": self.notes}
 
     def report(self) -> str:
         """A mine-vs-torch table; failures listed with their label and message."""
         lines = [f"{self.model} [{self.dtype}, seed {self.seed}, {self.steps} step(s)]: "
                  f"{'passed' if self.passed else 'FAILED'}",
                  f"  loss numpy {self.loss_numpy[0]:.17g}  torch {self.loss_torch[0]:.17g}",
-                 *self.quantity_rows()]
+                 *self.quantity_rows(), *(f"  note: {n}" for n in self.notes)]
         for c in self.failures():
             lines.append(f"  FAIL {c.label}: {c.detail.splitlines()[0] if c.detail else ''}")
         return "\n".join(lines)
@@ -164,7 +165,12 @@ def collect(twins, X, y, steps: int, seed: int, result: Comparison) -> list[Pair
             torch.manual_seed(seed)
             twins.torch_model.train()
             for step in range(1, steps + 1):
-                pairs += _step(twins, X, y, step, recorder, seed, result)
+                before = twins.numpy_model.state_dict()
+                found = _step(twins, X, y, step, recorder, seed, result)
+                pairs += found
+                if not result.notes and any(nonfinite(p) for p in found):
+                    result.notes.append(_first_nonfinite(twins, before, found, X, y, step,
+                                                         seed))
             pairs += _eval_output(twins, X, seed)
     finally:
         recorder.remove()
@@ -195,7 +201,7 @@ def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison) -> li
     np_model.backward(twins.numpy_loss.backward())
     result.loss_numpy.append(L_n)
     result.loss_torch.append(L_t.item())
-    grads_t = {k: p.grad.detach().cpu().numpy().copy() for k, p in t_model.named_parameters()}
+    grads_t = twins.torch_gradients()
     found = {"loss": {"": (L_n, L_t.item())},
              "grad": _zip(transfer.to_torch_layout(np_model.gradients(), t_model), grads_t)}
     if twins.penalty_keys:
@@ -222,6 +228,18 @@ def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison) -> li
     # float64: only a step the table fails pays for its rounding spread (parity.judge, rounding)
     return _pairs(found, _precise_step(twins, start, X, y, masks, grads_t, seed + step), step,
                   spread_only=True)
+
+
+def _first_nonfinite(twins, before: dict, found: list[Pair], X, y, step: int, seed: int) -> str:
+    """Where step ``step``'s first NaN/Inf came from: a layer's output or gradient (traced
+    layer by layer from ``before``, the NumPy state at the step's start, by
+    ``parity.localize.first_nonfinite``), or else the optimizer update."""
+    from parity.localize import first_nonfinite
+    where = first_nonfinite(twins, before, X, y, seed + step)
+    if where is None:
+        first = next(p for p in found if nonfinite(p))
+        where = f"{first.label} (forward and backward were finite: the optimizer update)"
+    return f"a NaN or Inf first appeared at step {step}: {where}"
 
 
 def _update_from_zero(twins, grads_t: dict) -> dict:

@@ -26,7 +26,7 @@ import reference
 from parity import transfer
 from reference import layers as L
 
-__all__ = ["SUPPORTED", "from_torch", "to_torch", "torch_type_of"]
+__all__ = ["SUPPORTED", "from_torch", "option_mismatches", "to_torch", "torch_type_of"]
 
 SUPPORTED = ("Linear (with bias)", "ReLU", "Sigmoid", "Tanh", "Dropout",
              "BatchNorm1d (tracking running statistics)", "LayerNorm (one dimension)")
@@ -101,6 +101,29 @@ def torch_type_of(layer: L.Layer) -> type | None:
     return next((theirs for ours, theirs in TWIN_TYPES if isinstance(layer, ours)), None)
 
 
+def option_mismatches(numpy_model: reference.Sequential, torch_model: nn.Sequential) -> list[str]:
+    """Every hyper-parameter a NumPy layer declares (``Layer.options``, by torch's attribute
+    names) that its torch module holds otherwise, one line each: ``"layer 1 (Dropout): p 0.5
+    (NumPy) vs 1.0 (torch)"``. Layers are paired by position."""
+    out = []
+    for i, (layer, module) in enumerate(zip(numpy_model.layers, torch_model)):
+        for name, mine in layer.options().items():
+            theirs = getattr(module, name, "(absent)")
+            if not _same_option(mine, theirs):
+                out.append(f"layer {i} ({type(layer).__name__}): {name} {mine!r} (NumPy) vs "
+                           f"{theirs!r} (torch)")
+    return out
+
+
+def _same_option(a, b) -> bool:
+    """Equal as the twins would use them: ``True`` is not ``1``, ``None`` only ``None``."""
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return float(a) == float(b)
+    return bool(a == b)
+
+
 def _module_from(i: int, layer: L.Layer, dtype: torch.dtype) -> nn.Module:
     """The torch module of one reference layer (most specific known class first)."""
     if isinstance(layer, L.Linear):
@@ -129,7 +152,10 @@ def to_torch(numpy_model: reference.Sequential) -> nn.Sequential:
     if len(found) > 1:
         raise TypeError(f"to_torch: parameters must share one dtype, got {sorted(map(str, found))}")
     np_dtype = found.pop() if found else np.dtype(np.float64)
-    dtype = {np.dtype(v): k for k, v in _TORCH_DTYPES.items()}[np_dtype]
+    dtypes = {np.dtype(v): k for k, v in _TORCH_DTYPES.items()}
+    if np_dtype not in dtypes:
+        raise TypeError(f"to_torch: parameters must be float32 or float64, got {np_dtype}")
+    dtype = dtypes[np_dtype]
     module = nn.Sequential(*(_module_from(i, layer, dtype)
                              for i, layer in enumerate(numpy_model.layers)))
     transfer.numpy_to_torch(numpy_model, module)

@@ -19,6 +19,8 @@ module only reads them. The rules and their constants live in ``parity.tolerance
                evaluation ``r`` is within ``FACTOR`` times the other's plus ``FLOOR`` noise
                spreads: ``d_a ≤ F·d_b + K·σ`` and ``d_b ≤ F·d_a + K·σ``.
 ``exact``      integer tensors (``num_batches_tracked``, Adam's ``step``) must be equal.
+``finite``     a NaN or Inf in either twin's tensor fails, always: two NaNs are not an
+               agreement, they are a computation neither twin finished.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class Check:
     atol: float
     passed: bool
     detail: str = ""
-    rule: str = "table"          # table | rounding | precision | exact | shape
+    rule: str = "table"          # table | rounding | precision | exact | shape | finite
     scale: float = 0.0           # the S that multiplied atol
     tiny: bool = False           # torch's tensor lies wholly below the absolute atol floor
     err_numpy: float | None = None   # max|a − r| (precision tier)
@@ -114,9 +116,9 @@ def judge_pair(p: Pair, dtype: str, group_scale: float) -> Check:
                 max_rel=max_abs / own if own > atol * group_scale else 0.0, rtol=rtol, atol=atol,
                 tiny=_maxabs(b64) < tol.ABSOLUTE_FLOOR[dtype])
     if not (np.isfinite(a64).all() and np.isfinite(b64).all()):
-        same = np.array_equal(a64, b64, equal_nan=True)
-        return Check(**base, passed=same, rule="exact",
-                     detail="" if same else f"{p.label}: non-finite values differ")
+        base.update(max_abs=float("inf"), max_rel=float("inf"))
+        return Check(**base, passed=False, rule="finite", detail=_nonfinite_message(p.label,
+                                                                                   a64, b64))
     if _is_integer(a) and _is_integer(b):
         same = bool(np.array_equal(a, b))
         return Check(**base, passed=same, rule="exact",
@@ -153,6 +155,22 @@ def _judge_precision(p: Pair, base: dict, scale: float, a64, b64, table_msg: str
         f"allowed {tol.FACTOR:g}x the other's + {tol.FLOOR:g} x noise {sigma:.3g}")
     return Check(**base, passed=ok, rule="precision", scale=scale, detail=detail,
                  err_numpy=d_a, err_torch=d_b, noise=sigma)
+
+
+def _nonfinite_message(label: str, a64: np.ndarray, b64: np.ndarray) -> str:
+    """``"step 2 grad 0.weight: non-finite: NumPy 3 (first nan at (0, 1)), torch none"``."""
+    def side(v: np.ndarray) -> str:
+        bad = ~np.isfinite(v)
+        if not bad.any():
+            return "none"
+        i = tuple(int(j) for j in np.argwhere(bad)[0]) if v.ndim else ()
+        return f"{int(bad.sum())} (first {v[i]!r} at {i})"
+    return f"{label}: non-finite values: NumPy {side(a64)}, torch {side(b64)}"
+
+
+def nonfinite(p: Pair) -> bool:
+    """Either twin's tensor holds a NaN or an Inf."""
+    return not (np.isfinite(_as_float64(p.mine)).all() and np.isfinite(_as_float64(p.theirs)).all())
 
 
 def _table_message(label: str, diff, bound, a64, b64) -> str:

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from parity import precise
+from parity import precise, transfer
 from parity.judge import Check, Pair, judge
 from parity.masks import DropoutMaskRecorder
 from parity.tolerances import SAMPLES
@@ -128,7 +128,8 @@ def torch_layers(model, loss, X, targets, seed: int) -> tuple[dict, dict]:
     got = {"output": {i: o.detach().cpu().numpy().copy() for i, o in enumerate(outs)},
            "input_grad": {i: t.grad.detach().cpu().numpy().copy() for i, t in enumerate(ins)
                           if t.grad is not None},
-           "grad": {k: p.grad.detach().cpu().numpy().copy() for k, p in model.named_parameters()}}
+           "grad": {k: p.grad.detach().cpu().numpy().copy() for k, p in model.named_parameters()
+                    if p.requires_grad}}
     return got, recorder.take()
 
 
@@ -198,3 +199,38 @@ def localize(twins, X, y, seed: int = 0) -> Localization:
     kinds = [type(m).__name__ for m in twins.numpy_model.layers]
     pairs = _pairs(mine, theirs, ref, sig, kinds)
     return read_off(pairs, judge(pairs, twins.dtype), kinds)
+
+
+# ---- where a NaN or Inf first appears ---------------------------------------------------------
+
+def first_nonfinite(twins, state: dict, X, y, seed: int) -> str | None:
+    """The first place one training step from NumPy ``state`` (``state_dict`` keys, NumPy
+    layout) makes a NaN or Inf in either twin: a layer's output in forward order, else a
+    layer's input or parameter gradient in backward order (``"layer 2 (Linear) output,
+    forward: torch"``); ``None`` when forward and backward stay finite. Both twins run
+    layer by layer on copies, with torch's dropout masks from ``seed`` handed to NumPy."""
+    np_model, t_model = copy.deepcopy(twins.numpy_model), copy.deepcopy(twins.torch_model)
+    np_model.load_state_dict(state)
+    transfer.numpy_to_torch(np_model, t_model)
+    X = np.asarray(X, dtype=np.dtype(twins.dtype))
+    with np.errstate(all="ignore"):
+        theirs, masks = torch_layers(t_model, twins.torch_loss, X, twins.torch_targets(y), seed)
+        try:
+            mine = numpy_layers(np_model, type(twins.numpy_loss)(), X, y, masks, dtype=X.dtype)
+        except (ValueError, FloatingPointError):   # a loss that refuses a NaN input
+            mine = {"output": {}, "input_grad": {}, "grad": {}}
+    kinds = [type(m).__name__ for m in twins.numpy_model.layers]
+    lin = transfer.linear_weight_keys(t_model)
+    mine["grad"] = _transposed(mine["grad"], lin)
+    order = [("output", i, "output, forward") for i in sorted(theirs["output"])]
+    for i in sorted(theirs["output"], reverse=True):
+        order.append(("input_grad", i, "input gradient, backward"))
+        order += [("grad", k, f"grad {k}, backward") for k in theirs["grad"]
+                  if int(k.split(".")[0]) == i]
+    for group, key, what in order:
+        sides = [name for name, got in (("NumPy", mine), ("torch", theirs))
+                 if key in got[group] and not np.isfinite(got[group][key]).all()]
+        if sides:
+            i = key if isinstance(key, int) else int(key.split(".")[0])
+            return f"layer {i} ({kinds[i]}) {what} ({' and '.join(sides)})"
+    return None

@@ -47,6 +47,7 @@ class Twins:
     penalty_keys: list[str] = field(default_factory=list)
     penalty_weight: float = 0.0
     device: str = "cpu"
+    frozen: list[str] = field(default_factory=list)   # torch parameters without requires_grad
 
     def __post_init__(self) -> None:
         self.device = check_device(self.device)
@@ -75,8 +76,16 @@ class Twins:
             self.device)
 
     def torch_input(self, X: np.ndarray) -> torch.Tensor:
-        """``X: (N, D)`` as a tensor on the twins' device (a copy: the bits unchanged)."""
-        return torch.from_numpy(np.ascontiguousarray(X)).to(self.device)
+        """``X: (N, D)`` as a tensor on the twins' device: always a copy (the bits unchanged),
+        so an in-place first module (``ReLU(inplace=True)``, ``Dropout(inplace=True)``)
+        writes into torch's own memory, never into the batch NumPy reads next."""
+        return torch.tensor(X, device=self.device)
+
+    def torch_gradients(self) -> dict[str, np.ndarray]:
+        """``{key: p.grad}`` (NumPy copies) of every trainable torch parameter; frozen ones
+        (``requires_grad=False``) have none."""
+        return {k: p.grad.detach().cpu().numpy().copy()
+                for k, p in self.torch_model.named_parameters() if p.requires_grad}
 
     def numpy_penalty(self, params: dict[str, np.ndarray]) -> float:
         return l2_penalty([params[k] for k in self.penalty_keys], self.penalty_weight)
@@ -127,7 +136,7 @@ def predict(model, X: np.ndarray) -> np.ndarray:
     with evaluating(model):
         if isinstance(model, reference.Sequential):
             return model.predict(X)
-        x = torch.from_numpy(np.ascontiguousarray(X)).to(device_of(model))
+        x = torch.tensor(X, device=device_of(model))      # a copy (in-place modules)
         return model(x).detach().cpu().numpy().copy()
 
 
@@ -249,13 +258,17 @@ def from_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, l
         transfer.torch_to_numpy(torch_model, numpy_model)
     torch_model.to(check_device(device))     # before its optimizer holds the parameters
     weights = transfer.linear_weight_keys(torch_model)
-    names = list(numpy_model.parameters())
+    frozen = [k for k, p in torch_model.named_parameters() if not p.requires_grad]
+    names = [k for k in numpy_model.parameters() if k not in frozen]
+    if not names:
+        raise ValueError("torch_model: every parameter is frozen (requires_grad=False); "
+                         "there is no training step to compare")
     groups = param_groups(names, weights, weight_decay, decay)
     np_opt, t_opt = _optimizers(numpy_model, torch_model, optimizer, lr, dict(options or {}),
                                 groups)
     penalty = [k for k in names if k in weights] if penalty_in_loss else []
     return Twins(name, dtype, numpy_model, torch_model, loss, np_opt, t_opt, penalty,
-                 weight_decay if penalty_in_loss else 0.0, device)
+                 weight_decay if penalty_in_loss else 0.0, device, frozen)
 
 
 def from_spec(spec, dtype: str = "float64", seed: int = 0, np_model=None,

@@ -10,8 +10,9 @@ The contract: ``function`` takes no arguments and returns a dict, either
 ``--dtype`` (default float64) casts copies of both models (``compare_functions`` is float64
 only), ``--seed`` seeds torch's dropout masks, ``--steps`` overrides ``"steps"`` (default 1).
 Every mistake — no such file, not Python, an import that raises, no such function, a return
-value of the wrong kind, a user function that raises — is a ``ValueError``/``TypeError``
-naming it: the CLI prints it as one line and exits 2.
+value of the wrong kind, a user function that raises or calls ``sys.exit`` — is a
+``ValueError``/``TypeError`` naming it: the CLI prints it as one line and exits 2, never 0.
+The returned ``"steps"`` is held to ``--steps``'s range and type.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 import types
 from collections.abc import Callable
 
-from parity import api
+from parity import api, inputs
 from parity.fileio import read_regular
 
 SOURCE_LIMIT = 16 << 20   # a Python file larger than 16 MiB is not a model definition
@@ -68,6 +69,8 @@ def load_module(path: str) -> types.ModuleType:
     sys.path.insert(0, os.path.dirname(module.__file__))
     try:
         exec(code, module.__dict__)
+    except SystemExit as e:
+        raise ValueError(f"{path}: importing it called sys.exit({e.code!r})") from None
     except Exception as e:  # noqa: BLE001 — the user's code: reported, not a crash of ours
         raise ValueError(f"{path}: importing it raised {type(e).__name__}: {_first(e)}") from e
     finally:
@@ -97,6 +100,8 @@ def _wrap(fn: Callable, target: str) -> Callable:
     def call(*args):
         try:
             return fn(*args)
+        except SystemExit as e:
+            raise ValueError(f"{target}: loss_and_grads called sys.exit({e.code!r})") from None
         except Exception as e:  # noqa: BLE001 — the user's code
             raise ValueError(f"{target}: loss_and_grads raised {type(e).__name__}: "
                              f"{_first(e)}") from e
@@ -107,6 +112,8 @@ def returned(target: str, fn: Callable) -> dict:
     """``fn()``, checked against the contract (module docstring)."""
     try:
         got = fn()
+    except SystemExit as e:
+        raise ValueError(f"{target} called sys.exit({e.code!r})") from None
     except Exception as e:  # noqa: BLE001 — the user's code
         raise ValueError(f"{target} raised {type(e).__name__}: {_first(e)}") from e
     if not isinstance(got, dict):
@@ -135,7 +142,9 @@ def check(target: str, dtype: str = "float64", seed: int = 0,
         return api.compare_functions(_wrap(got["loss_and_grads"], target), got["torch_model"],
                                      got["X"], got["y"], got["params"], name=target, **options)
     options = {k: got[k] for k in ("optimizer", "weights") if k in got}
-    steps = steps if steps is not None else got.get("steps", 1)
+    if steps is None:
+        steps = inputs.number(got.get("steps", 1), f'{target}: "steps"', *inputs.STEPS,
+                              integer=True)
     return api.compare_models(got["numpy_model"], got["torch_model"], got["X"], got["y"],
                               loss=got["loss"], steps=steps, dtype=dtype, seed=seed,
                               name=target, device=device, **options)

@@ -62,6 +62,11 @@ class Layer:
         if dout.shape != shape:
             raise ValueError(f"{self.name}: upstream gradient shape {dout.shape}, expected {shape}")
 
+    def options(self) -> dict:
+        """The layer's hyper-parameters by torch's names (``{"p": 0.5}`` for Dropout): what a
+        twin must share beyond its weights. Default: none."""
+        return {}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -208,6 +213,9 @@ class Dropout(Layer):
         self._check_dout(dout, self._scale.shape)
         return dout * self._scale
 
+    def options(self) -> dict:
+        return {"p": self.p}
+
     def __repr__(self):
         return f"Dropout(p={self.p})"
 
@@ -229,6 +237,9 @@ class _Normalization(Layer):
         if affine:
             self.params = {"weight": np.ones(num_features, dt), "bias": np.zeros(num_features, dt)}
         self._dtype = dt
+
+    def options(self) -> dict:
+        return {"eps": self.eps, "affine": self.affine}
 
     def _affine(self, xhat):
         if not self.affine:
@@ -281,6 +292,9 @@ class BatchNorm1d(_Normalization):
             "num_batches_tracked": np.zeros((), np.int64),
         }
 
+    def options(self) -> dict:
+        return {**super().options(), "momentum": self.momentum, "track_running_stats": True}
+
     def forward(self, x, training=True):
         self._check_input(x, self.num_features, self._dtype)
         if not training:
@@ -317,6 +331,9 @@ class LayerNorm(_Normalization):
     def __init__(self, normalized_shape: int, eps=1e-5, elementwise_affine=True,
                  dtype=np.float64):
         super().__init__(normalized_shape, eps, elementwise_affine, dtype)
+
+    def options(self) -> dict:
+        return {"eps": self.eps, "elementwise_affine": self.affine}
 
     def forward(self, x, training=True):
         self._check_input(x, self.num_features, self._dtype)
