@@ -129,7 +129,7 @@ def torch_layers(model, loss, X, targets, seed: int) -> tuple[dict, dict]:
            "input_grad": {i: t.grad.detach().cpu().numpy().copy() for i, t in enumerate(ins)
                           if t.grad is not None},
            "grad": {k: p.grad.detach().cpu().numpy().copy() for k, p in model.named_parameters()
-                    if p.requires_grad}}
+                    if p.grad is not None}}
     return got, recorder.take()
 
 

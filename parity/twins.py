@@ -84,8 +84,8 @@ class Twins:
     def torch_gradients(self) -> dict[str, np.ndarray]:
         """``{key: p.grad}`` (NumPy copies) of every trainable torch parameter; frozen ones
         (``requires_grad=False``) have none."""
-        return {k: p.grad.detach().cpu().numpy().copy()
-                for k, p in self.torch_model.named_parameters() if p.requires_grad}
+        return {k: _grad_of(k, p) for k, p in self.torch_model.named_parameters()
+                if p.requires_grad}
 
     def numpy_penalty(self, params: dict[str, np.ndarray]) -> float:
         return l2_penalty([params[k] for k in self.penalty_keys], self.penalty_weight)
@@ -104,6 +104,14 @@ class Twins:
         """Eval-mode outputs ``(numpy, torch)`` of ``X: (N, D)``, each ``(N, K)``; the torch
         model's mode is restored."""
         return predict(self.numpy_model, X), predict(self.torch_model, X)
+
+
+def _grad_of(key: str, p: torch.Tensor) -> np.ndarray:
+    """``p.grad`` as a NumPy copy; a trainable parameter the loss never reached has none."""
+    if p.grad is None:
+        raise ValueError(f"torch_model: {key} received no gradient (unused by forward?); "
+                         f"freeze it (requires_grad=False) or remove it")
+    return p.grad.detach().cpu().numpy().copy()
 
 
 # ---- eval mode, for either twin -------------------------------------------------------------

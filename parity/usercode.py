@@ -143,8 +143,8 @@ def check(target: str, dtype: str = "float64", seed: int = 0,
                                      got["X"], got["y"], got["params"], name=target, **options)
     options = {k: got[k] for k in ("optimizer", "weights") if k in got}
     if steps is None:
-        steps = inputs.number(got.get("steps", 1), f'{target}: "steps"', *inputs.STEPS,
-                              integer=True)
+        steps = int(inputs.number(got.get("steps", 1), f'{target}: "steps"', *inputs.STEPS,
+                                  integer=True))
     return api.compare_models(got["numpy_model"], got["torch_model"], got["X"], got["y"],
                               loss=got["loss"], steps=steps, dtype=dtype, seed=seed,
                               name=target, device=device, **options)

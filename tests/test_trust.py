@@ -174,12 +174,14 @@ ATTACKS = [
     # -- 5. bad input named, exit 2 ------------------------------------------------------------
     ("label-out-of-range", "d = mlp(); d['y'][0] = 3; return d", "bad",
      r"y: class labels must be < 3"),
-    ("negative-label", "d = mlp(); d['y'][0] = -1; return d", "bad", r"y: class labels must be >= 0"),
+    ("negative-label", "d = mlp(); d['y'][0] = -1; return d", "bad",
+     r"y: class labels must be >= 0"),
     ("fractional-label", "d = mlp(); d['y'] = d['y'] + 0.5; return d", "bad",
      r"y: class labels must be integers"),
     ("wrong-feature-count", "d = mlp(); d['X'] = np.ones((6, 5)); return d", "bad",
      r"X \(6, 5\): the torch model cannot run on it"),
-    ("wrong-rank", "d = mlp(); d['X'] = np.ones((6, 4, 1)); return d", "bad", r"X: expected a 2-D"),
+    ("wrong-rank", "d = mlp(); d['X'] = np.ones((6, 4, 1)); return d", "bad",
+     r"X: expected a 2-D"),
     ("y-wrong-length", "d = mlp(); d['y'] = d['y'][:5]; return d", "bad",
      r"y: expected 6 class labels"),
     ("bce-targets-wrong-shape", "d = models(nn.Linear(4, 1), nn.Sigmoid(), loss='bce')\n"
