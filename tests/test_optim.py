@@ -7,7 +7,12 @@ every state entry are compared with the float64/float32 "param"/"state" toleranc
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
+import parity
+from parity import transfer
+from parity import twins as twins_mod
+from parity.compare import compare_twins
 from parity.tolerances import tolerance
 from reference.optim import SGD, Adam, AdamW
 
@@ -119,3 +124,70 @@ def test_why_float64_updates_differ_by_an_ulp_torch_fuses_multiply_add():
         pytest.skip(f"torch did not fuse on this CPU ({torch.backends.cpu.get_cpu_capability()})")
     assert fused_mismatch < plain_mismatch / 20
     assert np.abs(plain - t.numpy()).max() <= np.spacing(np.abs(plain)).max()
+
+
+# ---- compare's per-step sync: torch starts every compared step from NumPy's state ------------
+
+def _twins_for_sync(kind, dtype, opts):
+    torch.manual_seed(11)
+    t = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 4)).to(
+        {"float64": torch.float64, "float32": torch.float32}[dtype])
+    return twins_mod.from_models(parity.from_torch(t), t, "cross_entropy", optimizer=kind,
+                                 **opts)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind, opts", [
+    ("adam", dict(lr=1e-2)),
+    ("sgd", dict(lr=0.1, options=dict(momentum=0.9, dampening=0.3))),
+], ids=["adam", "sgd-momentum"])
+def test_every_compared_step_starts_from_numpys_state_bit_for_bit(kind, opts, dtype):
+    """``parity.compare`` syncs torch to NumPy (weights, buffers, optimizer state) before
+    every step ≥ 2, so each step — and its float64 evaluation — starts from one state. At
+    the moment torch's optimizer steps (a step pre-hook; the weights and state are those the
+    step started from), every torch state entry is NumPy's in torch layout, same dtype, bit
+    for bit, and so is every weight. Without the state sync the twins' moments after step 2
+    differ by their rounding (torch's lerp/addcmul against NumPy's products: 3e-18 in
+    float64, 2e-9 in float32 here), and step 3 would start from two states."""
+    twins = _twins_for_sync(kind, dtype, opts)
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((12, 6)).astype(dtype)
+    y = rng.integers(0, 4, 12)
+    lin = transfer.linear_weight_keys(twins.torch_model)
+    names = {id(p): k for k, p in twins.torch_model.named_parameters()}
+    seen = []
+
+    def before_step(opt, args, kwargs):
+        if opt is not twins.torch_optimizer:     # compare's copy measuring the update from 0
+            return
+        seen.append(len(seen) + 1)
+        if len(seen) == 1:
+            assert not opt.state                 # step 1 starts from no state on either side
+            return
+        mine = twins.numpy_model.state_dict()
+        for k, v in twins.torch_model.state_dict().items():
+            want = np.ascontiguousarray(mine[k].T) if k in lin else mine[k]
+            got = v.detach().numpy()
+            assert got.dtype == want.dtype and np.array_equal(got, want), (
+                f"step {len(seen)} weight {k}")
+        for p, st in opt.state.items():
+            k = names[id(p)]
+            np_st = twins.numpy_optimizer.state[k]
+            assert st, k
+            for entry, v in st.items():
+                if entry == "step":              # a counter: float tensor in torch, int here
+                    assert float(v) == np_st["step"] == len(seen) - 1
+                    continue
+                want = np_st[entry]
+                want = np.ascontiguousarray(want.T) if k in lin and want.ndim == 2 else want
+                got = v.detach().numpy()
+                assert got.dtype == want.dtype and np.array_equal(got, want), (
+                    f"step {len(seen)} state {k}.{entry}: max |diff| "
+                    f"{np.abs(got.astype(np.float64) - want).max():.3g}")
+    handle = twins.torch_optimizer.register_step_pre_hook(before_step)
+    try:
+        result = compare_twins(twins, X, y, steps=3)
+    finally:
+        handle.remove()
+    assert seen == [1, 2, 3]
+    assert result.passed, result.report()
