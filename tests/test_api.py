@@ -274,6 +274,18 @@ def test_a_square_weight_needs_its_layout_only_when_no_other_weight_tells():
         parity.compare_functions(two_layer_net, t, X, y, params)
     assert parity.compare_functions(two_layer_net, t, X, y, params, reg=1e-3,
                                     transposed=True).passed
+    # W1 (6, 10) is not square and tells the layout, (in, out): the square W2 (10, 10) is
+    # taken transposed too, without being told
+    params, t, X, y = _cs231n(D=6, H=10, C=10)
+    r = parity.compare_functions(two_layer_net, t, X, y, params, reg=1e-3)
+    assert r.passed, r.report()
+    assert "your W1 (6, 10), W2 (10, 10) are (in, out)" in r.report()
+
+    def w2_in_torch_layout(p, X, y):         # W2's gradient handed back (out, in)
+        loss, g = two_layer_net(p, X, y)
+        return loss, {**g, "W2": g["W2"].T}
+    r = parity.compare_functions(w2_in_torch_layout, t, X, y, params, reg=1e-3)
+    assert [c.label for c in r.failures()] == ["step 1 grad 2.weight (your W2)"], r.report()
 
 
 @pytest.mark.parametrize("fn, message", [
@@ -435,3 +447,32 @@ def test_check_saves_the_evidence_of_a_users_function(cli, capsys, tmp_path, use
     assert summary["names"] == {"0.weight": "W", "0.bias": "b"} and summary["passed"]
     with np.load(out / "grads_numpy.npz", allow_pickle=False) as grads:
         assert sorted(grads.files) == ["0.bias", "0.weight"]
+
+
+# ---- issue 23: gaps closed ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("weights", ["torch", "numpy"])
+def test_weights_option_decides_which_models_weights_both_copies_start_from(weights):
+    """Distinct nonzero weights on both sides: the compared step starts from torch's
+    (``weights="torch"``) or NumPy's (``"numpy"``, in torch layout), bit for bit, and the
+    report says the models differed and whose weights were used."""
+    n, t, X, y = _pair("float64")
+    rng = np.random.default_rng(23)
+    n.load_state_dict({k: rng.standard_normal(v.shape) for k, v in n.state_dict().items()})
+    numpy_start = {k: np.ascontiguousarray(v.T) if k in ("0.weight", "3.weight") else v
+                   for k, v in n.state_dict().items()}
+    torch_start = {k: v.detach().numpy().copy() for k, v in t.state_dict().items()}
+    assert all(v.all() and not np.array_equal(v, numpy_start[k])
+               for k, v in torch_start.items())
+    r = parity.compare_models(n, t, X, y, loss="cross_entropy", optimizer="adam", steps=2,
+                              weights=weights)
+    assert r.passed, r.report()
+    expected = torch_start if weights == "torch" else numpy_start
+    got = r.comparison.arrays["weights"]
+    assert sorted(got) == sorted(expected)
+    for k, v in expected.items():
+        assert got[k].dtype == v.dtype and np.array_equal(got[k], v), k
+    notes = " ".join(r.notes)
+    assert "weights differed before the comparison" in notes
+    whose = "torch" if weights == "torch" else "NumPy"
+    assert f"both copies started from the {whose} model's weights" in notes

@@ -793,3 +793,35 @@ def test_cli_import_check_of_a_bad_safetensors_is_exit_2(cli, capsys, tmp_path, 
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert re.search(pattern, err), err
+
+
+# ── a member over its own key's bound, the archive within every other bound ──────────────────
+
+def test_one_member_over_its_own_bound_is_refused_naming_it(tmp_path, monkeypatch):
+    """``2.bias`` (3 floats: 24 bytes + an .npy header) holding 1000 floats: the member is
+    within what the whole model can hold (the archive-wide bound of phase one) and the file
+    within its size bound, so only the per-key check of the model's shapes can refuse it —
+    before it is inflated, in one line naming the member."""
+    state, meta = _good_parts()
+    state["2.bias"] = np.zeros(1000)
+    p = tmp_path / "ck.npz"
+    _raw_npz(p, state, meta)
+    bounds = C._bounds_of(zoo.get(GOOD))
+    with zipfile.ZipFile(p) as z:
+        sizes = {i.filename: i.file_size for i in z.infolist()}
+    assert sizes["2.bias.npy"] > bounds.per_key["2.bias"]
+    arrays = sum(s for n, s in sizes.items() if n != f"{C.META_KEY}.npy")
+    assert arrays <= bounds.total and p.stat().st_size <= bounds.file_bytes
+    read, real_read = [], C._read_member
+    monkeypatch.setattr(C, "_read_member", lambda path, z, name: (read.append(name),
+                                                                  real_read(path, z, name))[1])
+    for impl in C.IMPLS:
+        with pytest.raises(ValueError) as info:
+            C.load_any(p, GOOD, impl)
+        assert "2.bias.npy" not in read           # refused before it was inflated
+        msg = str(info.value)
+        assert "\n" not in msg and msg.startswith(f"{p}: "), msg
+        assert re.search(rf"member '2\.bias\.npy' declares {sizes['2.bias.npy']} bytes "
+                         rf"uncompressed, more than the {bounds.per_key['2.bias']} bytes "
+                         rf"'2\.bias' can hold in a 'cs231n-2layer' checkpoint; refusing to "
+                         rf"decompress it$", msg), msg

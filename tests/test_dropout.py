@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import layerspec as S
+import parity
 from parity import zoo
 from parity.masks import DropoutMaskRecorder
 from reference.layers import Dropout
@@ -62,3 +63,62 @@ def test_dropout_scale_is_torchs_kept_value(p, dtype):
     kept = np.unique(y[y != 0])
     assert kept.size == 1, kept
     assert kept[0] == Dropout(p).scale(dtype), (p, dtype, kept[0], Dropout(p).scale(dtype))
+
+
+# ---- several steps through compare_models: a new mask every step ---------------------------
+
+class _StaleMaskDropout(Dropout):
+    """A NumPy dropout that keeps the first mask it was handed and applies it at every later
+    step (torch draws a new one each step)."""
+
+    def forward(self, x, training=True):
+        if training and self._queued:
+            first = getattr(self, "_first_mask", None)
+            self._first_mask = first if first is not None else self._queued[0]
+            self._queued[0] = self._first_mask
+        return super().forward(x, training)
+
+
+def _dropout_pair(dtype, dropout=Dropout):
+    """``Linear(6, 24) → ReLU → Dropout(0.5) → Linear(24, 3)`` on both sides (the NumPy
+    Dropout replaceable by a planted bug), torch's weights on both, a batch of 16."""
+    torch.manual_seed(9)
+    t = torch.nn.Sequential(torch.nn.Linear(6, 24), torch.nn.ReLU(), torch.nn.Dropout(0.5),
+                            torch.nn.Linear(24, 3)).to(DTYPES[dtype])
+    n = parity.from_torch(t)
+    n.layers[2] = dropout(0.5)
+    rng = np.random.default_rng(10)
+    return n, t, rng.standard_normal((16, 6)).astype(dtype), rng.integers(0, 3, 16)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_three_adam_steps_with_dropout_pass_and_draw_a_new_mask_each_step(dtype):
+    n, t, X, y = _dropout_pair(dtype)
+    masks = []
+    real_queue = Dropout.queue_masks
+
+    def queue(self, m):
+        masks.extend(np.asarray(k, dtype=bool).copy() for k in m)
+        real_queue(self, m)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Dropout, "queue_masks", queue)
+        r = parity.compare_models(n, t, X, y, loss="cross_entropy", optimizer="adam", steps=3,
+                                  seed=4)
+    assert r.passed, r.report()
+    assert r.comparison.steps == 3 and len(r.comparison.loss_numpy) == 3
+    assert {c.label.split()[1] for c in r.checks if c.label.startswith("step")} == {
+        "1", "2", "3"}
+    # every mask torch drew reached NumPy (localization, the steps, and in float32 each float64
+    # evaluation of a step gets that step's): three different ones, one per step
+    assert all(0 < m.sum() < m.size for m in masks)
+    assert len({m.tobytes() for m in masks}) >= 3
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_dropout_that_reuses_step_1s_mask_fails_from_step_2(dtype):
+    n, t, X, y = _dropout_pair(dtype, _StaleMaskDropout)
+    r = parity.compare_models(n, t, X, y, loss="cross_entropy", optimizer="adam", steps=3,
+                              seed=4)
+    failed_steps = {int(c.label.split()[1]) for c in r.failures() if c.label.startswith("step")}
+    assert not r.passed and min(failed_steps) == 2, r.report()
+    assert "step 2 loss" in {c.label for c in r.failures()}, r.report()

@@ -12,11 +12,13 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import stat
 import struct
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import warnings
@@ -506,15 +508,95 @@ def test_row9_unwritable_parent_is_refused_before_the_run(cli, capsys, tmp_path,
         assert "nn-parity-tmp" not in err
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a mode-0555 directory anyway")
-def test_row9_read_only_directory_by_permissions(cli, capsys, tmp_path):
-    ro = tmp_path / "ro"
-    ro.mkdir(mode=0o555)
+# the permission test's body as a script, for an unprivileged user when the tests run as root:
+# the claims run must not start (the refusal comes first); the CLI's exit code is the result
+READ_ONLY_BODY = """
+import os, sys
+from parity.audit import claims
+from parity.cli import main
+
+def never(*a, **k):
+    raise AssertionError("the long run started")
+claims.run_audit = never
+if os.geteuid() != int(sys.argv[2]):
+    sys.exit(f"running as uid {os.geteuid()}, expected {sys.argv[2]}")
+sys.exit(main(["claims", "--quick", "--out", sys.argv[1]]))
+"""
+NOBODY = 65534
+# who runs the body when this process is root, first that works: uid/gid 65534 with no
+# supplementary groups (setpriv, runuser); else root with an empty capability bounding set
+# (no CAP_DAC_OVERRIDE: the mode bits of a directory it owns bind it) — for an interpreter
+# that uid 65534 cannot reach (a venv over a Python under /root, mode 0700)
+UNPRIVILEGED = [
+    ("setpriv", ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"],
+     NOBODY),
+    ("runuser", ["runuser", "-u", "nobody", "--"], NOBODY),
+    ("setpriv", ["setpriv", "--bounding-set=-all", "--inh-caps=-all"], 0),
+]
+
+
+def _unprivileged(env: dict, cwd: Path) -> tuple[list[str], int] | None:
+    """``(command prefix, uid it runs as)`` of the first way in ``UNPRIVILEGED`` that is
+    installed and runs this Python (same major.minor) with this checkout importable."""
+    probe = ("import os, sys, parity.cli; print(os.geteuid(), *sys.version_info[:2], "
+             "open('/proc/self/status').read().split('CapEff:')[1].split()[0])")
+    for tool, prefix, uid in UNPRIVILEGED:
+        if not shutil.which(tool):
+            continue
+        r = subprocess.run([*prefix, sys.executable, "-c", probe], capture_output=True,
+                           text=True, timeout=120, env=env, cwd=cwd)
+        if r.returncode == 0 and r.stdout.split() == [str(uid), *map(str, sys.version_info[:2]),
+                                                      "0" * 16]:
+            return prefix, uid
+    return None
+
+
+def test_row9_read_only_directory_by_permissions(cli, capsys, monkeypatch, tmp_path):
+    """A mode-0555 directory, owned by the user who runs the CLI: one line, exit 2, before
+    the run. Root writes into it anyway (CI runs as root), so as root the body runs in a
+    subprocess as uid 65534 — or, where that user cannot reach this Python, as root without
+    capabilities (``UNPRIVILEGED``) — in a directory under /tmp it can reach, with this
+    checkout importable and this Python."""
+    if os.geteuid() != 0:                        # the body in this process
+        from parity.audit import claims
+
+        def never(*a, **k):
+            raise AssertionError("the long run started")
+        monkeypatch.setattr(claims, "run_audit", never)
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        try:
+            code = cli(["claims", "--quick", "--out", str(ro / "c.json")])
+            assert os.listdir(ro) == []
+        finally:
+            ro.chmod(0o755)
+        one_line_exit_2(capsys, code, r"--out .*ro.*: Permission denied")
+        return
+    top = Path(tempfile.mkdtemp(prefix="nn-parity-ro-", dir="/tmp"))
     try:
-        code = cli(["claims", "--quick", "--out", str(ro / "c.json")])
-        one_line_exit_2(capsys, code, r"Permission denied")
+        top.chmod(0o755)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(top),
+               "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1",
+               **{k: v for k, v in os.environ.items()
+                  if k.startswith(("NN_PARITY_", "OMP_", "OPENBLAS_", "MKL_", "ATEN_"))}}
+        found = _unprivileged(env, top)
+        if found is None:
+            pytest.skip("running as root, and neither setpriv nor runuser can run this "
+                        "Python unprivileged: no one to run the permission check as")
+        prefix, uid = found
+        ro = top / "ro"
+        ro.mkdir()
+        os.chown(ro, uid, uid)                # the runner's own directory, mode 0555
+        ro.chmod(0o555)
+        code = subprocess.run([*prefix, sys.executable, "-c", READ_ONLY_BODY,
+                               str(ro / "c.json"), str(uid)], capture_output=True,
+                              text=True, timeout=120, env=env, cwd=top)
+        assert os.listdir(ro) == []
     finally:
-        ro.chmod(0o755)
+        shutil.rmtree(top)
+    assert code.returncode == 2, code.stderr
+    assert code.stderr.count("\n") == 1 and "Traceback" not in code.stderr, code.stderr
+    assert re.search(r"--out .*ro.*: Permission denied", code.stderr), code.stderr
 
 
 # ── row 10: a failing --save never mixes two runs ────────────────────────────────────────────

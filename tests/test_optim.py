@@ -7,11 +7,31 @@ every state entry are compared with the float64/float32 "param"/"state" toleranc
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
-from parity.tolerances import tolerance
+import parity
+from parity import transfer
+from parity import twins as twins_mod
+from parity.compare import compare_twins
+from parity.tolerances import ABSOLUTE_FLOOR, tolerance
 from reference.optim import SGD, Adam, AdamW
 
 TORCH = {SGD: torch.optim.SGD, Adam: torch.optim.Adam, AdamW: torch.optim.AdamW}
+
+
+def assert_same(label, mine, theirs: torch.Tensor, dtype, quantity):
+    """``assert_close`` with ``parity.tolerances``' (rtol, atol) for ``quantity``; below
+    float64 the atol is relative to the tensor's own scale, as the float32 table is
+    (``parity.judge``): an absolute 1e-5 passed every tensor smaller than it blind (93 of
+    the 200 Adam ``exp_avg_sq`` entries here). The scale is capped at 1, so no tensor is
+    allowed more than the absolute atol allowed it before."""
+    rtol, atol = tolerance(dtype, quantity)
+    got, want = torch.as_tensor(np.asarray(mine)), theirs.detach()
+    if dtype != "float64":
+        own = max(float(got.abs().max()), float(want.abs().max())) if got.numel() else 0.0
+        atol *= min(1.0, own)
+    torch.testing.assert_close(got.to(torch.float64), want.to(torch.float64), rtol=rtol,
+                               atol=atol, msg=lambda m: f"{label}: {m}")
 
 
 def helper_test_optim(cls, dtype="float64", steps=5, **opts):
@@ -23,23 +43,18 @@ def helper_test_optim(cls, dtype="float64", steps=5, **opts):
     mine = {k: v.copy() for k, v in p0.items()}
     opt = cls(mine, **opts)
     theirs = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in p0.items()}
-    t_opt = TORCH[cls](list(theirs.values()), foreach=False, **opts)
+    t_cls = next(TORCH[c] for c in cls.__mro__ if c in TORCH)   # a planted subclass: its base
+    t_opt = t_cls(list(theirs.values()), foreach=False, **opts)
     for step, g in enumerate(grads, 1):
         opt.step(g)
         for k, p in theirs.items():
             p.grad = torch.from_numpy(g[k].copy())
         t_opt.step()
         for k, p in theirs.items():
-            rtol, atol = tolerance(dtype, "param")
-            torch.testing.assert_close(torch.from_numpy(mine[k]), p.detach(), rtol=rtol,
-                                       atol=atol,
-                                       msg=lambda m, s=step, k=k: f"step {s} param {k}: {m}")
+            assert mine[k].dtype == np.dtype(dtype), f"step {step} param {k}: dtype"
+            assert_same(f"step {step} param {k}", mine[k], p, dtype, "param")
             for sk, sv in t_opt.state[p].items():
-                rtol, atol = tolerance(dtype, "state")
-                got = torch.as_tensor(opt.state[k][sk]).to(torch.float64)
-                torch.testing.assert_close(got, sv.to(torch.float64), rtol=rtol, atol=atol,
-                                           msg=lambda m, s=step, k=k, sk=sk:
-                                           f"step {s} state {k}.{sk}: {m}")
+                assert_same(f"step {step} state {k}.{sk}", opt.state[k][sk], sv, dtype, "state")
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -119,3 +134,88 @@ def test_why_float64_updates_differ_by_an_ulp_torch_fuses_multiply_add():
         pytest.skip(f"torch did not fuse on this CPU ({torch.backends.cpu.get_cpu_capability()})")
     assert fused_mismatch < plain_mismatch / 20
     assert np.abs(plain - t.numpy()).max() <= np.spacing(np.abs(plain)).max()
+
+
+# ---- compare's per-step sync: torch starts every compared step from NumPy's state ------------
+
+def _twins_for_sync(kind, dtype, opts):
+    torch.manual_seed(11)
+    t = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 4)).to(
+        {"float64": torch.float64, "float32": torch.float32}[dtype])
+    return twins_mod.from_models(parity.from_torch(t), t, "cross_entropy", optimizer=kind,
+                                 **opts)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind, opts", [
+    ("adam", dict(lr=1e-2)),
+    ("sgd", dict(lr=0.1, options=dict(momentum=0.9, dampening=0.3))),
+], ids=["adam", "sgd-momentum"])
+def test_every_compared_step_starts_from_numpys_state_bit_for_bit(kind, opts, dtype):
+    """``parity.compare`` syncs torch to NumPy (weights, buffers, optimizer state) before
+    every step ≥ 2, so each step — and its float64 evaluation — starts from one state. At
+    the moment torch's optimizer steps (a step pre-hook; the weights and state are those the
+    step started from), every torch state entry is NumPy's in torch layout, same dtype, bit
+    for bit, and so is every weight. Without the state sync the twins' moments after step 2
+    differ by their rounding (torch's lerp/addcmul against NumPy's products: 3e-18 in
+    float64, 2e-9 in float32 here), and step 3 would start from two states."""
+    twins = _twins_for_sync(kind, dtype, opts)
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((12, 6)).astype(dtype)
+    y = rng.integers(0, 4, 12)
+    lin = transfer.linear_weight_keys(twins.torch_model)
+    names = {id(p): k for k, p in twins.torch_model.named_parameters()}
+    seen = []
+
+    def before_step(opt, args, kwargs):
+        if opt is not twins.torch_optimizer:     # compare's copy measuring the update from 0
+            return
+        seen.append(len(seen) + 1)
+        if len(seen) == 1:
+            assert not opt.state                 # step 1 starts from no state on either side
+            return
+        mine = twins.numpy_model.state_dict()
+        for k, v in twins.torch_model.state_dict().items():
+            want = np.ascontiguousarray(mine[k].T) if k in lin else mine[k]
+            got = v.detach().numpy()
+            assert got.dtype == want.dtype and np.array_equal(got, want), (
+                f"step {len(seen)} weight {k}")
+        for p, st in opt.state.items():
+            k = names[id(p)]
+            np_st = twins.numpy_optimizer.state[k]
+            assert st, k
+            for entry, v in st.items():
+                if entry == "step":              # a counter: float tensor in torch, int here
+                    assert float(v) == np_st["step"] == len(seen) - 1
+                    continue
+                want = np_st[entry]
+                want = np.ascontiguousarray(want.T) if k in lin and want.ndim == 2 else want
+                got = v.detach().numpy()
+                assert got.dtype == want.dtype and np.array_equal(got, want), (
+                    f"step {len(seen)} state {k}.{entry}: max |diff| "
+                    f"{np.abs(got.astype(np.float64) - want).max():.3g}")
+    handle = twins.torch_optimizer.register_step_pre_hook(before_step)
+    try:
+        result = compare_twins(twins, X, y, steps=3)
+    finally:
+        handle.remove()
+    assert seen == [1, 2, 3]
+    assert result.passed, result.report()
+
+
+class _PlantedAdam(Adam):
+    """Adam whose step-1 ``exp_avg_sq`` of ``0.bias`` — a tensor wholly below 1e-5 — is off
+    by a relative 1e-3 in its largest entry."""
+
+    def step(self, grads):
+        super().step(grads)
+        v = self.state["0.bias"]["exp_avg_sq"]
+        if self.state["0.bias"]["step"] == 1:
+            assert v.max() < ABSOLUTE_FLOOR["float32"]      # the old atol passed it blind
+            i = int(np.argmax(v))
+            v[i] = v[i] * v.dtype.type(1 + 1e-3)
+
+
+def test_a_relative_error_in_a_tiny_state_entry_fails_in_float32():
+    with pytest.raises(AssertionError, match=r"step 1 state 0\.bias\.exp_avg_sq"):
+        helper_test_optim(_PlantedAdam, "float32", lr=1e-2)

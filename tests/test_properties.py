@@ -100,11 +100,44 @@ def mlp_specs(draw) -> ModelSpec:
                      init=draw(st.sampled_from(sorted(INITIALIZERS))), epochs=1)
 
 
-def make_batch(spec: ModelSpec, n: int, seed: int):
-    """``X ~ N(0, 1)`` of shape ``(n, in)`` and valid labels for the spec's loss, from
-    ``default_rng(seed)``."""
+@dataclass(frozen=True)
+class Inputs:
+    """How a batch's ``X`` is drawn: ``scale·(Z + shift)`` with ``Z`` standard normal or,
+    ``tails="t2"``, Student's t with 2 degrees of freedom (infinite variance: a few entries
+    tens of scales out), and the ``constant`` columns (indices mod the input width) set to
+    one value, ``scale·(shift + 1)``. ``Inputs()`` is ``N(0, 1)``, the batches of every
+    example pinned below."""
+
+    scale: float = 1.0
+    shift: float = 0.0
+    tails: str = "normal"
+    constant: tuple[int, ...] = ()
+
+
+NORMAL = Inputs()
+
+
+@st.composite
+def inputs(draw) -> Inputs:
+    """Scales 1e-3…1e3, means shifted by 3 or −10 scales (a norm layer then sees inputs
+    that nearly cancel against their mean), heavy tails, up to 2 constant columns (one input
+    wide: every row the same). Simplest first: ``N(0, 1)``."""
+    return Inputs(10.0 ** draw(st.sampled_from((0, -3, 3, -1, 1, -2, 2))),
+                  draw(st.sampled_from((0.0, 3.0, -10.0))),
+                  draw(st.sampled_from(("normal", "t2"))),
+                  tuple(draw(st.lists(st.integers(0, 7), max_size=2, unique=True))))
+
+
+def make_batch(spec: ModelSpec, n: int, seed: int, inputs: Inputs = NORMAL):
+    """``X`` of shape ``(n, in)`` drawn as ``inputs`` says (default ``N(0, 1)``) and valid
+    labels for the spec's loss, from ``default_rng(seed)``."""
     rng = np.random.default_rng(seed)
-    X = rng.standard_normal((n, spec.layers[0].in_features))
+    shape = (n, spec.layers[0].in_features)
+    X = rng.standard_t(2, shape) if inputs.tails == "t2" else rng.standard_normal(shape)
+    if inputs != NORMAL:
+        X = inputs.scale * (X + inputs.shift)
+        for j in inputs.constant:
+            X[:, j % shape[1]] = inputs.scale * (inputs.shift + 1.0)
     k = spec.layers[-1].out_features if spec.loss == "cross_entropy" else 2
     return X, rng.integers(0, k, n)
 
@@ -154,19 +187,21 @@ def norm_condition(spec: ModelSpec, seed: int, X: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Case:
-    """One drawn example: ``spec``, batch size ``n``, ``seed``, ``dtype`` and ``saturate``:
+    """One drawn example: ``spec``, batch size ``n``, ``seed``, ``dtype``, ``saturate``:
     None, or the largest |logit| of compare's first forward, reached by scaling the output
     Linear (W and b) by ``c = saturate / max|z|`` — the logits ``z = h·W + b`` are linear in
-    (W, b) and ``h`` does not depend on them, so they become ``c·z`` exactly (up to rounding)."""
+    (W, b) and ``h`` does not depend on them, so they become ``c·z`` exactly (up to rounding)
+    — and how the batch's inputs are drawn (``Inputs``)."""
 
     spec: ModelSpec
     n: int
     seed: int
     dtype: str
     saturate: float | None
+    inputs: Inputs = NORMAL
 
     def batch(self):
-        return make_batch(self.spec, self.n, self.seed)
+        return make_batch(self.spec, self.n, self.seed, self.inputs)
 
     def logit_scale(self) -> float:
         """``c`` from a float64 forward (1 when not saturating, or when ``z ≡ 0``: every
@@ -200,7 +235,7 @@ def cases(draw) -> Case:
     n, seed = draw(st.integers(1, 16)), draw(st.integers(0, 2**32 - 1))
     dtype = draw(st.sampled_from(DTYPES))
     saturate = draw(st.sampled_from(SATURATE)) if spec.loss in LOGIT_LOSSES else None
-    return Case(spec, n, seed, dtype, saturate)
+    return Case(spec, n, seed, dtype, saturate, draw(inputs()))
 
 
 @SETTINGS
@@ -245,6 +280,16 @@ REGIONS = {
     "layernorm-one-feature": lambda c: S.LayerNorm(1) in c.spec.layers,
     "float32-norm-layer": lambda c: c.dtype == "float32"
     and (c.spec.has(S.LayerNorm) or c.spec.has(S.BatchNorm1d)),
+    # inputs off N(0, 1)
+    "inputs-scale-1e-3": lambda c: c.inputs.scale == 1e-3,
+    "inputs-scale-1e3": lambda c: c.inputs.scale == 1e3,
+    "inputs-shifted-mean-norm-layer": lambda c: c.inputs.shift != 0
+    and (c.spec.has(S.LayerNorm) or c.spec.has(S.BatchNorm1d)),
+    "inputs-heavy-tails": lambda c: c.inputs.tails == "t2",
+    "inputs-constant-column": lambda c: bool(c.inputs.constant),
+    "inputs-all-constant-float32-batchnorm": lambda c: c.dtype == "float32"
+    and c.spec.has(S.BatchNorm1d) and c.spec.layers[0].in_features == 1
+    and bool(c.inputs.constant) and c.n > 1,
 }
 
 
@@ -531,8 +576,8 @@ def fd_oracle(spec, seed, n, X, y) -> fd.ModelCheck:
 
 
 @SETTINGS
-@given(spec=mlp_specs(), n=st.integers(2, 16), seed=st.integers(0, 2**32 - 1))
-def test_random_mlp_backward_matches_finite_differences(spec, n, seed):
+@given(spec=mlp_specs(), n=st.integers(2, 16), seed=st.integers(0, 2**32 - 1), x=inputs())
+def test_random_mlp_backward_matches_finite_differences(spec, n, seed, x):
     """The NumPy backward of the same random specs against central differences of its
     forward (training mode, fixed dropout masks); rows come from a pool of n + 8 so that any
     near a ReLU kink can be replaced. Found by this test, explained in parity.finite_diff
@@ -549,7 +594,7 @@ def test_random_mlp_backward_matches_finite_differences(spec, n, seed):
       batches where BCE's backward caps p(1 − p) at 1e-12, torch's convention rather than a
       derivative (test_random_mlp_parity compares the twins there). All are rare (≲ 7 % of
       draws)."""
-    X, y = make_batch(spec, n + 8, seed)
+    X, y = make_batch(spec, n + 8, seed, x)
     try:
         r = fd_oracle(spec, seed, n, X, y)
     except fd.KinkError:

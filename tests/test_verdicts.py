@@ -6,12 +6,17 @@ float64's rounding rule, which passes values formed from cancelling parts, still
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
+import parity
+import reference
 from layerspec import BatchNorm1d, Dropout, Linear, ReLU
 from parity import zoo
 from parity.compare import compare, compare_twins, default_steps, first_batch
 from parity.judge import Pair, judge
 from parity.spec import ModelSpec, OptimSpec
+from parity.tolerances import tolerance
 from parity.twins import from_spec
 
 MODELS = list(zoo.CATALOGUE)
@@ -146,6 +151,39 @@ def test_a_tiny_tensor_is_judged_against_its_own_scale_in_float32():
     assert not check.passed and check.tiny and check.rule == "table"
 
 
+def test_a_small_tensor_beside_a_large_one_is_judged_against_its_own_scale_in_float32():
+    """One step, one group (``state.exp_avg_sq``): a weight's entry of 1 and a bias's of
+    ~1e-7 that NumPy has 1e-3 off. Against the group's scale (1) the bias would pass
+    (|diff| 1e-10 ≤ atol·1); below float64 S is the tensor's own scale, and it fails. In
+    float64 the group's scale is the rule: a 5e-13 difference (rounding noise of a true zero
+    beside entries of 1) passes with the large tensor in its group and fails alone."""
+    big_t = np.array([1.0, -0.5, 0.25])
+    small_t = np.array([1.0e-7, 4.0e-8, 2.0e-8])
+    small_n = small_t * (1 + np.array([1e-3, 0.0, 0.0]))
+
+    def pairs(dtype, small_mine, alone=False):
+        dt = np.dtype(dtype)
+        big = Pair("step 2 state 0.weight.exp_avg_sq", "state", "state.exp_avg_sq", 2,
+                   big_t.astype(dt), big_t.astype(dt))
+        small = Pair("step 2 state 0.bias.exp_avg_sq", "state", "state.exp_avg_sq", 2,
+                     small_mine.astype(dt), small_t.astype(dt))
+        return [small] if alone else [big, small]
+
+    big, small = judge(pairs("float32", small_n), "float32")
+    _, atol = tolerance("float32", "state")
+    assert small.max_abs <= atol * 1.0            # the group's scale would pass it blind
+    assert big.passed and not small.passed and small.rule == "table", small
+    own = float(np.abs(small_n.astype(np.float32)).max())      # max(|NumPy|, |torch|)
+    assert small.scale == own and big.scale == 1.0
+    assert all(judge(pairs("float32", small_t), "float32")[i].passed for i in (0, 1))
+    noise = small_t + np.array([5e-13, 0.0, 0.0])
+    big, small = judge(pairs("float64", noise), "float64")
+    assert big.passed and small.passed and small.scale == 1.0
+    (alone,) = judge(pairs("float64", noise, alone=True), "float64")
+    assert not alone.passed and alone.scale == float(noise.max())
+    assert not judge(pairs("float64", small_n), "float64")[1].passed
+
+
 def test_a_tiny_tensor_is_judged_against_its_group_in_float64():
     """A 1e-13 gradient beside a gradient of 1: rounding noise of a true zero passes; the
     same tensor beside gradients of 1e-6 is a real value and 1e-13 vs 0 is a failure."""
@@ -217,3 +255,45 @@ def test_large_float32_nets_pass_compare(spec, n):
     y = rng.integers(0, 10, n)
     result = compare(spec, "float32", 0, batch=(X, y))
     assert result.passed, result.report()
+
+
+# ---- the eval-mode output: an error planted there must fail --------------------------------
+class _OffEvalSequential(reference.Sequential):
+    """A NumPy model whose eval-mode ``predict`` is off by a relative ``rel`` on its
+    largest-magnitude entry; training mode is untouched."""
+
+    rel = 0.0
+
+    def predict(self, x):
+        out = super().predict(x).copy()
+        i = np.unravel_index(int(np.argmax(np.abs(out))), out.shape)
+        out[i] = out[i] * (1 + self.rel)
+        return out
+
+
+def _eval_twins(dtype, rel):
+    torch.manual_seed(7)
+    t = nn.Sequential(nn.Linear(5, 12), nn.Tanh(), nn.Dropout(0.3), nn.Linear(12, 3))
+    t = t.to({"float64": torch.float64, "float32": torch.float32}[dtype])
+    m = parity.from_torch(t)
+    n = _OffEvalSequential(*m.layers)
+    n.rel = rel
+    rng = np.random.default_rng(8)
+    X, y = rng.standard_normal((10, 5)).astype(dtype), rng.integers(0, 3, 10)
+    return parity.compare_models(n, t, X, y, loss="cross_entropy", optimizer="adam", steps=2)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_an_error_planted_in_the_eval_output_fails(dtype):
+    """REL[dtype] (float64: 100× the table's rtol; float32: 1e-4) on one eval-output entry:
+    the training steps all pass, the "eval output" check fails — beyond the table, decided by
+    the rule that judges what the table cannot settle (float64: the rounding spread of the
+    eval forward; float32: the float64 evaluation). Without the error it passes."""
+    clean = _eval_twins(dtype, 0.0)
+    assert clean.passed, clean.report()
+    assert [c.label for c in clean.checks].count("eval output") == 1
+    r = _eval_twins(dtype, REL[dtype])
+    (check,) = r.failures()
+    assert check.label == "eval output", r.report()
+    assert check.rule == ("rounding" if dtype == "float64" else "precision"), check
+    assert check.noise is not None and check.max_abs > 2 * check.noise, check
