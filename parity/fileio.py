@@ -13,6 +13,9 @@ Writing
         Symlinks are followed (the link stays, its target is written).
     Temporaries are named ``.NAME.nn-parity-tmp.PID.HEX`` (``-old`` for a set being
     replaced); those of a dead PID are removed by the next write to the same target.
+    ``json_text(obj)`` is the text of every JSON document nn-parity writes or prints: strict
+    JSON, a non-finite number written as the string ``"NaN"``, ``"Infinity"`` or
+    ``"-Infinity"``.
 
 Reading
     ``read_regular(path, limit)``      the bytes of a regular file, read once, at most
@@ -20,17 +23,21 @@ Reading
     ``open_zip(path, data, member_limit)`` a zip archive over those bytes whose members'
         *declared* uncompressed sizes were checked against ``member_limit(name)`` before
         anything is decompressed (zipfile never inflates past the declared size).
+    ``read_json(text)`` JSON whose numbers all fit a float64 (no ``NaN``/``Infinity``
+        tokens, no ``1e400``, no 5000-digit integers); ``NumberOutOfRange`` names the field.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import secrets
 import shutil
 import stat
+import sys
 import zipfile
 
 MARKER = ".nn-parity-output"
@@ -268,8 +275,7 @@ def write_dir_set(path, fill, kind: str, option: str | None = None) -> list[str]
     os.mkdir(tmp)           # 0o777 & ~umask: a report is for reading (mkdtemp would be 0700)
     try:
         with open(os.path.join(tmp, MARKER), "w") as f:
-            json.dump({"tool": "nn-parity", "kind": kind}, f)
-            f.write("\n")
+            f.write(json_text({"tool": "nn-parity", "kind": kind}) + "\n")
         fill(tmp)
         files = sorted(os.path.relpath(os.path.join(r, n), tmp)
                        for r, _, ns in os.walk(tmp) for n in ns)
@@ -357,3 +363,112 @@ def open_zip(path, data: bytes, member_limit) -> zipfile.ZipFile:
         z.close()
         raise
     return z
+
+
+# ---- JSON ---------------------------------------------------------------------------------------
+
+def _name_non_finite(x: float) -> str:
+    return "NaN" if x != x else ("Infinity" if x > 0 else "-Infinity")
+
+
+def _strict(obj, default):
+    """``obj`` with every non-finite float (NumPy's included: scalars and arrays become
+    Python numbers and lists) replaced by ``"NaN"``, ``"Infinity"`` or ``"-Infinity"``, in
+    dict values and keys, lists and tuples at any depth; an unknown object goes through
+    ``default`` when given (else ``json.dumps`` refuses it)."""
+    if isinstance(obj, float):                 # np.float64 too: a float subclass
+        return obj if math.isfinite(obj) else _name_non_finite(obj)
+    if obj is None or isinstance(obj, (str, int)):
+        return obj
+    if isinstance(obj, dict):
+        return {(_strict(k, None) if isinstance(k, float) else k): _strict(v, default)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v, default) for v in obj]
+    if type(obj).__module__ == "numpy" and hasattr(obj, "tolist"):   # np.generic, ndarray
+        return _strict(obj.tolist(), default)
+    return obj if default is None else _strict(default(obj), default)
+
+
+def json_text(obj, indent: int | None = None, default=None) -> str:
+    """``obj`` as strict JSON text (RFC 8259: no ``NaN``/``Infinity`` tokens, which strict
+    parsers refuse): a non-finite float is written as the *string* ``"NaN"``, ``"Infinity"``
+    or ``"-Infinity"`` — where a number was expected a reader sees a string, not a silent
+    ``null`` that would read as "missing", and the three stay apart (``float()`` in Python
+    and ``Number()`` in JavaScript parse them back). NumPy scalars and arrays are written as
+    numbers and lists. ``indent`` and ``default`` as in ``json.dumps``; otherwise the same text
+    ``json.dumps`` gives for finite data. ``allow_nan=False`` guards the result: a
+    non-finite value this walk missed raises ``ValueError`` instead of writing invalid JSON."""
+    return json.dumps(_strict(obj, default), indent=indent, allow_nan=False)
+
+
+_FLOAT_MAX = int(sys.float_info.max)
+_FLOAT_MAX_DIGITS = len(str(_FLOAT_MAX))
+
+
+class _Unread(str):
+    """A JSON number token no float64 holds, kept as its text until its field is named."""
+
+
+def _int_token(s: str):
+    """An integer token as an int, or ``_Unread`` past the float64 range (its digits are
+    counted before ``int()``, which refuses over 4300 of them with an unnamed error)."""
+    if len(s.lstrip("-")) > _FLOAT_MAX_DIGITS:
+        return _Unread(s)
+    v = int(s)
+    return v if -_FLOAT_MAX <= v <= _FLOAT_MAX else _Unread(s)
+
+
+def _float_token(s: str):
+    v = float(s)
+    return v if math.isfinite(v) else _Unread(s)      # 1e400 → inf
+
+
+class NumberOutOfRange(ValueError):
+    """A JSON number that no float64 holds: ``str()`` is ``'FIELD is TOKEN, REASON'``;
+    ``.field`` is the path to it (``models['xor-relu']['numpy_loss']``, ``[3]``)."""
+
+    def __init__(self, field: str, token: str):
+        self.field, self.token = field, token
+        shown = (token if len(token) <= 24 else
+                 f"{token[:8]}…{token[-4:]} ({len(token)} characters)")
+        reason = ("not a finite number (nn-parity reads finite numbers only)"
+                  if token.lstrip("-") in ("NaN", "Infinity") else
+                  "outside the float64 range")
+        super().__init__(f"{field} is {shown}, {reason}")
+
+
+def _field(path: list) -> str:
+    """``['models', 'm', 0]`` → ``models['m'][0]``."""
+    head = path[0] if path and isinstance(path[0], str) else ""
+    rest = path[1:] if head else path
+    return head + "".join(f"[{k!r}]" for k in rest)
+
+
+def _first_unread(obj) -> tuple[str, str] | None:
+    """(field, token) of the first ``_Unread`` in ``obj``, depth first; iterative, so any
+    depth ``json.loads`` produced can be walked."""
+    stack = [([], obj)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, _Unread):
+            return _field(path), str(v)
+        if isinstance(v, dict):
+            stack.extend((path + [k], x) for k, x in reversed(list(v.items())))
+        elif isinstance(v, list):
+            stack.extend((path + [i], x) for i, x in reversed(list(enumerate(v))))
+    return None
+
+
+def read_json(text: str | bytes, object_pairs_hook=None):
+    """``json.loads(text)`` where every number fits a float64: a ``NaN``/``Infinity`` token,
+    a float that overflows (``1e400``) or an integer past ±1.8e308 (however many digits)
+    raises ``NumberOutOfRange`` naming its field. Otherwise raises what ``json.loads``
+    raises (``JSONDecodeError``, ``RecursionError`` for deep nesting, ``UnicodeDecodeError``,
+    what ``object_pairs_hook`` raises); the caller names the file."""
+    obj = json.loads(text, parse_int=_int_token, parse_float=_float_token,
+                     parse_constant=_Unread, object_pairs_hook=object_pairs_hook)
+    bad = _first_unread(obj)
+    if bad is not None:
+        raise NumberOutOfRange(*bad)
+    return obj
