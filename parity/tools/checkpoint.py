@@ -34,8 +34,9 @@ Every problem with a file is a ``ValueError`` with one line naming the file and 
 empty, not a checkpoint, truncated, corrupt (a CRC-32 or SHA-256 mismatch — checked for every
 format, since ``torch.load`` does not verify CRCs and loads a bit-flipped file silently), too
 large, missing or hostile metadata (not an object, nested too deeply, a key named twice, a
-bool version, a fractional seed), another model's checkpoint, missing/unexpected keys, wrong
-shapes or dtypes, a meta-device, nested or sparse tensor, NaN/Inf weights. File-system
+bool version, a fractional seed, a NaN/Infinity token or a number no float64 holds —
+``1e400``, a 5000-digit integer — named by its field), another model's checkpoint,
+missing/unexpected keys, wrong shapes or dtypes, a meta-device, nested or sparse tensor, NaN/Inf weights. File-system
 problems (no such file, permission denied) stay ``OSError``. Writes are atomic
 (``parity.fileio.atomic_write``): a temp file in the target directory, ``fsync``,
 ``os.replace``; on any failure the temp file is removed and a previous file at the path is
@@ -64,10 +65,12 @@ from torch import nn
 import reference
 from parity import transfer
 from parity.fileio import (
+    NumberOutOfRange,
     atomic_write,
     atomic_write_bytes,
     check_file_target,
     open_zip,
+    read_json,
     read_regular,
 )
 from parity.spec import DTYPES, ModelSpec
@@ -428,9 +431,13 @@ def _unique_pairs(pairs: list) -> dict:
 
 
 def _parse_meta_json(path: str, text: str, what: str = "metadata"):
-    """``text`` as JSON, objects with unique keys; one ValueError line naming ``what``."""
+    """``text`` as JSON, objects with unique keys, every number within the float64 range
+    (``fileio.read_json``: no NaN/Infinity, no ``1e400``, no 5000-digit integer); one
+    ValueError line naming the file, ``what`` and, for a number, its field."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_pairs)
+        return read_json(text, object_pairs_hook=_unique_pairs)
+    except NumberOutOfRange as e:
+        raise ValueError(f"{path}: {what} field {e}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: {what} is not valid JSON ({e.msg} at char {e.pos})") from None
     except _DuplicateKey as e:
