@@ -49,6 +49,254 @@ def one_line_exit_2(capsys, code, pattern):
     return err
 
 
+# ── json_text itself ─────────────────────────────────────────────────────────────────────────
+
+def test_json_text_names_every_non_finite_number_and_keeps_the_rest():
+    obj = {"a": NAN, "b": [INF, -INF, (1, 2.5)], "c": {"d": np.float32("nan"),
+           "e": np.array([1.5, -np.inf]), "f": np.int64(3), "g": np.bool_(True)},
+           INF: None, "h": "NaN", "i": -0.0}
+    doc = strict(fileio.json_text(obj, indent=1))
+    assert doc == {"a": "NaN", "b": ["Infinity", "-Infinity", [1, 2.5]],
+                   "c": {"d": "NaN", "e": [1.5, "-Infinity"], "f": 3, "g": True},
+                   "Infinity": None, "h": "NaN", "i": -0.0}
+    finite = {"x": [1, 2.5, -0.0, 1e-300, None, True], "y": {"z": "s"}}
+    for indent in (None, 1, 2):
+        assert fileio.json_text(finite, indent=indent) == json.dumps(finite, indent=indent)
+
+
+def test_json_text_guard_raises_on_a_missed_path(monkeypatch):
+    """allow_nan=False is the last guard: a non-finite number the walk lets through raises
+    instead of being written as a bare NaN token."""
+    monkeypatch.setattr(fileio, "_strict", lambda obj, default: obj)
+    with pytest.raises(ValueError, match="Out of range float values are not JSON compliant"):
+        fileio.json_text({"a": NAN})
+
+
+# ── every --json and every file, with non-finite numbers in it ──────────────────────────────
+
+OVERFLOW_FILE = '''
+import numpy as np
+import torch
+from torch import nn
+
+import parity
+
+
+def overflow():
+    """Both twins overflow to inf and inf - inf = NaN: the losses are NaN."""
+    net = nn.Sequential(nn.Linear(3, 2)).double()
+    with torch.no_grad():
+        net[0].weight.fill_(1e200)
+    X = np.full((8, 3), 1e200)
+    X[::2] *= -1
+    return {"numpy_model": parity.from_torch(net), "torch_model": net, "X": X,
+            "y": np.arange(8) % 2, "loss": "cross_entropy", "steps": 1}
+'''
+
+
+def test_check_json_and_summary_json_of_nan_losses_are_strict(cli, capsys, tmp_path):
+    user = tmp_path / "overflow.py"
+    user.write_text(OVERFLOW_FILE)
+    save = tmp_path / "evidence"
+    with np.errstate(all="ignore"):
+        code = cli(["check", f"{user}:overflow", "--json", "--save", str(save)])
+    out = capsys.readouterr().out
+    assert code in (0, 1)
+    printed, summary = strict(out), strict((save / "summary.json").read_text())
+    assert printed["loss_numpy"] == ["NaN"] and printed["loss_torch"] == ["NaN"]
+    assert summary["loss_numpy"] == ["NaN"]
+    assert strict((save / fileio.MARKER).read_text())["kind"] == "check-evidence"
+
+
+def test_catalogue_check_save_summary_json_is_strict(tmp_path):
+    """``Comparison.save`` (what ``check MODEL --save`` writes) with a NaN loss in it."""
+    from parity.compare import Comparison
+    c = Comparison("xor-relu", "float64", 0, 1, loss_numpy=[NAN], loss_torch=[-INF])
+    c.save(str(tmp_path))
+    doc = strict((tmp_path / "summary.json").read_text())
+    assert doc["loss_numpy"] == ["NaN"] and doc["loss_torch"] == ["-Infinity"]
+
+
+def test_import_check_json_of_overflowing_predictions_is_strict(cli, capsys, tmp_path):
+    """Finite weights of 1e200 overflow both twins' outputs: the difference is NaN."""
+    t_model = zoo.get(GOOD).build_torch("float64")
+    with torch.no_grad():
+        for p in t_model.parameters():
+            p.fill_(1e200)
+    path = tmp_path / "huge.npz"
+    C.save(path, t_model, GOOD)
+    with np.errstate(all="ignore"):
+        code = cli(["import-check", GOOD, str(path), "--json"])
+    doc = strict(capsys.readouterr().out)
+    assert doc["max_abs_diff"] == "NaN" and code == 1
+
+
+@pytest.mark.parametrize("big", [1.7e308, 10**308], ids=["float", "int"])
+def test_drift_combine_of_an_overflowing_spread_is_strict(cli, capsys, tmp_path, big):
+    """Two finite records ~3.4e308 apart: the spread overflows the float range (an integer
+    spread that large once reached the table as an int no float holds: exit 3)."""
+    for env, v in (("py3.11-a", big), ("py3.11-b", -big)):
+        (tmp_path / f"drift-{env}.json").write_text(json.dumps(
+            {"env": env, "epochs": 3, "models": {"xor-relu": {"numpy_loss": v}}}))
+    assert cli(["drift", "--combine", str(tmp_path), "--json"]) == 0
+    printed = strict(capsys.readouterr().out)
+    table = strict((tmp_path / "drift-table.json").read_text())
+    assert printed == table and table["rows"][0]["max_diff"] == "Infinity"
+
+
+def _result(**fields):
+    """An object with ``to_json()`` (any arguments) returning ``fields``."""
+    return types.SimpleNamespace(to_json=lambda *a, **k: dict(fields), passed=True, **fields)
+
+
+NASTY = {"nan": NAN, "inf": INF, "ninf": -INF, "np": np.float64("nan"),
+         "arr": np.array([1.0, np.inf])}
+EXPECTED = {"nan": "NaN", "inf": "Infinity", "ninf": "-Infinity", "np": "NaN",
+            "arr": [1.0, "Infinity"]}
+
+
+def _patch_list(mp):
+    import parity.cli
+    mp.setattr(parity.cli, "catalogue_rows", lambda: [dict(NASTY)])
+
+
+def _patch_train(mp):
+    import parity.train
+    mp.setattr(parity.train, "run", lambda *a, **k: (_result(**NASTY), None))
+
+
+def _patch_diverge(mp):
+    import parity.diverge
+    mp.setattr(parity.diverge, "diverge", lambda *a, **k: _result(**NASTY))
+
+
+def _patch_bench(mp):
+    from parity.tools import bench
+    mp.setattr(bench, "run_bench", lambda quick=False: dict(NASTY))
+
+
+def _patch_selftest(mp):
+    from parity.tools import selftest
+    mp.setattr(selftest, "run_selftest", lambda *a, **k: _result(**NASTY))
+
+
+def _patch_claims(mp):
+    from parity.audit import claims
+    mp.setattr(claims, "run_audit", lambda *a, **k: [dict(NASTY)])
+
+
+def _patch_bayes(mp):
+    from parity.audit import bayes
+    mp.setattr(bayes, "bayes_ceiling", lambda *a, **k: _result(**NASTY))
+
+
+def _patch_study(mp):
+    from parity.study import report
+    mp.setattr(report, "study", lambda *a, **k: types.SimpleNamespace(results=dict(NASTY)))
+
+
+def _unwrap(doc):
+    return doc[0] if isinstance(doc, list) else doc
+
+
+@pytest.mark.parametrize("argv, patch", [
+    (["list", "--json"], _patch_list),
+    (["train", "xor-relu", "--impl", "numpy", "--json"], _patch_train),
+    (["diverge", "xor-relu", "--json"], _patch_diverge),
+    (["bench", "--json"], _patch_bench),
+    (["selftest", "--json"], _patch_selftest),
+    (["claims", "--json"], _patch_claims),
+    (["bayes", "cs231n_spiral", "--json"], _patch_bayes),
+    (["study", "--models", "xor-relu", "--json"], _patch_study),
+], ids=["list", "train", "diverge", "bench", "selftest", "claims", "bayes", "study"])
+def test_every_json_printer_is_strict(cli, capsys, monkeypatch, tmp_path, argv, patch):
+    monkeypatch.chdir(tmp_path)
+    patch(monkeypatch)
+    assert cli(argv) == 0, capsys.readouterr().err
+    assert _unwrap(strict(capsys.readouterr().out)) == EXPECTED
+
+
+def test_diverge_out_and_claims_out_files_are_strict(cli, capsys, monkeypatch, tmp_path):
+    _patch_diverge(monkeypatch)
+    _patch_claims(monkeypatch)
+    assert cli(["diverge", "xor-relu", "--json", "--out", str(tmp_path / "curve.json")]) == 0
+    assert cli(["claims", "--json", "--out", str(tmp_path / "claims.json")]) == 0
+    capsys.readouterr()
+    assert strict((tmp_path / "curve.json").read_text()) == EXPECTED
+    assert strict((tmp_path / "claims.json").read_text()) == [EXPECTED]
+
+
+def test_study_results_json_is_strict(monkeypatch, tmp_path):
+    from parity.study import report
+
+    class Doc:
+        images: list = []
+
+        def p(self, text):
+            pass
+
+        def markdown(self):
+            return "# report\n"
+
+        def html(self, title):
+            return "<html></html>"
+
+    monkeypatch.setattr(report, "build_document", lambda study, img: Doc())
+    study = types.SimpleNamespace(results={**NASTY, "timing": {}, "claims": {
+        "available": True, "rows": [dict(NASTY)]}})
+    report.write_report(study, str(tmp_path / "report"))
+    assert {k: v for k, v in strict((tmp_path / "report" / "results.json").read_text()).items()
+            if k in EXPECTED} == EXPECTED
+    assert strict((tmp_path / "report" / "claims.json").read_text()) == [EXPECTED]
+
+
+def test_drift_record_file_is_strict(monkeypatch, tmp_path):
+    from parity.tools import drift
+    res = types.SimpleNamespace(final_loss=NAN, train_accuracy=0.5, test_accuracy=INF)
+    monkeypatch.setattr(drift, "run", lambda *a, **k: (res, None))
+    monkeypatch.setattr(drift, "compare", lambda *a, **k: types.SimpleNamespace(
+        by_quantity=lambda: {"loss": {"max_abs": -INF}}))
+    path = drift.record(str(tmp_path), epochs=1, models=["xor-relu"])
+    row = strict(Path(path).read_text())["models"]["xor-relu"]
+    assert row["numpy_loss"] == "NaN" and row["torch_test_acc"] == "Infinity"
+    assert row["parity_float64_max_abs"] == "-Infinity"
+
+
+def test_checkpoint_metadata_with_non_finite_extras_is_strict(tmp_path):
+    """``extra_meta`` may carry NaN (a diverged loss): every format's record stays strict
+    JSON and reads back, the value as its string."""
+    spec = zoo.get(GOOD)
+    m = spec.build_numpy(1, "float64")
+    for fmt in ("npz", "safetensors"):
+        path = tmp_path / f"ck.{fmt}"
+        meta = C.save(path, m, GOOD, fmt, extra_meta={"final_loss": NAN, "seed": 3})
+        assert meta["final_loss"] == "NaN"
+        ck = C.read_checkpoint(path, GOOD)
+        assert ck.meta["final_loss"] == "NaN" and ck.meta["seed"] == 3
+    with np.load(tmp_path / "ck.npz") as z:
+        strict(str(z[C.META_KEY]))
+    from safetensors import safe_open
+    with safe_open(tmp_path / "ck.safetensors", "np") as f:
+        strict(f.metadata()[C.ST_RECORD])
+
+
+def test_export_json_is_strict(cli, capsys, monkeypatch, tmp_path):
+    import dataclasses
+
+    import parity.train
+    real = parity.train.run
+
+    def nan_accuracy(*a, **k):
+        res, model = real(*a, **{**k, "epochs": 1})
+        return dataclasses.replace(res, test_accuracy=NAN), model
+
+    monkeypatch.setattr(parity.train, "run", nan_accuracy)
+    out = tmp_path / "m.npz"
+    assert cli(["export", "xor-relu", "--impl", "numpy", "--out", str(out), "--json"]) == 0
+    assert strict(capsys.readouterr().out)["test_accuracy"] == "NaN"
+    assert C.read_checkpoint(out, "xor-relu").meta["test_accuracy"] == "NaN"
+
+
 # ── readers: numbers no float64 holds, one line naming the file and the field ───────────────
 
 BIG = "9" * 5000            # past Python's 4300-digit int() limit

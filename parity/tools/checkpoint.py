@@ -69,6 +69,7 @@ from parity.fileio import (
     atomic_write,
     atomic_write_bytes,
     check_file_target,
+    json_text,
     open_zip,
     read_json,
     read_regular,
@@ -159,9 +160,10 @@ def _meta(spec: ModelSpec, dtype: str, state: dict, saved_from: str, extra: dict
         "saved_from": saved_from, "numpy": np.__version__, "torch": torch.__version__,
     }
     meta.update(extra or {})
-    # plain JSON types only (torch.__version__ is a str subclass that weights_only refuses);
-    # fails before touching the disk if ``extra`` is not JSON-serializable
-    return json.loads(json.dumps(meta))
+    # plain JSON types only (torch.__version__ is a str subclass that weights_only refuses),
+    # non-finite numbers as strings (fileio.json_text: the record is strict JSON); fails
+    # before touching the disk if ``extra`` is not JSON-serializable
+    return json.loads(json_text(meta))
 
 
 # ---- save ---------------------------------------------------------------------------------------
@@ -181,9 +183,9 @@ def _st_digests(record: str, state: dict[str, np.ndarray]) -> dict[str, str]:
 def _st_header_meta(meta: dict, state: dict[str, np.ndarray]) -> dict[str, str]:
     """The safetensors ``__metadata__`` (str → str): format, version and model in plain view
     for other tools, the whole JSON record, and the SHA-256 digests (``_st_digests``)."""
-    record = json.dumps(meta)
+    record = json_text(meta)
     return {"format": FORMAT, "version": str(meta["version"]), "model": meta["model"],
-            ST_RECORD: record, ST_DIGESTS: json.dumps(_st_digests(record, state))}
+            ST_RECORD: record, ST_DIGESTS: json_text(_st_digests(record, state))}
 
 
 def _saved(spec: ModelSpec, state: dict[str, np.ndarray], saved_from: str,
@@ -219,7 +221,7 @@ def save_numpy(path: str, np_model: reference.Sequential, spec_name: str, *,
     if fmt == "safetensors":
         atomic_write_bytes(path, safetensors.numpy.save(state, _st_header_meta(meta, state)))
     else:
-        arrays = {**state, META_KEY: np.array(json.dumps(meta))}
+        arrays = {**state, META_KEY: np.array(json_text(meta))}
         atomic_write(path, lambda f: np.savez(f, **arrays))
     return meta
 
@@ -807,7 +809,7 @@ def cmd_export(args) -> int:
     meta = save(args.out, model, spec.name, fmt, extra_meta=extra)
     out = written(args.out, fmt, meta, spec)
     if args.json:
-        print(json.dumps({**out, "trained_with": args.impl, "seed": seed, "epochs": res.epochs,
+        print(json_text({**out, "trained_with": args.impl, "seed": seed, "epochs": res.epochs,
                           "steps": res.steps, "test_accuracy": res.test_accuracy}, indent=2))
         return 0
     print(f"{spec.name}: trained in {args.impl} ({res.epochs} epochs, seed {seed}, {args.dtype}); "
@@ -842,7 +844,7 @@ def cmd_import_check(args) -> int:
               "atol": atol, "passed": ok, "labels_agree": agree, "accuracy_numpy": acc_np,
               "accuracy_torch": acc_t}
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json_text(result, indent=2))
     else:
         print(f"{spec.name}: {args.path} ({ck.fmt}, {dtype}, saved from "
               f"{result['saved_from']}) loaded into numpy and torch")

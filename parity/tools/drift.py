@@ -21,7 +21,7 @@ import torch
 
 from parity import zoo
 from parity.compare import compare
-from parity.fileio import NumberOutOfRange, atomic_write_bytes, read_json, read_regular
+from parity.fileio import NumberOutOfRange, atomic_write_bytes, json_text, read_json, read_regular
 from parity.runtime import threads_in_force
 from parity.train import run
 from parity.twins import IMPLS
@@ -59,7 +59,7 @@ def record(out_dir: str, epochs: int = 100, models=None, log=None) -> str:
                "epochs": epochs, "models": rows}
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"drift-{payload['env']}.json")
-    atomic_write_bytes(path, json.dumps(payload, indent=1).encode())
+    atomic_write_bytes(path, json_text(payload, indent=1).encode())
     return path
 
 
@@ -154,6 +154,6 @@ def render(result: dict, changed_only: bool = False) -> str:
 
 def write_table(result: dict, in_dir: str) -> list[str]:
     paths = [os.path.join(in_dir, name) for name in TABLE_FILES]
-    atomic_write_bytes(paths[0], json.dumps(result, indent=1).encode())
+    atomic_write_bytes(paths[0], json_text(result, indent=1).encode())
     atomic_write_bytes(paths[1], (render(result) + "\n").encode())
     return paths
