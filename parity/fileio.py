@@ -29,6 +29,7 @@ Reading
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import math
@@ -127,17 +128,38 @@ def check_dir_target(path, option: str | None = None) -> str:
     if _is_cwd_or_parent(real):
         raise ValueError(f"cannot write {what}: it is the current directory or one of its "
                          f"parents; name a new directory")
-    if os.path.lexists(real):
+    try:
         mode = os.stat(real).st_mode
-        if not stat.S_ISDIR(mode):
-            raise ValueError(f"cannot write {what}: it is {_kind(mode)}, not a directory "
-                             f"(refusing to replace it)")
-        if os.listdir(real) and not is_ours(real):
-            raise ValueError(f"cannot write {what}: a non-empty directory that nn-parity did "
-                             f"not write (no {MARKER}); refusing to replace it, name a new or "
-                             f"empty directory")
+    except FileNotFoundError:   # missing, or moved aside this instant by a concurrent writer
+        mode = None
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise ValueError(f"cannot write {what}: it is {_kind(mode)}, not a directory "
+                         f"(refusing to replace it)")
+    if mode is not None and _foreign_dir(real):
+        raise ValueError(f"cannot write {what}: a non-empty directory that nn-parity did "
+                         f"not write (no {MARKER}); refusing to replace it, name a new or "
+                         f"empty directory")
     _probe_writable(_existing_ancestor(real, what), what)
     return real
+
+
+def _foreign_dir(real: str) -> bool:
+    """``real`` is a non-empty directory without ``MARKER``, judged on one opened directory:
+    a concurrent writer renaming sets in and out meanwhile cannot make a set of ours look
+    foreign (half seen before, half after its rename). Gone meanwhile: not foreign."""
+    try:
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except FileNotFoundError:
+        return False
+    try:
+        if not os.listdir(fd):
+            return False
+        try:
+            return not stat.S_ISREG(os.stat(MARKER, dir_fd=fd, follow_symlinks=False).st_mode)
+        except FileNotFoundError:
+            return True
+    finally:
+        os.close(fd)
 
 
 def check_record_dir(path, option: str | None = None) -> str:
@@ -281,28 +303,76 @@ def write_dir_set(path, fill, kind: str, option: str | None = None) -> list[str]
                        for r, _, ns in os.walk(tmp) for n in ns)
         _fsync_tree(tmp)
         check_dir_target(path, option)   # a long run: the target may have changed meanwhile
-        _swap_into_place(tmp, real)
+        _swap_into_place(tmp, real, _what(option, os.fspath(path)))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return files
 
 
-def _swap_into_place(tmp: str, real: str) -> None:
-    """``real`` ← ``tmp`` by renames; a previous ``real`` is moved aside, then removed, or
-    moved back when the second rename fails."""
-    old = None
-    if os.path.lexists(real):
-        old = _temp_name(real, _OLD)
-        os.replace(real, old)
-    try:
-        os.replace(tmp, real)
-    except BaseException:
+SWAP_ATTEMPTS = 5     # two writers at once need two; each more is one more writer at that instant
+
+
+def _swap_into_place(tmp: str, real: str, what: str) -> None:
+    """``real`` ← ``tmp`` by renames: the previous ``real`` is moved aside, ``tmp`` moved in,
+    the previous set removed. Another run writing the same directory at the same instant can
+    put its own whole set at ``real`` between those two renames (``ENOTEMPTY``): then the set
+    moved aside is superseded and removed, and the swap is tried again — up to
+    ``SWAP_ATTEMPTS`` times, then one ``ValueError`` line. Either way ``real`` holds one
+    writer's whole set, never a mix, and no ``-old`` directory is left. Any other failure
+    moves the previous set back and raises."""
+    for _ in range(SWAP_ATTEMPTS):
+        old = _move_aside(real, what)
+        try:
+            os.replace(tmp, real)
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                _move_back(old, real)
+                raise
+            if old is not None:         # another writer's set took its place: it is stale
+                shutil.rmtree(old, ignore_errors=True)
+            continue
+        except BaseException:
+            _move_back(old, real)
+            raise
+        _fsync_dir(os.path.dirname(real))
         if old is not None:
-            os.replace(old, real)
-        raise
-    _fsync_dir(os.path.dirname(real))
-    if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return
+    raise ValueError(f"cannot write {what}: other nn-parity runs replaced it {SWAP_ATTEMPTS} "
+                     f"times while this one tried to; this run's files were not kept")
+
+
+def _move_aside(real: str, what: str) -> str | None:
+    """Rename ``real`` to a fresh ``-old`` sibling and return that name; None when nothing is
+    there (any more). What was moved must be a set of ours or an empty directory (a run
+    writing concurrently may have found anything there): otherwise it is moved back and
+    a ``ValueError`` line says so."""
+    old = _temp_name(real, _OLD)
+    try:
+        os.replace(real, old)
+    except FileNotFoundError:
+        return None
+    mode = os.lstat(old).st_mode
+    if stat.S_ISDIR(mode) and (is_ours(old) or not os.listdir(old)):
+        return old
+    where = "left as it was"
+    try:
+        os.replace(old, real)
+    except OSError:
+        where = f"it is now at {old}"
+    raise ValueError(f"cannot write {what}: it became {_kind(mode)} that nn-parity did not "
+                     f"write while this run was writing; {where}")
+
+
+def _move_back(old: str | None, real: str) -> None:
+    """Undo ``_move_aside`` after a failed swap; when another writer's set holds ``real`` by
+    now, the superseded ``old`` is removed instead."""
+    if old is None:
+        return
+    try:
+        os.replace(old, real)
+    except OSError:
         shutil.rmtree(old, ignore_errors=True)
 
 

@@ -396,3 +396,155 @@ def test_read_json_keeps_what_a_float64_holds():
                                       "d": int(1.7976931348623157e308), "e": -2**64}
     with pytest.raises(fileio.NumberOutOfRange, match=r"^\[0\]\['d'\] is "):
         fileio.read_json('[{"d": %d}]' % (int(1.7976931348623157e308) + 1))
+
+
+# ── two writers swapping the same directory at the same instant ──────────────────────────────
+
+def _slow(f, seconds):
+    def slow(*a, **k):
+        try:
+            return f(*a, **k)
+        finally:
+            time.sleep(seconds)
+    return slow
+
+
+def _widened_swap(monkeypatch):
+    """``fileio.os`` whose renames, listings and stats sleep after they act: the instant
+    between "old set out" and "new set in" (3 ms) and those between the look-ups of the
+    target check (0.3 to 1 ms), when the other writer's rename can land, are widened from
+    microseconds to milliseconds."""
+    real_os = os
+    path = types.SimpleNamespace(**{n: getattr(os.path, n) for n in dir(os.path)
+                                    if not n.startswith("__")})
+    path.lexists = _slow(os.path.lexists, 0.001)
+
+    class SlowOs:
+        def __getattr__(self, name):
+            return getattr(real_os, name)
+
+        listdir = staticmethod(_slow(os.listdir, 0.0003))
+        stat = staticmethod(_slow(os.stat, 0.0003))
+
+        @staticmethod
+        def replace(src, dst):
+            real_os.replace(src, dst)
+            time.sleep(0.003 if ".nn-parity-old." in os.fspath(dst) else 0.0003)
+
+    SlowOs.path = path
+    monkeypatch.setattr(fileio, "os", SlowOs())
+
+
+def _writer(target: str, who: str, barrier: threading.Barrier, outcome: list):
+    def fill(tmp):
+        for k in range(3):
+            Path(tmp, f"{k}.txt").write_text(who)
+        os.mkdir(os.path.join(tmp, "img"))
+        Path(tmp, "img", "p.txt").write_text(who)
+
+    def run():
+        barrier.wait()
+        time.sleep(random.uniform(0, 0.004))   # which step meets which varies by round
+        try:
+            fileio.write_dir_set(target, fill, "race")
+            outcome.append((who, "ok"))
+        except (ValueError, OSError) as e:
+            outcome.append((who, e))
+    return threading.Thread(target=run)
+
+
+def _one_whole_set(target: Path) -> str:
+    """The writer whose complete set ``target`` holds; fails on a mix or a partial set."""
+    files = sorted(str(p.relative_to(target)) for p in target.rglob("*") if p.is_file())
+    assert files == [fileio.MARKER, "0.txt", "1.txt", "2.txt", "img/p.txt"], files
+    owners = {(target / f).read_text() for f in files if f != fileio.MARKER}
+    assert len(owners) == 1, f"a mix of sets: {owners}"
+    return owners.pop()
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-target", "replacing-a-set"])
+def test_two_writers_racing_leave_one_whole_set_and_nothing_else(monkeypatch, tmp_path,
+                                                                 existing):
+    _widened_swap(monkeypatch)
+    target = tmp_path / "out"
+    winners, refusals = set(), []
+    for _ in range(40):
+        if not existing:
+            shutil.rmtree(target, ignore_errors=True)
+        barrier, outcome = threading.Barrier(2), []
+        threads = [_writer(str(target), who, barrier, outcome) for who in ("A", "B")]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert len(outcome) == 2
+        winners.add(_one_whole_set(target))
+        assert os.listdir(tmp_path) == ["out"], os.listdir(tmp_path)   # no -old, no temp
+        for who, result in outcome:
+            if result != "ok":          # allowed: the one-line refusal (exit 2) of a loser
+                assert isinstance(result, ValueError) and "\n" not in str(result), result
+                assert re.fullmatch(RETRIES_SPENT.format(re.escape(str(target))),
+                                    str(result)), result
+                refusals.append(result)
+    assert len(refusals) < 80 and winners <= {"A", "B"}
+
+
+RETRIES_SPENT = (r"cannot write {}: other nn-parity runs replaced it \d+ times while this one "
+                 r"tried to; this run's files were not kept")
+
+
+def test_a_writer_that_always_loses_gives_up_in_one_line(monkeypatch, tmp_path, cli, capsys):
+    """A competitor whose set lands after every "moved aside": the bounded retries end in
+    one line (exit 2 from the CLI), the competitor's set stays whole, nothing else is left."""
+    real_os, target = os, tmp_path / "out"
+    attempts = []
+
+    class Competitor:
+        def __getattr__(self, name):
+            return getattr(real_os, name)
+
+        @staticmethod
+        def replace(src, dst):
+            real_os.replace(src, dst)
+            if ".nn-parity-old." in os.fspath(dst):
+                attempts.append(dst)
+                real_os.mkdir(target)
+                Path(target, fileio.MARKER).write_text("{}")
+                Path(target, "theirs.txt").write_text("C")
+
+    fileio.write_dir_set(target, lambda tmp: Path(tmp, "mine.txt").write_text("0"), "race")
+    monkeypatch.setattr(fileio, "os", Competitor())
+    code = cli(["check", "xor-relu", "--steps", "1", "--save", str(target)])
+    one_line_exit_2(capsys, code, RETRIES_SPENT.format(re.escape(f"--save {target}")))
+    assert len(attempts) == fileio.SWAP_ATTEMPTS
+    assert sorted(os.listdir(target)) == [fileio.MARKER, "theirs.txt"]
+    assert os.listdir(tmp_path) == ["out"]
+
+
+def test_a_foreign_directory_landing_mid_swap_is_never_removed(monkeypatch, tmp_path):
+    """Someone puts their own directory at the target while a run is swapping: the retry
+    refuses to move it aside for good (one line), and it stays, whole, where it was."""
+    real_os, target = os, tmp_path / "out"
+    placed = []
+
+    class Stranger:
+        def __getattr__(self, name):
+            return getattr(real_os, name)
+
+        @staticmethod
+        def replace(src, dst):
+            real_os.replace(src, dst)
+            if ".nn-parity-old." in os.fspath(dst) and not placed:
+                real_os.mkdir(target)
+                Path(target, "thesis.txt").write_text("four years of work")
+                placed.append(dst)
+
+    fileio.write_dir_set(target, lambda tmp: Path(tmp, "mine.txt").write_text("0"), "race")
+    monkeypatch.setattr(fileio, "os", Stranger())
+    with pytest.raises(ValueError, match=r"^cannot write .*out: it became a directory that "
+                                         r"nn-parity did not write while this run was "
+                                         r"writing; left as it was$"):
+        fileio.write_dir_set(target, lambda tmp: Path(tmp, "new.txt").write_text("1"), "race")
+    assert os.listdir(target) == ["thesis.txt"]
+    assert Path(target, "thesis.txt").read_text() == "four years of work"
+    assert os.listdir(tmp_path) == ["out"]
