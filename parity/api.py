@@ -87,10 +87,10 @@ class TwinsReport:
 
     def save(self, directory: str) -> None:
         """The evidence arrays as ``.npz`` and this report's JSON as ``summary.json``."""
-        import json
+        from parity.fileio import json_text
         self.comparison.save(directory)
         atomic_write_bytes(f"{directory}/summary.json",
-                           json.dumps(self.to_json(), indent=2).encode())
+                           json_text(self.to_json(), indent=2).encode())
 
 
 def _num(v) -> str:

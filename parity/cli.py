@@ -167,7 +167,7 @@ def render_list(rows: list[dict]) -> str:
 
 def cmd_list(args) -> int:
     rows = catalogue_rows()
-    print(json.dumps(rows, indent=2) if args.json else render_list(rows))
+    print(fileio.json_text(rows, indent=2) if args.json else render_list(rows))
     return EXIT_OK
 
 
@@ -189,7 +189,7 @@ def cmd_check(args) -> int:
         except OSError as e:
             raise UsageError(f"cannot write --save {args.save}: {e.strerror or e}") from e
     if args.json:
-        print(json.dumps(result.to_json(), indent=2))
+        print(fileio.json_text(result.to_json(), indent=2))
     else:
         print(result.report())
         if args.save:
@@ -230,7 +230,7 @@ def cmd_train(args) -> int:
             close()
         results.append(res)
     if args.json:
-        print(json.dumps([r.to_json(with_curve=args.curve) for r in results], indent=2))
+        print(fileio.json_text([r.to_json(with_curve=args.curve) for r in results], indent=2))
     else:
         print(f"{spec.name} [{args.dtype}, seed {args.seed}]  target: {spec.target or '-'}")
         print(f"  {'impl':<6} {'train acc':>9} {'held-out':>9} {'first loss':>11} "
@@ -251,11 +251,11 @@ def cmd_diverge(args) -> int:
     r = diverge(spec, args.steps, args.dtype, args.seed)
     if args.out:
         try:
-            fileio.atomic_write_bytes(args.out, json.dumps(r.to_json()).encode())
+            fileio.atomic_write_bytes(args.out, fileio.json_text(r.to_json()).encode())
         except OSError as e:
             raise UsageError(f"cannot write --out {args.out}: {e.strerror or e}") from e
     if args.json:
-        print(json.dumps(r.to_json()))
+        print(fileio.json_text(r.to_json()))
         return EXIT_OK
     print(f"{spec.name} [{args.dtype}, seed {args.seed}]: lockstep trajectories, "
           f"{args.steps} steps")
@@ -271,7 +271,7 @@ def cmd_diverge(args) -> int:
 def cmd_bench(args) -> int:
     from parity.tools import bench
     result = bench.run_bench(quick=args.quick)
-    print(json.dumps(result, indent=2) if args.json else bench.render(result))
+    print(fileio.json_text(result, indent=2) if args.json else bench.render(result))
     return EXIT_OK
 
 
@@ -283,14 +283,14 @@ def cmd_drift(args) -> int:
         fileio.check_record_dir(args.out, "--out")
         path = drift.record(args.out, epochs=args.epochs,
                             log=lambda m: print(m, file=sys.stderr))
-        print(json.dumps({"environment": drift.env_name(), "path": path}) if args.json
+        print(fileio.json_text({"environment": drift.env_name(), "path": path}) if args.json
               else f"recorded {drift.env_name()} → {path}")
         return EXIT_OK
     result = drift.combine(args.combine)
     for name in drift.TABLE_FILES:
         fileio.check_file_target(os.path.join(args.combine, name), "--combine")
     paths = drift.write_table(result, args.combine)
-    print(json.dumps(result, indent=1) if args.json else drift.render(result))
+    print(fileio.json_text(result, indent=1) if args.json else drift.render(result))
     print(f"table written to {', '.join(paths)}", file=sys.stderr)
     return EXIT_OK
 

@@ -108,7 +108,8 @@ class Comparison:
         for name, arrays in self.arrays.items():
             atomic_write(os.path.join(directory, f"{name}.npz"),
                          lambda f, a=arrays: np.savez(f, **a))
-        payload = json.dumps(self.to_json(), indent=2).encode()
+        from parity.fileio import json_text
+        payload = json_text(self.to_json(), indent=2).encode()
         atomic_write(os.path.join(directory, "summary.json"), lambda f: f.write(payload))
 
 

@@ -62,12 +62,12 @@ classifier (certainly not the document's MLP) does, and the ceiling ignores it.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from parity.fileio import json_text
 from reference import datasets as ds
 
 __all__ = ["BayesEstimate", "GENERATORS", "bayes_ceiling", "cs231n_index", "latent_means",
@@ -367,7 +367,7 @@ def _cmd_bayes(args) -> int:
     est = bayes_ceiling(args.generator, np.random.default_rng(args.seed),
                         n_samples=args.samples, **opts)
     if args.json:
-        print(json.dumps(est.to_json(), indent=2))
+        print(json_text(est.to_json(), indent=2))
         return 0
     print(f"{args.generator} {est.options}: Bayes accuracy {est}")
     print(f"  hit rate on drawn labels {est.label_accuracy:.4f} ± {est.label_stderr:.4f} "

@@ -53,7 +53,6 @@ corrected setting, measured the same way on both twins, with its own ceiling.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
@@ -66,6 +65,7 @@ import torch
 import torch_impl
 from parity import transfer, zoo
 from parity.audit import bayes
+from parity.fileio import atomic_write_bytes, json_text
 from parity.train import IMPLS, run
 from reference.training import accuracy as np_accuracy
 from reference.training import fit as np_fit
@@ -818,8 +818,7 @@ def render_markdown(rows: list[dict]) -> str:
 
 def write_claims(rows: list[dict], path) -> None:
     """Write the audit rows as JSON to ``path`` atomically (``parity.fileio.atomic_write``)."""
-    from parity.fileio import atomic_write_bytes
-    atomic_write_bytes(path, json.dumps(rows, indent=1, allow_nan=True).encode())
+    atomic_write_bytes(path, json_text(rows, indent=1).encode())
 
 
 # ── CLI hook (wired by the lead in parity/cli.py) ───────────────────────────────────────
@@ -849,5 +848,5 @@ def _cmd_claims(args) -> int:
     rows = run_audit(seed=args.seed, quick=args.quick)
     if args.out:
         write_claims(rows, args.out)
-    print(json.dumps(rows, indent=1) if args.json else render_markdown(rows))
+    print(json_text(rows, indent=1) if args.json else render_markdown(rows))
     return 0

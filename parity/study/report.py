@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -50,7 +49,7 @@ def _write_report_files(study: Study, tmp: str) -> None:
         claims_module.write_claims(
             claims["rows"], os.path.join(tmp, "claims.json"))
     with open(os.path.join(tmp, "results.json"), "w") as f:
-        json.dump(study.results, f, indent=1, default=_jsonable)
+        f.write(fileio.json_text(study.results, indent=1, default=_jsonable))
     with open(os.path.join(tmp, "index.md"), "w") as f:
         f.write(doc.markdown())
     with open(os.path.join(tmp, "index.html"), "w") as f:
@@ -97,7 +96,7 @@ def main(args) -> int:
               progress=progress, log=lambda msg: print(msg, file=sys.stderr), out_option="--out")
     total = time.perf_counter() - t0
     if args.json:
-        print(json.dumps(s.results, default=_jsonable))
+        print(fileio.json_text(s.results, default=_jsonable))
     else:
         print(render_summary(s.results))
         t = s.results["timing"]

@@ -34,8 +34,9 @@ Every problem with a file is a ``ValueError`` with one line naming the file and 
 empty, not a checkpoint, truncated, corrupt (a CRC-32 or SHA-256 mismatch — checked for every
 format, since ``torch.load`` does not verify CRCs and loads a bit-flipped file silently), too
 large, missing or hostile metadata (not an object, nested too deeply, a key named twice, a
-bool version, a fractional seed), another model's checkpoint, missing/unexpected keys, wrong
-shapes or dtypes, a meta-device, nested or sparse tensor, NaN/Inf weights. File-system
+bool version, a fractional seed, a NaN/Infinity token or a number no float64 holds —
+``1e400``, a 5000-digit integer — named by its field), another model's checkpoint,
+missing/unexpected keys, wrong shapes or dtypes, a meta-device, nested or sparse tensor, NaN/Inf weights. File-system
 problems (no such file, permission denied) stay ``OSError``. Writes are atomic
 (``parity.fileio.atomic_write``): a temp file in the target directory, ``fsync``,
 ``os.replace``; on any failure the temp file is removed and a previous file at the path is
@@ -64,10 +65,13 @@ from torch import nn
 import reference
 from parity import transfer
 from parity.fileio import (
+    NumberOutOfRange,
     atomic_write,
     atomic_write_bytes,
     check_file_target,
+    json_text,
     open_zip,
+    read_json,
     read_regular,
 )
 from parity.spec import DTYPES, ModelSpec
@@ -156,9 +160,10 @@ def _meta(spec: ModelSpec, dtype: str, state: dict, saved_from: str, extra: dict
         "saved_from": saved_from, "numpy": np.__version__, "torch": torch.__version__,
     }
     meta.update(extra or {})
-    # plain JSON types only (torch.__version__ is a str subclass that weights_only refuses);
-    # fails before touching the disk if ``extra`` is not JSON-serializable
-    return json.loads(json.dumps(meta))
+    # plain JSON types only (torch.__version__ is a str subclass that weights_only refuses),
+    # non-finite numbers as strings (fileio.json_text: the record is strict JSON); fails
+    # before touching the disk if ``extra`` is not JSON-serializable
+    return json.loads(json_text(meta))
 
 
 # ---- save ---------------------------------------------------------------------------------------
@@ -178,9 +183,9 @@ def _st_digests(record: str, state: dict[str, np.ndarray]) -> dict[str, str]:
 def _st_header_meta(meta: dict, state: dict[str, np.ndarray]) -> dict[str, str]:
     """The safetensors ``__metadata__`` (str → str): format, version and model in plain view
     for other tools, the whole JSON record, and the SHA-256 digests (``_st_digests``)."""
-    record = json.dumps(meta)
+    record = json_text(meta)
     return {"format": FORMAT, "version": str(meta["version"]), "model": meta["model"],
-            ST_RECORD: record, ST_DIGESTS: json.dumps(_st_digests(record, state))}
+            ST_RECORD: record, ST_DIGESTS: json_text(_st_digests(record, state))}
 
 
 def _saved(spec: ModelSpec, state: dict[str, np.ndarray], saved_from: str,
@@ -216,7 +221,7 @@ def save_numpy(path: str, np_model: reference.Sequential, spec_name: str, *,
     if fmt == "safetensors":
         atomic_write_bytes(path, safetensors.numpy.save(state, _st_header_meta(meta, state)))
     else:
-        arrays = {**state, META_KEY: np.array(json.dumps(meta))}
+        arrays = {**state, META_KEY: np.array(json_text(meta))}
         atomic_write(path, lambda f: np.savez(f, **arrays))
     return meta
 
@@ -428,9 +433,13 @@ def _unique_pairs(pairs: list) -> dict:
 
 
 def _parse_meta_json(path: str, text: str, what: str = "metadata"):
-    """``text`` as JSON, objects with unique keys; one ValueError line naming ``what``."""
+    """``text`` as JSON, objects with unique keys, every number within the float64 range
+    (``fileio.read_json``: no NaN/Infinity, no ``1e400``, no 5000-digit integer); one
+    ValueError line naming the file, ``what`` and, for a number, its field."""
     try:
-        return json.loads(text, object_pairs_hook=_unique_pairs)
+        return read_json(text, object_pairs_hook=_unique_pairs)
+    except NumberOutOfRange as e:
+        raise ValueError(f"{path}: {what} field {e}") from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: {what} is not valid JSON ({e.msg} at char {e.pos})") from None
     except _DuplicateKey as e:
@@ -800,7 +809,7 @@ def cmd_export(args) -> int:
     meta = save(args.out, model, spec.name, fmt, extra_meta=extra)
     out = written(args.out, fmt, meta, spec)
     if args.json:
-        print(json.dumps({**out, "trained_with": args.impl, "seed": seed, "epochs": res.epochs,
+        print(json_text({**out, "trained_with": args.impl, "seed": seed, "epochs": res.epochs,
                           "steps": res.steps, "test_accuracy": res.test_accuracy}, indent=2))
         return 0
     print(f"{spec.name}: trained in {args.impl} ({res.epochs} epochs, seed {seed}, {args.dtype}); "
@@ -835,7 +844,7 @@ def cmd_import_check(args) -> int:
               "atol": atol, "passed": ok, "labels_agree": agree, "accuracy_numpy": acc_np,
               "accuracy_torch": acc_t}
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json_text(result, indent=2))
     else:
         print(f"{spec.name}: {args.path} ({ck.fmt}, {dtype}, saved from "
               f"{result['saved_from']}) loaded into numpy and torch")

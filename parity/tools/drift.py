@@ -21,7 +21,7 @@ import torch
 
 from parity import zoo
 from parity.compare import compare
-from parity.fileio import atomic_write_bytes, read_regular
+from parity.fileio import NumberOutOfRange, atomic_write_bytes, json_text, read_json, read_regular
 from parity.runtime import threads_in_force
 from parity.train import run
 from parity.twins import IMPLS
@@ -59,35 +59,61 @@ def record(out_dir: str, epochs: int = 100, models=None, log=None) -> str:
                "epochs": epochs, "models": rows}
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"drift-{payload['env']}.json")
-    atomic_write_bytes(path, json.dumps(payload, indent=1).encode())
+    atomic_write_bytes(path, json_text(payload, indent=1).encode())
     return path
 
 
-def _number(v) -> bool:
-    return type(v) in (int, float) and math.isfinite(v)
+MAX_EPOCHS = 10**6            # the range of ``nn-parity drift --epochs``
+MAX_ENV_CHARS = 200           # env_name() is ~30 characters
+
+
+def _env_ok(v) -> bool:
+    """A non-empty line of printable text (it heads a column of the Markdown table)."""
+    return isinstance(v, str) and 0 < len(v) <= MAX_ENV_CHARS and v.isprintable()
+
+
+def _record_json(path: str):
+    """The JSON value of ``path``; one ValueError line naming the file (and the field, for a
+    number no float64 holds)."""
+    try:
+        return read_json(read_regular(path, RECORD_BYTES, "a drift record needs"))
+    except NumberOutOfRange as e:
+        raise ValueError(f"{path}: not a drift record: {e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise ValueError(f"{path}: not a drift record (not JSON: {e})") from None
+
+
+def _metrics(path: str, model: str, row) -> dict[str, float]:
+    """``models[model]``: metric name → a finite number, read as a float."""
+    if not isinstance(row, dict):
+        raise ValueError(f"{path}: not a drift record: models[{model!r}] must map metric "
+                         f"names to finite numbers, got {row!r}"[:300])
+    for metric, v in row.items():
+        if type(v) not in (int, float) or not math.isfinite(v):
+            raise ValueError(f"{path}: not a drift record: models[{model!r}][{metric!r}] is "
+                             f"{v!r}; metric values must be finite numbers"[:300])
+    return {metric: float(v) for metric, v in row.items()}
 
 
 def read_record(path: str) -> dict:
     """One ``drift-py*.json``: ``{"env": str, "epochs": int, "models": {model: {metric:
-    finite number}}}`` (other keys kept); ValueError naming the file and the field."""
-    try:
-        rec = json.loads(read_regular(path, RECORD_BYTES, "a drift record needs"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise ValueError(f"{path}: not a drift record (not JSON: {e})") from None
+    finite number}}}`` (other keys kept; metrics read as floats, so a table's arithmetic
+    never meets an integer past the float range); ValueError naming the file and the field.
+    """
+    rec = _record_json(path)
     if not isinstance(rec, dict):
         raise ValueError(f"{path}: not a drift record (a JSON {type(rec).__name__}, "
                          f"expected an object)")
-    for key, ok, want in (("env", lambda v: isinstance(v, str) and v, "a non-empty string"),
-                          ("epochs", lambda v: type(v) is int and v >= 1, "an int >= 1"),
-                          ("models", lambda v: isinstance(v, dict), "an object")):
+    for key, ok, want in (
+            ("env", _env_ok, f"a non-empty string, one line of at most {MAX_ENV_CHARS} "
+                             f"printable characters"),
+            ("epochs", lambda v: type(v) is int and 1 <= v <= MAX_EPOCHS,
+             f"an int >= 1, at most {MAX_EPOCHS}"),
+            ("models", lambda v: isinstance(v, dict), "an object")):
         if not ok(rec.get(key)):
             raise ValueError(f"{path}: not a drift record: {key!r} must be {want}, "
                              f"got {rec.get(key)!r}"[:300])
-    for model, row in rec["models"].items():
-        if not isinstance(row, dict) or not all(_number(v) for v in row.values()):
-            raise ValueError(f"{path}: not a drift record: models[{model!r}] must map metric "
-                             f"names to finite numbers"[:300])
-    return rec
+    return {**rec, "models": {m: _metrics(path, m, row) for m, row in rec["models"].items()}}
 
 
 def combine(in_dir: str) -> dict:
@@ -128,6 +154,6 @@ def render(result: dict, changed_only: bool = False) -> str:
 
 def write_table(result: dict, in_dir: str) -> list[str]:
     paths = [os.path.join(in_dir, name) for name in TABLE_FILES]
-    atomic_write_bytes(paths[0], json.dumps(result, indent=1).encode())
+    atomic_write_bytes(paths[0], json_text(result, indent=1).encode())
     atomic_write_bytes(paths[1], (render(result) + "\n").encode())
     return paths

@@ -43,7 +43,6 @@ import __future__
 import argparse
 import dataclasses
 import inspect
-import json
 import linecache
 import sys
 import textwrap
@@ -60,6 +59,7 @@ import layerspec as S
 from parity import train, transfer, zoo
 from parity.compare import compare, first_batch
 from parity.distance import normwise_rel
+from parity.fileio import json_text
 from parity.spec import ModelSpec, OptimSpec
 from parity.tolerances import TRAJECTORY
 from parity.twins import cancelled_keys
@@ -851,7 +851,7 @@ DESCRIPTION = (
 def cmd_selftest(args) -> int:
     report = run_selftest()
     if args.json:
-        print(json.dumps(report.to_json(), indent=2))
+        print(json_text(report.to_json(), indent=2))
     else:
         print(report.table())
     return 0 if report.passed else 1
