@@ -11,7 +11,6 @@ the catalogue's entry: it builds the twins of a ``ModelSpec`` and its first batc
 from __future__ import annotations
 
 import copy
-import json
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field

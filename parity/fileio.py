@@ -518,7 +518,7 @@ def _field(path: list) -> str:
 def _first_unread(obj) -> tuple[str, str] | None:
     """(field, token) of the first ``_Unread`` in ``obj``, depth first; iterative, so any
     depth ``json.loads`` produced can be walked."""
-    stack = [([], obj)]
+    stack: list[tuple[list, object]] = [([], obj)]
     while stack:
         path, v = stack.pop()
         if isinstance(v, _Unread):

@@ -480,7 +480,7 @@ def test_two_writers_racing_leave_one_whole_set_and_nothing_else(monkeypatch, tm
         assert len(outcome) == 2
         winners.add(_one_whole_set(target))
         assert os.listdir(tmp_path) == ["out"], os.listdir(tmp_path)   # no -old, no temp
-        for who, result in outcome:
+        for _who, result in outcome:
             if result != "ok":          # allowed: the one-line refusal (exit 2) of a loser
                 assert isinstance(result, ValueError) and "\n" not in str(result), result
                 assert re.fullmatch(RETRIES_SPENT.format(re.escape(str(target))),

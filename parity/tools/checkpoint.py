@@ -36,9 +36,9 @@ format, since ``torch.load`` does not verify CRCs and loads a bit-flipped file s
 large, missing or hostile metadata (not an object, nested too deeply, a key named twice, a
 bool version, a fractional seed, a NaN/Infinity token or a number no float64 holds —
 ``1e400``, a 5000-digit integer — named by its field), another model's checkpoint,
-missing/unexpected keys, wrong shapes or dtypes, a meta-device, nested or sparse tensor, NaN/Inf weights. File-system
-problems (no such file, permission denied) stay ``OSError``. Writes are atomic
-(``parity.fileio.atomic_write``): a temp file in the target directory, ``fsync``,
+missing/unexpected keys, wrong shapes or dtypes, a meta-device, nested or sparse tensor,
+NaN/Inf weights. File-system problems (no such file, permission denied) stay ``OSError``.
+Writes are atomic (``parity.fileio.atomic_write``): a temp file in the target directory, ``fsync``,
 ``os.replace``; on any failure the temp file is removed and a previous file at the path is
 left untouched; a device or FIFO is never replaced.
 """
