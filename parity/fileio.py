@@ -130,7 +130,7 @@ def check_dir_target(path, option: str | None = None) -> str:
                          f"parents; name a new directory")
     try:
         mode = os.stat(real).st_mode
-    except FileNotFoundError:   # missing, or moved aside this instant by a concurrent writer
+    except (FileNotFoundError, NotADirectoryError):   # missing (or moved aside this instant)
         mode = None
     if mode is not None and not stat.S_ISDIR(mode):
         raise ValueError(f"cannot write {what}: it is {_kind(mode)}, not a directory "
