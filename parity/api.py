@@ -251,7 +251,7 @@ def _dry_run(np_model, t_model: nn.Module, X: np.ndarray, y: np.ndarray, loss: s
         np_model.predict(X.copy())
     except Exception as e:  # noqa: BLE001 — the user's model or batch, reported as input
         raise ValueError(f"X {X.shape}: the NumPy model cannot run on it: "
-                         f"{type(e).__name__}: {_first_line(e)}") from None
+                         f"{type(e).__name__}: {inputs.first_line(e)}") from None
     inputs.labels_fit(y, loss, shape)
 
 
@@ -265,16 +265,11 @@ def _torch_dry_run(t_model: nn.Module, X: np.ndarray) -> tuple:
             return tuple(t_model(torch.tensor(X)).shape)
     except Exception as e:  # noqa: BLE001 — the user's model or batch, reported as input
         raise ValueError(f"X {X.shape}: the torch model cannot run on it: "
-                         f"{type(e).__name__}: {_first_line(e)}") from None
+                         f"{type(e).__name__}: {inputs.first_line(e)}") from None
     finally:
         with torch.no_grad():
             for k, b in t_model.named_buffers():
                 b.copy_(saved[k])
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else ""
 
 
 # ---- compare_models ----------------------------------------------------------------------------
@@ -321,7 +316,7 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     o = optimizer_spec(optimizer)
     np_model = _cast_numpy(numpy_model, dtype)
     t_model = copy.deepcopy(torch_model).to(device="cpu", dtype=_TORCH[dtype])
-    X = X.astype(dtype)
+    X = X.astype(dtype, copy=False)      # inputs.batch made it a private copy
     _dry_run(np_model, t_model, X, y, loss)
     note = _weights_note(np_model, t_model)
     twins = twins_mod.from_models(np_model, t_model, loss, optimizer=o.kind, lr=o.lr,
@@ -390,7 +385,7 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
     state = {key: np.ascontiguousarray(params[n].T) if tr else params[n]
              for n, (key, tr) in matched.items()}
     X, y = inputs.batch(X, y, loss)
-    X = X.astype(np.float64)
+    X = X.astype(np.float64, copy=False)
     inputs.labels_fit(y, loss, _torch_dry_run(t_model, X))
     L_t, grads_t = _torch_loss_and_grads(t_model, loss, X, y, reg, state)
     L_u, grads_u = _call_user(loss_and_grads, params, X, y)
@@ -521,11 +516,7 @@ def _grad(p: torch.Tensor) -> np.ndarray:
 def _call_user(fn: Callable, params: dict, X, y) -> tuple[float, dict]:
     """``fn(params, X, y)`` on copies; its ``(loss, grads)`` checked: a number, and a gradient
     of the parameter's shape for every parameter."""
-    try:
-        got = fn({k: v.copy() for k, v in params.items()}, X.copy(), np.array(y, copy=True))
-    except SystemExit as e:
-        raise ValueError(f"loss_and_grads called sys.exit({e.code!r}); nothing was "
-                         f"compared") from None
+    got = fn({k: v.copy() for k, v in params.items()}, X.copy(), np.array(y, copy=True))
     if not isinstance(got, tuple | list) or len(got) != 2:
         raise TypeError(f"loss_and_grads must return (loss, grads), got {type(got).__name__}")
     loss, grads = got

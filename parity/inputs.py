@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["array", "batch", "finite_state", "number", "torch_module"]
+__all__ = ["array", "batch", "finite_state", "first_line", "number", "torch_module"]
 
 # the integer ranges the CLI enforces on its options, for the same fields from user code
 STEPS = (1, 10**6)
@@ -123,6 +123,13 @@ def finite_state(state: Mapping, who: str) -> None:
         if a.dtype.kind == "c":
             raise TypeError(f"{who} {k}: complex values ({a.dtype}) are refused")
         _finite(a, f"{who} {k}")
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message ("" for none): user code's errors are
+    reported as one line."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def torch_module(model: nn.Module, who: str = "torch_model") -> None:

@@ -115,7 +115,7 @@ def judge_pair(p: Pair, dtype: str, group_scale: float) -> Check:
     base: dict[str, Any] = dict(label=p.label, quantity=p.quantity, max_abs=max_abs,
                 max_rel=max_abs / own if own > atol * group_scale else 0.0, rtol=rtol, atol=atol,
                 tiny=_maxabs(b64) < tol.ABSOLUTE_FLOOR[dtype])
-    if not (np.isfinite(a64).all() and np.isfinite(b64).all()):
+    if not _finite(a64, b64):
         base.update(max_abs=float("inf"), max_rel=float("inf"))
         return Check(**base, passed=False, rule="finite", detail=_nonfinite_message(p.label,
                                                                                    a64, b64))
@@ -168,9 +168,13 @@ def _nonfinite_message(label: str, a64: np.ndarray, b64: np.ndarray) -> str:
     return f"{label}: non-finite values: NumPy {side(a64)}, torch {side(b64)}"
 
 
+def _finite(a64: np.ndarray, b64: np.ndarray) -> bool:
+    return bool(np.isfinite(a64).all() and np.isfinite(b64).all())
+
+
 def nonfinite(p: Pair) -> bool:
-    """Either twin's tensor holds a NaN or an Inf."""
-    return not (np.isfinite(_as_float64(p.mine)).all() and np.isfinite(_as_float64(p.theirs)).all())
+    """Either twin's tensor holds a NaN or an Inf (the ``finite`` rule fails it)."""
+    return not _finite(_as_float64(p.mine), _as_float64(p.theirs))
 
 
 def _table_message(label: str, diff, bound, a64, b64) -> str:

@@ -72,15 +72,11 @@ def load_module(path: str) -> types.ModuleType:
     except SystemExit as e:
         raise ValueError(f"{path}: importing it called sys.exit({e.code!r})") from None
     except Exception as e:  # noqa: BLE001 — the user's code: reported, not a crash of ours
-        raise ValueError(f"{path}: importing it raised {type(e).__name__}: {_first(e)}") from e
+        raise ValueError(f"{path}: importing it raised {type(e).__name__}: "
+                         f"{inputs.first_line(e)}") from e
     finally:
         sys.path.remove(os.path.dirname(module.__file__))
     return module
-
-
-def _first(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return lines[0] if lines else ""
 
 
 def _function(module: types.ModuleType, path: str, name: str) -> Callable:
@@ -104,7 +100,7 @@ def _wrap(fn: Callable, target: str) -> Callable:
             raise ValueError(f"{target}: loss_and_grads called sys.exit({e.code!r})") from None
         except Exception as e:  # noqa: BLE001 — the user's code
             raise ValueError(f"{target}: loss_and_grads raised {type(e).__name__}: "
-                             f"{_first(e)}") from e
+                             f"{inputs.first_line(e)}") from e
     return call
 
 
@@ -115,7 +111,7 @@ def returned(target: str, fn: Callable) -> dict:
     except SystemExit as e:
         raise ValueError(f"{target} called sys.exit({e.code!r})") from None
     except Exception as e:  # noqa: BLE001 — the user's code
-        raise ValueError(f"{target} raised {type(e).__name__}: {_first(e)}") from e
+        raise ValueError(f"{target} raised {type(e).__name__}: {inputs.first_line(e)}") from e
     if not isinstance(got, dict):
         raise TypeError(f"{target} returned {type(got).__name__}; expected a dict with keys "
                         f"{sorted(MODELS_KEYS)} or {sorted(FUNCTIONS_KEYS)}")
