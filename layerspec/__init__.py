@@ -1,9 +1,8 @@
 """The layer vocabulary: what a network is made of, as plain frozen data.
 
-``(Linear(2, 100), ReLU(), Linear(100, 3))`` describes a network once; ``reference.build``
-turns it into NumPy layers, ``torch_impl.build`` into stock ``torch.nn`` modules, and
-``parity.spec.ModelSpec`` counts, summarizes and inspects it by type (``isinstance``), never
-by comparing strings.
+``(Linear(2, 100), ReLU(), Linear(100, 3))`` describes a network once; each item's layer-kind
+record (``parity.kinds``) turns it into a NumPy layer and a stock ``torch.nn`` module, and the
+catalogue counts and summarizes it — never by comparing strings.
 
 Why a package of its own: ``reference/`` must not import torch or parity, and ``torch_impl/``
 must not import reference or parity (``tests/test_layering.py``). Placed in ``reference/`` the

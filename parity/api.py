@@ -23,7 +23,7 @@ from torch import nn
 
 import reference
 import torch_impl
-from parity import convert, inputs, localize
+from parity import convert, inputs, kinds, localize, transfer
 from parity import twins as twins_mod
 from parity.compare import Comparison, compare_twins
 from parity.fileio import atomic_write_bytes
@@ -120,19 +120,14 @@ def _torch_dtype(model: nn.Module) -> str:
 def _cast_numpy(model: reference.Sequential, dtype: str) -> reference.Sequential:
     """A copy of ``model`` in ``dtype`` (float parameters and buffers cast)."""
     m = copy.deepcopy(model)
-    dt = np.dtype(dtype)
     for layer in m.layers:
-        layer.params = {k: v.astype(dt) for k, v in layer.params.items()}
-        layer.buffers = {k: v.astype(dt) if v.dtype.kind == "f" else v
-                         for k, v in layer.buffers.items()}
-        if hasattr(layer, "_dtype"):
-            layer._dtype = dt
+        layer.to_dtype(dtype)
     return m
 
 
 def _check_pair(np_model, t_model) -> None:
-    """Same layers (kind by kind), same ``state_dict`` keys, shapes that agree up to the Linear
-    transpose; ``TypeError``/``ValueError`` naming the layer or key otherwise."""
+    """Same layers (kind by kind), same ``state_dict`` keys, shapes that agree up to each
+    kind's layout; ``TypeError``/``ValueError`` naming the layer or key otherwise."""
     if not isinstance(np_model, reference.Sequential):
         raise TypeError(f"numpy_model: expected a reference.Sequential, got "
                         f"{type(np_model).__name__}")
@@ -151,11 +146,11 @@ def _check_pair(np_model, t_model) -> None:
     missing, extra = sorted(set(theirs) - set(mine)), sorted(set(mine) - set(theirs))
     if missing or extra:
         raise ValueError(f"state_dict keys differ: torch only {missing}, NumPy only {extra}")
-    lin = {f"{i}.weight" for i, m in enumerate(t_model) if isinstance(m, nn.Linear)}
     for k, v in mine.items():
-        shape = theirs[k][::-1] if k in lin else theirs[k]
+        shape = transfer.numpy_shape(k, theirs[k], t_model)
         if v.shape != shape:
-            layout = " (NumPy Linear weights are (in, out), torch's (out, in))" if k in lin else ""
+            note = transfer.layout_note(k, t_model)
+            layout = f" ({note})" if note else ""
             raise ValueError(f"{k}: NumPy shape {v.shape}, expected {shape} for torch's "
                              f"{theirs[k]}{layout}")
     differ = convert.option_mismatches(np_model, t_model)
@@ -373,7 +368,7 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
                         f"{type(mapping).__name__}")
     if transposed is not None and not isinstance(transposed, bool):
         raise TypeError(f"transposed: expected True, False or None, got {transposed!r}")
-    if any(isinstance(m, nn.Dropout) and m.p > 0 for m in torch_model.modules()):
+    if any(_draws_masks(m) for m in torch_model.modules()):
         raise ValueError("compare_functions: the torch model has Dropout, whose masks a plain "
                          "function cannot receive; use compare_models")
     params = _user_params(params)
@@ -487,9 +482,14 @@ def _mapping_notes(params, shapes, matched) -> list[str]:
     return notes
 
 
+def _draws_masks(module: nn.Module) -> bool:
+    kind = kinds.of_module(module, exact=False)
+    return kind is not None and kind.draws_masks and getattr(module, "p", 0) > 0
+
+
 def _linear_weights(model: nn.Module) -> list[str]:
-    return [f"{p}.weight" if p else "weight" for p, m in model.named_modules()
-            if isinstance(m, nn.Linear)]
+    """What torch's side penalizes: each kind's ``penalized`` parameters (Linear weights)."""
+    return kinds.penalized_keys(model)
 
 
 def _torch_loss_and_grads(model: nn.Module, loss: str, X, y, reg: float, state: dict):

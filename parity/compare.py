@@ -281,12 +281,12 @@ def _zip(mine: dict, theirs: dict) -> dict:
 def _state_pairs(twins) -> dict:
     """Optimizer state by ``"{param}.{entry}"``: NumPy's (torch layout) against torch's. An
     entry torch keeps and NumPy lacks is paired with ``None`` (a failed check)."""
-    lin = transfer.linear_weight_keys(twins.torch_model)
+    lay = transfer.state_layouts(twins.torch_model)
     names = {id(p): k for k, p in twins.torch_model.named_parameters()}
     out = {}
     for p, st in twins.torch_optimizer.state.items():
         k = names[id(p)]
-        mine = transfer.state_to_torch_layout(twins.numpy_optimizer.state.get(k, {}), k in lin)
+        mine = transfer.state_to_torch_layout(twins.numpy_optimizer.state.get(k, {}), lay[k])
         for sk, sv in st.items():
             out[f"{k}.{sk}"] = (mine.get(sk), sv.detach().cpu().numpy().copy()
                                 if isinstance(sv, torch.Tensor) else np.asarray(sv))
@@ -318,7 +318,7 @@ def _precise_step(twins, start, X, y, masks, grads_t, seed: int) -> dict:
     fb, fb_sigma = precise.evaluate(start, fwd, SAMPLES, seed, dt)
     zu, zu_sigma = precise.evaluate(start, zero, SAMPLES, seed + 2_000_003, dt)
     up, up_sigma = precise.evaluate(start, upd, SAMPLES, seed + 1_000_003, dt)
-    lin = transfer.linear_weight_keys(t_model)
+    lay = transfer.state_layouts(t_model)
     to_t = transfer.to_torch_layout
     ref = {"loss": {"": (fb["loss"], fb_sigma["loss"])},
            "grad": _with_sigma(to_t(fb["grads"], t_model), fb_sigma["grads"]),
@@ -326,7 +326,7 @@ def _precise_step(twins, start, X, y, masks, grads_t, seed: int) -> dict:
            "param": _with_sigma(to_t(up["params"], t_model), up_sigma["params"]),
            "update": _with_sigma(to_t(zu["params"], t_model), zu_sigma["params"]),
            "state": {f"{k}.{sk}": (v, up_sigma["state"][k][sk]) for k, st in up["state"].items()
-                     for sk, v in transfer.state_to_torch_layout(st, k in lin).items()}}
+                     for sk, v in transfer.state_to_torch_layout(st, lay[k]).items()}}
     if "penalty" in fb:
         ref["penalty"] = {"": (fb["penalty"], fb_sigma["penalty"])}
     return ref

@@ -1,19 +1,12 @@
 """One model, the other framework: ``from_torch(nn.Sequential) -> reference.Sequential`` and
 ``to_torch(reference.Sequential) -> nn.Sequential``, with identical weights (bit for bit).
 
-Supported, module by module (the NumPy reference has exactly these layers)::
-
-    nn.Linear(i, o)            ↔ reference.Linear(i, o)       weight (o, i) ↔ (i, o)
-    nn.ReLU / Sigmoid / Tanh   ↔ reference.ReLU / Sigmoid / Tanh
-    nn.Dropout(p)              ↔ reference.Dropout(p)
-    nn.BatchNorm1d(C, eps, momentum, affine)  ↔ reference.BatchNorm1d (running statistics
-                                                and num_batches_tracked copied)
-    nn.LayerNorm(D, eps, elementwise_affine)  ↔ reference.LayerNorm
-
-Anything else (``nn.GELU``, a Linear without bias, a nested Sequential, BatchNorm without
-running statistics, LayerNorm over more than one dimension) is refused with a ``ValueError``
-naming the module and listing what is supported. Weights go through ``parity.transfer``, the
-one place that transposes.
+Each module is converted by its kind's record (``parity.kinds``): one reference layer per
+stock torch module of a known kind, options included (eps, momentum, affine, p, …). A module
+of no known kind, a subclass of one, or a configuration without a twin (a Linear without
+bias, BatchNorm without running statistics, LayerNorm over more than one dimension) is
+refused with a ``ValueError`` naming the layer and listing the supported kinds. Weights go
+through ``parity.transfer``, the one place that applies layouts.
 """
 
 from __future__ import annotations
@@ -23,20 +16,23 @@ import torch
 from torch import nn
 
 import reference
-from parity import transfer
+from parity import kinds, transfer
 from reference import layers as L
 
-__all__ = ["SUPPORTED", "from_torch", "option_mismatches", "to_torch", "torch_type_of"]
+__all__ = ["from_torch", "option_mismatches", "supported", "to_torch", "torch_type_of"]
 
-SUPPORTED = ("Linear (with bias)", "ReLU", "Sigmoid", "Tanh", "Dropout",
-             "BatchNorm1d (tracking running statistics)", "LayerNorm (one dimension)")
 _TORCH_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
+
+
+def supported() -> str:
+    """The kinds both ways convert, by name (for error messages)."""
+    return ", ".join(k.name for k in kinds.KINDS)
 
 
 def _unsupported(i: int, what: str, why: str = "") -> ValueError:
     reason = f" ({why})" if why else ""
     return ValueError(f"layer {i}: {what} is not supported{reason}; supported modules: "
-                      f"{', '.join(SUPPORTED)}")
+                      f"{supported()}")
 
 
 def _module_dtype(module: nn.Sequential) -> np.dtype:
@@ -52,34 +48,19 @@ def _module_dtype(module: nn.Sequential) -> np.dtype:
 
 def _layer_from(i: int, m: nn.Module, dt: np.dtype, rng) -> L.Layer:
     """The reference layer of one torch module (weights still at their defaults)."""
-    if type(m) is nn.Linear:
-        if m.bias is None:
-            raise _unsupported(i, "Linear(bias=False)", "reference.Linear always has a bias")
-        return L.Linear(m.in_features, m.out_features, dtype=dt)
-    if type(m) in (nn.ReLU, nn.Sigmoid, nn.Tanh):
-        return {nn.ReLU: L.ReLU, nn.Sigmoid: L.Sigmoid, nn.Tanh: L.Tanh}[type(m)]()
-    if type(m) is nn.Dropout:
-        return L.Dropout(m.p, rng=rng)
-    if type(m) is nn.BatchNorm1d:
-        if not m.track_running_stats:
-            raise _unsupported(i, "BatchNorm1d(track_running_stats=False)")
-        return L.BatchNorm1d(m.num_features, eps=m.eps, momentum=m.momentum, affine=m.affine,
-                             dtype=dt)
-    if type(m) is nn.LayerNorm:
-        if len(m.normalized_shape) != 1:
-            raise _unsupported(i, f"LayerNorm{tuple(m.normalized_shape)}",
-                               "only one normalized dimension")
-        if m.elementwise_affine and m.bias is None:
-            raise _unsupported(i, "LayerNorm(bias=False)")
-        return L.LayerNorm(m.normalized_shape[0], eps=m.eps,
-                           elementwise_affine=m.elementwise_affine, dtype=dt)
-    raise _unsupported(i, type(m).__name__)
+    kind = kinds.of_module(m)
+    if kind is None:
+        raise _unsupported(i, type(m).__name__)
+    try:
+        return kind.from_torch(m, dt, rng)
+    except kinds.Unsupported as e:
+        raise _unsupported(i, e.what, e.why) from None
 
 
 def from_torch(module: nn.Sequential, *,
                rng: np.random.Generator | None = None) -> reference.Sequential:
     """The NumPy twin of ``module``: one reference layer per module, same options, the same
-    parameters and buffers bit for bit (Linear weights transposed to ``(in, out)``), in the
+    parameters and buffers bit for bit (layouts applied by ``parity.transfer``), in the
     module's dtype. ``rng`` draws the Dropout masks when none are queued."""
     if not isinstance(module, nn.Sequential):
         raise TypeError(f"from_torch: expected an nn.Sequential, got {type(module).__name__}")
@@ -89,16 +70,10 @@ def from_torch(module: nn.Sequential, *,
     return model
 
 
-# reference layer class → its torch module class (a subclass of a reference layer, such as a
-# learner's own ReLU, has its base class's twin)
-TWIN_TYPES = ((L.Linear, nn.Linear), (L.ReLU, nn.ReLU), (L.Sigmoid, nn.Sigmoid),
-              (L.Tanh, nn.Tanh), (L.Dropout, nn.Dropout), (L.BatchNorm1d, nn.BatchNorm1d),
-              (L.LayerNorm, nn.LayerNorm))
-
-
 def torch_type_of(layer: L.Layer) -> type | None:
     """The torch module class twinned with ``layer`` (None for a layer of the user's own)."""
-    return next((theirs for ours, theirs in TWIN_TYPES if isinstance(layer, ours)), None)
+    kind = kinds.of_layer(layer)
+    return kind.torch if kind else None
 
 
 def option_mismatches(numpy_model: reference.Sequential, torch_model: nn.Sequential) -> list[str]:
@@ -125,26 +100,19 @@ def _same_option(a, b) -> bool:
 
 
 def _module_from(i: int, layer: L.Layer, dtype: torch.dtype) -> nn.Module:
-    """The torch module of one reference layer (most specific known class first)."""
-    if isinstance(layer, L.Linear):
-        return nn.Linear(layer.in_features, layer.out_features, dtype=dtype)
-    for ours, theirs in ((L.ReLU, nn.ReLU), (L.Sigmoid, nn.Sigmoid), (L.Tanh, nn.Tanh)):
-        if isinstance(layer, ours):
-            return theirs()
-    if isinstance(layer, L.Dropout):
-        return nn.Dropout(layer.p)
-    if isinstance(layer, L.BatchNorm1d):
-        return nn.BatchNorm1d(layer.num_features, eps=layer.eps, momentum=layer.momentum,
-                              affine=layer.affine, dtype=dtype)
-    if isinstance(layer, L.LayerNorm):
-        return nn.LayerNorm(layer.num_features, eps=layer.eps,
-                            elementwise_affine=layer.affine, dtype=dtype)
-    raise _unsupported(i, type(layer).__name__)
+    """The torch module of one reference layer (its kind's record, nearest base class)."""
+    kind = kinds.of_layer(layer)
+    if kind is None:
+        raise _unsupported(i, type(layer).__name__)
+    try:
+        return kind.to_torch(layer, dtype)
+    except kinds.Unsupported as e:
+        raise _unsupported(i, e.what, e.why) from None
 
 
 def to_torch(numpy_model: reference.Sequential) -> nn.Sequential:
     """The torch twin of ``numpy_model``: stock modules in an ``nn.Sequential``, the same
-    parameters and buffers bit for bit (Linear weights transposed to ``(out, in)``)."""
+    parameters and buffers bit for bit (each kind's layout applied by ``parity.transfer``)."""
     if not isinstance(numpy_model, reference.Sequential):
         raise TypeError(f"to_torch: expected a reference.Sequential, got "
                         f"{type(numpy_model).__name__}")

@@ -100,6 +100,7 @@ from typing import cast
 
 import numpy as np
 
+from parity import kinds
 from parity.twins import from_spec, zero_gradient_keys
 from reference import layers as L
 from reference.losses import BCELoss
@@ -214,16 +215,40 @@ def _layer_numeric(layer: L.Layer, forward, x: np.ndarray, cot: np.ndarray, h: f
     return out
 
 
+def _draws_masks(layer: L.Layer) -> bool:
+    """A layer that drops units at random in training (its kind's ``draws_masks``)."""
+    kind = kinds.of_layer(layer)
+    return kind is not None and kind.draws_masks and getattr(layer, "p", 0) > 0
+
+
 def _keep_mask(layer: L.Layer, shape, training: bool, rng: np.random.Generator):
-    if isinstance(layer, L.Dropout) and training and layer.p > 0:
-        return rng.random(shape) >= layer.p
+    if training and _draws_masks(layer):
+        return rng.random(shape) >= layer.p   # type: ignore[attr-defined]
     return None
 
 
+def kinks(layer: L.Layer) -> tuple[float, ...]:
+    """Inputs where the layer's first derivative jumps (its kind's ``kinks``; ReLU's 0)."""
+    kind = kinds.of_layer(layer)
+    return kind.kinks(layer) if kind is not None else ()
+
+
+def kink_distance(x: np.ndarray, points: tuple[float, ...]) -> np.ndarray:
+    """``|x − k|`` to the nearest kink ``k``, elementwise."""
+    return np.min([np.abs(x - k) for k in points], axis=0)
+
+
+def kink_sides(x: np.ndarray, points: tuple[float, ...]) -> np.ndarray:
+    """``x > k`` for each kink, stacked: a change means a finite difference crossed one."""
+    return np.stack([x > k for k in points])
+
+
 def _refuse_kinks(layer: L.Layer, x: np.ndarray, h: float) -> None:
-    if isinstance(layer, L.ReLU) and np.any(np.abs(x) <= 10 * h):
-        raise ValueError(f"check_layer({layer!r}): inputs within 10·h = {10 * h:g} of the kink "
-                         f"at 0 (min |x| = {np.abs(x).min():.3g}): resample them")
+    points = kinks(layer)
+    dist = kink_distance(x, points) if points else None
+    if dist is not None and np.any(dist <= 10 * h):
+        raise ValueError(f"check_layer({layer!r}): inputs within 10·h = {10 * h:g} of a kink "
+                         f"(min distance {dist.min():.3g}): resample them")
 
 
 def check_layer(layer: L.Layer, x: np.ndarray, training: bool, rng: np.random.Generator,
@@ -317,12 +342,7 @@ class Float32Check:
 def upcast_layer(layer: L.Layer) -> L.Layer:
     """A float64 copy of a float32 layer: parameters and float buffers upcast exactly."""
     twin = copy.deepcopy(layer)
-    for d in (twin.params, twin.buffers):
-        for k, v in d.items():
-            if v.dtype == np.float32:
-                d[k] = v.astype(np.float64)
-    if hasattr(twin, "_dtype"):
-        twin._dtype = np.dtype(np.float64)
+    twin.to_dtype(np.float64)
     return twin
 
 
@@ -337,12 +357,9 @@ def _jittered(v, rng: np.random.Generator):
 
 
 def _jitter_cache(obj, rng: np.random.Generator) -> None:
-    """Perturb every float array a layer or loss cached in ``forward`` (attributes other than
-    params/grads/buffers: ``_x``, ``_out``, ``_scale``, ``_cache`` …) by ``1 ± u``: the
-    rounding of the forward's results, which the backward reads."""
-    for name, v in list(vars(obj).items()):
-        if name not in ("params", "grads", "buffers"):
-            setattr(obj, name, _jittered(v, rng))
+    """Perturb every float array a layer or loss saved in ``forward`` (its declared ``saved``
+    state) by ``1 ± u``: the rounding of the forward's results, which the backward reads."""
+    obj.saved = {k: _jittered(v, rng) for k, v in obj.saved.items()}
 
 
 def _condition(grad_of, inputs: dict, rng: np.random.Generator) -> dict[str, float]:
@@ -502,8 +519,8 @@ def _draw_masks(model: Sequential, X: np.ndarray, rng: np.random.Generator) -> d
     saved = _save_buffers(model)
     masks, x = {}, X
     for i, layer in enumerate(model.layers):
-        if isinstance(layer, L.Dropout) and layer.p > 0:
-            masks[i] = rng.random(x.shape) >= layer.p
+        if _draws_masks(layer):
+            masks[i] = rng.random(x.shape) >= layer.p   # type: ignore[attr-defined]
             cast(L.Dropout, layer).queue_masks([masks[i]])
         x = layer.forward(x, True)
     _restore_buffers(model, saved)
@@ -522,23 +539,27 @@ def _restore_buffers(model: Sequential, saved: list[dict]) -> None:
 
 def _forward(model: Sequential, X: np.ndarray, masks: dict, saved: list[dict],
              outputs: list | None = None):
-    """Training-mode forward with the fixed masks and restored buffers; also returns the
-    inputs of every ReLU (to detect kink crossings) and the smallest variance any norm layer
+    """Training-mode forward with the fixed masks and restored buffers; also returns
+    ``(input, kinks)`` of every layer with kinks (ReLU: to detect kink crossings) and the
+    smallest variance any norm layer
     normalized by (over the batch for BatchNorm, over the features for LayerNorm). Each
     layer's output is appended to ``outputs`` when given."""
     _restore_buffers(model, saved)
-    relu_in, norm_var, x = [], float("inf"), X
+    kinked, norm_var, x = [], float("inf"), X
     for i, layer in enumerate(model.layers):
-        if isinstance(layer, L.ReLU):
-            relu_in.append(x)
-        if isinstance(layer, L.BatchNorm1d | L.LayerNorm):
-            norm_var = min(norm_var, float(x.var(axis=layer.axis).min()))
+        points = kinks(layer)
+        if points:
+            kinked.append((x, points))
+        kind = kinds.of_layer(layer)
+        if kind is not None and kind.normalizes:
+            axis = layer.axis   # type: ignore[attr-defined]
+            norm_var = min(norm_var, float(x.var(axis=axis).min()))
         if i in masks:
             cast(L.Dropout, layer).queue_masks([masks[i]])
         x = layer.forward(x, True)
         if outputs is not None:
             outputs.append(x)
-    return x, relu_in, norm_var
+    return x, kinked, norm_var
 
 
 class KinkError(ValueError):
@@ -570,7 +591,8 @@ def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8
     X_all = np.asarray(X_all, dtype=np.float64)
     saved = _save_buffers(model)
     rows, nxt = list(range(min(n, len(X_all)))), min(n, len(X_all))
-    need = 2 if any(isinstance(layer, L.BatchNorm1d) for layer in model.layers) else 1
+    need = max([k.min_batch for k in map(kinds.of_layer, model.layers) if k is not None],
+               default=1)
     try:
         for _ in range(len(X_all) + 1):
             if len(rows) < need:
@@ -578,9 +600,9 @@ def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8
                                 f"keep every ReLU pre-activation at least {margin:g} from 0, "
                                 f"{need} needed")
             masks = _draw_masks(model, X_all[rows], np.random.default_rng(seed))
-            _, relu_in, _ = _forward(model, X_all[rows], masks, saved)
-            bad = sorted({r for z in relu_in
-                          for r in np.flatnonzero((np.abs(z) < margin).any(1))})
+            _, kinked, _ = _forward(model, X_all[rows], masks, saved)
+            bad = sorted({r for z, points in kinked
+                          for r in np.flatnonzero((kink_distance(z, points) < margin).any(1))})
             if not bad:
                 break
             for r in reversed(bad):
@@ -633,14 +655,15 @@ def check_twins(twins, X, y, *, seed: int = 0, n: int = 8, h: float = H,
     result = ModelCheck(twins.name, seed, h, rows)
     X = np.array(X, copy=True)
     try:
-        analytic, signs = _analytic(model, loss, X, y, masks, saved, result)
+        analytic, sides = _analytic(model, loss, X, y, masks, saved, result)
         scale = max(float(np.max(np.abs(v), initial=0.0)) for v in analytic.values())
         result.atol = max(FD_ATOL * max(1.0, scale),
                           FD_LAMBDA * EPS * result.sensitivity / h) * (3 if richardson else 1)
 
         def g() -> float:
-            o, zs, _ = _forward(model, X, masks, saved)
-            if any(not np.array_equal(z > 0, s) for z, s in zip(zs, signs)):
+            o, kinked, _ = _forward(model, X, masks, saved)
+            if any(not np.array_equal(kink_sides(z, points), s)
+                   for (z, points), s in zip(kinked, sides)):
                 result.kink_crossings += 1
             return loss.forward(o, y)
 
@@ -654,11 +677,11 @@ def check_twins(twins, X, y, *, seed: int = 0, n: int = 8, h: float = H,
 
 def _analytic(model: Sequential, loss, X, y, masks: dict, saved: list, result: ModelCheck):
     """Backward of the training-mode loss at ``X``: ``({key: gradient copy, "input": dL/dX},
-    [ReLU input > 0 per ReLU])``; records the smallest norm variance and the loss's rounding
-    sensitivity ``Q = √(L² + Σ_v Σ(∂L/∂v ⊙ v)²)`` over the input and every layer's output
-    ``v`` in ``result`` (module docstring, "Error level")."""
+    [which side of each kink every kinked layer's input is on])``; records the smallest norm
+    variance and the loss's rounding sensitivity ``Q = √(L² + Σ_v Σ(∂L/∂v ⊙ v)²)`` over the
+    input and every layer's output ``v`` in ``result`` (module docstring, "Error level")."""
     outputs: list = []
-    out, relu_in, result.min_norm_variance = _forward(model, X, masks, saved, outputs)
+    out, kinked, result.min_norm_variance = _forward(model, X, masks, saved, outputs)
     squares = float(loss.forward(out, y)) ** 2
     if isinstance(loss, BCELoss):
         result.capped = int(np.sum(out * (1 - out) < loss.EPS))
@@ -669,7 +692,7 @@ def _analytic(model: Sequential, loss, X, y, masks: dict, saved: list, result: M
     result.sensitivity = float(np.sqrt(squares + float(np.sum((d * X) ** 2))))
     analytic = {k: np.array(v, copy=True) for k, v in model.gradients().items()}
     analytic["input"] = np.array(d, copy=True)
-    return analytic, [z > 0 for z in relu_in]
+    return analytic, [kink_sides(z, points) for z, points in kinked]
 
 
 def _numeric(result: ModelCheck, g, arrays: dict, analytic: dict, pick: np.random.Generator,

@@ -98,10 +98,6 @@ def numpy_layers(model, loss, X, y, masks: dict, perturb=precise._identity,
     return {"output": r["output"], "input_grad": r["input_grad"], "grad": r["grads"]}
 
 
-def _transposed(values: dict, lin: set) -> dict:
-    return {k: np.ascontiguousarray(v.T) if k in lin else v for k, v in values.items()}
-
-
 # ---- the torch side
 
 def torch_layers(model, loss, X, targets, seed: int) -> tuple[dict, dict]:
@@ -187,15 +183,13 @@ def localize(twins, X, y, seed: int = 0) -> Localization:
     theirs, masks = torch_layers(t_model, twins.torch_loss, X, twins.torch_targets(y), seed)
     start = precise.upcast(np_model)[0] if twins.dtype != "float64" else None
     mine = numpy_layers(np_model, type(twins.numpy_loss)(), X, y, masks, dtype=X.dtype)
-    lin = {k for k in theirs["grad"] if k.endswith(".weight")
-           and isinstance(t_model[int(k.split(".")[0])], torch.nn.Linear)}
-    mine["grad"] = _transposed(mine["grad"], lin)
+    mine["grad"] = transfer.to_torch_layout(mine["grad"], t_model)
     ref = sig = {}
     if start is not None:
         ref, sig = precise.evaluate(
             start, lambda m, p: numpy_layers(m, type(twins.numpy_loss)(), X, y, masks, p),
             SAMPLES, seed)   # as compare judges them
-        ref["grad"] = _transposed(ref["grad"], lin)
+        ref["grad"] = transfer.to_torch_layout(ref["grad"], t_model)
     kinds = [type(m).__name__ for m in twins.numpy_model.layers]
     pairs = _pairs(mine, theirs, ref, sig, kinds)
     return read_off(pairs, judge(pairs, twins.dtype), kinds)
@@ -220,8 +214,7 @@ def first_nonfinite(twins, state: dict, X, y, seed: int) -> str | None:
         except (ValueError, FloatingPointError):   # a loss that refuses a NaN input
             mine = {"output": {}, "input_grad": {}, "grad": {}}
     kinds = [type(m).__name__ for m in twins.numpy_model.layers]
-    lin = transfer.linear_weight_keys(t_model)
-    mine["grad"] = _transposed(mine["grad"], lin)
+    mine["grad"] = transfer.to_torch_layout(mine["grad"], t_model)
     order = [("output", i, "output, forward") for i in sorted(theirs["output"])]
     for i in sorted(theirs["output"], reverse=True):
         order.append(("input_grad", i, "input gradient, backward"))

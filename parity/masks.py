@@ -1,5 +1,6 @@
 """Share dropout masks: record the exact keep-mask each torch ``nn.Dropout`` drew, so the NumPy
-twin can drop the same units (``reference.Dropout.queue_masks``)."""
+twin can drop the same units (``reference.Dropout.queue_masks``). Which modules draw masks
+is their kind's record's to say (``LayerKind.draws_masks``)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from parity import kinds
+
 
 class DropoutMaskRecorder:
-    """Forward hooks on every ``nn.Dropout`` of a Sequential. Before the module runs, the CPU
-    RNG state is saved; afterwards the draw is replayed on a tensor of ones from that state
-    (same shape → same Bernoulli draw on torch's CPU path), and the RNG is put back where the
-    real forward left it. ``masks[i]`` lists boolean keep-masks of layer ``i``, oldest first."""
+    """Forward hooks on every mask-drawing module (``nn.Dropout``) of a Sequential. Before
+    the module runs, the CPU RNG state is saved; afterwards the draw is replayed on a tensor
+    of ones from that state (same shape → same Bernoulli draw on torch's CPU path), and the
+    RNG is put back where the real forward left it. ``masks[i]`` lists boolean keep-masks of
+    layer ``i``, oldest first."""
 
     def __init__(self, model: nn.Sequential) -> None:
         self.masks: dict[int, list] = {}
         self._handles = []
         for i, m in enumerate(model):
-            if isinstance(m, nn.Dropout):
+            kind = kinds.of_module(m, exact=False)
+            if kind is not None and kind.draws_masks:
                 self.masks[i] = []
                 self._handles.append(m.register_forward_pre_hook(self._pre))
                 self._handles.append(m.register_forward_hook(self._make_post(i)))

@@ -44,6 +44,7 @@ from typing import cast
 import numpy as np
 
 import reference
+from parity import kinds
 
 U32 = 2.0 ** -24   # unit roundoff of float32 (half an ulp at 1)
 # float32's smallest normal: below it a float32 value keeps fewer bits (subnormals) or none
@@ -105,10 +106,7 @@ def upcast(model: reference.Sequential, optimizer=None):
     ``None``. float32 → float64 is exact, so the copies start from the identical state."""
     m64 = copy.deepcopy(model)
     for layer in m64.layers:
-        layer.params = {k: v.astype(np.float64) for k, v in layer.params.items()}
-        layer.buffers = {k: _f64(v) for k, v in layer.buffers.items()}
-        if hasattr(layer, "_dtype"):
-            layer._dtype = np.dtype(np.float64)
+        layer.to_dtype(np.float64)
     if optimizer is None:
         return m64, None
     params = m64.parameters()
@@ -139,20 +137,19 @@ def forward_backward(model: reference.Sequential, loss, X, y, masks: dict[int, l
     inputs, outputs = [], {}
     for i, layer in enumerate(model.layers):
         inputs.append(x)
-        out = layer.forward(x, True)
-        x = outputs[i] = _in_range(layer, _shared_forward(
-            layer, x, perturb(out, forward_amplitude(layer, x, out)), perturb))
+        x = outputs[i] = _rounded_forward(layer, x, True, perturb)
     L = float(perturb(np.float64(loss.forward(x, y)), loss_amplitude(loss)))
     d = loss.backward()
     d = perturb(d, loss_gradient_amplitude(loss, d))
     grads, input_grads = {}, {}
     for i in reversed(range(len(model.layers))):
-        layer = model.layers[i]
-        dx = _layer_backward(layer, inputs[i], d, perturb)
-        for k, amp in gradient_amplitudes(layer, inputs[i], d).items():
+        layer, kind = model.layers[i], _kind(model.layers[i])
+        dx = kind.rounded_backward(layer, inputs[i], d, perturb)
+        for k, amp in kind.gradient_amplitudes(layer, inputs[i], d).items():
             grads[f"{i}.{k}"] = perturb(layer.grads[k], amp)
-        d = input_grads[i] = _shared_backward(
-            layer, inputs[i], d, perturb(dx, backward_amplitude(layer, inputs[i], d, dx)), perturb)
+        d = input_grads[i] = kind.shared_backward(
+            layer, inputs[i], d, perturb(dx, kind.backward_amplitude(layer, inputs[i], d, dx)),
+            perturb)
     grads = {k: grads[k] for k in model.parameters()}
     buffers = {k: perturb(np.asarray(v)) for k, v in model.buffers().items()}
     result = {"loss": L, "grads": grads, "buffers": buffers}
@@ -182,13 +179,13 @@ def loss_terms(loss) -> np.ndarray:
     """``t_i`` of ``loss_amplitude`` (``(N,)``): the size of the parts each sample's loss is
     formed from, read from the loss's cache after ``forward``."""
     if isinstance(loss, reference.CrossEntropyLoss):
-        log_p, y = loss._cache
+        log_p, y = loss.saved["log_p"], loss.saved["y"]
         return np.abs(log_p[np.arange(len(y)), y]) + np.sqrt(log_p.shape[1])
     if isinstance(loss, reference.BCEWithLogitsLoss):
-        a, y = loss._cache
+        a, y = loss.saved["a"], loss.saved["y"]
         return np.abs(a) + 2 * (np.maximum(a, 0) - a * y + np.log1p(np.exp(-np.abs(a))))
     if isinstance(loss, reference.BCELoss):
-        p, y = loss._cache
+        p, y = loss.saved["p"], loss.saved["y"]
         with np.errstate(divide="ignore"):
             ell = -(y * np.maximum(np.log(p), -100) + (1 - y) * np.maximum(np.log1p(-p), -100))
         return ell + 1
@@ -205,10 +202,10 @@ def loss_gradient_amplitude(loss, d: np.ndarray) -> np.ndarray:
     subtraction and the division by ``N``."""
     n = d.shape[0]
     if isinstance(loss, reference.CrossEntropyLoss):
-        log_p = loss._cache[0]
+        log_p = loss.saved["log_p"]
         extra = np.exp(log_p) * (np.abs(log_p) + np.sqrt(log_p.shape[1]) + 1) / n
     elif isinstance(loss, reference.BCEWithLogitsLoss):
-        extra = 3 * reference.layers.sigmoid(loss._cache[0]) / n
+        extra = 3 * reference.layers.sigmoid(loss.saved["a"]) / n
     elif isinstance(loss, reference.BCELoss):
         extra = 2 * np.abs(d)
     else:
@@ -216,163 +213,24 @@ def loss_gradient_amplitude(loss, d: np.ndarray) -> np.ndarray:
     return extra + 2 * np.abs(d)
 
 
-def forward_amplitude(layer, x, out):
-    """Linear: ``√in·(|x|@|W| + |b|)``; a norm layer: its mean and variance are sums over
-    the normalized axis (``m`` terms), ``|γ|·istd·√m·mean|x| + |out|``; else ``|out|``."""
-    if isinstance(layer, reference.Linear):
-        W, b = layer.params["weight"], layer.params["bias"]
-        return np.sqrt(W.shape[0]) * (np.abs(x) @ np.abs(W) + np.abs(b))
-    if _is_batch_norm_layer(layer):
-        ax, istd = layer.axis, layer._cache[2]
-        gamma = np.abs(layer.params["weight"]) if layer.affine else 1.0
-        m = x.shape[ax]
-        return _reduced(m) * gamma * istd * np.sqrt(m) * np.abs(x).mean(
-            axis=ax, keepdims=True) + np.abs(out)
-    return np.abs(out)
+def _kind(layer) -> kinds.LayerKind:
+    """The layer's record; a layer of the user's own gets the generic model (one relative
+    rounding of each output and gradient)."""
+    return kinds.of_layer(layer) or _GENERIC
 
 
-def _reduced(m: int) -> float:
-    """1 where a norm layer's mean and variance are sums over ``m > 1`` entries, which round;
-    0 over one entry, where they are exact (μ = x, var = 0): torch's LayerNorm(1) returns β
-    itself, and an error model that moved it sent the layers after it — LayerNorms over that
-    constant, dividing by √eps — to gradients 2–7× off, while torch's matched float64."""
-    return 1.0 if m > 1 else 0.0
+_GENERIC = kinds.LayerKind()
 
 
-def backward_amplitude(layer, x, d, dx):
-    """Linear: ``√out·|d|@|W|ᵀ``; a norm layer in training: its three-term formula over ``m``
-    entries, ``istd/m·√m·(m|g| + Σ|g| + |x̂|·Σ|g·x̂|)`` with ``g = d·γ``. Sigmoid and Tanh
-    read their stored float32 output ``s`` (``t``), rounded by ``u·s`` (``u·t``): ``1 − s``
-    keeps it as an absolute error, ``dx = d·(1 − s)·s`` errs by ``|d|·s²`` beside its own
-    roundings (``2|dx|``), ``dx = d·(1 − t²)`` by ``3|d|·t²`` (``t²``: t's rounding twice and
-    the product's); saturated, that is all of ``dx``. Else ``|dx|``."""
-    if isinstance(layer, reference.Linear):
-        W = layer.params["weight"]
-        return np.sqrt(W.shape[1]) * (np.abs(d) @ np.abs(W).T)
-    if isinstance(layer, reference.Sigmoid):
-        return 2 * np.abs(dx) + np.abs(d) * layer._out ** 2
-    if isinstance(layer, reference.Tanh):
-        return 2 * np.abs(dx) + 3 * np.abs(d) * layer._out ** 2
-    if _is_batch_norm_layer(layer):
-        _, xhat, istd = layer._cache
-        g = np.abs(d * layer.params["weight"]) if layer.affine else np.abs(d)
-        ax, m = layer.axis, xhat.shape[layer.axis]
-        sums = g.sum(axis=ax, keepdims=True) + np.abs(xhat) * (g * np.abs(xhat)).sum(
-            axis=ax, keepdims=True)
-        return istd / m * np.sqrt(m) * (m * g + sums)
-    return np.abs(dx)
-
-
-def _raw_x_terms(layer, x, d):
-    """torch's LayerNorm backward ends in ``dx = a·g + b·x + c`` per element (``a`` = 1/std,
-    ``g = d·γ``, ``b = (Σg·μ − Σg·x)·a³/m``, ``c = −b·μ − a·Σg/m``): three terms of which
-    ``a·g`` and ``c`` are of size ``a·|g|`` even where ``dx`` is 0 (LayerNorm(1): x̂ ≡ 0).
-    Each term is rounded where it is formed (``c`` from two products) and again in the sum,
-    so ``dx`` errs by ``2·(|a·g| + |b·x| + |c|)`` (measured on LayerNorm(1), torch float32
-    against float64: up to 3.1·u·a|g| per element, where the bound gives 4). Rows with equal
-    operands err equally — after LayerNorm(1) every row's output is β, the upstream gradients
-    repeat, and torch's bias gradient above it, a batch sum of these errors, reached
-    1.1·u·Σa|g| (independent errors would give √N less) — so ``_shared_backward`` draws this
-    error once per feature, shared along the batch."""
-    _, _, istd = layer._cache
-    ax, m = layer.axis, x.shape[layer.axis]
-    g = d * layer.params["weight"] if layer.affine else d
-    mu = x.mean(axis=ax, keepdims=True)
-    sg = g.sum(axis=ax, keepdims=True)
-    b = (sg * mu - (g * x).sum(axis=ax, keepdims=True)) * istd ** 3 / m
-    c = -b * mu - sg * istd / m
-    return 2 * (np.abs(istd * g) + np.abs(b * x) + np.abs(c))
-
-
-def _is_batch_norm_layer(layer) -> bool:
-    """A norm layer normalizing with statistics of its input (training BatchNorm, LayerNorm)."""
-    return (isinstance(layer, reference.layers._Normalization)
-            and layer._cache[0] == "batch")
-
-
-def _shared_forward(layer, x, out, perturb):
-    """A norm layer's mean μ and 1/std are reductions every element along the normalized
-    axis reuses, so their errors are shared (one δ per reduction), not independent:
-    ``out += γ·istd·√m·mean|x|·δ_μ + γ·x̂·√m·(1 + istd·mean|x|)·δ_σ``. The second factor is
-    the variance's relative error when ``x − μ`` cancels (istd·mean|x| = κ)."""
-    if not _is_batch_norm_layer(layer) or not _reduced(x.shape[layer.axis]):
-        return out
-    _, xhat, istd = layer._cache
-    ax, m = layer.axis, x.shape[layer.axis]
-    gamma = layer.params["weight"] if layer.affine else 1.0
-    mean_abs = np.abs(x).mean(axis=ax, keepdims=True)
-    out = perturb(out, np.abs(gamma) * istd * np.sqrt(m) * mean_abs, axis=ax)
-    return perturb(out, np.abs(gamma * xhat) * np.sqrt(m) * (1 + istd * mean_abs), axis=ax)
-
-
-def _layer_backward(layer, x, d, perturb):
-    """``layer.backward(d)``; a norm layer's with the statistics a float32 forward stored
-    (``_norm_statistics``) — its backward reads μ and 1/std, not their exact values."""
-    if not _is_batch_norm_layer(layer):
-        return layer.backward(d)
-    exact = layer._cache
-    layer._cache = ("batch", *_norm_statistics(layer, x, perturb))
-    try:
-        return layer.backward(d)
-    finally:
-        layer._cache = exact
-
-
-def _raw_x(layer) -> bool:
-    """torch's LayerNorm kernel forms its backward from raw ``x`` (``ds = Σ g·x``,
-    ``dx = a·g + b·x + c`` with ``c = −b·μ − …``); its BatchNorm kernel from ``x − μ``."""
-    return isinstance(layer, reference.LayerNorm)
-
-
-def _norm_statistics(layer, x, perturb) -> tuple:
-    """``(x̂, 1/std)`` as a float32 backward sees them, ``m`` entries along the axis, ``κ =
-    istd·mean|x|``: μ is a float32 sum over ``m`` terms divided by ``m``, off by
-    ``(√m + 1)·mean|x|·δ_μ`` — shared along the axis, it moves every x̂ by ``istd`` times that
-    (κ-fold x̂'s own rounding); 1/std is off relatively by ``(√m·(1 + κ)/2 + 2)·δ_σ`` (half the
-    variance's error, ``_shared_forward``, plus sqrt, + eps and the reciprocal), shared; each
-    x̂ (or, in torch's LayerNorm, each ``b·x + c`` it stands for) by ``istd·(|x| + |μ|)``, its
-    own ``|x̂|`` in BatchNorm's ``x − μ``. The backward's ``Σ g·x̂`` and ``x̂·Σ g·x̂`` then
-    carry these errors, all of size ``κ·u`` where x cancels against μ."""
-    _, xhat, istd = layer._cache
-    ax, m = layer.axis, x.shape[layer.axis]
-    mu = x.mean(axis=ax, keepdims=True)
-    mean_abs = np.abs(x).mean(axis=ax, keepdims=True)
-    own = istd * (np.abs(x) + np.abs(mu)) if _raw_x(layer) else np.abs(xhat)
-    xh = perturb(xhat, own)
-    xh = perturb(xh, _reduced(m) * istd * (np.sqrt(m) + 1) * mean_abs, axis=ax)
-    rel = perturb(np.ones_like(istd), _reduced(m) * np.sqrt(m) * (1 + istd * mean_abs) / 2 + 2)
-    return xh * rel, istd * rel
-
-
-def _shared_backward(layer, x, d, dx, perturb):
-    """The two sums of a norm layer's backward, ``Σg`` and ``Σg·x̂`` (``g = d·γ``), enter
-    every ``dx`` along the axis: ``dx += istd/m·√m·(Σ|g|·δ₁ + x̂·Σ|g|·w·δ₂)`` with ``w = |x̂|``
-    — or, for torch's LayerNorm kernel, which sums ``g·x`` and ``g·μ`` separately and takes
-    their difference, ``w = istd·(|x| + |μ|)``. The shared errors are what a bias feeding
-    BatchNorm sums to (its exact gradient is 0)."""
-    if not _is_batch_norm_layer(layer):
-        return dx
-    _, xhat, istd = layer._cache
-    ax, m = layer.axis, xhat.shape[layer.axis]
-    g = np.abs(d * layer.params["weight"]) if layer.affine else np.abs(d)
-    w = istd * (np.abs(x) + np.abs(x.mean(axis=ax, keepdims=True))) if _raw_x(layer) else (
-        np.abs(xhat))
-    c = istd / m * np.sqrt(m)
-    dx = perturb(dx, c * g.sum(axis=ax, keepdims=True), axis=ax)
-    dx = perturb(dx, c * np.abs(xhat) * (g * w).sum(axis=ax, keepdims=True), axis=ax)
-    return perturb(dx, _raw_x_terms(layer, x, d), axis=0) if _raw_x(layer) else dx
-
-
-def gradient_amplitudes(layer, x, d) -> dict:
-    """Parameter gradients are sums over the batch (``N`` terms): Linear
-    ``√N·|x|ᵀ@|d|`` and ``√N·Σ_n|d|``; a norm layer ``√N·Σ_n|d·x̂|`` and ``√N·Σ_n|d|``."""
-    n = np.sqrt(d.shape[0])
-    if isinstance(layer, reference.Linear):
-        return {"weight": n * (np.abs(x).T @ np.abs(d)), "bias": n * np.abs(d).sum(axis=0)}
-    if isinstance(layer, reference.layers._Normalization) and layer.affine:
-        xhat = layer._cache[1]
-        return {"weight": n * np.abs(d * xhat).sum(axis=0), "bias": n * np.abs(d).sum(axis=0)}
-    return {k: np.abs(g) for k, g in layer.grads.items()}
+def _rounded_forward(layer, x, training: bool, perturb):
+    """``layer.forward(x)`` with the rounding its kind's record models (``LayerKind``:
+    ``forward_amplitude``, ``shared_forward``), clipped to the range its kernel returns
+    (σ(30) rounds to 1 in float32, and 1 + u is no value a twin computes: BCE refuses it)."""
+    kind = _kind(layer)
+    out = layer.forward(x, training)
+    out = kind.shared_forward(layer, x, perturb(out, kind.forward_amplitude(layer, x, out)),
+                              perturb)
+    return out if kind.output_range is None else np.clip(out, *kind.output_range)
 
 
 def update(model: reference.Sequential, optimizer, grads: dict,
@@ -396,21 +254,8 @@ def predict(model: reference.Sequential, X, perturb: Perturb = _identity) -> np.
     """Eval-mode forward in float64, ``perturb`` after every layer (as ``forward_backward``)."""
     x = perturb(np.asarray(X, dtype=np.float64))
     for layer in model.layers:
-        out = layer.forward(x, False)
-        x = _in_range(layer, _shared_forward(
-            layer, x, perturb(out, forward_amplitude(layer, x, out)), perturb))
+        x = _rounded_forward(layer, x, False, perturb)
     return x
-
-
-# the values a float32 kernel can return: σ(a) ∈ [0, 1], tanh(a) ∈ [−1, 1]
-_RANGES = {reference.Sigmoid: (0.0, 1.0), reference.Tanh: (-1.0, 1.0)}
-
-
-def _in_range(layer, out):
-    """A perturbed Sigmoid or Tanh output clipped to the range its kernel returns: σ(30)
-    rounds to 1 in float32, and 1 + u is no value a twin computes (BCE refuses it)."""
-    lo_hi = _RANGES.get(type(layer))
-    return out if lo_hi is None else np.clip(out, *lo_hi)
 
 
 def spread(runs: list, exact) -> object:

@@ -12,7 +12,7 @@ import layerspec as S
 import reference
 import torch_impl
 from parity import data as data_mod
-from reference.build import build_sequential as build_numpy_sequential
+from parity import kinds
 from reference.losses import LOSSES as NUMPY_LOSSES
 from reference.optim import OPTIMIZERS
 
@@ -92,8 +92,8 @@ class ModelSpec:
     # ---- the two twins
     def build_numpy(self, seed: int = 0, dtype: str = "float64") -> reference.Sequential:
         s = self.seeds(seed)
-        return build_numpy_sequential(self.layers, init=self.init, rng=s["init"],
-                                      dtype=np.dtype(check_dtype(dtype)), dropout_rng=s["dropout"])
+        return kinds.numpy_model(self.layers, init=self.init, rng=s["init"],
+                                 dtype=np.dtype(check_dtype(dtype)), dropout_rng=s["dropout"])
 
     def build_torch(self, dtype: str = "float64", torch_seed: int | None = None):
         """The torch twin with torch's own default init (seeded locally if ``torch_seed``)."""
@@ -101,7 +101,7 @@ class ModelSpec:
         with torch.random.fork_rng(devices=[]):
             if torch_seed is not None:
                 torch.manual_seed(torch_seed)
-            return torch_impl.build_sequential(self.layers, tdt)
+            return kinds.torch_model(self.layers, tdt)
 
     def numpy_loss(self):
         return NUMPY_LOSSES[self.loss]()
@@ -111,8 +111,8 @@ class ModelSpec:
 
     # ---- optimizers over the same param groups
     def weight_keys(self) -> list[str]:
-        return [f"{i}.weight" for i, item in enumerate(self.layers)
-                if isinstance(item, S.Linear)]
+        return [f"{i}.{k}" for i, item in enumerate(self.layers)
+                for k in kinds.of_spec(item).penalized]
 
     def param_groups(self, names: list[str]) -> list[tuple[list[str], float]]:
         o = self.optimizer

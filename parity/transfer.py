@@ -1,6 +1,8 @@
-"""Weights between the twins: names are torch ``state_dict`` keys on both sides; the only
-layout change is the Linear weight, ``(in, out)`` in NumPy ↔ ``(out, in)`` in torch.
-Copies are exact (bit for bit); dtypes must already agree — no silent casts."""
+"""Weights between the twins: names are torch ``state_dict`` keys on both sides; layouts
+(the Linear weight's ``(in, out)`` in NumPy ↔ ``(out, in)`` in torch, and whatever a kind's
+record declares) are applied here and nowhere else, to parameters, buffers, gradients and
+optimizer state alike. Copies are exact (bit for bit); dtypes must already agree — no silent
+casts."""
 
 from __future__ import annotations
 
@@ -9,23 +11,31 @@ import torch
 from torch import nn
 
 import reference
-
-
-def linear_weight_keys(torch_model: nn.Module) -> set[str]:
-    """``NAME.weight`` of every direct child ``nn.Linear`` (``nn.Sequential``: ``0``, ``1``…)."""
-    return {f"{name}.weight" for name, m in torch_model.named_children()
-            if isinstance(m, nn.Linear)}
+from parity import kinds
 
 
 def to_torch_layout(state: dict[str, np.ndarray], torch_model: nn.Module) -> dict:
-    """NumPy-layout arrays → torch-layout arrays (transposed Linear weights, contiguous)."""
-    lin = linear_weight_keys(torch_model)
-    return {k: np.ascontiguousarray(v.T) if k in lin else np.asarray(v) for k, v in state.items()}
+    """NumPy-layout arrays by ``state_dict`` key → torch layout (contiguous copies where the
+    layout changes)."""
+    lay = kinds.layouts(torch_model)
+    return {k: lay[k].to_torch(v) if k in lay else np.asarray(v) for k, v in state.items()}
 
 
 def to_numpy_layout(state: dict[str, np.ndarray], torch_model: nn.Module) -> dict:
     """Torch-layout arrays → NumPy layout (the inverse of ``to_torch_layout``)."""
-    return to_torch_layout(state, torch_model)  # a transpose is its own inverse
+    lay = kinds.layouts(torch_model)
+    return {k: lay[k].to_numpy(v) if k in lay else np.asarray(v) for k, v in state.items()}
+
+
+def numpy_shape(key: str, torch_shape: tuple, torch_model: nn.Module) -> tuple:
+    """The NumPy shape of the array torch holds as ``key`` with ``torch_shape``."""
+    lay = kinds.layouts(torch_model)
+    return lay[key].numpy_shape(torch_shape) if key in lay else tuple(torch_shape)
+
+
+def layout_note(key: str, torch_model: nn.Module) -> str:
+    """Why ``key``'s shapes differ between the twins (``""`` when they do not)."""
+    return getattr(kinds.layouts(torch_model).get(key), "note", "")
 
 
 def torch_state(torch_model: nn.Module) -> dict[str, np.ndarray]:
@@ -59,24 +69,27 @@ def load_torch(torch_model: nn.Module, state: dict[str, np.ndarray]) -> None:
     torch_model.load_state_dict(tensors, strict=True)
 
 
-def state_to_torch_layout(state: dict, transpose: bool) -> dict:
+def state_to_torch_layout(state: dict, layout: kinds.Layout = kinds.SAME) -> dict:
     """Copies of one parameter's optimizer state entries (``{"exp_avg": array, …}``), in
-    torch layout: 2-D entries transposed when the parameter is a Linear weight (``transpose``).
-    Copies: the live state changes in place at the next step."""
-    out = {}
-    for k, v in state.items():
-        arr = np.array(v, copy=True)
-        out[k] = np.ascontiguousarray(arr.T) if transpose and arr.ndim == 2 else arr
-    return out
+    torch layout: entries shaped like the parameter take its ``layout`` (a scalar ``step``
+    does not). Copies: the live state changes in place at the next step."""
+    return {k: layout.to_torch(np.array(v, copy=True)) for k, v in state.items()}
+
+
+def state_layouts(torch_model: nn.Module) -> dict:
+    """Parameter key → its ``Layout`` (``SAME`` for most): what ``state_to_torch_layout``
+    takes for that parameter's optimizer state."""
+    lay = kinds.layouts(torch_model)
+    return {k: lay.get(k, kinds.SAME) for k, _ in torch_model.named_parameters()}
 
 
 def optimizer_state_to_torch(np_optimizer, torch_optimizer: torch.optim.Optimizer,
                              torch_model: nn.Module) -> None:
     """Copy the NumPy optimizer's float state entries (momentum buffers, Adam's moments) into
-    torch's, in place and exactly, Linear weights' entries transposed. ``step`` counters and
+    torch's, in place and exactly, each in its parameter's layout. ``step`` counters and
     entries only one side keeps are left alone (``parity.compare`` checks them)."""
     names = {id(p): k for k, p in torch_model.named_parameters()}
-    lin = linear_weight_keys(torch_model)
+    lay = state_layouts(torch_model)
     for param, st in torch_optimizer.state.items():
         key = names[id(param)]
         mine = np_optimizer.state.get(key, {})
@@ -84,7 +97,7 @@ def optimizer_state_to_torch(np_optimizer, torch_optimizer: torch.optim.Optimize
             if entry == "step" or entry not in mine or not (
                     isinstance(theirs, torch.Tensor) and theirs.is_floating_point()):
                 continue
-            t = torch.from_numpy(state_to_torch_layout({entry: mine[entry]}, key in lin)[entry])
+            t = torch.from_numpy(state_to_torch_layout({entry: mine[entry]}, lay[key])[entry])
             if tuple(t.shape) != tuple(theirs.shape) or t.dtype != theirs.dtype:
                 raise ValueError(f"optimizer state {key}.{entry}: expected {theirs.dtype} "
                                  f"{tuple(theirs.shape)}, got {t.dtype} {tuple(t.shape)}")

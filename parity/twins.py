@@ -19,9 +19,8 @@ from torch import nn
 
 import reference
 import torch_impl
-from parity import transfer
+from parity import kinds, transfer
 from parity.runtime import check_device
-from reference import layers as L
 from reference.losses import l2_penalty
 from reference.optim import OPTIMIZERS
 
@@ -158,11 +157,12 @@ def device_of(model: nn.Module) -> torch.device:
 # ---- entries whose gradient is 0 by construction --------------------------------------------
 
 def zero_gradient_keys(model: reference.Sequential) -> set[str]:
-    """Parameters whose gradient is exactly 0 in training mode: the bias of a Linear directly
-    followed by BatchNorm1d (a per-feature constant is removed by the batch mean)."""
-    layers = model.layers
-    return {f"{i}.bias" for i in range(len(layers) - 1)
-            if isinstance(layers[i], L.Linear) and isinstance(layers[i + 1], L.BatchNorm1d)}
+    """Parameters whose gradient is exactly 0 in training mode: a per-feature bias (a
+    Linear's) directly followed by a layer that removes per-feature constants (BatchNorm1d's
+    batch mean), as their kinds' records say (``feature_bias``, ``cancels_feature_constant``)."""
+    found = [kinds.of_layer(layer) for layer in model.layers]
+    return {f"{i}.{a.feature_bias}" for i, (a, b) in enumerate(zip(found, found[1:]))
+            if a is not None and a.feature_bias and b is not None and b.cancels_feature_constant}
 
 
 def cancelled_keys(model: reference.Sequential) -> set[str]:
@@ -265,7 +265,7 @@ def from_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, l
     else:
         transfer.torch_to_numpy(torch_model, numpy_model)
     torch_model.to(check_device(device))     # before its optimizer holds the parameters
-    weights = transfer.linear_weight_keys(torch_model)
+    weights = set(kinds.penalized_keys(torch_model))
     frozen = [k for k, p in torch_model.named_parameters() if not p.requires_grad]
     names = [k for k in numpy_model.parameters() if k not in frozen]
     if not names:

@@ -4,11 +4,13 @@ Layout: a batch is ``x: (N, D)``; ``Linear.weight`` is ``(in, out)`` (cs231n's `
 the transpose of torch's ``(out, in)``. Only ``parity/transfer.py`` transposes.
 
 Contract of every layer:
-  ``forward(x, training)`` caches what ``backward`` needs and returns the output;
+  ``forward(x, training)`` keeps what ``backward`` needs in ``saved`` and returns the output;
   ``backward(dout)`` returns ``dx`` and fills ``grads`` (same keys and shapes as ``params``);
   it never mutates ``dout``.
   ``params`` (trainable) and ``buffers`` are dicts keyed like torch (``weight``, ``bias``,
-  ``running_mean``, ``running_var``, ``num_batches_tracked``).
+  ``running_mean``, ``running_var``, ``num_batches_tracked``);
+  ``saved`` is the declared state checkers read (``parity.precise``, ``parity.finite_diff``):
+  each class names its entries in its docstring.
 """
 
 from __future__ import annotations
@@ -26,13 +28,32 @@ def _as_dtype(dtype) -> np.dtype:
 
 
 class Layer:
-    """Base: no parameters, no buffers."""
+    """Base: no parameters, no buffers.
+
+    ``saved``: what the last ``forward`` kept for ``backward``, by name (``{"x": x}`` for
+    Linear, ``{"out": out}`` for an activation, ``{"mode", "xhat", "istd"}`` for a norm
+    layer). Checkers read it; ``parity.precise`` replaces entries with rounded copies before
+    calling ``backward`` to model what a float32 kernel stored. ``dtype``: the float dtype a
+    layer with state computes in (``None`` for a stateless layer: it follows its input).
+    """
+
+    dtype: np.dtype | None = None
 
     def __init__(self) -> None:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.buffers: dict[str, np.ndarray] = {}
+        self.saved: dict = {}
         self.name = type(self).__name__
+
+    def to_dtype(self, dtype) -> None:
+        """Cast parameters and float buffers to ``dtype`` in place (exact when widening)."""
+        dt = _as_dtype(dtype)
+        self.params = {k: v.astype(dt) for k, v in self.params.items()}
+        self.buffers = {k: v.astype(dt) if v.dtype.kind == "f" else v
+                        for k, v in self.buffers.items()}
+        if self.dtype is not None:
+            self.dtype = dt
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
@@ -72,7 +93,7 @@ class Layer:
 
 
 class Linear(Layer):
-    """``out = x @ W + b``; ``x: (N, in)``, ``W: (in, out)``, ``b: (out,)``.
+    """``out = x @ W + b``; ``x: (N, in)``, ``W: (in, out)``, ``b: (out,)``; saves ``x``.
 
     Backward: ``dW = x.T @ dout``, ``db = Σ_n dout``, ``dx = dout @ W.T``.
     Weights start at zero; initializers (``reference.init``) fill them.
@@ -92,7 +113,7 @@ class Linear(Layer):
     def forward(self, x, training=True):
         W, b = self.params["weight"], self.params["bias"]
         self._check_input(x, self.in_features, W.dtype)
-        self._x = x
+        self.saved = {"x": x}
         return x @ W + b
 
     def backward(self, dout):
@@ -101,51 +122,59 @@ class Linear(Layer):
 
     def backward_params(self, dout):
         """``dW = x.T @ dout``, ``db = Σ_n dout``, without the ``(N, in)`` matmul for ``dx``."""
-        self._check_dout(dout, (self._x.shape[0], self.out_features))
-        self.grads = {"weight": self._x.T @ dout, "bias": dout.sum(axis=0)}
+        x = self.saved["x"]
+        self._check_dout(dout, (x.shape[0], self.out_features))
+        self.grads = {"weight": x.T @ dout, "bias": dout.sum(axis=0)}
 
     def __repr__(self):
         return f"Linear({self.in_features}, {self.out_features})"
 
 
 class ReLU(Layer):
-    """``out = max(0, x)``; ``dx = dout · [x > 0]`` (the gradient at 0 is 0, as in torch)."""
+    """``out = max(0, x)``; ``dx = dout · [x > 0]`` (the gradient at 0 is 0, as in torch);
+    saves ``out``."""
 
     def forward(self, x, training=True):
         self._check_input(x, None, None)
-        self._out = np.maximum(x, 0)
-        return self._out
+        out = np.maximum(x, 0)
+        self.saved = {"out": out}
+        return out
 
     def backward(self, dout):
-        self._check_dout(dout, self._out.shape)
-        return np.where(self._out > 0, dout, 0).astype(dout.dtype, copy=False)
+        out = self.saved["out"]
+        self._check_dout(dout, out.shape)
+        return np.where(out > 0, dout, 0).astype(dout.dtype, copy=False)
 
 
 class Sigmoid(Layer):
-    """``σ(x) = 1 / (1 + e^{−x})``, evaluated without overflow; ``dx = dout · σ(1 − σ)``."""
+    """``σ(x) = 1 / (1 + e^{−x})``, evaluated without overflow; ``dx = dout · σ(1 − σ)``;
+    saves ``out``."""
 
     def forward(self, x, training=True):
         self._check_input(x, None, None)
-        self._out = sigmoid(x)
-        return self._out
+        out = sigmoid(x)
+        self.saved = {"out": out}
+        return out
 
     def backward(self, dout):
-        self._check_dout(dout, self._out.shape)
-        s = self._out
+        s = self.saved["out"]
+        self._check_dout(dout, s.shape)
         return dout * (1 - s) * s
 
 
 class Tanh(Layer):
-    """``out = tanh x``; ``dx = dout · (1 − out²)``."""
+    """``out = tanh x``; ``dx = dout · (1 − out²)``; saves ``out``."""
 
     def forward(self, x, training=True):
         self._check_input(x, None, None)
-        self._out = np.tanh(x)
-        return self._out
+        out = np.tanh(x)
+        self.saved = {"out": out}
+        return out
 
     def backward(self, dout):
-        self._check_dout(dout, self._out.shape)
-        return dout * (1 - self._out * self._out)
+        out = self.saved["out"]
+        self._check_dout(dout, out.shape)
+        return dout * (1 - out * out)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -157,7 +186,8 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 class Dropout(Layer):
     """Inverted dropout: train ``out = x · (keep · s)`` with ``keep ~ Bernoulli(1 − p)`` and
     ``s = 1/(1 − p)`` formed as torch forms it (``scale``); eval is the identity.
-    ``dx = dout · (keep · s)``.
+    ``dx = dout · (keep · s)``. Saves ``scale`` (``keep · s``, training only); the keep-mask
+    of the last training forward is ``last_mask``.
 
     Masks come from ``rng`` (a ``numpy.random.Generator``) unless masks were queued with
     ``queue_masks`` — parity hands in torch's masks so both sides drop the same units.
@@ -178,7 +208,7 @@ class Dropout(Layer):
     def forward(self, x, training=True):
         self._check_input(x, None, None)
         if not training or self.p == 0.0:
-            self._scale = None
+            self.saved = {}
             return x
         if self._queued:
             keep = self._queued.pop(0)
@@ -189,8 +219,8 @@ class Dropout(Layer):
                 raise ValueError("Dropout: training needs an rng (numpy Generator) or queued masks")
             keep = self.rng.random(x.shape) >= self.p
         self.last_mask = keep
-        self._scale = keep.astype(x.dtype) * self.scale(x.dtype)
-        return x * self._scale
+        self.saved = {"scale": keep.astype(x.dtype) * self.scale(x.dtype)}
+        return x * self.saved["scale"]
 
     def scale(self, dtype) -> np.floating:
         """The factor on kept units, ``1/(1 − p)`` formed as torch's CPU path forms it.
@@ -208,10 +238,11 @@ class Dropout(Layer):
         return dt(1.0) / dt(1.0 - self.p)
 
     def backward(self, dout):
-        if self._scale is None:
+        if "scale" not in self.saved:
             return dout
-        self._check_dout(dout, self._scale.shape)
-        return dout * self._scale
+        scale = self.saved["scale"]
+        self._check_dout(dout, scale.shape)
+        return dout * scale
 
     def options(self) -> dict:
         return {"p": self.p}
@@ -224,6 +255,8 @@ class _Normalization(Layer):
     """Shared math of BatchNorm1d (over the batch, axis 0) and LayerNorm (over features, axis 1).
 
     ``x̂ = (x − μ) / sqrt(σ² + eps)`` with the biased variance, ``out = γ x̂ + β``.
+    Saves ``mode`` (``"batch"``: normalized by its input's statistics; ``"fixed"``: by running
+    ones, eval-mode BatchNorm), ``xhat`` (x̂) and ``istd`` (1/sqrt(σ² + eps), keepdims).
     Backward over the normalized axis with ``M`` entries and ``g = dout · γ``:
     ``dx = (1/M) · istd · (M g − Σ g − x̂ Σ(g x̂))``, ``dγ = Σ_n dout x̂``, ``dβ = Σ_n dout``.
     """
@@ -236,7 +269,7 @@ class _Normalization(Layer):
         self.num_features, self.eps, self.affine = int(num_features), float(eps), affine
         if affine:
             self.params = {"weight": np.ones(num_features, dt), "bias": np.zeros(num_features, dt)}
-        self._dtype = dt
+        self.dtype = dt
 
     def options(self) -> dict:
         return {"eps": self.eps, "affine": self.affine}
@@ -252,11 +285,11 @@ class _Normalization(Layer):
         var = x.var(axis=ax, keepdims=True)
         istd = 1 / np.sqrt(var + self.eps)
         xhat = (x - mu) * istd
-        self._cache = ("batch", xhat, istd)
+        self.saved = {"mode": "batch", "xhat": xhat, "istd": istd}
         return xhat, mu, var
 
     def backward(self, dout):
-        kind, xhat, istd = self._cache
+        kind, xhat, istd = self.saved["mode"], self.saved["xhat"], self.saved["istd"]
         self._check_dout(dout, xhat.shape)
         g = dout * self.params["weight"] if self.affine else dout
         if self.affine:
@@ -285,7 +318,7 @@ class BatchNorm1d(_Normalization):
                  dtype=np.float64):
         super().__init__(num_features, eps, affine, dtype)
         self.momentum = momentum
-        dt = self._dtype
+        dt = self.dtype
         self.buffers = {
             "running_mean": np.zeros(num_features, dt),
             "running_var": np.ones(num_features, dt),
@@ -296,12 +329,12 @@ class BatchNorm1d(_Normalization):
         return {**super().options(), "momentum": self.momentum, "track_running_stats": True}
 
     def forward(self, x, training=True):
-        self._check_input(x, self.num_features, self._dtype)
+        self._check_input(x, self.num_features, self.dtype)
         if not training:
             rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
             istd = 1 / np.sqrt(rv + self.eps)
             xhat = (x - rm) * istd
-            self._cache = ("fixed", xhat, istd)
+            self.saved = {"mode": "fixed", "xhat": xhat, "istd": istd}
             return self._affine(xhat)
         n = x.shape[0]
         if n < 2:
@@ -314,8 +347,8 @@ class BatchNorm1d(_Normalization):
         b["num_batches_tracked"] = b["num_batches_tracked"] + 1
         m = 1.0 / float(b["num_batches_tracked"]) if self.momentum is None else self.momentum
         unbiased = var[0] * (n / (n - 1))
-        b["running_mean"] = ((1 - m) * b["running_mean"] + m * mu[0]).astype(self._dtype)
-        b["running_var"] = ((1 - m) * b["running_var"] + m * unbiased).astype(self._dtype)
+        b["running_mean"] = ((1 - m) * b["running_mean"] + m * mu[0]).astype(self.dtype)
+        b["running_var"] = ((1 - m) * b["running_var"] + m * unbiased).astype(self.dtype)
         return self._affine(xhat)
 
     def __repr__(self):
@@ -336,7 +369,7 @@ class LayerNorm(_Normalization):
         return {"eps": self.eps, "elementwise_affine": self.affine}
 
     def forward(self, x, training=True):
-        self._check_input(x, self.num_features, self._dtype)
+        self._check_input(x, self.num_features, self.dtype)
         xhat, _, _ = self._normalize(x)
         return self._affine(xhat)
 

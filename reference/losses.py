@@ -1,4 +1,5 @@
-"""Losses of the NumPy reference: ``forward(out, y) -> float`` caches, ``backward() -> dout``.
+"""Losses of the NumPy reference: ``forward(out, y) -> float`` keeps what ``backward() ->
+dout`` needs in ``saved`` (declared per class: checkers read it), as the layers do.
 
 All reduce with the mean over the batch, like torch's default ``reduction='mean'``.
 """
@@ -18,8 +19,16 @@ def _check_scores(name: str, scores: np.ndarray) -> None:
         raise ValueError(f"{name}: empty batch")
 
 
-class CrossEntropyLoss:
-    """Softmax cross-entropy, ``L = −(1/N) Σ_n log softmax(s_n)[y_n]``.
+class Loss:
+    """Base: ``saved`` holds what the last ``forward`` kept for ``backward``."""
+
+    def __init__(self) -> None:
+        self.saved: dict = {}
+
+
+class CrossEntropyLoss(Loss):
+    """Softmax cross-entropy, ``L = −(1/N) Σ_n log softmax(s_n)[y_n]``; saves ``log_p``
+    (``(N, K)`` log-probabilities) and ``y``.
 
     ``scores: (N, K)`` float, ``y: (N,)`` int in ``[0, K)``. Evaluated by log-sum-exp,
     ``log softmax(s) = (s − max s) − log Σ exp(s − max s)``, which never overflows (softmax →
@@ -43,11 +52,11 @@ class CrossEntropyLoss:
         shifted = scores - scores.max(axis=1, keepdims=True)
         log_z = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         log_p = shifted - log_z
-        self._cache = (log_p, y)
+        self.saved = {"log_p": log_p, "y": y}
         return float(-log_p[np.arange(n), y].mean())
 
     def backward(self) -> np.ndarray:
-        log_p, y = self._cache
+        log_p, y = self.saved["log_p"], self.saved["y"]
         n = log_p.shape[0]
         d = np.exp(log_p)
         d[np.arange(n), y] -= 1
@@ -67,8 +76,9 @@ def _binary_targets(name: str, out: np.ndarray, y: np.ndarray) -> np.ndarray:
     return y
 
 
-class BCELoss:
-    """Binary cross-entropy on probabilities ``p: (N, 1)`` in [0, 1], targets ``y`` in {0, 1}.
+class BCELoss(Loss):
+    """Binary cross-entropy on probabilities ``p: (N, 1)`` in [0, 1], targets ``y`` in {0, 1};
+    saves ``p`` and ``y`` (``(N, 1)``, p's dtype).
 
     As torch: each log is clamped at −100, so p = 0 or 1 gives a finite loss of 100:
     ``L = −mean(y·max(log p, −100) + (1 − y)·max(log(1 − p), −100))``;
@@ -85,25 +95,26 @@ class BCELoss:
         with np.errstate(divide="ignore"):  # log 0 = −inf is clamped to −100 on purpose
             log_p = np.maximum(np.log(p), -100)
             log_1mp = np.maximum(np.log1p(-p), -100)
-        self._cache = (p, y)
+        self.saved = {"p": p, "y": y}
         return float(-(y * log_p + (1 - y) * log_1mp).mean())
 
     def backward(self) -> np.ndarray:
-        p, y = self._cache
+        p, y = self.saved["p"], self.saved["y"]
         return (p - y) / np.maximum(p * (1 - p), p.dtype.type(self.EPS)) / p.dtype.type(len(p))
 
 
-class BCEWithLogitsLoss:
+class BCEWithLogitsLoss(Loss):
     """Sigmoid + binary cross-entropy on logits ``a: (N, 1)``, in the stable form
-    ``L = mean(max(a, 0) − a·y + log(1 + e^{−|a|}))``; ``da = (σ(a) − y) / N``."""
+    ``L = mean(max(a, 0) − a·y + log(1 + e^{−|a|}))``; ``da = (σ(a) − y) / N``; saves ``a``
+    and ``y``."""
 
     def forward(self, a: np.ndarray, y: np.ndarray) -> float:
         y = _binary_targets("BCEWithLogitsLoss", a, y)
-        self._cache = (a, y)
+        self.saved = {"a": a, "y": y}
         return float((np.maximum(a, 0) - a * y + np.log1p(np.exp(-np.abs(a)))).mean())
 
     def backward(self) -> np.ndarray:
-        a, y = self._cache
+        a, y = self.saved["a"], self.saved["y"]
         return (sigmoid(a) - y) / a.dtype.type(len(a))
 
 
@@ -115,8 +126,6 @@ def l2_penalty(weights, reg: float) -> float:
     """
     return float(0.5 * reg * sum(float(np.sum(w * w)) for w in weights))
 
-
-Loss = CrossEntropyLoss | BCELoss | BCEWithLogitsLoss   # what LOSSES builds
 
 LOSSES: dict[str, type[Loss]] = {
     "cross_entropy": CrossEntropyLoss,

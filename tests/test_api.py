@@ -55,8 +55,8 @@ class _LoudTanh(R.Tanh):
     """Forward off by 1 %; backward consistent with its own (wrong) output."""
 
     def forward(self, x, training=True):
-        self._out = np.tanh(x) * x.dtype.type(1.01)
-        return self._out
+        self.saved = {"out": np.tanh(x) * x.dtype.type(1.01)}
+        return self.saved["out"]
 
 
 class _HeavyLinear(R.Linear):

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import layerspec as S
-import torch_impl
+from parity.kinds import numpy_model as build_sequential
+from parity.kinds import torch_model
 from parity.tolerances import tolerance
 from reference import losses as L
-from reference.build import build_sequential
 
 DTYPES = ("float64", "float32")
 TDT = {"float64": torch.float64, "float32": torch.float32}
@@ -51,7 +51,7 @@ def layer_pair(desc, dtype, rng):
                                 dtype=np.dtype(dtype)).layers[0]
     for v in np_layer.params.values():   # move norm affines off (1, 0) so they matter
         v[...] = rng.standard_normal(v.shape).astype(dtype)
-    t_layer = torch_impl.build_sequential((desc,), TDT[dtype])[0]
+    t_layer = torch_model((desc,), TDT[dtype])[0]
     with torch.no_grad():
         for k, p in t_layer.named_parameters():
             v = np_layer.params[k]

@@ -11,9 +11,9 @@ import pytest
 import layerspec as S
 from parity import finite_diff as fd
 from parity import zoo
+from parity.kinds import numpy_model as build_sequential
 from reference import layers as L
 from reference import losses as LS
-from reference.build import build_sequential
 
 MODELS = list(zoo.CATALOGUE)
 # fast tier: one model per group of identical initial gradients (same layers, loss, init, data)
@@ -29,7 +29,7 @@ DTYPES = ["float64", "float32"]
 
 
 def make_layer(kind: str, rng: np.random.Generator, dtype: str = "float64") -> L.Layer:
-    """``EXAMPLES[kind]`` built by ``reference.build`` with random parameters (norm affines
+    """``EXAMPLES[kind]`` built by ``parity.kinds.numpy_model`` with random parameters (norm affines
     moved off (1, 0) so that they matter) and, for BatchNorm, random running statistics (so
     eval mode is not the identity), all in ``dtype``."""
     layer = build_sequential((EXAMPLES[kind],), init="uniform_torch", rng=rng,

@@ -12,11 +12,11 @@ import torch
 
 import layerspec as S
 import reference
-import torch_impl
 from parity import zoo
 from parity.cli import main
+from parity.kinds import numpy_model as build_numpy
+from parity.kinds import torch_model
 from parity.spec import ModelSpec, OptimSpec
-from reference.build import build_sequential as build_numpy
 
 # one example per vocabulary type; test_every_type_has_an_example keeps it complete
 EXAMPLE = {S.Linear: S.Linear(5, 4), S.ReLU: S.ReLU(), S.Sigmoid: S.Sigmoid(),
@@ -38,7 +38,7 @@ def _torch_count(model: torch.nn.Module) -> int:
 def _build_both(layers):
     rng = np.random.default_rng(0)
     return (build_numpy(layers, init="uniform_torch", rng=rng, dropout_rng=rng),
-            torch_impl.build_sequential(layers, torch.float64))
+            torch_model(layers, torch.float64))
 
 
 def test_every_type_has_an_example():
@@ -135,11 +135,11 @@ class Conv1d(S.LayerSpec):
 def test_builders_refuse_what_is_not_in_the_vocabulary(item):
     layers = (S.Linear(2, 3), item)
     pattern = "layer 1: .* is not a layer description" if not isinstance(item, S.LayerSpec) \
-        else r"cannot build Conv1d\(channels=3\) \(Conv1d\); known: Linear, ReLU"
+        else r"cannot build Conv1d\(channels=3\) \(Conv1d\): no layer kind records it; known: Lin"
     with pytest.raises(TypeError, match=pattern):
         build_numpy(layers, init="he", rng=np.random.default_rng(0))
     with pytest.raises(TypeError, match=pattern):
-        torch_impl.build_sequential(layers)
+        torch_model(layers)
 
 
 def test_model_spec_refuses_tuple_layers():

@@ -1,44 +1,12 @@
-"""Build the torch twin from the same ``layerspec`` description as ``reference.build``:
-stock ``torch.nn`` modules inside ``nn.Sequential``; stock losses and optimizers."""
+"""The torch side's stock pieces: losses, their targets, and optimizers on the single-tensor
+path. (Modules are built from a description by each kind's record, ``parity.kinds``.)"""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-import layerspec as S
-
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def build_layer(item: S.LayerSpec, dtype: torch.dtype = torch.float64) -> nn.Module:
-    """The stock module for one ``layerspec`` item: ``Linear(i, o)`` → ``nn.Linear(i, o)``
-    (torch's default init; parity overwrites it), ``ReLU()`` → ``nn.ReLU()``, ``Dropout(p)`` →
-    ``nn.Dropout(p)``, ``BatchNorm1d(C)`` → ``nn.BatchNorm1d(C)``, ``LayerNorm(D)`` →
-    ``nn.LayerNorm(D)``. ``TypeError`` if ``item`` is not one of ``layerspec.VOCABULARY``."""
-    match item:
-        case S.Linear(n_in, n_out):
-            return nn.Linear(n_in, n_out, dtype=dtype)
-        case S.ReLU():
-            return nn.ReLU()
-        case S.Sigmoid():
-            return nn.Sigmoid()
-        case S.Tanh():
-            return nn.Tanh()
-        case S.Dropout(p):
-            return nn.Dropout(p)
-        case S.BatchNorm1d(c):
-            return nn.BatchNorm1d(c, dtype=dtype)
-        case S.LayerNorm(d):
-            return nn.LayerNorm(d, dtype=dtype)
-    raise TypeError(f"torch_impl.build: cannot build {item!r} ({type(item).__name__}); "
-                    f"known: {', '.join(t.__name__ for t in S.VOCABULARY)}")
-
-
-def build_sequential(description, dtype: torch.dtype = torch.float64) -> nn.Sequential:
-    """``nn.Sequential`` of ``build_layer(item)`` in order; ``TypeError`` naming the index of an
-    item that is not a layer description."""
-    return nn.Sequential(*(build_layer(item, dtype) for item in S.check_layers(description)))
 
 
 LOSSES = {

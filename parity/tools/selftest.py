@@ -56,15 +56,15 @@ import numpy as np
 import torch
 
 import layerspec as S
-from parity import train, transfer, zoo
+from parity import kinds, train, transfer, zoo
 from parity.compare import compare, first_batch
 from parity.distance import normwise_rel
 from parity.fileio import json_text
 from parity.spec import ModelSpec, OptimSpec
 from parity.tolerances import TRAJECTORY
 from parity.twins import cancelled_keys
-from reference import build, layers, losses, optim, training
 from reference import init as initializers
+from reference import layers, losses, optim, training
 
 # Exceptions a user of the NumPy side would see as a clear failure (the CLI reports exactly
 # these as an error line or "diverged"). Anything else raised under a mutant is a bug in the
@@ -328,11 +328,10 @@ def _fit_edit(edits: list[tuple[str, str]], tag: str) -> list[Patch]:
 def _initializer_edit(kind: str, func: str, edits: list[tuple[str, str]],
                       tag: str) -> list[Patch]:
     """A source mutation of initializer ``reference.init.<func>``, also in the
-    ``INITIALIZERS`` table that ``reference.build`` reads (entry ``kind``)."""
+    ``INITIALIZERS`` table the Linear record reads at build time (entry ``kind``)."""
     new = mutate_source(getattr(initializers, func), edits, tag)
     table = {**initializers.INITIALIZERS, kind: new}
-    return [(initializers, func, new), (initializers, "INITIALIZERS", table),
-            (build, "INITIALIZERS", table)]
+    return [(initializers, func, new), (initializers, "INITIALIZERS", table)]
 
 
 def _transpose_by_shape(np_model, torch_model) -> None:
@@ -360,7 +359,7 @@ def _gradient_mutants() -> list[Mutant]:
             "Linear.backward negates the weight gradient: dW = −xᵀ·dout",
             "cs231n-2layer",
             lambda: [_edit(L.Linear, "backward_params",
-                           [('"weight": self._x.T @ dout', '"weight": -(self._x.T @ dout)')],
+                           [('"weight": x.T @ dout', '"weight": -(x.T @ dout)')],
                            "linear-weight-grad-sign")]),
         Mutant(
             "linear-bias-grad-mean",
@@ -411,8 +410,8 @@ def _update_and_transfer_mutants() -> list[Mutant]:
             "Dropout keeps units without the 1/(1 − p) scale (out = x·mask)",
             "digits-dropout",
             lambda: [_edit(L.Dropout, "forward",
-                           [("self._scale = keep.astype(x.dtype) * self.scale(x.dtype)",
-                             "self._scale = keep.astype(x.dtype)")],
+                           [('self.saved = {"scale": keep.astype(x.dtype) * self.scale(x.dtype)}',
+                             'self.saved = {"scale": keep.astype(x.dtype)}')],
                            "dropout-no-rescale")]),
         Mutant(
             "adam-eps-inside-sqrt",
@@ -459,12 +458,12 @@ def _update_and_transfer_mutants() -> list[Mutant]:
                            "transfer-no-transpose")]),
         Mutant(
             "transfer-reshape-not-transpose",
-            "parity.transfer converts the layout with reshape(out, in) instead of a transpose: "
-            "shapes fit, values are scrambled",
+            "the Linear weight's layout (parity.kinds.Layout) converts with a reshape to "
+            "(out, in) instead of a transpose: shapes fit, values are scrambled",
             "digits-3layer",
-            lambda: [_edit(transfer, "to_torch_layout",
-                           [("np.ascontiguousarray(v.T)",
-                             "np.ascontiguousarray(v.reshape(v.shape[::-1]))")],
+            lambda: [_edit(kinds.Layout, "to_torch",
+                           [("np.transpose(a, self.axes)",
+                             "a.reshape([a.shape[i] for i in self.axes])")],
                            "transfer-reshape-not-transpose")]),
     ]
 
@@ -492,12 +491,11 @@ def _reduction_and_norm_mutants() -> list[Mutant]:
             "pre-activation exactly 0 for that row",
             "xor-relu",
             lambda: [_edit(L.ReLU, "forward",
-                           [("self._out = np.maximum(x, 0)",
-                             "self._x = x\n    self._out = np.maximum(x, 0)")],
+                           [('self.saved = {"out": out}', 'self.saved = {"out": out, "x": x}')],
                            "relu-grad-at-zero"),
                      _edit(L.ReLU, "backward",
-                           [("np.where(self._out > 0, dout, 0)",
-                             "np.where(self._x >= 0, dout, 0)")],
+                           [("np.where(out > 0, dout, 0)",
+                             'np.where(self.saved["x"] >= 0, dout, 0)')],
                            "relu-grad-at-zero")]),
         Mutant(
             "layernorm-unbiased-var",
@@ -541,9 +539,10 @@ def _backward_and_decay_mutants() -> list[Mutant]:
             "the output s = σ(x)",
             "xor-sigmoid",
             lambda: [_edit(L.Sigmoid, "forward",
-                           [("self._out = sigmoid(x)", "self._x = x\n    self._out = sigmoid(x)")],
+                           [('self.saved = {"out": out}', 'self.saved = {"out": out, "x": x}')],
                            "sigmoid-backward-on-preactivation"),
-                     _edit(L.Sigmoid, "backward", [("s = self._out", "s = self._x")],
+                     _edit(L.Sigmoid, "backward",
+                           [('s = self.saved["out"]', 's = self.saved["x"]')],
                            "sigmoid-backward-on-preactivation")]),
         Mutant(
             "adamw-decay-after-step",

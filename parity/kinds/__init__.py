@@ -1,0 +1,102 @@
+"""Layer kinds: one record per kind (``record.LayerKind``), looked up by generic code.
+
+``KINDS`` lists every record; ``of_spec``, ``of_layer`` and ``of_module`` find the record of a
+description, a NumPy layer or a torch module by its class (a learner's subclass of a
+reference layer finds its base's record). ``numpy_model`` and ``torch_model`` build the two
+twins of a description. Adding a kind: its math in ``reference/layers.py``, its description
+in ``layerspec``, its record in a module here listed in ``_FAMILIES`` — every generic check
+then applies to it (``tests/test_kinds.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+import layerspec as S
+import reference
+from parity.kinds import activations, dropout, linear, norms
+from parity.kinds.record import SAME, Example, LayerKind, Layout, Unsupported
+from reference import init as initializers
+
+__all__ = ["KINDS", "Example", "LayerKind", "Layout", "SAME", "Unsupported", "of_layer",
+           "of_module", "of_spec", "numpy_model", "torch_model", "layouts", "penalized_keys"]
+
+_FAMILIES = (linear, activations, dropout, norms)
+KINDS: tuple[LayerKind, ...] = tuple(k for family in _FAMILIES for k in family.KINDS)
+_BY_SPEC = {k.spec: k for k in KINDS}
+_BY_NUMPY = {k.numpy: k for k in KINDS}
+_BY_TORCH = {k.torch: k for k in KINDS}
+
+
+def _known() -> str:
+    return ", ".join(k.name for k in KINDS)
+
+
+def of_spec(item) -> LayerKind:
+    """The record of a ``layerspec`` description; ``TypeError`` for anything else."""
+    kind = _BY_SPEC.get(type(item))
+    if kind is None:
+        raise TypeError(f"cannot build {item!r} ({type(item).__name__}): no layer kind "
+                        f"records it; known: {_known()}")
+    return kind
+
+
+def of_layer(layer) -> LayerKind | None:
+    """The record of a NumPy layer, by its class or the nearest base class that has one
+    (``None`` for a layer of the user's own)."""
+    return next((_BY_NUMPY[c] for c in type(layer).__mro__ if c in _BY_NUMPY), None)
+
+
+def of_module(module: nn.Module, exact: bool = True) -> LayerKind | None:
+    """The record of a torch module: of its exact class (``exact``: a subclass may change
+    ``forward``, so conversion refuses it), else of its nearest base class with one."""
+    if exact:
+        return _BY_TORCH.get(type(module))
+    return next((_BY_TORCH[c] for c in type(module).__mro__ if c in _BY_TORCH), None)
+
+
+# ---- building the twins of a description ----------------------------------------------------
+
+def numpy_model(description, *, init: str, rng: np.random.Generator, dtype=np.float64,
+                dropout_rng: np.random.Generator | None = None) -> reference.Sequential:
+    """The NumPy twin: layers in order, parameters drawn from ``rng`` layer by layer by
+    ``INITIALIZERS[init]``, Dropout masks from ``dropout_rng``. ``TypeError`` naming the
+    index of an item that is not a layer description."""
+    if init not in initializers.INITIALIZERS:
+        raise ValueError(f"unknown initializer {init!r}; known: "
+                         f"{sorted(initializers.INITIALIZERS)}")
+    dt = np.dtype(dtype)
+    return reference.Sequential(*(of_spec(item).build_numpy(
+        item, dtype=dt, init=init, rng=rng, dropout_rng=dropout_rng)
+        for item in S.check_layers(description)))
+
+
+def torch_model(description, dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """The torch twin: stock modules in an ``nn.Sequential`` (torch's own init)."""
+    return nn.Sequential(*(of_spec(item).build_torch(item, dtype)
+                           for item in S.check_layers(description)))
+
+
+# ---- what the records say about a whole torch model ------------------------------------------
+
+def layouts(torch_model: nn.Module) -> dict[str, Layout]:
+    """``state_dict`` key → ``Layout`` for every array whose NumPy layout differs (a direct
+    child's record's ``layouts``: ``{"0.weight": transposed, …}``)."""
+    out = {}
+    for name, m in torch_model.named_children():
+        kind = of_module(m, exact=False)
+        for key, layout in (kind.layouts.items() if kind else ()):
+            out[f"{name}.{key}"] = layout
+    return out
+
+
+def penalized_keys(torch_model: nn.Module) -> list[str]:
+    """The parameters an L2 "on weights only" decays (cs231n's ``W``s), in module order:
+    ``fc1.weight`` for a Linear named ``fc1``, at any depth."""
+    out = []
+    for prefix, m in torch_model.named_modules():
+        kind = of_module(m, exact=False)
+        out += [f"{prefix}.{k}" if prefix else k for k in (kind.penalized if kind else ())]
+    return out
