@@ -2,8 +2,8 @@
 
 ``(Linear(2, 100), ReLU(), Linear(100, 3))`` describes a network once; ``reference.build``
 turns it into NumPy layers, ``torch_impl.build`` into stock ``torch.nn`` modules, and
-``parity.spec.ModelSpec`` counts, summarizes and inspects it by type (``isinstance``), never
-by comparing strings.
+``parity.catalogue.spec.ModelSpec`` counts, summarizes and inspects it by type
+(``isinstance``), never by comparing strings.
 
 Why a package of its own: ``reference/`` must not import torch or parity, and ``torch_impl/``
 must not import reference or parity (``tests/test_layering.py``). Placed in ``reference/`` the

@@ -13,9 +13,10 @@ import torch
 import layerspec as S
 import reference
 import torch_impl
-from parity import zoo
+from parity.catalogue import zoo
+from parity.catalogue.spec import ModelSpec
 from parity.cli import main
-from parity.spec import ModelSpec, OptimSpec
+from parity.twins import OptimSpec
 from reference.build import build_sequential as build_numpy
 
 # one example per vocabulary type; test_every_type_has_an_example keeps it complete
