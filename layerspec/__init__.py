@@ -2,7 +2,8 @@
 
 ``(Linear(2, 100), ReLU(), Linear(100, 3))`` describes a network once; each item's layer-kind
 record (``parity.kinds``) turns it into a NumPy layer and a stock ``torch.nn`` module, and the
-catalogue counts and summarizes it — never by comparing strings.
+catalogue (``parity.catalogue.spec.ModelSpec``) counts and summarizes it — never by comparing
+strings.
 
 Why a package of its own: ``reference/`` must not import torch or parity, and ``torch_impl/``
 must not import reference or parity (``tests/test_layering.py``). Placed in ``reference/`` the

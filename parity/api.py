@@ -26,10 +26,11 @@ import torch_impl
 from parity import convert, inputs, kinds, localize, transfer
 from parity import twins as twins_mod
 from parity.compare import Comparison, compare_twins
+from parity.dtypes import DTYPES, check_dtype
 from parity.fileio import atomic_write_bytes
 from parity.judge import Pair, judge
 from parity.runtime import check_seed
-from parity.spec import DTYPES, OptimSpec, check_dtype
+from parity.twins import OptimSpec
 from reference.optim import OPTIMIZERS
 
 __all__ = ["TwinsReport", "assert_twins_close", "compare_functions", "compare_models"]

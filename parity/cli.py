@@ -26,6 +26,7 @@ import signal
 import sys
 
 from parity import fileio
+from parity.dtypes import DTYPES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_SIGINT, EXIT_SIGTERM, EXIT_SIGPIPE = 130, 143, 141
@@ -44,8 +45,6 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread like SIGINT's KeyboardInterrupt, so that every
     ``finally``/``except BaseException`` cleanup runs (workers, temporaries)."""
 
-
-DTYPES = ("float64", "float32")   # the exact tier and the practical tier (DESIGN.md)
 
 # Shown under every command's --help; tests/test_cli.py parses each line, so they stay valid.
 EXAMPLES: dict[str, tuple[str, ...]] = {
@@ -124,7 +123,7 @@ class _VersionAction(argparse.Action):
 
 
 def _catalogue():
-    from parity import zoo
+    from parity.catalogue import zoo
     return zoo
 
 
@@ -172,7 +171,7 @@ def cmd_list(args) -> int:
 
 def cmd_check(args) -> int:
     from parity import usercode
-    from parity.compare import compare
+    from parity.catalogue.checks import compare
     from parity.runtime import check_device
     user = usercode.is_target(args.model)      # path/to/file.py:function (parity.usercode)
     spec = None if user else _catalogue().get(args.model)
@@ -213,7 +212,8 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 def cmd_train(args) -> int:
-    from parity.train import IMPLS, run
+    from parity.catalogue.train import run
+    from parity.twins import IMPLS
     spec = _catalogue().get(args.model)
     if args.seed is None:
         args.seed = spec.pinned_seed
@@ -243,7 +243,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_diverge(args) -> int:
-    from parity.diverge import diverge
+    from parity.catalogue.checks import diverge
     spec = _catalogue().get(args.model)
     if args.out:
         fileio.check_file_target(args.out, "--out")
@@ -317,9 +317,9 @@ def _dtype_arg(s: argparse.ArgumentParser, what: str = "float64 (exact tier) or 
 def _add_list(sub) -> None:
     s = sub.add_parser("list", help="the catalogue: name, parameters, loss, optimizer, dataset, "
                                     "recipe, target, layers, source document",
-                       description="Every model of the catalogue (parity/zoo.py) as a table: "
-                       "one row per model, then its layers, its summary and the source "
-                       "document it comes from.")
+                       description="Every model of the catalogue (parity/catalogue/zoo.py) as "
+                       "a table: one row per model, then its layers, its summary and the "
+                       "source document it comes from.")
     _json_flag(s, "a list of objects, one per model, keyed like the table's columns")
     s.set_defaults(func=cmd_list)
 

@@ -4,8 +4,7 @@ every gradient, post-update parameters, buffers and optimizer state, step by ste
 ``compare_twins`` reads as its three stages: ``collect`` runs the twins and records every
 compared quantity as a ``parity.judge.Pair`` (below float64 with the float64 evaluation of
 the same step from ``parity.precise``); ``parity.judge.judge`` turns each pair into a
-``Check`` under the rules of ``parity.tolerances``; ``Comparison`` reports. ``compare`` is
-the catalogue's entry: it builds the twins of a ``ModelSpec`` and its first batch.
+``Check`` under the rules of ``parity.tolerances``; ``Comparison`` reports.
 """
 
 from __future__ import annotations
@@ -18,18 +17,15 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-import layerspec as S
 from parity import precise, transfer
 from parity import twins as twins_mod
 from parity.fileio import atomic_write
 from parity.judge import Check, Pair, judge, nonfinite
 from parity.masks import DropoutMaskRecorder
 from parity.runtime import exact_float32_matmul
-from parity.spec import ModelSpec, check_dtype
 from parity.tolerances import SAMPLES
-from reference.training import epoch_batches
 
-__all__ = ["Check", "Comparison", "compare", "compare_twins", "default_steps", "first_batch"]
+__all__ = ["Check", "Comparison", "compare_twins"]
 
 
 @dataclass
@@ -110,34 +106,6 @@ class Comparison:
         from parity.fileio import json_text
         payload = json_text(self.to_json(), indent=2).encode()
         atomic_write(os.path.join(directory, "summary.json"), lambda f: f.write(payload))
-
-
-def first_batch(spec: ModelSpec, seed: int):
-    """The first training batch the recipe would use: ``(X, y)`` of the data for ``seed``."""
-    d = spec.data(seed)
-    idx = epoch_batches(len(d.X_train), spec.batch_size, spec.seeds(seed)["order"])[0]
-    if idx is None:
-        return d.X_train, d.y_train
-    return d.X_train[idx], d.y_train[idx]
-
-
-def default_steps(spec: ModelSpec) -> int:
-    """3 when the optimizer keeps state (momentum, Adam) or the model has BatchNorm buffers;
-    2 with weight decay (it shows on zero-initialized biases only from step 2); else 1."""
-    stateful = spec.optimizer.stateful or spec.has(S.BatchNorm1d)
-    return 3 if stateful else (2 if spec.optimizer.weight_decay else 1)
-
-
-def compare(spec: ModelSpec, dtype: str = "float64", seed: int = 0, steps: int | None = None,
-            batch=None, np_model=None, device: str = "cpu") -> Comparison:
-    """Run ``steps`` training steps (default ``default_steps``) of a catalogue model on one
-    batch (``(X, y)``, default the recipe's first) in both twins from identical weights;
-    ``np_model`` injects a prepared NumPy model (tests that mutate it)."""
-    check_dtype(dtype)
-    steps = steps if steps is not None else default_steps(spec)
-    X, y = batch if batch is not None else first_batch(spec, seed)
-    twins = twins_mod.from_spec(spec, dtype, seed, np_model, device)
-    return compare_twins(twins, X, y, steps=steps, seed=seed)
 
 
 def compare_twins(twins: twins_mod.Twins, X, y, *, steps: int = 1,
@@ -382,4 +350,3 @@ def check_arrays(label: str, quantity: str, mine, theirs, dtype: str) -> Check:
     theirs = theirs.detach().cpu().numpy() if isinstance(theirs, torch.Tensor) else theirs
     return judge([Pair(label, quantity, quantity, None, np.asarray(mine),
                        np.asarray(theirs))], dtype)[0]
-

@@ -17,8 +17,7 @@ import torch
 from parity import transfer
 from parity.distance import normwise_rel
 from parity.masks import DropoutMaskRecorder
-from parity.spec import ModelSpec, check_dtype
-from parity.twins import Twins, from_spec
+from parity.twins import Twins
 from reference.training import epoch_batches
 
 
@@ -44,18 +43,6 @@ class Divergence:
                 "steps": self.steps, "param_rel": self.param_rel, "loss_rel": self.loss_rel,
                 "first_step_above_1e-6": self.first_step_above(1e-6),
                 "max_param_rel": max(self.param_rel, default=0.0)}
-
-
-def diverge(spec: ModelSpec, steps: int, dtype: str = "float64", seed: int = 0,
-            skip_keys: set | None = None) -> Divergence:
-    """The catalogue path: ``diverge_twins`` on ``from_spec(spec, dtype, seed)`` over the
-    recipe's training data, batch size and batch order (the ``order`` stream of ``seed``)."""
-    check_dtype(dtype)
-    d = spec.data(seed)
-    order_rng = spec.seeds(seed)["order"] if spec.batch_size is not None else None
-    return diverge_twins(from_spec(spec, dtype, seed), d.X_train, d.y_train, steps,
-                         batch_size=spec.batch_size, order_rng=order_rng, seed=seed,
-                         skip_keys=skip_keys)
 
 
 def diverge_twins(twins: Twins, X, y, steps: int, *, batch_size: int | None = None,

@@ -30,7 +30,7 @@ off by a factor 1.01 has rel_error ≈ 5e-3.
 The rounding floor grows with the gradients. Each intermediate value v (the input, every
 layer's output, the loss) is rounded by a relative ε, moving L by ``∂L/∂v·v·ε``; independent
 roundings add up to ``ε·Q``, ``Q = √(L² + Σ_v Σ(∂L/∂v ⊙ v)²)`` (``ModelCheck.sensitivity``),
-and a central difference errs by about ``ε·Q/h``. ``check_model`` uses ``atol =
+and a central difference errs by about ``ε·Q/h``. ``check_twins`` uses ``atol =
 max(FD_ATOL · max(1, G), λ·ε·Q/h)``, G the largest |backward| entry of the model
 (catalogue: G ≤ 1.7, Q ≤ 1.3, the noise measured 0.3–2·ε/h; random nets of
 tests/test_properties.py: G up to ~10, with a floor of ≤ 3e-10·G measured over 300 of them),
@@ -57,7 +57,7 @@ by; below eps (1e-5) finite differences are not a reliable oracle.
 
 Kinks. ReLU is not differentiable at 0; a difference that straddles the kink measures the
 average of the two one-sided slopes, not the gradient (which is 0 there by torch's
-convention). ``check_layer`` refuses ReLU inputs within ``10·h`` of 0. ``check_model`` picks
+convention). ``check_layer`` refuses ReLU inputs within ``10·h`` of 0. ``check_twins`` picks
 batch rows whose every ReLU pre-activation is at least ``margin`` = 100·h away from 0 (replacing
 offending rows by the next rows of the data, or dropping them when the data runs out — XOR's
 ``(0, 0)`` row sits exactly on the kink of every unit at a zero bias), and then *verifies*
@@ -101,7 +101,7 @@ from typing import cast
 import numpy as np
 
 from parity import kinds
-from parity.twins import from_spec, zero_gradient_keys
+from parity.twins import zero_gradient_keys
 from reference import layers as L
 from reference.losses import BCELoss
 from reference.sequential import Sequential
@@ -111,7 +111,7 @@ FD_RTOL = 1e-7      # relative threshold (rel_error), layers, losses and models
 FD_ATOL = 1e-9      # absolute threshold: the finite differences' rounding floor at h = 1e-6
 EPS = float(np.finfo(np.float64).eps)   # 2.2e-16: one rounding of a float64 intermediate
 FD_LAMBDA = 4.0     # the loss errs by ~ε·Q (Q: ModelCheck.sensitivity); λ·ε·Q/h bounds the noise
-KINK_MARGIN = 1e-4  # = 100·H: smallest |ReLU pre-activation| in a kink_free_batch
+KINK_MARGIN = 1e-4  # = 100·H: smallest |ReLU pre-activation| in kink_free_rows
 MAX_ENTRIES = 200   # entries checked per tensor (a random subset of bigger tensors)
 
 
@@ -431,7 +431,7 @@ def check_loss_float32(loss, scores: np.ndarray, y, rng: np.random.Generator,
     return Float32Check("dscores", rel_error(analytic, numeric), cond)
 
 
-# ---- whole catalogue models ------------------------------------------------------------------
+# ---- whole models (twins) -------------------------------------------------------------------
 @dataclass
 class TensorCheck:
     """One gradient tensor: backward (``a``) vs finite differences (``n``) over ``checked`` of
@@ -456,7 +456,7 @@ class TensorCheck:
 
 @dataclass
 class ModelCheck:
-    """``check_model``'s result: one ``TensorCheck`` per parameter (state_dict keys) plus
+    """``check_twins``' result: one ``TensorCheck`` per parameter (state_dict keys) plus
     ``"input"`` (dL/dX), the batch rows used, and ReLU kink crossings seen during the
     finite differences (must be 0 for the numbers to mean anything)."""
 
@@ -499,18 +499,6 @@ class ModelCheck:
                          f"{'  (0 by construction)' if t.zero else ''}")
         lines += [f"  FAIL {f}" for f in self.failures()]
         return "\n".join(lines)
-
-
-def gradient_classes(catalogue: dict) -> dict[str, list[str]]:
-    """Catalogue models grouped by what their initial gradient depends on — layers, loss,
-    initializer, dataset and its options (not the optimizer or the training recipe): the first
-    name of each group → every name in it. A gradient check of one member checks them all
-    (the spiral004 exercises that only change the optimizer share one group)."""
-    groups: dict[tuple, list[str]] = {}
-    for name, s in catalogue.items():
-        key = (s.layers, s.loss, s.init, s.dataset, tuple(sorted(s.dataset_options.items())))
-        groups.setdefault(key, []).append(name)
-    return {names[0]: names for names in groups.values()}
 
 
 def _draw_masks(model: Sequential, X: np.ndarray, rng: np.random.Generator) -> dict:
@@ -567,16 +555,6 @@ class KinkError(ValueError):
     network measure the average of one-sided slopes, not the gradient."""
 
 
-def kink_free_batch(spec, seed: int, n: int = 8, data=None, margin: float = KINK_MARGIN):
-    """The catalogue path of ``kink_free_rows``: the model ``spec.build_numpy(seed)``, the
-    data ``spec.data(seed)``'s training part unless ``data = (X, y)`` is given."""
-    if data is None:
-        d = spec.data(seed)
-        data = (d.X_train, d.y_train)
-    return kink_free_rows(spec.build_numpy(seed, "float64"), *data, seed=seed, n=n,
-                          margin=margin, name=spec.name)
-
-
 def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8,
                    margin: float = KINK_MARGIN, name: str = "model"):
     """Rows of ``X_all: (M, D)`` for ``check_twins``/gradcheck: the first ``n``, except that a
@@ -596,7 +574,7 @@ def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8
     try:
         for _ in range(len(X_all) + 1):
             if len(rows) < need:
-                raise KinkError(f"kink_free_batch({name}): {len(rows)} row(s) of {len(X_all)} "
+                raise KinkError(f"kink_free_rows({name}): {len(rows)} row(s) of {len(X_all)} "
                                 f"keep every ReLU pre-activation at least {margin:g} from 0, "
                                 f"{need} needed")
             masks = _draw_masks(model, X_all[rows], np.random.default_rng(seed))
@@ -611,22 +589,10 @@ def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8
                 else:
                     del rows[r]
         else:  # pragma: no cover - each pass replaces or drops a row
-            raise KinkError(f"kink_free_batch({name}): no kink-free batch found")
+            raise KinkError(f"kink_free_rows({name}): no kink-free batch found")
     finally:
         _restore_buffers(model, saved)
     return rows, X_all[rows], np.asarray(y_all)[rows], masks
-
-
-def check_model(spec, seed: int = 0, n: int = 8, h: float = H, data=None,
-                max_entries: int = MAX_ENTRIES, margin: float | None = None,
-                richardson: bool = False) -> ModelCheck:
-    """The catalogue path of ``check_twins``: float64 twins of ``spec`` at ``seed``
-    (``from_spec``), the training part of ``spec.data(seed)`` unless ``data = (X, y)``."""
-    if data is None:
-        d = spec.data(seed)
-        data = (d.X_train, d.y_train)
-    return check_twins(from_spec(spec, "float64", seed), *data, seed=seed, n=n, h=h,
-                       max_entries=max_entries, margin=margin, richardson=richardson)
 
 
 def check_twins(twins, X, y, *, seed: int = 0, n: int = 8, h: float = H,

@@ -1,8 +1,8 @@
 """The trainers users call — ``reference.training.fit`` and ``torch_impl.fit`` — run from the
 same weights, data, batch order and dropout masks, compared step by step.
 
-Neither ``fit`` is modified or re-implemented: each is called as ``parity.train.run`` calls
-it, and observed from outside through objects it already accepts —
+Neither ``fit`` is modified or re-implemented: each is called as ``parity.catalogue.train.run``
+calls it, and observed from outside through objects it already accepts —
 
 - the loss: a forward hook on the torch loss module, ``forward`` wrapped on the NumPy loss
   instance, record every step's data loss and batch size;
@@ -49,10 +49,8 @@ import torch_impl
 from parity import transfer
 from parity.compare import Check, Comparison, check_arrays
 from parity.masks import DropoutMaskRecorder
-from parity.spec import ModelSpec, check_dtype
-from parity.twins import Twins, from_spec
+from parity.twins import Twins
 from reference import training as np_training
-from reference.datasets import split
 from reference.layers import Dropout
 from reference.training import epoch_batches
 
@@ -69,16 +67,6 @@ class _Recorder:
 
     def on_epoch(self, epoch: int, loss: float) -> None:
         self.epoch = epoch + 1
-
-
-def training_data(spec: ModelSpec, seed: int, dtype: str):
-    """``(X, y)`` exactly as ``parity.train.run`` trains on them (early-stopping specs: the
-    first 80% of the training draw)."""
-    d = spec.data(seed)
-    X, y = d.X_train.astype(np.dtype(dtype)), d.y_train
-    if spec.patience is not None:
-        X, y, _, _ = split(X, y, 0.2)
-    return X, y
 
 
 def _batches(n: int, batch_size: int | None, order_rng: np.random.Generator | None):
@@ -174,21 +162,6 @@ def _copy_from_torch(np_model, t_model, keys) -> None:
 
 def _structure(label: str, passed: bool, detail: str) -> Check:
     return Check(label, "structure", 0.0, 0.0, 0.0, 0.0, passed, "" if passed else detail)
-
-
-def lockstep(spec: ModelSpec, seed: int = 0, dtype: str = "float64", epochs: int = EPOCHS,
-             skip_keys: set | None = None) -> Comparison:
-    """The catalogue path: ``lockstep_twins`` on ``from_spec(spec, dtype, seed)`` with the
-    recipe's training data (``training_data``), batch size and batch order (the ``order``
-    stream of ``seed``)."""
-    check_dtype(dtype)
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs}")
-    X, y = training_data(spec, seed, dtype)
-    order_rng = spec.seeds(seed)["order"] if spec.batch_size is not None else None
-    return lockstep_twins(from_spec(spec, dtype, seed), X, y, epochs=epochs,
-                          batch_size=spec.batch_size, order_rng=order_rng, seed=seed,
-                          skip_keys=skip_keys)
 
 
 def lockstep_twins(twins: Twins, X, y, *, epochs: int = EPOCHS, batch_size: int | None = None,

@@ -3,9 +3,10 @@ losses, optimizers over the same param groups and the penalty either reports.
 
 The core (``parity.compare``, ``parity.diverge``, ``parity.lockstep``, ``parity.finite_diff``)
 runs twins; it never looks at where they came from. ``from_models`` builds them from a user's
-own ``reference.Sequential`` and ``nn.Sequential``; ``from_spec`` from a catalogue
-``ModelSpec`` (a thin builder on top). Every run trains the twins in place: build fresh twins
-for each run.
+own ``reference.Sequential`` and ``nn.Sequential``; the catalogue builds them from its
+``ModelSpec``s on top of this module. Every run trains the twins in place: build fresh twins
+for each run. ``OptimSpec`` describes one optimizer (kind, lr, options, weight decay and the
+parameters it reaches), as either side builds it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,24 @@ from reference.optim import OPTIMIZERS
 
 IMPLS = ("numpy", "torch")          # the two sides, as every CLI option and result names them
 DECAY = ("all", "weights")          # which parameters an optimizer's weight decay reaches
+
+
+@dataclass(frozen=True)
+class OptimSpec:
+    """Optimizer kind (``sgd`` | ``adam`` | ``adamw``), lr, options as torch names them
+    (``momentum``, ``betas``, ``amsgrad`` …) and weight decay restricted to ``decay`` params:
+    ``"all"`` (torch's default — biases and norm affines too) or ``"weights"`` (Linear weights
+    only: cs231n's L2)."""
+
+    kind: str
+    lr: float
+    options: dict = field(default_factory=dict)
+    weight_decay: float = 0.0
+    decay: str = "all"
+
+    @property
+    def stateful(self) -> bool:
+        return self.kind != "sgd" or self.options.get("momentum", 0) != 0
 
 
 @dataclass
@@ -277,18 +296,3 @@ def from_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, l
     penalty = [k for k in names if k in weights] if penalty_in_loss else []
     return Twins(name, dtype, numpy_model, torch_model, loss, np_opt, t_opt, penalty,
                  weight_decay if penalty_in_loss else 0.0, device, frozen)
-
-
-def from_spec(spec, dtype: str = "float64", seed: int = 0, np_model=None,
-              device: str = "cpu") -> Twins:
-    """Twins of a catalogue ``ModelSpec``: the NumPy model initialized from ``seed`` (or the
-    given ``np_model``), torch receiving the same weights, optimizers over the recipe's
-    param groups, the cs231n penalty when the recipe reports it."""
-    np_model = np_model if np_model is not None else spec.build_numpy(seed, dtype)
-    t_model = spec.build_torch(dtype).to(check_device(device))
-    twins = Twins(spec.name, dtype, np_model, t_model, spec.loss,
-                  spec.numpy_optimizer(np_model), spec.torch_optimizer(t_model),
-                  spec.reg_keys(), spec.optimizer.weight_decay if spec.reg_in_loss else 0.0,
-                  device)
-    twins.sync_weights()
-    return twins

@@ -13,8 +13,8 @@ from torch import nn
 
 import parity
 import reference as R
-from parity import zoo
-from parity.compare import compare, default_steps, first_batch
+from parity.catalogue import zoo
+from parity.catalogue.checks import compare, default_steps, first_batch
 
 MODELS = list(zoo.CATALOGUE)
 

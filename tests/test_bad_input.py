@@ -18,7 +18,8 @@ import pytest
 import torch
 
 import torch_impl
-from parity import train, transfer, zoo
+from parity import transfer
+from parity.catalogue import train, zoo
 from parity.tools import checkpoint
 from reference.datasets import load_csv
 from reference.training import fit as np_fit
@@ -148,8 +149,8 @@ def test_load_csv_rejects_malformed_files(content, pattern, tmp_path):
         load_csv(p)
 
 
-# parity.train.run(data=...) feeds both twins: the same bad data gets the same clear error on
-# both sides.
+# parity.catalogue.train.run(data=...) feeds both twins: the same bad data gets the same clear
+# error on both sides.
 RUN_DATA = [
     # id, X_train, y_train, exception, regex
     ("X-3-features", np.ones((300, 3)), Y, ValueError, r"X has 3 features, expected 2"),
@@ -167,8 +168,8 @@ RUN_DATA = [
 @pytest.mark.parametrize("X_train, y_train, exc, pattern",
                          [pytest.param(*c[1:], id=c[0]) for c in RUN_DATA])
 def test_run_rejects_bad_data_on_both_sides(X_train, y_train, exc, pattern, impl):
-    """parity.train.run validates the data once, before either twin trains (without it torch
-    raised a matmul RuntimeError, an IndexError for labels, or trained on NaN)."""
+    """parity.catalogue.train.run validates the data once, before either twin trains (without it
+    torch raised a matmul RuntimeError, an IndexError for labels, or trained on NaN)."""
     data = dataclasses.replace(DATA, X_train=X_train, y_train=y_train)
     try:
         train.run(SPEC, impl, epochs=1, data=data)

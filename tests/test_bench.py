@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from layerspec import Linear
-from parity import zoo
+from parity.catalogue import zoo
+from parity.catalogue.train import run
 from parity.tolerances import tolerance
 from parity.tools import bench
-from parity.train import run
 
 STEPS = 4
 

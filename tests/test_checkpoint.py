@@ -18,7 +18,8 @@ import safetensors.torch
 import torch
 
 import layerspec as S
-from parity import train, transfer, zoo
+from parity import transfer
+from parity.catalogue import train, zoo
 from parity.tolerances import tolerance
 from parity.tools import checkpoint as C
 
@@ -765,7 +766,7 @@ def test_cli_export_json_says_what_was_written(cli, capsys, tmp_path, fmt):
 
 def test_cli_export_unknown_extension_is_exit_2_before_training(cli, capsys, tmp_path,
                                                                 monkeypatch):
-    from parity import train as train_mod
+    from parity.catalogue import train as train_mod
 
     def must_not_train(*a, **k):
         raise AssertionError("trained before the --out extension was checked")

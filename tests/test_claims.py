@@ -7,10 +7,10 @@ import stat
 import numpy as np
 import pytest
 
-from parity import zoo
 from parity.audit import claims
 from parity.audit.claims import Check, judge
-from parity.train import run
+from parity.catalogue import zoo
+from parity.catalogue.train import run
 
 SEEDS_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "seeds")
 DOCUMENTS = {zoo.SEED_000, zoo.SEED_001, zoo.SEED_002, zoo.SEED_003, zoo.SEED_004}
@@ -128,7 +128,8 @@ def test_document_xor_init_is_randomstate_42_and_leaves_the_global_rng_alone():
 
 @pytest.mark.parametrize("impl", ["numpy", "torch"])
 def test_xor_measurement_is_the_catalogue_run(impl):
-    """The per-epoch-accuracy loop trains exactly like parity.train.run (same final loss)."""
+    """The per-epoch-accuracy loop trains exactly like parity.catalogue.train.run (same final
+    loss)."""
     m = claims.measure_xor_stable_epoch(impl, "catalogue", seed=0, epochs=60)
     r, _ = run(zoo.get("xor-sigmoid"), impl, seed=0, epochs=60)
     assert m["final_loss"] == r.final_loss and m["final_accuracy"] == r.train_accuracy

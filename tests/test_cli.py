@@ -14,9 +14,8 @@ import numpy
 import pytest
 import torch
 
-from parity import zoo
+from parity.catalogue import zoo
 from parity.cli import (
-    DTYPES,
     EXAMPLES,
     LIST_COLUMNS,
     LIST_DETAILS,
@@ -25,6 +24,7 @@ from parity.cli import (
     main,
     subcommands,
 )
+from parity.dtypes import DTYPES
 
 
 def run_cli(capsys, *argv):

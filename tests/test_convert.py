@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import reference as R
-from parity import convert, transfer, zoo
+from parity import convert, transfer
+from parity.catalogue import zoo
 
 MODELS = list(zoo.CATALOGUE)
 

@@ -2,8 +2,8 @@
 
 Everything random is drawn from the spec's seeded streams (data, init, batch order, NumPy
 dropout masks) or from torch's generator seeded inside ``torch.random.fork_rng`` by
-``parity.train.run``; thread count is fixed by ``parity.runtime`` (1 in the tests, recorded in
-``RunResult.threads``). On CPU the torch ops used here (addmm, ReLU/Sigmoid, dropout,
+``parity.catalogue.train.run``; thread count is fixed by ``parity.runtime`` (1 in the tests,
+recorded in ``RunResult.threads``). On CPU the torch ops used here (addmm, ReLU/Sigmoid, dropout,
 BatchNorm, LayerNorm, the losses, SGD/Adam single-tensor paths) are deterministic for a fixed
 thread count without ``torch.use_deterministic_algorithms(True)`` — these tests run without it.
 """
@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from parity import train, transfer, zoo
+from parity import transfer
+from parity.catalogue import train, zoo
 from parity.twins import IMPLS
 
 ROOT = Path(__file__).resolve().parents[1]

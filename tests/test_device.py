@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from parity import zoo
-from parity.compare import compare
+from parity.catalogue import zoo
+from parity.catalogue.checks import compare
 from parity.runtime import check_device, exact_float32_matmul
 
 CUDA = torch.cuda.is_available()

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 import torch_impl
-from parity import transfer, zoo
-from parity.compare import first_batch
+from parity import transfer
+from parity.catalogue import zoo
+from parity.catalogue.checks import first_batch
 from parity.twins import cancelled_keys
 
 MODELS = list(zoo.CATALOGUE)

@@ -7,7 +7,7 @@ import torch
 
 import layerspec as S
 import parity
-from parity import zoo
+from parity.catalogue import zoo
 from parity.masks import DropoutMaskRecorder
 from reference.layers import Dropout
 

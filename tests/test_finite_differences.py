@@ -10,14 +10,15 @@ import pytest
 
 import layerspec as S
 from parity import finite_diff as fd
-from parity import zoo
+from parity.catalogue import zoo
+from parity.catalogue.checks import check_model, gradient_classes, kink_free_batch
 from parity.kinds import numpy_model as build_sequential
 from reference import layers as L
 from reference import losses as LS
 
 MODELS = list(zoo.CATALOGUE)
 # fast tier: one model per group of identical initial gradients (same layers, loss, init, data)
-CLASSES = fd.gradient_classes(zoo.CATALOGUE)
+CLASSES = gradient_classes(zoo.CATALOGUE)
 
 
 # One example per type of the layer vocabulary (layerspec.VOCABULARY): a new type fails
@@ -257,7 +258,7 @@ def test_numerical_jvp_grad_is_exact_on_a_quadratic_and_restores_x():
 
 def test_kink_free_batch_drops_the_xor_origin():
     """XOR's (0, 0) row meets every ReLU at exactly 0 (He init, zero bias): it is dropped."""
-    rows, X, y, _ = fd.kink_free_batch(zoo.get("xor-relu"), 0, n=8)
+    rows, X, y, _ = kink_free_batch(zoo.get("xor-relu"), 0, n=8)
     assert rows == [1, 2, 3] and not np.any(np.all(X == 0, axis=1))
 
 
@@ -270,7 +271,7 @@ def test_zero_gradient_keys_are_biases_feeding_batchnorm():
 
 # ---- every catalogue model ------------------------------------------------------------------
 def assert_model_check(spec, seed, max_entries):
-    r = fd.check_model(spec, seed, max_entries=max_entries)
+    r = check_model(spec, seed, max_entries=max_entries)
     expected = set(spec.build_numpy(seed).parameters()) | {"input"}
     assert set(r.tensors) == expected, f"{spec.name}: checked {sorted(r.tensors)}"
     assert r.kink_crossings == 0, r.report()
@@ -301,7 +302,7 @@ def test_a_wrong_backward_inside_a_model_is_flagged(monkeypatch):
         return 1.01 * original(self, dout)
 
     monkeypatch.setattr(L.BatchNorm1d, "backward", wrong)
-    r = fd.check_model(zoo.get("spiral003"), 0, max_entries=16)
+    r = check_model(zoo.get("spiral003"), 0, max_entries=16)
     failed = {f.split(":")[0] for f in r.failures()}
     assert {"0.weight", "input", "1.weight", "4.weight"} <= failed
     assert not failed & {"9.weight", "9.bias", "12.weight", "12.bias"}

@@ -13,7 +13,7 @@ gradients to the math.
 - float64 only: gradcheck (eps 1e-6, atol 1e-5, rtol 1e-3) is meant for float64 and fails on
   float32 (shared/PARITY_NOTES.md); ``loss_function`` refuses anything else.
 - Weights: the NumPy twin's initial weights, copied by ``parity.transfer.numpy_to_torch``.
-- Batch: ≤ 6 rows from ``parity.finite_diff.kink_free_batch`` (no ReLU pre-activation within
+- Batch: ≤ 6 rows from ``parity.catalogue.checks.kink_free_batch`` (no ReLU pre-activation within
   1e-4 of 0 on the NumPy side; XOR's (0, 0) row is dropped), fixed targets.
 - Dropout: a fixed mask — every call of the function re-seeds torch's RNG (inside
   ``torch.random.fork_rng``, so the global stream is untouched) and so draws the same mask;
@@ -37,12 +37,13 @@ from torch.func import functional_call
 
 import layerspec as S
 import torch_impl
-from parity import transfer, zoo
-from parity.finite_diff import gradient_classes, kink_free_batch
+from parity import transfer
+from parity.catalogue import zoo
+from parity.catalogue.checks import gradient_classes, kink_free_batch
 
 MODELS = list(zoo.CATALOGUE)
 # fast tier: one model per group of identical gradients (same layers, loss, init, data; the
-# models that differ only in optimizer or recipe): parity.finite_diff.gradient_classes
+# models that differ only in optimizer or recipe): parity.catalogue.checks.gradient_classes
 CLASSES = list(gradient_classes(zoo.CATALOGUE))
 BATCH = 6
 FULL_MAX_PARAMS = 200        # full Jacobian in the fast tier up to this many parameters

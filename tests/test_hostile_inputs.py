@@ -33,7 +33,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from parity import fileio, transfer, zoo
+from parity import fileio, transfer
+from parity.catalogue import zoo
 from parity.tools import checkpoint as C
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -334,7 +335,7 @@ def test_row4_bomb_under_a_memory_cap(bombs):
     400 MB: one line and exit 2 each (inflating one once would need 1.6 GB)."""
     script = textwrap.dedent(f"""
         import contextlib, io, resource, re, sys
-        import parity.cli, parity.tools.checkpoint, parity.zoo
+        import parity.cli, parity.tools.checkpoint, parity.catalogue.zoo
         vm = int(re.search(r"VmSize:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
         cap = vm * 1024 + 400 * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
@@ -791,7 +792,7 @@ def test_row16_non_ascii_digits_are_not_numbers(tmp_path, field):
 
 
 def test_row16_complex_features_are_refused():
-    from parity import train
+    from parity.catalogue import train
     spec = zoo.get("xor-relu")
     d = dataclasses.replace(spec.data(0), X_train=spec.data(0).X_train + 1j)
     with pytest.raises(TypeError, match=r"data\.X_train must have a real .*complex128"):

@@ -1,14 +1,27 @@
 """The architecture, enforced: who may import whom.
 
+Below ``parity``, three packages that know nothing of it:
+
     layerspec/    the layer vocabulary both builders read: the standard library only (no
                   NumPy, torch, reference, torch_impl or parity), so that reference and
                   torch_impl can both import it without importing each other
     reference/    NumPy only: never torch, never torch_impl or parity
     torch_impl/   torch only: never reference or parity
-    parity/*.py   the twins core, the catalogue and the CLI: never parity.study/audit/tools
-                  (only ``parity/cli.py``, which registers every subcommand, sees them all)
-    parity/audit, parity/tools   applications of the core: never parity.study, nor each other
-    parity/study  the report: may use the core, the audit and the tools
+
+``parity`` itself is four layers; a module may import its own layer and the layers above it in
+this list, never one below:
+
+    1. core          every ``parity`` module not named below (twins, compare, judge, precise,
+                     tolerances, distance, transfer, masks, finite_diff, diverge, lockstep,
+                     dtypes, fileio, runtime, inputs, convert, localize, api, usercode,
+                     pytest_plugin, parity/kinds, ...; a new module is core until placed
+                     elsewhere). ``parity/__init__.py``, the lazy public facade, names core
+                     modules only, in its imports and in the strings it resolves them from.
+    2. catalogue     ``parity/catalogue/``: the models of the source documents as ModelSpecs,
+                     their data, the core's checks and training runs on them
+    3. applications  ``parity/audit/`` and ``parity/tools/`` (never each other, never the
+                     study); ``parity/study/`` (may use the audit and the tools)
+    4. CLI           ``parity/cli.py`` and ``parity/__main__.py``, on top of everything
 
 Every ``import`` statement counts, at module level or inside a function (a lazy import is
 still a dependency). Imports are read from the source with ``ast``, so the test needs no
@@ -22,7 +35,28 @@ import sys
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-APPS = ("parity.study", "parity.audit", "parity.tools")
+
+# The layers of ``parity``, bottom first: (name, module prefixes). The core is what is left.
+LAYERS = (("core", ()),
+          ("catalogue", ("parity.catalogue",)),
+          ("applications", ("parity.audit", "parity.tools", "parity.study")),
+          ("CLI", ("parity.cli", "parity.__main__")))
+# Inside the applications layer: who must not import whom.
+PEERS = {"parity.audit": ("parity.tools", "parity.study"),
+         "parity.tools": ("parity.audit", "parity.study"),
+         "parity.study": ()}
+
+
+def _hits(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def layer_of(module: str) -> int:
+    """Index in ``LAYERS`` of a ``parity`` module (``parity`` itself: the core)."""
+    for i, (_, prefixes) in reversed(list(enumerate(LAYERS))):
+        if any(_hits(module, p) for p in prefixes):
+            return i
+    return 0
 
 
 def imported_modules(path: pathlib.Path, root: pathlib.Path = ROOT) -> set[str]:
@@ -45,60 +79,98 @@ def imported_modules(path: pathlib.Path, root: pathlib.Path = ROOT) -> set[str]:
 
 def forbidden(module: str) -> tuple[str, ...]:
     """The module prefixes ``module`` must not import."""
-    if module.startswith("layerspec"):
+    if _hits(module, "layerspec"):
         return ("numpy", "torch", "torch_impl", "reference", "parity")
-    if module.startswith("reference"):
+    if _hits(module, "reference"):
         return ("torch", "torch_impl", "parity")
-    if module.startswith("torch_impl"):
+    if _hits(module, "torch_impl"):
         return ("reference", "parity")
-    if module.startswith("parity.audit"):
-        return ("parity.study", "parity.tools")
-    if module.startswith("parity.tools"):
-        return ("parity.study", "parity.audit")
-    if module.startswith("parity.study") or module == "parity.cli":
-        return ()
-    return APPS                                          # the core
+    mine = layer_of(module)
+    above = tuple(p for _, prefixes in LAYERS[mine + 1:] for p in prefixes)
+    peers = next((bad for app, bad in PEERS.items() if _hits(module, app)), ())
+    return above + peers
 
 
 def _modules():
     for top in ("layerspec", "reference", "torch_impl", "parity"):
         for path in sorted((ROOT / top).rglob("*.py")):
-            yield ".".join(path.relative_to(ROOT).with_suffix("").parts), path
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
 
 
 MODULES = dict(_modules())
 
 
-def _hits(name: str, prefix: str) -> bool:
-    return name == prefix or name.startswith(prefix + ".")
+def _describe(module: str) -> str:
+    if module.split(".")[0] != "parity":
+        return module.split(".")[0]
+    return f"the {LAYERS[layer_of(module)][0]}"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_module_respects_the_layers(module):
     bad = sorted(n for n in imported_modules(MODULES[module])
                  for p in forbidden(module) if _hits(n, p))
-    assert not bad, f"{module} imports {bad}: {module.split('.')[0]} must not depend on them"
+    assert not bad, (f"{module} imports {bad}: {_describe(module)} must not depend on "
+                     f"{sorted({_describe(n) for n in bad})}")
+
+
+def test_the_facade_names_only_core_modules():
+    """``parity/__init__.py`` resolves its names lazily from strings (``_HOME``): those strings
+    and its imports (``TYPE_CHECKING`` ones included) must all be core modules."""
+    path = ROOT / "parity" / "__init__.py"
+    named = imported_modules(path) | {
+        node.value for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        and _hits(node.value, "parity")}
+    assert {n for n in named if n.startswith("parity.")}, "the facade names no module: moved?"
+    outside = sorted(n for n in named if _hits(n, "parity") and layer_of(n) != 0)
+    assert not outside, f"parity/__init__.py names {outside}: the facade exposes the core only"
 
 
 def test_the_rule_sees_a_violation(tmp_path):
     """The checker itself can fail: a lazy ``from parity.study import report`` inside a
-    function of a core module, and a relative import out of parity.tools, are both found."""
+    function of a core module, ``import parity.catalogue`` in the core, the catalogue reaching
+    into the tools, and a relative import out of parity.tools are all found."""
     (tmp_path / "parity" / "tools").mkdir(parents=True)
-    core = tmp_path / "parity" / "probe.py"
+    (tmp_path / "parity" / "catalogue").mkdir()
+    probes = {"parity.probe": "def f():\n    from parity.study import report\n",
+              "parity.probe2": "import parity.catalogue\n",
+              "parity.catalogue.probe": "from parity.tools import selftest\n",
+              "parity.tools.probe": "from ..audit import claims\n"}
+    for module, text in probes.items():
+        path = tmp_path.joinpath(*module.split(".")).with_suffix(".py")
+        path.write_text(text)
+        assert any(_hits(n, p) for n in imported_modules(path, tmp_path)
+                   for p in forbidden(module)), module
     tool = tmp_path / "parity" / "tools" / "probe.py"
-    core.write_text("def f():\n    from parity.study import report\n")
-    tool.write_text("from ..audit import claims\n")
-    assert any(_hits(n, p) for n in imported_modules(core, tmp_path)
-               for p in forbidden("parity.probe"))
     assert "parity.audit.claims" in imported_modules(tool, tmp_path)
-    assert any(_hits(n, p) for n in imported_modules(tool, tmp_path)
-               for p in forbidden("parity.tools.probe"))
+
+
+def test_the_layers_are_in_order():
+    """Each layer may use the ones below it and not the ones above: spot checks of the table."""
+    allowed = {("parity.compare", "parity.twins"), ("parity.catalogue.zoo", "parity.twins"),
+               ("parity.study.jobs", "parity.catalogue.zoo"), ("parity.study.jobs",
+               "parity.audit.claims"), ("parity.cli", "parity.study.report"),
+               ("parity.tools.drift", "parity.catalogue.checks")}
+    refused = {("parity.twins", "parity.catalogue"), ("parity.api", "parity.cli"),
+               ("parity.kinds.linear", "parity.catalogue.spec"),
+               ("parity.catalogue.zoo", "parity.study"), ("parity.catalogue.spec", "parity.cli"),
+               ("parity.audit.claims", "parity.tools.bench"), ("parity.tools.bench",
+               "parity.study.plan"), ("parity.study.jobs", "parity.cli")}
+    for module, name in allowed:
+        assert not any(_hits(name, p) for p in forbidden(module)), (module, name)
+    for module, name in refused:
+        assert any(_hits(name, p) for p in forbidden(module)), (module, name)
 
 
 def test_every_layer_has_modules():
     """A typo in a directory name must not make the layering test vacuous."""
-    for prefix in ("reference.", "torch_impl.", "parity.study.", "parity.audit.", "parity.tools."):
+    for prefix in ("reference.", "torch_impl.", "parity.catalogue.", "parity.study.",
+                   "parity.audit.", "parity.tools."):
         assert sum(m.startswith(prefix) for m in MODULES) >= 2, prefix
+    assert sum(layer_of(m) == 0 for m in MODULES if _hits(m, "parity")) >= 10, "core"
+    assert {"parity.cli", "parity.__main__"} <= set(MODULES), "CLI"
 
 
 def test_the_vocabulary_needs_only_the_standard_library():

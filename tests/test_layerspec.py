@@ -12,11 +12,12 @@ import torch
 
 import layerspec as S
 import reference
-from parity import zoo
+from parity.catalogue import zoo
+from parity.catalogue.spec import ModelSpec
 from parity.cli import main
 from parity.kinds import numpy_model as build_numpy
 from parity.kinds import torch_model
-from parity.spec import ModelSpec, OptimSpec
+from parity.twins import OptimSpec
 
 # one example per vocabulary type; test_every_type_has_an_example keeps it complete
 EXAMPLE = {S.Linear: S.Linear(5, 4), S.ReLU: S.ReLU(), S.Sigmoid: S.Sigmoid(),

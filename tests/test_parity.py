@@ -7,8 +7,8 @@ import types
 import numpy as np
 import pytest
 
-from parity import zoo
-from parity.compare import compare, first_batch
+from parity.catalogue import zoo
+from parity.catalogue.checks import compare, first_batch
 from parity.tolerances import TOLERANCES
 
 MODELS = list(zoo.CATALOGUE)
@@ -100,7 +100,7 @@ def test_first_batch_is_the_whole_training_set_for_full_batch_models():
 def test_lockstep_trajectories_stay_within_the_stated_float64_bound(name):
     """Multi-step: K steps of the recipe in lockstep (parity.diverge) stay within
     TRAJECTORY["float64"] in parameters and loss."""
-    from parity.diverge import diverge
+    from parity.catalogue.checks import diverge
     from parity.tolerances import TRAJECTORY
     k, bound = TRAJECTORY["float64"]
     r = diverge(zoo.get(name), k, "float64", seed=0)

@@ -23,9 +23,11 @@ from hypothesis import strategies as st
 import layerspec as S
 import torch_impl
 from parity import finite_diff as fd
-from parity.compare import compare
+from parity.catalogue.checks import check_model, compare
+from parity.catalogue.spec import ModelSpec
+from parity.dtypes import DTYPES
 from parity.masks import DropoutMaskRecorder
-from parity.spec import DTYPES, ModelSpec, OptimSpec
+from parity.twins import OptimSpec
 from reference.init import INITIALIZERS
 from reference.layers import BatchNorm1d, LayerNorm
 from reference.optim import OPTIMIZERS
@@ -391,7 +393,7 @@ def test_float32_norm_layer_found_by_hypothesis(spec, n, seed, kappa):
     result = compare(spec, "float32", seed, batch=batch)
     assert result.passed, result.report()
     assert compare(spec, "float64", seed, batch=batch).passed
-    r = fd.check_model(spec, seed, n=n, data=batch, richardson=True)
+    r = check_model(spec, seed, n=n, data=batch, richardson=True)
     assert r.passed, r.report()
 
 
@@ -560,7 +562,7 @@ FD_STEPS = (1e-5, 2.5e-6)
 def fd_at(spec, seed, n, X, y, h) -> fd.ModelCheck:
     """The oracle's ``check_model``: Richardson differences at step ``h``, n kink-free rows of
     ``X``, at most 16 entries per tensor."""
-    return fd.check_model(spec, seed, n=n, data=(X, y), h=h, max_entries=16, richardson=True)
+    return check_model(spec, seed, n=n, data=(X, y), h=h, max_entries=16, richardson=True)
 
 
 def fd_oracle(spec, seed, n, X, y) -> fd.ModelCheck:

@@ -9,9 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from parity import train, transfer, zoo
+from parity import transfer
+from parity.catalogue import train, zoo
+from parity.catalogue.spec import ModelSpec
 from parity.kinds import record as kind_record
-from parity.spec import ModelSpec
 from parity.tools import selftest
 from parity.tools.selftest import MUTANTS, Mutant, injected, run_mutant, run_selftest
 from reference import init as initializers

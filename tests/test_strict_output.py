@@ -23,7 +23,8 @@ import pytest
 import safetensors.numpy
 import torch
 
-from parity import fileio, transfer, zoo
+from parity import fileio, transfer
+from parity.catalogue import zoo
 from parity.tools import checkpoint as C
 
 GOOD = "cs231n-2layer"
@@ -161,13 +162,13 @@ def _patch_list(mp):
 
 
 def _patch_train(mp):
-    import parity.train
-    mp.setattr(parity.train, "run", lambda *a, **k: (_result(**NASTY), None))
+    import parity.catalogue.train
+    mp.setattr(parity.catalogue.train, "run", lambda *a, **k: (_result(**NASTY), None))
 
 
 def _patch_diverge(mp):
-    import parity.diverge
-    mp.setattr(parity.diverge, "diverge", lambda *a, **k: _result(**NASTY))
+    import parity.catalogue.checks
+    mp.setattr(parity.catalogue.checks, "diverge", lambda *a, **k: _result(**NASTY))
 
 
 def _patch_bench(mp):
@@ -283,14 +284,14 @@ def test_checkpoint_metadata_with_non_finite_extras_is_strict(tmp_path):
 def test_export_json_is_strict(cli, capsys, monkeypatch, tmp_path):
     import dataclasses
 
-    import parity.train
-    real = parity.train.run
+    import parity.catalogue.train
+    real = parity.catalogue.train.run
 
     def nan_accuracy(*a, **k):
         res, model = real(*a, **{**k, "epochs": 1})
         return dataclasses.replace(res, test_accuracy=NAN), model
 
-    monkeypatch.setattr(parity.train, "run", nan_accuracy)
+    monkeypatch.setattr(parity.catalogue.train, "run", nan_accuracy)
     out = tmp_path / "m.npz"
     assert cli(["export", "xor-relu", "--impl", "numpy", "--out", str(out), "--json"]) == 0
     assert strict(capsys.readouterr().out)["test_accuracy"] == "NaN"

@@ -14,11 +14,11 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
-from parity import zoo
+from parity.catalogue import zoo
+from parity.catalogue.train import run
 from parity.study import document, executor, jobs, plots
 from parity.study import plan as study_plan
 from parity.study import report as study_report
-from parity.train import run
 
 MODELS = ["cs231n-linear", "xor-relu"]
 TINY = dict(epochs_override=20, diverge_steps=5, xor_seeds=(0, 1), claims=False, bench=False,

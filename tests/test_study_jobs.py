@@ -10,8 +10,8 @@ import stat
 
 import pytest
 
-from parity import zoo
 from parity.audit import claims
+from parity.catalogue import zoo
 from parity.study import executor, jobs
 from parity.study import plan as study_plan
 from parity.study import report as study_report

@@ -11,9 +11,11 @@ import torch
 
 import layerspec as S
 import torch_impl
-from parity import transfer, zoo
-from parity.train import run
-from parity.twins import IMPLS, from_spec
+from parity import transfer
+from parity.catalogue import zoo
+from parity.catalogue.checks import from_spec
+from parity.catalogue.train import run
+from parity.twins import IMPLS
 from reference.training import accuracy as np_accuracy
 
 TARGETED = [m for m in zoo.CATALOGUE if zoo.get(m).target is not None]
@@ -119,7 +121,8 @@ def test_the_two_fits_agree_step_by_step_in_float64(name):
     batches and dropout masks: every step's loss, parameters and buffers, every epoch's
     reported loss and the final eval outputs within the float64 tier (rtol 1e-10 / atol
     1e-12, parity.tolerances) — dropout and BatchNorm models included."""
-    from parity.lockstep import EPOCHS, lockstep, training_data
+    from parity.catalogue.checks import lockstep, training_data
+    from parity.lockstep import EPOCHS
     from parity.twins import cancelled_keys
     spec = zoo.get(name)
     r = lockstep(spec)
@@ -142,7 +145,7 @@ def test_the_two_fits_agree_step_by_step_over_the_trajectory_horizon(name):
     normwise parameter difference 1.0e-12, spiral003 + Adam). Not further: at 200 steps
     spiral004-corrected's eval logits still agree to 7.8e-13 normwise, but an entry near 0
     differs by 4.7e-12 > atol 1e-12 (rounding accumulated over the trajectory)."""
-    from parity.lockstep import lockstep, training_data
+    from parity.catalogue.checks import lockstep, training_data
     from parity.tolerances import TRAJECTORY
     spec, k = zoo.get(name), TRAJECTORY["float64"][0]
     epochs = max(2, k // steps_per_epoch(spec, len(training_data(spec, 0, "float64")[0])))
@@ -162,7 +165,7 @@ def eval_mode_forward(monkeypatch):
 def test_lockstep_catches_a_numpy_fit_in_eval_mode(monkeypatch, name):
     """The comparison can fail: with dropout off (digits-dropout) or BatchNorm on running
     statistics (spiral003) in the NumPy trainer, the first step's loss disagrees."""
-    from parity.lockstep import lockstep
+    from parity.catalogue.checks import lockstep
     eval_mode_forward(monkeypatch)
     r = lockstep(zoo.get(name))
     assert not r.passed
@@ -177,7 +180,7 @@ def test_lockstep_catches_a_numpy_fit_that_drops_the_last_partial_batch(monkeypa
     """digits-minibatch: 1437 rows = 44 batches of 32 + 29. A NumPy trainer that drops the
     29 disagrees at epoch 0 step 44 (its step 44 is epoch 1's first batch of 32)."""
     import reference.training as rt
-    from parity.lockstep import lockstep
+    from parity.catalogue.checks import lockstep
     original = rt.epoch_batches
 
     def drop_last(n, batch_size, order_rng):
@@ -242,8 +245,9 @@ def observe_fit(name: str, impl: str, epochs: int = 2) -> dict:
     layer 0 saw; every forward's mode during fit and during ``accuracy``; BatchNorm's
     ``num_batches_tracked``; the mode the torch model is left in."""
     from parity import lockstep as ls
+    from parity.catalogue.checks import training_data
     spec = zoo.get(name)
-    X, y = ls.training_data(spec, 0, "float64")
+    X, y = training_data(spec, 0, "float64")
     obs: dict = {"X": X, "modes": [], "batches": [], "phase": "fit"}
     if impl == "torch":
         twins = from_spec(spec, "float64", 0)
@@ -295,7 +299,7 @@ def test_an_epoch_visits_every_sample_exactly_once(name, impl):
 
 def test_the_catalogue_has_a_last_partial_batch():
     """The visit test above covers a partial last batch only if some model has one."""
-    from parity.lockstep import training_data
+    from parity.catalogue.checks import training_data
     partial = [m for m in MODELS if zoo.get(m).batch_size is not None
                and len(training_data(zoo.get(m), 0, "float64")[0]) % zoo.get(m).batch_size]
     assert "digits-minibatch" in partial

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from parity import transfer, zoo
+from parity import transfer
+from parity.catalogue import zoo
 
 MODELS = list(zoo.CATALOGUE)
 DTYPES = ("float64", "float32")

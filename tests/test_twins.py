@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 import reference
-from parity import zoo
+from parity.catalogue import zoo
+from parity.catalogue.checks import diverge
 from parity.distance import normwise_rel
-from parity.diverge import diverge, diverge_twins
+from parity.diverge import diverge_twins
 from parity.finite_diff import check_twins
 from parity.lockstep import lockstep_twins
 from parity.tolerances import TRAJECTORY

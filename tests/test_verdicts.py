@@ -12,12 +12,13 @@ from torch import nn
 import parity
 import reference
 from layerspec import BatchNorm1d, Dropout, Linear, ReLU
-from parity import zoo
-from parity.compare import compare, compare_twins, default_steps, first_batch
+from parity.catalogue import zoo
+from parity.catalogue.checks import compare, default_steps, first_batch, from_spec
+from parity.catalogue.spec import ModelSpec
+from parity.compare import compare_twins
 from parity.judge import Pair, judge
-from parity.spec import ModelSpec, OptimSpec
 from parity.tolerances import tolerance
-from parity.twins import from_spec
+from parity.twins import OptimSpec
 
 MODELS = list(zoo.CATALOGUE)
 # the injected relative error per dtype: 1e-4 in float32 (the issue's), 1e-8 in float64 (100×

@@ -2,9 +2,9 @@
 
 A ``Claim`` is data: the sentence, the document (file name in shared/seeds/), the figure as
 stated, what to measure (``measure``) and how to compare (``check``). ``run_audit`` measures
-each claim on the NumPy reference and on the torch twin (``parity.train.run`` from the same
-initial weights; XOR's epoch count and the worked example have their own small measurements
-below), attaches the Bayes ceiling of the data-generating process for spiral data
+each claim on the NumPy reference and on the torch twin (``parity.catalogue.train.run`` from
+the same initial weights; XOR's epoch count and the worked example have their own small
+measurements below), attaches the Bayes ceiling of the data-generating process for spiral data
 (``parity.audit.bayes``), and gives a verdict.
 
 Each measurement is keyed by what decides it — a run by (model, impl, seed, epochs), a
@@ -63,10 +63,12 @@ import numpy as np
 import torch
 
 import torch_impl
-from parity import transfer, zoo
+from parity import transfer
 from parity.audit import bayes
+from parity.catalogue import zoo
+from parity.catalogue.train import run
 from parity.fileio import atomic_write_bytes, json_text
-from parity.train import IMPLS, run
+from parity.twins import IMPLS
 from reference.training import accuracy as np_accuracy
 from reference.training import fit as np_fit
 
@@ -431,7 +433,7 @@ def compute_ceiling(key: tuple, seed: int, n_samples: int) -> bayes.BayesEstimat
 
 
 def train_run(key: RunKey) -> dict:
-    """``parity.train.run`` of ``key`` as JSON, loss curve included."""
+    """``parity.catalogue.train.run`` of ``key`` as JSON, loss curve included."""
     model, impl, seed, epochs = key
     return run(zoo.get(model), impl, seed=seed, epochs=epochs)[0].to_json(with_curve=True)
 

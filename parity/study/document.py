@@ -16,10 +16,11 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from parity import tolerances, zoo
+from parity import tolerances
+from parity.catalogue import zoo
 from parity.study.executor import Study
 from parity.study.plan import N_TILES, SOURCES
-from parity.train import IMPLS
+from parity.twins import IMPLS
 
 NOT_MEASURED = "not measured (quick run)"     # the "met" cell of a capped run
 CLAIM_VERDICTS = ("reproduced", "refuted", "unreachable as written", NOT_MEASURED)

@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from layerspec import Linear
-from parity import zoo
 from parity.audit import claims
-from parity.spec import ModelSpec
+from parity.catalogue import zoo
+from parity.catalogue.spec import ModelSpec
 from parity.study.jobs import (
     hidden_size_spec,
     job_ceiling,
@@ -45,7 +45,7 @@ from parity.study.jobs import (
 from parity.study.plan import SEED_CHUNK, Plan
 from parity.study.progress import _BARS, _init_worker
 from parity.study.seed_sweep import success_of
-from parity.train import IMPLS
+from parity.twins import IMPLS
 
 
 @dataclass(frozen=True)

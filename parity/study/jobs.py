@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 
 from layerspec import Linear
-from parity import zoo
-from parity.spec import ModelSpec
+from parity.catalogue import zoo
+from parity.catalogue.spec import ModelSpec
+from parity.catalogue.train import run
 from parity.study.progress import _run_bar
-from parity.train import run
 from parity.twins import predict
 
 
@@ -70,9 +70,9 @@ def _hidden(model, X: np.ndarray) -> np.ndarray:
 
 # ---- the jobs (module-level: picklable for worker processes) ------------------------------------
 class _Started:
-    """A ``ModelSpec`` stand-in that sees the model ``parity.train.run`` trains: ``run`` builds
-    each twin's optimizer over that model at its initial weights (the torch twin after the
-    NumPy weights were copied into it), so ``started(model)`` is called then, once."""
+    """A ``ModelSpec`` stand-in that sees the model ``parity.catalogue.train.run`` trains:
+    ``run`` builds each twin's optimizer over that model at its initial weights (the torch twin
+    after the NumPy weights were copied into it), so ``started(model)`` is called then, once."""
 
     def __init__(self, spec: ModelSpec, started):
         self._spec, self._started = spec, started
@@ -114,8 +114,8 @@ def _tracking(spec: ModelSpec, seed: int, on_epoch):
 
     def tracked(epoch, loss):
         if "model" not in box:
-            raise RuntimeError("accuracy tracking: parity.train.run no longer builds the "
-                               "optimizer before training (_Started)")
+            raise RuntimeError("accuracy tracking: parity.catalogue.train.run no longer builds "
+                               "the optimizer before training (_Started)")
         accs.append(_train_accuracy(box["model"], d.X_train, d.y_train))
         return on_epoch(epoch, loss) if on_epoch is not None else None
 
@@ -177,8 +177,7 @@ def job_runs(keys: tuple, with_curve: bool = False, track: tuple = ()) -> dict:
 
 def job_parity(name: str, seed: int, steps: int) -> dict:
     """One-step ``compare`` and ``steps``-step lockstep ``diverge``, float64 and float32."""
-    from parity.compare import compare
-    from parity.diverge import diverge
+    from parity.catalogue.checks import compare, diverge
     spec = zoo.get(name)
     out: dict = {"parity": {}, "divergence": {}}
     for dtype in ("float64", "float32"):

@@ -12,7 +12,7 @@ import torch
 
 import torch_impl
 from parity import transfer
-from parity.spec import ModelSpec
+from parity.catalogue.spec import ModelSpec
 from reference.training import epoch_batches
 
 

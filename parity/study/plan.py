@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from parity import zoo
-from parity.spec import ModelSpec
+from parity.catalogue import zoo
+from parity.catalogue.spec import ModelSpec
 
 # ---- what a full and a quick study run ----------------------------------------------------------
 QUICK_EPOCHS = 300            # full-batch models on small data

@@ -8,8 +8,9 @@ import time
 
 import numpy as np
 
-from parity import fileio, zoo
+from parity import fileio
 from parity.audit import claims as claims_module
+from parity.catalogue import zoo
 from parity.study.document import _met_pair, _verdict, build_document
 from parity.study.executor import Study, run_study
 from parity.study.plan import make_plan

@@ -6,8 +6,9 @@ sits on a saddle, and 2000 epochs are not enough.
 
 from __future__ import annotations
 
-from parity.spec import ModelSpec
-from parity.train import IMPLS, run
+from parity.catalogue.spec import ModelSpec
+from parity.catalogue.train import run
+from parity.twins import IMPLS
 
 
 def success_rate(spec: ModelSpec, seeds, impls=IMPLS, epochs: int | None = None) -> dict:

@@ -1,7 +1,8 @@
 """``nn-parity bench``: speed ratios, each measured within one run on this machine.
 
-1. The reference trainer (``reference.training.fit`` through ``parity.train.run``) against a
-   minimal hand-fused NumPy loop doing the same arithmetic on cs231n-2layer (target ≤ 1.10×).
+1. The reference trainer (``reference.training.fit`` through ``parity.catalogue.train.run``)
+   against a minimal hand-fused NumPy loop doing the same arithmetic on cs231n-2layer
+   (target ≤ 1.10×).
 2. The torch_impl trainer against a minimal raw torch loop (zero_grad/forward/loss/backward/
    step, recording the same reported loss: ``loss.item()`` + cs231n's 0.5·reg·ΣW²) on the same
    model and optimizer (target ≤ 1.10×).
@@ -25,10 +26,12 @@ import numpy as np
 import torch
 
 from layerspec import Linear, ReLU
-from parity import transfer, zoo
+from parity import transfer
+from parity.catalogue import zoo
+from parity.catalogue.spec import ModelSpec
+from parity.catalogue.train import run
 from parity.runtime import threads_in_force
-from parity.spec import ModelSpec, OptimSpec
-from parity.train import run
+from parity.twins import OptimSpec
 
 TARGETS = {"reference_vs_fused_numpy": 1.10, "torch_impl_vs_raw_torch": 1.10}
 # The verdict's clock. The CLI runs with one thread (``--threads``, default 1), so this

@@ -64,6 +64,8 @@ from torch import nn
 
 import reference
 from parity import transfer
+from parity.catalogue.spec import ModelSpec
+from parity.dtypes import DTYPES
 from parity.fileio import (
     NumberOutOfRange,
     atomic_write,
@@ -74,7 +76,6 @@ from parity.fileio import (
     read_json,
     read_regular,
 )
-from parity.spec import DTYPES, ModelSpec
 from parity.twins import IMPLS, predict
 
 FORMAT = "nn-parity-checkpoint"
@@ -101,7 +102,7 @@ class Checkpoint:
 def _spec(spec: ModelSpec | str) -> ModelSpec:
     if isinstance(spec, ModelSpec):
         return spec
-    from parity import zoo
+    from parity.catalogue import zoo
     return zoo.get(spec)
 
 
@@ -315,7 +316,7 @@ def _bounds_of(spec: ModelSpec) -> _Bounds:
 
 @functools.lru_cache(maxsize=1)
 def _catalogue_bounds() -> _Bounds:
-    from parity import zoo
+    from parity.catalogue import zoo
     each = [_bounds_of(s) for s in zoo.CATALOGUE.values()]
     per_key: dict = {}
     for b in each:
@@ -797,7 +798,7 @@ def written(path: str, fmt: str, meta: dict, spec: ModelSpec) -> dict:
 
 
 def cmd_export(args) -> int:
-    from parity import train, zoo
+    from parity.catalogue import train, zoo
     spec = zoo.get(args.model)
     check_file_target(args.out, "--out")     # before training, not after
     fmt = _format_for(args.out, args.format)
@@ -819,7 +820,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_import_check(args) -> int:
-    from parity import zoo
+    from parity.catalogue import zoo
     from parity.tolerances import tolerance
     spec = zoo.get(args.model)
     ck = read_checkpoint(args.path, spec)     # the file is read once, for both twins
@@ -862,7 +863,7 @@ def register(subparsers) -> None:
     """Add ``export`` and ``import-check`` to the ``nn-parity`` sub-command parsers."""
     s = subparsers.add_parser(
         "export", help="train one twin with the model's recipe and save a checkpoint",
-        description="Train MODEL in NumPy or torch (parity.train.run: NumPy-initialized "
+        description="Train MODEL in NumPy or torch (parity.catalogue.train.run: NumPy-initialized "
         "weights, the recipe's data and batch order) and save the weights as a checkpoint in "
         "the format the --out extension names: .npz (no pickles), torch .pt or .safetensors, "
         "each holding torch state_dict keys in torch layout (Linear weight (out, in)) plus "

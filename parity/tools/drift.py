@@ -19,11 +19,11 @@ import platform
 import numpy as np
 import torch
 
-from parity import zoo
-from parity.compare import compare
+from parity.catalogue import zoo
+from parity.catalogue.checks import compare
+from parity.catalogue.train import run
 from parity.fileio import NumberOutOfRange, atomic_write_bytes, json_text, read_json, read_regular
 from parity.runtime import threads_in_force
-from parity.train import run
 from parity.twins import IMPLS
 
 TABLE_FILES = ("drift-table.json", "drift-table.md")

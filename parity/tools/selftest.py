@@ -4,9 +4,9 @@ checks catch each one (mutation testing of ``parity.compare``).
 A *mutant* is one bug a person would plausibly write — a negated gradient, a bias gradient
 averaged instead of summed, Adam's eps inside the square root, a transfer that forgets the
 transpose. It is injected **at run time**: the affected method or function of ``reference.*``
-(or ``parity.transfer``, or the NumPy half of ``parity.spec.ModelSpec``) is replaced inside a
-context manager that restores every original on exit, even when a check raises. No file is
-changed.
+(or ``parity.transfer``, or the NumPy half of ``parity.catalogue.spec.ModelSpec``) is replaced
+inside a context manager that restores every original on exit, even when a check raises. No
+file is changed.
 
 Most mutants are *source mutations*: the original function's source is read with ``inspect``,
 one or two exact substrings are replaced (``"dout.sum(axis=0)"`` → ``"dout.mean(axis=0)"``),
@@ -19,10 +19,10 @@ Each mutant runs one real check of the harness (float64, seed 0) on the catalogu
 a variant named here) whose checks exercise the bug, sometimes with a prepared input (logits
 scaled up so ``exp`` overflows; two steps so zero-initialized biases become non-zero):
 
-- ``one_step``: the ordinary one-step comparison ``parity.compare.compare`` (loss, penalty,
-  gradients, parameters, buffers, optimizer state, eval output, in that order);
-- ``trainer_lockstep``: the real training loops, ``parity.train.run`` numpy vs torch — step
-  count, every epoch's loss and the final parameters within the float64 trajectory bound
+- ``one_step``: the ordinary one-step comparison ``parity.catalogue.checks.compare`` (loss,
+  penalty, gradients, parameters, buffers, optimizer state, eval output, in that order);
+- ``trainer_lockstep``: the real training loops, ``parity.catalogue.train.run`` numpy vs torch —
+  step count, every epoch's loss and the final parameters within the float64 trajectory bound
   (bugs in ``reference.training.fit`` that one optimizer step on a given batch cannot see);
 - ``init_statistics``: each Linear weight as drawn by ``reference.init`` against torch's own
   initializer (the comparisons start both twins from the NumPy weights, so an initializer
@@ -56,13 +56,14 @@ import numpy as np
 import torch
 
 import layerspec as S
-from parity import kinds, train, transfer, zoo
-from parity.compare import compare, first_batch
+from parity import kinds, transfer
+from parity.catalogue import train, zoo
+from parity.catalogue.checks import compare, first_batch
+from parity.catalogue.spec import ModelSpec
 from parity.distance import normwise_rel
 from parity.fileio import json_text
-from parity.spec import ModelSpec, OptimSpec
 from parity.tolerances import TRAJECTORY
-from parity.twins import cancelled_keys
+from parity.twins import OptimSpec, cancelled_keys
 from reference import init as initializers
 from reference import layers, losses, optim, training
 
@@ -192,18 +193,18 @@ def one_epoch(spec: ModelSpec, dtype: str, seed: int) -> dict:
 # the failing quantity, or the statistic's distance from its reference; [] means it passed.
 
 def one_step(spec: ModelSpec, dtype: str, seed: int, **kwargs) -> list[tuple[str, float]]:
-    """``parity.compare.compare`` (its failing checks, in its order)."""
+    """``parity.catalogue.checks.compare`` (its failing checks, in its order)."""
     return [(c.label, c.max_abs) for c in compare(spec, dtype, seed, **kwargs).failures()]
 
 
 def trainer_lockstep(spec: ModelSpec, dtype: str, seed: int,
                      epochs: int = 1) -> list[tuple[str, float]]:
-    """``parity.train.run`` numpy vs torch (``reference.training.fit`` vs ``torch_impl.fit``)
-    for ``epochs`` epochs, from the same weights and batch order: the step counts must be
-    equal, and each epoch's loss (relative) and every final parameter (normwise relative,
-    except ``parity.twins.cancelled_keys``) within ``TRAJECTORY[dtype]``, the bound stated
-    for up to K lockstep steps. The model must have no dropout (each trainer draws its own
-    masks)."""
+    """``parity.catalogue.train.run`` numpy vs torch (``reference.training.fit`` vs
+    ``torch_impl.fit``) for ``epochs`` epochs, from the same weights and batch order: the step
+    counts must be equal, and each epoch's loss (relative) and every final parameter
+    (normwise relative, except ``parity.twins.cancelled_keys``) within ``TRAJECTORY[dtype]``,
+    the bound stated for up to K lockstep steps. The model must have no dropout (each trainer
+    draws its own masks)."""
     k, bound = TRAJECTORY[dtype]
     if any(isinstance(layer, layers.Dropout) for layer in spec.build_numpy(seed, dtype).layers):
         raise RuntimeError(f"selftest: trainer_lockstep cannot judge {spec.name}: dropout "
@@ -320,7 +321,7 @@ SPIRAL003_NO_DROPOUT = dataclasses.replace(
 
 def _fit_edit(edits: list[tuple[str, str]], tag: str) -> list[Patch]:
     """A source mutation of ``reference.training.fit``, wherever it is called from: the
-    module attribute and ``parity.train``'s own binding (``np_fit``)."""
+    module attribute and ``parity.catalogue.train``'s own binding (``np_fit``)."""
     new = mutate_source(training.fit, edits, tag)
     return [(training, "fit", new), (train, "np_fit", new)]
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from layerspec import BatchNorm1d, Dropout, LayerNorm, Linear, ReLU, Sigmoid
-from parity.spec import ModelSpec, OptimSpec, Target
+from parity.catalogue.spec import ModelSpec, Target
+from parity.twins import OptimSpec
 
 SEED_000 = "000_8ac0cd49e651210c.txt"   # cs231n case study (spiral, linear vs 2-layer)
 SEED_001 = "001_ddd4811a56914c4d.txt"   # blog: NumPy net on spiral.csv

@@ -1,5 +1,5 @@
 """``ModelSpec``: the single description from which both twins, their optimizer, data and
-training recipe are built. A new model is one ``ModelSpec`` in ``parity.zoo``."""
+training recipe are built. A new model is one ``ModelSpec`` in ``parity.catalogue.zoo``."""
 
 from __future__ import annotations
 
@@ -11,36 +11,12 @@ import torch
 import layerspec as S
 import reference
 import torch_impl
-from parity import data as data_mod
 from parity import kinds
+from parity.catalogue import data as data_mod
+from parity.dtypes import check_dtype
+from parity.twins import OptimSpec
 from reference.losses import LOSSES as NUMPY_LOSSES
 from reference.optim import OPTIMIZERS
-
-DTYPES = ("float64", "float32")
-
-
-def check_dtype(dtype: str) -> str:
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-    return dtype
-
-
-@dataclass(frozen=True)
-class OptimSpec:
-    """Optimizer kind (``sgd`` | ``adam`` | ``adamw``), lr, options as torch names them
-    (``momentum``, ``betas``, ``amsgrad`` …) and weight decay restricted to ``decay`` params:
-    ``"all"`` (torch's default — biases and norm affines too) or ``"weights"`` (Linear weights
-    only: cs231n's L2)."""
-
-    kind: str
-    lr: float
-    options: dict = field(default_factory=dict)
-    weight_decay: float = 0.0
-    decay: str = "all"
-
-    @property
-    def stateful(self) -> bool:
-        return self.kind != "sgd" or self.options.get("momentum", 0) != 0
 
 
 @dataclass(frozen=True)
@@ -66,7 +42,7 @@ class ModelSpec:
     layers: tuple[S.LayerSpec, ...]  # the layerspec vocabulary: Linear(2, 100), ReLU(), …
     loss: str                   # cross_entropy | bce | bce_with_logits
     optimizer: OptimSpec
-    dataset: str                # key of parity.data.DATASETS
+    dataset: str                # key of parity.catalogue.data.DATASETS
     init: str                   # key of reference.init.INITIALIZERS
     epochs: int
     batch_size: int | None = None   # None: full batch

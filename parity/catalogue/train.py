@@ -9,7 +9,8 @@ import torch
 
 import torch_impl
 from parity import transfer
-from parity.spec import ModelSpec, check_dtype
+from parity.catalogue.spec import ModelSpec
+from parity.dtypes import check_dtype
 from parity.twins import IMPLS, evaluating
 from reference.datasets import split
 from reference.training import accuracy as np_accuracy
