@@ -31,7 +31,6 @@ from parity.fileio import atomic_write_bytes
 from parity.judge import Pair, judge
 from parity.runtime import check_seed
 from parity.twins import OptimSpec
-from reference.optim import OPTIMIZERS
 
 __all__ = ["TwinsReport", "assert_twins_close", "compare_functions", "compare_models"]
 
@@ -170,22 +169,22 @@ def optimizer_spec(optimizer) -> OptimSpec:
     elif optimizer is None:
         spec = OptimSpec("sgd", lr=0.1)
     elif isinstance(optimizer, str):
-        d = OPTIMIZERS.get(optimizer, OPTIMIZERS["sgd"]).defaults
+        d = kinds.OPTIMIZERS.get(optimizer, kinds.OPTIMIZERS["sgd"]).defaults
         spec = OptimSpec(optimizer, lr=d["lr"], weight_decay=d["weight_decay"])
     elif isinstance(optimizer, Mapping):
         o = dict(optimizer)
         kind = o.pop("kind", None)
         if kind is None:
-            raise ValueError(f"optimizer: a dict needs 'kind' (one of {sorted(OPTIMIZERS)})")
-        d = OPTIMIZERS.get(kind, OPTIMIZERS["sgd"]).defaults
+            raise ValueError(f"optimizer: a dict needs 'kind' (one of "
+                             f"{sorted(kinds.OPTIMIZERS)})")
+        d = kinds.OPTIMIZERS.get(kind, kinds.OPTIMIZERS["sgd"]).defaults
         spec = OptimSpec(kind, lr=o.pop("lr", d["lr"]),
                          weight_decay=o.pop("weight_decay", d["weight_decay"]),
                          decay=o.pop("decay", "all"), options=o)
     else:
         raise TypeError(f"optimizer: expected None, a name, a dict or an OptimSpec, got "
                         f"{type(optimizer).__name__}")
-    if spec.kind not in OPTIMIZERS:
-        raise ValueError(f"optimizer: unknown kind {spec.kind!r}; known: {sorted(OPTIMIZERS)}")
+    kinds.optimizer_kind(spec.kind)
     if spec.decay not in ("all", "weights"):
         raise ValueError(f"optimizer: decay must be 'all' or 'weights', got {spec.decay!r}")
     _check_optimizer_numbers(spec)
@@ -204,8 +203,7 @@ def _check_optimizer_numbers(spec: OptimSpec) -> None:
 
 
 def _check_loss(loss) -> str:
-    if loss not in torch_impl.LOSSES:
-        raise ValueError(f"loss: unknown {loss!r}; known: {sorted(torch_impl.LOSSES)}")
+    kinds.loss_kind(loss)
     return loss
 
 
@@ -501,7 +499,8 @@ def _torch_loss_and_grads(model: nn.Module, loss: str, X, y, reg: float, state: 
             p.copy_(torch.from_numpy(state[k]))
     model.train()
     out = model(torch.tensor(X))          # a copy: an in-place first module writes into it
-    L = torch_impl.LOSSES[loss]()(out, torch_impl.targets(loss, y, torch.float64))
+    kind = kinds.loss_kind(loss)
+    L = kind.torch()(out, kind.torch_targets(y, torch.float64))
     if reg:
         L = L + torch_impl.l2_penalty([params[k] for k in _linear_weights(model)], reg)
     L.backward()

@@ -103,7 +103,6 @@ import numpy as np
 from parity import kinds
 from parity.twins import zero_gradient_keys
 from reference import layers as L
-from reference.losses import BCELoss
 from reference.sequential import Sequential
 
 H = 1e-6            # default step of the central differences
@@ -649,8 +648,8 @@ def _analytic(model: Sequential, loss, X, y, masks: dict, saved: list, result: M
     outputs: list = []
     out, kinked, result.min_norm_variance = _forward(model, X, masks, saved, outputs)
     squares = float(loss.forward(out, y)) ** 2
-    if isinstance(loss, BCELoss):
-        result.capped = int(np.sum(out * (1 - out) < loss.EPS))
+    kind = kinds.of_loss(loss)
+    result.capped = kind.capped(loss, out) if kind is not None else 0
     d = loss.backward()
     for layer, v in zip(reversed(model.layers), reversed(outputs)):
         squares += float(np.sum((d * v) ** 2))

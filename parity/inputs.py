@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from parity import kinds
+
 __all__ = ["array", "batch", "finite_state", "first_line", "number", "torch_module"]
 
 # the integer ranges the CLI enforces on its options, for the same fields from user code
@@ -65,35 +67,13 @@ def batch(X, y, loss: str) -> tuple[np.ndarray, np.ndarray]:
     n = X.shape[0]
     if X.dtype.kind != "f":
         X = X.astype(np.float64)
-    if loss == "cross_entropy":
-        if y.shape != (n,):
-            raise ValueError(f"y: expected {n} class labels (shape ({n},)), got shape {y.shape}")
-        if y.dtype.kind == "b" or (y.dtype.kind == "f" and not (y == np.round(y)).all()):
-            raise ValueError(f"y: class labels must be integers, got {y.dtype} values such as "
-                             f"{y.ravel()[0]!r}")
-        if (y < 0).any():
-            raise ValueError(f"y: class labels must be >= 0, got {y.min()!r}")
-        return X, y.astype(np.int64)
-    if y.shape not in ((n,), (n, 1)):
-        raise ValueError(f"y: expected {n} targets (shape ({n},) or ({n}, 1)) for {loss}, got "
-                         f"shape {y.shape}")
-    if not ((y == 0) | (y == 1)).all():
-        bad = y.ravel()[~((y.ravel() == 0) | (y.ravel() == 1))][0]
-        raise ValueError(f"y: {loss} targets must be 0 or 1, got {bad!r}")
-    return X, y
+    return X, kinds.loss_kind(loss).check_targets(y, n)
 
 
 def labels_fit(y: np.ndarray, loss: str, out_shape: tuple) -> None:
     """Class labels below the model's number of outputs ``out_shape[1]`` (cross-entropy);
     a binary loss needs one output per sample."""
-    if loss == "cross_entropy":
-        k = out_shape[1] if len(out_shape) == 2 else None
-        if k is None or (y >= k).any():
-            raise ValueError(f"y: class labels must be < {k}, the model's number of outputs "
-                             f"(output shape {out_shape}), got {y.max()!r}")
-    elif len(out_shape) != 2 or out_shape[1] != 1:
-        raise ValueError(f"{loss} needs one output per sample, the model gives shape "
-                         f"{out_shape}")
+    kinds.loss_kind(loss).targets_fit(y, out_shape)
 
 
 def number(v, what: str, lo: float | None = None, hi: float | None = None, *,

@@ -164,53 +164,27 @@ def forward_backward(model: reference.Sequential, loss, X, y, masks: dict[int, l
 
 def loss_amplitude(loss) -> float:
     """The loss is a mean of ``n`` per-sample terms ``ℓ_i``, each formed from intermediates of
-    size ``t_i``; it errs by about ``√n·u·mean(t)``. ``t`` as the twins' kernels form ``ℓ``:
-    cross-entropy ``log p_y = (z_y − max z) − log Σ exp(z − max z)``: the two parts' sizes
-    add up to ``|log p_y|`` and the log of a sum of ``K`` positive terms errs by ``√K·u``, so
-    ``t = |log p_y| + √K``; BCE with logits: torch forms ``(1 − y)·a − log σ(a)``, two terms
-    of size ``|a|`` however small ``ℓ`` is (a = −40, y = 0: ``−40 − (−40 − 4e-18)`` is 0 in
-    float32), so ``t = |a| + 2ℓ``; BCE: the log of an argument rounded near 1 errs by ``u``,
-    so ``t = ℓ + 1``."""
+    size ``t_i`` (``loss_terms``); it errs by about ``√n·u·mean(t)``."""
     t = loss_terms(loss)
     return float(np.sqrt(t.size) * t.mean())
 
 
 def loss_terms(loss) -> np.ndarray:
     """``t_i`` of ``loss_amplitude`` (``(N,)``): the size of the parts each sample's loss is
-    formed from, read from the loss's cache after ``forward``."""
-    if isinstance(loss, reference.CrossEntropyLoss):
-        log_p, y = loss.saved["log_p"], loss.saved["y"]
-        return np.abs(log_p[np.arange(len(y)), y]) + np.sqrt(log_p.shape[1])
-    if isinstance(loss, reference.BCEWithLogitsLoss):
-        a, y = loss.saved["a"], loss.saved["y"]
-        return np.abs(a) + 2 * (np.maximum(a, 0) - a * y + np.log1p(np.exp(-np.abs(a))))
-    if isinstance(loss, reference.BCELoss):
-        p, y = loss.saved["p"], loss.saved["y"]
-        with np.errstate(divide="ignore"):
-            ell = -(y * np.maximum(np.log(p), -100) + (1 - y) * np.maximum(np.log1p(-p), -100))
-        return ell + 1
-    raise TypeError(f"no rounding model for the loss {type(loss).__name__}")
+    formed from, by the loss's record (``parity.kinds.losses``)."""
+    return _loss_kind(loss).terms(loss)
 
 
 def loss_gradient_amplitude(loss, d: np.ndarray) -> np.ndarray:
-    """``d = ∂L/∂out``, ``(N, K)``. Cross-entropy ``(p − onehot)/N`` with ``p = exp(log p)``:
-    ``log p`` errs by ``u·(|log p| + √K)`` (``loss_amplitude``), so ``p`` by that relative
-    (+1 for exp), and subtracting the onehot cancels none of it: ``p·(|log p| + √K + 1)/N``.
-    BCE with logits ``(σ(a) − y)/N``: ``σ(a)`` rounded three times (exp, 1 + e, division)
-    before ``y`` is subtracted, ``3σ(a)/N`` — at ``a = 16, y = 1`` that is all of ``d``.
-    BCE ``(p − y)/max(p(1 − p), ε)/N``: four relative roundings. Plus ``2|d|`` for the
-    subtraction and the division by ``N``."""
-    n = d.shape[0]
-    if isinstance(loss, reference.CrossEntropyLoss):
-        log_p = loss.saved["log_p"]
-        extra = np.exp(log_p) * (np.abs(log_p) + np.sqrt(log_p.shape[1]) + 1) / n
-    elif isinstance(loss, reference.BCEWithLogitsLoss):
-        extra = 3 * reference.layers.sigmoid(loss.saved["a"]) / n
-    elif isinstance(loss, reference.BCELoss):
-        extra = 2 * np.abs(d)
-    else:
+    """The error bound of ``d = ∂L/∂out`` (``(N, K)``), by the loss's record."""
+    return _loss_kind(loss).gradient_amplitude(loss, d)
+
+
+def _loss_kind(loss) -> kinds.LossKind:
+    kind = kinds.of_loss(loss)
+    if kind is None:
         raise TypeError(f"no rounding model for the loss {type(loss).__name__}")
-    return extra + 2 * np.abs(d)
+    return kind
 
 
 def _kind(layer) -> kinds.LayerKind:

@@ -23,8 +23,8 @@ import torch_impl
 from parity import kinds, transfer
 from parity.runtime import check_device
 from reference.losses import l2_penalty
-from reference.optim import OPTIMIZERS
 
+TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}   # by numpy name
 IMPLS = ("numpy", "torch")          # the two sides, as every CLI option and result names them
 DECAY = ("all", "weights")          # which parameters an optimizer's weight decay reaches
 
@@ -44,14 +44,14 @@ class OptimSpec:
 
     @property
     def stateful(self) -> bool:
-        return self.kind != "sgd" or self.options.get("momentum", 0) != 0
+        return kinds.optimizer_kind(self.kind).stateful(self.options)
 
 
 @dataclass
 class Twins:
     """``numpy_model`` (reference layout: Linear weight ``(in, out)``) and ``torch_model``
     (an ``nn.Sequential`` with the same state_dict keys), ``loss`` one of
-    ``torch_impl.LOSSES``' names, optimizers built over the same parameters, and the cs231n
+    ``parity.kinds.LOSSES``' names, optimizers built over the same parameters, and the cs231n
     penalty ``0.5·weight·Σ‖W_k‖²`` over ``penalty_keys`` that either side adds to its
     *reported* loss (empty: none; its gradient is the optimizer's weight decay)."""
 
@@ -74,8 +74,9 @@ class Twins:
         if wrong:
             raise ValueError(f"twins on {self.device!r}: torch entries {wrong[:3]} are on "
                              f"another device (move the model before building its optimizer)")
-        self.numpy_loss: reference.losses.Loss = reference.losses.LOSSES[self.loss]()
-        self.torch_loss: nn.Module = torch_impl.LOSSES[self.loss]()
+        self.loss_kind = kinds.loss_kind(self.loss)
+        self.numpy_loss: reference.losses.Loss = self.loss_kind.numpy()
+        self.torch_loss: nn.Module = self.loss_kind.torch()
 
     def sync_weights(self) -> None:
         """Copy every NumPy parameter and buffer into the torch model (exact)."""
@@ -90,7 +91,7 @@ class Twins:
 
     def torch_targets(self, y) -> torch.Tensor:
         """Labels as the torch loss wants them, on the twins' device."""
-        return torch_impl.targets(self.loss, y, torch_impl.build.DTYPES[self.dtype]).to(
+        return self.loss_kind.torch_targets(y, TORCH_DTYPES[self.dtype]).to(
             self.device)
 
     def torch_input(self, X: np.ndarray) -> torch.Tensor:
@@ -228,13 +229,14 @@ def param_groups(names: list[str], weight_keys: set[str], weight_decay: float,
 def _optimizers(np_model, t_model, kind: str, lr: float, options: dict,
                 groups: list[tuple[list[str], float]]):
     """The NumPy and torch optimizer ``kind`` over the same named param groups."""
-    if kind not in OPTIMIZERS:
-        raise ValueError(f"optimizer must be one of {tuple(OPTIMIZERS)}, got {kind!r}")
+    if kind not in kinds.OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {tuple(kinds.OPTIMIZERS)}, got {kind!r}")
+    record = kinds.OPTIMIZERS[kind]
     np_params, t_params = np_model.parameters(), dict(t_model.named_parameters())
-    np_opt = OPTIMIZERS[kind]([{"params": {k: np_params[k] for k in ks}, "weight_decay": wd}
-                               for ks, wd in groups], lr=lr, **options)
-    t_opt = torch_impl.build_optimizer(
-        kind, [{"params": [t_params[k] for k in ks], "weight_decay": wd} for ks, wd in groups],
+    np_opt = record.build_numpy([{"params": {k: np_params[k] for k in ks}, "weight_decay": wd}
+                                 for ks, wd in groups], lr=lr, **options)
+    t_opt = record.build_torch(
+        [{"params": [t_params[k] for k in ks], "weight_decay": wd} for ks, wd in groups],
         lr=lr, **options)
     return np_opt, t_opt
 
@@ -247,14 +249,14 @@ def _check_pair(numpy_model, torch_model, loss: str, init_from: str) -> str:
     if not isinstance(torch_model, nn.Sequential):
         raise TypeError(f"torch_model must be a torch.nn.Sequential, got "
                         f"{type(torch_model).__name__}")
-    if loss not in reference.losses.LOSSES or loss not in torch_impl.LOSSES:
-        raise ValueError(f"loss must be one of {sorted(torch_impl.LOSSES)}, got {loss!r}")
+    if loss not in kinds.LOSSES:
+        raise ValueError(f"loss must be one of {sorted(kinds.LOSSES)}, got {loss!r}")
     if init_from not in IMPLS:
         raise ValueError(f"init_from must be one of {IMPLS}, got {init_from!r}")
     dtypes = {v.dtype.name for v in numpy_model.parameters().values()}
-    if len(dtypes) != 1 or not dtypes <= set(torch_impl.build.DTYPES):
+    if len(dtypes) != 1 or not dtypes <= set(TORCH_DTYPES):
         raise ValueError(f"numpy_model parameters must all be one of "
-                         f"{tuple(torch_impl.build.DTYPES)}, got {sorted(dtypes) or 'none'}")
+                         f"{tuple(TORCH_DTYPES)}, got {sorted(dtypes) or 'none'}")
     return dtypes.pop()
 
 

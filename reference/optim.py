@@ -155,6 +155,3 @@ class AdamW(Adam):
 
     defaults = {**Adam.defaults, "weight_decay": 1e-2}
     decoupled = True
-
-
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}

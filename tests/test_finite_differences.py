@@ -1,6 +1,6 @@
 """The reference's hand-written backward passes against central finite differences of its own
 forward (``parity.finite_diff``): every type of the layer vocabulary ``layerspec.
-VOCABULARY`` in training and eval mode and every loss of ``reference.losses.LOSSES``, in
+VOCABULARY`` in training and eval mode and every loss record of ``parity.kinds.LOSSES``, in
 float64 and in float32 (the float32 backward against float64 finite differences at the same
 point, within ``F32_K·u·κ``), and every catalogue model. The oracle needs neither twin to be
 right; thresholds, their derivation and measurements are in its docstring."""
@@ -10,6 +10,7 @@ import pytest
 
 import layerspec as S
 from parity import finite_diff as fd
+from parity import kinds
 from parity.catalogue import zoo
 from parity.catalogue.checks import check_model, gradient_classes, kink_free_batch
 from parity.kinds import numpy_model as build_sequential
@@ -174,7 +175,7 @@ def test_a_wrong_backward_is_flagged(factor):
     assert fd.check_layer(WrongTanh(), layer_input("tanh", rng), True, rng)["dx"] > 1e-3
 
 
-# ---- losses: one input recipe per entry of the registry reference.losses.LOSSES -------------
+# ---- losses: one input recipe per loss record (parity.kinds.LOSSES) ---------------------------
 LOSS_INPUTS = {   # name → (scores, targets) for a batch of n, from rng
     "cross_entropy": lambda rng, n: (3 * rng.standard_normal((n, 4)), rng.integers(0, 4, n)),
     # probabilities away from 0 and 1 (the logs are clamped there)
@@ -184,16 +185,16 @@ LOSS_INPUTS = {   # name → (scores, targets) for a batch of n, from rng
 
 
 def test_every_loss_has_inputs():
-    assert set(LOSS_INPUTS) == set(LS.LOSSES), "add an input recipe for the new loss"
+    assert set(LOSS_INPUTS) == set(kinds.LOSSES), "add an input recipe for the new loss"
 
 
 def loss_case(name: str, rng: np.random.Generator, n: int = 8, dtype: str = "float64"):
     scores, y = LOSS_INPUTS[name](rng, n)
-    return LS.LOSSES[name](), scores.astype(dtype), y
+    return kinds.LOSSES[name].numpy(), scores.astype(dtype), y
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("name", list(LS.LOSSES))
+@pytest.mark.parametrize("name", list(kinds.LOSSES))
 def test_loss_backward_matches_finite_differences(name, seed):
     loss, scores, y = loss_case(name, np.random.default_rng(seed))
     before = scores.copy()
@@ -203,7 +204,7 @@ def test_loss_backward_matches_finite_differences(name, seed):
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize("name", list(LS.LOSSES))
+@pytest.mark.parametrize("name", list(kinds.LOSSES))
 def test_float32_loss_backward_matches_float64_finite_differences(name, seed):
     rng = np.random.default_rng(seed)
     loss, scores, y = loss_case(name, rng, dtype="float32")

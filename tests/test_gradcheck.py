@@ -36,7 +36,6 @@ import torch
 from torch.func import functional_call
 
 import layerspec as S
-import torch_impl
 from parity import transfer
 from parity.catalogue import zoo
 from parity.catalogue.checks import gradient_classes, kink_free_batch
@@ -65,7 +64,7 @@ def loss_function(spec, seed: int = 0, n: int = BATCH, dtype: str = "float64"):
     params = [p.detach().clone().requires_grad_(True) for _, p in model.named_parameters()]
     buffers = {k: b.detach().clone() for k, b in model.named_buffers()}
     loss = spec.torch_loss()
-    y_t = torch_impl.targets(spec.loss, y, torch.float64)
+    y_t = spec.torch_targets(y, torch.float64)
 
     def f(X_t, *ps):
         state = {**dict(zip(names, ps)), **{k: b.clone() for k, b in buffers.items()}}

@@ -21,16 +21,15 @@ from hypothesis import HealthCheck, Phase, assume, find, given, settings
 from hypothesis import strategies as st
 
 import layerspec as S
-import torch_impl
 from parity import finite_diff as fd
 from parity.catalogue.checks import check_model, compare
 from parity.catalogue.spec import ModelSpec
 from parity.dtypes import DTYPES
+from parity.kinds import OPTIMIZERS
 from parity.masks import DropoutMaskRecorder
 from parity.twins import OptimSpec
 from reference.init import INITIALIZERS
 from reference.layers import BatchNorm1d, LayerNorm
-from reference.optim import OPTIMIZERS
 
 # first entries are the simplest: hypothesis shrinks towards them
 ACTIVATIONS = ("relu", "tanh", "sigmoid")
@@ -313,10 +312,11 @@ def test_drawn_optimizers_are_ones_torch_accepts(optim):
     """Every drawn optimizer is one torch builds (torch refuses nesterov without momentum or
     with dampening, see below), and so does the reference."""
     w = torch.nn.Parameter(torch.zeros(2))
-    torch_impl.build_optimizer(optim.kind, [{"params": [w], "weight_decay": optim.weight_decay}],
-                               lr=optim.lr, **optim.options)
-    OPTIMIZERS[optim.kind]({"w": np.zeros(2)}, lr=optim.lr, weight_decay=optim.weight_decay,
-                           **optim.options)
+    record = OPTIMIZERS[optim.kind]
+    record.build_torch([{"params": [w], "weight_decay": optim.weight_decay}],
+                       lr=optim.lr, **optim.options)
+    record.build_numpy({"w": np.zeros(2)}, lr=optim.lr, weight_decay=optim.weight_decay,
+                       **optim.options)
 
 
 @pytest.mark.parametrize("options", [dict(momentum=0.9, dampening=0.1),
@@ -328,7 +328,7 @@ def test_torch_and_reference_refuse_nesterov_outside_its_rule(options):
         torch.optim.SGD([w], lr=0.1, nesterov=True, **options)
     with pytest.raises(ValueError, match="nesterov momentum requires a momentum and zero "
                                          "dampening"):
-        OPTIMIZERS["sgd"]({"w": np.zeros(2)}, lr=0.1, nesterov=True, **options)
+        OPTIMIZERS["sgd"].build_numpy({"w": np.zeros(2)}, lr=0.1, nesterov=True, **options)
 
 
 def test_batch_of_one_with_batchnorm_is_refused_by_both_sides():

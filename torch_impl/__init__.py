@@ -1,8 +1,7 @@
-"""The PyTorch twins' stock pieces: losses, optimizers (torch.optim) and an idiomatic training
-loop. Modules come from ``torch.nn`` as they are; ``parity.kinds`` builds them from a
-description."""
+"""The PyTorch twins' idiomatic training loop. Modules, losses and optimizers are torch's own
+(``torch.nn``, ``torch.optim``) as they are; ``parity.kinds`` builds them from a description,
+a loss name or an optimizer name."""
 
-from torch_impl.build import LOSSES, build_optimizer, targets
 from torch_impl.training import accuracy, fit, l2_penalty
 
-__all__ = ["build_optimizer", "targets", "LOSSES", "fit", "accuracy", "l2_penalty"]
+__all__ = ["fit", "accuracy", "l2_penalty"]

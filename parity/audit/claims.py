@@ -338,7 +338,7 @@ def measure_xor_stable_epoch(impl: str, init: str = "document", seed: int = 0,
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             hist = torch_impl.fit(model, spec.torch_loss(), spec.torch_optimizer(model), X_t,
-                           torch_impl.targets(spec.loss, y, X_t.dtype), epochs=epochs,
+                           spec.torch_targets(y, X_t.dtype), epochs=epochs,
                            batches=lambda: [None],
                            on_epoch=lambda e, loss: accs.append(torch_impl.accuracy(model, X_t, y)))
     else:
@@ -398,7 +398,7 @@ def measure_worked_example() -> dict:
     yt = t[3](zot)
     for v in (zt, ht, zot):
         v.retain_grad()
-    spec.torch_loss()(yt, torch_impl.targets(spec.loss, y, xt.dtype)).backward()
+    spec.torch_loss()(yt, spec.torch_targets(y, xt.dtype)).backward()
     gw = t[0].weight.grad                          # torch layout (out, in): [j, i] = dL/dw_ji
 
     def n(v):

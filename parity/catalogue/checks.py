@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import layerspec as S
+from parity import kinds
 from parity.catalogue.spec import ModelSpec
 from parity.compare import Comparison, compare_twins
 from parity.diverge import Divergence, diverge_twins
@@ -50,7 +50,8 @@ def first_batch(spec: ModelSpec, seed: int):
 def default_steps(spec: ModelSpec) -> int:
     """3 when the optimizer keeps state (momentum, Adam) or the model has BatchNorm buffers;
     2 with weight decay (it shows on zero-initialized biases only from step 2); else 1."""
-    stateful = spec.optimizer.stateful or spec.has(S.BatchNorm1d)
+    stateful = spec.optimizer.stateful or any(kinds.of_spec(item).running_state
+                                              for item in spec.layers)
     return 3 if stateful else (2 if spec.optimizer.weight_decay else 1)
 
 

@@ -14,9 +14,7 @@ import torch_impl
 from parity import kinds
 from parity.catalogue import data as data_mod
 from parity.dtypes import check_dtype
-from parity.twins import OptimSpec
-from reference.losses import LOSSES as NUMPY_LOSSES
-from reference.optim import OPTIMIZERS
+from parity.twins import TORCH_DTYPES, OptimSpec
 
 
 @dataclass(frozen=True)
@@ -73,17 +71,21 @@ class ModelSpec:
 
     def build_torch(self, dtype: str = "float64", torch_seed: int | None = None):
         """The torch twin with torch's own default init (seeded locally if ``torch_seed``)."""
-        tdt = torch_impl.build.DTYPES[check_dtype(dtype)]
+        tdt = TORCH_DTYPES[check_dtype(dtype)]
         with torch.random.fork_rng(devices=[]):
             if torch_seed is not None:
                 torch.manual_seed(torch_seed)
             return kinds.torch_model(self.layers, tdt)
 
     def numpy_loss(self):
-        return NUMPY_LOSSES[self.loss]()
+        return kinds.loss_kind(self.loss).numpy()
 
     def torch_loss(self):
-        return torch_impl.LOSSES[self.loss]()
+        return kinds.loss_kind(self.loss).torch()
+
+    def torch_targets(self, y, dtype: torch.dtype) -> torch.Tensor:
+        """``y`` as the torch loss takes it (class indices, or float ``(N, 1)``)."""
+        return kinds.loss_kind(self.loss).torch_targets(y, dtype)
 
     # ---- optimizers over the same param groups
     def weight_keys(self) -> list[str]:
@@ -103,15 +105,15 @@ class ModelSpec:
         params = model.parameters()
         groups = [{"params": {k: params[k] for k in ks}, "weight_decay": wd}
                   for ks, wd in self.param_groups(list(params))]
-        cls = OPTIMIZERS[self.optimizer.kind]
-        return cls(groups, lr=self.optimizer.lr, **self.optimizer.options)
+        return kinds.optimizer_kind(self.optimizer.kind).build_numpy(
+            groups, lr=self.optimizer.lr, **self.optimizer.options)
 
     def torch_optimizer(self, model):
         params = dict(model.named_parameters())
         groups = [{"params": [params[k] for k in ks], "weight_decay": wd}
                   for ks, wd in self.param_groups(list(params))]
-        return torch_impl.build_optimizer(self.optimizer.kind, groups, lr=self.optimizer.lr,
-                                          **self.optimizer.options)
+        return kinds.optimizer_kind(self.optimizer.kind).build_torch(
+            groups, lr=self.optimizer.lr, **self.optimizer.options)
 
     def torch_penalty(self, model):
         """``() -> 0.5·wd·Σ‖W‖²`` over the recipe's regularized weights of the torch twin

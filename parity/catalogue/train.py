@@ -133,10 +133,10 @@ def _train_torch(spec, np_model, seed, dtype, epochs, on_epoch, data, val, order
     model = spec.build_torch(dtype)
     transfer.numpy_to_torch(np_model, model)
     X_t = torch.from_numpy(Xtr)
-    y_t = torch_impl.targets(spec.loss, ytr, X_t.dtype)
+    y_t = spec.torch_targets(ytr, X_t.dtype)
     if val is not None:
         val_fn, Xv_t = spec.torch_loss(), torch.from_numpy(val[0])
-        yv_t = torch_impl.targets(spec.loss, val[1], X_t.dtype)
+        yv_t = spec.torch_targets(val[1], X_t.dtype)
 
         def val_loss():
             with evaluating(model):

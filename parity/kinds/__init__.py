@@ -17,11 +17,15 @@ from torch import nn
 import layerspec as S
 import reference
 from parity.kinds import activations, dropout, linear, norms
+from parity.kinds.losses import LOSSES, LossKind, loss_kind, of_loss
+from parity.kinds.optimizers import OPTIMIZERS, OptimizerKind, optimizer_kind
 from parity.kinds.record import SAME, Example, LayerKind, Layout, Unsupported
 from reference import init as initializers
 
-__all__ = ["KINDS", "Example", "LayerKind", "Layout", "SAME", "Unsupported", "of_layer",
-           "of_module", "of_spec", "numpy_model", "torch_model", "layouts", "penalized_keys"]
+__all__ = ["KINDS", "LOSSES", "OPTIMIZERS", "Example", "LayerKind", "Layout", "LossKind",
+           "OptimizerKind", "SAME", "Unsupported", "layouts", "loss_kind", "numpy_model",
+           "of_layer", "of_loss", "decision_threshold", "of_module", "of_spec", "optimizer_kind",
+           "penalized_keys", "torch_model"]
 
 _FAMILIES = (linear, activations, dropout, norms)
 KINDS: tuple[LayerKind, ...] = tuple(k for family in _FAMILIES for k in family.KINDS)
@@ -90,6 +94,14 @@ def layouts(torch_model: nn.Module) -> dict[str, Layout]:
         for key, layout in (kind.layouts.items() if kind else ()):
             out[f"{name}.{key}"] = layout
     return out
+
+
+def decision_threshold(last) -> float:
+    """Where a one-output model's last layer (NumPy layer or torch module) splits the two
+    classes: the middle of its kind's output range (0.5 after a Sigmoid), else 0 (a logit)."""
+    kind = of_module(last, exact=False) if isinstance(last, nn.Module) else of_layer(last)
+    rng = kind.output_range if kind is not None else None
+    return 0.0 if rng is None else (rng[0] + rng[1]) / 2
 
 
 def penalized_keys(torch_model: nn.Module) -> list[str]:

@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from reference import losses as R
 from reference.layers import sigmoid
@@ -30,7 +30,7 @@ class LossKind:
         """``ValueError`` when the targets cannot meet a model output of ``out_shape``."""
         raise NotImplementedError
 
-    def torch_targets(self, y, dtype: torch.dtype) -> torch.Tensor:  # pragma: no cover
+    def torch_targets(self, y, dtype) -> Tensor:  # pragma: no cover
         """The targets as the torch loss takes them."""
         raise NotImplementedError
 

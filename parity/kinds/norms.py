@@ -147,6 +147,7 @@ class BatchNorm1dKind(_NormKind):
     spec, numpy, torch = S.BatchNorm1d, L.BatchNorm1d, nn.BatchNorm1d
     cancels_feature_constant = True
     min_batch = 2
+    running_state = True
     examples = (Example(S.BatchNorm1d(5), (6, 5)), Example(S.BatchNorm1d(3), (2, 3)))
 
     def build_numpy(self, item, *, dtype, init, rng, dropout_rng):

@@ -91,6 +91,7 @@ class LayerKind:
     draws_masks: ClassVar[bool] = False   # random in training: takes masks (``queue_masks``)
     normalizes: ClassVar[bool] = False    # divides by its input's spread along ``layer.axis``
     min_batch: ClassVar[int] = 1          # rows a training forward needs
+    running_state: ClassVar[bool] = False  # training updates buffers the next step reads
     output_range: ClassVar[tuple[float, float] | None] = None   # what its float32 kernel returns
     examples: ClassVar[tuple[Example, ...]] = ()
 

@@ -40,23 +40,21 @@ def predict_classes(model, X: np.ndarray) -> np.ndarray:
     outputs; one output thresholded at 0.5 after a final Sigmoid, else at 0 (a logit)."""
     import torch
 
-    from reference.layers import Sigmoid
+    from parity.kinds import decision_threshold
     out = predict(model, X)
     if out.shape[1] > 1:
         return out.argmax(axis=1)
     last = model[-1] if isinstance(model, torch.nn.Sequential) else model.layers[-1]
-    threshold = 0.5 if isinstance(last, (Sigmoid, torch.nn.Sigmoid)) else 0.0
-    return (out[:, 0] > threshold).astype(np.int64)
+    return (out[:, 0] > decision_threshold(last)).astype(np.int64)
 
 
 def held_out_loss(spec: ModelSpec, model, X: np.ndarray, y: np.ndarray) -> float:
     """The data loss (no L2 term) on ``(X, y)`` in eval mode, computed by the model's own side."""
     import torch
 
-    import torch_impl
     if isinstance(model, torch.nn.Module):
         out = torch.from_numpy(predict(model, X))
-        return float(spec.torch_loss()(out, torch_impl.targets(spec.loss, y, out.dtype)).item())
+        return float(spec.torch_loss()(out, spec.torch_targets(y, out.dtype)).item())
     return float(spec.numpy_loss().forward(model.predict(X), y))
 
 

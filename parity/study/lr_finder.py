@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-import torch_impl
 from parity import transfer
 from parity.catalogue.spec import ModelSpec
 from reference.training import epoch_batches
@@ -51,7 +50,7 @@ def lr_finder(spec: ModelSpec, impl: str, seed: int = 0, lr_min: float = 1e-5,
         transfer.numpy_to_torch(np_model, model)
         opt, loss_fn = spec.torch_optimizer(model), spec.torch_loss()
         X = torch.from_numpy(d.X_train)
-        y = torch_impl.targets(spec.loss, d.y_train, X.dtype)
+        y = spec.torch_targets(d.y_train, X.dtype)
 
         def step(idx, lr):
             for g in opt.param_groups:

@@ -63,7 +63,7 @@ import torch
 from torch import nn
 
 import reference
-from parity import transfer
+from parity import kinds, transfer
 from parity.catalogue.spec import ModelSpec
 from parity.dtypes import DTYPES
 from parity.fileio import (
@@ -835,7 +835,7 @@ def cmd_import_check(args) -> int:
     rtol, atol = tolerance(dtype, "output")
     ok = bool(np.all(diff <= atol + rtol * np.abs(out_t)))
     pred = (lambda o: o.argmax(1)) if out_np.shape[1] > 1 else (
-        lambda o: (o[:, 0] > (0.5 if isinstance(t_model[-1], nn.Sigmoid) else 0.0)))
+        lambda o: (o[:, 0] > kinds.decision_threshold(t_model[-1])))
     agree = int((pred(out_np) == pred(out_t)).sum())
     y = np.asarray(d.y_test).reshape(-1)
     acc_np, acc_t = float((pred(out_np) == y).mean()), float((pred(out_t) == y).mean())

@@ -55,7 +55,6 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-import layerspec as S
 from parity import kinds, transfer
 from parity.catalogue import train, zoo
 from parity.catalogue.checks import compare, first_batch
@@ -316,7 +315,7 @@ SPIRAL003_NO_DROPOUT = dataclasses.replace(
     zoo.get("spiral003"), name="spiral003-no-dropout",
     summary="selftest variant of spiral003 without its Dropout layers (BatchNorm + Adam)",
     layers=tuple(item for item in zoo.get("spiral003").layers
-                 if not isinstance(item, S.Dropout)))
+                 if not kinds.of_spec(item).draws_masks))
 
 
 def _fit_edit(edits: list[tuple[str, str]], tag: str) -> list[Patch]:

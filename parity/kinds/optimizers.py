@@ -1,0 +1,65 @@
+"""Optimizer kinds: one record per optimizer, as for layers and losses. A record names the
+NumPy optimizer (``reference.optim``) and its ``torch.optim`` twin, builds both over the same
+named param groups (torch on the single-tensor path, ``foreach=False``, the one the reference
+mirrors), and says whether it keeps state between steps. ``OPTIMIZERS`` maps the names users
+pass (``optimizer="adam"``) to records."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch.optim import Optimizer
+
+from reference import optim as R
+
+
+class OptimizerKind:
+    """The record of one optimizer; subclasses set ``name``, ``numpy``, ``torch``."""
+
+    name: ClassVar[str]
+    numpy: ClassVar[type[R.Optimizer]]
+    torch: ClassVar[type]
+
+    @property
+    def defaults(self) -> dict:
+        """torch's default options by name (``lr``, ``weight_decay``, ``betas`` …)."""
+        return dict(self.numpy.defaults)
+
+    def stateful(self, options: dict) -> bool:
+        """Whether a step leaves state the next one reads (momentum, moments)."""
+        return True
+
+    def build_numpy(self, groups: list[dict], **options):
+        """Over ``[{"params": {name: array}, "weight_decay": …}]``."""
+        return self.numpy(groups, **options)
+
+    def build_torch(self, groups: list[dict], **options) -> Optimizer:
+        """Over ``[{"params": [tensor, …], "weight_decay": …}]``, single-tensor path."""
+        return self.torch(groups, foreach=False, **options)
+
+
+class SGDKind(OptimizerKind):
+    name, numpy, torch = "sgd", R.SGD, torch.optim.SGD
+
+    def stateful(self, options):
+        """Plain SGD keeps nothing; with momentum it keeps ``momentum_buffer``."""
+        return options.get("momentum", 0) != 0
+
+
+class AdamKind(OptimizerKind):
+    name, numpy, torch = "adam", R.Adam, torch.optim.Adam
+
+
+class AdamWKind(OptimizerKind):
+    name, numpy, torch = "adamw", R.AdamW, torch.optim.AdamW
+
+
+OPTIMIZERS: dict[str, OptimizerKind] = {k.name: k for k in (SGDKind(), AdamKind(), AdamWKind())}
+
+
+def optimizer_kind(name: str) -> OptimizerKind:
+    """The record of the optimizer called ``name``; ``ValueError`` listing the known names."""
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        raise ValueError(f"optimizer: unknown kind {name!r}; known: {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[name]
