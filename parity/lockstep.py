@@ -51,7 +51,6 @@ from parity.compare import Check, Comparison, check_arrays
 from parity.masks import DropoutMaskRecorder
 from parity.twins import Twins
 from reference import training as np_training
-from reference.layers import Dropout
 from reference.training import epoch_batches
 
 EPOCHS = 2   # two: the second epoch re-draws the batch order
@@ -222,7 +221,7 @@ def _judge_end(result: Comparison, twins: Twins, n_hist: dict, t_hist: dict, X, 
                    f"{t_hist['steps']} in {len(t_hist['loss'])}"))
     _copy_from_torch(n_model, twins.torch_model, skip)
     add(check_arrays("eval output", "output", *twins.predict(X), dtype))
-    unused = {i: len(layer._queued) for i, layer in enumerate(n_model.layers)
-              if isinstance(layer, Dropout) and layer._queued}
+    unused = {i: n for i, layer in enumerate(n_model.layers)
+              if (n := getattr(layer, "queued", 0))}
     add(_structure("dropout masks", not unused,
                    f"torch's masks left unused by the NumPy trainer, per layer: {unused}"))

@@ -204,7 +204,8 @@ def _rounded_forward(layer, x, training: bool, perturb):
     out = layer.forward(x, training)
     out = kind.shared_forward(layer, x, perturb(out, kind.forward_amplitude(layer, x, out)),
                               perturb)
-    return out if kind.output_range is None else np.clip(out, *kind.output_range)
+    lo_hi = kind.output_range(layer)
+    return out if lo_hi is None else np.clip(out, *lo_hi)
 
 
 def update(model: reference.Sequential, optimizer, grads: dict,

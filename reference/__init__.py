@@ -1,10 +1,10 @@
 """NumPy reference networks: layers, losses, Sequential, optimizers, datasets (never torch)."""
 
-from reference.layers import BatchNorm1d, Dropout, LayerNorm, Linear, ReLU, Sigmoid, Tanh
+from reference import layers as _layers
+from reference.layers import *  # noqa: F403 - every layer class, as reference.layers.__all__
 from reference.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, l2_penalty
 from reference.optim import SGD, Adam, AdamW
 from reference.sequential import Sequential
 
-__all__ = ["Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d", "LayerNorm",
-           "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss", "l2_penalty",
+__all__ = [*_layers.__all__, "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss", "l2_penalty",
            "SGD", "Adam", "AdamW", "Sequential"]

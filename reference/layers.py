@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["Layer", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "Normalization",
+           "BatchNorm1d", "LayerNorm"]
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -205,6 +208,11 @@ class Dropout(Layer):
         """Use these boolean keep-masks (one per training forward call) before drawing."""
         self._queued.extend(np.asarray(m, dtype=bool) for m in masks)
 
+    @property
+    def queued(self) -> int:
+        """How many queued masks no forward has used yet."""
+        return len(self._queued)
+
     def forward(self, x, training=True):
         self._check_input(x, None, None)
         if not training or self.p == 0.0:
@@ -251,7 +259,7 @@ class Dropout(Layer):
         return f"Dropout(p={self.p})"
 
 
-class _Normalization(Layer):
+class Normalization(Layer):
     """Shared math of BatchNorm1d (over the batch, axis 0) and LayerNorm (over features, axis 1).
 
     ``x̂ = (x − μ) / sqrt(σ² + eps)`` with the biased variance, ``out = γ x̂ + β``.
@@ -302,7 +310,7 @@ class _Normalization(Layer):
         return (istd / m) * (m * g - sg - xhat * sgx)
 
 
-class BatchNorm1d(_Normalization):
+class BatchNorm1d(Normalization):
     """Batch normalization over ``x: (N, C)``, as ``torch.nn.BatchNorm1d``.
 
     Train: normalize with the batch mean and *biased* variance; then
@@ -355,7 +363,7 @@ class BatchNorm1d(_Normalization):
         return f"BatchNorm1d({self.num_features})"
 
 
-class LayerNorm(_Normalization):
+class LayerNorm(Normalization):
     """Layer normalization over the features of ``x: (N, D)`` (biased variance, same in train
     and eval), as ``torch.nn.LayerNorm(D)``."""
 

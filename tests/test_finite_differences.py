@@ -8,7 +8,6 @@ right; thresholds, their derivation and measurements are in its docstring."""
 import numpy as np
 import pytest
 
-import layerspec as S
 from parity import finite_diff as fd
 from parity import kinds
 from parity.catalogue import zoo
@@ -22,52 +21,40 @@ MODELS = list(zoo.CATALOGUE)
 CLASSES = gradient_classes(zoo.CATALOGUE)
 
 
-# One example per type of the layer vocabulary (layerspec.VOCABULARY): a new type fails
-# test_every_layer_kind_has_an_example until it gets one, and then every check below.
-EXAMPLES = {"linear": S.Linear(5, 4), "relu": S.ReLU(), "sigmoid": S.Sigmoid(),
-            "tanh": S.Tanh(), "dropout": S.Dropout(0.3), "batchnorm": S.BatchNorm1d(5),
-            "layernorm": S.LayerNorm(5)}
+# One example per layer kind, from its record (parity.kinds): a new kind gets every check
+# below; tests/test_kinds.py fails a record without examples.
+EXAMPLES = {k.name.lower(): k.examples[0] for k in kinds.KINDS}
 DTYPES = ["float64", "float32"]
 
 
 def make_layer(kind: str, rng: np.random.Generator, dtype: str = "float64") -> L.Layer:
-    """``EXAMPLES[kind]`` built by ``parity.kinds.numpy_model`` with random parameters (norm affines
-    moved off (1, 0) so that they matter) and, for BatchNorm, random running statistics (so
-    eval mode is not the identity), all in ``dtype``."""
-    layer = build_sequential((EXAMPLES[kind],), init="uniform_torch", rng=rng,
+    """``EXAMPLES[kind]`` built by ``parity.kinds.numpy_model`` with random parameters (norm
+    affines moved off (1, 0) so that they matter) and random float buffers in [0.5, 2] (so
+    an eval-mode BatchNorm is not the identity), all in ``dtype``."""
+    layer = build_sequential((EXAMPLES[kind].spec,), init="uniform_torch", rng=rng,
                              dtype=np.dtype(dtype), dropout_rng=rng).layers[0]
     for v in layer.params.values():
         v[...] = rng.standard_normal(v.shape)
-    if isinstance(layer, L.BatchNorm1d):
-        layer.buffers["running_mean"] = rng.standard_normal(5).astype(dtype)
-        layer.buffers["running_var"] = rng.uniform(0.5, 2.0, 5).astype(dtype)
+    for k, v in layer.buffers.items():
+        if v.dtype.kind == "f":
+            layer.buffers[k] = rng.uniform(0.5, 2.0, v.shape).astype(dtype)
     return layer
 
 
 def layer_input(kind: str, rng: np.random.Generator, n: int = 8, dtype: str = "float64",
                 scale: float = 2.0) -> np.ndarray:
-    x = (scale * rng.standard_normal((n, 5))).astype(dtype)
-    if kind == "relu":  # away from the kink: resample entries with |x| ≤ 10·h (none, mostly)
-        while np.any(small := np.abs(x) <= 10 * fd.H):
-            x[small] = rng.standard_normal(int(small.sum()))
+    """``(n, …)`` as the example takes it; entries within 10·h of a kink resampled."""
+    x = (scale * rng.standard_normal((n, *EXAMPLES[kind].input_shape[1:]))).astype(dtype)
+    points = fd.kinks(make_layer(kind, np.random.default_rng(0)))
+    while points and np.any(small := fd.kink_distance(x, points) <= 10 * fd.H):
+        x[small] = scale * rng.standard_normal(int(small.sum()))
     return x
 
 
-def _layer_classes(cls=L.Layer) -> set:
-    subs = set()
-    for c in cls.__subclasses__():
-        public = c.__module__.startswith("reference.") and not c.__name__.startswith("_")
-        subs |= ({c} if public else set()) | _layer_classes(c)   # not a test's own subclass
-    return subs
-
-
-def test_every_layer_kind_has_an_example():
-    """Registry coverage: every type of the vocabulary, and every public Layer class of
-    reference.layers (built by some type), gets the finite-difference checks."""
-    assert {type(e) for e in EXAMPLES.values()} == set(S.VOCABULARY), \
-        "add an example for the new layer type"
-    built = {type(make_layer(k, np.random.default_rng(0))) for k in EXAMPLES}
-    assert _layer_classes() <= built, f"not built by any kind: {_layer_classes() - built}"
+def test_every_reference_layer_is_built_by_a_kind():
+    """Every public Layer class of reference.layers is some record's NumPy class."""
+    public = {getattr(L, n) for n in L.__all__} - {L.Layer, L.Normalization}
+    assert public <= {k.numpy for k in kinds.KINDS}, "give the new layer a record"
 
 
 LAYER_CASES = [pytest.param(kind, training, id=f"{kind}-{'train' if training else 'eval'}")
@@ -145,8 +132,8 @@ def test_ones_upstream_would_compare_zeros():
     """Why the cotangent is random: with an upstream of ones, BatchNorm's input gradient is
     identically 0 (so is softmax's), and any wrong-but-centred backward would pass."""
     rng = np.random.default_rng(0)
-    bn = make_layer("batchnorm", rng)
-    x = layer_input("batchnorm", rng)
+    bn = make_layer("batchnorm1d", rng)
+    x = layer_input("batchnorm1d", rng)
     bn.params["weight"][...] = 1.0
     bn.forward(x, True)
     assert np.abs(bn.backward(np.ones_like(x))).max() < 1e-14

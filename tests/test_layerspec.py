@@ -12,6 +12,7 @@ import torch
 
 import layerspec as S
 import reference
+from parity import kinds
 from parity.catalogue import zoo
 from parity.catalogue.spec import ModelSpec
 from parity.cli import main
@@ -19,12 +20,11 @@ from parity.kinds import numpy_model as build_numpy
 from parity.kinds import torch_model
 from parity.twins import OptimSpec
 
-# one example per vocabulary type; test_every_type_has_an_example keeps it complete
-EXAMPLE = {S.Linear: S.Linear(5, 4), S.ReLU: S.ReLU(), S.Sigmoid: S.Sigmoid(),
-           S.Tanh: S.Tanh(), S.Dropout: S.Dropout(0.3), S.BatchNorm1d: S.BatchNorm1d(5),
-           S.LayerNorm: S.LayerNorm(5)}
-SUMMARY = {S.Linear: "Linear(5,4)", S.ReLU: "ReLU", S.Sigmoid: "Sigmoid", S.Tanh: "Tanh",
-           S.Dropout: "Dropout(0.3)", S.BatchNorm1d: "BN(5)", S.LayerNorm: "LN(5)"}
+# one example per vocabulary type, from its record (tests/test_kinds.py keeps them complete);
+# the summaries of the catalogue's types pinned, every other type's checked to be one line
+EXAMPLE = {k.spec: k.examples[0].spec for k in kinds.KINDS}
+SUMMARY = {S.Linear: "Linear(5,3)", S.ReLU: "ReLU", S.Sigmoid: "Sigmoid", S.Tanh: "Tanh",
+           S.Dropout: "Dropout(0.5)", S.BatchNorm1d: "BN(5)", S.LayerNorm: "LN(5)"}
 TYPES = [pytest.param(t, id=t.__name__) for t in S.VOCABULARY]
 
 
@@ -46,7 +46,7 @@ def test_every_type_has_an_example():
     """VOCABULARY is every LayerSpec subclass layerspec defines, and each has an example."""
     defined = {t for t in S.LayerSpec.__subclasses__() if t.__module__ == "layerspec"}
     assert defined == set(S.VOCABULARY)
-    assert set(EXAMPLE) == set(SUMMARY) == set(S.VOCABULARY)
+    assert set(EXAMPLE) == set(S.VOCABULARY) and set(SUMMARY) <= set(S.VOCABULARY)
 
 
 @pytest.mark.parametrize("kind", TYPES)
@@ -61,7 +61,7 @@ def test_both_builders_build_it_and_count_what_num_parameters_says(kind):
     n = item.num_parameters()
     assert _numpy_count(np_model) == n, f"{kind.__name__}: NumPy builds {_numpy_count(np_model)}"
     assert _torch_count(t_model) == n, f"{kind.__name__}: torch builds {_torch_count(t_model)}"
-    assert item.summary == SUMMARY[kind]
+    assert item.summary == SUMMARY.get(kind, item.summary) and "\n" not in item.summary
 
 
 @pytest.mark.parametrize("name", list(zoo.CATALOGUE))

@@ -156,7 +156,7 @@ def test_inherited_method_override_is_deleted_not_frozen():
     with injected(m.apply()):
         assert "_normalize" in vars(layers.LayerNorm)
     assert "_normalize" not in vars(layers.LayerNorm)
-    assert layers.LayerNorm._normalize is layers._Normalization._normalize
+    assert layers.LayerNorm._normalize is layers.Normalization._normalize
 
 
 def test_patching_a_missing_attribute_restores_the_earlier_patches():

@@ -4,11 +4,14 @@
 description, a NumPy layer or a torch module by its class (a learner's subclass of a
 reference layer finds its base's record). ``numpy_model`` and ``torch_model`` build the two
 twins of a description. Adding a kind: its math in ``reference/layers.py``, its description
-in ``layerspec``, its record in a module here listed in ``_FAMILIES`` — every generic check
-then applies to it (``tests/test_kinds.py``).
+in ``layerspec``, its record in a module of this package (found by its ``KINDS``) — every
+generic check then applies to it (``tests/test_kinds.py``).
 """
 
 from __future__ import annotations
+
+import importlib
+import pkgutil
 
 import numpy as np
 import torch
@@ -16,7 +19,6 @@ from torch import nn
 
 import layerspec as S
 import reference
-from parity.kinds import activations, dropout, linear, norms
 from parity.kinds.losses import LOSSES, LossKind, loss_kind, of_loss
 from parity.kinds.optimizers import OPTIMIZERS, OptimizerKind, optimizer_kind
 from parity.kinds.record import SAME, Example, LayerKind, Layout, Unsupported
@@ -27,8 +29,19 @@ __all__ = ["KINDS", "LOSSES", "OPTIMIZERS", "Example", "LayerKind", "Layout", "L
            "of_layer", "of_loss", "decision_threshold", "of_module", "of_spec", "optimizer_kind",
            "penalized_keys", "torch_model"]
 
-_FAMILIES = (linear, activations, dropout, norms)
-KINDS: tuple[LayerKind, ...] = tuple(k for family in _FAMILIES for k in family.KINDS)
+
+def _records() -> tuple[LayerKind, ...]:
+    """Every module of this package that defines ``KINDS`` (a family of records), their
+    records in the order ``layerspec.VOCABULARY`` lists the descriptions."""
+    found: list[LayerKind] = []
+    for info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        found += getattr(module, "KINDS", ())
+    order = {spec: i for i, spec in enumerate(S.VOCABULARY)}
+    return tuple(sorted(found, key=lambda k: order.get(k.spec, len(order))))
+
+
+KINDS: tuple[LayerKind, ...] = _records()
 _BY_SPEC = {k.spec: k for k in KINDS}
 _BY_NUMPY = {k.numpy: k for k in KINDS}
 _BY_TORCH = {k.torch: k for k in KINDS}
@@ -98,10 +111,13 @@ def layouts(torch_model: nn.Module) -> dict[str, Layout]:
 
 def decision_threshold(last) -> float:
     """Where a one-output model's last layer (NumPy layer or torch module) splits the two
-    classes: the middle of its kind's output range (0.5 after a Sigmoid), else 0 (a logit)."""
+    classes: the middle of its kind's bounded output range (0.5 after a Sigmoid), else 0 (a
+    logit)."""
     kind = of_module(last, exact=False) if isinstance(last, nn.Module) else of_layer(last)
-    rng = kind.output_range if kind is not None else None
-    return 0.0 if rng is None else (rng[0] + rng[1]) / 2
+    rng = kind.output_range(last) if kind is not None else None
+    if rng is None or not all(np.isfinite(rng)):
+        return 0.0
+    return (rng[0] + rng[1]) / 2
 
 
 def penalized_keys(torch_model: nn.Module) -> list[str]:

@@ -21,8 +21,10 @@ class ReLUKind(LayerKind):
 
 class SigmoidKind(LayerKind):
     spec, numpy, torch = S.Sigmoid, L.Sigmoid, nn.Sigmoid
-    output_range = (0.0, 1.0)
     examples = (Example(S.Sigmoid(), (6, 5)),)
+
+    def output_range(self, layer):
+        return (0.0, 1.0)
 
     def backward_amplitude(self, layer, x, d, dx):
         """``dx = d·(1 − s)·s`` reads the stored float32 ``s``, rounded by ``u·s``: ``1 − s``
@@ -33,8 +35,10 @@ class SigmoidKind(LayerKind):
 
 class TanhKind(LayerKind):
     spec, numpy, torch = S.Tanh, L.Tanh, nn.Tanh
-    output_range = (-1.0, 1.0)
     examples = (Example(S.Tanh(), (6, 5)),)
+
+    def output_range(self, layer):
+        return (-1.0, 1.0)
 
     def backward_amplitude(self, layer, x, d, dx):
         """``dx = d·(1 − t²)`` with the stored ``t`` rounded twice in ``t²`` and once in the

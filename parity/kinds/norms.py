@@ -148,7 +148,7 @@ class BatchNorm1dKind(_NormKind):
     cancels_feature_constant = True
     min_batch = 2
     running_state = True
-    examples = (Example(S.BatchNorm1d(5), (6, 5)), Example(S.BatchNorm1d(3), (2, 3)))
+    examples = (Example(S.BatchNorm1d(5), (6, 5)), Example(S.BatchNorm1d(3), (4, 3)))
 
     def build_numpy(self, item, *, dtype, init, rng, dropout_rng):
         return L.BatchNorm1d(item.num_features, dtype=dtype)
@@ -170,7 +170,7 @@ class BatchNorm1dKind(_NormKind):
 class LayerNormKind(_NormKind):
     spec, numpy, torch = S.LayerNorm, L.LayerNorm, nn.LayerNorm
     raw_x = True
-    examples = (Example(S.LayerNorm(5), (6, 5)), Example(S.LayerNorm(2), (4, 2)))
+    examples = (Example(S.LayerNorm(5), (6, 5)), Example(S.LayerNorm(3), (4, 3)))
 
     def build_numpy(self, item, *, dtype, init, rng, dropout_rng):
         return L.LayerNorm(item.normalized_shape, dtype=dtype)

@@ -92,7 +92,6 @@ class LayerKind:
     normalizes: ClassVar[bool] = False    # divides by its input's spread along ``layer.axis``
     min_batch: ClassVar[int] = 1          # rows a training forward needs
     running_state: ClassVar[bool] = False  # training updates buffers the next step reads
-    output_range: ClassVar[tuple[float, float] | None] = None   # what its float32 kernel returns
     examples: ClassVar[tuple[Example, ...]] = ()
 
     @property
@@ -143,6 +142,11 @@ class LayerKind:
     def shared_backward(self, layer: L.Layer, x, d, dx, perturb):
         """Errors shared along an axis in the input gradient."""
         return dx
+
+    def output_range(self, layer) -> tuple[float, float] | None:
+        """The values its float32 kernel can return (``(0, 1)`` for Sigmoid), or ``None``:
+        a perturbed output is clipped to it (1 + u is no value a Sigmoid returns)."""
+        return None
 
     # ---- finite-difference hazards (parity.finite_diff)
     def kinks(self, layer: L.Layer) -> tuple[float, ...]:

@@ -6,7 +6,6 @@ import dataclasses
 
 import numpy as np
 
-from layerspec import Linear
 from parity.catalogue import zoo
 from parity.catalogue.spec import ModelSpec
 from parity.catalogue.train import run
@@ -15,8 +14,9 @@ from parity.twins import predict
 
 
 def is_2d(spec: ModelSpec) -> bool:
-    first = spec.layers[0]
-    return isinstance(first, Linear) and first.in_features == 2
+    """Whether the model reads 2-D points (its first layer has 2 input features): then its
+    decision regions can be drawn on the plane."""
+    return getattr(spec.layers[0], "in_features", None) == 2
 
 
 def grid_extent(X: np.ndarray) -> tuple:

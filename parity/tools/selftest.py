@@ -154,11 +154,22 @@ def two_steps(spec: ModelSpec, dtype: str, seed: int) -> dict:
     return {"steps": 2}
 
 
+def _kind(layer) -> kinds.LayerKind:
+    kind = kinds.of_layer(layer)
+    assert kind is not None, f"selftest: {layer!r} has no layer kind"
+    return kind
+
+
+def _weighted(layer) -> bool:
+    """A layer with an initialized weight matrix (its kind's ``penalized``: a Linear)."""
+    return bool(_kind(layer).penalized)
+
+
 def _scaled_last_linear(spec: ModelSpec, dtype: str, seed: int, target: float) -> dict:
     np_model = spec.build_numpy(seed, dtype)
     X, y = first_batch(spec, seed)
     X = np.asarray(X, dtype=np.dtype(dtype))
-    k = max(i for i, layer in enumerate(np_model.layers) if isinstance(layer, layers.Linear))
+    k = max(i for i, layer in enumerate(np_model.layers) if _weighted(layer))
     h = X
     for layer in np_model.layers[: k + 1]:  # up to the last Linear: the logits
         h = layer.forward(h, training=False)
@@ -205,7 +216,7 @@ def trainer_lockstep(spec: ModelSpec, dtype: str, seed: int,
     the bound stated for up to K lockstep steps. The model must have no dropout (each trainer
     draws its own masks)."""
     k, bound = TRAJECTORY[dtype]
-    if any(isinstance(layer, layers.Dropout) for layer in spec.build_numpy(seed, dtype).layers):
+    if any(_kind(layer).draws_masks for layer in spec.build_numpy(seed, dtype).layers):
         raise RuntimeError(f"selftest: trainer_lockstep cannot judge {spec.name}: dropout "
                            "masks are each trainer's own draw")
     a, np_model = train.run(spec, "numpy", seed, dtype, epochs)
@@ -251,7 +262,7 @@ def init_statistics(spec: ModelSpec, dtype: str, seed: int) -> list[tuple[str, f
     gen = torch.Generator().manual_seed(seed)
     out = []
     for i, layer in enumerate(model.layers):
-        if not isinstance(layer, layers.Linear):
+        if not _weighted(layer):
             continue
         w = layer.params["weight"]                      # (in, out)
         t = torch.empty(w.shape[::-1], dtype=torch.float64)
@@ -504,7 +515,7 @@ def _reduction_and_norm_mutants() -> list[Mutant]:
             lambda: [_edit(L.LayerNorm, "_normalize",
                            [("var = x.var(axis=ax, keepdims=True)",
                              "var = x.var(axis=ax, ddof=1, keepdims=True)")],
-                           "layernorm-unbiased-var", source_owner=L._Normalization)]),
+                           "layernorm-unbiased-var", source_owner=L.Normalization)]),
     ]
 
 
@@ -521,7 +532,7 @@ def _backward_and_decay_mutants() -> list[Mutant]:
                            [("return (istd / m) * (m * g - sg - xhat * sgx)",
                              "return (istd / m) * (m * g - sg)")],
                            "batchnorm-backward-no-variance-path",
-                           source_owner=L._Normalization)]),
+                           source_owner=L.Normalization)]),
         Mutant(
             "bce-no-clamp",
             "BCELoss without torch's clamp of the logs at −100: a saturated wrong prediction "
