@@ -20,6 +20,7 @@ Each description validates its arguments on construction (``TypeError`` for a wr
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 
@@ -34,6 +35,27 @@ def _size(owner: str, name: str, value) -> int:
     if value < 1:
         raise ValueError(f"{owner}: {name} must be >= 1, got {value}")
     return int(value)
+
+
+def _real(owner: str, name: str, value) -> float:
+    """A finite Python/NumPy real (not bool), returned as ``float``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a real number, "
+                        f"got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value}")
+    return float(value)
+
+
+def _int(owner: str, name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def _g(v: float) -> str:
+    return f"{v:g}"
+
 
 
 class LayerSpec:

@@ -15,6 +15,8 @@ Contract of every layer:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 __all__ = ["Layer", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "Normalization",
@@ -28,6 +30,15 @@ def _as_dtype(dtype) -> np.dtype:
     if dt not in FLOAT_DTYPES:
         raise TypeError(f"dtype must be float32 or float64, got {dt}")
     return dt
+
+
+def _finite(owner: str, name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{owner}: {name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value}")
+    return float(value)
+
 
 
 class Layer:
@@ -383,3 +394,17 @@ class LayerNorm(Normalization):
 
     def __repr__(self):
         return f"LayerNorm({self.num_features})"
+
+
+def _check_float(layer: Layer, x) -> None:
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{layer.name}: input must be a numpy array, got {type(x).__name__}")
+    if x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{layer.name}: input dtype must be float32 or float64, got {x.dtype}")
+
+
+def _check_2d(layer: Layer, x) -> np.dtype:
+    """``x: (N, D)`` float32/float64; returns its dtype's scalar type."""
+    layer._check_input(x, None, None)
+    _check_float(layer, x)
+    return x.dtype.type
