@@ -25,7 +25,7 @@ import numbers
 from dataclasses import dataclass
 
 __all__ = ["LayerSpec", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d",
-           "LayerNorm", "VOCABULARY", "check_layers", "adjacent"]
+           "LayerNorm", "VOCABULARY", "check_layers", "adjacent", "GELU"]
 
 
 def _size(owner: str, name: str, value) -> int:
@@ -167,10 +167,30 @@ class LayerNorm(LayerSpec):
         return f"LN({self.normalized_shape})"
 
 
+@dataclass(frozen=True)
+class GELU(LayerSpec):
+    """``x·Φ(x)`` elementwise (``approximate="none"``, Φ the normal CDF) or its tanh form
+    ``x/2·(1 + tanh(√(2/π)(x + 0.044715x³)))`` (``approximate="tanh"``)."""
+
+    approximate: str = "none"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.approximate, str):
+            raise TypeError(f"GELU: approximate must be a str, "
+                            f"got {type(self.approximate).__name__} {self.approximate!r}")
+        if self.approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', "
+                             f"got {self.approximate!r}")
+
+    @property
+    def summary(self) -> str:
+        return "GELU" if self.approximate == "none" else "GELU(tanh)"
+
+
 # Every description type, in the order the docs list them; tests check that this is all the
 # subclasses of LayerSpec and that both builders build each one.
 VOCABULARY: tuple[type[LayerSpec], ...] = (Linear, ReLU, Sigmoid, Tanh, Dropout, BatchNorm1d,
-                                           LayerNorm)
+                                           LayerNorm, GELU)
 
 
 def check_layers(layers) -> tuple[LayerSpec, ...]:

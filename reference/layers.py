@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 __all__ = ["Layer", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "Normalization",
-           "BatchNorm1d", "LayerNorm"]
+           "BatchNorm1d", "LayerNorm", "GELU"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -408,3 +408,80 @@ def _check_2d(layer: Layer, x) -> np.dtype:
     layer._check_input(x, None, None)
     _check_float(layer, x)
     return x.dtype.type
+
+
+# <math.h> constants as glibc spells them (Python parses each to the nearest double)
+M_SQRT2 = 1.41421356237309504880
+
+
+M_SQRT1_2 = 0.70710678118654752440
+
+
+M_2_SQRTPI = 1.12837916709551257390
+
+
+GELU_TANH_BETA = M_SQRT2 * M_2_SQRTPI * 0.5    # √(2/π), as torch's kGeluBeta (double)
+
+
+GELU_TANH_KAPPA = 0.044715
+
+
+GELU_PDF_BETA = M_2_SQRTPI * M_SQRT1_2 * 0.5    # 1/√(2π), GeluBackward's kBeta (double)
+
+
+def erf(z: np.ndarray) -> np.ndarray:
+    """The error function elementwise, in ``z``'s dtype. NumPy has none; the standard
+    library's ``math.erf`` is within 1 ulp in float64 (measured against mpmath: ≤ 1.0 ulp,
+    as torch's float64 ``Sleef_erfd8_u10``). A float32 ``z`` is exact in float64, so rounding
+    that result once gives float32 erf within 0.5 ulp — more accurate than the polynomial
+    torch's vectorized float32 GELU uses (``rounding.py``)."""
+    flat = np.fromiter(map(math.erf, z.ravel().tolist()), dtype=np.float64, count=z.size)
+    return flat.reshape(z.shape).astype(z.dtype, copy=False)
+
+
+class GELU(Layer):
+    """``out = x·Φ(x)``, ``x: (N, D)`` → ``(N, D)``; saves ``x``.
+
+    ``approximate="none"``: ``out = (x/2)·(1 + erf(x/√2))``;
+    ``dx = dout ⊙ (Φ(x) + x·φ(x))`` with ``Φ = (1 + erf(x/√2))/2``, ``φ = e^{−x²/2}/√(2π)``.
+    ``approximate="tanh"``: ``t = tanh(√(2/π)·(x + 0.044715x³))``, ``out = (x/2)·(1 + t)``;
+    ``dx = dout ⊙ ((1 + t)/2 + (x/2)·(1 − t²)·√(2/π)·(1 + 3·0.044715x²))``.
+    """
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x, training=True):
+        t = _check_2d(self, x)
+        self.saved = {"x": x}
+        half, one = t(0.5), t(1)
+        if self.approximate == "none":
+            return x * half * (one + erf(x * t(M_SQRT1_2)))
+        inner = t(GELU_TANH_BETA) * (x + t(GELU_TANH_KAPPA) * (x * x * x))
+        return half * x * (one + np.tanh(inner))
+
+    def backward(self, dout):
+        x = self.saved["x"]
+        self._check_dout(dout, x.shape)
+        t = x.dtype.type
+        half, one = t(0.5), t(1)
+        if self.approximate == "none":
+            cdf = half * (one + erf(x * t(M_SQRT1_2)))
+            pdf = t(GELU_PDF_BETA) * np.exp(x * x * t(-0.5))
+            return dout * (cdf + x * pdf)
+        beta, kappa = t(GELU_TANH_BETA), t(GELU_TANH_KAPPA)
+        x_sq = x * x
+        th = np.tanh(beta * (x + kappa * (x_sq * x)))
+        left_derivative = half * (one + th)
+        inner_derivative = beta * (one + t(3) * kappa * x_sq)
+        right_derivative = half * x * (one - th * th) * inner_derivative
+        return dout * (left_derivative + right_derivative)
+
+    def options(self) -> dict:
+        return {"approximate": self.approximate}
+
+    def __repr__(self):
+        return f"GELU(approximate={self.approximate!r})"

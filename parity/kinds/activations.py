@@ -3,11 +3,14 @@ rounding: Sigmoid and Tanh backward read their stored float32 output."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from torch import nn
 
 import layerspec as S
 from parity.kinds.record import Example, LayerKind
+from parity.kinds.rounding import U32
 from reference import layers as L
 
 
@@ -46,4 +49,93 @@ class TanhKind(LayerKind):
         return 2 * np.abs(dx) + 3 * np.abs(d) * layer.saved["out"] ** 2
 
 
-KINDS = (ReLUKind(), SigmoidKind(), TanhKind())
+# The erf inside torch's float32 GELU(approximate="none") is one of three polynomials, by
+# machine and setting: oneDNN's ``eltwise_gelu_erf`` (torch's default CPU path for float32
+# GELU-none, forward and backward, whenever ``torch.backends.mkldnn`` is enabled): on
+# AVX-512 a piecewise degree-5 minimax polynomial in |x| (24 intervals), on AVX2
+# Abramowitz & Stegun 7.1.26; with oneDNN disabled, ATen's ``Vectorized<float>::erf``, also
+# A&S 7.1.26. A&S alone errs by up to 1.5e-7 = 2.5u absolutely; evaluated as
+# ``1 − r·t·e^{−z²}`` in float32 it adds ``|erf|`` (the rounding near ±1) and ≤ 6u of its
+# term's own roundings — ≤ 8.5u in all (at z → 0). oneDNN's minimax fit error is not
+# published: measured over every float32 with 0.5 ≤ |x| ≤ 6 (59M points; 8M sampled
+# beyond), it reaches 11.4u at x = −2.973 (net of the output's rounding). So erf's absolute
+# error is bounded by 12u on every path, plus its argument's (``_erf_error``). torch.erf
+# itself (SLEEF, 1 ulp) is not what GELU runs.
+ERF_KERNEL = 12.0
+
+
+
+class GELUKind(LayerKind):
+    spec, numpy, torch = S.GELU, L.GELU, nn.GELU
+    examples = (Example(S.GELU(), (6, 5)), Example(S.GELU("tanh"), (6, 5)))
+    """Both forms: oneDNN's ``eltwise_gelu_erf`` (none, torch's default) or ATen's
+    vectorized kernels (``Gelu.h``, ``GeluBackwardKernelImpl``; tanh always). Smooth: no
+    kinks. GELU' = 0 at x = −0.7518, where dx's relative error is unbounded (the bound is
+    absolute). No output range: its minimum differs between the two forms (−0.16997 and
+    −0.17004), and clipping a perturbed output to a rounded one moved exact values."""
+
+    def _erf_error(self, z, tail: bool = False):
+        """Absolute error of the erf inside float32 GELU at ``z = x/√2``: ``ERF_KERNEL``
+        (12u, any of the three kernels) plus the argument's (``x·f32(1/√2)`` is off by 1.5u
+        relative, moved through erf' = ``(2/√π)e^{−z²}``). With ``tail`` (the forward only)
+        never more than ``2·erfc|z| + u·[erfc|z| ≥ u/4]``: in the tails every forward
+        kernel's erf lies between ±1 and ±(1 − 2·erfc|z|) (A&S's relative error in erfc stays
+        below 40 %; oneDNN returns ±1 exactly beyond its last interval), rounded to ±1 once
+        the gap is below u/2 — so for |x| ≳ 5.7 the error is that of returning 0 (GELU) or x
+        (measured: 0.03u·|x|/2 on [−12, −6]); floored at ``2⁻²⁷``, the float64 reference's
+        own error there (its ``1 + erf`` cancels too: 1.1e-16·|x|/2). oneDNN's *backward*
+        has no such tail: it errs by up to 0.5u·|d| absolutely down to x ≈ −7 and returns 0
+        below −8, so the backward keeps the full bound."""
+        a = np.abs(z)
+        full = ERF_KERNEL + 1.5 * a * (2 / math.sqrt(math.pi)) * np.exp(-a * a)
+        if not tail:
+            return full
+        erfc = np.vectorize(math.erfc, otypes=[float])(a) if a.size else a
+        return np.minimum(full, 2 * erfc / U32 + (erfc >= U32 / 4)) + 2.0 ** -27
+
+    def _tanh_terms(self, x):
+        """``inner = β(x + κx³)`` (6u relative: x³ twice, κ's cast and product, the sum of
+        same-signed terms, β's cast and product), ``t = tanh(inner)`` and t's absolute error
+        ``2|t|`` (SLEEF) ``+ 6|inner|·(1 − t²)`` (the argument's)."""
+        inner = L.GELU_TANH_BETA * (x + L.GELU_TANH_KAPPA * x ** 3)
+        t = np.tanh(inner)
+        return inner, t, 2 * np.abs(t) + 6 * np.abs(inner) * (1 - t * t)
+
+    def forward_amplitude(self, layer, x, out):
+        """none: ``(x/2)·(1 + erf z)`` errs by ``|x|/2`` times erf's absolute error
+        (``_erf_error``, up to 12u: for −5.5 < x ≪ 0, where out → 0, up to |x|·6u, not
+        |out|; below, float32 returns −0 and the bound falls to ~2|out|), plus ``2|out|``
+        (``1 + erf``, ×).
+        tanh: ``|x|/2`` times t's error (``1 + t`` cancels for x ≪ 0 the same way), plus
+        ``2|out|``."""
+        if layer.approximate == "none":
+            z = x * L.M_SQRT1_2
+            return np.abs(x) / 2 * self._erf_error(z, tail=True) + 2 * np.abs(out)
+        _, _, t_err = self._tanh_terms(x)
+        return np.abs(x) / 2 * t_err + 2 * np.abs(out)
+
+    def backward_amplitude(self, layer, x, d, dx, stored=True):
+        """none: ``dx = d·(cdf + x·pdf)``; cdf errs by ``½·erf's error + cdf``; ``pdf =
+        β·e^{x·x·(−½)}`` by ``x²/2`` (the rounded argument) ``+ 3.5`` relative (exp, β's cast,
+        ×), one more for ``x·pdf``; then ``+``, ``×``: ``2|dx|``. For x ≪ 0 the two terms
+        nearly cancel (GELU' ≈ φ(x)(1/|x| − |x|)), so the bound is |d|·(cdf's absolute error).
+        tanh: ``d·(½(1 + t) + (½x)(1 − t²)·β(1 + 3κx²))``: ``1 − t²`` cancels as ``1 + t``
+        does, erring by ``2|t|·err(t) + t² + (1 − t²)``, times ``|½x·β(1 + 3κx²)|``;
+        ``β(1 + 3κx²)`` 5u relative, the two products 2 more; then ``2|dx|``."""
+        ad = np.abs(d)
+        if layer.approximate == "none":
+            z = x * L.M_SQRT1_2
+            cdf = 0.5 * (1 + np.vectorize(math.erf, otypes=[float])(z)) if z.size else z
+            xpdf = np.abs(x) * L.GELU_PDF_BETA * np.exp(-0.5 * x * x)
+            return ad * (0.5 * self._erf_error(z) + cdf + xpdf * (x * x / 2 + 4.5)) \
+                + 2 * np.abs(dx)
+        inner, t, t_err = self._tanh_terms(x)
+        left_d = 0.5 * (1 + t)
+        inner_d = L.GELU_TANH_BETA * (1 + 3 * L.GELU_TANH_KAPPA * x * x)
+        scale = np.abs(0.5 * x * inner_d)
+        right_d = scale * (1 - t * t)
+        td_err = 2 * np.abs(t) * t_err + t * t + (1 - t * t)
+        return ad * (0.5 * t_err + left_d + scale * td_err + 7 * right_d) + 2 * np.abs(dx)
+
+
+KINDS = (ReLUKind(), SigmoidKind(), TanhKind(), GELUKind())
