@@ -25,7 +25,7 @@ import numbers
 from dataclasses import dataclass
 
 __all__ = ["LayerSpec", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d",
-           "LayerNorm", "VOCABULARY", "check_layers", "adjacent", "GELU"]
+           "LayerNorm", "VOCABULARY", "check_layers", "adjacent", "GELU", "LeakyReLU"]
 
 
 def _size(owner: str, name: str, value) -> int:
@@ -187,10 +187,26 @@ class GELU(LayerSpec):
         return "GELU" if self.approximate == "none" else "GELU(tanh)"
 
 
+@dataclass(frozen=True)
+class LeakyReLU(LayerSpec):
+    """``x`` for ``x > 0``, ``negative_slope·x`` otherwise. Any finite slope is accepted, as
+    torch accepts it (a negative one gives a non-monotone unit; 1 the identity)."""
+
+    negative_slope: float = 0.01
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "negative_slope",
+                           _real("LeakyReLU", "negative_slope", self.negative_slope))
+
+    @property
+    def summary(self) -> str:
+        return f"LeakyReLU({_g(self.negative_slope)})"
+
+
 # Every description type, in the order the docs list them; tests check that this is all the
 # subclasses of LayerSpec and that both builders build each one.
 VOCABULARY: tuple[type[LayerSpec], ...] = (Linear, ReLU, Sigmoid, Tanh, Dropout, BatchNorm1d,
-                                           LayerNorm, GELU)
+                                           LayerNorm, GELU, LeakyReLU)
 
 
 def check_layers(layers) -> tuple[LayerSpec, ...]:

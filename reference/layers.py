@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 __all__ = ["Layer", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "Normalization",
-           "BatchNorm1d", "LayerNorm", "GELU"]
+           "BatchNorm1d", "LayerNorm", "GELU", "LeakyReLU"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -485,3 +485,29 @@ class GELU(Layer):
 
     def __repr__(self):
         return f"GELU(approximate={self.approximate!r})"
+
+
+class LeakyReLU(Layer):
+    """``out = x`` where ``x > 0``, ``negative_slope·x`` elsewhere; ``x: (N, D)``; saves ``x``.
+    ``dx = dout`` where ``x > 0``, ``negative_slope·dout`` elsewhere — at ``x = 0`` the
+    slope, as torch's ``leaky_relu_backward`` (``x > 0 ? d : d·slope``)."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = _finite("LeakyReLU", "negative_slope", negative_slope)
+
+    def forward(self, x, training=True):
+        t = _check_2d(self, x)
+        self.saved = {"x": x}
+        return np.where(x > 0, x, x * t(self.negative_slope))
+
+    def backward(self, dout):
+        x = self.saved["x"]
+        self._check_dout(dout, x.shape)
+        return np.where(x > 0, dout, dout * x.dtype.type(self.negative_slope))
+
+    def options(self) -> dict:
+        return {"negative_slope": self.negative_slope}
+
+    def __repr__(self):
+        return f"LeakyReLU(negative_slope={self.negative_slope})"

@@ -10,7 +10,7 @@ from torch import nn
 
 import layerspec as S
 from parity.kinds.record import Example, LayerKind
-from parity.kinds.rounding import U32
+from parity.kinds.rounding import U32, rep
 from reference import layers as L
 
 
@@ -138,4 +138,21 @@ class GELUKind(LayerKind):
         return ad * (0.5 * t_err + left_d + scale * td_err + 7 * right_d) + 2 * np.abs(dx)
 
 
-KINDS = (ReLUKind(), SigmoidKind(), TanhKind(), GELUKind())
+class LeakyReLUKind(LayerKind):
+    spec, numpy, torch = S.LeakyReLU, L.LeakyReLU, nn.LeakyReLU
+    examples = (Example(S.LeakyReLU(), (6, 5)), Example(S.LeakyReLU(0.2), (6, 5)))
+    """``x > 0``: ``x`` and ``d`` pass exactly (the default ``|out|`` is kept: one rounding,
+    never reached). ``x ≤ 0``: one product with the float32 slope: ``(1 + rep(slope))``
+    relative — 1.375 at 0.01. Kink at 0 (slope 1 right, negative_slope at and left of 0)."""
+
+    def forward_amplitude(self, layer, x, out):
+        return np.where(x > 0, 1.0, 1.0 + rep(layer.negative_slope)) * np.abs(out)
+
+    def backward_amplitude(self, layer, x, d, dx, stored=True):
+        return np.where(x > 0, 1.0, 1.0 + rep(layer.negative_slope)) * np.abs(dx)
+
+    def kinks(self, layer):
+        return (0.0,) if layer.negative_slope != 1.0 else ()
+
+
+KINDS = (ReLUKind(), SigmoidKind(), TanhKind(), GELUKind(), LeakyReLUKind())
