@@ -25,7 +25,7 @@ import numbers
 from dataclasses import dataclass
 
 __all__ = ["LayerSpec", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d",
-           "LayerNorm", "VOCABULARY", "check_layers", "adjacent", "GELU", "LeakyReLU"]
+           "LayerNorm", "VOCABULARY", "check_layers", "adjacent", "GELU", "LeakyReLU", "ELU"]
 
 
 def _size(owner: str, name: str, value) -> int:
@@ -203,10 +203,28 @@ class LeakyReLU(LayerSpec):
         return f"LeakyReLU({_g(self.negative_slope)})"
 
 
+@dataclass(frozen=True)
+class ELU(LayerSpec):
+    """``x`` for ``x > 0``, ``alpha·(eˣ − 1)`` otherwise; ``alpha ≥ 0`` (torch accepts a
+    negative alpha, which makes the unit non-monotone; nobody means it)."""
+
+    alpha: float = 1.0
+
+    def __post_init__(self) -> None:
+        a = _real("ELU", "alpha", self.alpha)
+        if a < 0:
+            raise ValueError(f"ELU: alpha must be >= 0, got {a}")
+        object.__setattr__(self, "alpha", a)
+
+    @property
+    def summary(self) -> str:
+        return "ELU" if self.alpha == 1.0 else f"ELU({_g(self.alpha)})"
+
+
 # Every description type, in the order the docs list them; tests check that this is all the
 # subclasses of LayerSpec and that both builders build each one.
 VOCABULARY: tuple[type[LayerSpec], ...] = (Linear, ReLU, Sigmoid, Tanh, Dropout, BatchNorm1d,
-                                           LayerNorm, GELU, LeakyReLU)
+                                           LayerNorm, GELU, LeakyReLU, ELU)
 
 
 def check_layers(layers) -> tuple[LayerSpec, ...]:

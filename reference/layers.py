@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 __all__ = ["Layer", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "Normalization",
-           "BatchNorm1d", "LayerNorm", "GELU", "LeakyReLU"]
+           "BatchNorm1d", "LayerNorm", "GELU", "LeakyReLU", "ELU"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -511,3 +511,30 @@ class LeakyReLU(Layer):
 
     def __repr__(self):
         return f"LeakyReLU(negative_slope={self.negative_slope})"
+
+
+class ELU(Layer):
+    """``out = x`` where ``x ≥ 0``, ``alpha·expm1(x)`` where ``x < 0``; ``x: (N, D)``; saves
+    ``x``. ``dx = dout`` where ``x > 0``, ``(dout·alpha)·eˣ`` where ``x ≤ 0`` — at ``x = 0``
+    ``alpha``, as torch's ``elu_backward`` (``is_result=false``: it reads the input)."""
+
+    def __init__(self, alpha: float = 1.0) -> None:
+        super().__init__()
+        self.alpha = _finite("ELU", "alpha", alpha)
+
+    def forward(self, x, training=True):
+        t = _check_2d(self, x)
+        self.saved = {"x": x}
+        return np.where(x >= 0, x, np.expm1(np.minimum(x, 0)) * t(self.alpha))
+
+    def backward(self, dout):
+        x = self.saved["x"]
+        self._check_dout(dout, x.shape)
+        alpha = x.dtype.type(self.alpha)
+        return np.where(x > 0, dout, dout * alpha * np.exp(np.minimum(x, 0)))
+
+    def options(self) -> dict:
+        return {"alpha": self.alpha}
+
+    def __repr__(self):
+        return f"ELU(alpha={self.alpha})"

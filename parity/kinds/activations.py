@@ -155,4 +155,29 @@ class LeakyReLUKind(LayerKind):
         return (0.0,) if layer.negative_slope != 1.0 else ()
 
 
-KINDS = (ReLUKind(), SigmoidKind(), TanhKind(), GELUKind(), LeakyReLUKind())
+class ELUKind(LayerKind):
+    spec, numpy, torch = S.ELU, L.ELU, nn.ELU
+    examples = (Example(S.ELU(), (6, 5)), Example(S.ELU(0.5), (6, 5)))
+    """``x < 0``: ``expm1(x)·α`` (torch 2.13's ``Elu.h``; the exp − 1 of older torch lost
+    all of eˣ − 1's digits for |x| ≲ u): expm1 2, the product 1, α's cast → ``(3 + rep α)``
+    relative. Backward ``x ≤ 0``: ``(d·α)·eˣ``, ``(4 + rep α)``. ``x > 0``: exact (default
+    kept). Kink at 0 where α ≠ 1 (slope α at and left of 0, 1 right). At α = 1 the first
+    derivative is continuous but the second jumps (eˣ → 1 left, 0 right): a central
+    difference centred at distance s < h from 0 errs by ``(h − s)²/(4h)`` ≤ h/4 = 2.5e-7,
+    above FD_RTOL — so 0 is declared a kink for every α. Range ``[−α, ∞)``
+    (``expm1(−17) = −1`` in float32)."""
+
+    def forward_amplitude(self, layer, x, out):
+        return np.where(x < 0, 3.0 + rep(layer.alpha), 1.0) * np.abs(out)
+
+    def backward_amplitude(self, layer, x, d, dx, stored=True):
+        return np.where(x <= 0, 4.0 + rep(layer.alpha), 1.0) * np.abs(dx)
+
+    def kinks(self, layer):
+        return (0.0,)
+
+    def output_range(self, layer):
+        return (-float(np.float32(layer.alpha)), math.inf)
+
+
+KINDS = (ReLUKind(), SigmoidKind(), TanhKind(), GELUKind(), LeakyReLUKind(), ELUKind())
