@@ -25,7 +25,8 @@ import numbers
 from dataclasses import dataclass
 
 __all__ = ["LayerSpec", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d",
-           "LayerNorm", "VOCABULARY", "check_layers", "adjacent", "GELU", "LeakyReLU", "ELU"]
+           "LayerNorm", "VOCABULARY", "check_layers", "adjacent", "GELU", "LeakyReLU", "ELU",
+           "SiLU"]
 
 
 def _size(owner: str, name: str, value) -> int:
@@ -221,10 +222,15 @@ class ELU(LayerSpec):
         return "ELU" if self.alpha == 1.0 else f"ELU({_g(self.alpha)})"
 
 
+@dataclass(frozen=True)
+class SiLU(LayerSpec):
+    """``x·σ(x) = x / (1 + e^{−x})`` elementwise (swish with β = 1)."""
+
+
 # Every description type, in the order the docs list them; tests check that this is all the
 # subclasses of LayerSpec and that both builders build each one.
 VOCABULARY: tuple[type[LayerSpec], ...] = (Linear, ReLU, Sigmoid, Tanh, Dropout, BatchNorm1d,
-                                           LayerNorm, GELU, LeakyReLU, ELU)
+                                           LayerNorm, GELU, LeakyReLU, ELU, SiLU)
 
 
 def check_layers(layers) -> tuple[LayerSpec, ...]:

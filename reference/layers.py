@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 __all__ = ["Layer", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "Normalization",
-           "BatchNorm1d", "LayerNorm", "GELU", "LeakyReLU", "ELU"]
+           "BatchNorm1d", "LayerNorm", "GELU", "LeakyReLU", "ELU", "SiLU"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -538,3 +538,24 @@ class ELU(Layer):
 
     def __repr__(self):
         return f"ELU(alpha={self.alpha})"
+
+
+class SiLU(Layer):
+    """``out = x / (1 + e^{−x})``, ``x: (N, D)``; saves ``x``.
+    ``dx = (dout·σ)·(1 + x·(1 − σ))`` with ``σ = 1/(1 + e^{−x})``. Where ``e^{−x}``
+    overflows (``x < −88.7`` in float32, ``−709.8`` in float64) the result is ``−0`` and
+    ``dx = 0``, as torch's kernel returns."""
+
+    def forward(self, x, training=True):
+        t = _check_2d(self, x)
+        self.saved = {"x": x}
+        with np.errstate(over="ignore"):
+            return x / (t(1) + np.exp(-x))
+
+    def backward(self, dout):
+        x = self.saved["x"]
+        self._check_dout(dout, x.shape)
+        one = x.dtype.type(1)
+        with np.errstate(over="ignore"):
+            s = one / (one + np.exp(-x))
+        return dout * s * (one + x * (one - s))

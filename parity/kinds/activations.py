@@ -10,7 +10,7 @@ from torch import nn
 
 import layerspec as S
 from parity.kinds.record import Example, LayerKind
-from parity.kinds.rounding import U32, rep
+from parity.kinds.rounding import F32_MAX_EXP_ARG, U32, rep, sigma
 from reference import layers as L
 
 
@@ -180,4 +180,29 @@ class ELUKind(LayerKind):
         return (-float(np.float32(layer.alpha)), math.inf)
 
 
-KINDS = (ReLUKind(), SigmoidKind(), TanhKind(), GELUKind(), LeakyReLUKind(), ELUKind())
+class SiLUKind(LayerKind):
+    spec, numpy, torch = S.SiLU, L.SiLU, nn.SiLU
+    examples = (Example(S.SiLU(), (6, 5)),)
+    """``x / (1 + e^{−x})``: e^{−x} 2u, carried into ``1 + e`` by ``(1 − σ)``, the sum and
+    the division 1 each: ``(2 + 2(1 − σ))|out|``. Where ``e^{−x}`` overflows float32
+    (``x < −88.72``) torch returns −0 for a value still above the smallest normal down to
+    x ≈ −91.8: the whole value, ``|out|/u``. Range ``[−0.2785, ∞)``."""
+
+    def forward_amplitude(self, layer, x, out):
+        s = sigma(x)
+        amp = (2 + 2 * (1 - s)) * np.abs(out)
+        return np.where(-x > F32_MAX_EXP_ARG, np.abs(out) / U32, amp)
+
+    def backward_amplitude(self, layer, x, d, dx, stored=True):
+        """``dx = (d·σ)·(1 + x(1 − σ))`` with float32 σ off by ``ε_σ = 2(1 − σ) + 2``
+        relative: ``1 − σ`` keeps σ's error absolutely (x ≫ 0: σ rounds to 1 and
+        ``x(1 − σ) ≈ x·e^{−x}`` is lost whole), so ``f = 1 + x(1 − σ)`` errs by
+        ``|x|(σ·ε_σ + 2(1 − σ)) + |f|``; f cancels near x = −1.278 (where SiLU' = 0). Total
+        ``|d|σ|x|(σε_σ + 2(1 − σ)) + (ε_σ + 3)|dx|``; overflow as in forward."""
+        s = sigma(x)
+        eps_s = 2 * (1 - s) + 2
+        amp = np.abs(d) * s * np.abs(x) * (s * eps_s + 2 * (1 - s)) + (eps_s + 3) * np.abs(dx)
+        return np.where(-x > F32_MAX_EXP_ARG, np.abs(dx) / U32, amp)
+
+
+KINDS = (ReLUKind(), SigmoidKind(), TanhKind(), GELUKind(), LeakyReLUKind(), ELUKind(), SiLUKind())
