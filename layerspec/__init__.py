@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 __all__ = ["LayerSpec", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d",
            "LayerNorm", "VOCABULARY", "check_layers", "adjacent", "GELU", "LeakyReLU", "ELU",
-           "SiLU"]
+           "SiLU", "Softplus"]
 
 
 def _size(owner: str, name: str, value) -> int:
@@ -227,10 +227,34 @@ class SiLU(LayerSpec):
     """``x·σ(x) = x / (1 + e^{−x})`` elementwise (swish with β = 1)."""
 
 
+@dataclass(frozen=True)
+class Softplus(LayerSpec):
+    """``log(1 + e^{βx}) / β``, and ``x`` itself where ``βx > threshold`` (torch's rule: the
+    two branches differ by ``log(1 + e^{−threshold})/β`` there — 2e-9 at the defaults, 3.4e-3
+    at ``beta=2, threshold=5``). ``beta > 0``; ``threshold`` any finite real."""
+
+    beta: float = 1.0
+    threshold: float = 20.0
+
+    def __post_init__(self) -> None:
+        b = _real("Softplus", "beta", self.beta)
+        if b <= 0:
+            raise ValueError(f"Softplus: beta must be > 0, got {b}")
+        object.__setattr__(self, "beta", b)
+        object.__setattr__(self, "threshold",
+                           _real("Softplus", "threshold", self.threshold))
+
+    @property
+    def summary(self) -> str:
+        if (self.beta, self.threshold) == (1.0, 20.0):
+            return "Softplus"
+        return f"Softplus({_g(self.beta)},{_g(self.threshold)})"
+
+
 # Every description type, in the order the docs list them; tests check that this is all the
 # subclasses of LayerSpec and that both builders build each one.
 VOCABULARY: tuple[type[LayerSpec], ...] = (Linear, ReLU, Sigmoid, Tanh, Dropout, BatchNorm1d,
-                                           LayerNorm, GELU, LeakyReLU, ELU, SiLU)
+                                           LayerNorm, GELU, LeakyReLU, ELU, SiLU, Softplus)
 
 
 def check_layers(layers) -> tuple[LayerSpec, ...]:

@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 __all__ = ["Layer", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "Normalization",
-           "BatchNorm1d", "LayerNorm", "GELU", "LeakyReLU", "ELU", "SiLU"]
+           "BatchNorm1d", "LayerNorm", "GELU", "LeakyReLU", "ELU", "SiLU", "Softplus"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -559,3 +559,45 @@ class SiLU(Layer):
         with np.errstate(over="ignore"):
             s = one / (one + np.exp(-x))
         return dout * s * (one + x * (one - s))
+
+
+class Softplus(Layer):
+    """``out = log1p(e^{βx})/β`` where ``βx ≤ threshold``, ``x`` where ``βx > threshold``;
+    ``x: (N, D)``; saves ``x``. ``dx = (dout·z)/(z + 1)`` with ``z = e^{βx}`` (``dout·σ(βx)``)
+    where ``βx ≤ threshold``, ``dout`` beyond. ``β`` and ``threshold`` are cast to the dtype
+    and ``βx`` is the rounded product, as torch compares it."""
+
+    def __init__(self, beta: float = 1.0, threshold: float = 20.0) -> None:
+        super().__init__()
+        self.beta = _finite("Softplus", "beta", beta)
+        if self.beta <= 0:
+            raise ValueError(f"Softplus: beta must be > 0, got {beta}")
+        self.threshold = _finite("Softplus", "threshold", threshold)
+
+    def _scaled(self, x):
+        t = x.dtype.type
+        bx = x * t(self.beta)
+        return bx, bx > t(self.threshold)
+
+    def forward(self, x, training=True):
+        _check_2d(self, x)
+        self.saved = {"x": x}
+        bx, above = self._scaled(x)
+        with np.errstate(over="ignore"):   # e^{βx} overflows only where x itself is returned
+            soft = np.log1p(np.exp(bx)) / x.dtype.type(self.beta)
+        return np.where(above, x, soft)
+
+    def backward(self, dout):
+        x = self.saved["x"]
+        self._check_dout(dout, x.shape)
+        bx, above = self._scaled(x)
+        with np.errstate(over="ignore", invalid="ignore"):   # inf/inf only where above
+            z = np.exp(bx)
+            soft = dout * z / (z + x.dtype.type(1))
+        return np.where(above, dout, soft)
+
+    def options(self) -> dict:
+        return {"beta": self.beta, "threshold": self.threshold}
+
+    def __repr__(self):
+        return f"Softplus(beta={self.beta}, threshold={self.threshold})"

@@ -205,4 +205,56 @@ class SiLUKind(LayerKind):
         return np.where(-x > F32_MAX_EXP_ARG, np.abs(dx) / U32, amp)
 
 
-KINDS = (ReLUKind(), SigmoidKind(), TanhKind(), GELUKind(), LeakyReLUKind(), ELUKind(), SiLUKind())
+class SoftplusKind(LayerKind):
+    spec, numpy, torch = S.Softplus, L.Softplus, nn.Softplus
+    examples = (Example(S.Softplus(), (6, 5)), Example(S.Softplus(2.0, 5.0), (6, 5)))
+    """``t = x·β`` (float32 β; exact when β is a power of 2), ``e = eᵗ``, ``L = log1p(e)``,
+    ``out = L/β`` where ``t ≤ threshold``, else ``x`` (exact). Hazards: the two branches
+    differ by ``J = log1p(e^{−threshold})/β`` at ``x = threshold/β`` — a *jump in value*
+    (2.1e-9 at the defaults, 3.4e-3 at β = 2, threshold = 5), worse than a kink for finite
+    differences (error J/2h); and a float32 ``t`` within an ulp of the threshold may take
+    the other branch than float64 does (only when β or threshold is not exact in float32),
+    which the bound adds as J. With ``threshold > 88.7`` a float32 kernel returns inf (and
+    a NaN gradient) for ``88.7 < βx ≤ threshold``: no bound covers that, so a float32 check
+    must refuse such an instance (the description cannot: float64 is fine up to 709).
+    Range ``[0, ∞)`` (float32 returns 0 for βx < −103.9)."""
+
+    def _parts(self, layer, x):
+        beta = layer.beta
+        exact_t = rep(beta) == 0 and math.frexp(beta)[0] == 0.5   # β a power of 2
+        eps_t = 0.0 if exact_t else 1.0 + rep(beta)
+        t = x * beta
+        jump = np.log1p(np.exp(-np.minimum(np.abs(t), 700.0))) / beta
+        # float32 t and threshold sit within this of float64's: closer, the branch may flip
+        band = 2 * U32 * (eps_t * np.abs(t) + rep(layer.threshold) * abs(layer.threshold))
+        flip = np.abs(t - layer.threshold) < band
+        return t, eps_t, t > layer.threshold, np.where(flip, jump / U32, 0.0)
+
+    def forward_amplitude(self, layer, x, out):
+        """soft branch: e off by ``ε_t|t| + 2`` relative, carried through log1p by
+        ``σ(t) = e/(1 + e)``; log1p 2|L|, ``/β`` 1 + rep β: ``σ(t)(ε_t|t| + 2)/β +
+        (3 + rep β)|out|``."""
+        t, eps_t, above, flip = self._parts(layer, x)
+        soft = sigma(t) * (eps_t * np.abs(t) + 2) / layer.beta \
+            + (3 + rep(layer.beta)) * np.abs(out)
+        return np.where(above, np.abs(out), soft) + flip
+
+    def backward_amplitude(self, layer, x, d, dx, stored=True):
+        """soft branch ``(d·z)/(z + 1)``, z = eᵗ off by ``ε_t|t| + 2``, which the ratio
+        carries by ``1 − σ(t)``; three roundings: ``((ε_t|t| + 2)(1 − σ) + 3)|dx|``. Beyond:
+        ``d`` exact. A flip costs ``|d|·(1 − σ(threshold))``."""
+        t, eps_t, above, flip = self._parts(layer, x)
+        s = sigma(t)
+        soft = ((eps_t * np.abs(t) + 2) * (1 - s) + 3) * np.abs(dx)
+        return np.where(above, np.abs(dx), soft) + np.where(
+            flip > 0, np.abs(d) * (1 - s) / U32, 0.0)
+
+    def kinks(self, layer):
+        return (layer.threshold / layer.beta,)
+
+    def output_range(self, layer):
+        return (0.0, math.inf)
+
+
+KINDS = (ReLUKind(), SigmoidKind(), TanhKind(), GELUKind(), LeakyReLUKind(), ELUKind(),
+         SiLUKind(), SoftplusKind())
