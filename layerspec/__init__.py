@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 __all__ = ["LayerSpec", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d",
            "LayerNorm", "VOCABULARY", "check_layers", "adjacent", "GELU", "LeakyReLU", "ELU",
-           "SiLU", "Softplus"]
+           "SiLU", "Softplus", "Softmax"]
 
 
 def _size(owner: str, name: str, value) -> int:
@@ -251,10 +251,39 @@ class Softplus(LayerSpec):
         return f"Softplus({_g(self.beta)},{_g(self.threshold)})"
 
 
+def _softmax_dim(owner: str, dim) -> int:
+    """``dim`` of a softmax over the features of a 2-D batch ``(N, D)``: 1 or −1. torch's
+    default ``dim=None`` (a deprecated implicit choice that warns on every call, and picks 0
+    for 1-D or 3-D inputs) is not offered: the description says which axis it normalizes."""
+    if dim is None:
+        raise TypeError(f"{owner}: dim is required (1 or -1); torch's implicit dim=None "
+                        f"is deprecated")
+    d = _int(owner, "dim", dim)
+    if d not in (1, -1):
+        raise ValueError(f"{owner}: dim must be 1 or -1 for a batch of shape (N, D), got {d}")
+    return d
+
+
+@dataclass(frozen=True)
+class Softmax(LayerSpec):
+    """``e^{x_i} / Σ_j e^{x_j}`` over the features of each row of ``x: (N, D)``; ``dim`` 1 or
+    −1 (the same axis for a 2-D batch)."""
+
+    dim: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dim", _softmax_dim("Softmax", self.dim))
+
+    @property
+    def summary(self) -> str:
+        return f"Softmax({self.dim})"
+
+
 # Every description type, in the order the docs list them; tests check that this is all the
 # subclasses of LayerSpec and that both builders build each one.
 VOCABULARY: tuple[type[LayerSpec], ...] = (Linear, ReLU, Sigmoid, Tanh, Dropout, BatchNorm1d,
-                                           LayerNorm, GELU, LeakyReLU, ELU, SiLU, Softplus)
+                                           LayerNorm, GELU, LeakyReLU, ELU, SiLU, Softplus,
+                                           Softmax)
 
 
 def check_layers(layers) -> tuple[LayerSpec, ...]:

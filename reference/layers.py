@@ -20,7 +20,7 @@ import math
 import numpy as np
 
 __all__ = ["Layer", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "Normalization",
-           "BatchNorm1d", "LayerNorm", "GELU", "LeakyReLU", "ELU", "SiLU", "Softplus"]
+           "BatchNorm1d", "LayerNorm", "GELU", "LeakyReLU", "ELU", "SiLU", "Softplus", "Softmax"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -601,3 +601,39 @@ class Softplus(Layer):
 
     def __repr__(self):
         return f"Softplus(beta={self.beta}, threshold={self.threshold})"
+
+
+class _RowSoftmax(Layer):
+    """Shared by Softmax and LogSoftmax: ``dim`` 1 or −1, the feature axis of ``(N, D)``."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"{self.name}: dim must be an int (1 or -1), got {dim!r}")
+        if dim not in (1, -1):
+            raise ValueError(f"{self.name}: dim must be 1 or -1 for (N, D), got {dim}")
+        self.dim = int(dim)
+
+    def options(self) -> dict:
+        return {"dim": self.dim}
+
+    def __repr__(self):
+        return f"{type(self).__name__}(dim={self.dim})"
+
+
+class Softmax(_RowSoftmax):
+    """Row softmax of ``x: (N, D)`` → ``(N, D)``; saves ``out`` (= s).
+    ``e = exp(x − max_j x_j)``, ``s = e · (1/Σ_j e_j)`` (torch multiplies by the reciprocal);
+    ``dx = s ⊙ (dout − Σ_j dout_j s_j)``."""
+
+    def forward(self, x, training=True):
+        t = _check_2d(self, x)
+        e = np.exp(x - x.max(axis=1, keepdims=True))
+        out = e * (t(1) / e.sum(axis=1, keepdims=True))
+        self.saved = {"out": out}
+        return out
+
+    def backward(self, dout):
+        s = self.saved["out"]
+        self._check_dout(dout, s.shape)
+        return (dout - (dout * s).sum(axis=1, keepdims=True)) * s

@@ -1,0 +1,47 @@
+"""Row softmax kinds: Softmax and LogSoftmax over the features of ``x: (N, D)``. Their
+backward reads the stored output, so its float32 error is part of the input gradient's bound;
+the row sum is a reduction (``row_sum_error``)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from torch import nn
+
+import layerspec as S
+from parity.kinds.record import Example, LayerKind
+from parity.kinds.rounding import row_sum_error
+from reference import layers as L
+
+
+class SoftmaxKind(LayerKind):
+    spec, numpy, torch = S.Softmax, L.Softmax, nn.Softmax
+    examples = (Example(S.Softmax(1), (6, 5)), Example(S.Softmax(-1), (4, 3)))
+    """``e = exp(x − m)``, ``s = e·(1/Σe)``. Range ``[0, 1]`` (e_max = 1 ≤ Σe)."""
+
+    def _rel(self, x, s):
+        """s's relative error: ``x − m`` rounded (u|x − m|, moving e relatively by as much),
+        exp 2, the row sum ``ε_S``, the reciprocal and the product 2."""
+        shift = np.abs(x - x.max(axis=1, keepdims=True))
+        return shift + 4 + row_sum_error(shift + 2, s)
+
+    def forward_amplitude(self, layer, x, out):
+        return out * self._rel(x, out)
+
+
+    def backward_amplitude(self, layer, x, d, dx, stored=True):
+        """``dx = (d − Σ d·s)·s``: with stored s off by ``a = _rel`` (relative), each
+        ``d_j s_j`` errs by ``(a_j + 1)`` and the row sum by ``√K·Σ|d s|`` more:
+        ``E = Σ_j |d_j|s_j(a_j + 1 + √K)``; the difference cancels (d_i ≈ Σ d s for the
+        dominant logit) and keeps E whole: ``s·E + (a + 2)|dx|``. ``stored=False``: a = 0."""
+        s = layer.saved["out"]
+        a = self._rel(x, s) if stored else np.zeros_like(s)
+        big_e = (np.abs(d) * s * (a + 1 + math.sqrt(s.shape[1]))).sum(axis=1, keepdims=True)
+        return s * big_e + (a + 2) * np.abs(dx)
+
+    def output_range(self, layer):
+        return (0.0, 1.0)
+
+
+KINDS: tuple = (SoftmaxKind(),)
