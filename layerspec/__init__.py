@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 __all__ = ["LayerSpec", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d",
            "LayerNorm", "VOCABULARY", "check_layers", "adjacent", "GELU", "LeakyReLU", "ELU",
-           "SiLU", "Softplus", "Softmax"]
+           "SiLU", "Softplus", "Softmax", "LogSoftmax"]
 
 
 def _size(owner: str, name: str, value) -> int:
@@ -279,11 +279,26 @@ class Softmax(LayerSpec):
         return f"Softmax({self.dim})"
 
 
+@dataclass(frozen=True)
+class LogSoftmax(LayerSpec):
+    """``x_i − log Σ_j e^{x_j}`` over the features of each row of ``x: (N, D)``; ``dim`` 1 or
+    −1."""
+
+    dim: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "dim", _softmax_dim("LogSoftmax", self.dim))
+
+    @property
+    def summary(self) -> str:
+        return f"LogSoftmax({self.dim})"
+
+
 # Every description type, in the order the docs list them; tests check that this is all the
 # subclasses of LayerSpec and that both builders build each one.
 VOCABULARY: tuple[type[LayerSpec], ...] = (Linear, ReLU, Sigmoid, Tanh, Dropout, BatchNorm1d,
                                            LayerNorm, GELU, LeakyReLU, ELU, SiLU, Softplus,
-                                           Softmax)
+                                           Softmax, LogSoftmax)
 
 
 def check_layers(layers) -> tuple[LayerSpec, ...]:

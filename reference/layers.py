@@ -20,7 +20,8 @@ import math
 import numpy as np
 
 __all__ = ["Layer", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "Normalization",
-           "BatchNorm1d", "LayerNorm", "GELU", "LeakyReLU", "ELU", "SiLU", "Softplus", "Softmax"]
+           "BatchNorm1d", "LayerNorm", "GELU", "LeakyReLU", "ELU", "SiLU", "Softplus", "Softmax",
+           "LogSoftmax"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -637,3 +638,22 @@ class Softmax(_RowSoftmax):
         s = self.saved["out"]
         self._check_dout(dout, s.shape)
         return (dout - (dout * s).sum(axis=1, keepdims=True)) * s
+
+
+class LogSoftmax(_RowSoftmax):
+    """Row log-softmax of ``x: (N, D)`` → ``(N, D)``; saves ``out``.
+    ``out = (x − m) − log Σ_j e^{x_j − m}`` with ``m = max_j x_j`` (torch subtracts in this
+    order; ``x − (m + log Σ)`` loses the small differences of large logits);
+    ``dx = dout − exp(out)·Σ_j dout_j``."""
+
+    def forward(self, x, training=True):
+        _check_2d(self, x)
+        shifted = x - x.max(axis=1, keepdims=True)
+        out = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        self.saved = {"out": out}
+        return out
+
+    def backward(self, dout):
+        out = self.saved["out"]
+        self._check_dout(dout, out.shape)
+        return dout - np.exp(out) * dout.sum(axis=1, keepdims=True)

@@ -44,4 +44,36 @@ class SoftmaxKind(LayerKind):
         return (0.0, 1.0)
 
 
-KINDS: tuple = (SoftmaxKind(),)
+class LogSoftmaxKind(LayerKind):
+    spec, numpy, torch = S.LogSoftmax, L.LogSoftmax, nn.LogSoftmax
+    examples = (Example(S.LogSoftmax(1), (6, 5)), Example(S.LogSoftmax(-1), (4, 3)))
+    """``out = (x − m) − log Σ e^{x − m}``. Range ``(−∞, 0]``."""
+
+    def forward_amplitude(self, layer, x, out):
+        """``x − m`` u|x − m|; the row sum's relative error ``ε_S`` (each e off by
+        ``|x − m| + 2``) is log's absolute error, plus log's own ``2L``; the subtraction
+        ``|out|``: ``|x − m| + ε_S + 2L + |out|``. Near the max (out ≈ −L ≈ 0) this is
+        ε_S absolutely — ``log Σ exp`` of a dominant logit is a small number known to u."""
+        shift = x - x.max(axis=1, keepdims=True)
+        s = np.exp(out)
+        big_l = -(out - shift)          # log Σ e^{x − m} ≥ 0
+        return np.abs(shift) + row_sum_error(np.abs(shift) + 2, s) + 2 * big_l + np.abs(out)
+
+
+    def backward_amplitude(self, layer, x, d, dx, stored=True):
+        """``dx = d − exp(out)·Σd``: exp of the stored out (off by A absolutely) errs by
+        ``A + 2`` relative, the product 1 more, the row sum ``√K·Σ|d|``; the subtraction
+        ``|dx|``: ``s·(|Σd|(A + 3) + √K·Σ|d|) + |dx|``. ``stored=False``: A = 0."""
+        out = layer.saved["out"]
+        s = np.exp(out)
+        amp_out = self.forward_amplitude(layer, x, out) if stored else 0.0
+        sum_d = d.sum(axis=1, keepdims=True)
+        sum_abs = np.abs(d).sum(axis=1, keepdims=True)
+        return s * (np.abs(sum_d) * (amp_out + 3) + math.sqrt(d.shape[1]) * sum_abs) \
+            + np.abs(dx)
+
+    def output_range(self, layer):
+        return (-math.inf, 0.0)
+
+
+KINDS: tuple = (SoftmaxKind(), LogSoftmaxKind())
