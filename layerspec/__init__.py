@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 __all__ = ["LayerSpec", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d",
            "LayerNorm", "VOCABULARY", "check_layers", "adjacent", "GELU", "LeakyReLU", "ELU",
-           "SiLU", "Softplus", "Softmax", "LogSoftmax"]
+           "SiLU", "Softplus", "Softmax", "LogSoftmax", "Identity"]
 
 
 def _size(owner: str, name: str, value) -> int:
@@ -294,11 +294,17 @@ class LogSoftmax(LayerSpec):
         return f"LogSoftmax({self.dim})"
 
 
+@dataclass(frozen=True)
+class Identity(LayerSpec):
+    """``x`` unchanged, of any shape (torch's ``nn.Identity`` ignores its arguments; so does
+    this description by having none)."""
+
+
 # Every description type, in the order the docs list them; tests check that this is all the
 # subclasses of LayerSpec and that both builders build each one.
 VOCABULARY: tuple[type[LayerSpec], ...] = (Linear, ReLU, Sigmoid, Tanh, Dropout, BatchNorm1d,
                                            LayerNorm, GELU, LeakyReLU, ELU, SiLU, Softplus,
-                                           Softmax, LogSoftmax)
+                                           Softmax, LogSoftmax, Identity)
 
 
 def check_layers(layers) -> tuple[LayerSpec, ...]:

@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = ["Layer", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "Normalization",
            "BatchNorm1d", "LayerNorm", "GELU", "LeakyReLU", "ELU", "SiLU", "Softplus", "Softmax",
-           "LogSoftmax"]
+           "LogSoftmax", "Identity"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -657,3 +657,17 @@ class LogSoftmax(_RowSoftmax):
         out = self.saved["out"]
         self._check_dout(dout, out.shape)
         return dout - np.exp(out) * dout.sum(axis=1, keepdims=True)
+
+
+class Identity(Layer):
+    """``out = x``, ``dx = dout``: the arrays themselves, as torch's ``nn.Identity`` returns
+    its input. Any shape (not only ``(N, D)``): it may stand anywhere a layer may — between
+    image layers too — and has no features to check; saves nothing."""
+
+    def forward(self, x, training=True):
+        _check_float(self, x)
+        self.saved = {}
+        return x
+
+    def backward(self, dout):
+        return dout
