@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 __all__ = ["LayerSpec", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d",
            "LayerNorm", "VOCABULARY", "check_layers", "adjacent", "GELU", "LeakyReLU", "ELU",
-           "SiLU", "Softplus", "Softmax", "LogSoftmax", "Identity"]
+           "SiLU", "Softplus", "Softmax", "LogSoftmax", "Identity", "Flatten"]
 
 
 def _size(owner: str, name: str, value) -> int:
@@ -300,11 +300,32 @@ class Identity(LayerSpec):
     this description by having none)."""
 
 
+@dataclass(frozen=True)
+class Flatten(LayerSpec):
+    """``(N, d₁, …, d_k) → (N, d₁·…·d_k)``: every axis but the batch axis into one, so what
+    follows sees ``(N, D)``. Only torch's defaults ``start_dim=1, end_dim=-1`` are accepted:
+    ``start_dim=0`` would merge the batch into the features, and an ``end_dim`` short of the
+    last axis leaves an input of more than two axes to layers that take ``(N, D)``."""
+
+    start_dim: int = 1
+    end_dim: int = -1
+
+    def __post_init__(self) -> None:
+        s = _int("Flatten", "start_dim", self.start_dim)
+        e = _int("Flatten", "end_dim", self.end_dim)
+        if s != 1:
+            raise ValueError(f"Flatten: start_dim must be 1 (keep the batch axis), got {s}")
+        if e != -1:
+            raise ValueError(f"Flatten: end_dim must be -1 (output (N, D)), got {e}")
+        object.__setattr__(self, "start_dim", s)
+        object.__setattr__(self, "end_dim", e)
+
+
 # Every description type, in the order the docs list them; tests check that this is all the
 # subclasses of LayerSpec and that both builders build each one.
 VOCABULARY: tuple[type[LayerSpec], ...] = (Linear, ReLU, Sigmoid, Tanh, Dropout, BatchNorm1d,
                                            LayerNorm, GELU, LeakyReLU, ELU, SiLU, Softplus,
-                                           Softmax, LogSoftmax, Identity)
+                                           Softmax, LogSoftmax, Identity, Flatten)
 
 
 def check_layers(layers) -> tuple[LayerSpec, ...]:

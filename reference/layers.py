@@ -21,7 +21,7 @@ import numpy as np
 
 __all__ = ["Layer", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "Normalization",
            "BatchNorm1d", "LayerNorm", "GELU", "LeakyReLU", "ELU", "SiLU", "Softplus", "Softmax",
-           "LogSoftmax", "Identity"]
+           "LogSoftmax", "Identity", "Flatten"]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -671,3 +671,35 @@ class Identity(Layer):
 
     def backward(self, dout):
         return dout
+
+
+class Flatten(Layer):
+    """``x: (N, d₁, …, d_k)`` (k ≥ 1) → ``(N, d₁·…·d_k)``, a reshape (C order, as torch's
+    contiguous ``view``); ``dx = dout`` reshaped back; saves ``input_shape``. Takes any
+    number of axes ≥ 2 — that is its purpose (``(N, C, H, W)`` → ``(N, C·H·W)``), so it
+    checks the batch axis and dtype itself instead of ``_check_input``'s ``(N, D)``."""
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1) -> None:
+        super().__init__()
+        if (start_dim, end_dim) != (1, -1):
+            raise ValueError(f"Flatten: only start_dim=1, end_dim=-1 are supported, "
+                             f"got start_dim={start_dim}, end_dim={end_dim}")
+        self.start_dim, self.end_dim = 1, -1
+
+    def forward(self, x, training=True):
+        _check_float(self, x)
+        if x.ndim < 2:
+            raise ValueError(f"Flatten: expected input of shape (N, d1, ...), got shape {x.shape}")
+        self.saved = {"input_shape": x.shape}
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dout):
+        shape = self.saved["input_shape"]
+        self._check_dout(dout, (shape[0], int(np.prod(shape[1:], dtype=np.int64))))
+        return dout.reshape(shape)
+
+    def options(self) -> dict:
+        return {"start_dim": self.start_dim, "end_dim": self.end_dim}
+
+    def __repr__(self):
+        return f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim})"

@@ -15,5 +15,10 @@ class IdentityKind(LayerKind):
     examples = (Example(S.Identity(), (6, 5)),)
 
 
+class FlattenKind(LayerKind):
+    spec, numpy, torch = S.Flatten, L.Flatten, nn.Flatten
+    examples = (Example(S.Flatten(), (6, 5)), Example(S.Flatten(), (4, 3, 4, 5)))
 
-KINDS: tuple = (IdentityKind(),)
+
+
+KINDS: tuple = (IdentityKind(), FlattenKind())
