@@ -281,3 +281,16 @@ def test_nothing_outside_reference_reads_private_state_of_a_layer_or_loss():
              if isinstance(n, ast.Attribute) and n.attr in private
              and not (isinstance(n.value, ast.Name) and n.value.id in ("self", "cls"))]
     assert not found, "use the layer's declared state (Layer.saved, …):\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_from_torch_of_a_gelu_silu_net_passes_with_adam(dtype):
+    """The issue's example, converted by ``parity.from_torch`` and checked for 3 Adam steps."""
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.GELU(), torch.nn.Linear(16, 16),
+                                 torch.nn.SiLU(), torch.nn.Linear(16, 3)).to(TDT[dtype])
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((12, 4)).astype(dtype), rng.integers(0, 3, 12)
+    report = parity.compare_models(parity.from_torch(module), module, X, y,
+                                   loss="cross_entropy", optimizer="adam", steps=3)
+    assert report.passed, report.report()
