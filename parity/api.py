@@ -146,13 +146,14 @@ def _check_pair(np_model, t_model) -> None:
     missing, extra = sorted(set(theirs) - set(mine)), sorted(set(mine) - set(theirs))
     if missing or extra:
         raise ValueError(f"state_dict keys differ: torch only {missing}, NumPy only {extra}")
+    layouts = kinds.layouts(t_model)
     for k, v in mine.items():
-        shape = transfer.numpy_shape(k, theirs[k], t_model)
+        layout = layouts.get(k, kinds.SAME)
+        shape = layout.numpy_shape(theirs[k])
         if v.shape != shape:
-            note = transfer.layout_note(k, t_model)
-            layout = f" ({note})" if note else ""
+            note = f" ({layout.note})" if layout.note else ""
             raise ValueError(f"{k}: NumPy shape {v.shape}, expected {shape} for torch's "
-                             f"{theirs[k]}{layout}")
+                             f"{theirs[k]}{note}")
     differ = convert.option_mismatches(np_model, t_model)
     if differ:
         raise ValueError(f"the twins' layer options differ: {'; '.join(differ)}")
@@ -209,7 +210,6 @@ def _check_loss(loss) -> str:
 
 def _weights_note(np_model, t_model) -> str | None:
     """Whether the two models' own weights already agreed before synchronization."""
-    from parity import transfer
     mine = transfer.to_torch_layout(np_model.state_dict(), t_model)
     theirs = transfer.torch_state(t_model)
     diffs = {k: float(np.max(np.abs(mine[k].astype(np.float64) - theirs[k]), initial=0.0))
@@ -367,7 +367,7 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
                         f"{type(mapping).__name__}")
     if transposed is not None and not isinstance(transposed, bool):
         raise TypeError(f"transposed: expected True, False or None, got {transposed!r}")
-    if any(_draws_masks(m) for m in torch_model.modules()):
+    if any(kinds.drops_units(m) for m in torch_model.modules()):
         raise ValueError("compare_functions: the torch model has Dropout, whose masks a plain "
                          "function cannot receive; use compare_models")
     params = _user_params(params)
@@ -398,7 +398,7 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
         notes.append(f"frozen in torch (requires_grad=False): {', '.join(frozen)} — your "
                      f"function returns its gradient, so torch's is computed and compared too")
     if reg:
-        lin = ", ".join(_linear_weights(t_model))
+        lin = ", ".join(kinds.penalized_keys(t_model))
         notes.append(f"torch's loss includes 0.5·reg·Σ‖W‖² over {lin} (reg {reg:g})")
     return TwinsReport(result, _localize_grads(t_model, pairs, checks), notes, names)
 
@@ -481,16 +481,6 @@ def _mapping_notes(params, shapes, matched) -> list[str]:
     return notes
 
 
-def _draws_masks(module: nn.Module) -> bool:
-    kind = kinds.of_module(module, exact=False)
-    return kind is not None and kind.draws_masks and getattr(module, "p", 0) > 0
-
-
-def _linear_weights(model: nn.Module) -> list[str]:
-    """What torch's side penalizes: each kind's ``penalized`` parameters (Linear weights)."""
-    return kinds.penalized_keys(model)
-
-
 def _torch_loss_and_grads(model: nn.Module, loss: str, X, y, reg: float, state: dict):
     """torch's loss (plus the cs231n penalty) and parameter gradients at ``state``."""
     params = dict(model.named_parameters())
@@ -502,7 +492,7 @@ def _torch_loss_and_grads(model: nn.Module, loss: str, X, y, reg: float, state: 
     kind = kinds.loss_kind(loss)
     L = kind.torch()(out, kind.torch_targets(y, torch.float64))
     if reg:
-        L = L + torch_impl.l2_penalty([params[k] for k in _linear_weights(model)], reg)
+        L = L + torch_impl.l2_penalty([params[k] for k in kinds.penalized_keys(model)], reg)
     L.backward()
     return L.item(), {k: _grad(p) for k, p in params.items()}
 

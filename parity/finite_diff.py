@@ -214,14 +214,8 @@ def _layer_numeric(layer: L.Layer, forward, x: np.ndarray, cot: np.ndarray, h: f
     return out
 
 
-def _draws_masks(layer: L.Layer) -> bool:
-    """A layer that drops units at random in training (its kind's ``draws_masks``)."""
-    kind = kinds.of_layer(layer)
-    return kind is not None and kind.draws_masks and getattr(layer, "p", 0) > 0
-
-
 def _keep_mask(layer: L.Layer, shape, training: bool, rng: np.random.Generator):
-    if training and _draws_masks(layer):
+    if training and kinds.drops_units(layer):
         return rng.random(shape) >= layer.p   # type: ignore[attr-defined]
     return None
 
@@ -506,7 +500,7 @@ def _draw_masks(model: Sequential, X: np.ndarray, rng: np.random.Generator) -> d
     saved = _save_buffers(model)
     masks, x = {}, X
     for i, layer in enumerate(model.layers):
-        if _draws_masks(layer):
+        if kinds.drops_units(layer):
             masks[i] = rng.random(x.shape) >= layer.p   # type: ignore[attr-defined]
             cast(L.Dropout, layer).queue_masks([masks[i]])
         x = layer.forward(x, True)

@@ -27,17 +27,6 @@ def to_numpy_layout(state: dict[str, np.ndarray], torch_model: nn.Module) -> dic
     return {k: lay[k].to_numpy(v) if k in lay else np.asarray(v) for k, v in state.items()}
 
 
-def numpy_shape(key: str, torch_shape: tuple, torch_model: nn.Module) -> tuple:
-    """The NumPy shape of the array torch holds as ``key`` with ``torch_shape``."""
-    lay = kinds.layouts(torch_model)
-    return lay[key].numpy_shape(torch_shape) if key in lay else tuple(torch_shape)
-
-
-def layout_note(key: str, torch_model: nn.Module) -> str:
-    """Why ``key``'s shapes differ between the twins (``""`` when they do not)."""
-    return getattr(kinds.layouts(torch_model).get(key), "note", "")
-
-
 def torch_state(torch_model: nn.Module) -> dict[str, np.ndarray]:
     """The torch model's state_dict as NumPy arrays in torch layout (copies)."""
     return {k: v.detach().cpu().numpy().copy() for k, v in torch_model.state_dict().items()}

@@ -25,9 +25,9 @@ from parity.kinds.record import SAME, Example, LayerKind, Layout, Unsupported
 from reference import init as initializers
 
 __all__ = ["KINDS", "LOSSES", "OPTIMIZERS", "Example", "LayerKind", "Layout", "LossKind",
-           "OptimizerKind", "SAME", "Unsupported", "layouts", "loss_kind", "numpy_model",
-           "of_layer", "of_loss", "decision_threshold", "of_module", "of_spec", "optimizer_kind",
-           "penalized_keys", "torch_model"]
+           "OptimizerKind", "SAME", "Unsupported", "decision_threshold", "drops_units",
+           "layouts", "loss_kind", "numpy_model", "of_layer", "of_loss", "of_module", "of_spec",
+           "optimizer_kind", "penalized_keys", "torch_model"]
 
 
 def _records() -> tuple[LayerKind, ...]:
@@ -107,6 +107,14 @@ def layouts(torch_model: nn.Module) -> dict[str, Layout]:
         for key, layout in (kind.layouts.items() if kind else ()):
             out[f"{name}.{key}"] = layout
     return out
+
+
+def drops_units(layer_or_module) -> bool:
+    """A NumPy layer or torch module that drops units at random in training: its kind draws
+    masks (``draws_masks``) and its ``p`` is above 0."""
+    obj = layer_or_module
+    kind = of_module(obj, exact=False) if isinstance(obj, nn.Module) else of_layer(obj)
+    return kind is not None and kind.draws_masks and getattr(obj, "p", 0) > 0
 
 
 def decision_threshold(last) -> float:

@@ -139,7 +139,7 @@ class BCEKind(_Binary):
 
     def gradient_amplitude(self, loss, d):
         """``(p − y)/max(p(1 − p), ε)/N``: four relative roundings, ``4|d|``."""
-        return 2 * np.abs(d) + 2 * np.abs(d)
+        return 4 * np.abs(d)
 
     def capped(self, loss, out):
         """Rows where ``p(1 − p) < ε``: the backward divides by ε, torch's convention that
