@@ -18,13 +18,13 @@ import pathlib
 import numpy as np
 import pytest
 import torch
+from twin_asserts import assert_same
 
 import layerspec as S
 import parity
 import reference
 from parity import convert, finite_diff, kinds, transfer
 from parity.masks import DropoutMaskRecorder
-from parity.tolerances import tolerance
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = [pytest.param(k, ex, id=f"{k.name}-{i}") for k in kinds.KINDS
@@ -80,19 +80,6 @@ def layer_input(layer, shape, rng, dtype="float64", h=finite_diff.H):
     return x.astype(dtype)
 
 
-def assert_close(label, mine, theirs, dtype, quantity):
-    theirs = theirs.detach()
-    assert tuple(mine.shape) == tuple(theirs.shape), f"{label}: shape"
-    want = np.dtype(dtype) if theirs.is_floating_point() else theirs.numpy().dtype
-    assert mine.dtype == want, f"{label}: dtype {mine.dtype}, expected {want}"
-    rtol, atol = tolerance(dtype, quantity)
-    got = torch.from_numpy(np.array(mine, copy=True))
-    if dtype != "float64" and theirs.is_floating_point() and theirs.numel():
-        # the float32 atol is relative to the tensor's own scale (parity.judge)
-        atol *= min(1.0, max(float(got.abs().max()), float(theirs.abs().max())))
-    torch.testing.assert_close(got, theirs, rtol=rtol, atol=atol, msg=lambda m: f"{label}: {m}")
-
-
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("kind, ex", EXAMPLES)
@@ -115,13 +102,13 @@ def test_forward_and_backward_match_torch(kind, ex, dtype, training):
     out_t.backward(torch.from_numpy(cot))
     dx = layer.backward(cot.copy())
     where = f"{kind.name} {ex.spec!r} {dtype} {'train' if training else 'eval'}"
-    assert_close(f"{where}: output", out, out_t, dtype, "output")
-    assert_close(f"{where}: input gradient", dx, xt.grad, dtype, "grad")
+    assert_same(f"{where}: output", out, out_t, dtype, "output")
+    assert_same(f"{where}: input gradient", dx, xt.grad, dtype, "grad")
     grads = transfer.to_torch_layout({f"0.{k}": g for k, g in layer.grads.items()}, t_model)
     for k, p in t_model.named_parameters():
-        assert_close(f"{where}: grad {k}", grads[k], p.grad, dtype, "grad")
+        assert_same(f"{where}: grad {k}", grads[k], p.grad, dtype, "grad")
     for k, b in t_model.named_buffers():
-        assert_close(f"{where}: buffer {k}", np.asarray(np_model.buffers()[k]), b, dtype,
+        assert_same(f"{where}: buffer {k}", np.asarray(np_model.buffers()[k]), b, dtype,
                      "buffer")
 
 
