@@ -1,94 +1,46 @@
 """The oracle that trusts neither twin: central finite differences of the NumPy forward pass,
-in float64, contracted with a *random* cotangent (cs231n's ``gradient_check.py``).
+in float64, contracted with a *random* cotangent.
 
 ``parity.compare`` shows the twins agree; that alone cannot tell whether both are wrong the
 same way. Here the reference's hand-written ``backward`` is checked against the derivative of
 its own ``forward`` (and, in ``tests/test_gradcheck.py``, torch's autograd against torch's
-forward with ``torch.autograd.gradcheck``). With forward outputs equal across the twins
-(``compare``'s ``output``/``loss`` checks), all three together pin the gradients to the math.
+forward). With the forward outputs equal across the twins, the three pin the gradients to the
+math.
 
 Method. For an array ``x`` and a function ``f`` the scalar ``g(x) = Σ cot · f(x)`` is
 differentiated entry by entry, ``∂g/∂x_i ≈ (g(x + h e_i) − g(x − h e_i)) / 2h``, and compared
 with ``backward(cot)``. The cotangent is random: an upstream of ones makes the softmax and
-BatchNorm input gradients identically 0 (each row/column of their Jacobian sums to 0), so a
-ones-check would compare zeros with zeros.
+BatchNorm input gradients identically 0 (each row/column of their Jacobian sums to 0).
 
-Error level. Central differences err by truncation ``h²/6 · g'''`` plus rounding
-``≈ ε·|g|/h`` (ε = 2.2e-16). At h = 1e-6 and O(1) values both are ≈ 1e-10 in *absolute*
-terms: a gradient of O(1) is resolved to ~1e-10 relative, one of O(1e-4) only to ~1e-6.
-Measured (float64): every layer kind in both modes rel_error ≤ 1.8e-9 (seeds 0–19, BatchNorm
-dx), every loss ≤ 2.6e-9 (seeds 0–19, cross-entropy);
-every catalogue model: max |backward − finite difference| ≤ 1.4e-10 on tensors whose entries
-are < 1e-2 (worst: cs231n-2layer's dL/dX, max value 5.8e-5, hence rel_error 1.2e-6 — the
-rounding floor, not an error) and ≤ 2.4e-9 overall (spiral003 first weight, values 1.7);
-rel_error ≤ 7.3e-9 on every tensor with values ≥ 1e-2. So a tensor passes, like
-``torch.testing.assert_close``, when ``max|a − n| ≤ atol + FD_RTOL · max(|a| + |n|)`` with
-``FD_RTOL`` = 1e-7 and ``atol`` = ``FD_ATOL`` = 1e-9 (≥ 7× above the worst measurement
-each); a single layer or loss (O(1) values) passes when ``rel_error ≤ FD_RTOL``. A gradient
-off by a factor 1.01 has rel_error ≈ 5e-3.
-
-The rounding floor grows with the gradients. Each intermediate value v (the input, every
-layer's output, the loss) is rounded by a relative ε, moving L by ``∂L/∂v·v·ε``; independent
-roundings add up to ``ε·Q``, ``Q = √(L² + Σ_v Σ(∂L/∂v ⊙ v)²)`` (``ModelCheck.sensitivity``),
-and a central difference errs by about ``ε·Q/h``. ``check_twins`` uses ``atol =
-max(FD_ATOL · max(1, G), λ·ε·Q/h)``, G the largest |backward| entry of the model
-(catalogue: G ≤ 1.7, Q ≤ 1.3, the noise measured 0.3–2·ε/h; random nets of
-tests/test_properties.py: G up to ~10, with a floor of ≤ 3e-10·G measured over 300 of them),
-times 3 with Richardson (below), whose ``(4·D(h/2) − D(h))/3`` carries up to 3× the noise.
-``λ·ε·Q/h`` (λ = ``FD_LAMBDA`` = 4) decides where an intermediate's gradient is large and
-the parameters' are not: BCE on a Sigmoid output p near 1 for y = 0, where ``∂L/∂p·p =
-p/(N(1 − p))`` — ``1 − p`` keeps p's rounding — while the Sigmoid's ``p(1 − p)`` brings the
-parameter gradients back to O(0.1). Found by the thorough hypothesis profile: noise of
-6.8e-8 and 2.0e-7 against an atol of 3.2e-9 from G alone, Q = 2.4e3 and 6.5e3 — 0.43 and
-0.46 of ``ε·Q/h`` per difference.
-
-Truncation. The h² term is small only if h is small against the length scale ℓ of the
-function: relative error ≈ (h/ℓ)². The catalogue's ℓ is O(1). Random nets are not so kind: a
-norm layer normalizes by ``sqrt(var + eps)``, and with small inputs (0.01·randn weights) or a
-BatchNorm over 2 rows ℓ falls to ~4e-3 — measured on such a LayerNorm net: error ∝ h², 1.2e-5
-at h = 1e-5, 1.2e-7 at 1e-6, 1.5e-9 at 1e-7; over 300 random nets plain h = 1e-6 failed 2.
-``richardson=True`` cancels the h² term, leaving (h/ℓ)⁴, so it can take h = 1e-5 (10× less
-rounding): over the same 300 nets it passed all, with a rounding floor ≤ 1.5e-10·G. A norm
-layer whose input has (almost) no variance — every unit feeding it dropped, so it sees a
-constant bias — is eps-dominated; two in a row shrink ℓ to ~sqrt(eps)/316 ≈ 1e-5, and no h
-both resolves that and stays above rounding (measured: Richardson at h = 1e-6 errs 3e-5,
-∝ h⁴). ``ModelCheck.min_norm_variance`` reports the smallest variance a norm layer divided
-by; below eps (1e-5) finite differences are not a reliable oracle.
-
-Kinks. ReLU is not differentiable at 0; a difference that straddles the kink measures the
-average of the two one-sided slopes, not the gradient (which is 0 there by torch's
-convention). ``check_layer`` refuses ReLU inputs within ``10·h`` of 0. ``check_twins`` picks
-batch rows whose every ReLU pre-activation is at least ``margin`` = 100·h away from 0 (replacing
-offending rows by the next rows of the data, or dropping them when the data runs out — XOR's
-``(0, 0)`` row sits exactly on the kink of every unit at a zero bias), and then *verifies*
-during every finite-difference evaluation that no ReLU changed side (``kink_crossings``): a
-norm layer can amplify a step h by up to 1/sqrt(eps) ≈ 316 before the ReLU, so the margin is
-a heuristic and the crossing count is the proof.
-
-BCE's cap. On probabilities, torch's (and the reference's) backward is ``(p − y) /
-max(p(1 − p), ε)`` with ε = 1e-12: where p(1 − p) < ε (p = 2.4e-15 for y = 1, hypothesis) it
-is a convention that keeps the gradient finite, 424× smaller than the derivative the finite
-differences measure. ``ModelCheck.capped`` counts such rows; there the twins are compared
-with each other (``parity.compare``), not with the derivative.
-
-Gradients that are 0 by construction. A Linear bias feeding BatchNorm in training mode
-cancels in the mean subtraction: its true gradient is exactly 0, so both numbers are rounding
-noise (backward ~1e-17, finite difference ≤ ``ε·|L|/h`` ≈ 1e-10) and a *relative* error of
-two noises means nothing. Such tensors must have ``max(|a|, |n|) ≤ atol`` (measured ≤ 1.7e-10
-on the catalogue).
+Contract (float64):
+- a layer or loss with O(1) values passes when ``rel_error ≤ FD_RTOL``;
+- a model's tensor passes, like ``torch.testing.assert_close``, when
+  ``max|a − n| ≤ atol + FD_RTOL · max(|a| + |n|)`` with ``atol = max(FD_ATOL · max(1, G),
+  FD_LAMBDA · ε · Q / h)``: G the largest |backward| entry, Q the rounding sensitivity
+  ``√(L² + Σ_v Σ(∂L/∂v ⊙ v)²)`` over every intermediate v (``ModelCheck.sensitivity``), and
+  3× that atol with Richardson extrapolation (``richardson=True``: ``(4·D(h/2) − D(h))/3``
+  cancels the h² truncation term of functions with a short length scale, such as a norm
+  layer over small inputs);
+- a gradient that is 0 by construction (a Linear bias feeding BatchNorm in training mode)
+  must have ``max(|a|, |n|) ≤ atol``.
+Where finite differences are not an oracle the result says so instead of judging: a batch row
+within ``KINK_MARGIN`` of a kink is replaced (``kink_free_rows``) and every evaluation
+verifies that no kink input changed side (``kink_crossings``); BCE rows whose backward is
+capped are counted (``ModelCheck.capped``); a norm layer's smallest divided variance is
+reported (``ModelCheck.min_norm_variance``; below its eps the function's length scale is
+below any usable h).
 
 float32. ``check_layer_float32`` / ``check_loss_float32`` run the float32 layer or loss's
 own backward and compare it with central differences of the same function evaluated in
-float64 on the upcast inputs (the float32 point is exactly representable in float64), with
-a random cotangent as above. The bound, ``F32_K · u · κ + FD_RTOL`` with κ the measured
-condition of the gradient under float32 rounding of the inputs and of everything the forward
-caches, is derived in ``Float32Check``.
+float64 on the upcast inputs, with the bound ``F32_K · u · κ + FD_RTOL`` derived in
+``Float32Check``.
 
 Randomness (dropout masks, cotangents, the entry subsets of big tensors) comes from explicit
 ``numpy.random.Generator`` objects. Dropout uses one fixed keep-mask, queued before every
-forward (the analytic one and each finite-difference one). BatchNorm in training mode is
-differentiated through its batch statistics (the full forward is re-run for every entry), with
-its running buffers saved and restored around every evaluation.
+forward. BatchNorm in training mode is differentiated through its batch statistics, with its
+running buffers saved and restored around every evaluation.
+
+How each constant was measured: docs/verdicts.md (sections on finite differences).
 """
 
 from __future__ import annotations
@@ -106,11 +58,15 @@ from reference import layers as L
 from reference.sequential import Sequential
 
 H = 1e-6            # default step of the central differences
+# docs/verdicts.md#finite-differences-fd_rtol-fd_atol: ≥ 7× the worst measured error
 FD_RTOL = 1e-7      # relative threshold (rel_error), layers, losses and models
 FD_ATOL = 1e-9      # absolute threshold: the finite differences' rounding floor at h = 1e-6
 EPS = float(np.finfo(np.float64).eps)   # 2.2e-16: one rounding of a float64 intermediate
-FD_LAMBDA = 4.0     # the loss errs by ~ε·Q (Q: ModelCheck.sensitivity); λ·ε·Q/h bounds the noise
-KINK_MARGIN = 1e-4  # = 100·H: smallest |ReLU pre-activation| in kink_free_rows
+# the loss errs by ~ε·Q (Q: ModelCheck.sensitivity); λ·ε·Q/h bounds the noise
+# (docs/verdicts.md#the-rounding-floor-fd_lambda)
+FD_LAMBDA = 4.0
+# = 100·H: smallest |kink input| in kink_free_rows (docs/verdicts.md#kinks-kink_margin)
+KINK_MARGIN = 1e-4
 MAX_ENTRIES = 200   # entries checked per tensor (a random subset of bigger tensors)
 
 
@@ -281,7 +237,8 @@ def check_loss(loss, scores: np.ndarray, y, h: float = H) -> float:
 
 # ---- float32 layers and losses against a float64 oracle -------------------------------------
 U32 = float(np.finfo(np.float32).eps) / 2   # float32 unit roundoff, 2⁻²⁴ ≈ 6.0e-8
-F32_K = 16          # rounding budget in units of u·κ (see Float32Check)
+# rounding budget in units of u·κ (Float32Check; docs/verdicts.md#float32-layers-and-losses-f32_k)
+F32_K = 16
 COND_DRAWS = 8      # random perturbations per condition estimate
 
 
@@ -308,10 +265,8 @@ class Float32Check:
     So the error is ≲ (1 + 8 + 6)·u·κ: ``F32_K`` = 16. κ is estimated with random signs,
     not bounded: an m-term reduction's aligned worst case is up to √m larger, but rounding
     errors are not aligned either, and rel_error's denominator ``max(|a| + |n|)`` ≈
-    2·max|grad| gives a factor 2 back. Measured worst ``ratio = rel / (u·κ)`` (every layer
-    kind in both modes and every loss, 20 seeds, inputs also shifted by 10 and 100 and
-    scaled by 30): 1.46 (cross-entropy), 1.32 for layers — 11× inside ``F32_K``.
-    A gradient off by 1 % has rel ≈ 5e-3: flagged wherever κ < 5e3.
+    2·max|grad| gives a factor 2 back. The measured worst ratio is 11× inside ``F32_K``
+    (docs/verdicts.md#float32-layers-and-losses-f32_k).
     """
 
     key: str

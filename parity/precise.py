@@ -18,21 +18,10 @@ small difference of large terms, a true zero like a bias feeding BatchNorm) gets
 well-conditioned one a σ near ``u·|r|``. The perturbations come from a fixed seed: the same σ
 on every run.
 
-The error bounds follow the float32 kernels the twins run, read from their source (torch
-2.13 ``aten/src/ATen/native/cpu/layer_norm_kernel.cpp``, ``batch_norm_kernel.cpp``,
-``Loss.cpp``), wherever a kernel's form is less accurate than the float64 formula:
-- a norm layer's backward reads the float32 mean and 1/std its forward stored, so x̂ is off
-  by the mean's error times 1/std (κ = istd·mean|x| times x̂'s own rounding) and by 1/std's
-  relative error (``_norm_statistics``); torch's LayerNorm forms its backward from raw x
-  (``ds = Σ g·x``, ``db = Σ g``, ``b = (db·μ − ds)·a³/m``, ``dx = a·g + b·x + c``), whose
-  sums and products err by ``u·a·(|x| + |μ|)`` in x̂'s units (``_shared_backward``);
-- Sigmoid and Tanh backward read their stored output: ``1 − s`` keeps s's rounding whole;
-- the losses: ``σ(a) − y`` and ``softmax − onehot`` keep ``σ(a)``'s and ``p``'s rounding
-  (``p = exp(log p)``, ``log p`` off by ``u·(|log p| + √K)``), and torch's
-  ``(1 − y)·a − log σ(a)`` is a difference of terms of size |a| (``loss_amplitude``).
-Found by ``tests/test_properties.py`` (``FLOAT32_KERNEL_FOUND``): each left out, torch or
-NumPy erred by 2–10⁷ σ on float32 norm nets with 2–8 features, batches of 2 or saturated
-logits.
+The error bounds follow the float32 kernels the twins run (torch 2.13's CPU source), wherever
+a kernel's form is less accurate than the float64 formula; each layer kind's record
+(``parity.kinds``) holds its terms and each loss kind its own. Which kernels, and what each
+left out cost: docs/verdicts.md#the-float32-kernels-σ-models.
 """
 
 from __future__ import annotations
@@ -67,17 +56,9 @@ def _identity(a, amplitude=None, axis=None):
 def rounding(rng: np.random.Generator, u: float = U32, tiny: float = TINY32) -> Perturb:
     """``x ↦ x + u·δ·amplitude``, ``δ = ±U(1, 1.5)`` elementwise, random signs (``amplitude``
     defaults to ``|x|``: one rounding of x itself), for float arrays and scalars. ``|δ|`` is
-    never below 1: a kernel can err by its whole bound, so σ must reach the bound from any
-    sample — with ``|δ| ~ U(0.5, 1)`` the largest of 8 stays below 0.95 in 43 % of
-    comparisons, and an error shared along an axis (a reduction's, one draw per row) was
-    left below 1/4 of its bound in both of 2 samples one time in 16 with ``δ ~ U(−1, 1)`` (a
-    LayerNorm(2) net: torch 2.1 σ). ``|δ|`` is random: with ``δ = ±1`` two perturbations of
-    equal amplitude that cancel in the result (``p − lr·g`` returning to 0, Adam's
-    ``m + (1 − β₁)(g − m)`` cancelling to 3e-4 of its terms) sum to exactly 0 whenever their
-    signs differ, and σ fell to the result's own rounding in 1 of 4 comparisons with 2
-    samples (twins at 647 σ), 1 of 256 with 8. ``|δ|`` at most 1.5: σ is a bound, and the
-    larger the bound the weaker the rule — with ``U(1, 2)`` a 1e-4 error injected into
-    spiral004-numpy-challenge's output bias gradient (σ at 1.1e-4 of it) passed.
+    never below 1 (a kernel can err by its whole bound, so σ must reach it from any sample),
+    random (two equal perturbations that cancel must not cancel exactly) and at most 1.5 (the
+    larger the bound the weaker the rule): docs/verdicts.md#σs-perturbation-rounding.
     Every amplitude carries the dtype's smallest normal (``tiny``) as an absolute floor."""
     def perturb(a, amplitude=None, axis=None):
         arr = np.asarray(a)

@@ -5,7 +5,7 @@ Their float32 rounding model follows torch 2.13's CPU kernels
 kernel's form is less accurate than the float64 formula: the mean and 1/std are reductions
 whose errors every element along the normalized axis shares, the backward reads the float32
 statistics the forward stored, and torch's LayerNorm forms its backward from raw ``x``.
-How each term was found and measured: ``parity.precise``'s module docstring.
+How each term was found and measured: docs/verdicts.md#the-float32-kernels-σ-models.
 """
 
 from __future__ import annotations
