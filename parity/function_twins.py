@@ -71,6 +71,15 @@ class Found:
 
 # ---- pairing your names with torch's ---------------------------------------------------------
 
+def split_mapping(mapping, params: dict, shapes: dict):
+    """``mapping`` split into the parameters' part and the buffers' part (entries naming
+    none of your params and no torch parameter); ``(None, None)`` without a mapping."""
+    if mapping is None:
+        return None, None
+    buffers = {n: k for n, k in mapping.items() if n not in params and k not in shapes}
+    return {n: k for n, k in mapping.items() if n not in buffers}, buffers
+
+
 def match_names(params: dict, shapes: dict, mapping, transposed) -> dict[str, tuple[str, str]]:
     """Your name → ``(state_dict key, shape)`` (``parity.conventions.SHAPES``): by ``mapping``
     or, in order, the first free torch parameter yours can be (its shape, its transpose, a
@@ -259,11 +268,11 @@ def match_buffers(mine: dict, theirs: dict, mapping) -> dict[str, str]:
     """Your buffer name → torch buffer key: by ``mapping`` or, in order, the first free float
     buffer of the same size (``running_mean`` before ``running_var``, as torch lists them)."""
     free = [k for k, v in theirs.items() if v.dtype.kind == "f"]
-    out = {}
+    out: dict[str, str] = {}
     for n, a in mine.items():
         key = (mapping or {}).get(n) or next((k for k in free if theirs[k].size == a.size
                                               and k not in out.values()), None)
-        if key not in theirs:
+        if key is None or key not in theirs:
             raise ValueError(f"buffers[{n!r}] {a.shape}: no torch buffer for it (torch: "
                              f"{ {k: tuple(v.shape) for k, v in theirs.items()} }); pass "
                              f"mapping={{{n!r}: '<key>'}}")
@@ -293,6 +302,8 @@ def float_reference(t_model: nn.Module, o: Options, X, y, masks: dict, state: di
     """The float64 evaluation of this step from the same state and its spread σ under
     ``o.dtype``'s rounding (``parity.precise``), in torch shapes: ``{"loss", "grad",
     "output", "buffer"}``; ``None`` when the torch model is not a Sequential of known kinds."""
+    if not isinstance(t_model, nn.Sequential):
+        return None
     try:
         start = precise.upcast(convert.from_torch(t_model))[0]
     except (TypeError, ValueError):
@@ -322,7 +333,8 @@ def compare(fn: Callable, torch_model: nn.Module, X: np.ndarray, y, params: dict
     frozen = [k for k, p in t_model.named_parameters() if not p.requires_grad]
     t_model.requires_grad_(True)     # your function returns every gradient: torch computes all
     shapes = {k: tuple(p.shape) for k, p in t_model.named_parameters()}
-    matched = match_names(params, shapes, o.mapping, o.transposed)
+    param_map, buffer_map = split_mapping(o.mapping, params, shapes)
+    matched = match_names(params, shapes, param_map, o.transposed)
     params = {n: a.astype(o.dtype) for n, a in params.items()}
     state = {key: np.ascontiguousarray(conventions.to_torch(params[n], s))
              for n, (key, s) in matched.items()}
@@ -342,7 +354,11 @@ def compare(fn: Callable, torch_model: nn.Module, X: np.ndarray, y, params: dict
     L_u, g_u, extras = call_user(fn, params, X.T if o.examples == "columns" else X, y, masks)
     names = {key: n for n, (key, _) in matched.items()}
     mine = {key: conventions.to_torch(g_u[n], s) for n, (key, s) in matched.items()}
-    pairs, where = _pairs(L_u, mine, extras, theirs, names, before, t_model, o, len(y))
+    if buffer_map is not None and set(buffer_map) - set(extras["buffers"]):
+        raise ValueError(f"mapping: {sorted(set(buffer_map) - set(extras['buffers']))} are "
+                         f"neither your params nor buffers your function returned")
+    pairs, where = _pairs(L_u, mine, extras, theirs, names, before, t_model, o, len(y),
+                          buffer_map)
     checks = judge(pairs, o.dtype)
     if o.dtype != "float64" or not all(c.passed for c in checks):
         scale = theirs["terms"] if o.reduction == "sum" else 1.0
@@ -364,7 +380,8 @@ def compare(fn: Callable, torch_model: nn.Module, X: np.ndarray, y, params: dict
     return Found(result, loc, notes, names, found_hints)
 
 
-def _pairs(L_u, mine, extras, theirs, names, before, t_model, o, n) -> tuple[list, list]:
+def _pairs(L_u, mine, extras, theirs, names, before, t_model, o, n,
+           buffer_map) -> tuple[list, list]:
     """The compared quantities and, for each, ``(group, key)`` of its float64 evaluation."""
     pairs = [Pair("step 1 loss", "loss", "loss", 1, np.asarray(L_u), np.asarray(theirs["loss"]))]
     where: list[tuple] = [("loss", "")]
@@ -382,7 +399,7 @@ def _pairs(L_u, mine, extras, theirs, names, before, t_model, o, n) -> tuple[lis
         pairs.append(Pair(f"step 1 layer {i} ({kind}) output (your outputs[{k!r}])", "output",
                           "output", 1, a, theirs["output"][i]))
         where.append(("output", i))
-    bm = match_buffers(extras["buffers"], theirs["buffers"], o.mapping)
+    bm = match_buffers(extras["buffers"], theirs["buffers"], buffer_map)
     for nm, key in bm.items():
         t = _torch_buffer(theirs["buffers"][key], key, before, t_model, o, n)
         a = extras["buffers"][nm]
@@ -473,7 +490,7 @@ def locate(pairs: list[Pair], checks: list[Check], where: list, t_model: nn.Modu
     if outs:
         i, p, c = outs[0]
         loc.forward = _finding(i, _kind_at(t_model, i), p.label.split(") ", 1)[1], p, c)
-    grads = sorted((((layer_of(w[1]) or -1), p, c, w[1]) for p, c, w in failed
+    grads = sorted(((_layer_or(w[1]), p, c, w[1]) for p, c, w in failed
                     if w[0] == "grad"), key=lambda t: -t[0])
     if grads:
         i, p, c, key = grads[0]
@@ -486,6 +503,12 @@ def locate(pairs: list[Pair], checks: list[Check], where: list, t_model: nn.Modu
                                              [w[1] for w in where if w[0] == "grad"], t_model,
                                              loss_failed)
     return loc
+
+
+def _layer_or(key: str) -> int:
+    """The layer index of a state_dict key; -1 for a parameter outside any numbered layer."""
+    i = layer_of(key)
+    return -1 if i is None else i
 
 
 def _finding(i, kind, what, p: Pair, c: Check) -> localize.LayerFinding:
@@ -505,7 +528,7 @@ def consistent_with(i: int, failed: set[str], keys: list[str], t_model: nn.Modul
         wrong = ", ".join(k for k in mine if k in failed)
         return [f"layer {i} ({_kind_at(t_model, i)}) parameter gradient {wrong} alone (its "
                 f"other gradients agree, so the gradient reaching it is right)"]
-    above = sorted({layer_of(k) for k in keys if (layer_of(k) or -1) > i} - {None})
+    above = sorted({_layer_or(k) for k in keys if _layer_or(k) > i})
     j = above[0] if above else None
     top = j if j is not None else (len(t_model) if isinstance(t_model, nn.Sequential) else i + 1)
     out = [f"layer {i} ({_kind_at(t_model, i)}) parameter gradients"]

@@ -6,10 +6,10 @@ from __future__ import annotations
 RULES = {
     "table": "table = |a−b| ≤ rtol·|torch| + atol·S (S: the largest value of that kind in "
              "the step)",
-    "rounding": "rounding = float64, the table failed: within 2σ of the step's measured "
-                "rounding spread σ",
-    "precision": "precision = below float64: each side within 4× the other's distance to a "
-                 "float64 evaluation, plus σ",
+    "rounding": "rounding = float64 values the table failed, then held to 2σ, σ the step's "
+                "measured rounding spread",
+    "precision": "precision = float32 values the table failed, then held to: each side "
+                 "within 4× the other's distance to a float64 evaluation, plus σ",
     "exact": "exact = integers, equal",
     "finite": "finite = a NaN or Inf, always a failure",
     "shape": "shape = the shapes differ",

@@ -13,6 +13,7 @@ from torch import nn
 
 import parity
 import reference as R
+from parity import usercode
 from parity.catalogue import zoo
 from parity.catalogue.checks import compare, default_steps, first_batch
 
@@ -437,9 +438,11 @@ def test_check_refuses_a_wrong_target_in_one_line(cli, capsys, tmp_path, user_fi
     assert message in err and err.count("\n") == 1, err
 
 
-def test_functions_are_float64_only_from_the_cli(cli, capsys, user_file):
-    assert cli(["check", f"{user_file}:functions", "--dtype", "float32"]) == 2
-    assert "functions are compared in float64 on the CPU only" in capsys.readouterr().err
+def test_functions_run_in_float32_from_the_cli_on_the_cpu_only(cli, capsys, user_file):
+    assert cli(["check", f"{user_file}:functions", "--dtype", "float32"]) == 0
+    assert "[float32, seed 0, 1 step(s)]: passed" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="functions are compared on the CPU only"):
+        usercode.check(f"{user_file}:functions", device="cuda")
 
 
 def test_check_saves_the_evidence_of_a_users_function(cli, capsys, tmp_path, user_file):
