@@ -434,8 +434,9 @@ def _hints(L_u, theirs, mine, state, t_model, pairs, checks, where, before, o, n
     weights = {k: np.asarray(state[k], dtype=np.float64) for k in kinds.penalized_keys(t_model)}
     out = conventions.hints(L_u, theirs["loss"], mine, theirs["grad"], weights,
                             theirs["terms"], o.penalty, o.reduction)
+    rest_agrees = all(c.passed for c, (g, _) in zip(checks, where) if g != "buffer")
     for p, c, (group, key) in zip(pairs, checks, where):
-        if group == "buffer" and key.endswith("running_var") and not c.passed:
+        if rest_agrees and group == "buffer" and key.endswith("running_var") and not c.passed:
             flip = "biased" if o.running_var == "unbiased" else "unbiased"
             o2 = Options(**{**o.__dict__, "running_var": flip})
             alt = _torch_buffer(theirs["buffers"][key], key, before, t_model, o2, n)
