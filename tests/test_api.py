@@ -201,7 +201,8 @@ def test_dropout_masks_are_shared_and_json_carries_the_localization():
     r = parity.compare_models(parity.from_torch(t), t, X, y, loss="cross_entropy", seed=5)
     assert r.passed, r.report()
     payload = json.loads(json.dumps(r.to_json()))
-    assert payload["localization"] == {"forward": None, "backward": None, "affected": []}
+    assert payload["localization"] == {"forward": None, "backward": None, "affected": [],
+                                       "cause": None, "consistent_with": []}
 
 
 # ---- compare_functions: a cs231n-style two-layer net written here ------------------------------

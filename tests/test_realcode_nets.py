@@ -302,8 +302,8 @@ def glue_lines() -> dict[str, int]:
 
 
 def test_the_glue_is_small():
-    """The adapters stay a small fraction of the code they adapt (counted for the record:
-    docs/verdicts.md names these numbers)."""
+    """The adapters stay a small fraction of the code they adapt (docs/realcode-nets.md
+    lists the counts)."""
     counts = glue_lines()
     assert set(counts) == {"_Replay", "cs231n_functions", "nnfs_functions", "nielsen_functions"}
     assert all(n <= 35 for n in counts.values()), counts
