@@ -158,24 +158,62 @@ def _common_factor(mine: dict, theirs: dict) -> float | None:
     return c if resid <= 1e-6 * scale else None
 
 
-def _excess_per_weight(diff: dict, weights: dict) -> float | None:
-    """``k`` with ``diff[key] ≈ k·W`` for every weight (least squares, small residual)."""
-    num = sum(float(np.sum(diff[k] * w)) for k, w in weights.items())
-    den = sum(float(np.sum(w * w)) for w in weights.values())
-    if den == 0 or num == 0:
+def _fit(diff: dict, arrays: dict, signs: bool) -> tuple[float, float] | None:
+    """``(a, b)`` with ``diff[k] ≈ a·θ_k + b·sign(θ_k)`` for every ``θ_k`` in ``arrays`` (least
+    squares; ``b = 0`` without ``signs``), or None when the residual is not rounding-small."""
+    basis = [lambda t: t] + ([np.sign] if signs else [])
+    cols = [[f(arrays[k]).ravel() for k in arrays] for f in basis]
+    A = np.array([[sum(float(u @ v) for u, v in zip(ci, cj)) for cj in cols] for ci in cols])
+    rhs = np.array([sum(float(u @ diff[k].ravel()) for u, k in zip(ci, arrays)) for ci in cols])
+    if not np.all(np.isfinite(A)) or abs(np.linalg.det(A)) < 1e-300 or not rhs.any():
         return None
-    k = num / den
-    resid = max(float(np.max(np.abs(diff[key] - k * w), initial=0.0))
-                for key, w in weights.items())
-    scale = max(float(np.max(np.abs(diff[key]), initial=0.0)) for key in weights)
-    return k if scale > 0 and resid <= 1e-6 * scale else None
+    coef = np.linalg.solve(A, rhs)
+    fitted = {k: sum(c * f(arrays[k]) for c, f in zip(coef, basis)) for k in arrays}
+    resid = max(float(np.max(np.abs(diff[k] - fitted[k]), initial=0.0)) for k in arrays)
+    scale = max(float(np.max(np.abs(diff[k]), initial=0.0)) for k in arrays)
+    if scale == 0 or resid > 1e-6 * scale:
+        return None
+    return float(coef[0]), float(coef[1]) if signs else 0.0
+
+
+def _penalty_hint(grads_mine: dict, grads_torch: dict, weights: dict, biases: dict,
+                  penalty: Penalty) -> str | None:
+    """The line for gradients that differ by ``a·θ`` (an L2 term) or ``a·θ + b·sign θ`` (L2
+    and L1) on the weights, or on the weights and biases."""
+    both = {**weights, **biases}
+    for arrays, signs in ((both, False), (weights, False), (both, True), (weights, True)):
+        if not arrays:
+            continue
+        diff = {k: grads_mine[k] - grads_torch[k] for k in arrays}
+        fit = _fit(diff, arrays, signs)
+        if fit is None:
+            continue
+        a, b = fit
+        where = "weights and biases" if arrays is both and biases else "weights"
+        if not signs and where == "weights":
+            return _weight_hint(a, penalty)
+        return _generic_hint(a, b, signs, where, penalty)
+    return None
+
+
+def _generic_hint(a: float, b: float, signs: bool, where: str, penalty: Penalty) -> str:
+    """``a·θ (+ b·sign θ)`` over ``where``, said with the ``penalty=`` that would match it."""
+    told = " (beyond the penalty you stated)" if penalty.active else ""
+    term = f"{a:.6g}·θ" + (f" + {b:.6g}·sign(θ)" if signs else "")
+    kind = "an L2 and L1 penalty" if signs else "an L2 penalty"
+    opts = f"'l2': {a:.6g}" + (f", 'l1': {b:.6g}" if signs else "") + \
+        (", 'biases': True" if where != "weights" else "")
+    return (f"your gradients exceed torch's by exactly {term} on the {where}{told}: {kind} "
+            f"torch was not told of; pass penalty={{{opts}}} (L2 as λ/2·ΣW², or 'form': "
+            f"'full' with l2 {a / 2:.6g})")
 
 
 def hints(loss_mine: float, loss_torch: float, grads_mine: dict, grads_torch: dict,
-          weights: dict, n_terms: int, penalty: Penalty, reduction: str) -> list[str]:
+          weights: dict, biases: dict, n_terms: int, penalty: Penalty,
+          reduction: str) -> list[str]:
     """One line per convention difference the failure matches (empty when none):
-    ``weights`` the Linear weights by state_dict key (torch shape), ``n_terms`` the count
-    torch's mean divides by (N for cross-entropy)."""
+    ``weights`` the Linear weights and ``biases`` their biases by state_dict key (torch
+    shape), ``n_terms`` the count torch's mean divides by (N for cross-entropy)."""
     out = []
     r = _ratio(loss_mine, loss_torch)
     c = _common_factor(grads_mine, grads_torch)
@@ -193,11 +231,8 @@ def hints(loss_mine: float, loss_torch: float, grads_mine: dict, grads_torch: di
             if _near(c, f):
                 out.append(f"every gradient of yours is {c:.6g} × torch's: {why}")
                 break
-    diff = {k: grads_mine[k] - grads_torch[k] for k in weights}
-    k = _excess_per_weight(diff, weights)
-    if k is not None:
-        out.append(_weight_hint(k, penalty))
-    return out
+    line = _penalty_hint(grads_mine, grads_torch, weights, biases, penalty)
+    return out + ([line] if line else [])
 
 
 def _weight_hint(k: float, penalty: Penalty) -> str:

@@ -431,8 +431,11 @@ def _attach(pairs, where, ref, o, before, t_model, n) -> None:
 
 
 def _hints(L_u, theirs, mine, state, t_model, pairs, checks, where, before, o, n) -> list[str]:
-    weights = {k: np.asarray(state[k], dtype=np.float64) for k in kinds.penalized_keys(t_model)}
-    out = conventions.hints(L_u, theirs["loss"], mine, theirs["grad"], weights,
+    keys = kinds.penalized_keys(t_model)
+    with_biases = conventions.penalized(keys, list(state), True)
+    weights = {k: np.asarray(state[k], dtype=np.float64) for k in keys}
+    biases = {k: np.asarray(state[k], dtype=np.float64) for k in with_biases if k not in keys}
+    out = conventions.hints(L_u, theirs["loss"], mine, theirs["grad"], weights, biases,
                             theirs["terms"], o.penalty, o.reduction)
     rest_agrees = all(c.passed for c, (g, _) in zip(checks, where) if g != "buffer")
     for p, c, (group, key) in zip(pairs, checks, where):

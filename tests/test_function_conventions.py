@@ -213,6 +213,16 @@ def test_the_l2_conventions_are_diagnosed_in_one_line():
                "pass penalty={'l2': 0.1}" in h for h in hints), hints
 
 
+def test_an_unstated_penalty_on_weights_and_biases_is_diagnosed():
+    hints, _ = _hints(lambda p, X, y: mlp(p, X, y, reg=0.1, biases=True))
+    assert any("exceed torch's by exactly 0.1·θ on the weights and biases: an L2 penalty "
+               "torch was not told of; pass penalty={'l2': 0.1, 'biases': True}" in h
+               for h in hints), hints
+    hints, _ = _hints(lambda p, X, y: mlp(p, X, y, reg=0.1, l1=0.02))
+    assert any("0.1·θ + 0.02·sign(θ) on the weights: an L2 and L1 penalty" in h
+               for h in hints), hints
+
+
 def test_gradients_off_by_a_factor_2_are_diagnosed():
     def doubled(p, X, y):
         loss, g = mlp(p, X, y)
