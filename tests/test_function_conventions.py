@@ -4,6 +4,8 @@ forward bug named at its layer), the conventions a learner's code may follow (pe
 sum vs mean, bias rows and columns, one example per column) and the one-line hints when a
 failure matches one; the report's forward cause, gradient-only findings and legend."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -297,3 +299,58 @@ def test_compare_models_names_a_batchnorm_forward_bug_at_its_layer_and_says_forw
     assert "(follows from the forward difference)" in text
     assert r.to_json()["localization"]["cause"] == "forward"
     assert "weights differed" not in text, "weights='torch' was chosen"
+
+
+# ---- bad input: one line naming it --------------------------------------------------------------
+
+@pytest.mark.parametrize("options, error, message", [
+    ({"penalty": {"l2": 0.1, "lambda": 1}}, ValueError, r"penalty: unknown keys \['lambda'\]"),
+    ({"penalty": {"l2": 0.1}, "reg": 0.1}, ValueError, "either reg= .* or penalty=, not both"),
+    ({"penalty": {"l2": -1}}, ValueError, "penalty l2: expected a finite number >= 0"),
+    ({"penalty": {"l2": 0.1, "form": "double"}}, ValueError, "penalty form: 'half'"),
+    ({"penalty": 0.1}, TypeError, "penalty: expected a dict"),
+    ({"reduction": "none"}, ValueError, r"reduction: one of \('mean', 'sum'\)"),
+    ({"examples": "cols"}, ValueError, r"examples: one of \('rows', 'columns'\)"),
+    ({"running_var": "population"}, ValueError, "running_var: one of"),
+    ({"dtype": "float16"}, ValueError, "float16"),
+], ids=["penalty-key", "reg-and-penalty", "negative-l2", "form", "penalty-number",
+        "reduction", "examples", "running-var", "dtype"])
+def test_bad_options_are_named_in_one_line(options, error, message):
+    params, t, X, y = mlp_case()
+    with pytest.raises(error, match=message):
+        parity.compare_functions(mlp, t, X, y, params, **options)
+
+
+def test_float32_needs_a_sequential_of_known_kinds_and_buffers_need_a_partner():
+    params, t, X, y = mlp_case()
+
+    class Wrapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = t
+
+        def forward(self, x):
+            return self.net(x)
+    mine = {k: v.astype(np.float32) for k, v in params.items()}
+    with pytest.raises(ValueError, match="the float32 rule needs the float64 evaluation"):
+        parity.compare_functions(mlp, Wrapped(), X, y, mine, dtype="float32", mapping={
+            "W1": "net.0.weight", "b1": "net.0.bias", "W2": "net.2.weight", "b2": "net.2.bias"})
+    params, t, X, y, mapping = bn_case("float64")
+    with pytest.raises(ValueError, match=r"mapping: \['rm', 'rv'\] are neither your params nor"):
+        parity.compare_functions(lambda p, X, y, masks: bn_dropout_net(p, X, y, masks)[:2], t,
+                                 X, y, params, mapping=mapping)
+
+
+def test_the_check_command_passes_options_and_masks_to_functions(tmp_path):
+    from parity import usercode
+    (tmp_path / "user.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_function_conventions import bn_case, bn_dropout_net\n"
+        "def functions():\n"
+        "    params, t, X, y, mapping = bn_case('float32')\n"
+        "    return {'loss_and_grads': bn_dropout_net, 'torch_model': t, 'X': X, 'y': y,\n"
+        "            'params': params, 'mapping': mapping}\n")
+    r = usercode.check(f"{tmp_path / 'user.py'}:functions", dtype="float32")
+    assert r.passed and r.comparison.dtype == "float32", r.report()
+    assert "dropout keep-masks handed to your function" in " ".join(r.notes)
