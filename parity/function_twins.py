@@ -346,6 +346,9 @@ def compare(fn: Callable, torch_model: nn.Module, X: np.ndarray, y, params: dict
     theirs = torch_side(t_model, o, X, y, state, pen_keys)
     masks = None
     if any(kinds.drops_units(m) for m in t_model.modules()):
+        if not isinstance(t_model, nn.Sequential):
+            raise ValueError("the torch model has Dropout but is not an nn.Sequential: its "
+                             "masks cannot be recorded layer by layer to hand to your function")
         if not takes_masks(fn):
             raise ValueError("the torch model has Dropout: loss_and_grads must accept masks= "
                              "(torch's keep-masks, one per Dropout in forward order) to drop "
@@ -359,17 +362,7 @@ def compare(fn: Callable, torch_model: nn.Module, X: np.ndarray, y, params: dict
                          f"neither your params nor buffers your function returned")
     pairs, where = _pairs(L_u, mine, extras, theirs, names, before, t_model, o, len(y),
                           buffer_map)
-    checks = judge(pairs, o.dtype)
-    if o.dtype != "float64" or not all(c.passed for c in checks):
-        scale = theirs["terms"] if o.reduction == "sum" else 1.0
-        ref = float_reference(start, o, X, y, theirs["masks"], state, pen_keys, scale)
-        if ref is None and o.dtype != "float64":
-            raise ValueError(f"dtype {o.dtype}: the float32 rule needs the float64 evaluation "
-                             f"of the torch model, an nn.Sequential of kinds "
-                             f"{convert.supported()}")
-        if ref is not None:
-            _attach(pairs, where, ref, o, before, t_model, len(y))
-            checks = judge(pairs, o.dtype)
+    checks = _judged(pairs, where, start, theirs, o, X, y, state, pen_keys, before, t_model)
     result = Comparison(name, o.dtype, o.seed, 1, [L_u], [theirs["loss"]], checks, arrays={
         "weights": state, "batch": {"X": X, "y": np.asarray(y)},
         "grads_numpy": mine, "grads_torch": theirs["grad"]})
@@ -378,6 +371,23 @@ def compare(fn: Callable, torch_model: nn.Module, X: np.ndarray, y, params: dict
                                                   checks, where, before, o, len(y))
     notes = _notes(params, matched, frozen, pen_keys, o, masks, where, result.passed)
     return Found(result, loc, notes, names, found_hints)
+
+
+def _judged(pairs, where, start, theirs, o, X, y, state, pen_keys, before, t_model) -> list:
+    """The checks: by the table; below float64 (or in float64 when the table fails) with
+    each pair's float64 evaluation and spread attached, as ``parity.compare`` judges."""
+    checks = judge(pairs, o.dtype)
+    if o.dtype == "float64" and all(c.passed for c in checks):
+        return checks
+    scale = theirs["terms"] if o.reduction == "sum" else 1.0
+    ref = float_reference(start, o, X, y, theirs["masks"], state, pen_keys, scale)
+    if ref is None and o.dtype != "float64":
+        raise ValueError(f"dtype {o.dtype}: the float32 rule needs the float64 evaluation of "
+                         f"the torch model, an nn.Sequential of kinds {convert.supported()}")
+    if ref is None:
+        return checks
+    _attach(pairs, where, ref, o, before, t_model, len(y))
+    return judge(pairs, o.dtype)
 
 
 def _pairs(L_u, mine, extras, theirs, names, before, t_model, o, n,

@@ -336,6 +336,11 @@ def test_float32_needs_a_sequential_of_known_kinds_and_buffers_need_a_partner():
         parity.compare_functions(mlp, Wrapped(), X, y, mine, dtype="float32", mapping={
             "W1": "net.0.weight", "b1": "net.0.bias", "W2": "net.2.weight", "b2": "net.2.bias"})
     params, t, X, y, mapping = bn_case("float64")
+    wrapped = Wrapped()
+    wrapped.net = t
+    with pytest.raises(ValueError, match="has Dropout but is not an nn.Sequential"):
+        parity.compare_functions(bn_dropout_net, wrapped, X, y, params,
+                                 mapping={k: f"net.{v}" for k, v in mapping.items()})
     with pytest.raises(ValueError, match=r"mapping: \['rm', 'rv'\] are neither your params nor"):
         parity.compare_functions(lambda p, X, y, masks: bn_dropout_net(p, X, y, masks)[:2], t,
                                  X, y, params, mapping=mapping)
