@@ -22,13 +22,12 @@ import torch
 from torch import nn
 
 import reference
-import torch_impl
-from parity import convert, inputs, kinds, localize, transfer
+from parity import conventions, convert, function_twins, inputs, kinds, localize, transfer
 from parity import twins as twins_mod
 from parity.compare import Comparison, compare_twins
 from parity.dtypes import DTYPES, check_dtype
 from parity.fileio import atomic_write_bytes
-from parity.judge import Pair, judge
+from parity.legend import legend
 from parity.runtime import check_seed
 from parity.twins import OptimSpec
 
@@ -49,6 +48,7 @@ class TwinsReport:
     localization: localize.Localization
     notes: list[str] = field(default_factory=list)
     names: dict[str, str] = field(default_factory=dict)
+    hints: list[str] = field(default_factory=list)   # a failure that matches a convention
 
     @property
     def passed(self) -> bool:
@@ -68,7 +68,9 @@ class TwinsReport:
         lines = [f"{c.model} [{c.dtype}, seed {c.seed}, {c.steps} step(s)]: "
                  f"{'passed' if c.passed else 'FAILED'}",
                  f"  loss  numpy {_num(c.loss_numpy[0])}  torch {_num(c.loss_torch[0])}",
-                 *c.quantity_rows(), *self.localization.lines(),
+                 *c.quantity_rows(),
+                 *legend({x.rule for x in c.checks}, {x.quantity for x in c.checks}),
+                 *self.localization.lines(), *(f"  hint: {h}" for h in self.hints),
                  *(f"  note: {n}" for n in self.notes)]
         fails = c.failures()
         for f in fails[:MAX_FAIL_LINES]:
@@ -83,7 +85,7 @@ class TwinsReport:
 
     def to_json(self) -> dict:
         return {**self.comparison.to_json(), "localization": self.localization.to_json(),
-                "notes": self.notes, "names": self.names}
+                "notes": self.notes, "names": self.names, "hints": self.hints}
 
     def save(self, directory: str) -> None:
         """The evidence arrays as ``.npz`` and this report's JSON as ``summary.json``."""
@@ -227,6 +229,7 @@ def _guarded(fn: Callable) -> Callable:
     that never finished must not end the caller's process, least of all with status 0."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
+        __tracebackhide__ = True      # pytest: the user's failure, not this frame
         try:
             return fn(*args, **kwargs)
         except SystemExit as e:
@@ -271,7 +274,7 @@ def _torch_dry_run(t_model: nn.Module, X: np.ndarray) -> tuple:
 @_guarded
 def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, X, y, *,
                    loss: str, optimizer=None, steps: int = 1, dtype: str | None = None,
-                   masks: str = "shared", weights: str = "numpy", seed: int = 0,
+                   masks: str = "shared", weights: str | None = None, seed: int = 0,
                    name: str = "your model", device: str = "cpu") -> TwinsReport:
     """Run ``steps`` training steps of copies of both models on the batch ``X: (N, D)``,
     ``y: (N,)`` and judge everything (losses, gradients, update, parameters, optimizer state,
@@ -281,7 +284,8 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     ``optimizer_spec`` (default SGD, lr 0.1). ``dtype``: ``None`` keeps the models' own (they
     must agree), ``"float64"``/``"float32"`` casts the copies. ``masks="shared"``: torch's
     dropout masks (from ``seed``) are handed to NumPy, the only mode. ``weights``: both
-    copies start from the NumPy model's weights (``"numpy"``) or torch's (``"torch"``).
+    copies start from the NumPy model's weights (``"numpy"``, the default) or torch's
+    (``"torch"``); when you leave it out and the two models' weights differ, a note says so.
     ``device``: where the torch copy runs, ``"cpu"`` or ``"cuda[:N]"`` (TF32 off; every torch
     tensor is brought back to the CPU before it is judged).
 
@@ -299,6 +303,8 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     if masks != "shared":
         raise ValueError(f"masks: only 'shared' is supported (torch's dropout masks handed to "
                          f"NumPy), got {masks!r}")
+    chosen = weights is not None
+    weights = "numpy" if weights is None else weights
     if weights not in ("numpy", "torch"):
         raise ValueError(f"weights: 'numpy' or 'torch', got {weights!r}")
     if dtype is None:
@@ -312,7 +318,7 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     t_model = copy.deepcopy(torch_model).to(device="cpu", dtype=_TORCH[dtype])
     X = X.astype(dtype, copy=False)      # inputs.batch made it a private copy
     _dry_run(np_model, t_model, X, y, loss)
-    note = _weights_note(np_model, t_model)
+    note = None if chosen else _weights_note(np_model, t_model)
     twins = twins_mod.from_models(np_model, t_model, loss, optimizer=o.kind, lr=o.lr,
                                   options=o.options, weight_decay=o.weight_decay,
                                   decay=o.decay, init_from=weights, name=name,
@@ -331,7 +337,9 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
 def assert_twins_close(numpy_model: reference.Sequential, torch_model: nn.Sequential, X, y,
                        **options) -> TwinsReport:
     """``compare_models(numpy_model, torch_model, X, y, **options)``; raises
-    ``AssertionError`` with the mine-vs-torch report when any check fails."""
+    ``AssertionError`` with the mine-vs-torch report when any check fails (in pytest this
+    frame is hidden: the failure shows the test's line and the report, not this source)."""
+    __tracebackhide__ = True
     result = compare_models(numpy_model, torch_model, X, y, **options)
     if not result.passed:
         raise AssertionError("the twins disagree:\n" + result.report())
@@ -343,17 +351,34 @@ def assert_twins_close(numpy_model: reference.Sequential, torch_model: nn.Sequen
 @_guarded
 def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
                       params: Mapping[str, np.ndarray], *, loss: str = "cross_entropy",
-                      reg: float = 0.0, mapping: Mapping[str, str] | None = None,
-                      transposed: bool | None = None,
+                      reg: float = 0.0, penalty=None, reduction: str = "mean",
+                      mapping: Mapping[str, str] | None = None,
+                      transposed: bool | None = None, examples: str = "rows",
+                      dtype: str | None = None, running_var: str = "unbiased", seed: int = 0,
                       name: str = "your functions") -> TwinsReport:
     """Judge a plain-NumPy ``loss_and_grads(params, X, y) -> (loss, grads)`` against
-    ``torch_model`` at the same parameters, in float64 (params upcast exactly).
+    ``torch_model`` at the same parameters: one training forward and backward
+    (``parity.function_twins``), in float64 (params upcast exactly) or ``dtype="float32"``
+    (judged by the float32 rule models are judged by).
 
     ``params`` (your names → arrays) is loaded into a copy of ``torch_model``; each name maps
-    to a ``state_dict`` key by ``mapping`` or by shape (in order, a 2-D array also matching
-    its transpose: ``W: (in, out)`` is torch's ``(out, in)``; said in ``notes``; a square
-    weight takes the others' layout or ``transposed``). torch's loss is ``loss`` plus
-    ``0.5·reg·Σ‖W‖²`` over its Linear weights (cs231n's penalty, gradient ``reg·W``)."""
+    to a ``state_dict`` key by ``mapping`` or by shape, in order: a weight ``(in, out)`` or
+    ``(out, in)`` per layer (a square one takes the others' layout, or ``transposed``), a
+    bias ``(n,)``, ``(1, n)`` or ``(n, 1)`` (said in ``notes``). ``examples="columns"``: one
+    example per column, ``X: (D, N)`` (Nielsen). ``reduction``: your loss is the batch
+    ``"mean"`` or ``"sum"``. ``penalty``: ``{"l2": λ, "form": "half" | "full", "l1": μ,
+    "biases": bool}`` — L2 as ``λ/2·ΣW²`` (cs231n) or ``λ·ΣW²`` (nnfs), L1 as ``μ·Σ|W|``, on
+    the Linear weights (and their biases); ``reg=λ`` is ``{"l2": λ}``.
+
+    With Dropout in ``torch_model`` your function is called with ``masks=``: torch's
+    keep-masks (bool, the shape of each Dropout's input), one per Dropout in forward order;
+    scaling kept units by ``1/(1−p)`` is yours. Your function may return a third value
+    ``{"outputs": {layer index: array}, "buffers": {name: array}}``: each layer output is
+    compared with torch's (a forward bug is then named at its layer) and each buffer with
+    torch's after the step (``running_var="biased"``: yours updates with the biased batch
+    variance, cs231n's, where torch uses the unbiased one). A failure that matches a
+    convention difference (a loss N times torch's, gradients off by ``k·W`` or a factor 2)
+    is said in one ``hints`` line."""
     if not callable(loss_and_grads):
         raise TypeError(f"loss_and_grads: expected a function, got {type(loss_and_grads).__name__}")
     if not isinstance(torch_model, nn.Module):
@@ -367,40 +392,20 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
                         f"{type(mapping).__name__}")
     if transposed is not None and not isinstance(transposed, bool):
         raise TypeError(f"transposed: expected True, False or None, got {transposed!r}")
-    if any(kinds.drops_units(m) for m in torch_model.modules()):
-        raise ValueError("compare_functions: the torch model has Dropout, whose masks a plain "
-                         "function cannot receive; use compare_models")
+    dtype = "float64" if dtype is None else dtype
+    check_dtype(dtype)
+    o = function_twins.Options(loss, conventions.penalty_from(penalty, reg), reduction, mapping,
+                               transposed, examples, dtype, running_var,
+                               check_seed(seed, "seed"))
+    o.check()
     params = _user_params(params)
-    t_model = copy.deepcopy(torch_model).to(torch.float64)
-    frozen = [k for k, p in t_model.named_parameters() if not p.requires_grad]
-    t_model.requires_grad_(True)     # your function returns every gradient: torch computes all
-    shapes = {k: tuple(p.shape) for k, p in t_model.named_parameters()}
-    matched = match_names(params, shapes, mapping, transposed)
-    state = {key: np.ascontiguousarray(params[n].T) if tr else params[n]
-             for n, (key, tr) in matched.items()}
+    if examples == "columns":
+        X = np.asarray(X).T if np.ndim(X) == 2 else X
     X, y = inputs.batch(X, y, loss)
-    X = X.astype(np.float64, copy=False)
-    inputs.labels_fit(y, loss, _torch_dry_run(t_model, X))
-    L_t, grads_t = _torch_loss_and_grads(t_model, loss, X, y, reg, state)
-    L_u, grads_u = _call_user(loss_and_grads, params, X, y)
-    mine = {key: np.ascontiguousarray(grads_u[n].T) if tr else grads_u[n]
-            for n, (key, tr) in matched.items()}
-    names = {key: n for n, (key, _) in matched.items()}
-    pairs = [Pair("step 1 loss", "loss", "loss", 1, np.asarray(L_u), np.asarray(L_t))]
-    pairs += [Pair(f"step 1 grad {k} (your {names[k]})", "grad", "grad", 1, mine[k], grads_t[k])
-              for k in shapes]
-    checks = judge(pairs, "float64")
-    result = Comparison(name, "float64", 0, 1, [L_u], [L_t], checks, arrays={
-        "weights": state, "batch": {"X": X, "y": np.asarray(y)},
-        "grads_numpy": mine, "grads_torch": grads_t})
-    notes = _mapping_notes(params, shapes, matched)
-    if frozen:
-        notes.append(f"frozen in torch (requires_grad=False): {', '.join(frozen)} — your "
-                     f"function returns its gradient, so torch's is computed and compared too")
-    if reg:
-        lin = ", ".join(kinds.penalized_keys(t_model))
-        notes.append(f"torch's loss includes 0.5·reg·Σ‖W‖² over {lin} (reg {reg:g})")
-    return TwinsReport(result, _localize_grads(t_model, pairs, checks), notes, names)
+    X = X.astype(dtype, copy=False)
+    inputs.labels_fit(y, loss, _torch_dry_run(copy.deepcopy(torch_model).to(_TORCH[dtype]), X))
+    f = function_twins.compare(loss_and_grads, torch_model, X, y, params, o, name)
+    return TwinsReport(f.comparison, f.localization, f.notes, f.names, f.hints)
 
 
 def _user_params(params) -> dict[str, np.ndarray]:
@@ -415,134 +420,3 @@ def _user_params(params) -> dict[str, np.ndarray]:
             raise TypeError(f"params[{k!r}]: expected a float array, got {a.dtype}")
         out[str(k)] = np.array(a, dtype=np.float64)
     return out
-
-
-def match_names(params: dict, shapes: dict, mapping, transposed) -> dict[str, tuple[str, bool]]:
-    """Your name → ``(state_dict key, transposed)``: by ``mapping`` or, in order, the first
-    free torch parameter whose shape is yours or (2-D) its transpose. Every torch parameter
-    needs a counterpart."""
-    if mapping is not None:
-        bad = sorted(set(mapping) - set(params)) + sorted(set(mapping.values()) - set(shapes))
-        if bad or len(set(mapping.values())) != len(mapping):
-            raise ValueError(f"mapping: unknown or repeated names {bad or sorted(mapping)}; "
-                             f"your params {sorted(params)}, torch's {list(shapes)}")
-        keys = {n: mapping[n] for n in params if n in mapping}
-    else:
-        keys, taken = {}, set()
-        for n, a in params.items():
-            fits = [k for k, s in shapes.items() if k not in taken
-                    and (s == a.shape or (a.ndim == 2 and s == a.shape[::-1]))]
-            if not fits:
-                raise ValueError(f"params[{n!r}] {a.shape}: no torch parameter left with this "
-                                 f"shape or its transpose (torch: {shapes}); pass mapping=")
-            keys[n] = fits[0]
-            taken.add(fits[0])
-    unmatched = [n for n in params if n not in keys]
-    missing = [k for k in shapes if k not in keys.values()]
-    if unmatched or missing:
-        raise ValueError(f"params and torch parameters must pair one to one: yours without a "
-                         f"partner {unmatched}, torch's without one {missing}")
-    return _layouts(params, shapes, keys, transposed)
-
-
-def _layouts(params, shapes, keys, transposed) -> dict[str, tuple[str, bool]]:
-    """Transposed or not, by shape; a square weight follows the other weights' layout, or
-    ``transposed`` when given."""
-    out, square = {}, []
-    for n, k in keys.items():
-        a, s = params[n].shape, shapes[k]
-        if a == s and (a != s[::-1] or params[n].ndim < 2):
-            out[n] = (k, False)
-        elif params[n].ndim == 2 and a == s[::-1] and a != s:
-            out[n] = (k, True)
-        elif a == s:
-            square.append(n)
-        else:
-            raise ValueError(f"params[{n!r}] {a} cannot be torch's {k} {s}")
-    seen = {tr for n, (_, tr) in out.items() if params[n].ndim == 2}
-    for n in square:
-        if transposed is None and len(seen) != 1:
-            raise ValueError(f"params[{n!r}] {params[n].shape} is square: its layout cannot be "
-                             f"told from its shape; pass transposed=True (yours is (in, out), "
-                             f"x @ W) or transposed=False")
-        out[n] = (keys[n], transposed if transposed is not None else next(iter(seen)))
-    return {n: out[n] for n in keys}
-
-
-def _mapping_notes(params, shapes, matched) -> list[str]:
-    """One line pairing the names, one saying which of your weights are transposed."""
-    pairs = ", ".join(f"{n} → {k}" for n, (k, _) in matched.items())
-    notes = [f"your names → torch's state_dict keys: {pairs}"]
-    flipped = [f"{n} {params[n].shape}" for n, (_, tr) in matched.items() if tr]
-    if flipped:
-        notes.append(f"transposed layout detected: your {', '.join(flipped)} "
-                     f"{'is' if len(flipped) == 1 else 'are'} (in, out) (x @ W); torch's "
-                     f"Linear weights are (out, in), compared transposed")
-    return notes
-
-
-def _torch_loss_and_grads(model: nn.Module, loss: str, X, y, reg: float, state: dict):
-    """torch's loss (plus the cs231n penalty) and parameter gradients at ``state``."""
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for k, p in params.items():
-            p.copy_(torch.from_numpy(state[k]))
-    model.train()
-    out = model(torch.tensor(X))          # a copy: an in-place first module writes into it
-    kind = kinds.loss_kind(loss)
-    L = kind.torch()(out, kind.torch_targets(y, torch.float64))
-    if reg:
-        L = L + torch_impl.l2_penalty([params[k] for k in kinds.penalized_keys(model)], reg)
-    L.backward()
-    return L.item(), {k: _grad(p) for k, p in params.items()}
-
-
-def _grad(p: torch.Tensor) -> np.ndarray:
-    """``p.grad`` as a NumPy copy; zeros for a parameter the loss does not reach."""
-    return (np.zeros(tuple(p.shape)) if p.grad is None
-            else p.grad.detach().numpy().copy())
-
-
-def _call_user(fn: Callable, params: dict, X, y) -> tuple[float, dict]:
-    """``fn(params, X, y)`` on copies; its ``(loss, grads)`` checked: a number, and a gradient
-    of the parameter's shape for every parameter."""
-    got = fn({k: v.copy() for k, v in params.items()}, X.copy(), np.array(y, copy=True))
-    if not isinstance(got, tuple | list) or len(got) != 2:
-        raise TypeError(f"loss_and_grads must return (loss, grads), got {type(got).__name__}")
-    loss, grads = got
-    if np.iscomplexobj(loss):
-        raise TypeError(f"loss_and_grads: loss must be a real number, got {loss!r}")
-    try:
-        loss = float(loss)
-    except (TypeError, ValueError):
-        raise TypeError(f"loss_and_grads: loss must be a number, got {type(loss).__name__}") \
-            from None
-    if not isinstance(grads, Mapping):
-        raise TypeError(f"loss_and_grads: grads must be a dict, got {type(grads).__name__}")
-    missing, extra = sorted(set(params) - set(grads)), sorted(set(grads) - set(params))
-    if missing or extra:
-        raise ValueError(f"loss_and_grads: grads keys differ from params: missing {missing}, "
-                         f"unexpected {extra}")
-    out = {k: inputs.array(grads[k], f"loss_and_grads: grads[{k!r}]", finite=False)
-           .astype(np.float64) for k in params}
-    for k, g in out.items():
-        if g.shape != params[k].shape:
-            raise ValueError(f"loss_and_grads: grads[{k!r}] has shape {g.shape}, params[{k!r}] "
-                             f"{params[k].shape}")
-    return loss, out
-
-
-def _localize_grads(model: nn.Module, pairs: list, checks: list) -> localize.Localization:
-    """The first parameter gradient (backward order: last layer first) that disagrees."""
-    loc = localize.Localization(checks=checks, scope="every parameter gradient")
-    failed = [(p, c) for p, c in zip(pairs, checks) if not c.passed and p.quantity == "grad"]
-    for p, c in reversed(failed):
-        key = p.label.split()[3]
-        path = key.rsplit(".", 1)[0]
-        index: int | str = int(path) if path.isdigit() else path
-        kind = type(model.get_submodule(path)).__name__ if path != key else type(model).__name__
-        finding = localize.LayerFinding(index, kind, p.label.split(" ", 2)[2], c.max_abs,
-                                        c.max_rel, p.mine.shape, p.theirs.shape, c.rule)
-        loc.backward = loc.backward or finding
-        loc.affected.append(p.label.split("grad ", 1)[1])
-    return loc

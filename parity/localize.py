@@ -57,26 +57,44 @@ class LayerFinding:
 class Localization:
     """``forward``: the first layer whose output disagrees (or None); ``backward``: the first
     layer, from the loss backwards, whose input or parameter gradient disagrees (or None);
-    ``affected``: every parameter gradient that disagrees, in backward order."""
+    ``affected``: every parameter gradient that disagrees, in backward order; ``consistent``:
+    when only parameter gradients were compared (``compare_functions`` without outputs), the
+    places a gradient-only finding is consistent with, instead of one layer named wrongly."""
 
     forward: LayerFinding | None = None
     backward: LayerFinding | None = None
     affected: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list, repr=False)
     scope: str = "every output, input gradient and parameter gradient"
+    consistent: list[str] = field(default_factory=list)
 
     @property
     def agrees(self) -> bool:
         return self.forward is None and self.backward is None
+
+    @property
+    def cause(self) -> str | None:
+        """``"forward"`` when an output disagrees (every later difference follows from it),
+        ``"backward"`` when only gradients do, ``None`` when everything agrees."""
+        return "forward" if self.forward else "backward" if self.backward else None
 
     def lines(self) -> list[str]:
         if self.agrees:
             return [f"  layer by layer (step 1): {self.scope} agrees"]
         out = []
         if self.forward:
-            out.append(f"  first disagreeing layer, forward order: {self.forward.describe()}")
-        if self.backward:
-            out.append(f"  first disagreeing layer, backward order: {self.backward.describe()}")
+            f = self.forward
+            out.append(f"  first disagreeing layer, forward order: {f.describe()}")
+            out.append(f"  likely cause: the forward pass of layer {f.index} ({f.kind}); the "
+                       f"later outputs, the loss and the gradients inherit its difference")
+        if self.backward and not self.consistent:
+            after = " (follows from the forward difference)" if self.forward else ""
+            out.append(f"  first disagreeing layer, backward order: "
+                       f"{self.backward.describe()}{after}")
+        if self.consistent:
+            out.append(f"  gradient-only finding, first in backward order "
+                       f"{self.backward.describe() if self.backward else ''}; consistent "
+                       f"with: {'; or '.join(self.consistent)}")
         if self.affected:
             out.append(f"  parameter gradients that disagree: {', '.join(self.affected)}")
         return out
@@ -84,7 +102,8 @@ class Localization:
     def to_json(self) -> dict:
         return {"forward": asdict(self.forward) if self.forward else None,
                 "backward": asdict(self.backward) if self.backward else None,
-                "affected": self.affected}
+                "affected": self.affected, "cause": self.cause,
+                "consistent_with": self.consistent}
 
 
 # ---- the NumPy side, layer by layer (with perturbations: the float64 evaluation's spread)

@@ -5,10 +5,12 @@ The contract: ``function`` takes no arguments and returns a dict, either
 - ``{"numpy_model", "torch_model", "X", "y", "loss"}`` and optionally ``"optimizer"``,
   ``"steps"``, ``"weights"`` → ``parity.compare_models``; or
 - ``{"loss_and_grads", "torch_model", "X", "y", "params"}`` and optionally ``"loss"``,
-  ``"reg"``, ``"mapping"``, ``"transposed"`` → ``parity.compare_functions``.
+  ``"reg"``, ``"penalty"``, ``"reduction"``, ``"mapping"``, ``"transposed"``, ``"examples"``,
+  ``"running_var"`` → ``parity.compare_functions``.
 
-``--dtype`` (default float64) casts copies of both models (``compare_functions`` is float64
-only), ``--seed`` seeds torch's dropout masks, ``--steps`` overrides ``"steps"`` (default 1).
+``--dtype`` (default float64) casts copies of both models (for functions: the parameters,
+the batch and the torch copy; functions run on the CPU), ``--seed`` seeds torch's dropout
+masks, ``--steps`` overrides ``"steps"`` (default 1).
 Every mistake — no such file, not Python, an import that raises, no such function, a return
 value of the wrong kind, a user function that raises or calls ``sys.exit`` — is a
 ``ValueError``/``TypeError`` naming it: the CLI prints it as one line and exits 2, never 0.
@@ -17,6 +19,7 @@ The returned ``"steps"`` is held to ``--steps``'s range and type.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import types
@@ -29,7 +32,8 @@ SOURCE_LIMIT = 16 << 20   # a Python file larger than 16 MiB is not a model defi
 MODELS_KEYS = {"numpy_model", "torch_model", "X", "y", "loss"}
 MODELS_OPTIONAL = {"optimizer", "steps", "weights"}
 FUNCTIONS_KEYS = {"loss_and_grads", "torch_model", "X", "y", "params"}
-FUNCTIONS_OPTIONAL = {"loss", "reg", "mapping", "transposed"}
+FUNCTIONS_OPTIONAL = {"loss", "reg", "mapping", "transposed", "penalty", "reduction", "examples",
+                      "running_var"}
 
 
 def is_target(text: str) -> bool:
@@ -93,9 +97,10 @@ def _function(module: types.ModuleType, path: str, name: str) -> Callable:
 
 def _wrap(fn: Callable, target: str) -> Callable:
     """The user's ``loss_and_grads``, its exceptions reported as a ``ValueError`` naming it."""
-    def call(*args):
+    @functools.wraps(fn)        # its signature stays visible: whether it takes masks=
+    def call(*args, **kwargs):
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         except SystemExit as e:
             raise ValueError(f"{target}: loss_and_grads called sys.exit({e.code!r})") from None
         except Exception as e:  # noqa: BLE001 — the user's code
@@ -127,16 +132,17 @@ def returned(target: str, fn: Callable) -> dict:
 def check(target: str, dtype: str = "float64", seed: int = 0,
           steps: int | None = None, device: str = "cpu") -> api.TwinsReport:
     """Load ``target`` (``path/file.py:function``), call the function, run the comparison
-    (the torch twin on ``device``; plain functions run on the CPU in float64)."""
+    (the torch twin on ``device``; plain functions run on the CPU)."""
     path, name = split_target(target)
     got = returned(target, _function(load_module(path), path, name))
     if "loss_and_grads" in got:
-        if dtype != "float64" or device != "cpu":
-            raise ValueError(f"{target}: functions are compared in float64 on the CPU only, "
-                             f"got --dtype {dtype} --device {device}")
+        if device != "cpu":
+            raise ValueError(f"{target}: functions are compared on the CPU only, got "
+                             f"--device {device}")
         options = {k: got[k] for k in FUNCTIONS_OPTIONAL if k in got}
         return api.compare_functions(_wrap(got["loss_and_grads"], target), got["torch_model"],
-                                     got["X"], got["y"], got["params"], name=target, **options)
+                                     got["X"], got["y"], got["params"], name=target,
+                                     dtype=dtype, seed=seed, **options)
     options = {k: got[k] for k in ("optimizer", "weights") if k in got}
     if steps is None:
         steps = int(inputs.number(got.get("steps", 1), f'{target}: "steps"', *inputs.STEPS,

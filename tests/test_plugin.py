@@ -69,3 +69,39 @@ def test_the_plugin_is_registered_by_the_entry_point(pytestconfig):
     """Found through ``pytest11`` (pyproject.toml), not through a conftest of ours."""
     plugin = pytestconfig.pluginmanager.get_plugin("nn_parity")
     assert plugin is not None and plugin.__name__ == "parity.pytest_plugin"
+
+
+DIRECT_TESTS = USER_TESTS.split("def test_correct_port")[0] + '''
+import parity
+
+
+def test_direct_call():
+    numpy_net, torch_net = nets(MasklessReLU())
+    parity.assert_twins_close(numpy_net, torch_net, *batch(), loss="cross_entropy",
+                              weights="torch")
+
+
+def test_direct_functions(twins):
+    numpy_net, torch_net = nets(R.ReLU())
+    X, y = batch()
+    params = {k: v.detach().numpy().copy() for k, v in torch_net.named_parameters()}
+
+    def wrong(p, X, y):
+        return 0.0, {k: np.zeros_like(v) for k, v in p.items()}
+    twins.assert_functions_close(wrong, torch_net, X, y, params)
+'''
+
+
+def test_a_failure_shows_the_test_and_the_report_not_the_librarys_source(pytester):
+    """Issue 20: ``assert_twins_close`` called directly (and ``compare_functions`` through
+    the fixture) fails with the test's own line and the report: no frame of parity's own
+    source, no dump of the arguments (``X = array(...)``) above the table."""
+    pytester.makepyfile(test_direct=DIRECT_TESTS)
+    outcome = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist",
+                                            "-p", "no:hypothesispytest")
+    out = outcome.stdout.str()
+    outcome.assert_outcomes(failed=2)
+    assert "the twins disagree" in out and "the functions disagree with torch" in out, out
+    for leaked in ("def assert_twins_close", "def run(", "def compare_functions",
+                   "result = compare_models", "numpy_model = ", "X = array(", "parity/api.py"):
+        assert leaked not in out, f"{leaked!r} shown:\n{out}"
