@@ -23,7 +23,7 @@ from torch import nn
 
 import reference
 import torch_impl
-from parity import convert, inputs, kinds, localize, transfer
+from parity import chain, convert, inputs, kinds, localize, transfer
 from parity import twins as twins_mod
 from parity.compare import Comparison, compare_twins
 from parity.dtypes import DTYPES, check_dtype
@@ -132,7 +132,8 @@ def _check_pair(np_model, t_model) -> None:
         raise TypeError(f"numpy_model: expected a reference.Sequential, got "
                         f"{type(np_model).__name__}")
     if not isinstance(t_model, nn.Sequential):
-        raise TypeError(f"torch_model: expected an nn.Sequential, got {type(t_model).__name__}")
+        raise TypeError(f"torch_model: expected an nn.Sequential or a module whose forward is "
+                        f"a chain of layers, got {type(t_model).__name__}")
     inputs.torch_module(t_model)
     if len(np_model.layers) != len(t_model):
         raise ValueError(f"the NumPy model has {len(np_model.layers)} layers, the torch model "
@@ -291,6 +292,9 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     caller's arrays and models are never touched: both frameworks work on copies. A torch
     parameter with ``requires_grad=False`` is frozen on both sides (left out of both
     optimizers; its gradient is not compared, its value must stay put)."""
+    chained = chain.of(torch_model)      # a custom module whose forward is a chain
+    if chained is not None:
+        torch_model = chained.sequential
     _check_pair(numpy_model, torch_model)
     _check_loss(loss)
     seed = check_seed(seed, "seed")
@@ -312,6 +316,8 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     t_model = copy.deepcopy(torch_model).to(device="cpu", dtype=_TORCH[dtype])
     X = X.astype(dtype, copy=False)      # inputs.batch made it a private copy
     _dry_run(np_model, t_model, X, y, loss)
+    if chained is not None:
+        chained.verify(X)
     note = _weights_note(np_model, t_model)
     twins = twins_mod.from_models(np_model, t_model, loss, optimizer=o.kind, lr=o.lr,
                                   options=o.options, weight_decay=o.weight_decay,
@@ -325,7 +331,8 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
         notes.append(f"frozen in torch (requires_grad=False): {', '.join(twins.frozen)} — "
                      f"left out of both optimizers, gradient not compared, value compared "
                      f"after every step")
-    return TwinsReport(result, loc, notes + result.notes)
+    report = TwinsReport(result, loc, notes + result.notes)
+    return chained.annotate(report) if chained is not None else report
 
 
 def assert_twins_close(numpy_model: reference.Sequential, torch_model: nn.Sequential, X, y,

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 import reference
-from parity import kinds, transfer
+from parity import chain, kinds, transfer
 from reference import layers as L
 
 __all__ = ["from_torch", "option_mismatches", "supported", "to_torch", "torch_type_of"]
@@ -62,8 +62,12 @@ def from_torch(module: nn.Sequential, *,
     """The NumPy twin of ``module``: one reference layer per module, same options, the same
     parameters and buffers bit for bit (layouts applied by ``parity.transfer``), in the
     module's dtype. ``rng`` draws the Dropout masks when none are queued."""
+    chained = chain.of(module)          # a custom module whose forward is a chain
+    if chained is not None:
+        module = chained.sequential
     if not isinstance(module, nn.Sequential):
-        raise TypeError(f"from_torch: expected an nn.Sequential, got {type(module).__name__}")
+        raise TypeError(f"from_torch: expected an nn.Sequential or a module whose forward is a "
+                        f"chain of layers, got {type(module).__name__}")
     dt = _module_dtype(module)
     model = reference.Sequential(*(_layer_from(i, m, dt, rng) for i, m in enumerate(module)))
     transfer.torch_to_numpy(module, model)
