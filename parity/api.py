@@ -1,6 +1,7 @@
 """The public API: check *your* NumPy model against *your* torch model.
 
-``compare_models`` pairs any ``reference.Sequential`` with any ``nn.Sequential`` and runs
+``compare_models`` pairs any ``reference.Sequential`` with any ``nn.Sequential`` (or a
+module whose forward is a chain of layers: ``parity.chain`` makes it one) and runs
 ``steps`` training steps of both from identical weights, batch and dropout masks
 (``parity.compare.compare_twins``): the losses, every gradient, the update, the parameters
 after it, the optimizer state and the buffers are judged by the one tolerance rule
@@ -270,7 +271,7 @@ def _torch_dry_run(t_model: nn.Module, X: np.ndarray) -> tuple:
 # ---- compare_models ----------------------------------------------------------------------------
 
 @_guarded
-def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, X, y, *,
+def compare_models(numpy_model: reference.Sequential, torch_model: nn.Module, X, y, *,
                    loss: str, optimizer=None, steps: int = 1, dtype: str | None = None,
                    masks: str = "shared", weights: str = "numpy", seed: int = 0,
                    name: str = "your model", device: str = "cpu") -> TwinsReport:
@@ -291,11 +292,17 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     parameters — is a ``ValueError``/``TypeError`` naming it, raised before any step. The
     caller's arrays and models are never touched: both frameworks work on copies. A torch
     parameter with ``requires_grad=False`` is frozen on both sides (left out of both
-    optimizers; its gradient is not compared, its value must stay put)."""
+    optimizers; its gradient is not compared, its value must stay put).
+
+    ``torch_model`` that is no ``nn.Sequential`` is traced (``parity.chain``): a forward
+    that is a chain of layers runs as the ``nn.Sequential`` of them (checked against the
+    forward on ``X``, bit for bit), and the report names its keys as yours (``0.weight
+    (your fc1.weight)``); any other forward is refused naming the node that breaks it."""
     chained = chain.of(torch_model)      # a custom module whose forward is a chain
     if chained is not None:
         torch_model = chained.sequential
     _check_pair(numpy_model, torch_model)
+    assert isinstance(torch_model, nn.Sequential)      # _check_pair refuses anything else
     _check_loss(loss)
     seed = check_seed(seed, "seed")
     steps = int(inputs.number(steps, "steps", *inputs.STEPS, integer=True))
@@ -335,7 +342,7 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     return chained.annotate(report) if chained is not None else report
 
 
-def assert_twins_close(numpy_model: reference.Sequential, torch_model: nn.Sequential, X, y,
+def assert_twins_close(numpy_model: reference.Sequential, torch_model: nn.Module, X, y,
                        **options) -> TwinsReport:
     """``compare_models(numpy_model, torch_model, X, y, **options)``; raises
     ``AssertionError`` with the mine-vs-torch report when any check fails."""

@@ -18,6 +18,7 @@ used twice, ``torch.cat``, an in-place ``+=``, a forward ``torch.fx`` cannot tra
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,8 +61,9 @@ class Chain:
     def verify(self, X: np.ndarray) -> None:
         """The module's own forward and the Sequential compute the same output on ``X``, bit
         for bit, in training mode (the same RNG state: the same dropout draws) and in eval
-        mode — the trace is checked, not trusted. Runs on copies."""
+        mode — the trace is checked, not trusted. Runs on CPU copies."""
         module, seq = copy.deepcopy((self.module, self.sequential))   # one copy of each layer
+        module.to("cpu")          # moves seq's layers too: they are module's own
         floats = [t.dtype for t in module.state_dict().values() if t.is_floating_point()]
         x = torch.tensor(X, dtype=floats[0] if floats else torch.float64)
         for training in (True, False):
@@ -85,6 +87,7 @@ class Chain:
         listing the layers, ``names`` (key → yours), every label holding a key followed by
         ``(your fc1.weight)``, each localized layer by its name."""
         keys = self.keys()
+        report.notes = [_yours(n, keys) for n in report.notes]
         report.notes.insert(0, f"{self.title} traced as a chain (torch.fx) of "
                                f"{len(self.names)} layers: {self.describe()}; parameters "
                                f"compared as the Sequential's keys: "
@@ -101,8 +104,13 @@ class Chain:
         return report
 
 
-def _yours(label: str, keys: dict[str, str]) -> str:
-    return " ".join(f"{t} (your {keys[t]})" if t in keys else t for t in label.split(" "))
+def _yours(text: str, keys: dict[str, str]) -> str:
+    """Each key in ``text`` followed by ``(your fc1.weight)``."""
+    if not keys:
+        return text
+    pattern = "|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True))
+    return re.sub(rf"(?<![\w.])({pattern})(?!\w)",
+                  lambda m: f"{m.group(1)} (your {keys[m.group(1)]})", text)
 
 
 # ---- tracing -----------------------------------------------------------------------------------

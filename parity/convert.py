@@ -1,5 +1,6 @@
 """One model, the other framework: ``from_torch(nn.Sequential) -> reference.Sequential`` and
 ``to_torch(reference.Sequential) -> nn.Sequential``, with identical weights (bit for bit).
+``from_torch`` also takes a module whose forward is a chain of layers (``parity.chain``).
 
 Each module is converted by its kind's record (``parity.kinds``): one reference layer per
 stock torch module of a known kind, options included (eps, momentum, affine, p, …). A module
@@ -57,7 +58,7 @@ def _layer_from(i: int, m: nn.Module, dt: np.dtype, rng) -> L.Layer:
         raise _unsupported(i, e.what, e.why) from None
 
 
-def from_torch(module: nn.Sequential, *,
+def from_torch(module: nn.Module, *,
                rng: np.random.Generator | None = None) -> reference.Sequential:
     """The NumPy twin of ``module``: one reference layer per module, same options, the same
     parameters and buffers bit for bit (layouts applied by ``parity.transfer``), in the
