@@ -178,15 +178,16 @@ def _layers(module: nn.Module, training: bool) -> list[tuple[str, nn.Module]]:
     module.train(training)
     nodes = list(_fx_trace(module).graph.nodes)
     title = type(module).__name__
-    first = [n for n in nodes if n.op == "placeholder"]
+    # an argument with a default that forward never reads (``mask=None``) is no input
+    first = [n for n in nodes if n.op == "placeholder" and (n.users or not n.args)]
     if len(first) != 1:
         raise NotAChain(f"{title}.forward takes {len(first)} inputs "
                         f"({', '.join(n.name for n in first)}); a chain takes one")
     current = first[0]
     out: list[tuple[str, nn.Module]] = []
     called: set[str] = set()
-    for node in nodes[1:]:
-        if _size_query(node, current):
+    for node in nodes:
+        if node.op == "placeholder" or _size_query(node, current):
             continue
         if node.op == "output":
             if node.args[0] is not current:

@@ -191,6 +191,34 @@ def test_functional_dropout_passes_only_with_torchs_masks(monkeypatch):
     assert not run().passed
 
 
+class _Nested(nn.Module):
+    """A body ``nn.Sequential``, an unused ``mask=None`` argument, dropout only in training
+    (``if self.training``: the functional default ``training=True`` is then right)."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.Tanh())
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x, mask=None):
+        x = self.body(x)
+        if self.training:
+            x = F.dropout(x, 0.3)
+        return self.head(x)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_nested_modules_unused_arguments_and_training_only_dropout(dtype):
+    net = _net(dtype, _Nested)
+    c = chain.trace(net)
+    assert c.names == ["body.0", "body.1", "dropout = F.dropout", "head"]
+    assert c.keys()["0.weight"] == "body.0.weight" and c.keys()["3.bias"] == "head.bias"
+    X, y = _batch(dtype)
+    report = parity.compare_models(parity.from_torch(net), net, X, y, loss="cross_entropy",
+                                   optimizer="adam", steps=3, seed=1)
+    assert report.passed, report.report()
+
+
 # ---- refusals: one line naming the node ---------------------------------------------------------
 
 class _Residual(nn.Module):
@@ -285,6 +313,26 @@ class _ViewByNumber(nn.Module):
         return self.fc(x.view(-1, 4))
 
 
+class _TrainOnlyReLU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        if self.training:
+            x = F.relu(x)
+        return self.fc(x)
+
+
+class _TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x, shift):
+        return self.fc(x) + shift
+
+
 REFUSALS = {
     "residual": (_Residual, "_Residual: node x (placeholder x) feeds 2 nodes (fc, add); a "
                  "chain passes each value to the next layer only"),
@@ -304,6 +352,11 @@ REFUSALS = {
     "layer twice": (_Twice, "_Twice: node fc_1 (call_module fc) calls fc a second time"),
     "unused layer": (_Unused, "_Unused: spare.weight, spare.bias belong to no layer its "
                      "forward runs"),
+    "mode-dependent layers": (_TrainOnlyReLU, "_TrainOnlyReLU: its forward runs other layers "
+                              "in eval mode than in training mode (from layer 0: relu = F.relu "
+                              "vs fc)"),
+    "two inputs": (_TwoInputs, "_TwoInputs.forward takes 2 inputs (x, shift); a chain takes "
+                   "one"),
     "view by number": (_ViewByNumber, "_ViewByNumber: node view (call_method Tensor.view): "
                        "view/reshape to (-1, 4) is not supported"),
 }
