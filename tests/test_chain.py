@@ -96,38 +96,50 @@ def _calls():
             for k in kinds.KINDS for f in k.functions if f not in ("view", "reshape")]
 
 
-class _Calls(nn.Module):
-    """``Linear(5, 6)`` then one call of ``function`` with the options of ``example``
-    (``training=self.training`` where the function takes ``training``)."""
+KEYWORD_ONLY = {F.gelu: True}    # gelu(input, *, approximate): no option in order
 
-    def __init__(self, function, options):
+
+class _Calls(nn.Module):
+    """``Linear(5, 6)`` then one call of ``function`` with ``options``, by name or in order
+    (``positional``; ``training=self.training`` where the function takes ``training``)."""
+
+    def __init__(self, function, options, positional=False):
         super().__init__()
         self.fc = nn.Linear(5, 6)
-        self.function, self.options = function, options
+        self.function, self.options, self.positional = function, options, positional
 
     def forward(self, x):
         h = self.fc(x)
         opts = dict(self.options)
         if "training" in opts:
             opts["training"] = self.training
-        if isinstance(self.function, str):
-            return getattr(h, self.function)(**opts)
-        return self.function(h, **opts)
+        call = getattr(h, self.function) if isinstance(self.function, str) else (
+            lambda *a, **k: self.function(h, *a, **k))
+        return call(*opts.values()) if self.positional else call(**opts)
 
 
+@pytest.mark.parametrize("passed", ["by-name", "in-order"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("kind, function", _calls())
-def test_every_listed_function_becomes_its_kinds_layer_and_passes(kind, function, dtype):
-    """The kind's last example's options, passed by name: the traced layer is the kind's
-    stock module with those options, and the net passes 3 Adam steps against ``from_torch``
-    (dropout: masks shared through the stock module the call became)."""
+def test_every_listed_function_becomes_its_kinds_layer_and_passes(kind, function, dtype,
+                                                                  passed):
+    """The kind's last example's options, passed by name or in the record's order (torch
+    reads them in its own: they must agree): the traced layer is the kind's stock module
+    with those options, and the net passes 3 Adam steps against ``from_torch`` (dropout:
+    masks shared through the stock module the call became)."""
     signature = kind.functions[function]
     item = kind.examples[-1].spec
     options = {k: v for k, v in spec_fields(item).items() if k in signature}
     if "training" in signature:
         options["training"] = True
+    if passed == "in-order":        # the record's order, defaults filling the gaps
+        if KEYWORD_ONLY.get(function):
+            pytest.skip(f"{function}: its options are keyword-only")
+        names = list(signature)
+        last = max((names.index(k) for k in options), default=-1)
+        options = {k: options.get(k, signature[k]) for k in names[:last + 1]}
     torch.manual_seed(0)
-    net = _Calls(function, options).to(TDT[dtype])
+    net = _Calls(function, options, positional=passed == "in-order").to(TDT[dtype])
     layer = chain.trace(net).sequential[1]
     assert type(layer) is kind.torch, f"{function}: {type(layer).__name__}"
     assert kind.build_torch(item, TDT[dtype]).extra_repr() == layer.extra_repr()
