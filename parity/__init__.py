@@ -5,7 +5,8 @@ The public API (everything else is private):
 
 ``compare_models(numpy_model, torch_model, X, y, *, loss, optimizer=None, steps=1,
 dtype=None, masks="shared", weights="numpy", seed=0, name="your model") -> TwinsReport``
-    any ``reference.Sequential`` against any ``nn.Sequential``.
+    any ``reference.Sequential`` against any ``nn.Sequential``, or any ``nn.Module`` whose
+    forward is a chain of layers (``parity.chain``: ``fc1``, ``F.relu``, ``fc2``).
 ``assert_twins_close(numpy_model, torch_model, X, y, **options) -> TwinsReport``
     the same; ``AssertionError`` with the mine-vs-torch report when a check fails.
 ``compare_functions(loss_and_grads, torch_model, X, y, params, *, loss="cross_entropy",

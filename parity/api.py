@@ -1,6 +1,7 @@
 """The public API: check *your* NumPy model against *your* torch model.
 
-``compare_models`` pairs any ``reference.Sequential`` with any ``nn.Sequential`` and runs
+``compare_models`` pairs any ``reference.Sequential`` with any ``nn.Sequential`` (or a
+module whose forward is a chain of layers: ``parity.chain`` makes it one) and runs
 ``steps`` training steps of both from identical weights, batch and dropout masks
 (``parity.compare.compare_twins``): the losses, every gradient, the update, the parameters
 after it, the optimizer state and the buffers are judged by the one tolerance rule
@@ -22,7 +23,7 @@ import torch
 from torch import nn
 
 import reference
-from parity import conventions, convert, function_twins, inputs, kinds, localize, transfer
+from parity import chain, conventions, convert, function_twins, inputs, kinds, localize, transfer
 from parity import twins as twins_mod
 from parity.compare import Comparison, compare_twins
 from parity.dtypes import DTYPES, check_dtype
@@ -134,7 +135,8 @@ def _check_pair(np_model, t_model) -> None:
         raise TypeError(f"numpy_model: expected a reference.Sequential, got "
                         f"{type(np_model).__name__}")
     if not isinstance(t_model, nn.Sequential):
-        raise TypeError(f"torch_model: expected an nn.Sequential, got {type(t_model).__name__}")
+        raise TypeError(f"torch_model: expected an nn.Sequential or a module whose forward is "
+                        f"a chain of layers, got {type(t_model).__name__}")
     inputs.torch_module(t_model)
     if len(np_model.layers) != len(t_model):
         raise ValueError(f"the NumPy model has {len(np_model.layers)} layers, the torch model "
@@ -272,7 +274,7 @@ def _torch_dry_run(t_model: nn.Module, X: np.ndarray) -> tuple:
 # ---- compare_models ----------------------------------------------------------------------------
 
 @_guarded
-def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, X, y, *,
+def compare_models(numpy_model: reference.Sequential, torch_model: nn.Module, X, y, *,
                    loss: str, optimizer=None, steps: int = 1, dtype: str | None = None,
                    masks: str = "shared", weights: str | None = None, seed: int = 0,
                    name: str = "your model", device: str = "cpu") -> TwinsReport:
@@ -294,8 +296,17 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     parameters — is a ``ValueError``/``TypeError`` naming it, raised before any step. The
     caller's arrays and models are never touched: both frameworks work on copies. A torch
     parameter with ``requires_grad=False`` is frozen on both sides (left out of both
-    optimizers; its gradient is not compared, its value must stay put)."""
+    optimizers; its gradient is not compared, its value must stay put).
+
+    ``torch_model`` that is no ``nn.Sequential`` is traced (``parity.chain``): a forward
+    that is a chain of layers runs as the ``nn.Sequential`` of them (checked against the
+    forward on ``X``, bit for bit), and the report names its keys as yours (``0.weight
+    (your fc1.weight)``); any other forward is refused naming the node that breaks it."""
+    chained = chain.of(torch_model)      # a custom module whose forward is a chain
+    if chained is not None:
+        torch_model = chained.sequential
     _check_pair(numpy_model, torch_model)
+    assert isinstance(torch_model, nn.Sequential)      # _check_pair refuses anything else
     _check_loss(loss)
     seed = check_seed(seed, "seed")
     steps = int(inputs.number(steps, "steps", *inputs.STEPS, integer=True))
@@ -318,6 +329,8 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     t_model = copy.deepcopy(torch_model).to(device="cpu", dtype=_TORCH[dtype])
     X = X.astype(dtype, copy=False)      # inputs.batch made it a private copy
     _dry_run(np_model, t_model, X, y, loss)
+    if chained is not None:
+        chained.verify(X)
     note = None if chosen else _weights_note(np_model, t_model)
     twins = twins_mod.from_models(np_model, t_model, loss, optimizer=o.kind, lr=o.lr,
                                   options=o.options, weight_decay=o.weight_decay,
@@ -331,10 +344,11 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
         notes.append(f"frozen in torch (requires_grad=False): {', '.join(twins.frozen)} — "
                      f"left out of both optimizers, gradient not compared, value compared "
                      f"after every step")
-    return TwinsReport(result, loc, notes + result.notes)
+    report = TwinsReport(result, loc, notes + result.notes)
+    return chained.annotate(report) if chained is not None else report
 
 
-def assert_twins_close(numpy_model: reference.Sequential, torch_model: nn.Sequential, X, y,
+def assert_twins_close(numpy_model: reference.Sequential, torch_model: nn.Module, X, y,
                        **options) -> TwinsReport:
     """``compare_models(numpy_model, torch_model, X, y, **options)``; raises
     ``AssertionError`` with the mine-vs-torch report when any check fails (in pytest this

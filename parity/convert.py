@@ -1,5 +1,6 @@
 """One model, the other framework: ``from_torch(nn.Sequential) -> reference.Sequential`` and
 ``to_torch(reference.Sequential) -> nn.Sequential``, with identical weights (bit for bit).
+``from_torch`` also takes a module whose forward is a chain of layers (``parity.chain``).
 
 Each module is converted by its kind's record (``parity.kinds``): one reference layer per
 stock torch module of a known kind, options included (eps, momentum, affine, p, …). A module
@@ -16,7 +17,7 @@ import torch
 from torch import nn
 
 import reference
-from parity import kinds, transfer
+from parity import chain, kinds, transfer
 from reference import layers as L
 
 __all__ = ["from_torch", "option_mismatches", "supported", "to_torch", "torch_type_of"]
@@ -57,13 +58,17 @@ def _layer_from(i: int, m: nn.Module, dt: np.dtype, rng) -> L.Layer:
         raise _unsupported(i, e.what, e.why) from None
 
 
-def from_torch(module: nn.Sequential, *,
+def from_torch(module: nn.Module, *,
                rng: np.random.Generator | None = None) -> reference.Sequential:
     """The NumPy twin of ``module``: one reference layer per module, same options, the same
     parameters and buffers bit for bit (layouts applied by ``parity.transfer``), in the
     module's dtype. ``rng`` draws the Dropout masks when none are queued."""
+    chained = chain.of(module)          # a custom module whose forward is a chain
+    if chained is not None:
+        module = chained.sequential
     if not isinstance(module, nn.Sequential):
-        raise TypeError(f"from_torch: expected an nn.Sequential, got {type(module).__name__}")
+        raise TypeError(f"from_torch: expected an nn.Sequential or a module whose forward is a "
+                        f"chain of layers, got {type(module).__name__}")
     dt = _module_dtype(module)
     model = reference.Sequential(*(_layer_from(i, m, dt, rng) for i, m in enumerate(module)))
     transfer.torch_to_numpy(module, model)

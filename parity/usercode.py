@@ -3,7 +3,8 @@
 The contract: ``function`` takes no arguments and returns a dict, either
 
 - ``{"numpy_model", "torch_model", "X", "y", "loss"}`` and optionally ``"optimizer"``,
-  ``"steps"``, ``"weights"`` → ``parity.compare_models``; or
+  ``"steps"``, ``"weights"`` → ``parity.compare_models`` (``torch_model`` an
+  ``nn.Sequential`` or a module whose forward is a chain of layers: ``parity.chain``); or
 - ``{"loss_and_grads", "torch_model", "X", "y", "params"}`` and optionally ``"loss"``,
   ``"reg"``, ``"penalty"``, ``"reduction"``, ``"mapping"``, ``"transposed"``, ``"examples"``,
   ``"running_var"`` → ``parity.compare_functions``.
@@ -15,15 +16,22 @@ Every mistake — no such file, not Python, an import that raises, no such funct
 value of the wrong kind, a user function that raises or calls ``sys.exit`` — is a
 ``ValueError``/``TypeError`` naming it: the CLI prints it as one line and exits 2, never 0.
 The returned ``"steps"`` is held to ``--steps``'s range and type.
+
+The file's folder is first on ``sys.path`` while the file is imported *and* while the
+function and the check run (``importable``), so code that imports a sibling module when it
+runs finds it; afterwards ``sys.path`` is as it was and the sibling modules are forgotten (the
+next file's ``helpers.py`` is its own). ``loaded`` is that for any command
+(``nn-parity export`` and ``import-check`` take the same targets).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from parity import api, inputs
 from parity.fileio import read_regular
@@ -51,9 +59,47 @@ def split_target(text: str) -> tuple[str, str]:
     return path, name
 
 
+@contextlib.contextmanager
+def importable(path: str) -> Iterator[None]:
+    """The folder of ``path`` first on ``sys.path`` for the duration; then ``sys.path`` as
+    before and, unless the folder was importable already, the modules imported from it
+    removed from ``sys.modules``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    known = folder in {os.path.abspath(p or os.curdir) for p in sys.path}
+    before = set(sys.modules)
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):    # user code may have removed it itself
+            sys.path.remove(folder)
+        for name in () if known else set(sys.modules) - before:
+            if _imported_from(folder, sys.modules.get(name)):
+                del sys.modules[name]
+
+
+def _imported_from(folder: str, module) -> bool:
+    """``module`` is ``folder/top.py`` or lives in the package ``folder/top/``."""
+    file = getattr(module, "__file__", None)
+    if not file or module.__name__.startswith("nn_parity_user_"):
+        return False
+    top = os.path.join(folder, module.__name__.split(".")[0])
+    file = os.path.abspath(file)
+    return file == top + ".py" or file.startswith(top + os.sep)
+
+
+@contextlib.contextmanager
+def loaded(target: str) -> Iterator[dict]:
+    """What the function of ``target`` (``path/file.py:function``) returns, checked against
+    the contract (module docstring), its folder importable until the block ends."""
+    path, name = split_target(target)
+    with importable(path):
+        yield returned(target, _function(load_module(path), path, name))
+
+
 def load_module(path: str) -> types.ModuleType:
-    """Execute the regular file ``path`` as a fresh module (its directory importable while
-    it runs); any failure becomes a one-line ``ValueError`` naming the file."""
+    """Execute the regular file ``path`` as a fresh module (inside ``importable`` for its
+    siblings); any failure becomes a one-line ``ValueError`` naming the file."""
     try:
         source = read_regular(path, SOURCE_LIMIT, "for a Python file")
     except FileNotFoundError:
@@ -70,7 +116,6 @@ def load_module(path: str) -> types.ModuleType:
     module = types.ModuleType(name)
     module.__file__ = os.path.abspath(path)
     sys.modules[name] = module           # dataclasses and pickling look their module up
-    sys.path.insert(0, os.path.dirname(module.__file__))
     try:
         exec(code, module.__dict__)
     except SystemExit as e:
@@ -78,8 +123,6 @@ def load_module(path: str) -> types.ModuleType:
     except Exception as e:  # noqa: BLE001 — the user's code: reported, not a crash of ours
         raise ValueError(f"{path}: importing it raised {type(e).__name__}: "
                          f"{inputs.first_line(e)}") from e
-    finally:
-        sys.path.remove(os.path.dirname(module.__file__))
     return module
 
 
@@ -133,8 +176,12 @@ def check(target: str, dtype: str = "float64", seed: int = 0,
           steps: int | None = None, device: str = "cpu") -> api.TwinsReport:
     """Load ``target`` (``path/file.py:function``), call the function, run the comparison
     (the torch twin on ``device``; plain functions run on the CPU)."""
-    path, name = split_target(target)
-    got = returned(target, _function(load_module(path), path, name))
+    with loaded(target) as got:
+        return _compare(target, got, dtype, seed, steps, device)
+
+
+def _compare(target: str, got: dict, dtype: str, seed: int, steps: int | None,
+             device: str) -> api.TwinsReport:
     if "loss_and_grads" in got:
         if device != "cpu":
             raise ValueError(f"{target}: functions are compared on the CPU only, got "

@@ -251,3 +251,134 @@ def test_drift_record_and_combine_json(capsys, tmp_path):
     assert code == 0 and os.path.isfile(rec["path"]) and rec["environment"] in rec["path"]
     code, out, _ = run_cli(capsys, "drift", "--combine", str(tmp_path), "--json")
     assert code == 0 and json.loads(out)
+
+
+# ── your own code: a chain nn.Module, a sibling imported at run time, export/import-check ───
+
+CHAIN_FILE = '''
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import reference as R
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(4, 8)
+        self.fc2 = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+class Residual(Net):
+    def forward(self, x):
+        h = self.fc1(x)
+        return self.fc2(h + F.relu(h))
+
+
+def twins():
+    import {helpers}              # a sibling module, imported when the function runs
+    torch.manual_seed(0)
+    X, y = {helpers}.batch()
+    return {{"numpy_model": R.Sequential(R.Linear(4, 8), R.ReLU(), R.Linear(8, 3)),
+             "torch_model": Net().double(), "X": X, "y": y, "loss": "cross_entropy",
+             "optimizer": "adam", "steps": 3, "weights": "torch"}}
+
+
+def residual():
+    pair = twins()
+    pair["torch_model"] = Residual().double()
+    return pair
+
+
+def other():
+    pair = twins()
+    pair["numpy_model"] = R.Sequential(R.Linear(4, 3))
+    pair["torch_model"] = nn.Sequential(nn.Linear(4, 3)).double()
+    return pair
+'''
+
+HELPERS = '''
+import numpy as np
+
+
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((10, 4)), rng.integers(0, 3, 10)
+'''
+
+
+@pytest.fixture
+def chain_file(tmp_path, request):
+    """``my_chain.py`` beside a helper module of a name no other test uses."""
+    helpers = f"chain_helpers_{re.sub(r'[^a-z0-9]', '_', request.node.name.lower())}"
+    (tmp_path / f"{helpers}.py").write_text(HELPERS)
+    path = tmp_path / "my_chain.py"
+    path.write_text(CHAIN_FILE.format(helpers=helpers))
+    return str(path), helpers
+
+
+def test_check_a_chain_module_whose_function_imports_a_sibling_when_it_runs(capsys,
+                                                                            chain_file):
+    """The folder is importable while the function runs, and not after (sys.path and
+    sys.modules as before)."""
+    path, helpers = chain_file
+    folder = os.path.dirname(path)
+    code, out, err = run_cli(capsys, "check", f"{path}:twins", "--dtype", "float32")
+    assert code == 0, out + err
+    assert "note: Net traced as a chain (torch.fx) of 3 layers: 0 fc1 (Linear), 1 relu = " \
+           "F.relu (ReLU), 2 fc2 (Linear)" in out, out
+    assert folder not in sys.path and helpers not in sys.modules
+
+
+def test_a_branching_module_is_refused_in_one_line(capsys, chain_file):
+    path, _ = chain_file
+    code, out, err = run_cli(capsys, "check", f"{path}:residual")
+    assert code == 2 and out == ""
+    assert err == ("nn-parity: error: Residual: node fc1 (call_module fc1) feeds 2 nodes (relu, "
+                   "add); a chain passes each value to the next layer only\n")
+
+
+@pytest.mark.parametrize("impl, suffix", [("torch", "pt"), ("numpy", "npz"),
+                                          ("torch", "safetensors")])
+def test_export_and_import_check_take_your_function(capsys, tmp_path, chain_file, impl,
+                                                    suffix):
+    """The model your function returns, saved as it is and loaded into both of your twins:
+    their predictions on your X agree; the checkpoint is named ``my_chain.py:twins``."""
+    path, helpers = chain_file
+    out_file = str(tmp_path / f"mine.{suffix}")
+    code, out, err = run_cli(capsys, "export", f"{path}:twins", "--impl", impl, "--out",
+                             out_file, "--json")
+    assert code == 0, err
+    written = json.loads(out)
+    assert written["model"] == "my_chain.py:twins" and written["format"] == suffix
+    assert sorted(written["keys"]) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    code, out, err = run_cli(capsys, "import-check", f"{path}:twins", out_file, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["passed"] and result["samples"] == 10 and result["saved_from"] == impl
+    code, out, _ = run_cli(capsys, "import-check", f"{path}:twins", out_file)
+    assert code == 0 and "10 samples (the batch X your function returns)" in out, out
+    assert helpers not in sys.modules
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("export", "{file}:twins", "--impl", "torch", "--out", "{dir}/a.pt", "--epochs", "3"),
+     "my_chain.py:twins: --epochs and --seed need a catalogue recipe"),
+    (("import-check", "{file}:other", "{dir}/mine.pt"),
+     "mine.pt: checkpoint of model 'my_chain.py:twins', not 'my_chain.py:other'"),
+    (("import-check", "{file}:twins", "{dir}/mine.pt", "--seed", "1"),
+     "my_chain.py:twins: --seed chooses a catalogue model's held-out data"),
+    (("export", "{dir}/nothing.py:twins", "--impl", "torch", "--out", "{dir}/b.pt"),
+     "nothing.py: no such file"),
+], ids=["export-epochs", "import-other-model", "import-seed", "no-file"])
+def test_export_and_import_check_refuse_in_one_line(capsys, tmp_path, chain_file, argv,
+                                                    message):
+    path, _ = chain_file
+    assert run_cli(capsys, "export", f"{path}:twins", "--impl", "torch", "--out",
+                   str(tmp_path / "mine.pt"))[0] == 0
+    code, out, err = run_cli(capsys, *(a.format(file=path, dir=tmp_path) for a in argv))
+    assert code == 2 and message in err and err.count("\n") == 1, err

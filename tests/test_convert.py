@@ -95,7 +95,8 @@ def test_a_layer_of_your_own_is_refused_by_to_torch():
 
 
 def test_wrong_containers_are_type_errors():
-    with pytest.raises(TypeError, match="from_torch: expected an nn.Sequential, got Linear"):
+    with pytest.raises(TypeError, match="from_torch: expected an nn.Sequential or a module "
+                                        "whose forward is a chain of layers, got Linear"):
         convert.from_torch(nn.Linear(2, 2))
     with pytest.raises(TypeError, match="to_torch: expected a reference.Sequential, got"):
         convert.to_torch(nn.Sequential(nn.Linear(2, 2)))

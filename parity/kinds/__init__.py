@@ -21,13 +21,14 @@ import layerspec as S
 import reference
 from parity.kinds.losses import LOSSES, LossKind, loss_kind, of_loss
 from parity.kinds.optimizers import OPTIMIZERS, OptimizerKind, optimizer_kind
-from parity.kinds.record import SAME, Example, LayerKind, Layout, Unsupported
+from parity.kinds.record import REQUIRED, SAME, Example, LayerKind, Layout, SizeOf, Unsupported
 from reference import init as initializers
 
 __all__ = ["KINDS", "LOSSES", "OPTIMIZERS", "Example", "LayerKind", "Layout", "LossKind",
            "OptimizerKind", "SAME", "Unsupported", "decision_threshold", "drops_units",
-           "layouts", "loss_kind", "numpy_model", "of_layer", "of_loss", "of_module", "of_spec",
-           "optimizer_kind", "penalized_keys", "torch_model"]
+           "layouts", "loss_kind", "numpy_model", "of_function", "of_layer", "of_loss",
+           "of_module", "of_spec", "optimizer_kind", "penalized_keys", "torch_model",
+           "REQUIRED", "SizeOf"]
 
 
 def _records() -> tuple[LayerKind, ...]:
@@ -45,6 +46,7 @@ KINDS: tuple[LayerKind, ...] = _records()
 _BY_SPEC = {k.spec: k for k in KINDS}
 _BY_NUMPY = {k.numpy: k for k in KINDS}
 _BY_TORCH = {k.torch: k for k in KINDS}
+_BY_FUNCTION = {f: k for k in KINDS for f in k.functions}
 
 
 def _known() -> str:
@@ -72,6 +74,20 @@ def of_module(module: nn.Module, exact: bool = True) -> LayerKind | None:
     if exact:
         return _BY_TORCH.get(type(module))
     return next((_BY_TORCH[c] for c in type(module).__mro__ if c in _BY_TORCH), None)
+
+
+def of_function(target) -> LayerKind | None:
+    """The record whose ``functions`` list a torch function (``F.relu``) or a Tensor method
+    name (``"relu"``); ``None`` when no kind stands for it."""
+    try:
+        return _BY_FUNCTION.get(target)
+    except TypeError:       # an unhashable target is no function of ours
+        return None
+
+
+def functions() -> list:
+    """Every torch function and Tensor method name some kind stands for."""
+    return list(_BY_FUNCTION)
 
 
 # ---- building the twins of a description ----------------------------------------------------

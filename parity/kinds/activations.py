@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch as th  # "torch" names the module class in a record
+import torch.nn.functional as F
 from torch import nn
 
 import layerspec as S
@@ -17,6 +19,7 @@ from reference import layers as L
 class ReLUKind(LayerKind):
     spec, numpy, torch = S.ReLU, L.ReLU, nn.ReLU
     examples = (Example(S.ReLU(), (6, 5)),)
+    functions = {F.relu: {"inplace": False}, th.relu: {}, "relu": {}}
 
     def kinks(self, layer):
         return (0.0,)
@@ -25,6 +28,7 @@ class ReLUKind(LayerKind):
 class SigmoidKind(LayerKind):
     spec, numpy, torch = S.Sigmoid, L.Sigmoid, nn.Sigmoid
     examples = (Example(S.Sigmoid(), (6, 5)),)
+    functions = {th.sigmoid: {}, F.sigmoid: {}, "sigmoid": {}}
 
     def output_range(self, layer):
         return (0.0, 1.0)
@@ -39,6 +43,7 @@ class SigmoidKind(LayerKind):
 class TanhKind(LayerKind):
     spec, numpy, torch = S.Tanh, L.Tanh, nn.Tanh
     examples = (Example(S.Tanh(), (6, 5)),)
+    functions = {th.tanh: {}, F.tanh: {}, "tanh": {}}
 
     def output_range(self, layer):
         return (-1.0, 1.0)
@@ -68,6 +73,7 @@ ERF_KERNEL = 12.0
 class GELUKind(LayerKind):
     spec, numpy, torch = S.GELU, L.GELU, nn.GELU
     examples = (Example(S.GELU(), (6, 5)), Example(S.GELU("tanh"), (6, 5)))
+    functions = {F.gelu: {"approximate": "none"}}
     """Both forms: oneDNN's ``eltwise_gelu_erf`` (none, torch's default) or ATen's
     vectorized kernels (``Gelu.h``, ``GeluBackwardKernelImpl``; tanh always). Smooth: no
     kinks. GELU' = 0 at x = −0.7518, where dx's relative error is unbounded (the bound is
@@ -141,6 +147,7 @@ class GELUKind(LayerKind):
 class LeakyReLUKind(LayerKind):
     spec, numpy, torch = S.LeakyReLU, L.LeakyReLU, nn.LeakyReLU
     examples = (Example(S.LeakyReLU(), (6, 5)), Example(S.LeakyReLU(0.2), (6, 5)))
+    functions = {F.leaky_relu: {"negative_slope": 0.01, "inplace": False}}
     """``x > 0``: ``x`` and ``d`` pass exactly (the default ``|out|`` is kept: one rounding,
     never reached). ``x ≤ 0``: one product with the float32 slope: ``(1 + rep(slope))``
     relative — 1.375 at 0.01. Kink at 0 (slope 1 right, negative_slope at and left of 0)."""
@@ -158,6 +165,7 @@ class LeakyReLUKind(LayerKind):
 class ELUKind(LayerKind):
     spec, numpy, torch = S.ELU, L.ELU, nn.ELU
     examples = (Example(S.ELU(), (6, 5)), Example(S.ELU(0.5), (6, 5)))
+    functions = {F.elu: {"alpha": 1.0, "inplace": False}}
     """``x < 0``: ``expm1(x)·α`` (torch 2.13's ``Elu.h``; the exp − 1 of older torch lost
     all of eˣ − 1's digits for |x| ≲ u): expm1 2, the product 1, α's cast → ``(3 + rep α)``
     relative. Backward ``x ≤ 0``: ``(d·α)·eˣ``, ``(4 + rep α)``. ``x > 0``: exact (default
@@ -183,6 +191,7 @@ class ELUKind(LayerKind):
 class SiLUKind(LayerKind):
     spec, numpy, torch = S.SiLU, L.SiLU, nn.SiLU
     examples = (Example(S.SiLU(), (6, 5)),)
+    functions = {F.silu: {"inplace": False}}
     """``x / (1 + e^{−x})``: e^{−x} 2u, carried into ``1 + e`` by ``(1 − σ)``, the sum and
     the division 1 each: ``(2 + 2(1 − σ))|out|``. Where ``e^{−x}`` overflows float32
     (``x < −88.72``) torch returns −0 for a value still above the smallest normal down to
@@ -208,6 +217,7 @@ class SiLUKind(LayerKind):
 class SoftplusKind(LayerKind):
     spec, numpy, torch = S.Softplus, L.Softplus, nn.Softplus
     examples = (Example(S.Softplus(), (6, 5)), Example(S.Softplus(2.0, 5.0), (6, 5)))
+    functions = {F.softplus: {"beta": 1.0, "threshold": 20.0}}
     """``t = x·β`` (float32 β; exact when β is a power of 2), ``e = eᵗ``, ``L = log1p(e)``,
     ``out = L/β`` where ``t ≤ threshold``, else ``x`` (exact). Hazards: the two branches
     differ by ``J = log1p(e^{−threshold})/β`` at ``x = threshold/β`` — a *jump in value*

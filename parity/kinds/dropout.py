@@ -3,10 +3,11 @@ takes torch's recorded keep-masks (``queue_masks``; ``parity.masks`` records the
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import nn
 
 import layerspec as S
-from parity.kinds.record import Example, LayerKind
+from parity.kinds.record import Example, LayerKind, Unsupported
 from reference import layers as L
 
 
@@ -14,12 +15,24 @@ class DropoutKind(LayerKind):
     spec, numpy, torch = S.Dropout, L.Dropout, nn.Dropout
     draws_masks = True
     examples = (Example(S.Dropout(0.5), (6, 5)), Example(S.Dropout(0.15), (8, 3)))
+    functions = {F.dropout: {"p": 0.5, "training": True, "inplace": False}}
 
     def build_numpy(self, item, *, dtype, init, rng, dropout_rng):
         return L.Dropout(item.p, rng=dropout_rng)
 
     def from_torch(self, module, dtype, rng):
         return L.Dropout(module.p, rng=rng)
+
+    def from_call(self, options, training):
+        """``F.dropout(x, p, training=self.training)`` is ``nn.Dropout(p)``: it drops units
+        exactly when its module trains. A ``training`` that does not follow the module (the
+        default ``True`` in eval mode) has no stock module."""
+        if options["training"] is not training:
+            raise Unsupported(f"F.dropout(training={options['training']!r}) in "
+                              f"{'training' if training else 'eval'} mode",
+                              "pass training=self.training, as nn.Dropout does")
+        return super().from_call({k: v for k, v in options.items() if k != "training"},
+                                 training)
 
 
 KINDS = (DropoutKind(),)

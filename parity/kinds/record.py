@@ -64,6 +64,19 @@ SAME = Layout()
 
 
 @dataclass(frozen=True)
+class SizeOf:
+    """``x.size(dim)`` of the input of the call it stands in (``x.view(x.size(0), -1)``):
+    how a traced forward (``parity.chain``) hands a shape taken from the chain's own value
+    to ``LayerKind.from_call``."""
+
+    dim: int
+
+
+REQUIRED = object()     # an option of ``LayerKind.functions`` without a default
+HARMLESS_OPTIONS = ("inplace", "_stacklevel")   # change no value of a call in a chain
+
+
+@dataclass(frozen=True)
 class Example:
     """One instance the generic tests build: a description and the batch shape it takes."""
 
@@ -93,6 +106,9 @@ class LayerKind:
     min_batch: ClassVar[int] = 1          # rows a training forward needs
     running_state: ClassVar[bool] = False  # training updates buffers the next step reads
     examples: ClassVar[tuple[Example, ...]] = ()
+    # the torch functions (``F.relu``) and Tensor method names (``"relu"``) this kind stands
+    # for in a traced forward → their options after the input, in order, with defaults
+    functions: ClassVar[dict] = {}
 
     @property
     def name(self) -> str:
@@ -117,6 +133,22 @@ class LayerKind:
     def to_torch(self, layer: L.Layer, dtype):
         """The torch module twinned with ``layer`` (weights copied afterwards)."""
         return self.torch(**layer.options())
+
+    def from_call(self, options: dict, training: bool):
+        """The stock module computing what a call of one of ``functions`` with ``options``
+        (by name, defaults filled) computes, in a forward traced in training mode
+        ``training``: the description's fields are the module's options; ``inplace`` changes
+        no value; any other option must be ``None``. ``Unsupported`` otherwise."""
+        fields = {f.name for f in dataclasses.fields(self.spec)}
+        for k, v in options.items():
+            if k not in fields and k not in HARMLESS_OPTIONS and v is not None:
+                raise Unsupported(f"{k}={v!r}", f"{self.name} takes no such option")
+        try:
+            item = self.spec(**{k: v for k, v in options.items() if k in fields})
+        except (TypeError, ValueError) as e:
+            raise Unsupported(", ".join(f"{k}={v!r}" for k, v in options.items()
+                                        if k in fields), str(e)) from None
+        return self.torch(**spec_fields(item))
 
     # ---- float32 rounding model (parity.precise): error bounds in units of the roundoff
     def forward_amplitude(self, layer: L.Layer, x, out):

@@ -7,10 +7,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch as th  # "torch" names the module class in a record
+import torch.nn.functional as F
 from torch import nn
 
 import layerspec as S
-from parity.kinds.record import Example, LayerKind
+from parity.kinds.record import REQUIRED, Example, LayerKind
 from parity.kinds.rounding import row_sum_error
 from reference import layers as L
 
@@ -18,6 +20,9 @@ from reference import layers as L
 class SoftmaxKind(LayerKind):
     spec, numpy, torch = S.Softmax, L.Softmax, nn.Softmax
     examples = (Example(S.Softmax(1), (6, 5)), Example(S.Softmax(-1), (4, 3)))
+    functions = {F.softmax: {"dim": None, "_stacklevel": 3, "dtype": None},
+                 th.softmax: {"dim": REQUIRED, "dtype": None},
+                 "softmax": {"dim": REQUIRED, "dtype": None}}
     """``e = exp(x − m)``, ``s = e·(1/Σe)``. Range ``[0, 1]`` (e_max = 1 ≤ Σe)."""
 
     def _rel(self, x, s):
@@ -47,6 +52,9 @@ class SoftmaxKind(LayerKind):
 class LogSoftmaxKind(LayerKind):
     spec, numpy, torch = S.LogSoftmax, L.LogSoftmax, nn.LogSoftmax
     examples = (Example(S.LogSoftmax(1), (6, 5)), Example(S.LogSoftmax(-1), (4, 3)))
+    functions = {F.log_softmax: {"dim": None, "_stacklevel": 3, "dtype": None},
+                 th.log_softmax: {"dim": REQUIRED, "dtype": None},
+                 "log_softmax": {"dim": REQUIRED, "dtype": None}}
     """``out = (x − m) − log Σ e^{x − m}``. Range ``(−∞, 0]``."""
 
     def forward_amplitude(self, layer, x, out):

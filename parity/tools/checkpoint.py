@@ -76,7 +76,10 @@ from parity.fileio import (
     read_json,
     read_regular,
 )
+from parity.tools.usermodel import UserModel
 from parity.twins import IMPLS, predict
+
+AnySpec = ModelSpec | UserModel     # a catalogue model, or your own (file.py:function)
 
 FORMAT = "nn-parity-checkpoint"
 FORMAT_VERSION = 1
@@ -99,8 +102,8 @@ class Checkpoint:
 
 # ---- helpers ----------------------------------------------------------------------------------
 
-def _spec(spec: ModelSpec | str) -> ModelSpec:
-    if isinstance(spec, ModelSpec):
+def _spec(spec: AnySpec | str) -> AnySpec:
+    if isinstance(spec, AnySpec):
         return spec
     from parity.catalogue import zoo
     return zoo.get(spec)
@@ -124,7 +127,7 @@ def _model_dtype(state: dict[str, np.ndarray], what: str) -> str:
     return dts[0]
 
 
-def _expected_state(spec: ModelSpec, dtype: str) -> tuple[dict[str, np.ndarray], nn.Sequential]:
+def _expected_state(spec: AnySpec, dtype: str) -> tuple[dict[str, np.ndarray], nn.Sequential]:
     """The torch twin's state_dict (torch layout, as arrays) — the shapes/dtypes a checkpoint of
     ``spec`` at ``dtype`` must have — and the twin itself (for ``parity.transfer``)."""
     t_model = spec.build_torch(dtype)
@@ -153,7 +156,7 @@ def _check_state(state: dict[str, np.ndarray], expected: dict[str, np.ndarray],
         raise ValueError(f"{where}: {'; '.join(problems)}")
 
 
-def _meta(spec: ModelSpec, dtype: str, state: dict, saved_from: str, extra: dict | None) -> dict:
+def _meta(spec: AnySpec, dtype: str, state: dict, saved_from: str, extra: dict | None) -> dict:
     meta = {
         "format": FORMAT, "version": FORMAT_VERSION, "model": spec.name, "dtype": dtype,
         "layout": "torch", "layers": spec.layer_summary(), "parameters": spec.num_parameters(),
@@ -189,7 +192,7 @@ def _st_header_meta(meta: dict, state: dict[str, np.ndarray]) -> dict[str, str]:
             ST_RECORD: record, ST_DIGESTS: json_text(_st_digests(record, state))}
 
 
-def _saved(spec: ModelSpec, state: dict[str, np.ndarray], saved_from: str,
+def _saved(spec: AnySpec, state: dict[str, np.ndarray], saved_from: str,
            extra_meta: dict | None) -> dict:
     """Checks shared by both savers (``state``: torch layout); returns the metadata."""
     dtype = _model_dtype(state, f"save_{saved_from} {spec.name}")
@@ -204,7 +207,7 @@ def _check_fmt(fmt: str, allowed: tuple[str, ...], who: str) -> None:
         raise ValueError(f"{who}: format must be one of {allowed}, got {fmt!r}")
 
 
-def save_numpy(path: str, np_model: reference.Sequential, spec_name: str, *,
+def save_numpy(path: str, np_model: reference.Sequential, spec_name: str | AnySpec, *,
                fmt: str = "npz", extra_meta: dict | None = None) -> dict:
     """Write ``np_model`` (a twin of catalogue model ``spec_name``) in torch layout (Linear
     weights transposed by ``parity.transfer``): ``fmt="npz"`` — state_dict keys → arrays plus
@@ -227,7 +230,7 @@ def save_numpy(path: str, np_model: reference.Sequential, spec_name: str, *,
     return meta
 
 
-def save_torch(path: str, t_model: nn.Module, spec_name: str, *,
+def save_torch(path: str, t_model: nn.Module, spec_name: str | AnySpec, *,
                fmt: str = "pt", extra_meta: dict | None = None) -> dict:
     """Write ``t_model`` (a twin of ``spec_name``): ``fmt="pt"`` —
     ``torch.save({"meta": {...}, "state_dict": {key: tensor}})`` (detached CPU copies);
@@ -256,7 +259,7 @@ def format_for_path(path) -> str:
     return ext.lstrip(".")
 
 
-def save(path: str, model, spec_name: str, fmt: str | None = None, *,
+def save(path: str, model, spec_name: str | AnySpec, fmt: str | None = None, *,
          extra_meta: dict | None = None) -> dict:
     """Save either twin in any format (``fmt``: ``npz`` | ``pt`` | ``safetensors``; default:
     from the extension, ``format_for_path``), converting through ``parity.transfer`` when the
@@ -274,9 +277,9 @@ def save(path: str, model, spec_name: str, fmt: str | None = None, *,
         transfer.numpy_to_torch(model, t_model)
         model = t_model
     if isinstance(model, reference.Sequential):
-        return save_numpy(path, model, spec.name, fmt=fmt, extra_meta=extra_meta)
+        return save_numpy(path, model, spec, fmt=fmt, extra_meta=extra_meta)
     if isinstance(model, nn.Module):
-        return save_torch(path, model, spec.name, fmt=fmt, extra_meta=extra_meta)
+        return save_torch(path, model, spec, fmt=fmt, extra_meta=extra_meta)
     raise TypeError(f"save: model must be a reference.Sequential or torch.nn.Sequential, "
                     f"got {type(model).__name__}")
 
@@ -308,7 +311,7 @@ class _Bounds:
         return 2 * self.total + META_BYTES + (1 << 20)
 
 
-def _bounds_of(spec: ModelSpec) -> _Bounds:
+def _bounds_of(spec: AnySpec) -> _Bounds:
     expected = transfer.torch_state(spec.build_torch("float64"))   # the widest dtype
     per_key = {k: v.size * 8 + NPY_HEADER_BYTES for k, v in expected.items()}
     return _Bounds(per_key, sum(per_key.values()), f"a {spec.name!r} checkpoint")
@@ -486,7 +489,7 @@ def _read_npz_state(path: str, z: zipfile.ZipFile, bounds: _Bounds | None) -> di
 
 
 def _read_npz(path: str, z: zipfile.ZipFile, data: bytes,
-              spec: ModelSpec | None) -> tuple[dict, dict]:
+              spec: AnySpec | None) -> tuple[dict, dict]:
     meta = _read_npz_meta(path, z)
     bounds = None
     if spec is not None:
@@ -513,7 +516,7 @@ def _tensor_array(path: str, k, v) -> np.ndarray:
 
 
 def _read_pt(path: str, z: zipfile.ZipFile, data: bytes,
-             spec: ModelSpec | None) -> tuple[dict, dict]:
+             spec: AnySpec | None) -> tuple[dict, dict]:
     for info in z.infolist():        # sizes were checked by _open; the CRCs, which
         _read_member(path, z, info.filename)   # torch.load does not check, are checked here
     try:
@@ -617,7 +620,7 @@ def _st_verify(path: str, state: dict[str, np.ndarray], digests: dict) -> None:
                              f"check")
 
 
-def _read_safetensors(path: str, data: bytes, spec: ModelSpec | None,
+def _read_safetensors(path: str, data: bytes, spec: AnySpec | None,
                       via: str) -> tuple[object, dict]:
     """(record, state in the record's key order) of a .safetensors checkpoint."""
     header, start = _st_header(path, data)
@@ -637,7 +640,7 @@ def _read_safetensors(path: str, data: bytes, spec: ModelSpec | None,
     return meta, {k: state[k] for k in sorted(state, key=lambda k: (rank.get(k, len(rank)), k))}
 
 
-def _check_model_name(path: str, meta, spec: ModelSpec) -> None:
+def _check_model_name(path: str, meta, spec: AnySpec) -> None:
     name = meta.get("model") if isinstance(meta, dict) else None
     if isinstance(meta, dict) and meta.get("format") == FORMAT and name != spec.name:
         raise ValueError(f"{path}: checkpoint of model {name!r}, not {spec.name!r}")
@@ -662,7 +665,7 @@ def _check_meta_fields(path: str, meta: object) -> dict:
     return meta
 
 
-def read_checkpoint(path: str, spec: ModelSpec | str | None = None, *,
+def read_checkpoint(path: str, spec: AnySpec | str | None = None, *,
                     via: str = "numpy") -> Checkpoint:
     """Read any format into a ``Checkpoint`` (model checks: ``check_meta``). The file is
     read once; member sizes are bounded by ``spec``'s shapes (default: the largest catalogue
@@ -684,7 +687,7 @@ def read_checkpoint(path: str, spec: ModelSpec | str | None = None, *,
     return Checkpoint(path, fmt, _check_meta_fields(path, meta), state)
 
 
-def check_meta(ck: Checkpoint, spec: ModelSpec, dtype: str | None = None) -> str:
+def check_meta(ck: Checkpoint, spec: AnySpec, dtype: str | None = None) -> str:
     """The checkpoint is of ``spec`` (by name) at ``dtype`` (if given); returns its dtype."""
     name = ck.meta.get("model")
     if name != spec.name:
@@ -709,7 +712,7 @@ def _first_nonfinite(path: str, state: dict[str, np.ndarray], verb: str = "load"
                              f"(first {float(v[idx])!r} at index {idx}); refusing to {verb} it")
 
 
-def checked(ck: Checkpoint, spec: ModelSpec | str, dtype: str | None = None):
+def checked(ck: Checkpoint, spec: AnySpec | str, dtype: str | None = None):
     """``ck`` is a finite checkpoint of ``spec`` (at ``dtype`` if given) with exactly the torch
     twin's keys, shapes and dtypes. Returns ``(spec, its dtype, an empty torch twin)``."""
     spec = _spec(spec)
@@ -720,7 +723,7 @@ def checked(ck: Checkpoint, spec: ModelSpec | str, dtype: str | None = None):
     return spec, ck_dtype, t_model
 
 
-def numpy_twin(ck: Checkpoint, spec: ModelSpec | str, *, dtype: str | None = None,
+def numpy_twin(ck: Checkpoint, spec: AnySpec | str, *, dtype: str | None = None,
                seed: int = 0) -> reference.Sequential:
     """A NumPy twin of ``spec`` holding the weights and buffers of a read checkpoint."""
     model_spec, ck_dtype, t_model = checked(ck, spec, dtype)
@@ -729,7 +732,7 @@ def numpy_twin(ck: Checkpoint, spec: ModelSpec | str, *, dtype: str | None = Non
     return model
 
 
-def torch_twin(ck: Checkpoint, spec: ModelSpec | str, *,
+def torch_twin(ck: Checkpoint, spec: AnySpec | str, *,
                dtype: str | None = None) -> nn.Sequential:
     """A torch twin of ``spec`` holding the weights and buffers of a read checkpoint."""
     _, _, t_model = checked(ck, spec, dtype)
@@ -739,7 +742,7 @@ def torch_twin(ck: Checkpoint, spec: ModelSpec | str, *,
 
 # ---- load ---------------------------------------------------------------------------------------
 
-def load_numpy(path: str, spec: ModelSpec | str, *, dtype: str | None = None,
+def load_numpy(path: str, spec: AnySpec | str, *, dtype: str | None = None,
                seed: int = 0) -> reference.Sequential:
     """A NumPy twin of ``spec`` holding the checkpoint's weights and buffers (any format; a
     .safetensors file is parsed by ``safetensors.numpy``).
@@ -749,14 +752,14 @@ def load_numpy(path: str, spec: ModelSpec | str, *, dtype: str | None = None,
     return numpy_twin(read_checkpoint(path, spec), spec, dtype=dtype, seed=seed)
 
 
-def load_torch(path: str, spec: ModelSpec | str, *, dtype: str | None = None) -> nn.Sequential:
+def load_torch(path: str, spec: AnySpec | str, *, dtype: str | None = None) -> nn.Sequential:
     """A torch twin of ``spec`` holding the checkpoint's weights and buffers (any format; a
     .safetensors file is parsed by ``safetensors.torch``)."""
     spec = _spec(spec)
     return torch_twin(read_checkpoint(path, spec, via="torch"), spec, dtype=dtype)
 
 
-def load_any(path: str, spec: ModelSpec | str, impl: str, *, dtype: str | None = None):
+def load_any(path: str, spec: AnySpec | str, impl: str, *, dtype: str | None = None):
     """Load an ``.npz``, ``.pt`` or ``.safetensors`` checkpoint into ``impl`` (``numpy`` |
     ``torch``)."""
     if impl not in IMPLS:
@@ -787,7 +790,7 @@ def file_sha256(path: str, limit: int) -> str:
     return hashlib.sha256(read_regular(path, limit, "a checkpoint can need")).hexdigest()
 
 
-def written(path: str, fmt: str, meta: dict, spec: ModelSpec) -> dict:
+def written(path: str, fmt: str, meta: dict, spec: AnySpec) -> dict:
     """What ``save`` wrote, as ``export --json`` prints it: path, format, size, the file's
     SHA-256 (read back from disk), and each key's dtype and shape (torch layout)."""
     data_sha = file_sha256(path, _bounds_of(spec).file_bytes)
@@ -798,6 +801,12 @@ def written(path: str, fmt: str, meta: dict, spec: ModelSpec) -> dict:
 
 
 def cmd_export(args) -> int:
+    from parity import usercode
+    if usercode.is_target(args.model):
+        check_file_target(args.out, "--out")
+        fmt = _format_for(args.out, args.format)
+        with usercode.loaded(args.model) as got:
+            return _export_user(args, UserModel.of(args.model, got), fmt)
     from parity.catalogue import train, zoo
     spec = zoo.get(args.model)
     check_file_target(args.out, "--out")     # before training, not after
@@ -819,10 +828,38 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _export_user(args, user: UserModel, fmt: str) -> int:
+    """``export file.py:function``: the model your function returns, saved as it is."""
+    if args.epochs is not None or args.seed is not None:
+        raise ValueError(f"{args.model}: --epochs and --seed need a catalogue recipe; export "
+                         f"saves the model your function returns as it is")
+    model = (user.build_numpy(0, args.dtype) if args.impl == "numpy"
+             else user.build_torch(args.dtype))
+    meta = save(args.out, model, user, fmt, extra_meta={"saved_with": "export",
+                                                        "source": args.model})
+    out = written(args.out, fmt, meta, user)
+    if args.json:
+        print(json_text({**out, "saved_from": args.impl}, indent=2))
+        return 0
+    print(f"{user.name}: your {args.impl} model as {args.model} returns it ({args.dtype})")
+    print(f"  wrote {args.out} ({fmt}, {out['bytes']} bytes, sha256 {out['sha256']})")
+    return 0
+
+
 def cmd_import_check(args) -> int:
-    from parity.catalogue import zoo
+    from parity import usercode
+    if not usercode.is_target(args.model):
+        from parity.catalogue import zoo
+        return _import_check(args, zoo.get(args.model))
+    if args.seed is not None:
+        raise ValueError(f"{args.model}: --seed chooses a catalogue model's held-out data; "
+                         f"yours is the batch your function returns")
+    with usercode.loaded(args.model) as got:
+        return _import_check(args, UserModel.of(args.model, got))
+
+
+def _import_check(args, spec: AnySpec) -> int:
     from parity.tolerances import tolerance
-    spec = zoo.get(args.model)
     ck = read_checkpoint(args.path, spec)     # the file is read once, for both twins
     np_model, t_model = numpy_twin(ck, spec), torch_twin(ck, spec)
     dtype = check_meta(ck, spec)
@@ -849,7 +886,9 @@ def cmd_import_check(args) -> int:
     else:
         print(f"{spec.name}: {args.path} ({ck.fmt}, {dtype}, saved from "
               f"{result['saved_from']}) loaded into numpy and torch")
-        print(f"  held-out predictions, {len(X)} samples (data seed {seed}): "
+        data = ("the batch X your function returns" if isinstance(spec, UserModel)
+                else f"data seed {seed}")
+        print(f"  held-out predictions, {len(X)} samples ({data}): "
               f"max |numpy - torch| = {max_abs:.3e}"
               f"{' (bit-identical)' if max_abs == 0.0 else ''}; "
               f"{dtype} output tolerance rtol {rtol:g} atol {atol:g}: "
@@ -868,9 +907,14 @@ def register(subparsers) -> None:
         "the format the --out extension names: .npz (no pickles), torch .pt or .safetensors, "
         "each holding torch state_dict keys in torch layout (Linear weight (out, in)) plus "
         "JSON metadata. Any file loads into either implementation. The file is written "
-        "atomically, and only after training succeeded.")
-    s.add_argument("model", metavar="MODEL", help="catalogue name (see `nn-parity list`)")
-    s.add_argument("--impl", required=True, choices=IMPLS, help="which twin to train")
+        "atomically, and only after training succeeded. MODEL may also be your own code, "
+        "path/to/file.py:function (README, 'Check your own model').")
+    s.add_argument("model", metavar="MODEL",
+                   help="catalogue name (see `nn-parity list`), or path/to/file.py:function "
+                        "returning your twins (as for `nn-parity check`): the model it "
+                        "returns is saved as it is, without training")
+    s.add_argument("--impl", required=True, choices=IMPLS,
+                   help="which twin to train (yours: which to save)")
     s.add_argument("--out", required=True, metavar="PATH",
                    help="checkpoint file to write, ending in .npz, .pt or .safetensors (which "
                         "chooses the format; its directory must exist)")
@@ -879,9 +923,9 @@ def register(subparsers) -> None:
                         "extension; every format can hold either twin")
     s.add_argument("--seed", type=int, default=None,
                    help="seed for data, initial weights, batch order and dropout "
-                        "(default: the model's pinned seed)")
+                        "(default: the model's pinned seed; catalogue models only)")
     s.add_argument("--epochs", type=int, default=None,
-                   help="training epochs (default: the recipe's)")
+                   help="training epochs (default: the recipe's; catalogue models only)")
     s.add_argument("--dtype", default="float64", help="float64 (default) or float32")
     s.add_argument("--json", action="store_true",
                    help="print what was written as JSON: path, format, bytes, sha256, keys")
@@ -895,11 +939,16 @@ def register(subparsers) -> None:
         "difference of their outputs. Exit 0 when they agree within the tolerance table's "
         "'output' tolerance for the checkpoint's dtype (the weights are bit-identical; "
         "float64 outputs differ by summation order only, ~1e-16 to 5e-15 measured), "
-        "1 when they do not, 2 for an unreadable or mismatched checkpoint.")
-    s.add_argument("model", metavar="MODEL", help="catalogue name the checkpoint must be of")
+        "1 when they do not, 2 for an unreadable or mismatched checkpoint. MODEL may also be "
+        "your own code, path/to/file.py:function: your two twins load the checkpoint "
+        "(one that export wrote from the same function) and predict on the X it returns.")
+    s.add_argument("model", metavar="MODEL",
+                   help="catalogue name the checkpoint must be of, or path/to/file.py:function "
+                        "returning your twins: both load the checkpoint and predict on the "
+                        "batch X it returns")
     s.add_argument("path", metavar="PATH", help="checkpoint file (.npz, .pt or .safetensors)")
     s.add_argument("--seed", type=int, default=None,
                    help="seed of the held-out data (default: the seed recorded in the "
-                        "checkpoint, else the model's pinned seed)")
+                        "checkpoint, else the model's pinned seed; catalogue models only)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_import_check)
