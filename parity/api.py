@@ -203,9 +203,17 @@ def _check_optimizer_numbers(spec: OptimSpec) -> None:
                 inputs.number(x, f"optimizer {k}")
 
 
-def _check_loss(loss) -> str:
+def _check_loss(loss, reduction: str = "mean") -> str:
     kinds.loss_kind(loss)
+    if not isinstance(reduction, str) or reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction: 'mean' or 'sum', got {reduction!r}")
     return loss
+
+
+def _loss_note(loss: str, reduction: str) -> str:
+    """Which torch loss the check ran, so that a failure names it."""
+    return (f"torch's loss: {kinds.loss_kind(loss).torch.__name__}(reduction={reduction!r}) "
+            f"(loss={loss!r})")
 
 
 def _weights_note(np_model, t_model) -> str | None:
@@ -272,7 +280,8 @@ def _torch_dry_run(t_model: nn.Module, X: np.ndarray) -> tuple:
 def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, X, y, *,
                    loss: str, optimizer=None, steps: int = 1, dtype: str | None = None,
                    masks: str = "shared", weights: str = "numpy", seed: int = 0,
-                   name: str = "your model", device: str = "cpu") -> TwinsReport:
+                   name: str = "your model", device: str = "cpu",
+                   reduction: str = "mean") -> TwinsReport:
     """Run ``steps`` training steps of copies of both models on the batch ``X: (N, D)``,
     ``y: (N,)`` and judge everything (losses, gradients, update, parameters, optimizer state,
     buffers, eval output) by the one tolerance rule; localize the first disagreeing layer.
@@ -283,7 +292,8 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     dropout masks (from ``seed``) are handed to NumPy, the only mode. ``weights``: both
     copies start from the NumPy model's weights (``"numpy"``) or torch's (``"torch"``).
     ``device``: where the torch copy runs, ``"cpu"`` or ``"cuda[:N]"`` (TF32 off; every torch
-    tensor is brought back to the CPU before it is judged).
+    tensor is brought back to the CPU before it is judged). ``reduction``: the loss's on both
+    sides, ``"mean"`` (torch's default) or ``"sum"`` (``parity.kinds.LOSSES`` lists the losses).
 
     Bad input — a NaN or Inf anywhere, complex numbers, an empty batch, labels the model
     cannot take, layer options (dropout ``p``, a norm's ``eps``) that differ, tied or meta
@@ -292,7 +302,7 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     parameter with ``requires_grad=False`` is frozen on both sides (left out of both
     optimizers; its gradient is not compared, its value must stay put)."""
     _check_pair(numpy_model, torch_model)
-    _check_loss(loss)
+    _check_loss(loss, reduction)
     seed = check_seed(seed, "seed")
     steps = int(inputs.number(steps, "steps", *inputs.STEPS, integer=True))
     X, y = inputs.batch(X, y, loss)
@@ -316,7 +326,7 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     twins = twins_mod.from_models(np_model, t_model, loss, optimizer=o.kind, lr=o.lr,
                                   options=o.options, weight_decay=o.weight_decay,
                                   decay=o.decay, init_from=weights, name=name,
-                                  device=device)
+                                  device=device, reduction=reduction)
     loc = localize.localize(twins, X, y, seed)
     result = compare_twins(twins, X, y, steps=steps, seed=seed)
     start = "NumPy" if weights == "numpy" else "torch"
@@ -345,20 +355,21 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
                       params: Mapping[str, np.ndarray], *, loss: str = "cross_entropy",
                       reg: float = 0.0, mapping: Mapping[str, str] | None = None,
                       transposed: bool | None = None,
-                      name: str = "your functions") -> TwinsReport:
+                      name: str = "your functions", reduction: str = "mean") -> TwinsReport:
     """Judge a plain-NumPy ``loss_and_grads(params, X, y) -> (loss, grads)`` against
     ``torch_model`` at the same parameters, in float64 (params upcast exactly).
 
     ``params`` (your names → arrays) is loaded into a copy of ``torch_model``; each name maps
     to a ``state_dict`` key by ``mapping`` or by shape (in order, a 2-D array also matching
     its transpose: ``W: (in, out)`` is torch's ``(out, in)``; said in ``notes``; a square
-    weight takes the others' layout or ``transposed``). torch's loss is ``loss`` plus
-    ``0.5·reg·Σ‖W‖²`` over its Linear weights (cs231n's penalty, gradient ``reg·W``)."""
+    weight takes the others' layout or ``transposed``). torch's loss is ``loss`` (a name of
+    ``parity.kinds.LOSSES``, reduced by ``reduction``: ``"mean"`` or ``"sum"`` over the batch)
+    plus ``0.5·reg·Σ‖W‖²`` over its Linear weights (cs231n's penalty, gradient ``reg·W``)."""
     if not callable(loss_and_grads):
         raise TypeError(f"loss_and_grads: expected a function, got {type(loss_and_grads).__name__}")
     if not isinstance(torch_model, nn.Module):
         raise TypeError(f"torch_model: expected an nn.Module, got {type(torch_model).__name__}")
-    _check_loss(loss)
+    _check_loss(loss, reduction)
     inputs.torch_module(torch_model)
     inputs.finite_state(torch_model.state_dict(), "the torch model's")
     reg = inputs.number(reg, "reg", 0)
@@ -381,7 +392,7 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
     X, y = inputs.batch(X, y, loss)
     X = X.astype(np.float64, copy=False)
     inputs.labels_fit(y, loss, _torch_dry_run(t_model, X))
-    L_t, grads_t = _torch_loss_and_grads(t_model, loss, X, y, reg, state)
+    L_t, grads_t = _torch_loss_and_grads(t_model, loss, X, y, reg, state, reduction)
     L_u, grads_u = _call_user(loss_and_grads, params, X, y)
     mine = {key: np.ascontiguousarray(grads_u[n].T) if tr else grads_u[n]
             for n, (key, tr) in matched.items()}
@@ -393,7 +404,7 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
     result = Comparison(name, "float64", 0, 1, [L_u], [L_t], checks, arrays={
         "weights": state, "batch": {"X": X, "y": np.asarray(y)},
         "grads_numpy": mine, "grads_torch": grads_t})
-    notes = _mapping_notes(params, shapes, matched)
+    notes = _mapping_notes(params, shapes, matched) + [_loss_note(loss, reduction)]
     if frozen:
         notes.append(f"frozen in torch (requires_grad=False): {', '.join(frozen)} — your "
                      f"function returns its gradient, so torch's is computed and compared too")
@@ -481,7 +492,8 @@ def _mapping_notes(params, shapes, matched) -> list[str]:
     return notes
 
 
-def _torch_loss_and_grads(model: nn.Module, loss: str, X, y, reg: float, state: dict):
+def _torch_loss_and_grads(model: nn.Module, loss: str, X, y, reg: float, state: dict,
+                          reduction: str = "mean"):
     """torch's loss (plus the cs231n penalty) and parameter gradients at ``state``."""
     params = dict(model.named_parameters())
     with torch.no_grad():
@@ -490,7 +502,7 @@ def _torch_loss_and_grads(model: nn.Module, loss: str, X, y, reg: float, state: 
     model.train()
     out = model(torch.tensor(X))          # a copy: an in-place first module writes into it
     kind = kinds.loss_kind(loss)
-    L = kind.torch()(out, kind.torch_targets(y, torch.float64))
+    L = kind.build_torch(reduction)(out, kind.torch_targets(y, torch.float64))
     if reg:
         L = L + torch_impl.l2_penalty([params[k] for k in kinds.penalized_keys(model)], reg)
     L.backward()

@@ -162,43 +162,50 @@ def test_a_wrong_backward_is_flagged(factor):
     assert fd.check_layer(WrongTanh(), layer_input("tanh", rng), True, rng)["dx"] > 1e-3
 
 
-# ---- losses: one input recipe per loss record (parity.kinds.LOSSES) ---------------------------
-LOSS_INPUTS = {   # name → (scores, targets) for a batch of n, from rng
-    "cross_entropy": lambda rng, n: (3 * rng.standard_normal((n, 4)), rng.integers(0, 4, n)),
-    # probabilities away from 0 and 1 (the logs are clamped there)
-    "bce": lambda rng, n: (rng.uniform(0.05, 0.95, (n, 1)), rng.integers(0, 2, n)),
-    "bce_with_logits": lambda rng, n: (3 * rng.standard_normal((n, 1)), rng.integers(0, 2, n)),
-}
+# ---- losses: every loss record (parity.kinds.LOSSES), its own example inputs, both reductions --
+REDUCTIONS = ("mean", "sum")
 
 
-def test_every_loss_has_inputs():
-    assert set(LOSS_INPUTS) == set(kinds.LOSSES), "add an input recipe for the new loss"
+def loss_case(name: str, rng: np.random.Generator, n: int = 8, dtype: str = "float64",
+              reduction: str = "mean"):
+    """The record's loss (its example options: β, δ, margin off their defaults of 1) and
+    example ``(out, y)``, every entry farther than 1e3·h from a kink (L1's 0, SmoothL1/Huber's
+    ±β, the hinge's zero margins)."""
+    kind = kinds.LOSSES[name]
+    scores, y = kind.example(rng, n, margin=1e3 * fd.H)
+    return kind.build_numpy(reduction, **kind.example_options), scores.astype(dtype), y
 
 
-def loss_case(name: str, rng: np.random.Generator, n: int = 8, dtype: str = "float64"):
-    scores, y = LOSS_INPUTS[name](rng, n)
-    return kinds.LOSSES[name].numpy(), scores.astype(dtype), y
-
-
+@pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("name", list(kinds.LOSSES))
-def test_loss_backward_matches_finite_differences(name, seed):
-    loss, scores, y = loss_case(name, np.random.default_rng(seed))
+def test_loss_backward_matches_finite_differences(name, seed, reduction):
+    loss, scores, y = loss_case(name, np.random.default_rng(seed), reduction=reduction)
     before = scores.copy()
     err = fd.check_loss(loss, scores, y)
-    assert err <= fd.FD_RTOL, f"{name}: rel_error {err:.2e}"
+    assert err <= fd.FD_RTOL, f"{name} ({reduction}): rel_error {err:.2e}"
     np.testing.assert_array_equal(scores, before)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("name", list(kinds.LOSSES))
-def test_float32_loss_backward_matches_float64_finite_differences(name, seed):
+def test_float32_loss_backward_matches_float64_finite_differences(name, seed, reduction):
     rng = np.random.default_rng(seed)
-    loss, scores, y = loss_case(name, rng, dtype="float32")
+    loss, scores, y = loss_case(name, rng, dtype="float32", reduction=reduction)
     before = scores.copy()
     c = fd.check_loss_float32(loss, scores, y, rng)
-    assert_float32({"dscores": c}, f"{name} (seed {seed})")
+    assert_float32({"dscores": c}, f"{name} ({reduction}, seed {seed})")
     np.testing.assert_array_equal(scores, before)
+
+
+def test_a_loss_kink_is_a_finite_difference_hazard():
+    """Why the examples keep away from kinks: L1 near r = 0 (within h) and the hinge at a zero
+    margin, straddled by the central difference, measure a mean of two slopes."""
+    l1 = LS.L1Loss()
+    assert fd.check_loss(l1, np.array([[0.3 * fd.H, 1.0]]), np.array([[0.0, 0.5]])) > 0.1
+    hinge = LS.MultiMarginLoss()
+    assert fd.check_loss(hinge, np.array([[1.0, 0.0, -3.0]]), np.array([0])) > 0.1
 
 
 def test_float32_checks_flag_a_wrong_backward():
@@ -217,7 +224,7 @@ def test_float32_checks_flag_a_wrong_backward():
     c = fd.check_layer_float32(WrongTanh(), layer_input("tanh", rng, dtype="float32"), True,
                                rng)["dx"]
     assert not c.passed and c.rel > 1e-3
-    scores, y = LOSS_INPUTS["cross_entropy"](rng, 8)
+    scores, y = kinds.LOSSES["cross_entropy"].example(rng, 8)
     c = fd.check_loss_float32(WrongCrossEntropy(), scores.astype(np.float32), y, rng)
     assert not c.passed and c.rel > 1e-3
 
