@@ -286,7 +286,7 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Sequential
     ``y: (N,)`` and judge everything (losses, gradients, update, parameters, optimizer state,
     buffers, eval output) by the one tolerance rule; localize the first disagreeing layer.
 
-    ``loss``: ``"cross_entropy"`` | ``"bce"`` | ``"bce_with_logits"``. ``optimizer``: see
+    ``loss``: a name in ``parity.kinds.LOSSES`` (``"mse"``, ``"nll"`` …). ``optimizer``: see
     ``optimizer_spec`` (default SGD, lr 0.1). ``dtype``: ``None`` keeps the models' own (they
     must agree), ``"float64"``/``"float32"`` casts the copies. ``masks="shared"``: torch's
     dropout masks (from ``seed``) are handed to NumPy, the only mode. ``weights``: both

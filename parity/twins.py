@@ -270,7 +270,7 @@ def from_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, l
 
     ``numpy_model``: ``reference.Sequential`` (Linear weight ``(in, out)``); ``torch_model``:
     ``nn.Sequential`` with the same state_dict keys and the same dtype (float64 | float32).
-    ``loss``: ``cross_entropy`` | ``bce`` | ``bce_with_logits``. ``optimizer``: ``sgd`` |
+    ``loss``: a name in ``parity.kinds.LOSSES`` (``mse``, ``nll`` …). ``optimizer``: ``sgd`` |
     ``adam`` | ``adamw`` with ``lr`` and ``options`` as torch names them (``momentum``,
     ``betas``, ``amsgrad`` …), ``weight_decay`` on every parameter (``decay="all"``, torch's
     default) or on Linear weights only (``"weights"``). ``penalty_in_loss``: both sides also

@@ -3,7 +3,8 @@ twin (built with the same ``reduction``, ``"mean"`` or ``"sum"``), checks and co
 targets (class labels, 0/1, or real targets shaped like the output), and gives the float32
 rounding model of the loss and its gradient (``parity.precise``) and its finite-difference
 hazards (BCE's cap; the kinks of L1, SmoothL1/Huber and the hinge). ``LOSSES`` maps the names
-users pass (``loss="mse"``) to records."""
+users pass (``loss="mse"``) to records. Conventions between codebases (sum or mean, Huber vs
+SmoothL1, cs231n's hinge) and measurements: docs/losses.md."""
 
 from __future__ import annotations
 
@@ -330,9 +331,10 @@ class ProbsCrossEntropyKind(_ClassLabels):
     head = (S.Softmax(1),)
 
     def scores(self, rng, n, k):
-        """Probabilities: the softmax of logits ``2·N(0, 1)``."""
+        """Probabilities ``≥ 0.1/k``: ``0.9·softmax(2·N(0, 1)) + 0.1/k``. Near ``p = 0`` the
+        central difference of ``−log p`` errs by ``h²/(3p³)`` (and ``p − h`` leaves [0, 1])."""
         e = np.exp(2 * rng.standard_normal((n, k)))
-        return e / e.sum(axis=1, keepdims=True)
+        return 0.9 * e / e.sum(axis=1, keepdims=True) + 0.1 / k
 
     def terms(self, loss):
         """``−log p_y`` of an exact input: the log rounds relative to ``|ℓ|``, plus ``u``."""
