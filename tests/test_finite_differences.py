@@ -8,6 +8,7 @@ right; thresholds, their derivation and measurements are in its docstring."""
 import numpy as np
 import pytest
 
+import layerspec as S
 from parity import finite_diff as fd
 from parity import kinds
 from parity.catalogue import zoo
@@ -249,6 +250,23 @@ def test_numerical_jvp_grad_is_exact_on_a_quadratic_and_restores_x():
     np.testing.assert_allclose(num, expect, rtol=0, atol=1e-9)
     with pytest.raises(TypeError, match="float64"):
         fd.numerical_jvp_grad(lambda v: v, x.astype(np.float32), 1.0)
+
+
+def test_check_twins_drops_a_row_at_a_kink_of_the_loss():
+    """An L1 twin whose first row's output lies 0.3·h from its target: the central difference
+    would straddle |r|'s kink, so that row is replaced by the next one and the check passes."""
+    import torch
+
+    from parity.twins import from_models
+    layers = (S.Linear(3, 2),)
+    rng = np.random.default_rng(0)
+    model = kinds.numpy_model(layers, init="uniform_torch", rng=rng, dtype=np.dtype("float64"))
+    twins = from_models(model, kinds.torch_model(layers, torch.float64), "l1")
+    X = rng.standard_normal((6, 3))
+    y = model.predict(X) + 0.5
+    y[0] -= 0.5 - 0.3 * fd.H
+    result = fd.check_twins(twins, X, y, n=4)
+    assert 0 not in result.rows and len(result.rows) == 4 and result.passed, result.report()
 
 
 def test_kink_free_batch_drops_the_xor_origin():
