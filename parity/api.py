@@ -207,8 +207,10 @@ def _check_optimizer_numbers(spec: OptimSpec) -> None:
                 inputs.number(x, f"optimizer {k}")
 
 
-def _check_loss(loss) -> str:
+def _check_loss(loss, reduction: str = "mean") -> str:
     kinds.loss_kind(loss)
+    if not isinstance(reduction, str) or reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction: 'mean' or 'sum', got {reduction!r}")
     return loss
 
 
@@ -277,19 +279,21 @@ def _torch_dry_run(t_model: nn.Module, X: np.ndarray) -> tuple:
 def compare_models(numpy_model: reference.Sequential, torch_model: nn.Module, X, y, *,
                    loss: str, optimizer=None, steps: int = 1, dtype: str | None = None,
                    masks: str = "shared", weights: str | None = None, seed: int = 0,
-                   name: str = "your model", device: str = "cpu") -> TwinsReport:
+                   name: str = "your model", device: str = "cpu",
+                   reduction: str = "mean") -> TwinsReport:
     """Run ``steps`` training steps of copies of both models on the batch ``X: (N, D)``,
     ``y: (N,)`` and judge everything (losses, gradients, update, parameters, optimizer state,
     buffers, eval output) by the one tolerance rule; localize the first disagreeing layer.
 
-    ``loss``: ``"cross_entropy"`` | ``"bce"`` | ``"bce_with_logits"``. ``optimizer``: see
+    ``loss``: a name in ``parity.kinds.LOSSES`` (``"mse"``, ``"nll"`` …). ``optimizer``: see
     ``optimizer_spec`` (default SGD, lr 0.1). ``dtype``: ``None`` keeps the models' own (they
     must agree), ``"float64"``/``"float32"`` casts the copies. ``masks="shared"``: torch's
     dropout masks (from ``seed``) are handed to NumPy, the only mode. ``weights``: both
     copies start from the NumPy model's weights (``"numpy"``, the default) or torch's
     (``"torch"``); when you leave it out and the two models' weights differ, a note says so.
     ``device``: where the torch copy runs, ``"cpu"`` or ``"cuda[:N]"`` (TF32 off; every torch
-    tensor is brought back to the CPU before it is judged).
+    tensor is brought back to the CPU before it is judged). ``reduction``: the loss's on both
+    sides, ``"mean"`` (torch's default) or ``"sum"`` (``parity.kinds.LOSSES`` lists the losses).
 
     Bad input — a NaN or Inf anywhere, complex numbers, an empty batch, labels the model
     cannot take, layer options (dropout ``p``, a norm's ``eps``) that differ, tied or meta
@@ -307,7 +311,7 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Module, X,
         torch_model = chained.sequential
     _check_pair(numpy_model, torch_model)
     assert isinstance(torch_model, nn.Sequential)      # _check_pair refuses anything else
-    _check_loss(loss)
+    _check_loss(loss, reduction)
     seed = check_seed(seed, "seed")
     steps = int(inputs.number(steps, "steps", *inputs.STEPS, integer=True))
     X, y = inputs.batch(X, y, loss)
@@ -335,7 +339,7 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Module, X,
     twins = twins_mod.from_models(np_model, t_model, loss, optimizer=o.kind, lr=o.lr,
                                   options=o.options, weight_decay=o.weight_decay,
                                   decay=o.decay, init_from=weights, name=name,
-                                  device=device)
+                                  device=device, reduction=reduction)
     loc = localize.localize(twins, X, y, seed)
     result = compare_twins(twins, X, y, steps=steps, seed=seed)
     start = "NumPy" if weights == "numpy" else "torch"
@@ -379,9 +383,9 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
     to a ``state_dict`` key by ``mapping`` or by shape, in order: a weight ``(in, out)`` or
     ``(out, in)`` per layer (a square one takes the others' layout, or ``transposed``), a
     bias ``(n,)``, ``(1, n)`` or ``(n, 1)`` (said in ``notes``). ``examples="columns"``: one
-    example per column, ``X: (D, N)`` (Nielsen). ``reduction``: your loss is the batch
-    ``"mean"`` or ``"sum"``. ``penalty``: ``{"l2": λ, "form": "half" | "full", "l1": μ,
-    "biases": bool}`` — L2 as ``λ/2·ΣW²`` (cs231n) or ``λ·ΣW²`` (nnfs), L1 as ``μ·Σ|W|``, on
+    example per column, ``X: (D, N)`` (Nielsen). ``reduction``: your loss, and torch's
+    ``loss`` (a name of ``parity.kinds.LOSSES``), is the batch ``"mean"`` or ``"sum"``.
+    ``penalty``: ``{"l2": λ, "form": "half" | "full", "l1": μ, "biases": bool}`` — L2 as ``λ/2·ΣW²`` (cs231n) or ``λ·ΣW²`` (nnfs), L1 as ``μ·Σ|W|``, on
     the Linear weights (and their biases); ``reg=λ`` is ``{"l2": λ}``.
 
     With Dropout in ``torch_model`` your function is called with ``masks=``: torch's
@@ -397,7 +401,7 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
         raise TypeError(f"loss_and_grads: expected a function, got {type(loss_and_grads).__name__}")
     if not isinstance(torch_model, nn.Module):
         raise TypeError(f"torch_model: expected an nn.Module, got {type(torch_model).__name__}")
-    _check_loss(loss)
+    _check_loss(loss, reduction)
     inputs.torch_module(torch_model)
     inputs.finite_state(torch_model.state_dict(), "the torch model's")
     reg = inputs.number(reg, "reg", 0)

@@ -268,7 +268,7 @@ def _precise_step(twins, start, X, y, masks, grads_t, seed: int) -> dict:
     t_model = twins.torch_model
 
     def fwd(s, perturb):
-        loss64 = type(twins.numpy_loss)()
+        loss64 = copy.copy(twins.numpy_loss)
         out = precise.forward_backward(s[0], loss64, X, y, masks, perturb)
         if twins.penalty_keys:
             out["penalty"] = float(perturb(np.float64(twins.numpy_penalty(s[0].parameters()))))

@@ -504,11 +504,13 @@ class KinkError(ValueError):
 
 
 def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8,
-                   margin: float = KINK_MARGIN, name: str = "model"):
+                   margin: float = KINK_MARGIN, name: str = "model", loss=None):
     """Rows of ``X_all: (M, D)`` for ``check_twins``/gradcheck: the first ``n``, except that a
     row with a ReLU pre-activation within ``margin`` of 0 (in the training-mode forward of
     ``model`` with fixed dropout masks) is replaced by the next unused row, or dropped when
-    none is left. With BatchNorm every row affects every pre-activation, so this repeats
+    none is left; likewise a row whose output is within ``margin`` of a kink of ``loss``
+    (its record's ``kink_distance``: L1 at r = 0, the hinge at a zero margin). With
+    BatchNorm every row affects every pre-activation, so this repeats
     until the whole batch is clear. Raises ``KinkError`` when too few rows are left (a dead
     unit feeding a zero-bias unit puts it exactly at 0 for every row). Returns
     ``(rows, X, y, masks)``; ``masks`` maps a Dropout layer index to its keep-mask
@@ -526,9 +528,10 @@ def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8
                                 f"keep every ReLU pre-activation at least {margin:g} from 0, "
                                 f"{need} needed")
             masks = _draw_masks(model, X_all[rows], np.random.default_rng(seed))
-            _, kinked, _ = _forward(model, X_all[rows], masks, saved)
+            out, kinked, _ = _forward(model, X_all[rows], masks, saved)
             bad = sorted({r for z, points in kinked
-                          for r in np.flatnonzero((kink_distance(z, points) < margin).any(1))})
+                          for r in np.flatnonzero((kink_distance(z, points) < margin).any(1))}
+                         | _loss_kinked(loss, out, np.asarray(y_all)[rows], margin))
             if not bad:
                 break
             for r in reversed(bad):
@@ -541,6 +544,14 @@ def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8
     finally:
         _restore_buffers(model, saved)
     return rows, X_all[rows], np.asarray(y_all)[rows], masks
+
+
+def _loss_kinked(loss, out: np.ndarray, y: np.ndarray, margin: float) -> set[int]:
+    """Rows whose output lies within ``margin`` of a kink of ``loss`` (none without one)."""
+    kind = kinds.of_loss(loss) if loss is not None else None
+    if kind is None:
+        return set()
+    return {int(r) for r in np.flatnonzero((kind.kink_distance(loss, out, y) < margin).any(1))}
 
 
 def check_twins(twins, X, y, *, seed: int = 0, n: int = 8, h: float = H,
@@ -564,7 +575,7 @@ def check_twins(twins, X, y, *, seed: int = 0, n: int = 8, h: float = H,
     model, loss = twins.numpy_model, twins.numpy_loss
     margin = 100 * h if margin is None else margin
     rows, X, y, masks = kink_free_rows(model, X, y, seed=seed, n=n, margin=margin,
-                                       name=twins.name)
+                                       name=twins.name, loss=loss)
     saved = _save_buffers(model)
     result = ModelCheck(twins.name, seed, h, rows)
     X = np.array(X, copy=True)

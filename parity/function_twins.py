@@ -161,12 +161,8 @@ def torch_side(t_model: nn.Module, o: Options, X: np.ndarray, y, state: dict,
         for k, p in params.items():
             p.copy_(torch.from_numpy(state[k]))
     kind = kinds.loss_kind(o.loss)
-    module = kind.torch()
+    module = kind.build_torch(o.reduction)
     targets = kind.torch_targets(y, TORCH[o.dtype])
-    if o.reduction == "sum":
-        if not hasattr(module, "reduction"):
-            raise ValueError(f"loss {o.loss!r}: its torch module has no reduction to set")
-        module.reduction = "sum"
     got: dict = {}
 
     def loss_fn(out, t):
@@ -467,8 +463,8 @@ def _notes(params, matched, frozen, pen_keys, o, masks, where, passed) -> list[s
                      f"function returns its gradient, so torch's is computed and compared too")
     if o.penalty.active:
         notes.append(o.penalty.describe(pen_keys))
-    if o.reduction == "sum":
-        notes.append("torch's loss summed over the batch (reduction='sum')")
+    notes.append(f"torch's loss: {kinds.loss_kind(o.loss).torch.__name__}"
+                 f"(reduction={o.reduction!r}) (loss={o.loss!r})")
     if masks is not None:
         notes.append(f"torch's dropout keep-masks handed to your function (masks=, {len(masks)}"
                      f" in forward order{', transposed' if o.examples == 'columns' else ''})")

@@ -56,9 +56,10 @@ def _finite(a: np.ndarray, what: str) -> None:
 
 
 def batch(X, y, loss: str) -> tuple[np.ndarray, np.ndarray]:
-    """Copies of ``X: (N, D)`` (float) and ``y: (N,)`` (``(N, 1)`` too for the binary
-    losses), N ≥ 1, finite and real; labels integers ≥ 0 for ``cross_entropy`` (their upper
-    bound is the model's: ``labels_fit``), 0 or 1 for ``bce``/``bce_with_logits``."""
+    """Copies of ``X: (N, D)`` (float) and ``y``, N ≥ 1, finite and real, the targets as the
+    loss's record checks them: class labels ``(N,)``, integers ≥ 0 (their upper bound is the
+    model's: ``labels_fit``), 0 or 1 ``(N,)``/``(N, 1)`` for ``bce``/``bce_with_logits``,
+    real ``(N, K)`` for the regression losses (``mse``, ``l1`` …)."""
     X, y = array(X, "X"), array(y, "y")
     if X.ndim != 2:
         raise ValueError(f"X: expected a 2-D batch (N, D), got shape {X.shape}")

@@ -201,12 +201,12 @@ def localize(twins, X, y, seed: int = 0) -> Localization:
     X = np.asarray(X, dtype=np.dtype(twins.dtype))
     theirs, masks = torch_layers(t_model, twins.torch_loss, X, twins.torch_targets(y), seed)
     start = precise.upcast(np_model)[0] if twins.dtype != "float64" else None
-    mine = numpy_layers(np_model, type(twins.numpy_loss)(), X, y, masks, dtype=X.dtype)
+    mine = numpy_layers(np_model, copy.copy(twins.numpy_loss), X, y, masks, dtype=X.dtype)
     mine["grad"] = transfer.to_torch_layout(mine["grad"], t_model)
     ref = sig = {}
     if start is not None:
         ref, sig = precise.evaluate(
-            start, lambda m, p: numpy_layers(m, type(twins.numpy_loss)(), X, y, masks, p),
+            start, lambda m, p: numpy_layers(m, copy.copy(twins.numpy_loss), X, y, masks, p),
             SAMPLES, seed)   # as compare judges them
         ref["grad"] = transfer.to_torch_layout(ref["grad"], t_model)
     kinds = [type(m).__name__ for m in twins.numpy_model.layers]
@@ -229,7 +229,7 @@ def first_nonfinite(twins, state: dict, X, y, seed: int) -> str | None:
     with np.errstate(all="ignore"):
         theirs, masks = torch_layers(t_model, twins.torch_loss, X, twins.torch_targets(y), seed)
         try:
-            mine = numpy_layers(np_model, type(twins.numpy_loss)(), X, y, masks, dtype=X.dtype)
+            mine = numpy_layers(np_model, copy.copy(twins.numpy_loss), X, y, masks, dtype=X.dtype)
         except (ValueError, FloatingPointError):   # a loss that refuses a NaN input
             mine = {"output": {}, "input_grad": {}, "grad": {}}
     kinds = [type(m).__name__ for m in twins.numpy_model.layers]

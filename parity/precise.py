@@ -145,9 +145,9 @@ def forward_backward(model: reference.Sequential, loss, X, y, masks: dict[int, l
 
 def loss_amplitude(loss) -> float:
     """The loss is a mean of ``n`` per-sample terms ``ℓ_i``, each formed from intermediates of
-    size ``t_i`` (``loss_terms``); it errs by about ``√n·u·mean(t)``."""
-    t = loss_terms(loss)
-    return float(np.sqrt(t.size) * t.mean())
+    size ``t_i`` (``loss_terms``); it errs by about ``√n·u·mean(t)`` (a sum: ``count`` times
+    that, by the loss's record)."""
+    return _loss_kind(loss).amplitude(loss)
 
 
 def loss_terms(loss) -> np.ndarray:

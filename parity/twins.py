@@ -66,6 +66,7 @@ class Twins:
     penalty_weight: float = 0.0
     device: str = "cpu"
     frozen: list[str] = field(default_factory=list)   # torch parameters without requires_grad
+    reduction: str = "mean"    # the loss's, on both sides: "mean" | "sum"
 
     def __post_init__(self) -> None:
         self.device = check_device(self.device)
@@ -75,8 +76,8 @@ class Twins:
             raise ValueError(f"twins on {self.device!r}: torch entries {wrong[:3]} are on "
                              f"another device (move the model before building its optimizer)")
         self.loss_kind = kinds.loss_kind(self.loss)
-        self.numpy_loss: reference.losses.Loss = self.loss_kind.numpy()
-        self.torch_loss: nn.Module = self.loss_kind.torch()
+        self.numpy_loss: reference.losses.Loss = self.loss_kind.build_numpy(self.reduction)
+        self.torch_loss: nn.Module = self.loss_kind.build_torch(self.reduction)
 
     def sync_weights(self) -> None:
         """Copy every NumPy parameter and buffer into the torch model (exact)."""
@@ -263,12 +264,13 @@ def _check_pair(numpy_model, torch_model, loss: str, init_from: str) -> str:
 def from_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, loss: str, *,
                 optimizer: str = "sgd", lr: float = 0.01, options: dict | None = None,
                 weight_decay: float = 0.0, decay: str = "all", penalty_in_loss: bool = False,
-                init_from: str = "numpy", name: str = "twins", device: str = "cpu") -> Twins:
+                init_from: str = "numpy", name: str = "twins", device: str = "cpu",
+                reduction: str = "mean") -> Twins:
     """Twins of a user's own pair of models.
 
     ``numpy_model``: ``reference.Sequential`` (Linear weight ``(in, out)``); ``torch_model``:
     ``nn.Sequential`` with the same state_dict keys and the same dtype (float64 | float32).
-    ``loss``: ``cross_entropy`` | ``bce`` | ``bce_with_logits``. ``optimizer``: ``sgd`` |
+    ``loss``: a name in ``parity.kinds.LOSSES`` (``mse``, ``nll`` …). ``optimizer``: ``sgd`` |
     ``adam`` | ``adamw`` with ``lr`` and ``options`` as torch names them (``momentum``,
     ``betas``, ``amsgrad`` …), ``weight_decay`` on every parameter (``decay="all"``, torch's
     default) or on Linear weights only (``"weights"``). ``penalty_in_loss``: both sides also
@@ -277,6 +279,7 @@ def from_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, l
     the NumPy model's into torch, ``"torch"`` the reverse (torch's default init). Keys, shapes
     and dtypes must match: ``ValueError`` naming the entry otherwise. ``device``: where the
     torch twin runs (``"cpu"``, ``"cuda[:N]"``; the model is moved there, TF32 stays off).
+    ``reduction``: the loss's on both sides, ``"mean"`` (torch's default) or ``"sum"``.
     """
     dtype = _check_pair(numpy_model, torch_model, loss, init_from)
     if penalty_in_loss and decay != "weights":
@@ -297,4 +300,4 @@ def from_models(numpy_model: reference.Sequential, torch_model: nn.Sequential, l
                                 groups)
     penalty = [k for k in names if k in weights] if penalty_in_loss else []
     return Twins(name, dtype, numpy_model, torch_model, loss, np_opt, t_opt, penalty,
-                 weight_decay if penalty_in_loss else 0.0, device, frozen)
+                 weight_decay if penalty_in_loss else 0.0, device, frozen, reduction)

@@ -2,9 +2,23 @@
 
 from reference import layers as _layers
 from reference.layers import *  # noqa: F403 - every layer class, as reference.layers.__all__
-from reference.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, l2_penalty
+from reference.losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    MultiMarginLoss,
+    NLLLoss,
+    ProbsCrossEntropyLoss,
+    SmoothL1Loss,
+    l2_penalty,
+)
 from reference.optim import SGD, Adam, AdamW
 from reference.sequential import Sequential
 
-__all__ = [*_layers.__all__, "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss", "l2_penalty",
+__all__ = [*_layers.__all__, "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss", "MSELoss",
+           "L1Loss", "SmoothL1Loss", "HuberLoss", "NLLLoss", "ProbsCrossEntropyLoss",
+           "MultiMarginLoss", "l2_penalty",
            "SGD", "Adam", "AdamW", "Sequential"]

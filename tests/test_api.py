@@ -170,6 +170,7 @@ def test_mismatched_pairs_are_named(change, error, message):
 
 @pytest.mark.parametrize("option, message", [
     ({"loss": "hinge"}, "loss: unknown 'hinge'"),
+    ({"reduction": "none"}, "reduction: 'mean' or 'sum', got 'none'"),
     ({"masks": "numpy"}, "masks: only 'shared'"),
     ({"weights": "mine"}, "weights: 'numpy' or 'torch'"),
     ({"optimizer": "rmsprop"}, "optimizer: unknown kind 'rmsprop'"),
@@ -254,6 +255,22 @@ def test_compare_functions_fails_naming_the_weights_when_the_reg_gradient_is_omi
         "step 1 grad 0.weight (your W1)", "step 1 grad 2.weight (your W2)"]
     assert r.localization.affected == ["2.weight (your W2)", "0.weight (your W1)"]
     assert "layer 2 (Linear) grad 2.weight (your W2)" in r.report()
+
+
+def test_compare_functions_takes_the_losss_reduction():
+    """A loss summed over the batch (N times the mean, gradients too) passes against torch's
+    reduction='sum' and fails against its default mean; the note names torch's loss."""
+    params, t, X, y = _cs231n()
+
+    def summed(p, X, y):
+        loss, grads = two_layer_net(p, X, y, reg=0.0)
+        return len(X) * loss, {k: len(X) * g for k, g in grads.items()}
+    r = parity.compare_functions(summed, t, X, y, params, reduction="sum")
+    assert r.passed, r.report()
+    assert "torch's loss: CrossEntropyLoss(reduction='sum')" in r.report()
+    assert not parity.compare_functions(summed, t, X, y, params).passed
+    with pytest.raises(ValueError, match="reduction: 'mean' or 'sum', got 'batchmean'"):
+        parity.compare_functions(summed, t, X, y, params, reduction="batchmean")
 
 
 def test_compare_functions_with_torch_layout_explicit_mapping_and_float32_params():

@@ -8,6 +8,7 @@ import torch
 from twin_asserts import assert_same
 
 import layerspec as S
+from parity import kinds
 from parity.kinds import numpy_model as build_sequential
 from parity.kinds import torch_model
 from reference import losses as L
@@ -163,6 +164,52 @@ def test_dropout_mask_recorder_reproduces_torch_masks_exactly():
 
 
 # ---- losses --------------------------------------------------------------------------------
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(kinds.LOSSES))
+def test_every_loss_record_matches_its_torch_loss(name, dtype, reduction):
+    """Each record's NumPy loss against its torch loss (example options, example inputs away
+    from kinks): the loss, then the gradient of the output, in both reductions."""
+    kind = kinds.LOSSES[name]
+    out, y = kind.example(np.random.default_rng(5), n=12, k=5)
+    out = out.astype(dtype)
+    mine = kind.build_numpy(reduction, **kind.example_options)
+    ot = torch.from_numpy(out.copy()).requires_grad_(True)
+    lt = kind.build_torch(reduction, **kind.example_options)(ot, kind.torch_targets(y, TDT[dtype]))
+    lt.backward()
+    where = f"{name} ({reduction}, {dtype})"
+    assert_same(f"{where}: loss", np.asarray(mine.forward(out, y), dtype=dtype), lt, dtype, "loss")
+    assert_same(f"{where}: d out", mine.backward(), ot.grad, dtype, "grad")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_l1_and_hinge_subgradients_at_their_kinks_are_torchs(dtype):
+    """At the kinks torch picks a side: sign(0) = 0 for L1, a margin of exactly 0 inactive for
+    the hinge; so do we (cs231n's ``margins > 0`` too)."""
+    for kind, out, y in ((kinds.LOSSES["l1"], [[0.0, 1.0, -2.0]], [[0.0, 0.0, 0.0]]),
+                         (kinds.LOSSES["multi_margin"], [[1.0, 0.0, 2.0]], [0])):
+        o = np.array(out, dtype=dtype)
+        ot = torch.from_numpy(o.copy()).requires_grad_(True)
+        kind.build_torch()(ot, kind.torch_targets(np.array(y), TDT[dtype])).backward()
+        mine = kind.build_numpy()
+        mine.forward(o, np.array(y))
+        assert_same(f"{kind.name} at its kink: d out", mine.backward(), ot.grad, dtype, "grad")
+
+
+def test_huber_is_delta_times_smooth_l1_and_hinge_is_cs231n_over_k():
+    """The conventions the docstrings state: Huber(δ) = δ·SmoothL1(β = δ); torch's multiclass
+    hinge is cs231n's SVM loss divided by K."""
+    rng = np.random.default_rng(6)
+    out, y = rng.standard_normal((7, 3)), rng.standard_normal((7, 3))
+    assert L.HuberLoss(delta=2.0).forward(out, y) == pytest.approx(
+        2.0 * L.SmoothL1Loss(beta=2.0).forward(out, y), rel=1e-14)
+    s, labels = rng.standard_normal((7, 4)), rng.integers(0, 4, 7)
+    margins = np.maximum(0, s - s[np.arange(7), labels][:, None] + 1.0)
+    margins[np.arange(7), labels] = 0
+    assert L.MultiMarginLoss().forward(s, labels) == pytest.approx(margins.sum() / 7 / 4,
+                                                                  rel=1e-14)
+
+
 @pytest.mark.parametrize("scale", [1.0, 50.0, 1000.0])
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cross_entropy_matches_log_softmax_nll(scale, dtype):

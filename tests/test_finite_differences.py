@@ -8,6 +8,7 @@ right; thresholds, their derivation and measurements are in its docstring."""
 import numpy as np
 import pytest
 
+import layerspec as S
 from parity import finite_diff as fd
 from parity import kinds
 from parity.catalogue import zoo
@@ -162,43 +163,50 @@ def test_a_wrong_backward_is_flagged(factor):
     assert fd.check_layer(WrongTanh(), layer_input("tanh", rng), True, rng)["dx"] > 1e-3
 
 
-# ---- losses: one input recipe per loss record (parity.kinds.LOSSES) ---------------------------
-LOSS_INPUTS = {   # name → (scores, targets) for a batch of n, from rng
-    "cross_entropy": lambda rng, n: (3 * rng.standard_normal((n, 4)), rng.integers(0, 4, n)),
-    # probabilities away from 0 and 1 (the logs are clamped there)
-    "bce": lambda rng, n: (rng.uniform(0.05, 0.95, (n, 1)), rng.integers(0, 2, n)),
-    "bce_with_logits": lambda rng, n: (3 * rng.standard_normal((n, 1)), rng.integers(0, 2, n)),
-}
+# ---- losses: every loss record (parity.kinds.LOSSES), its own example inputs, both reductions --
+REDUCTIONS = ("mean", "sum")
 
 
-def test_every_loss_has_inputs():
-    assert set(LOSS_INPUTS) == set(kinds.LOSSES), "add an input recipe for the new loss"
+def loss_case(name: str, rng: np.random.Generator, n: int = 8, dtype: str = "float64",
+              reduction: str = "mean"):
+    """The record's loss (its example options: β, δ, margin off their defaults of 1) and
+    example ``(out, y)``, every entry farther than 1e3·h from a kink (L1's 0, SmoothL1/Huber's
+    ±β, the hinge's zero margins)."""
+    kind = kinds.LOSSES[name]
+    scores, y = kind.example(rng, n, margin=1e3 * fd.H)
+    return kind.build_numpy(reduction, **kind.example_options), scores.astype(dtype), y
 
 
-def loss_case(name: str, rng: np.random.Generator, n: int = 8, dtype: str = "float64"):
-    scores, y = LOSS_INPUTS[name](rng, n)
-    return kinds.LOSSES[name].numpy(), scores.astype(dtype), y
-
-
+@pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("name", list(kinds.LOSSES))
-def test_loss_backward_matches_finite_differences(name, seed):
-    loss, scores, y = loss_case(name, np.random.default_rng(seed))
+def test_loss_backward_matches_finite_differences(name, seed, reduction):
+    loss, scores, y = loss_case(name, np.random.default_rng(seed), reduction=reduction)
     before = scores.copy()
     err = fd.check_loss(loss, scores, y)
-    assert err <= fd.FD_RTOL, f"{name}: rel_error {err:.2e}"
+    assert err <= fd.FD_RTOL, f"{name} ({reduction}): rel_error {err:.2e}"
     np.testing.assert_array_equal(scores, before)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
 @pytest.mark.parametrize("seed", [0, 1])
 @pytest.mark.parametrize("name", list(kinds.LOSSES))
-def test_float32_loss_backward_matches_float64_finite_differences(name, seed):
+def test_float32_loss_backward_matches_float64_finite_differences(name, seed, reduction):
     rng = np.random.default_rng(seed)
-    loss, scores, y = loss_case(name, rng, dtype="float32")
+    loss, scores, y = loss_case(name, rng, dtype="float32", reduction=reduction)
     before = scores.copy()
     c = fd.check_loss_float32(loss, scores, y, rng)
-    assert_float32({"dscores": c}, f"{name} (seed {seed})")
+    assert_float32({"dscores": c}, f"{name} ({reduction}, seed {seed})")
     np.testing.assert_array_equal(scores, before)
+
+
+def test_a_loss_kink_is_a_finite_difference_hazard():
+    """Why the examples keep away from kinks: L1 near r = 0 (within h) and the hinge at a zero
+    margin, straddled by the central difference, measure a mean of two slopes."""
+    l1 = LS.L1Loss()
+    assert fd.check_loss(l1, np.array([[0.3 * fd.H, 1.0]]), np.array([[0.0, 0.5]])) > 0.1
+    hinge = LS.MultiMarginLoss()
+    assert fd.check_loss(hinge, np.array([[1.0, 0.0, -3.0]]), np.array([0])) > 0.1
 
 
 def test_float32_checks_flag_a_wrong_backward():
@@ -217,7 +225,7 @@ def test_float32_checks_flag_a_wrong_backward():
     c = fd.check_layer_float32(WrongTanh(), layer_input("tanh", rng, dtype="float32"), True,
                                rng)["dx"]
     assert not c.passed and c.rel > 1e-3
-    scores, y = LOSS_INPUTS["cross_entropy"](rng, 8)
+    scores, y = kinds.LOSSES["cross_entropy"].example(rng, 8)
     c = fd.check_loss_float32(WrongCrossEntropy(), scores.astype(np.float32), y, rng)
     assert not c.passed and c.rel > 1e-3
 
@@ -242,6 +250,23 @@ def test_numerical_jvp_grad_is_exact_on_a_quadratic_and_restores_x():
     np.testing.assert_allclose(num, expect, rtol=0, atol=1e-9)
     with pytest.raises(TypeError, match="float64"):
         fd.numerical_jvp_grad(lambda v: v, x.astype(np.float32), 1.0)
+
+
+def test_check_twins_drops_a_row_at_a_kink_of_the_loss():
+    """An L1 twin whose first row's output lies 0.3·h from its target: the central difference
+    would straddle |r|'s kink, so that row is replaced by the next one and the check passes."""
+    import torch
+
+    from parity.twins import from_models
+    layers = (S.Linear(3, 2),)
+    rng = np.random.default_rng(0)
+    model = kinds.numpy_model(layers, init="uniform_torch", rng=rng, dtype=np.dtype("float64"))
+    twins = from_models(model, kinds.torch_model(layers, torch.float64), "l1")
+    X = rng.standard_normal((6, 3))
+    y = model.predict(X) + 0.5
+    y[0] -= 0.5 - 0.3 * fd.H
+    result = fd.check_twins(twins, X, y, n=4)
+    assert 0 not in result.rows and len(result.rows) == 4 and result.passed, result.report()
 
 
 def test_kink_free_batch_drops_the_xor_origin():

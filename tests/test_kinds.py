@@ -186,6 +186,57 @@ def test_a_backward_bug_in_the_kind_is_named_at_its_layer(kind, ex, dtype):
     assert loc.backward is not None and loc.backward.index == 1, (kind.name, loc.lines())
 
 
+# ---- every loss record: a net ending in it, compare_models, a planted error -------------------
+
+def loss_net(kind, dtype: str, seed: int = 3):
+    """``Linear(4, 6) → Tanh → Linear(6, K) → the record's head`` (a LogSoftmax for NLL, a
+    Softmax for the cross-entropy of probabilities, a Sigmoid for BCE), both twins from the
+    same weights, a batch of 10 and the record's example targets."""
+    rng = np.random.default_rng(seed)
+    k = kind.outputs or 3
+    layers = (S.Linear(4, 6), S.Tanh(), S.Linear(6, k), *kind.head)
+    np_model = kinds.numpy_model(layers, init="uniform_torch", rng=rng, dtype=np.dtype(dtype))
+    t_model = kinds.torch_model(layers, TDT[dtype])
+    X = rng.standard_normal((10, 4)).astype(dtype)
+    return np_model, t_model, X, kind.example(rng, 10, k)[1]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", list(kinds.LOSSES))
+def test_a_net_with_the_loss_passes_with_adam(name, dtype, reduction):
+    n, t, X, y = loss_net(kinds.LOSSES[name], dtype)
+    report = parity.compare_models(n, t, X, y, loss=name, optimizer="adam", steps=3,
+                                   reduction=reduction)
+    assert report.passed, f"{name} ({reduction}):\n{report.report()}"
+
+
+# the planted relative error: 1e-4 in float32 (the issue's), 1e-8 in float64 (100× the table)
+PLANTED = {"float32": 1e-4, "float64": 1e-8}
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("name", list(kinds.LOSSES))
+def test_a_small_error_in_the_loss_gradient_fails(name, dtype, reduction):
+    """The NumPy loss's gradient scaled by 1 + PLANTED[dtype] (a class swap: the float64
+    evaluation copies the loss and carries the bug, so the verdict must see torch far from
+    it): the check fails on a parameter gradient."""
+    from parity.compare import compare_twins
+    from parity.twins import from_models
+    n, t, X, y = loss_net(kinds.LOSSES[name], dtype)
+    twins = from_models(n, t, name, optimizer="adam", lr=1e-3, reduction=reduction)
+    loss, base, rel = twins.numpy_loss, type(twins.numpy_loss), PLANTED[dtype]
+
+    def backward(self):
+        return base.backward(self) * (1 + rel)
+    loss.__class__ = type(f"Planted{base.__name__}", (base,), {"backward": backward})
+    result = compare_twins(twins, X, y, steps=3)
+    failed = [c.label for c in result.checks if not c.passed]
+    assert any(" grad " in f" {label} " for label in failed), (
+        f"{name} ({reduction}, {dtype}): a {rel:g} error in the loss gradient passed")
+
+
 # ---- the scans ---------------------------------------------------------------------------------
 
 def _concrete_names() -> set[str]:

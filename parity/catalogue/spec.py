@@ -38,7 +38,7 @@ class ModelSpec:
     source: str                 # seed document file name in shared/seeds/
     summary: str
     layers: tuple[S.LayerSpec, ...]  # the layerspec vocabulary: Linear(2, 100), ReLU(), …
-    loss: str                   # cross_entropy | bce | bce_with_logits
+    loss: str                   # a name of parity.kinds.LOSSES: cross_entropy, bce, mse …
     optimizer: OptimSpec
     dataset: str                # key of parity.catalogue.data.DATASETS
     init: str                   # key of reference.init.INITIALIZERS

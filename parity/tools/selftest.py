@@ -489,11 +489,11 @@ def _reduction_and_norm_mutants() -> list[Mutant]:
             "(loss Σ, gradient without 1/N)",
             "digits-minibatch",
             lambda: [_edit(Lo.CrossEntropyLoss, "forward",
-                           [("return float(-log_p[np.arange(n), y].mean())",
+                           [("return self.reduce(-log_p[np.arange(n), y])",
                              "return float(-log_p[np.arange(n), y].sum())")],
                            "cross-entropy-sum-reduction"),
                      _edit(Lo.CrossEntropyLoss, "backward",
-                           [("return d / log_p.dtype.type(n)", "return d")],
+                           [("return self.scaled(d, n)", "return d")],
                            "cross-entropy-sum-reduction")]),
         Mutant(
             "relu-grad-at-zero",
@@ -630,8 +630,8 @@ def _trainer_and_init_mutants() -> list[Mutant]:
             "logits scaled to ±1000)",
             "spiral004",
             lambda: [_edit(Lo.BCEWithLogitsLoss, "forward",
-                           [("return float((np.maximum(a, 0) - a * y + "
-                             "np.log1p(np.exp(-np.abs(a)))).mean())",
+                           [("return self.reduce(np.maximum(a, 0) - a * y + "
+                             "np.log1p(np.exp(-np.abs(a))))",
                              "s = sigmoid(a)\n    return float(-(y * np.log(s) + "
                              "(1 - y) * np.log(1 - s)).mean())")],
                            "bce-with-logits-log-sigmoid")],
