@@ -385,8 +385,9 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
     bias ``(n,)``, ``(1, n)`` or ``(n, 1)`` (said in ``notes``). ``examples="columns"``: one
     example per column, ``X: (D, N)`` (Nielsen). ``reduction``: your loss, and torch's
     ``loss`` (a name of ``parity.kinds.LOSSES``), is the batch ``"mean"`` or ``"sum"``.
-    ``penalty``: ``{"l2": λ, "form": "half" | "full", "l1": μ, "biases": bool}`` — L2 as ``λ/2·ΣW²`` (cs231n) or ``λ·ΣW²`` (nnfs), L1 as ``μ·Σ|W|``, on
-    the Linear weights (and their biases); ``reg=λ`` is ``{"l2": λ}``.
+    ``penalty``: ``{"l2": λ, "form": "half" | "full", "l1": μ, "biases": bool}`` — L2 as
+    ``λ/2·ΣW²`` (cs231n) or ``λ·ΣW²`` (nnfs), L1 as ``μ·Σ|W|``, on the Linear weights (and
+    their biases); ``reg=λ`` is ``{"l2": λ}``.
 
     With Dropout in ``torch_model`` your function is called with ``masks=``: torch's
     keep-masks (bool, the shape of each Dropout's input), one per Dropout in forward order;

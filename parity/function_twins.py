@@ -483,9 +483,17 @@ def _notes(params, matched, frozen, pen_keys, o, masks, where, passed) -> list[s
 # ---- where the difference is -----------------------------------------------------------------
 
 def _kind_at(t_model: nn.Module, i: int | None) -> str:
-    if i is None:
+    """The class name of layer ``i``; the model's own for ``None`` or ``-1`` (a model that is
+    one layer, whose keys carry no layer index)."""
+    if i is None or i < 0:
         return type(t_model).__name__
     return type(t_model.get_submodule(str(i))).__name__
+
+
+def _place(t_model: nn.Module, i: int) -> str:
+    """``layer 2 (ReLU)``, or ``the model (Linear)`` for a one-layer model (``i = -1``)."""
+    kind = _kind_at(t_model, i)
+    return f"layer {i} ({kind})" if i >= 0 else f"the model ({kind})"
 
 
 def locate(pairs: list[Pair], checks: list[Check], where: list, t_model: nn.Module):
@@ -533,15 +541,15 @@ def consistent_with(i: int, failed: set[str], keys: list[str], t_model: nn.Modul
     of each parameter-free layer above it; the input gradient of the next layer above whose
     parameter gradients agree (or the loss gradient). Part of layer ``i``'s gradients agreeing
     points at the disagreeing one alone; a disagreeing loss points at the forward pass."""
-    mine = [k for k in keys if layer_of(k) == i]
+    mine = [k for k in keys if _layer_or(k) == i]
     if any(k not in failed for k in mine):
         wrong = ", ".join(k for k in mine if k in failed)
-        return [f"layer {i} ({_kind_at(t_model, i)}) parameter gradient {wrong} alone (its "
+        return [f"{_place(t_model, i)} parameter gradient {wrong} alone (its "
                 f"other gradients agree, so the gradient reaching it is right)"]
     above = sorted({_layer_or(k) for k in keys if _layer_or(k) > i})
     j = above[0] if above else None
     top = j if j is not None else (len(t_model) if isinstance(t_model, nn.Sequential) else i + 1)
-    out = [f"layer {i} ({_kind_at(t_model, i)}) parameter gradients"]
+    out = [f"{_place(t_model, i)} parameter gradients"]
     out += [f"layer {m} ({_kind_at(t_model, m)}) backward" for m in range(i + 1, top)]
     out.append(f"layer {j} ({_kind_at(t_model, j)}) input gradient" if j is not None
                else "the loss gradient")

@@ -309,7 +309,7 @@ def test_compare_models_names_a_batchnorm_forward_bug_at_its_layer_and_says_forw
     ({"penalty": {"l2": -1}}, ValueError, "penalty l2: expected a finite number >= 0"),
     ({"penalty": {"l2": 0.1, "form": "double"}}, ValueError, "penalty form: 'half'"),
     ({"penalty": 0.1}, TypeError, "penalty: expected a dict"),
-    ({"reduction": "none"}, ValueError, r"reduction: one of \('mean', 'sum'\)"),
+    ({"reduction": "none"}, ValueError, r"reduction: 'mean' or 'sum', got 'none'"),
     ({"examples": "cols"}, ValueError, r"examples: one of \('rows', 'columns'\)"),
     ({"running_var": "population"}, ValueError, "running_var: one of"),
     ({"dtype": "float16"}, ValueError, "float16"),

@@ -9,14 +9,83 @@ of glue; the book's MAE gradient has the wrong sign as published."""
 import numpy as np
 import pytest
 import torch
-from realcode import cs231n_layers as C
-from realcode import nielsen_network2 as NN
-from realcode import nnfs_ch17 as B
+from realcode_sources import Lazy
 from torch import nn
 
 import parity
 from parity import finite_diff as fd
 from parity.tools.selftest import mutate_source
+
+C = Lazy("cs231n_layers.py")
+NN = Lazy("nielsen_network2.py", prelude={"xrange": range})   # glue: the file is Python 2
+B = Lazy("nnfs_ch17.py")
+
+
+# ---- glue: from each source's interface to loss_and_grads --------------------------------------
+def linear_classifier(loss_fn, per_class=1.0):
+    """``loss_and_grads(params, X, y)`` of cs231n's linear classifier ``X @ W + b`` under
+    ``loss_fn``; ``per_class`` scales loss and gradient (1/K turns cs231n's SVM into torch's)."""
+    def loss_and_grads(params, X, y):
+        scores, cache = C.affine_forward(X, params["W"], params["b"])
+        loss, dscores = loss_fn(scores, y)
+        _, dW, db = C.affine_backward(dscores * per_class, cache)
+        return loss * per_class, {"W": dW, "b": db}
+    return loss_and_grads
+
+
+def quadratic_sum(sizes, cost=None):
+    """``loss_and_grads`` of Nielsen's network ``sizes`` with ``cost`` (his QuadraticCost by
+    default), summed over the batch as his ``update_mini_batch`` sums ``backprop``; params
+    ``w0, b0, w1, b1 …`` as torch's ``(out, in)`` weights and ``(out,)`` biases. His
+    ``½‖a − y‖²`` is half of torch's ``MSELoss(reduction='sum')``: loss and gradients × 2."""
+    cost = NN.QuadraticCost if cost is None else cost
+
+    def loss_and_grads(params, X, Y):
+        net = NN.Network.__new__(NN.Network)
+        net.num_layers, net.cost = len(sizes), cost
+        net.weights = [params[f"w{i}"] for i in range(len(sizes) - 1)]
+        net.biases = [params[f"b{i}"].reshape(-1, 1) for i in range(len(sizes) - 1)]
+        grads = {k: np.zeros_like(v) for k, v in params.items()}
+        loss = 0.0
+        for x, y in zip(X, Y):
+            nabla_b, nabla_w = net.backprop(x.reshape(-1, 1), y.reshape(-1, 1))
+            loss += cost.fn(net.feedforward(x.reshape(-1, 1)), y.reshape(-1, 1))
+            for i, (nb, nw) in enumerate(zip(nabla_b, nabla_w)):
+                grads[f"w{i}"] += 2 * nw
+                grads[f"b{i}"] += 2 * nb.ravel()
+        return 2 * loss, grads
+    return loss_and_grads
+
+
+def dense(W, b):
+    """The book's Layer_Dense holding ``W: (in, out)`` and ``b: (out,)``, without its random
+    init."""
+    layer = B.Layer_Dense.__new__(B.Layer_Dense)
+    layer.weights, layer.biases = W, b.reshape(1, -1)
+    layer.weight_regularizer_l1 = layer.weight_regularizer_l2 = 0
+    layer.bias_regularizer_l1 = layer.bias_regularizer_l2 = 0
+    return layer
+
+
+def two_layer(loss, head):
+    """``loss_and_grads`` of the book's Dense → ReLU → Dense → ``head`` under ``loss``, run
+    the way its training loop runs it (``calculate``, then backward from the loss down)."""
+    def loss_and_grads(params, X, y):
+        dense1, relu = dense(params["W1"], params["b1"]), B.Activation_ReLU()
+        dense2, last = dense(params["W2"], params["b2"]), head()
+        dense1.forward(X)
+        relu.forward(dense1.output)
+        dense2.forward(relu.output)
+        last.forward(dense2.output)
+        value = loss.calculate(last.output, y)
+        loss.backward(last.output, y)
+        last.backward(loss.dinputs)
+        dense2.backward(last.dinputs)
+        relu.backward(dense2.dinputs)
+        dense1.backward(relu.dinputs)
+        return value, {"W1": dense1.dweights, "b1": dense1.dbiases.ravel(),
+                       "W2": dense2.dweights, "b2": dense2.dbiases.ravel()}
+    return loss_and_grads
 
 
 def linear_case(rng):
@@ -45,17 +114,17 @@ def nnfs_case(rng, k, head=(), targets="real"):
 
 # case → (its loss_and_grads, the data, compare_functions' loss and reduction, torch's class)
 CASES = {
-    "cs231n softmax_loss": (lambda: C.linear_classifier(C.softmax_loss), linear_case,
+    "cs231n softmax_loss": (lambda: linear_classifier(C.softmax_loss), linear_case,
                             "cross_entropy", "mean", "CrossEntropyLoss"),
-    "cs231n svm_loss / K": (lambda: C.linear_classifier(C.svm_loss, 1 / 4), linear_case,
+    "cs231n svm_loss / K": (lambda: linear_classifier(C.svm_loss, 1 / 4), linear_case,
                             "multi_margin", "mean", "MultiMarginLoss"),
-    "Nielsen QuadraticCost × 2": (lambda: NN.quadratic_sum([4, 5, 3]), nielsen_case, "mse",
+    "Nielsen QuadraticCost × 2": (lambda: quadratic_sum([4, 5, 3]), nielsen_case, "mse",
                                   "sum", "MSELoss"),
     "nnfs Loss_MeanSquaredError": (
-        lambda: B.two_layer(B.Loss_MeanSquaredError(), B.Activation_Linear),
+        lambda: two_layer(B.Loss_MeanSquaredError(), B.Activation_Linear),
         lambda rng: nnfs_case(rng, 2), "mse", "mean", "MSELoss"),
     "nnfs Softmax + Loss_CategoricalCrossentropy": (
-        lambda: B.two_layer(B.Loss_CategoricalCrossentropy(), B.Activation_Softmax),
+        lambda: two_layer(B.Loss_CategoricalCrossentropy(), B.Activation_Softmax),
         lambda rng: nnfs_case(rng, 3, (nn.Softmax(dim=1),), "labels"), "cross_entropy_probs",
         "mean", "NLLOfLog"),
 }
@@ -82,26 +151,26 @@ def _planted(case: str):
     if case.startswith("cs231n svm"):
         bad = mutate_source(C.svm_loss, [("dx[margins > 0] = 1", "dx[margins >= 0] = 1")],
                             "svm-counts-zero-margins")
-        return C.linear_classifier(bad, 1 / 4)
+        return linear_classifier(bad, 1 / 4)
     if case.startswith("cs231n softmax"):
         bad = mutate_source(C.softmax_loss, [("  dx /= N\n", "")], "softmax-grad-not-averaged")
-        return C.linear_classifier(bad)
+        return linear_classifier(bad)
     if case.startswith("Nielsen"):
         class ForgotSigmoidPrime(NN.QuadraticCost):
             delta = NN.CrossEntropyCost.delta        # (a − y): the cross-entropy's delta
-        return NN.quadratic_sum([4, 5, 3], ForgotSigmoidPrime)
+        return quadratic_sum([4, 5, 3], ForgotSigmoidPrime)
     if "MeanSquared" in case:
         class ForgotTheTwo(B.Loss_MeanSquaredError):
             backward = mutate_source(B.Loss_MeanSquaredError.backward,
                                      [("-2 * (y_true - dvalues)", "-(y_true - dvalues)")],
                                      "mse-forgot-2")
-        return B.two_layer(ForgotTheTwo(), B.Activation_Linear)
+        return two_layer(ForgotTheTwo(), B.Activation_Linear)
 
     class NotNormalized(B.Loss_CategoricalCrossentropy):
         backward = mutate_source(B.Loss_CategoricalCrossentropy.backward,
                                  [("self.dinputs = self.dinputs / samples", "pass")],
                                  "cce-not-normalized")
-    return B.two_layer(NotNormalized(), B.Activation_Softmax)
+    return two_layer(NotNormalized(), B.Activation_Softmax)
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -116,7 +185,7 @@ def test_a_bug_planted_in_the_real_loss_fails_naming_the_loss(case):
 def test_cs231n_svm_as_written_is_k_times_torchs_multiclass_hinge():
     """torch's MultiMarginLoss divides by the number of classes, cs231n's svm_loss does not:
     as written it fails, loss and every gradient exactly K = 4 times torch's."""
-    report = run("cs231n svm_loss / K", C.linear_classifier(C.svm_loss))
+    report = run("cs231n svm_loss / K", linear_classifier(C.svm_loss))
     assert not report.passed
     loss = next(c for c in report.checks if c.quantity == "loss")
     assert loss.max_rel == pytest.approx(3 / 4, rel=1e-12)     # |4t − t| / |4t|
@@ -133,7 +202,7 @@ def test_the_nnfs_mae_gradient_has_the_wrong_sign_as_published():
     ``|y − ŷ|`` in ŷ is ``−sign(y − ŷ)``. The loss agrees with torch's L1Loss, every gradient
     is exactly minus torch's, and finite differences of the book's own forward side with
     torch."""
-    fn = B.two_layer(B.Loss_MeanAbsoluteError(), B.Activation_Linear)
+    fn = two_layer(B.Loss_MeanAbsoluteError(), B.Activation_Linear)
     report = run("nnfs Loss_MeanSquaredError", fn, loss="l1")
     assert not report.passed
     assert next(c for c in report.checks if c.quantity == "loss").passed

@@ -1,9 +1,10 @@
-"""Real networks from public repositories, kept as written (``tests/realcode/nets_*.py``, each
-with its repository, path, commit and licence), judged against torch by ``compare_functions``:
-a cs231n assignment-2 solution (affine/BatchNorm/ReLU/dropout layers, ``FullyConnectedNet``,
-biased running variance, ``0.5·reg·ΣW²``), the nnfs book (``Layer_Dense`` with ``(1, n)``
-biases, ``Layer_Dropout``, L1 and L2 as ``λ·ΣW²`` on weights and biases) and Nielsen's
-``network2.py`` (one example per column, ``(n, 1)`` biases, ``λ/(2n)·ΣW²``).
+"""Real networks from public repositories, kept as written (``tests/realcode/nets_*.py``, not
+committed: ``realcode_sources`` names each one's repository, path, commit and licence),
+judged against torch by ``compare_functions``: a cs231n assignment-2 solution
+(affine/BatchNorm/ReLU/dropout layers, ``FullyConnectedNet``, biased running variance,
+``0.5·reg·ΣW²``), the nnfs book (``Layer_Dense`` with ``(1, n)`` biases, ``Layer_Dropout``,
+L1 and L2 as ``λ·ΣW²`` on weights and biases) and Nielsen's ``network2.py`` (one example per
+column, ``(n, 1)`` biases, ``λ/(2n)·ΣW²``).
 
 Each correct case passes. Each planted bug — one line of the source changed (``BUGS``) —
 fails with its layer named: forward bugs at their layer (the glue returns the layer outputs
@@ -18,25 +19,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import realcode_sources
 from torch import nn
 
 import parity
 
-REAL = Path(__file__).parent / "realcode"
 D, C, N = 5, 3, 16
 
 
 def load(name: str, bug: tuple[str, str] | None = None) -> types.ModuleType:
-    """``tests/realcode/{name}.py`` as a fresh module; ``bug`` ``(old, new)`` changes the one
-    line of its source that holds ``old``."""
-    path = REAL / f"{name}.py"
-    text = path.read_text()
-    if bug is not None:
-        assert text.count(bug[0]) == 1, f"{name}: {bug[0]!r} is not one place"
-        text = text.replace(*bug)
-    module = types.ModuleType(f"realcode_{name}")
-    exec(compile(text, str(path), "exec"), module.__dict__)
-    return module
+    """``tests/realcode/{name}.py`` (``realcode_sources``) as a fresh module; ``bug``
+    ``(old, new)`` changes the one line of its source that holds ``old``."""
+    return realcode_sources.load(f"{name}.py", bug)
 
 
 class _Replay:  # glue
