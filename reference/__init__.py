@@ -3,8 +3,8 @@
 from reference import layers as _layers
 from reference.layers import *  # noqa: F403 - every layer class, as reference.layers.__all__
 from reference.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, l2_penalty
-from reference.optim import SGD, Adam, AdamW
+from reference.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 from reference.sequential import Sequential
 
 __all__ = [*_layers.__all__, "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss", "l2_penalty",
-           "SGD", "Adam", "AdamW", "Sequential"]
+           "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Sequential"]

@@ -55,7 +55,16 @@ class AdamWKind(OptimizerKind):
     name, numpy, torch = "adamw", R.AdamW, torch.optim.AdamW
 
 
-OPTIMIZERS: dict[str, OptimizerKind] = {k.name: k for k in (SGDKind(), AdamKind(), AdamWKind())}
+class RMSpropKind(OptimizerKind):
+    name, numpy, torch = "rmsprop", R.RMSprop, torch.optim.RMSprop
+
+
+class AdagradKind(OptimizerKind):
+    name, numpy, torch = "adagrad", R.Adagrad, torch.optim.Adagrad
+
+
+OPTIMIZERS: dict[str, OptimizerKind] = {
+    k.name: k for k in (SGDKind(), AdamKind(), AdamWKind(), RMSpropKind(), AdagradKind())}
 
 
 def optimizer_kind(name: str) -> OptimizerKind:
