@@ -1,0 +1,375 @@
+"""Check a hand-written update rule against ``torch.optim``: ``compare_optimizers``.
+
+Both sides start from the same float64 parameters and take K steps on the same gradients
+(drawn from a seeded generator, or the caller's). After every step the parameters and the
+rule's state are judged with the project's float64 rule (``parity.judge``); state is matched
+to torch's by name (cs231n's ``m``, ``v``, ``t``, ``cache``, ``velocity``; the NNFS book's
+``momentums``, ``cache``, ``iterations``; overridable), converted to the rule's units where
+its convention differs (a velocity ``v = μ·v − lr·g`` is ``−lr`` times torch's momentum
+buffer). The report names the first step and quantity that differ and, when the rule's
+numbers match a known convention instead of torch's (``parity.optim_conventions``: Adam's
+step counter one ahead, eps inside the square root, decay after momentum …), says which.
+
+Rules come in three forms, each an ``UpdateRule``: ``plain_rule(fn)`` for
+``fn(params, grads) -> params``, ``cs231n_rule(update, config)`` for cs231n's
+``update(w, dw, config) -> (w, config)`` (one config per parameter, as its Solver keeps), and
+``layer_rule(optimizer)`` for optimizer objects with ``pre_update_params()``,
+``update_params(layer)``, ``post_update_params()`` that update ``layer.weights`` in place
+from ``layer.dweights`` (the NNFS book's form).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+
+from parity import inputs, kinds
+from parity import optim_conventions as conventions
+from parity.judge import Check, Pair, judge
+
+Convert = Callable[[np.ndarray, dict], np.ndarray]
+
+
+def _velocity(buf: np.ndarray, options: dict) -> np.ndarray:
+    """``v = μ·v − lr·g; θ ← θ + v`` keeps ``v = −lr·b``, ``b`` torch's momentum buffer."""
+    return -options["lr"] * buf
+
+
+# the rule's state name -> torch's entry (with a conversion to the rule's units), or None:
+# not compared. cs231n: m, v, t, cache, velocity; NNFS book: momentums, cache, iterations.
+STATE_NAMES: dict[str, dict[str, Any]] = {
+    "sgd": {"velocity": ("momentum_buffer", _velocity),
+            "momentums": ("momentum_buffer", _velocity), "iterations": None},
+    "adam": {"m": "exp_avg", "v": "exp_avg_sq", "t": "step", "momentums": "exp_avg",
+             "cache": "exp_avg_sq", "iterations": "step"},
+    "rmsprop": {"cache": "square_avg", "iterations": "step"},
+    "adagrad": {"cache": "sum", "iterations": "step"},
+}
+STATE_NAMES["adamw"] = STATE_NAMES["adam"]
+
+
+@dataclass
+class UpdateRule:
+    """A rule as the checker drives it: ``step(params, grads)`` returns the parameters after
+    one step (new arrays, or the same ones updated in place); ``state()`` the state it keeps,
+    ``{param: {entry: value}}`` in its own names."""
+
+    step: Callable[[dict, dict], Mapping]
+    state: Callable[[], dict] = field(default=lambda: {})
+    form: str = "plain"
+
+
+def plain_rule(fn: Callable[[dict, dict], Mapping | None],
+               state: Callable[[], dict] | None = None) -> UpdateRule:
+    """``fn(params, grads)`` returning the new ``{name: array}`` (``None``: updated in
+    place); ``state()`` optionally returning ``{param: {entry: value}}``."""
+    def step(params: dict, grads: dict) -> Mapping:
+        out = fn(params, grads)
+        return params if out is None else out
+    return UpdateRule(step, state or (lambda: {}), "plain")
+
+
+def cs231n_rule(update: Callable, config: Mapping | None = None) -> UpdateRule:
+    """cs231n's ``update(w, dw, config) -> (next_w, config)``, one copy of ``config`` per
+    parameter (its Solver's ``optim_configs``). State: the config's arrays and integer
+    counters (``m``, ``v``, ``t``, ``cache``, ``velocity``); float hyperparameters are not."""
+    configs: dict[str, dict] = {}
+
+    def step(params: dict, grads: dict) -> dict:
+        out = {}
+        for k, w in params.items():
+            cfg = configs.setdefault(k, copy.deepcopy(dict(config or {})))
+            result = update(w, grads[k], cfg)
+            if not (isinstance(result, tuple) and len(result) == 2
+                    and isinstance(result[1], Mapping)):
+                raise TypeError(f"{k}: update(w, dw, config) must return (next_w, config), "
+                                f"got {type(result).__name__}")
+            out[k], configs[k] = result[0], dict(result[1])
+        return out
+
+    def state() -> dict:
+        return {k: {e: v for e, v in cfg.items() if _is_state(v)} for k, cfg in configs.items()}
+    return UpdateRule(step, state, "cs231n")
+
+
+def layer_rule(optimizer, attrs: Mapping[str, str] | None = None, grad_prefix: str = "d",
+               counters: Sequence[str] = ("iterations",)) -> UpdateRule:
+    """An optimizer object that updates layers in place: ``pre_update_params()``, then
+    ``update_params(layer)`` per layer, then ``post_update_params()`` (each optional but
+    ``update_params``). Parameter ``"0.weight"`` is ``layer_0.weights`` with gradient
+    ``layer_0.dweights`` (``attrs`` maps ``weight``/``bias`` to the attribute names). State:
+    the layer's ``weight_<entry>`` attributes for ``0.weight`` (``weight_momentums``,
+    ``weight_cache``) and the optimizer's integer ``counters``."""
+    attrs = dict(attrs or {"weight": "weights", "bias": "biases"})
+    layers: dict[str, SimpleNamespace] = {}
+    keys: list[str] = []
+
+    def split(k: str) -> tuple[str, str]:
+        prefix, _, name = k.rpartition(".")
+        if name not in attrs:
+            raise ValueError(f"layer_rule: parameter {k!r} is not '<layer>.<name>' with name "
+                             f"in {sorted(attrs)}")
+        return prefix, name
+
+    def step(params: dict, grads: dict) -> dict:
+        keys[:] = list(params)
+        for k in params:
+            prefix, name = split(k)
+            layer = layers.setdefault(prefix, SimpleNamespace())
+            setattr(layer, attrs[name], params[k])
+            setattr(layer, grad_prefix + attrs[name], grads[k])
+        getattr(optimizer, "pre_update_params", lambda: None)()
+        for layer in layers.values():
+            optimizer.update_params(layer)
+        getattr(optimizer, "post_update_params", lambda: None)()
+        return {k: getattr(layers[split(k)[0]], attrs[split(k)[1]]) for k in params}
+
+    def state() -> dict:
+        shared = {c: getattr(optimizer, c) for c in counters if hasattr(optimizer, c)}
+        out = {}
+        for k in keys:
+            prefix, name = split(k)
+            own = {a[len(name) + 1:]: v for a, v in vars(layers[prefix]).items()
+                   if a.startswith(name + "_")}
+            out[k] = {**own, **shared}
+        return out
+    return UpdateRule(step, state, "layer")
+
+
+def _is_state(v) -> bool:
+    return isinstance(v, np.ndarray) or (isinstance(v, int | np.integer)
+                                         and not isinstance(v, bool))
+
+
+@dataclass
+class OptimizerComparison:
+    """K steps of a rule against ``torch.optim``: one ``Check`` per parameter and matched
+    state entry per step, ``hints`` naming conventions the rule's numbers match instead, and
+    ``unmatched``: torch state entries no entry of the rule maps to (not compared)."""
+
+    optimizer: str
+    options: dict
+    steps: int
+    form: str
+    checks: list[Check]
+    hints: list[str]
+    unmatched: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def first(self) -> Check | None:
+        """The first check that failed: the earliest step, parameters before state."""
+        return next((c for c in self.checks if not c.passed), None)
+
+    def report(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
+        head = (f"optimizer check ({self.form} rule) vs torch.optim {self.optimizer}({opts}), "
+                f"{self.steps} steps, float64: {'passed' if self.passed else 'FAILED'} "
+                f"({sum(c.passed for c in self.checks)}/{len(self.checks)} checks)")
+        lines = [head]
+        if self.first is not None:
+            lines.append(f"first difference: {self.first.detail or self.first.label}")
+        lines += [f"hint: {h}" for h in self.hints]
+        if self.unmatched:
+            lines.append(f"not compared (no entry of the rule maps to them): "
+                         f"{', '.join(self.unmatched)}")
+        return "\n".join(lines)
+
+
+def compare_optimizers(rule, torch_optimizer, params: Mapping, grads=None, *, steps: int = 5,
+                       options: Mapping | None = None, state_names: Mapping | None = None,
+                       seed: int = 0) -> OptimizerComparison:
+    """``rule`` (an ``UpdateRule``, or a plain ``fn(params, grads) -> params``) against
+    ``torch_optimizer`` (``"adam"`` or ``torch.optim.Adam``; ``options`` in torch's names)
+    from ``params`` (``{name: float64 array}``) over ``steps`` steps of ``grads`` (a list of
+    ``{name: array}``, one per step; ``None``: drawn from ``seed``, ``N(0, 1)·10^U(−3, 0)``
+    elementwise). ``state_names`` adds to or overrides ``STATE_NAMES`` (``{"mom": "exp_avg"}``,
+    ``{"lr_t": None}`` to leave an entry out, or ``(torch_name, convert)``)."""
+    kind = kinds.optimizer_kind_of(torch_optimizer)
+    rule = rule if isinstance(rule, UpdateRule) else _callable_rule(rule)
+    steps = int(inputs.number(steps, "steps", *inputs.STEPS, integer=True))
+    opts = _options(kind, options)
+    p0 = _params(params)
+    gs = _grads(grads, p0, steps, seed)
+    names = {**STATE_NAMES.get(kind.name, {}), **dict(state_names or {})}
+    theirs, their_state = _run_torch(kind, p0, gs, dict(options or {}))
+    mine, my_state = _run_rule(rule, p0, gs)
+    pairs, unmatched = _pairs(mine, my_state, theirs, their_state, names, opts)
+    checks = judge(pairs, "float64")
+    result = OptimizerComparison(kind.name, dict(options or {}), steps, rule.form, checks, [],
+                                 unmatched)
+    if not result.passed:
+        params_agree = all(c.passed for c in checks if c.quantity == "param")
+        result.hints = (_state_hint() if params_agree
+                        else _hints(kind.name, opts, p0, gs, mine, result.first))
+    return result
+
+
+def _state_hint() -> list[str]:
+    return ["the parameters agree at every step, only state differs: an entry kept in other "
+            "units or under another torch name (state_names=…)?"]
+
+
+def _callable_rule(rule) -> UpdateRule:
+    if not callable(rule):
+        raise TypeError(f"rule: expected an UpdateRule or a function (params, grads) -> "
+                        f"params, got {type(rule).__name__}")
+    return plain_rule(rule)
+
+
+def _options(kind, options) -> dict:
+    """torch's defaults with ``options`` over them; only the record's option names."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(kind.defaults))
+    if unknown:
+        raise TypeError(f"options: {unknown} not options of {kind.name} "
+                        f"(known: {sorted(kind.defaults)})")
+    for k, v in options.items():
+        for x in (v if isinstance(v, tuple | list) else (v,)):
+            if not isinstance(x, bool):
+                inputs.number(x, f"options {k}")
+    return {**kind.defaults, **options}
+
+
+def _params(params) -> dict[str, np.ndarray]:
+    if not isinstance(params, Mapping) or not params:
+        raise TypeError(f"params: expected a non-empty dict name -> array, got "
+                        f"{type(params).__name__}")
+    out = {}
+    for k, v in params.items():
+        a = inputs.array(v, f"params {k}")
+        if a.dtype != np.float64:
+            raise ValueError(f"params {k}: float64 only (the exact tier), got {a.dtype}")
+        out[str(k)] = a
+    return out
+
+
+def _grads(grads, p0: dict, steps: int, seed: int) -> list[dict[str, np.ndarray]]:
+    """``steps`` gradient dicts shaped like ``p0``: the caller's (checked) or drawn."""
+    if grads is None:
+        rng = np.random.default_rng(seed)
+        return [{k: rng.standard_normal(v.shape) * 10.0 ** rng.uniform(-3, 0, v.shape)
+                 for k, v in p0.items()} for _ in range(steps)]
+    if isinstance(grads, Mapping) or not isinstance(grads, Sequence) or len(grads) != steps:
+        raise ValueError(f"grads: expected a list of {steps} dicts (one per step), got "
+                         f"{type(grads).__name__} of length {len(grads)}")
+    out = []
+    for i, g in enumerate(grads, 1):
+        if not isinstance(g, Mapping) or set(g) != set(p0):
+            raise ValueError(f"grads step {i}: expected the keys {sorted(p0)}, got "
+                             f"{sorted(g) if isinstance(g, Mapping) else type(g).__name__}")
+        d = {k: inputs.array(g[k], f"grads step {i} {k}").astype(np.float64) for k in p0}
+        for k, v in d.items():
+            if v.shape != p0[k].shape:
+                raise ValueError(f"grads step {i} {k}: shape {v.shape}, parameter "
+                                 f"{p0[k].shape}")
+        out.append(d)
+    return out
+
+
+def _run_torch(kind, p0: dict, gs: list, options: dict):
+    """torch's parameters and state (entry name -> array; ``step`` an int) after each step."""
+    ts = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in p0.items()}
+    opt = kind.build_torch([{"params": list(ts.values())}], **options)
+    params, state = [], []
+    for g in gs:
+        for k, t in ts.items():
+            t.grad = torch.from_numpy(g[k].copy())
+        opt.step()
+        params.append({k: t.detach().numpy().copy() for k, t in ts.items()})
+        state.append({k: {e: _torch_value(e, v) for e, v in opt.state[t].items()}
+                      for k, t in ts.items()})
+    return params, state
+
+
+def _torch_value(entry: str, v) -> np.ndarray:
+    a = v.detach().numpy().copy() if isinstance(v, torch.Tensor) else np.asarray(v)
+    return a.astype(np.int64) if entry == "step" else a   # a float tensor counting steps
+
+
+def _run_rule(rule: UpdateRule, p0: dict, gs: list):
+    """The rule's parameters and state after each step; its exceptions become one line."""
+    cur = {k: v.copy() for k, v in p0.items()}
+    params, state = [], []
+    for i, g in enumerate(gs, 1):
+        try:
+            new = rule.step(cur, {k: v.copy() for k, v in g.items()})
+            st = rule.state()
+        except Exception as e:  # noqa: BLE001 — the user's code: reported, not a crash of ours
+            raise ValueError(f"the rule raised at step {i}: {type(e).__name__}: "
+                             f"{inputs.first_line(e)}") from e
+        missing = sorted(set(p0) - set(new))
+        if missing:
+            raise ValueError(f"the rule returned no {missing} at step {i}")
+        cur = {k: new[k] for k in p0}
+        params.append({k: inputs.array(v, f"step {i} param {k}", finite=False)
+                       for k, v in cur.items()})
+        state.append({k: {e: np.array(v, copy=True) for e, v in entries.items()}
+                      for k, entries in st.items()})
+    return params, state
+
+
+def _pairs(mine, my_state, theirs, their_state, names: dict, opts: dict):
+    """Per step: every parameter, then every state entry of the rule that maps to torch's."""
+    pairs, compared = [], set()
+    for i, (p, st, tp, tst) in enumerate(zip(mine, my_state, theirs, their_state), 1):
+        for k in tp:
+            pairs.append(Pair(f"step {i} param {k}", "param", "param", i, p[k], tp[k]))
+        for k, entries in st.items():
+            for entry, value in entries.items():
+                target = _target(names, entry, k, tst.get(k, {}))
+                if target is None:
+                    continue
+                torch_name, convert = target
+                if torch_name not in tst.get(k, {}):
+                    raise ValueError(f"state {k}.{entry} maps to torch's {torch_name}, which "
+                                     f"torch keeps no such entry for with these options")
+                want = tst[k][torch_name]
+                compared.add((k, torch_name))
+                pairs.append(Pair(f"step {i} state {k}.{entry} (torch {torch_name})", "state",
+                                  f"state.{torch_name}", i, value,
+                                  convert(want, opts) if convert else want))
+    unmatched = sorted({f"{k}.{e}" for k, st in their_state[-1].items() for e in st
+                        if (k, e) not in compared})
+    return pairs, unmatched
+
+
+def _target(names: dict, entry: str, key: str, torch_entries: dict):
+    """(torch entry, conversion or None) for the rule's ``entry``, None if left out; an
+    entry named as torch names it maps to itself."""
+    if entry not in names and entry in torch_entries:
+        return entry, None
+    if entry not in names:
+        raise ValueError(f"state {key}.{entry}: unknown state name {entry!r}; map it to a "
+                         f"torch entry with state_names={{{entry!r}: 'exp_avg'}} or leave it "
+                         f"out with {{{entry!r}: None}}")
+    t = names[entry]
+    return None if t is None else (t, None) if isinstance(t, str) else tuple(t)
+
+
+def _hints(kind: str, opts: dict, p0: dict, gs: list, mine: list, first: Check | None):
+    """Each known convention whose rule reproduces the rule's parameters at every step."""
+    hints = []
+    for name, what in conventions.CONVENTIONS.get(kind, {}).items():
+        ref = conventions.run(kind, name, p0, gs, opts)
+        pairs = [Pair(f"step {i} param {k}", "param", "param", i, p[k], r[k])
+                 for i, (p, r) in enumerate(zip(mine, ref), 1) for k in p]
+        if all(c.passed for c in judge(pairs, "float64")):
+            hints.append(f"the rule matches torch's {kind} with the {name}: {what}")
+    if not hints and first is not None and _step_of(first) > 1:
+        hints.append("step 1 agrees: the difference is in state carried between steps "
+                     "(momentum buffer, moments, step counter)")
+    return hints
+
+
+def _step_of(check: Check) -> int:
+    return int(check.label.split()[1])
