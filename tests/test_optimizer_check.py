@@ -312,3 +312,13 @@ def test_state_kept_in_other_units_fails_and_the_hint_says_only_state_differs():
     assert all(c.passed for c in r.checks if c.quantity == "param")
     assert r.first.label == "step 1 state 0.weight.velocity (torch momentum_buffer)"
     assert r.hints and "only state differs" in r.hints[0], r.report()
+
+
+def test_an_integer_hyperparameter_in_a_cs231n_config_is_not_state():
+    def sgd(w, dw, config=None):
+        return w - config["learning_rate"] * dw, config
+    r = compare_optimizers(cs231n_rule(sgd, {"learning_rate": 1}), "sgd", params(),
+                           options=dict(lr=1.0))
+    assert r.passed, r.report()
+    assert "the rule " in compare_optimizers(cs231n_rule(sgd, {"learning_rate": 2}), "sgd",
+                                             params(), options=dict(lr=1.0)).report()
