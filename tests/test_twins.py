@@ -148,7 +148,7 @@ def test_from_models_refuses_a_pair_that_does_not_match(case, error, match):
     elif case == "torch type":
         torch_model = torch_model[0]
     elif case == "optimizer":
-        kw["optimizer"] = "rmsprop"
+        kw["optimizer"] = "lamb"
     elif case == "decay":
         kw.update(weight_decay=1e-3, decay="biases")
     elif case == "penalty":
