@@ -1,8 +1,10 @@
 """Check a hand-written update rule against ``torch.optim``: ``compare_optimizers``.
 
-Both sides start from the same float64 parameters and take K steps on the same gradients
-(drawn from a seeded generator, or the caller's). After every step the parameters and the
-rule's state are judged with the project's float64 rule (``parity.judge``); state is matched
+Both sides start from the same parameters (float64, or float32) and take K steps on the
+same gradients (drawn from a seeded generator, or the caller's). After every step the
+parameters and the rule's state are judged with the project's rule (``parity.judge``: in
+float32 against torch's rule run in float64 on the exactly upcast inputs, with the spread of
+float32-sized rounding from ``parity.precise``); state is matched
 to torch's by name (cs231n's ``m``, ``v``, ``t``, ``cache``, ``velocity``; the NNFS book's
 ``momentums``, ``cache``, ``iterations``; overridable), converted to the rule's units where
 its convention differs (a velocity ``v = μ·v − lr·g`` is ``−lr`` times torch's momentum
@@ -29,8 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from parity import inputs, kinds
+from parity import inputs, kinds, precise
 from parity import optim_conventions as conventions
+from parity import tolerances as tol
 from parity.judge import Check, Pair, judge
 
 Convert = Callable[[np.ndarray, dict], np.ndarray]
@@ -164,6 +167,7 @@ class OptimizerComparison:
     checks: list[Check]
     hints: list[str]
     unmatched: list[str]
+    dtype: str = "float64"
 
     @property
     def passed(self) -> bool:
@@ -177,7 +181,7 @@ class OptimizerComparison:
     def report(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         head = (f"optimizer check ({self.form} rule) vs torch.optim {self.optimizer}({opts}), "
-                f"{self.steps} steps, float64: {'passed' if self.passed else 'FAILED'} "
+                f"{self.steps} steps, {self.dtype}: {'passed' if self.passed else 'FAILED'} "
                 f"({sum(c.passed for c in self.checks)}/{len(self.checks)} checks)")
         lines = [head]
         if self.first is not None:   # the judge calls the first side NumPy: here the rule
@@ -195,7 +199,8 @@ def compare_optimizers(rule, torch_optimizer, params: Mapping, grads=None, *, st
                        seed: int = 0) -> OptimizerComparison:
     """``rule`` (an ``UpdateRule``, or a plain ``fn(params, grads) -> params``) against
     ``torch_optimizer`` (``"adam"`` or ``torch.optim.Adam``; ``options`` in torch's names)
-    from ``params`` (``{name: float64 array}``) over ``steps`` steps of ``grads`` (a list of
+    from ``params`` (``{name: array}``, all float64 or all float32; gradients are cast to
+    that dtype) over ``steps`` steps of ``grads`` (a list of
     ``{name: array}``, one per step; ``None``: drawn from ``seed``, ``N(0, 1)·10^U(−3, 0)``
     elementwise). ``state_names`` adds to or overrides ``STATE_NAMES`` (``{"mom": "exp_avg"}``,
     ``{"lr_t": None}`` to leave an entry out, or ``(torch_name, convert)``)."""
@@ -204,18 +209,20 @@ def compare_optimizers(rule, torch_optimizer, params: Mapping, grads=None, *, st
     steps = int(inputs.number(steps, "steps", *inputs.STEPS, integer=True))
     opts = _options(kind, options)
     p0 = _params(params)
+    dtype = next(iter(p0.values())).dtype.name
     gs = _grads(grads, p0, steps, seed)
     names = {**STATE_NAMES.get(kind.name, {}), **dict(state_names or {})}
-    theirs, their_state = _run_torch(kind, p0, gs, dict(options or {}))
-    mine, my_state = _run_rule(rule, p0, gs)
-    pairs, unmatched = _pairs(mine, my_state, theirs, their_state, names, opts)
-    checks = judge(pairs, "float64")
+    theirs = _run_torch(kind, p0, gs, dict(options or {}))
+    mine = _run_rule(rule, p0, gs)
+    exact = None if dtype == "float64" else _float64_evaluation(kind, p0, gs, dict(options or {}))
+    pairs, unmatched = _pairs(mine, theirs, names, opts, exact)
+    checks = judge(pairs, dtype)
     result = OptimizerComparison(kind.name, dict(options or {}), steps, rule.form, checks, [],
-                                 unmatched)
+                                 unmatched, dtype)
     if not result.passed:
         params_agree = all(c.passed for c in checks if c.quantity == "param")
         result.hints = (_state_hint() if params_agree
-                        else _hints(kind.name, opts, p0, gs, mine, result.first))
+                        else _hints(kind.name, opts, p0, gs, mine[0], result.first, dtype))
     return result
 
 
@@ -249,12 +256,10 @@ def _params(params) -> dict[str, np.ndarray]:
     if not isinstance(params, Mapping) or not params:
         raise TypeError(f"params: expected a non-empty dict name -> array, got "
                         f"{type(params).__name__}")
-    out = {}
-    for k, v in params.items():
-        a = inputs.array(v, f"params {k}")
-        if a.dtype != np.float64:
-            raise ValueError(f"params {k}: float64 only (the exact tier), got {a.dtype}")
-        out[str(k)] = a
+    out = {str(k): inputs.array(v, f"params {k}") for k, v in params.items()}
+    dtypes = sorted({a.dtype.name for a in out.values()})
+    if len(dtypes) != 1 or dtypes[0] not in ("float64", "float32"):
+        raise ValueError(f"params: all float64 or all float32, got {dtypes}")
     return out
 
 
@@ -262,8 +267,8 @@ def _grads(grads, p0: dict, steps: int, seed: int) -> list[dict[str, np.ndarray]
     """``steps`` gradient dicts shaped like ``p0``: the caller's (checked) or drawn."""
     if grads is None:
         rng = np.random.default_rng(seed)
-        return [{k: rng.standard_normal(v.shape) * 10.0 ** rng.uniform(-3, 0, v.shape)
-                 for k, v in p0.items()} for _ in range(steps)]
+        return [{k: (rng.standard_normal(v.shape) * 10.0 ** rng.uniform(-3, 0, v.shape)
+                     ).astype(v.dtype) for k, v in p0.items()} for _ in range(steps)]
     if isinstance(grads, Mapping) or not isinstance(grads, Sequence) or len(grads) != steps:
         raise ValueError(f"grads: expected a list of {steps} dicts (one per step), got "
                          f"{type(grads).__name__} of length {len(grads)}")
@@ -272,7 +277,7 @@ def _grads(grads, p0: dict, steps: int, seed: int) -> list[dict[str, np.ndarray]
         if not isinstance(g, Mapping) or set(g) != set(p0):
             raise ValueError(f"grads step {i}: expected the keys {sorted(p0)}, got "
                              f"{sorted(g) if isinstance(g, Mapping) else type(g).__name__}")
-        d = {k: inputs.array(g[k], f"grads step {i} {k}").astype(np.float64) for k in p0}
+        d = {k: inputs.array(g[k], f"grads step {i} {k}").astype(p0[k].dtype) for k in p0}
         for k, v in d.items():
             if v.shape != p0[k].shape:
                 raise ValueError(f"grads step {i} {k}: shape {v.shape}, parameter "
@@ -323,12 +328,15 @@ def _run_rule(rule: UpdateRule, p0: dict, gs: list):
     return params, state
 
 
-def _pairs(mine, my_state, theirs, their_state, names: dict, opts: dict):
-    """Per step: every parameter, then every state entry of the rule that maps to torch's."""
+def _pairs(mine, theirs, names: dict, opts: dict, exact=None):
+    """Per step: every parameter, then every state entry of the rule that maps to torch's;
+    below float64 each with its float64 evaluation and spread (``exact``)."""
     pairs, compared = [], set()
-    for i, (p, st, tp, tst) in enumerate(zip(mine, my_state, theirs, their_state), 1):
+    (my_p, my_st), (their_p, their_state) = mine, theirs
+    for i, (p, st, tp, tst) in enumerate(zip(my_p, my_st, their_p, their_state), 1):
         for k in tp:
-            pairs.append(Pair(f"step {i} param {k}", "param", "param", i, p[k], tp[k]))
+            pairs.append(Pair(f"step {i} param {k}", "param", "param", i, p[k], tp[k],
+                              *_precise(exact, i, "params", k, None, None, opts)))
         for k, entries in st.items():
             for entry, value in entries.items():
                 target = _target(names, entry, k, tst.get(k, {}))
@@ -342,10 +350,52 @@ def _pairs(mine, my_state, theirs, their_state, names: dict, opts: dict):
                 compared.add((k, torch_name))
                 pairs.append(Pair(f"step {i} state {k}.{entry} (torch {torch_name})", "state",
                                   f"state.{torch_name}", i, value,
-                                  convert(want, opts) if convert else want))
+                                  convert(want, opts) if convert else want,
+                                  *_precise(exact, i, "state", k, torch_name, convert, opts)))
     unmatched = sorted({f"{k}.{e}" for k, st in their_state[-1].items() for e in st
                         if (k, e) not in compared})
     return pairs, unmatched
+
+
+def _float64_evaluation(kind, p0: dict, gs: list, options: dict) -> dict:
+    """Below float64: torch's rule in float64 from the exactly upcast parameters and
+    gradients (``"params"``/``"state"`` per step), and ``"runs"``: the reference rule
+    (``reference.optim``) in float64 ``SAMPLES`` times with every parameter, gradient and
+    state entry moved by float32-sized rounding at every step (``parity.precise``)."""
+    up = {k: v.astype(np.float64) for k, v in p0.items()}
+    g64 = [{k: v.astype(np.float64) for k, v in g.items()} for g in gs]
+    ref_params, ref_state = _run_torch(kind, up, g64, options)
+    rng = np.random.default_rng(0)
+    runs = []
+    for _ in range(tol.SAMPLES):
+        perturb = precise.rounding(rng)
+        p = {k: v.copy() for k, v in up.items()}
+        opt = kind.build_numpy([{"params": p}], **options)
+        steps = []
+        for g in g64:
+            for v in p.values():
+                v[...] = perturb(v)
+            for st in opt.state.values():
+                st.update({e: perturb(v) for e, v in st.items()})
+            opt.step({k: perturb(v) for k, v in g.items()})
+            steps.append(({k: v.copy() for k, v in p.items()},
+                          {k: {e: np.array(v, copy=True) for e, v in st.items()}
+                           for k, st in opt.state.items()}))
+        runs.append(steps)
+    return {"params": ref_params, "state": ref_state, "runs": runs}
+
+
+def _precise(exact, step: int, side: str, key: str, entry, convert, opts) -> tuple:
+    """``(float64 evaluation, spread σ)`` of one compared tensor, or ``()`` in float64."""
+    if exact is None:
+        return ()
+    conv = (lambda v: convert(v, opts)) if convert else (lambda v: v)
+    pick = ((lambda d: d[key]) if side == "params" else (lambda d: d[key][entry]))
+    i = 0 if side == "params" else 1
+    r = conv(np.asarray(pick(exact[side][step - 1]), dtype=np.float64))
+    sigma = max(float(np.max(np.abs(conv(np.asarray(pick(run[step - 1][i]), dtype=np.float64))
+                                    - r), initial=0.0)) for run in exact["runs"])
+    return r, sigma
 
 
 def _target(names: dict, entry: str, key: str, torch_entries: dict):
@@ -361,14 +411,16 @@ def _target(names: dict, entry: str, key: str, torch_entries: dict):
     return None if t is None else (t, None) if isinstance(t, str) else tuple(t)
 
 
-def _hints(kind: str, opts: dict, p0: dict, gs: list, mine: list, first: Check | None):
-    """Each known convention whose rule reproduces the rule's parameters at every step."""
+def _hints(kind: str, opts: dict, p0: dict, gs: list, mine: list, first: Check | None,
+           dtype: str = "float64"):
+    """Each known convention whose rule (float64) reproduces the rule's parameters at every
+    step, within the table of ``dtype``."""
     hints = []
     for name, what in conventions.CONVENTIONS.get(kind, {}).items():
         ref = conventions.run(kind, name, p0, gs, opts)
         pairs = [Pair(f"step {i} param {k}", "param", "param", i, p[k], r[k])
                  for i, (p, r) in enumerate(zip(mine, ref), 1) for k in p]
-        if all(c.passed for c in judge(pairs, "float64")):
+        if all(c.passed for c in judge(pairs, dtype)):
             hints.append(f"the rule matches torch's {kind} with the {name}: {what}")
     if not hints and first is not None and _step_of(first) > 1:
         hints.append("step 1 agrees: the difference is in state carried between steps "

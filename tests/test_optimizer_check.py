@@ -22,9 +22,10 @@ from parity.optimizer_check import (
 STEPS = 8
 
 
-def params(seed=0):
+def params(seed=0, dtype="float64"):
     rng = np.random.default_rng(seed)
-    return {"0.weight": rng.standard_normal((5, 4)), "0.bias": rng.standard_normal(4)}
+    return {"0.weight": rng.standard_normal((5, 4)).astype(dtype),
+            "0.bias": rng.standard_normal(4).astype(dtype)}
 
 
 def reference_rule(kind, opts):
@@ -44,11 +45,13 @@ def replay(trajectory):
     return plain_rule(lambda p, g: next(it))
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("kind,opts", CONFIGS, ids=IDS)
-def test_the_reference_rules_pass_with_all_of_torchs_state_compared(kind, opts):
-    r = compare_optimizers(reference_rule(kind, opts), kind, params(), steps=STEPS,
+def test_the_reference_rules_pass_with_all_of_torchs_state_compared(kind, opts, dtype):
+    r = compare_optimizers(reference_rule(kind, opts), kind, params(dtype=dtype), steps=STEPS,
                            options=opts)
     assert r.passed, r.report()
+    assert r.dtype == dtype
     assert not r.unmatched, r.report()
 
 
@@ -134,16 +137,17 @@ def adam_t_from_zero(w, dw, config=None):
     return adam_t_from_one(w, dw, config)
 
 
-def test_an_adam_step_counter_off_by_one_is_caught_at_step_1_and_hinted():
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_an_adam_step_counter_off_by_one_is_caught_at_step_1_and_hinted(dtype):
     r = compare_optimizers(cs231n_rule(adam_t_from_one, {"learning_rate": 1e-2}), "adam",
-                           params(), options=dict(lr=1e-2))
+                           params(dtype=dtype), options=dict(lr=1e-2))
     assert not r.passed
     assert r.first.label == "step 1 param 0.weight", r.report()
     assert r.first.max_abs > 1e-3           # lr 1e-2: step 1 moves 0.744·lr, not lr
     assert any("step counter one ahead" in h for h in r.hints), r.report()
     assert "t (torch step)" in " ".join(c.label for c in r.checks if not c.passed)
     ok = compare_optimizers(cs231n_rule(adam_t_from_zero, {"learning_rate": 1e-2}), "adam",
-                            params(), options=dict(lr=1e-2))
+                            params(dtype=dtype), options=dict(lr=1e-2))
     assert ok.passed, ok.report()
 
 
@@ -269,11 +273,13 @@ def test_an_unknown_state_name_is_refused_with_how_to_map_it():
     (dict(torch_optimizer="lamb"), ValueError, "unknown kind 'lamb'"),
     (dict(options=dict(maximize=True)), TypeError, "['maximize'] not options of sgd"),
     (dict(options=dict(lr=float("nan"))), ValueError, "options lr"),
-    (dict(params={"w": np.ones(3, dtype=np.float32)}), ValueError, "float64 only"),
+    (dict(params={"w": np.ones(3, dtype=np.float16)}), ValueError, "all float64 or all float32"),
+    (dict(params={"w": np.ones(3), "b": np.ones(2, dtype=np.float32)}), ValueError,
+     "['float32', 'float64']"),
     (dict(params={}), TypeError, "non-empty dict"),
     (dict(steps=0), ValueError, "steps"),
     (dict(rule=42), TypeError, "rule: expected"),
-], ids=["optimizer", "option", "nan-option", "float32", "no-params", "steps", "rule"])
+], ids=["optimizer", "option", "nan-option", "float16", "mixed", "no-params", "steps", "rule"])
 def test_bad_arguments_are_one_line_errors(call, error, fragment):
     args = dict(rule=reference_rule("sgd", {}), torch_optimizer="sgd", params=params())
     args.update(call)
@@ -322,3 +328,19 @@ def test_an_integer_hyperparameter_in_a_cs231n_config_is_not_state():
     assert r.passed, r.report()
     assert "the rule " in compare_optimizers(cs231n_rule(sgd, {"learning_rate": 2}), "sgd",
                                              params(), options=dict(lr=1.0)).report()
+
+
+def test_float32_beyond_the_table_is_judged_against_the_float64_evaluation():
+    """A float32 rule that rounds its parameters through float16 every step: beyond the
+    table, and the precision rule finds it farther from the float64 evaluation of the same
+    steps than torch is (an evaluation that is no evaluation — zeros — puts both at one
+    distance and passes it)."""
+    inner = reference_rule("adam", dict(lr=1e-2))
+
+    def step(p, g):
+        inner.step(p, g)
+        return {k: v.astype(np.float16).astype(np.float32) for k, v in p.items()}
+    r = compare_optimizers(plain_rule(step, inner.state), "adam", params(dtype="float32"),
+                           options=dict(lr=1e-2))
+    assert not r.passed and r.first.rule == "precision", r.report()
+    assert r.first.err_numpy > 10 * r.first.err_torch, r.report()

@@ -186,16 +186,17 @@ CASES = [
 ]
 
 
-def params():
+def params(dtype):
     rng = np.random.default_rng(0)
-    return {"0.weight": rng.standard_normal((6, 4)), "0.bias": rng.standard_normal(4),
-            "1.weight": rng.standard_normal((4, 3)), "1.bias": rng.standard_normal(3)}
+    shapes = {"0.weight": (6, 4), "0.bias": (4,), "1.weight": (4, 3), "1.bias": (3,)}
+    return {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_real_code(case):
+def test_real_code(case, dtype):
     name, verdict, make, kind, options, names, first, hint = case
-    r = compare_optimizers(make(), kind, params(), steps=6, options=options,
+    r = compare_optimizers(make(), kind, params(dtype), steps=6, options=options,
                            state_names=names)
     if verdict == "correct":
         assert r.passed, r.report()
