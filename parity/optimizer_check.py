@@ -2,30 +2,25 @@
 
 Both sides start from the same parameters (float64, or float32) and take K steps on the
 same gradients (drawn from a seeded generator, or the caller's). After every step the
-parameters and the rule's state are judged with the project's rule (``parity.judge``: in
-float32 against torch's rule run in float64 on the exactly upcast inputs, with the spread of
-float32-sized rounding from ``parity.precise``); state is matched
-to torch's by name (cs231n's ``m``, ``v``, ``t``, ``cache``, ``velocity``; the NNFS book's
-``momentums``, ``cache``, ``iterations``; overridable), converted to the rule's units where
-its convention differs (a velocity ``v = μ·v − lr·g`` is ``−lr`` times torch's momentum
+parameters and the rule's state are judged with the project's rule (``parity.judge``; in
+float32 against torch's rule run in float64 on the exactly upcast inputs, with the spread
+of float32-sized rounding from ``parity.precise``). State is matched to torch's by name
+(cs231n's ``m``, ``v``, ``t``, ``cache``, ``velocity``; the NNFS book's ``momentums``,
+``cache``, ``iterations``; overridable), converted to the rule's units where its
+convention differs (a velocity ``v = μ·v − lr·g`` is ``−lr`` times torch's momentum
 buffer). The report names the first step and quantity that differ and, when the rule's
 numbers match a known convention instead of torch's (``parity.optim_conventions``: Adam's
 step counter one ahead, eps inside the square root, decay after momentum …), says which.
 
-Rules come in three forms, each an ``UpdateRule``: ``plain_rule(fn)`` for
-``fn(params, grads) -> params``, ``cs231n_rule(update, config)`` for cs231n's
-``update(w, dw, config) -> (w, config)`` (one config per parameter, as its Solver keeps), and
-``layer_rule(optimizer)`` for optimizer objects with ``pre_update_params()``,
-``update_params(layer)``, ``post_update_params()`` that update ``layer.weights`` in place
-from ``layer.dweights`` (the NNFS book's form).
+Rules come in three forms (``parity.update_rules``): ``plain_rule(fn)``, ``cs231n_rule(update,
+config)`` and ``layer_rule(optimizer)``; a bare ``fn(params, grads) -> params`` is taken as
+the first.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,6 +30,10 @@ from parity import inputs, kinds, precise
 from parity import optim_conventions as conventions
 from parity import tolerances as tol
 from parity.judge import Check, Pair, judge
+from parity.update_rules import UpdateRule, cs231n_rule, layer_rule, plain_rule
+
+__all__ = ["STATE_NAMES", "OptimizerComparison", "UpdateRule", "compare_optimizers",
+           "cs231n_rule", "layer_rule", "plain_rule"]
 
 Convert = Callable[[np.ndarray, dict], np.ndarray]
 
@@ -55,103 +54,6 @@ STATE_NAMES: dict[str, dict[str, Any]] = {
     "adagrad": {"cache": "sum", "iterations": "step"},
 }
 STATE_NAMES["adamw"] = STATE_NAMES["adam"]
-
-
-@dataclass
-class UpdateRule:
-    """A rule as the checker drives it: ``step(params, grads)`` returns the parameters after
-    one step (new arrays, or the same ones updated in place); ``state()`` the state it keeps,
-    ``{param: {entry: value}}`` in its own names."""
-
-    step: Callable[[dict, dict], Mapping]
-    state: Callable[[], dict] = field(default=lambda: {})
-    form: str = "plain"
-
-
-def plain_rule(fn: Callable[[dict, dict], Mapping | None],
-               state: Callable[[], dict] | None = None) -> UpdateRule:
-    """``fn(params, grads)`` returning the new ``{name: array}`` (``None``: updated in
-    place); ``state()`` optionally returning ``{param: {entry: value}}``."""
-    def step(params: dict, grads: dict) -> Mapping:
-        out = fn(params, grads)
-        return params if out is None else out
-    return UpdateRule(step, state or (lambda: {}), "plain")
-
-
-def cs231n_rule(update: Callable, config: Mapping | None = None) -> UpdateRule:
-    """cs231n's ``update(w, dw, config) -> (next_w, config)``, one copy of ``config`` per
-    parameter (its Solver's ``optim_configs``). State: the config's arrays and the integer
-    counters the rule adds (``m``, ``v``, ``t``, ``cache``, ``velocity``); hyperparameters —
-    floats, and whatever number ``config`` itself holds (``{"learning_rate": 1}``) — are not."""
-    configs: dict[str, dict] = {}
-    given = set(config or {})
-
-    def step(params: dict, grads: dict) -> dict:
-        out = {}
-        for k, w in params.items():
-            cfg = configs.setdefault(k, copy.deepcopy(dict(config or {})))
-            result = update(w, grads[k], cfg)
-            if not (isinstance(result, tuple) and len(result) == 2
-                    and isinstance(result[1], Mapping)):
-                raise TypeError(f"{k}: update(w, dw, config) must return (next_w, config), "
-                                f"got {type(result).__name__}")
-            out[k], configs[k] = result[0], dict(result[1])
-        return out
-
-    def state() -> dict:
-        return {k: {e: v for e, v in cfg.items()
-                    if isinstance(v, np.ndarray) or (_is_state(v) and e not in given)}
-                for k, cfg in configs.items()}
-    return UpdateRule(step, state, "cs231n")
-
-
-def layer_rule(optimizer, attrs: Mapping[str, str] | None = None, grad_prefix: str = "d",
-               counters: Sequence[str] = ("iterations",)) -> UpdateRule:
-    """An optimizer object that updates layers in place: ``pre_update_params()``, then
-    ``update_params(layer)`` per layer, then ``post_update_params()`` (each optional but
-    ``update_params``). Parameter ``"0.weight"`` is ``layer_0.weights`` with gradient
-    ``layer_0.dweights`` (``attrs`` maps ``weight``/``bias`` to the attribute names). State:
-    the layer's ``weight_<entry>`` attributes for ``0.weight`` (``weight_momentums``,
-    ``weight_cache``) and the optimizer's integer ``counters``."""
-    attrs = dict(attrs or {"weight": "weights", "bias": "biases"})
-    layers: dict[str, SimpleNamespace] = {}
-    keys: list[str] = []
-
-    def split(k: str) -> tuple[str, str]:
-        prefix, _, name = k.rpartition(".")
-        if name not in attrs:
-            raise ValueError(f"layer_rule: parameter {k!r} is not '<layer>.<name>' with name "
-                             f"in {sorted(attrs)}")
-        return prefix, name
-
-    def step(params: dict, grads: dict) -> dict:
-        keys[:] = list(params)
-        for k in params:
-            prefix, name = split(k)
-            layer = layers.setdefault(prefix, SimpleNamespace())
-            setattr(layer, attrs[name], params[k])
-            setattr(layer, grad_prefix + attrs[name], grads[k])
-        getattr(optimizer, "pre_update_params", lambda: None)()
-        for layer in layers.values():
-            optimizer.update_params(layer)
-        getattr(optimizer, "post_update_params", lambda: None)()
-        return {k: getattr(layers[split(k)[0]], attrs[split(k)[1]]) for k in params}
-
-    def state() -> dict:
-        shared = {c: getattr(optimizer, c) for c in counters if hasattr(optimizer, c)}
-        out = {}
-        for k in keys:
-            prefix, name = split(k)
-            own = {a[len(name) + 1:]: v for a, v in vars(layers[prefix]).items()
-                   if a.startswith(name + "_")}
-            out[k] = {**own, **shared}
-        return out
-    return UpdateRule(step, state, "layer")
-
-
-def _is_state(v) -> bool:
-    return isinstance(v, np.ndarray) or (isinstance(v, int | np.integer)
-                                         and not isinstance(v, bool))
 
 
 @dataclass
@@ -194,18 +96,22 @@ class OptimizerComparison:
         return "\n".join(lines)
 
 
-def compare_optimizers(rule, torch_optimizer, params: Mapping, grads=None, *, steps: int = 5,
+def compare_optimizers(rule, torch_optimizer, params: Mapping, grads=None, *,
+                       steps: int | None = None,
                        options: Mapping | None = None, state_names: Mapping | None = None,
                        seed: int = 0) -> OptimizerComparison:
     """``rule`` (an ``UpdateRule``, or a plain ``fn(params, grads) -> params``) against
     ``torch_optimizer`` (``"adam"`` or ``torch.optim.Adam``; ``options`` in torch's names)
     from ``params`` (``{name: array}``, all float64 or all float32; gradients are cast to
-    that dtype) over ``steps`` steps of ``grads`` (a list of
-    ``{name: array}``, one per step; ``None``: drawn from ``seed``, ``N(0, 1)·10^U(−3, 0)``
-    elementwise). ``state_names`` adds to or overrides ``STATE_NAMES`` (``{"mom": "exp_avg"}``,
-    ``{"lr_t": None}`` to leave an entry out, or ``(torch_name, convert)``)."""
+    that dtype) over ``steps`` steps of ``grads`` (a list of ``{name: array}``, one per step,
+    ``steps`` its length; ``None``: ``steps`` (default 5) drawn from ``seed``,
+    ``N(0, 1)·10^U(−3, 0)`` elementwise). ``state_names`` adds to or overrides
+    ``STATE_NAMES`` (``{"mom": "exp_avg"}``, ``{"lr_t": None}`` to leave an entry out, or
+    ``(torch_name, convert)``)."""
     kind = kinds.optimizer_kind_of(torch_optimizer)
     rule = rule if isinstance(rule, UpdateRule) else _callable_rule(rule)
+    if steps is None:
+        steps = len(grads) if isinstance(grads, Sequence) and not isinstance(grads, str) else 5
     steps = int(inputs.number(steps, "steps", *inputs.STEPS, integer=True))
     opts = _options(kind, options)
     p0 = _params(params)
@@ -269,9 +175,11 @@ def _grads(grads, p0: dict, steps: int, seed: int) -> list[dict[str, np.ndarray]
         rng = np.random.default_rng(seed)
         return [{k: (rng.standard_normal(v.shape) * 10.0 ** rng.uniform(-3, 0, v.shape)
                      ).astype(v.dtype) for k, v in p0.items()} for _ in range(steps)]
-    if isinstance(grads, Mapping) or not isinstance(grads, Sequence) or len(grads) != steps:
-        raise ValueError(f"grads: expected a list of {steps} dicts (one per step), got "
-                         f"{type(grads).__name__} of length {len(grads)}")
+    if isinstance(grads, Mapping | str) or not isinstance(grads, Sequence):
+        raise TypeError(f"grads: expected a list of dicts (one per step), got "
+                        f"{type(grads).__name__}")
+    if len(grads) != steps:
+        raise ValueError(f"grads: {len(grads)} steps of gradients for steps={steps}")
     out = []
     for i, g in enumerate(grads, 1):
         if not isinstance(g, Mapping) or set(g) != set(p0):

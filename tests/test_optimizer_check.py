@@ -12,12 +12,8 @@ from test_optim import CONFIGS, IDS
 
 from parity import optim_conventions as conventions
 from parity.kinds import OPTIMIZERS
-from parity.optimizer_check import (
-    compare_optimizers,
-    cs231n_rule,
-    layer_rule,
-    plain_rule,
-)
+from parity.optimizer_check import compare_optimizers
+from parity.update_rules import cs231n_rule, layer_rule, plain_rule
 
 STEPS = 8
 
@@ -279,7 +275,11 @@ def test_an_unknown_state_name_is_refused_with_how_to_map_it():
     (dict(params={}), TypeError, "non-empty dict"),
     (dict(steps=0), ValueError, "steps"),
     (dict(rule=42), TypeError, "rule: expected"),
-], ids=["optimizer", "option", "nan-option", "float16", "mixed", "no-params", "steps", "rule"])
+    (dict(grads={"0.weight": np.ones((5, 4)), "0.bias": np.ones(4)}), TypeError,
+     "grads: expected a list of dicts"),
+    (dict(grads=[], steps=2), ValueError, "0 steps of gradients for steps=2"),
+], ids=["optimizer", "option", "nan-option", "float16", "mixed", "no-params", "steps", "rule",
+        "one-dict", "grads-steps"])
 def test_bad_arguments_are_one_line_errors(call, error, fragment):
     args = dict(rule=reference_rule("sgd", {}), torch_optimizer="sgd", params=params())
     args.update(call)
@@ -344,3 +344,9 @@ def test_float32_beyond_the_table_is_judged_against_the_float64_evaluation():
                            options=dict(lr=1e-2))
     assert not r.passed and r.first.rule == "precision", r.report()
     assert r.first.err_numpy > 10 * r.first.err_torch, r.report()
+
+
+def test_steps_default_to_the_number_of_gradients_given():
+    grads = [{k: np.ones(v.shape) for k, v in params().items()} for _ in range(3)]
+    r = compare_optimizers(reference_rule("adam", {}), "adam", params(), grads)
+    assert r.steps == 3 and r.passed, r.report()

@@ -26,7 +26,8 @@ import warnings
 import numpy as np
 import pytest
 
-from parity.optimizer_check import compare_optimizers, cs231n_rule, layer_rule, plain_rule
+from parity.optimizer_check import compare_optimizers
+from parity.update_rules import cs231n_rule, layer_rule, plain_rule
 
 HERE = pathlib.Path(__file__).resolve().parent / "realcode"
 MARK = "# ---- code as written below this line ----\n"
