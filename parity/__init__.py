@@ -17,6 +17,10 @@ reg=0.0, mapping=None, transposed=None, name="your functions") -> TwinsReport``
     the same model in the other framework, weights bit for bit.
 ``TwinsReport``
     ``.passed``, ``.report()``, ``.to_json()``, ``.localization``, ``.checks``.
+``compare_optimizers(rule, torch_optimizer, params, grads=None, *, steps=None, options=None,
+state_names=None, seed=0) -> OptimizerComparison``
+    a hand-written update rule against ``torch.optim``, K steps, parameters and state;
+    ``cs231n_rule``, ``layer_rule``, ``plain_rule`` wrap the three forms rules come in.
 
 Names resolve on first use (PEP 562), so ``import parity`` — and ``nn-parity --help`` —
 does not import torch.
@@ -27,15 +31,20 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 __all__ = ["TwinsReport", "assert_twins_close", "compare_functions", "compare_models",
-           "from_torch", "to_torch"]
+           "from_torch", "to_torch", "compare_optimizers", "cs231n_rule", "layer_rule",
+           "plain_rule"]
 
 _HOME = {"TwinsReport": "parity.api", "assert_twins_close": "parity.api",
          "compare_functions": "parity.api", "compare_models": "parity.api",
-         "from_torch": "parity.convert", "to_torch": "parity.convert"}
+         "from_torch": "parity.convert", "to_torch": "parity.convert",
+         "compare_optimizers": "parity.optimizer_check",
+         **dict.fromkeys(("cs231n_rule", "layer_rule", "plain_rule"), "parity.update_rules")}
 
 if TYPE_CHECKING:  # pragma: no cover — for type checkers and IDEs
     from parity.api import TwinsReport, assert_twins_close, compare_functions, compare_models
     from parity.convert import from_torch, to_torch
+    from parity.optimizer_check import compare_optimizers
+    from parity.update_rules import cs231n_rule, layer_rule, plain_rule
 
 
 def __getattr__(name: str):

@@ -31,8 +31,9 @@ DECAY = ("all", "weights")          # which parameters an optimizer's weight dec
 
 @dataclass(frozen=True)
 class OptimSpec:
-    """Optimizer kind (``sgd`` | ``adam`` | ``adamw``), lr, options as torch names them
-    (``momentum``, ``betas``, ``amsgrad`` …) and weight decay restricted to ``decay`` params:
+    """Optimizer kind (``sgd`` | ``adam`` | ``adamw`` | ``rmsprop`` | ``adagrad``), lr, options
+    as torch names them (``momentum``, ``betas``, ``amsgrad``, ``alpha``, ``centered``,
+    ``lr_decay``, ``initial_accumulator_value`` …) and weight decay restricted to ``decay`` params:
     ``"all"`` (torch's default — biases and norm affines too) or ``"weights"`` (Linear weights
     only: cs231n's L2)."""
 

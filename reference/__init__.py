@@ -15,10 +15,10 @@ from reference.losses import (
     SmoothL1Loss,
     l2_penalty,
 )
-from reference.optim import SGD, Adam, AdamW
+from reference.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 from reference.sequential import Sequential
 
 __all__ = [*_layers.__all__, "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss", "MSELoss",
            "L1Loss", "SmoothL1Loss", "HuberLoss", "NLLLoss", "ProbsCrossEntropyLoss",
            "MultiMarginLoss", "l2_penalty",
-           "SGD", "Adam", "AdamW", "Sequential"]
+           "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Sequential"]

@@ -4,7 +4,8 @@ An optimizer updates a model's parameter arrays *in place*. ``params`` is either
 ``name -> array`` (one group) or a list of groups ``{"params": {name: array}, **overrides}``
 (per-group ``lr``, ``weight_decay``, …), as torch's param groups. ``step(grads)`` takes the
 gradients by the same names. State is kept per name, with torch's keys
-(``momentum_buffer``; ``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``).
+(``momentum_buffer``; ``step``, ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``; ``square_avg``,
+``grad_avg``; ``sum``).
 """
 
 from __future__ import annotations
@@ -155,3 +156,85 @@ class AdamW(Adam):
 
     defaults = {**Adam.defaults, "weight_decay": 1e-2}
     decoupled = True
+
+
+class RMSprop(Optimizer):
+    """torch.optim.RMSprop (single-tensor path)::
+
+        g ← g + wd·θ
+        s ← α·s + (1 − α)·g²                       (square_avg)
+        ḡ ← ḡ + (1 − α)·(g − ḡ);  s̃ = s − ḡ²       (centered: grad_avg, torch's lerp)
+        d = sqrt(s̃) + eps                         (eps outside the square root)
+        b ← μ·b + g / d;  θ ← θ − lr·b            (momentum > 0; b starts at 0)
+        θ ← θ − lr·g / d                          (otherwise)
+    """
+
+    defaults = {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0,
+                "centered": False}
+
+    def _validate(self, group):
+        super()._validate(group)
+        for k in ("alpha", "eps", "momentum"):
+            if group[k] < 0:
+                raise ValueError(f"RMSprop: invalid {k} {group[k]}")
+
+    def _update(self, name, p, g, group, state):
+        alpha, eps, mu = group["alpha"], group["eps"], group["momentum"]
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = np.zeros_like(p)
+            if mu > 0:
+                state["momentum_buffer"] = np.zeros_like(p)
+            if group["centered"]:
+                state["grad_avg"] = np.zeros_like(p)
+        state["step"] += 1
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p
+        s = state["square_avg"]
+        s *= alpha
+        s += (1 - alpha) * g * g          # torch's addcmul order: (value·g)·g
+        if group["centered"]:
+            ga = state["grad_avg"]
+            ga += (1 - alpha) * (g - ga)
+            avg = np.sqrt(s - ga * ga)
+        else:
+            avg = np.sqrt(s)
+        avg += eps
+        if mu > 0:
+            buf = state["momentum_buffer"]
+            buf *= mu
+            buf += g / avg
+            p -= group["lr"] * buf
+        else:
+            p -= group["lr"] * (g / avg)
+
+
+class Adagrad(Optimizer):
+    """torch.optim.Adagrad (single-tensor path, dense gradients)::
+
+        g ← g + wd·θ
+        lr_t = lr / (1 + (t − 1)·lr_decay)
+        s ← s + g²                                (sum; starts at initial_accumulator_value)
+        θ ← θ − lr_t · g / (sqrt(s) + eps)
+    """
+
+    defaults = {"lr": 1e-2, "lr_decay": 0.0, "weight_decay": 0.0,
+                "initial_accumulator_value": 0.0, "eps": 1e-10}
+
+    def _validate(self, group):
+        super()._validate(group)
+        for k in ("lr_decay", "initial_accumulator_value", "eps"):
+            if group[k] < 0:
+                raise ValueError(f"Adagrad: invalid {k} {group[k]}")
+
+    def _update(self, name, p, g, group, state):
+        if not state:
+            state["step"] = 0
+            state["sum"] = np.full_like(p, group["initial_accumulator_value"])
+        state["step"] += 1
+        if group["weight_decay"] != 0:
+            g = g + group["weight_decay"] * p
+        clr = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
+        s = state["sum"]
+        s += g * g
+        p -= clr * (g / (np.sqrt(s) + group["eps"]))

@@ -173,7 +173,7 @@ def test_mismatched_pairs_are_named(change, error, message):
     ({"reduction": "none"}, "reduction: 'mean' or 'sum', got 'none'"),
     ({"masks": "numpy"}, "masks: only 'shared'"),
     ({"weights": "mine"}, "weights: 'numpy' or 'torch'"),
-    ({"optimizer": "rmsprop"}, "optimizer: unknown kind 'rmsprop'"),
+    ({"optimizer": "lamb"}, "optimizer: unknown kind 'lamb'"),
     ({"optimizer": {"lr": 0.1}}, "optimizer: a dict needs 'kind'"),
     ({"steps": 0}, "steps must be >= 1"),
 ])

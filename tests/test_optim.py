@@ -12,10 +12,9 @@ from torch import nn
 import parity
 from parity import twins as twins_mod
 from parity.compare import compare_twins
+from parity.kinds import OPTIMIZERS
 from parity.tolerances import ABSOLUTE_FLOOR, tolerance
 from reference.optim import SGD, Adam, AdamW
-
-TORCH = {SGD: torch.optim.SGD, Adam: torch.optim.Adam, AdamW: torch.optim.AdamW}
 
 
 def assert_same(label, mine, theirs: torch.Tensor, dtype, quantity):
@@ -33,17 +32,19 @@ def assert_same(label, mine, theirs: torch.Tensor, dtype, quantity):
                                atol=atol, msg=lambda m: f"{label}: {m}")
 
 
-def helper_test_optim(cls, dtype="float64", steps=5, **opts):
+def helper_test_optim(kind, dtype="float64", steps=5, numpy_cls=None, **opts):
+    """``kind``'s NumPy optimizer (or ``numpy_cls``, a planted subclass) against its torch
+    twin, both built by the record."""
+    record = OPTIMIZERS[kind]
     rng = np.random.default_rng(0)
     shapes = {"0.weight": (7, 5), "0.bias": (5,)}
     p0 = {k: rng.standard_normal(s).astype(dtype) for k, s in shapes.items()}
     grads = [{k: (rng.standard_normal(s) * 10.0 ** rng.uniform(-6, 0, s)).astype(dtype)
               for k, s in shapes.items()} for _ in range(steps)]
     mine = {k: v.copy() for k, v in p0.items()}
-    opt = cls(mine, **opts)
+    opt = (numpy_cls or record.numpy)(mine, **opts)
     theirs = {k: torch.nn.Parameter(torch.from_numpy(v.copy())) for k, v in p0.items()}
-    t_cls = next(TORCH[c] for c in cls.__mro__ if c in TORCH)   # a planted subclass: its base
-    t_opt = t_cls(list(theirs.values()), foreach=False, **opts)
+    t_opt = record.build_torch([{"params": list(theirs.values())}], **opts)
     for step, g in enumerate(grads, 1):
         opt.step(g)
         for k, p in theirs.items():
@@ -56,24 +57,43 @@ def helper_test_optim(cls, dtype="float64", steps=5, **opts):
                 assert_same(f"step {step} state {k}.{sk}", opt.state[k][sk], sv, dtype, "state")
 
 
-@pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("cls,opts", [
-    (SGD, dict(lr=0.1)),
-    (SGD, dict(lr=0.1, weight_decay=0.01)),
-    (SGD, dict(lr=0.1, momentum=0.9)),
+CONFIGS = [
+    ("sgd", dict(lr=0.1)),
+    ("sgd", dict(lr=0.1, weight_decay=0.01)),
+    ("sgd", dict(lr=0.1, momentum=0.9)),
     # τ = 0.3, 1 − τ = 0.7: a rule that swapped them would show (with 0.5 it would not)
-    (SGD, dict(lr=0.1, momentum=0.9, dampening=0.3)),
-    (SGD, dict(lr=0.1, momentum=0.5, dampening=0.1, weight_decay=0.01)),
-    (SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
-    (Adam, dict(lr=1e-2)),
-    (Adam, dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6)),
-    (Adam, dict(lr=1e-2, weight_decay=0.1)),
-    (Adam, dict(lr=1e-2, amsgrad=True)),
-    (AdamW, dict(lr=1e-2)),
-    (AdamW, dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
-], ids=["sgd", "sgd-wd", "momentum", "dampening", "dampening-wd", "nesterov-wd", "adam",
-        "adam-betas-eps", "adam-l2", "amsgrad", "adamw", "adamw-amsgrad"])
-def test_optimizer_matches_torch(cls, opts, dtype): helper_test_optim(cls, dtype, **opts)
+    ("sgd", dict(lr=0.1, momentum=0.9, dampening=0.3)),
+    ("sgd", dict(lr=0.1, momentum=0.5, dampening=0.1, weight_decay=0.01)),
+    ("sgd", dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01)),
+    ("adam", dict(lr=1e-2)),
+    ("adam", dict(lr=1e-2, betas=(0.8, 0.99), eps=1e-6)),
+    ("adam", dict(lr=1e-2, weight_decay=0.1)),
+    ("adam", dict(lr=1e-2, amsgrad=True)),
+    ("adamw", dict(lr=1e-2)),
+    ("adamw", dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
+    ("rmsprop", dict(lr=1e-2)),
+    # α = 0.9 and eps 1e-3: eps is the size of sqrt(s) for the small gradients drawn
+    ("rmsprop", dict(lr=1e-2, alpha=0.9, eps=1e-3, weight_decay=0.1)),
+    ("rmsprop", dict(lr=1e-2, momentum=0.9)),
+    ("rmsprop", dict(lr=1e-2, centered=True)),
+    ("rmsprop", dict(lr=1e-2, alpha=0.8, momentum=0.5, centered=True, weight_decay=0.01)),
+    ("adagrad", dict(lr=1e-1)),
+    ("adagrad", dict(lr=1e-1, lr_decay=0.3, weight_decay=0.1)),
+    ("adagrad", dict(lr=1e-1, initial_accumulator_value=0.5, eps=1e-6)),
+]
+IDS = ["sgd", "sgd-wd", "momentum", "dampening", "dampening-wd", "nesterov-wd", "adam",
+        "adam-betas-eps", "adam-l2", "amsgrad", "adamw", "adamw-amsgrad", "rmsprop",
+        "rmsprop-alpha-eps-wd", "rmsprop-momentum", "rmsprop-centered", "rmsprop-all",
+        "adagrad", "adagrad-lr-decay-wd", "adagrad-initial-eps"]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind,opts", CONFIGS, ids=IDS)
+def test_optimizer_matches_torch(kind, opts, dtype): helper_test_optim(kind, dtype, **opts)
+
+
+def test_every_optimizer_record_has_a_configuration():
+    assert {k for k, _ in CONFIGS} == set(OPTIMIZERS), "an optimizer record without a test"
 
 
 def test_first_momentum_step_copies_the_gradient_without_dampening():
@@ -149,7 +169,9 @@ def _twins_for_sync(kind, dtype, opts):
 @pytest.mark.parametrize("kind, opts", [
     ("adam", dict(lr=1e-2)),
     ("sgd", dict(lr=0.1, options=dict(momentum=0.9, dampening=0.3))),
-], ids=["adam", "sgd-momentum"])
+    ("rmsprop", dict(lr=1e-2, options=dict(momentum=0.9, centered=True))),
+    ("adagrad", dict(lr=0.1, options=dict(lr_decay=0.1, initial_accumulator_value=0.1))),
+], ids=["adam", "sgd-momentum", "rmsprop", "adagrad"])
 def test_every_compared_step_starts_from_numpys_state_bit_for_bit(kind, opts, dtype):
     """``parity.compare`` syncs torch to NumPy (weights, buffers, optimizer state) before
     every step ≥ 2, so each step — and its float64 evaluation — starts from one state. At
@@ -172,7 +194,9 @@ def test_every_compared_step_starts_from_numpys_state_bit_for_bit(kind, opts, dt
             return
         seen.append(len(seen) + 1)
         if len(seen) == 1:
-            assert not opt.state                 # step 1 starts from no state on either side
+            # step 1 starts from no state on either side (torch's Adagrad builds its ``sum``
+            # at construction: step 0)
+            assert all(float(st["step"]) == 0 for st in opt.state.values())
             return
         mine = twins.numpy_model.state_dict()
         for k, v in twins.torch_model.state_dict().items():
@@ -218,4 +242,4 @@ class _PlantedAdam(Adam):
 
 def test_a_relative_error_in_a_tiny_state_entry_fails_in_float32():
     with pytest.raises(AssertionError, match=r"step 1 state 0\.bias\.exp_avg_sq"):
-        helper_test_optim(_PlantedAdam, "float32", lr=1e-2)
+        helper_test_optim("adam", "float32", numpy_cls=_PlantedAdam, lr=1e-2)

@@ -54,7 +54,7 @@ SETTINGS = settings(suppress_health_check=[HealthCheck.too_slow])
 
 @st.composite
 def optimizers(draw) -> OptimSpec:
-    kind = draw(st.sampled_from(("sgd", "adam", "adamw")))
+    kind = draw(st.sampled_from(tuple(OPTIMIZERS)))
     wd = draw(st.sampled_from((0.0, 1e-3, 0.1)))
     decay = draw(st.sampled_from(("all", "weights")))
     if kind == "sgd":
@@ -69,7 +69,15 @@ def optimizers(draw) -> OptimSpec:
                 options["dampening"] = draw(st.sampled_from(DAMPENING))
         return OptimSpec("sgd", lr, options, weight_decay=wd, decay=decay)
     lr = draw(st.sampled_from((1e-3, 1e-2, 0.1)))
-    return OptimSpec(kind, lr, {"amsgrad": draw(st.booleans())}, weight_decay=wd, decay=decay)
+    if kind == "rmsprop":
+        options = {"alpha": draw(st.sampled_from((0.99, 0.9))), "centered": draw(st.booleans()),
+                   "momentum": draw(st.sampled_from((0.0, 0.9)))}
+    elif kind == "adagrad":
+        options = {"lr_decay": draw(st.sampled_from((0.0, 0.1))),
+                   "initial_accumulator_value": draw(st.sampled_from((0.0, 0.1)))}
+    else:
+        options = {"amsgrad": draw(st.booleans())}
+    return OptimSpec(kind, lr, options, weight_decay=wd, decay=decay)
 
 
 @st.composite

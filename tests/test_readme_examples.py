@@ -46,3 +46,19 @@ def test_pytest_example_passes(code):
     assert tests, "the pytest example defines no test"
     for test in tests:
         test(TwinsChecker())
+
+
+OPTIMIZER_SECTION = "## Check your own optimizer"
+
+
+def test_the_optimizer_example_runs_and_its_report_is_the_one_described(capsys):
+    text = README.read_text()
+    start = text.index(OPTIMIZER_SECTION)
+    end = text.find("\n## ", start + len(OPTIMIZER_SECTION))
+    blocks = re.findall(r"```python\n(.*?)```", text[start:end], re.S)
+    assert len(blocks) == 1, f"README '{OPTIMIZER_SECTION}': {len(blocks)} python examples"
+    exec(compile(blocks[0], f"README.md ({OPTIMIZER_SECTION})", "exec"),
+         {"__name__": "__readme__"})
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "first difference: step 1 param W1" in out, out
+    assert "hint: the rule matches torch's adam with the step counter one ahead" in out, out

@@ -51,6 +51,9 @@ RECIPES = {
     "sgd-cs231n-l2": dict(optimizer="sgd", lr=0.5, weight_decay=1e-3, decay="weights",
                           penalty_in_loss=True),
     "adamw": dict(optimizer="adamw", lr=0.01, options={"amsgrad": True}),
+    "rmsprop": dict(optimizer="rmsprop", lr=0.01, weight_decay=1e-2,
+                    options={"momentum": 0.5, "centered": True}),
+    "adagrad": dict(optimizer="adagrad", lr=0.1, options={"lr_decay": 0.01}),
 }
 
 
@@ -145,7 +148,7 @@ def test_from_models_refuses_a_pair_that_does_not_match(case, error, match):
     elif case == "torch type":
         torch_model = torch_model[0]
     elif case == "optimizer":
-        kw["optimizer"] = "rmsprop"
+        kw["optimizer"] = "lamb"
     elif case == "decay":
         kw.update(weight_decay=1e-3, decay="biases")
     elif case == "penalty":

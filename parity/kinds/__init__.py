@@ -20,14 +20,20 @@ from torch import nn
 import layerspec as S
 import reference
 from parity.kinds.losses import LOSSES, LossKind, loss_kind, of_loss
-from parity.kinds.optimizers import OPTIMIZERS, OptimizerKind, optimizer_kind
+from parity.kinds.optimizers import (
+    OPTIMIZERS,
+    OptimizerKind,
+    optimizer_kind,
+    optimizer_kind_of,
+)
 from parity.kinds.record import REQUIRED, SAME, Example, LayerKind, Layout, SizeOf, Unsupported
 from reference import init as initializers
 
 __all__ = ["KINDS", "LOSSES", "OPTIMIZERS", "Example", "LayerKind", "Layout", "LossKind",
            "OptimizerKind", "SAME", "Unsupported", "decision_threshold", "drops_units",
            "layouts", "loss_kind", "numpy_model", "of_function", "of_layer", "of_loss",
-           "of_module", "of_spec", "optimizer_kind", "penalized_keys", "torch_model",
+           "of_module", "of_spec", "optimizer_kind", "optimizer_kind_of", "penalized_keys",
+           "torch_model",
            "REQUIRED", "SizeOf"]
 
 

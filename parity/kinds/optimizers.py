@@ -55,7 +55,16 @@ class AdamWKind(OptimizerKind):
     name, numpy, torch = "adamw", R.AdamW, torch.optim.AdamW
 
 
-OPTIMIZERS: dict[str, OptimizerKind] = {k.name: k for k in (SGDKind(), AdamKind(), AdamWKind())}
+class RMSpropKind(OptimizerKind):
+    name, numpy, torch = "rmsprop", R.RMSprop, torch.optim.RMSprop
+
+
+class AdagradKind(OptimizerKind):
+    name, numpy, torch = "adagrad", R.Adagrad, torch.optim.Adagrad
+
+
+OPTIMIZERS: dict[str, OptimizerKind] = {
+    k.name: k for k in (SGDKind(), AdamKind(), AdamWKind(), RMSpropKind(), AdagradKind())}
 
 
 def optimizer_kind(name: str) -> OptimizerKind:
@@ -63,3 +72,15 @@ def optimizer_kind(name: str) -> OptimizerKind:
     if not isinstance(name, str) or name not in OPTIMIZERS:
         raise ValueError(f"optimizer: unknown kind {name!r}; known: {sorted(OPTIMIZERS)}")
     return OPTIMIZERS[name]
+
+
+def optimizer_kind_of(optimizer) -> OptimizerKind:
+    """The record of ``optimizer``: a name (``"adam"``) or a ``torch.optim`` class
+    (``torch.optim.Adam``); ``ValueError`` naming what is known."""
+    if isinstance(optimizer, str):
+        return optimizer_kind(optimizer)
+    by_class = {k.torch: k for k in OPTIMIZERS.values()}
+    if optimizer in by_class:
+        return by_class[optimizer]
+    raise ValueError(f"optimizer: {getattr(optimizer, '__name__', optimizer)!r} is neither a "
+                     f"known name {sorted(OPTIMIZERS)} nor one of their torch.optim classes")
