@@ -11,7 +11,7 @@ import torch
 
 import layerspec as S
 import torch_impl
-from parity import transfer
+from parity import kinds, transfer
 from parity.catalogue import zoo
 from parity.catalogue.checks import from_spec
 from parity.catalogue.train import run
@@ -69,6 +69,25 @@ def test_spiral004_has_193_parameters_on_both_sides():
     assert sum(p.numel() for p in spec.build_torch().parameters()) == 193
     assert spec.build_numpy(0).num_parameters() == 193
     assert zoo.get("spiral004-deeper").num_parameters() == 225   # + (8·4 + 4) + (4·1 + 1) − 9
+
+
+@pytest.mark.parametrize("name", list(zoo.CATALOGUE))
+def test_every_model_declares_the_shape_of_its_data(name):
+    """``input_shape()`` is what the recipe's data hold per sample — ``(D,)`` for feature
+    vectors, ``(C, H, W)`` for images — and both twins run on a batch of that shape."""
+    spec = zoo.get(name)
+    d = spec.data(spec.pinned_seed)
+    for part, X in (("train", d.X_train), ("test", d.X_test)):
+        assert X.shape[1:] == spec.input_shape(), f"{name}: {part} samples {X.shape[1:]}"
+    from parity.twins import predict
+    X = d.X_train[:3]
+    assert predict(spec.build_numpy(0), X).shape == predict(spec.build_torch(), X).shape
+
+
+@pytest.mark.parametrize("shape", [(1, 8), (1, 8, 0), (1.0, 8, 8), (True, 8, 8)])
+def test_an_image_shape_is_three_positive_ints(shape):
+    with pytest.raises(ValueError, match=r"digits-2layer: image_shape must be \(C, H, W\)"):
+        dataclasses.replace(zoo.get("digits-2layer"), image_shape=shape)
 
 
 def test_early_stopping_stops_at_the_same_epoch_in_float64():
@@ -320,7 +339,7 @@ def test_training_steps_run_in_train_mode_and_accuracy_in_eval_mode(name, impl):
     layers = {i for phase, i, _ in obs["modes"] if phase == "accuracy"}
     assert layers == set(range(len(spec.layers)))
     assert obs["buffers_unchanged"], "accuracy changed a buffer"
-    bn = [i for i, item in enumerate(spec.layers) if isinstance(item, S.BatchNorm1d)]
+    bn = [i for i, item in enumerate(spec.layers) if kinds.of_spec(item).running_state]
     assert obs["tracked"] == {f"{i}.num_batches_tracked": obs["steps"] for i in bn}
     if impl == "torch":
         assert all(obs["left_training"]) and all(obs["after_accuracy"])
