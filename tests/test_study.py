@@ -429,6 +429,13 @@ def _figures():
                                                        "torch": [0.5, 0.6, 0.7]},
                                        {"numpy": [1, 0.8, 0.7], "torch": [1, 0.8, 0.7]}, "h"),
         "bench_sweep": plots.bench_sweep(rows, "bench"),
+        "filter_grid": plots.filter_grid({"numpy": rng.normal(size=(16, 1, 3, 3)),
+                                          "torch": rng.normal(size=(16, 1, 3, 3))}, "filters"),
+        "bench_convnets": plots.bench_convnets(
+            [{"model": "c", "batch": 50, "numpy_s_per_step": 2e-3, "torch_s_per_step": 1e-3,
+              "numpy_over_torch": 2.0}],
+            {"model": "c", "layers": [{"layer": "Conv2d", "forward_s": 1e-4,
+                                       "backward_s": 2e-4}]}, "convnets"),
     }
 
 
@@ -448,7 +455,8 @@ def _shown(labels):
 
 @pytest.mark.parametrize("name", ["model_curves", "decision_boundaries", "hidden_tiles",
                                   "digit_grid", "pca_panels", "lr_finder_curves",
-                                  "overlaid_curves", "size_sweep", "bench_sweep"])
+                                  "overlaid_curves", "size_sweep", "bench_sweep",
+                                  "filter_grid", "bench_convnets"])
 def test_every_picture_is_readable_at_100_percent_and_every_scale_labelled(figures, name):
     """Drawn no wider than the page's column (so the browser does not shrink it), no text
     under 13 px at ``plots.DPI``, and every axis that shows tick labels has a label."""

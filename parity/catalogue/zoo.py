@@ -16,6 +16,8 @@ SEED_001 = "001_ddd4811a56914c4d.txt"   # blog: NumPy net on spiral.csv
 SEED_002 = "002_9d1f4197ac171368.txt"   # XOR and digits from scratch
 SEED_003 = "003_877ca1bcc2424752.txt"   # two-spiral MLP with BatchNorm/Dropout/Adam
 SEED_004 = "004_f27c30904d633e3f.txt"   # PyTorch two-spiral 2→16→8→1, XOR by hand
+# Beyond the documents: a model none of them holds, named by where its architecture is from.
+CS231N_CNN = "cs231n assignment 2: ThreeLayerConvNet (cs231n/classifiers/cnn.py)"
 
 _MODELS = [
     ModelSpec(
