@@ -341,6 +341,13 @@ def test_quick_plan_caps_every_model_and_keeps_every_section():
     assert len(plan.xor_seeds) == study_plan.QUICK_XOR_SEEDS and len(plan.hidden_sizes) == 3
 
 
+def test_every_model_has_a_section_in_the_report():
+    """The report groups models by source (``plan.SOURCES``): a model whose source has no
+    title there would silently be left out of it."""
+    missing = {n: s.source for n, s in zoo.CATALOGUE.items() if s.source not in study_plan.SOURCES}
+    assert not missing, f"sources without a section: {missing}"
+
+
 def test_bad_plan_values_are_rejected():
     with pytest.raises(ValueError, match="diverge_steps"):
         study_plan.make_plan(["xor-relu"], diverge_steps=0)
