@@ -172,7 +172,8 @@ def _layer_numeric(layer: L.Layer, forward, x: np.ndarray, cot: np.ndarray, h: f
 
 def _keep_mask(layer: L.Layer, shape, training: bool, rng: np.random.Generator):
     if training and kinds.drops_units(layer):
-        return rng.random(shape) >= layer.p   # type: ignore[attr-defined]
+        dropout = cast(L.Dropout, layer)
+        return rng.random(dropout.mask_shape(shape)) >= dropout.p
     return None
 
 
@@ -456,8 +457,9 @@ def _draw_masks(model: Sequential, X: np.ndarray, rng: np.random.Generator) -> d
     masks, x = {}, X
     for i, layer in enumerate(model.layers):
         if kinds.drops_units(layer):
-            masks[i] = rng.random(x.shape) >= layer.p   # type: ignore[attr-defined]
-            cast(L.Dropout, layer).queue_masks([masks[i]])
+            dropout = cast(L.Dropout, layer)
+            masks[i] = rng.random(dropout.mask_shape(x.shape)) >= dropout.p
+            dropout.queue_masks([masks[i]])
         x = layer.forward(x, True)
     _restore_buffers(model, saved)
     return masks

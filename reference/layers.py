@@ -225,19 +225,29 @@ class Dropout(Layer):
         """How many queued masks no forward has used yet."""
         return len(self._queued)
 
-    def forward(self, x, training=True):
+    def mask_shape(self, shape: tuple) -> tuple:
+        """The shape of one keep-mask for an input of ``shape``: one decision per unit."""
+        return shape
+
+    def _check_batch(self, x) -> None:
         self._check_input(x, None, None)
+
+    def forward(self, x, training=True):
+        self._check_batch(x)
         if not training or self.p == 0.0:
             self.saved = {}
             return x
+        shape = self.mask_shape(x.shape)
         if self._queued:
             keep = self._queued.pop(0)
-            if keep.shape != x.shape:
-                raise ValueError(f"Dropout: queued mask shape {keep.shape}, input {x.shape}")
+            if keep.shape != shape:
+                raise ValueError(f"{self.name}: queued mask shape {keep.shape}, expected "
+                                 f"{shape} for input {x.shape}")
         else:
             if self.rng is None:
-                raise ValueError("Dropout: training needs an rng (numpy Generator) or queued masks")
-            keep = self.rng.random(x.shape) >= self.p
+                raise ValueError(f"{self.name}: training needs an rng (numpy Generator) or "
+                                 f"queued masks")
+            keep = self.rng.random(shape) >= self.p
         self.last_mask = keep
         self.saved = {"scale": keep.astype(x.dtype) * self.scale(x.dtype)}
         return x * self.saved["scale"]

@@ -3,6 +3,7 @@ takes torch's recorded keep-masks (``queue_masks``; ``parity.masks`` records the
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import nn
 
 import layerspec as S
@@ -20,6 +21,11 @@ class DropoutKind(LayerKind):
 
     def from_torch(self, module, dtype, rng):
         return L.Dropout(module.p, rng=rng)
+
+    def replay_keep_mask(self, module, x):
+        """``F.dropout`` on ones from the RNG state the module's forward started from: the
+        same Bernoulli draw on torch's CPU path, as a boolean keep-mask of ``x``'s shape."""
+        return F.dropout(x.new_ones(x.shape), module.p, training=True) != 0
 
 
 KINDS = (DropoutKind(),)

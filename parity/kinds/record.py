@@ -148,6 +148,12 @@ class LayerKind:
         a perturbed output is clipped to it (1 + u is no value a Sigmoid returns)."""
         return None
 
+    def replay_keep_mask(self, module, x):
+        """For a kind that ``draws_masks``: the keep-mask (a boolean tensor, the NumPy layer's
+        ``mask_shape``) that ``module``'s training forward on ``x`` drew, replayed from the
+        CPU RNG state it started from (``parity.masks``)."""
+        raise TypeError(f"{self.name} draws no masks")
+
     # ---- finite-difference hazards (parity.finite_diff)
     def kinks(self, layer: L.Layer) -> tuple[float, ...]:
         """Inputs where the first derivative jumps: a central difference straddling one

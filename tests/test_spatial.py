@@ -1,0 +1,150 @@
+"""The image layers (``reference.spatial``, records in ``parity.kinds.spatial``) beyond the
+generic checks of ``tests/test_kinds.py``: torch's tie rule for max pooling, BatchNorm2d's
+running statistics over several steps, Dropout2d's whole-channel masks shared with torch,
+finite differences of every example in float32, and what ``from_torch`` and the descriptions
+refuse."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from twin_asserts import assert_same
+
+import layerspec as S
+import parity
+from parity import finite_diff as fd
+from parity import kinds
+from parity.masks import DropoutMaskRecorder
+from reference import spatial as P
+
+SPATIAL = [k for k in kinds.KINDS if k.numpy.__module__ == "reference.spatial"]
+EXAMPLES = [pytest.param(k, ex, id=f"{k.name}-{i}") for k in SPATIAL
+            for i, ex in enumerate(k.examples)]
+
+
+def test_the_examples_cover_stride_padding_dilation_and_overlapping_windows():
+    convs = [ex.spec for ex in kinds.of_spec(S.Conv2d(1, 1, 1)).examples]
+    assert any(c.stride == (2, 2) and c.padding == (1, 1) for c in convs)
+    assert any(c.dilation == (2, 2) for c in convs) and any(not c.bias for c in convs)
+    for pool in (S.MaxPool2d, S.AvgPool2d):
+        specs = [ex.spec for ex in kinds.of_spec(pool(1)).examples]
+        assert any(s.stride[0] < s.kernel_size[0] for s in specs), f"{pool.__name__} overlap"
+        assert any(s.padding != (0, 0) for s in specs), f"{pool.__name__} padding"
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_max_pool_gives_a_tie_to_its_first_maximum_as_torch(dtype):
+    """Windows full of equal values (and overlapping windows sharing a maximum): the gradient
+    goes to the first maximum in row-major order, once per window, as torch's kernel."""
+    x = np.zeros((2, 2, 5, 5), dtype)
+    x[:, :, 1:4, 1:4] = 1.0
+    x[1, 1] = np.arange(25).reshape(5, 5) % 3      # ties at several positions
+    for spec in (S.MaxPool2d(2), S.MaxPool2d(3, stride=1, padding=1), S.MaxPool2d(3, 2, 1)):
+        layer, module = P.MaxPool2d(**vars(spec)), nn.MaxPool2d(**vars(spec))
+        xt = torch.from_numpy(x.copy()).requires_grad_(True)
+        out_t = module(xt)
+        cot = np.random.default_rng(0).standard_normal(tuple(out_t.shape)).astype(dtype)
+        out_t.backward(torch.from_numpy(cot))
+        out = layer.forward(x.copy())
+        assert_same(f"{spec}: output", out, out_t, dtype, "output")
+        dx = layer.backward(cot)
+        assert np.array_equal(dx != 0, xt.grad.numpy() != 0), f"{spec}: which entries get it"
+        assert_same(f"{spec}: input gradient", dx, xt.grad, dtype, "grad")
+
+
+@pytest.mark.parametrize("momentum", [0.1, None])
+def test_batchnorm2d_running_statistics_follow_torch_over_steps(momentum):
+    rng = np.random.default_rng(0)
+    layer, module = P.BatchNorm2d(3, momentum=momentum), nn.BatchNorm2d(3, momentum=momentum)
+    module.double()
+    for step in range(3):
+        x = rng.standard_normal((2, 3, 4, 5)) * (step + 1) + step
+        layer.forward(x, True)
+        module(torch.from_numpy(x.copy()))
+        for k, b in module.named_buffers():
+            assert_same(f"step {step}: {k}", np.asarray(layer.buffers[k]), b, "float64", "buffer")
+    x = rng.standard_normal((2, 3, 4, 5))
+    module.eval()
+    assert_same("eval output", layer.forward(x, False), module(torch.from_numpy(x.copy())),
+                "float64", "output")
+
+
+def test_dropout2d_masks_whole_channels_and_both_twins_share_them():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Dropout2d(0.5)).double()
+    x = np.random.default_rng(0).standard_normal((4, 6, 3, 3)) + 3.0
+    recorder = DropoutMaskRecorder(model)
+    out_t = model(torch.from_numpy(x.copy()))
+    (keep,) = recorder.take()[0]
+    assert keep.shape == (4, 6, 1, 1) and 0 < keep.sum() < keep.size
+    layer = P.Dropout2d(0.5)
+    layer.queue_masks([keep])
+    out = layer.forward(x, True)
+    assert_same("Dropout2d output", out, out_t, "float64", "output")
+    zeroed = (out == 0).all(axis=(2, 3))
+    assert np.array_equal(zeroed, ~keep[:, :, 0, 0]), "whole channels, as the mask says"
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("kind, ex", EXAMPLES)
+def test_float32_backward_matches_float64_finite_differences(kind, ex, training):
+    """Every example (stride 2, padding 1, dilation 2, overlapping windows) in float32:
+    within ``F32_K·u·κ`` of float64 central differences at the same point."""
+    rng = np.random.default_rng(5)
+    model = kinds.numpy_model((ex.spec,), init="uniform_torch", rng=rng, dtype=np.float32,
+                              dropout_rng=rng)
+    layer = model.layers[0]
+    for v in layer.params.values():
+        v[...] = rng.standard_normal(v.shape)
+    x = (2 * rng.standard_normal(ex.input_shape)).astype(np.float32)
+    checks = fd.check_layer_float32(layer, x, training, rng)
+    bad = {k: f"rel {c.rel:.2e} > {c.bound:.2e} (κ {c.cond:.1f})" for k, c in checks.items()
+           if not c.passed}
+    assert not bad, f"{kind.name} {ex.spec}: {bad}"
+
+
+def test_image_layers_refuse_a_batch_that_is_not_nchw():
+    conv = P.Conv2d(3, 2, 3)
+    with pytest.raises(ValueError, match=r"Conv2d: expected input of shape \(N, C, H, W\)"):
+        conv.forward(np.zeros((2, 27)))
+    with pytest.raises(ValueError, match="Conv2d: expected 3 channels"):
+        conv.forward(np.zeros((2, 4, 5, 5)))
+    with pytest.raises(ValueError, match="Conv2d: input .* too small"):
+        conv.forward(np.zeros((2, 3, 2, 5)))
+    with pytest.raises(ValueError, match="MaxPool2d: expected input of shape"):
+        P.MaxPool2d(2).forward(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="BatchNorm2d: expected 3 channels"):
+        P.BatchNorm2d(3).forward(np.zeros((2, 2, 3, 3)))
+    with pytest.raises(ValueError, match="Dropout2d: expected input of shape"):
+        P.Dropout2d(0.5, rng=np.random.default_rng(0)).forward(np.zeros((2, 4)))
+
+
+def test_descriptions_validate_and_summarize():
+    assert S.Conv2d(1, 8, 3, padding=1).kernel_size == (3, 3)
+    assert S.Conv2d(1, 8, 3) == S.Conv2d(1, 8, (3, 3))
+    assert S.Conv2d(1, 8, 3, stride=2, padding=1).summary == "Conv(1→8,3,s2,p1)"
+    assert S.MaxPool2d(2).stride == (2, 2) and S.MaxPool2d(2).summary == "MaxPool(2)"
+    assert S.Conv2d(3, 4, (3, 2), bias=False).num_parameters() == 4 * 3 * 3 * 2
+    with pytest.raises(ValueError, match="MaxPool2d: padding must be at most half"):
+        S.MaxPool2d(2, padding=2)
+    with pytest.raises(TypeError, match="Conv2d: kernel_size must be an int"):
+        S.Conv2d(1, 8, 2.5)
+    with pytest.raises(ValueError, match="Conv2d: stride must be >= 1"):
+        S.Conv2d(1, 8, 3, stride=0)
+    with pytest.raises(ValueError, match="Dropout2d: p must be in"):
+        S.Dropout2d(1.0)
+
+
+@pytest.mark.parametrize("module, what", [
+    (nn.Conv2d(4, 4, 3, groups=2), "groups=2"),
+    (nn.Conv2d(1, 2, 3, padding="same"), "padding='same'"),
+    (nn.Conv2d(1, 2, 3, padding_mode="reflect"), "padding_mode='reflect'"),
+    (nn.MaxPool2d(2, ceil_mode=True), "ceil_mode=True"),
+    (nn.MaxPool2d(3, dilation=2), "dilation=2"),
+    (nn.AvgPool2d(2, count_include_pad=False), "count_include_pad=False"),
+    (nn.AvgPool2d(2, divisor_override=3), "divisor_override=3"),
+    (nn.BatchNorm2d(3, track_running_stats=False), "track_running_stats=False"),
+], ids=lambda v: v if isinstance(v, str) else type(v).__name__)
+def test_from_torch_refuses_options_without_twin(module, what):
+    with pytest.raises(ValueError, match=f"layer 0: .*{what}.* is not supported"):
+        parity.from_torch(nn.Sequential(module))
