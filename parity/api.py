@@ -420,7 +420,8 @@ def _user_params(params) -> dict[str, np.ndarray]:
 def match_names(params: dict, shapes: dict, mapping, transposed) -> dict[str, tuple[str, bool]]:
     """Your name → ``(state_dict key, transposed)``: by ``mapping`` or, in order, the first
     free torch parameter whose shape is yours or (2-D) its transpose. Every torch parameter
-    needs a counterpart."""
+    needs a counterpart. A 4-D weight (cs231n's conv ``W1: (F, C, HH, WW)``) is torch's
+    Conv2d layout itself."""
     if mapping is not None:
         bad = sorted(set(mapping) - set(params)) + sorted(set(mapping.values()) - set(shapes))
         if bad or len(set(mapping.values())) != len(mapping):
@@ -451,7 +452,7 @@ def _layouts(params, shapes, keys, transposed) -> dict[str, tuple[str, bool]]:
     out, square = {}, []
     for n, k in keys.items():
         a, s = params[n].shape, shapes[k]
-        if a == s and (a != s[::-1] or params[n].ndim < 2):
+        if a == s and (a != s[::-1] or params[n].ndim != 2):   # a conv's W: one layout
             out[n] = (k, False)
         elif params[n].ndim == 2 and a == s[::-1] and a != s:
             out[n] = (k, True)

@@ -56,13 +56,15 @@ def _finite(a: np.ndarray, what: str) -> None:
 
 
 def batch(X, y, loss: str) -> tuple[np.ndarray, np.ndarray]:
-    """Copies of ``X: (N, D)`` (float) and ``y: (N,)`` (``(N, 1)`` too for the binary
-    losses), N ≥ 1, finite and real; labels integers ≥ 0 for ``cross_entropy`` (their upper
-    bound is the model's: ``labels_fit``), 0 or 1 for ``bce``/``bce_with_logits``."""
+    """Copies of ``X: (N, D)`` or ``(N, d₁, …)`` (an image batch ``(N, C, H, W)``; float)
+    and ``y: (N,)`` (``(N, 1)`` too for the binary losses), N ≥ 1, finite and real; labels
+    integers ≥ 0 for ``cross_entropy`` (their upper bound is the model's: ``labels_fit``), 0
+    or 1 for ``bce``/``bce_with_logits``. Whether the model takes that shape is its first
+    layer's to say."""
     X, y = array(X, "X"), array(y, "y")
-    if X.ndim != 2:
-        raise ValueError(f"X: expected a 2-D batch (N, D), got shape {X.shape}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
+    if X.ndim < 2:
+        raise ValueError(f"X: expected a batch (N, D) or (N, C, H, W), got shape {X.shape}")
+    if X.size == 0:
         raise ValueError(f"X: an empty batch {X.shape} checks nothing")
     n = X.shape[0]
     if X.dtype.kind != "f":

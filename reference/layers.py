@@ -83,10 +83,12 @@ class Layer:
         self.backward(dout)
 
     def _check_input(self, x: np.ndarray, features: int | None, dtype: np.dtype | None) -> None:
+        """``x: (N, features)``; without ``features`` (an elementwise layer) any ``(N, …)``."""
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self.name}: input must be a numpy array, got {type(x).__name__}")
-        if x.ndim != 2:
-            raise ValueError(f"{self.name}: expected input of shape (N, D), got shape {x.shape}")
+        if x.ndim != 2 and (features is not None or x.ndim < 2):
+            shape = "(N, D)" if features is not None else "(N, D) or (N, d1, ...)"
+            raise ValueError(f"{self.name}: expected input of shape {shape}, got shape {x.shape}")
         if features is not None and x.shape[1] != features:
             raise ValueError(
                 f"{self.name}: expected input with {features} features, got shape {x.shape}"
@@ -415,7 +417,8 @@ def _check_float(layer: Layer, x) -> None:
 
 
 def _check_2d(layer: Layer, x) -> np.dtype:
-    """``x: (N, D)`` float32/float64; returns its dtype's scalar type."""
+    """``x: (N, …)`` float32/float64 (an elementwise layer's input; a softmax checks for
+    ``(N, D)`` itself); returns its dtype's scalar type."""
     layer._check_input(x, None, None)
     _check_float(layer, x)
     return x.dtype.type
@@ -625,6 +628,13 @@ class _RowSoftmax(Layer):
             raise ValueError(f"{self.name}: dim must be 1 or -1 for (N, D), got {dim}")
         self.dim = int(dim)
 
+    def _check_rows(self, x):
+        """``x: (N, D)``: ``dim`` 1 and −1 are one axis only there."""
+        t = _check_2d(self, x)
+        if x.ndim != 2:
+            raise ValueError(f"{self.name}: expected input of shape (N, D), got shape {x.shape}")
+        return t
+
     def options(self) -> dict:
         return {"dim": self.dim}
 
@@ -638,7 +648,7 @@ class Softmax(_RowSoftmax):
     ``dx = s ⊙ (dout − Σ_j dout_j s_j)``."""
 
     def forward(self, x, training=True):
-        t = _check_2d(self, x)
+        t = self._check_rows(x)
         e = np.exp(x - x.max(axis=1, keepdims=True))
         out = e * (t(1) / e.sum(axis=1, keepdims=True))
         self.saved = {"out": out}
@@ -657,7 +667,7 @@ class LogSoftmax(_RowSoftmax):
     ``dx = dout − exp(out)·Σ_j dout_j``."""
 
     def forward(self, x, training=True):
-        _check_2d(self, x)
+        self._check_rows(x)
         shifted = x - x.max(axis=1, keepdims=True)
         out = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         self.saved = {"out": out}

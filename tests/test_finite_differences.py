@@ -45,8 +45,8 @@ def layer_input(kind: str, rng: np.random.Generator, n: int = 8, dtype: str = "f
                 scale: float = 2.0) -> np.ndarray:
     """``(n, …)`` as the example takes it; entries within 10·h of a kink resampled."""
     x = (scale * rng.standard_normal((n, *EXAMPLES[kind].input_shape[1:]))).astype(dtype)
-    points = fd.kinks(make_layer(kind, np.random.default_rng(0)))
-    while points and np.any(small := fd.kink_distance(x, points) <= 10 * fd.H):
+    layer = make_layer(kind, np.random.default_rng(0))
+    while (dist := fd.hazard(layer, x)) is not None and np.any(small := dist <= 10 * fd.H):
         x[small] = scale * rng.standard_normal(int(small.sum()))
     return x
 

@@ -4,6 +4,8 @@ running statistics over several steps, Dropout2d's whole-channel masks shared wi
 finite differences of every example in float32, and what ``from_torch`` and the descriptions
 refuse."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -148,3 +150,83 @@ def test_descriptions_validate_and_summarize():
 def test_from_torch_refuses_options_without_twin(module, what):
     with pytest.raises(ValueError, match=f"layer 0: .*{what}.* is not supported"):
         parity.from_torch(nn.Sequential(module))
+
+
+# ---- a convolutional net through compare_models ----------------------------------------------
+
+CONV_NET = (S.Conv2d(1, 4, 3, padding=1), S.BatchNorm2d(4), S.ReLU(), S.MaxPool2d(2),
+            S.Dropout2d(0.25), S.Conv2d(4, 6, 3, stride=2, padding=2, dilation=2),
+            S.AvgPool2d(3, stride=1, padding=1), S.Flatten(), S.Linear(6 * 2 * 2, 3))
+TDT = {"float64": torch.float64, "float32": torch.float32}
+
+
+def conv_twins(dtype: str, seed: int = 0):
+    """``CONV_NET``'s twins from the same NumPy weights, 6 images 1×8×8 and 3 classes."""
+    rng = np.random.default_rng(seed)
+    np_model = kinds.numpy_model(CONV_NET, init="uniform_torch", rng=rng, dtype=np.dtype(dtype),
+                                 dropout_rng=rng)
+    X = rng.standard_normal((6, 1, 8, 8)).astype(dtype)
+    return np_model, kinds.torch_model(CONV_NET, TDT[dtype]), X, rng.integers(0, 3, 6)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_conv_bn_relu_pool_net_passes_three_adam_steps(dtype):
+    n, t, X, y = conv_twins(dtype)
+    report = parity.compare_models(n, t, X, y, loss="cross_entropy", optimizer="adam", steps=3)
+    assert report.passed, report.report()
+
+
+def _planted(layer):
+    """``layer`` with its input gradient off by 1 %."""
+    base = type(layer)
+
+    def backward(self, dout):
+        return base.backward(self, dout) * dout.dtype.type(1.01)
+
+    buggy = copy.copy(layer)
+    buggy.__class__ = type(f"Buggy{base.__name__}", (base,), {"backward": backward})
+    return buggy
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("index", [i for i, item in enumerate(CONV_NET)
+                                   if type(item).__name__.endswith("2d")][1:],
+                         ids=lambda i: f"{i}-{type(CONV_NET[i]).__name__}")
+def test_a_backward_bug_in_each_image_layer_is_named_at_its_layer(index, dtype):
+    """A 1 % error in one image layer's input gradient (the first layer's input gradient
+    feeds nothing, so its bug could not show): the check fails and localization names that
+    layer first in backward order."""
+    n, t, X, y = conv_twins(dtype)
+    n.layers[index] = _planted(n.layers[index])
+    report = parity.compare_models(n, t, X, y, loss="cross_entropy", optimizer="adam", steps=3)
+    assert not report.passed, f"layer {index}: a 1 % backward error passed"
+    loc = report.localization
+    assert loc.backward is not None and loc.backward.index == index, loc.lines()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("index", [i for i, item in enumerate(CONV_NET)
+                                   if type(item).__name__ == "Conv2d"])
+def test_a_weight_gradient_bug_in_a_convolution_is_named_at_its_layer(index, dtype):
+    """``dW`` off by 1 % (also in the first layer, whose input gradient nobody reads)."""
+    n, t, X, y = conv_twins(dtype)
+    base = type(n.layers[index])
+
+    def backward_params(self, dout):
+        base.backward_params(self, dout)
+        self.grads["weight"] = self.grads["weight"] * dout.dtype.type(1.01)
+
+    def backward(self, dout):
+        self.backward_params(dout)
+        return P.conv2d_input_grad(dout, self.params["weight"], self.saved["x"].shape[2:],
+                                   *self.geometry())
+
+    buggy = copy.copy(n.layers[index])
+    buggy.__class__ = type("BuggyConv2d", (base,), {"backward_params": backward_params,
+                                                    "backward": backward})
+    n.layers[index] = buggy
+    report = parity.compare_models(n, t, X, y, loss="cross_entropy", optimizer="adam", steps=3)
+    assert not report.passed, f"layer {index}: a 1 % dW error passed"
+    loc = report.localization
+    assert loc.backward is not None and loc.backward.index == index, loc.lines()
+    assert f"{index}.weight" in "\n".join(loc.lines())

@@ -134,10 +134,33 @@ class MaxPool2dKind(_PoolKind):
         """Exact: the output is one of its inputs."""
         return np.zeros_like(out)
 
-    def kinks(self, layer):
-        """None at fixed inputs: its derivative jumps where two entries of a window tie, which
-        the generic tests' normal draws miss (P(|Δ| < 2h) ≈ 1e-6 per pair)."""
-        return ()
+    def has_kinks(self, layer):
+        """Its derivative jumps where a window's maximum ties with another entry."""
+        return math.prod(layer.kernel_size) > 1
+
+    def kink_distance(self, layer, x):
+        """How far each entry may move before some window's maximum changes hands: for a
+        window's maximum, its lead over the runner-up; for any other entry, its distance
+        below the maximum; the smallest over the windows holding the entry."""
+        cols = P.windows(P.pad(x, layer.padding, -np.inf), layer.kernel_size, layer.stride)
+        flat = cols.reshape(*cols.shape[:4], -1)
+        top, second = np.moveaxis(-np.partition(-flat, 1, axis=-1)[..., :2], -1, 0)
+        with np.errstate(invalid="ignore"):   # −∞ padding: ∞ − ∞ never reaches a result
+            dist = top[..., None] - flat
+            np.put_along_axis(dist, flat.argmax(axis=-1)[..., None],
+                              (top - second)[..., None], axis=-1)
+        padded = P.pad(x, layer.padding).shape
+        index = P.windows(np.arange(math.prod(padded)).reshape(padded), layer.kernel_size,
+                          layer.stride)
+        out = np.full(math.prod(padded), np.inf)
+        np.minimum.at(out, index.reshape(-1), np.nan_to_num(dist, nan=np.inf).reshape(-1))
+        (ph, pw), (h, w) = layer.padding, x.shape[2:]
+        return out.reshape(padded)[:, :, ph:ph + h, pw:pw + w]
+
+    def kink_sides(self, layer, x):
+        """Where each window's maximum is (its flat index in the window)."""
+        cols = P.windows(P.pad(x, layer.padding, -np.inf), layer.kernel_size, layer.stride)
+        return cols.reshape(*cols.shape[:4], -1).argmax(axis=-1)
 
 
 class AvgPool2dKind(_PoolKind):
@@ -198,6 +221,9 @@ class BatchNorm2dKind(BatchNorm1dKind):
 
     def gradient_amplitudes(self, layer, x, d):
         return super().gradient_amplitudes(layer, _rows(x), _rows(d))
+
+    def smallest_variance(self, layer, x):
+        return float(_rows(x).var(axis=0).min())
 
     def rounded_backward(self, layer, x, d, perturb):
         return super().rounded_backward(layer, _rows(x), d, perturb)
