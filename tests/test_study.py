@@ -341,6 +341,28 @@ def test_quick_plan_caps_every_model_and_keeps_every_section():
     assert len(plan.xor_seeds) == study_plan.QUICK_XOR_SEEDS and len(plan.hidden_sizes) == 3
 
 
+def test_the_convnet_section_shows_both_twins_filters_losses_and_times(tmp_path):
+    """A convnet study (2 epochs): its section's table names the seed, both held-out
+    accuracies and training seconds; its pictures are the first convolution's filters of
+    both twins and their losses overlaid; results.json holds no array (the filters stay in
+    the pictures)."""
+    out = tmp_path / "report"
+    s = study_report.study(["digits-convnet"], out=str(out), **dict(TINY, epochs_override=2))
+    md = (out / "index.md").read_text()
+    assert "Beyond the documents" in md and "The convnets: accuracy, time, filters, loss" in md
+    m = s.results["models"][0]
+    n, t = m["runs"]["numpy"], m["runs"]["torch"]
+    row = next(line for line in md.splitlines() if line.startswith("| digits-convnet | 0 | 2 |"))
+    assert f"{n['test_accuracy']:.4f} / {t['test_accuracy']:.4f}" in row
+    assert f"{n['seconds']:.2f} / {t['seconds']:.2f}" in row
+    assert "0 of 360" in row, "float64, same weights and batches: the same predictions"
+    for png in ("digits-convnet-filters.png", "convnets-loss.png", "digits-convnet-curves.png"):
+        assert f"](img/{png})" in md and (out / "img" / png).is_file(), png
+    filters = s.arrays["digits-convnet"]
+    assert filters["numpy"]["filters"].shape == filters["torch"]["filters"].shape == (32, 1, 3, 3)
+    assert "filters" not in json.dumps(json.loads((out / "results.json").read_text()))
+
+
 def test_every_model_has_a_section_in_the_report():
     """The report groups models by source (``plan.SOURCES``): a model whose source has no
     title there would silently be left out of it."""

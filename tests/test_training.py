@@ -84,6 +84,24 @@ def test_every_model_declares_the_shape_of_its_data(name):
     assert predict(spec.build_numpy(0), X).shape == predict(spec.build_torch(), X).shape
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+def test_both_trainers_refuse_images_with_other_channels_or_a_nan(impl):
+    """Images are checked as images (``check_images``) before either twin trains: the
+    channel count against the first convolution's, and finiteness named by position."""
+    spec = zoo.get("digits-convnet")
+    d = spec.data(0)
+    rgb = dataclasses.replace(d, X_train=np.repeat(d.X_train, 3, axis=1))
+    with pytest.raises(ValueError, match=r"check_images: X has 3 channels, expected 1$"):
+        run(spec, impl, data=rgb, epochs=1)
+    X = d.X_train.copy()
+    X[5, 0, 2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"NaN at \(image, channel, row, column\) \(5, 0, 2, 3\)"):
+        run(spec, impl, data=dataclasses.replace(d, X_train=X), epochs=1)
+    flat = dataclasses.replace(d, X_train=d.X_train.reshape(len(d.X_train), -1))
+    with pytest.raises(ValueError, match=r"X must be 4-D of shape \(N, C, H, W\), got 2-D"):
+        run(spec, impl, data=flat, epochs=1)
+
+
 @pytest.mark.parametrize("shape", [(1, 8), (1, 8, 0), (1.0, 8, 8), (True, 8, 8)])
 def test_an_image_shape_is_three_positive_ints(shape):
     with pytest.raises(ValueError, match=r"digits-2layer: image_shape must be \(C, H, W\)"):

@@ -237,10 +237,11 @@ def _recipe_batch(spec: ModelSpec):
     return first_batch(spec, 0)
 
 
-def _numpy_steps(spec: ModelSpec, X, y, steps: int):
+def _numpy_steps(spec: ModelSpec, X, y, steps: int, model=None):
     """``() -> None`` running ``steps`` reference training steps (forward, loss, backward
-    without dL/dx, optimizer step) on one batch, as ``reference.training.fit`` does."""
-    model = spec.build_numpy(0)
+    without dL/dx, optimizer step) on one batch, as ``reference.training.fit`` does, on
+    ``model`` (default: the spec's seed-0 NumPy twin)."""
+    model = spec.build_numpy(0) if model is None else model
     opt, loss = spec.numpy_optimizer(model), spec.numpy_loss()
 
     def go():
@@ -251,9 +252,10 @@ def _numpy_steps(spec: ModelSpec, X, y, steps: int):
     return go
 
 
-def _torch_steps(spec: ModelSpec, X, y, steps: int):
-    """``() -> None`` running ``steps`` idiomatic torch steps from the same initial weights."""
-    model = spec.build_torch()
+def _torch_steps(spec: ModelSpec, X, y, steps: int, model=None):
+    """``() -> None`` running ``steps`` idiomatic torch steps on ``model`` (default: a torch
+    twin) from the seed-0 NumPy twin's initial weights."""
+    model = spec.build_torch() if model is None else model
     transfer.numpy_to_torch(spec.build_numpy(0), model)
     model.train()
     opt, loss_fn = spec.torch_optimizer(model), spec.torch_loss()
@@ -358,11 +360,12 @@ def render(result: dict) -> str:
     lines.append(f"torch is faster from width: {result['sweep']['torch_wins_from_width']} "
                  "(per batch size)")
     if "convnets" in result:
-        lines += _convnet_lines(result["convnets"], result["profile"])
+        lines.append(render_convnets(result["convnets"], result["profile"]))
     return "\n".join(lines)
 
 
-def _convnet_lines(convnets: dict, profile: dict) -> list[str]:
+def render_convnets(convnets: dict, profile: dict) -> str:
+    """The convnets' step times and the NumPy layer profile, as ``render`` prints them."""
     lines = [f"convnets, time per step on the recipe's batch (median {convnets['clock']}, "
              "numpy/torch: median of per-pair ratios, min–max):"]
     for r in convnets["rows"]:
@@ -376,4 +379,4 @@ def _convnet_lines(convnets: dict, profile: dict) -> list[str]:
     for i, r in enumerate(profile["layers"]):
         lines.append(f"    {i:>2} {r['layer']:<12} {1e3 * r['forward_s']:7.3f} / "
                      f"{1e3 * r['backward_s']:7.3f}")
-    return lines
+    return "\n".join(lines)
