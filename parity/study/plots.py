@@ -24,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.ticker import LogFormatter  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, LogFormatter  # noqa: E402
 
 DPI = 100
 # Text sizes for 100 % zoom: at DPI 100 a 9.5 pt label is 13 px high, the size of the page's
@@ -414,10 +414,11 @@ def filter_grid(filters: dict, title: str):
     vmax = max(float(np.abs(t).max()) for t in tiles.values()) or 1.0
     dmax = float(diff.max())
     # column blocks: numpy | gap | torch | colour bar | gap | difference | colour bar
-    widths = [1.0] * cols + [0.35] + [1.0] * cols + [0.15, 0.75] + [1.0] * cols + [0.15]
-    fig = plt.figure(figsize=(11.6, 0.78 * rows + 1.3))
-    grid = fig.add_gridspec(rows, len(widths), width_ratios=widths, left=0.01, right=0.94,
-                            top=0.8, bottom=0.04, wspace=0.12, hspace=0.35)
+    widths = [1.0] * cols + [0.35] + [1.0] * cols + [0.2, 1.6] + [1.0] * cols + [0.2]
+    fig = plt.figure(figsize=(11.6, 0.7 * rows + 1.5))
+    grid = fig.add_gridspec(rows, len(widths), width_ratios=widths, left=0.01, right=0.92,
+                            top=1 - 1.05 / (0.7 * rows + 1.5), bottom=0.03, wspace=0.12,
+                            hspace=0.35)
     starts = {"numpy": 0, "torch": cols + 1, "diff": 2 * cols + 3}
     kh, kw = tiles["numpy"].shape[1:]
     for key, data, cmap, lo, hi in (("numpy", tiles["numpy"], "RdBu_r", -vmax, vmax),
@@ -432,6 +433,8 @@ def filter_grid(filters: dict, title: str):
         if key != "numpy":
             bar = fig.colorbar(image, cax=fig.add_subplot(grid[:, starts[key] + cols]))
             bar.set_label("weight" if key == "torch" else "|difference|")
+            if key == "diff":   # its values, not a "1e-16" multiplier over the tiles' titles
+                bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.1e"))
     fig.suptitle(title)
     return fig
 
