@@ -230,3 +230,66 @@ def test_a_weight_gradient_bug_in_a_convolution_is_named_at_its_layer(index, dty
     loc = report.localization
     assert loc.backward is not None and loc.backward.index == index, loc.lines()
     assert f"{index}.weight" in "\n".join(loc.lines())
+
+
+# ---- checkpoints of a convolutional model ----------------------------------------------------
+
+def _conv_spec():
+    """``CONV_NET`` as a model description (not in the catalogue: the checkpoint tool takes a
+    ``ModelSpec`` as well as a catalogue name)."""
+    from parity.catalogue.spec import ModelSpec
+    from parity.twins import OptimSpec
+    return ModelSpec(name="test-convnet", source="tests/test_spatial.py", summary="conv net",
+                     layers=CONV_NET, loss="cross_entropy", optimizer=OptimSpec("adam", lr=1e-3),
+                     dataset="digits", init="he", epochs=1)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("fmt", ["npz", "pt", "safetensors"])
+def test_a_conv_model_checkpoint_round_trips_bit_exact_into_either_twin(fmt, dtype, tmp_path):
+    """Saved from the side that writes ``fmt`` (NumPy: npz, safetensors; torch: pt), read
+    into both twins: every array (kernels, BatchNorm2d running statistics and its batch
+    counter) bit for bit, and the two loaded twins predict the same numbers."""
+    from parity import transfer
+    from parity.tools import checkpoint as C
+    spec = _conv_spec()
+    n, t, X, _ = conv_twins(dtype, seed=1)
+    n.forward(X, training=True)                 # running statistics off their defaults
+    transfer.numpy_to_torch(n, t)
+    path = tmp_path / f"conv.{fmt}"
+    C.save(path, t if fmt == "pt" else n, spec, fmt)
+    back = C.load_numpy(path, spec)
+    for k, v in n.state_dict().items():
+        assert back.state_dict()[k].tobytes() == v.tobytes(), f"{fmt} {dtype}: NumPy {k}"
+    t_back = C.load_torch(path, spec)
+    for k, v in t.state_dict().items():
+        assert torch.equal(t_back.state_dict()[k], v), f"{fmt} {dtype}: torch {k}"
+    assert_same(f"{fmt} {dtype}: predictions", C.predictions(back, X),
+                torch.from_numpy(C.predictions(t_back, X)), dtype, "output")
+
+
+# ---- max pooling's ties as finite-difference hazards ------------------------------------------
+
+def test_finite_differences_refuse_a_tie_in_a_max_pooling_window():
+    """A central difference across a tie measures the mean of two slopes (|w|/2), not the
+    gradient torch and the reference give (all to the first maximum): refused, as a ReLU
+    input at 0 is."""
+    x = np.random.default_rng(0).standard_normal((2, 1, 4, 4))
+    x[1, 0, 2, 3] = x[1, 0, 3, 2] = 5.0      # two maxima of one window
+    with pytest.raises(ValueError, match="kink"):
+        fd.check_layer(P.MaxPool2d(2), x, True, np.random.default_rng(0))
+    x[1, 0, 2, 3] += 0.5
+    assert fd.hazard(P.MaxPool2d(2), x).min() > 10 * fd.H
+    assert fd.check_layer(P.MaxPool2d(2), x, True, np.random.default_rng(0))["dx"] < fd.FD_RTOL
+
+
+def test_kink_free_rows_replace_an_image_whose_pooling_windows_tie():
+    """Images with a constant patch (sklearn's digits have many 0 pixels) tie inside every
+    pooling window there: such rows are replaced, tie-free rows kept."""
+    rng = np.random.default_rng(0)
+    model = kinds.numpy_model((S.MaxPool2d(2), S.Flatten(), S.Linear(4, 3)),
+                              init="uniform_torch", rng=rng)
+    X = rng.standard_normal((6, 1, 4, 4))
+    X[1, 0, :2, :2] = 0.0
+    rows, *_ = fd.kink_free_rows(model, X, np.zeros(6, int), n=3)
+    assert rows == [0, 3, 2]
