@@ -24,6 +24,8 @@ from parity.kinds.record import Example, LayerKind, Unsupported, spec_fields
 from reference import init as initializers
 from reference import spatial as P
 
+TINY32 = float(np.finfo(np.float32).tiny)
+
 
 def _refuse(module, name: str, **defaults) -> None:
     """``Unsupported`` for the first torch option off its default (``groups=2``)."""
@@ -69,11 +71,16 @@ class Conv2dKind(LayerKind):
                          bias=layer.bias, dtype=dtype)
 
     def forward_amplitude(self, layer, x, out):
-        """A sum of ``C·KH·KW`` products: ``√(C·KH·KW)·(|x| ⋆ |W| + |b|)``."""
+        """A sum of ``C·KH·KW`` products, then the bias: ``√(C·KH·KW)·(|x| ⋆ |W| + |b|)``;
+        exact (``b`` itself) where every product is 0 — a blank patch of an image, whose
+        outputs every kernel returns equal, so a max pooling over them sees exact ties.
+        "0" up to the floor ``precise`` gives every input (float32's smallest normal), which
+        ``b`` absorbs."""
         W = layer.params["weight"]
         amp = P.conv2d(np.abs(x), np.abs(W), *layer.geometry())
         if layer.bias:
-            amp = amp + np.abs(layer.params["bias"])[:, None, None]
+            floor = TINY32 * np.abs(W).sum(axis=(1, 2, 3))[:, None, None]
+            amp = amp + np.where(amp > floor, np.abs(layer.params["bias"])[:, None, None], 0.0)
         return math.sqrt(W[0].size) * amp
 
     def backward_amplitude(self, layer, x, d, dx):
