@@ -6,7 +6,8 @@ rounding models count the sums each kernel forms (``rounding``: a sum of ``K`` t
 ``N·OH·OW``, its input gradient at most ``F·⌈KH/s⌉·⌈KW/s⌉``; max pooling picks a value
 (exact); average pooling sums ``KH·KW`` values. BatchNorm2d is BatchNorm1d on the
 ``(N·H·W, C)`` rows, its model that one's on those rows. Only torch's defaults are twinned;
-``from_torch`` refuses the rest (groups, padding modes, ``ceil_mode``, …).
+``from_torch`` refuses the rest (groups, padding modes, ``ceil_mode``, …). How the models
+were measured: docs/verdicts.md#the-image-layers.
 """
 
 from __future__ import annotations
