@@ -293,3 +293,42 @@ def test_kink_free_rows_replace_an_image_whose_pooling_windows_tie():
     X[1, 0, :2, :2] = 0.0
     rows, *_ = fd.kink_free_rows(model, X, np.zeros(6, int), n=3)
     assert rows == [0, 3, 2]
+
+
+# ---- the 1e-4 injection test on the conv net ---------------------------------------------------
+
+def _conv_compare(dtype: str, inject=None, *args):
+    from parity import twins as twins_mod
+    from parity.compare import compare_twins
+    n, t, X, y = conv_twins(dtype)
+    twins = twins_mod.from_models(n, t, "cross_entropy", optimizer="adam", lr=1e-3)
+    if inject is not None:
+        inject(twins, *args)
+    return twins, compare_twins(twins, X, y, steps=2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_an_injected_error_in_any_gradient_update_or_adam_state_of_the_conv_net_fails(dtype):
+    """``tests/test_verdicts.py``'s injections (1e-4 relative in float32, 1e-8 in float64)
+    into every parameter of ``CONV_NET``: its gradient (where float32 resolves 1e-4: not the
+    bias feeding BatchNorm2d, whose exact gradient is 0), its update and both Adam moments.
+    In float64 that bias is left out altogether: its gradient, and so its Adam step and
+    moments, are rounding noise that 1e-8 of itself does not change."""
+    from test_verdicts import REL, inject_grad, inject_state, inject_update
+
+    from parity.twins import zero_gradient_keys
+    twins, clean = _conv_compare(dtype)
+    assert clean.passed, clean.report()
+    noisy = {c.label.rsplit(" ", 1)[-1] for c in clean.checks if c.quantity == "grad" and (
+        c.rule == "precision" or (c.noise or 0) > REL["float32"] / 10 * max(c.scale, 1e-300))}
+    assert noisy <= {"0.bias"}, noisy
+    missed = []
+    zero = zero_gradient_keys(twins.numpy_model) if dtype == "float64" else set()
+    assert zero <= {"0.bias"}, zero
+    for key in (k for k in twins.numpy_model.parameters() if k not in zero):
+        runs = [("grad", inject_grad, (key,))] if key not in noisy else []
+        runs += [("update", inject_update, (key,))]
+        runs += [(f"state {e}", inject_state, (key, e)) for e in ("exp_avg", "exp_avg_sq")]
+        missed += [f"{what} {key}" for what, inject, args in runs
+                   if _conv_compare(dtype, inject, *args)[1].passed]
+    assert not missed, f"{dtype}: injected errors that passed: {missed}"
