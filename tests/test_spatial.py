@@ -105,6 +105,32 @@ def test_float32_backward_matches_float64_finite_differences(kind, ex, training)
     assert not bad, f"{kind.name} {ex.spec}: {bad}"
 
 
+@pytest.mark.parametrize("kind, ex", EXAMPLES)
+def test_torch_twin_backward_matches_finite_differences(kind, ex):
+    """The other twin against the same oracle: ``torch.autograd.gradcheck`` of each example's
+    torch module in training mode (Dropout2d's draw fixed per call, BatchNorm2d's buffers
+    fresh per call) w.r.t. its input and every parameter, at the NumPy side's kink-free
+    input (no ReLU at 0, no tied window maximum)."""
+    from test_kinds import build_pair, layer_input
+    from torch.func import functional_call
+    rng = np.random.default_rng(7)
+    np_model, t_model = build_pair(ex, "float64", rng)
+    x = layer_input(np_model.layers[0], ex.input_shape, rng)
+    module = t_model[0].train()
+    names = [k for k, _ in module.named_parameters()]
+    buffers = {k: b.clone() for k, b in module.named_buffers()}
+
+    def f(xt, *params):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            state = {**dict(zip(names, params)), **{k: b.clone() for k, b in buffers.items()}}
+            return functional_call(module, state, (xt,))
+
+    inputs = (torch.from_numpy(x).requires_grad_(True),
+              *(p.detach().clone().requires_grad_(True) for p in module.parameters()))
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-3), kind.name
+
+
 def test_image_layers_refuse_a_batch_that_is_not_nchw():
     conv = P.Conv2d(3, 2, 3)
     with pytest.raises(ValueError, match=r"Conv2d: expected input of shape \(N, C, H, W\)"):
