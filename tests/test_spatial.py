@@ -105,6 +105,32 @@ def test_float32_backward_matches_float64_finite_differences(kind, ex, training)
     assert not bad, f"{kind.name} {ex.spec}: {bad}"
 
 
+@pytest.mark.parametrize("kind, ex", EXAMPLES)
+def test_torch_twin_backward_matches_finite_differences(kind, ex):
+    """The other twin against the same oracle: ``torch.autograd.gradcheck`` of each example's
+    torch module in training mode (Dropout2d's draw fixed per call, BatchNorm2d's buffers
+    fresh per call) w.r.t. its input and every parameter, at the NumPy side's kink-free
+    input (no ReLU at 0, no tied window maximum)."""
+    from test_kinds import build_pair, layer_input
+    from torch.func import functional_call
+    rng = np.random.default_rng(7)
+    np_model, t_model = build_pair(ex, "float64", rng)
+    x = layer_input(np_model.layers[0], ex.input_shape, rng)
+    module = t_model[0].train()
+    names = [k for k, _ in module.named_parameters()]
+    buffers = {k: b.clone() for k, b in module.named_buffers()}
+
+    def f(xt, *params):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            state = {**dict(zip(names, params)), **{k: b.clone() for k, b in buffers.items()}}
+            return functional_call(module, state, (xt,))
+
+    inputs = (torch.from_numpy(x).requires_grad_(True),
+              *(p.detach().clone().requires_grad_(True) for p in module.parameters()))
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-5, rtol=1e-3), kind.name
+
+
 def test_image_layers_refuse_a_batch_that_is_not_nchw():
     conv = P.Conv2d(3, 2, 3)
     with pytest.raises(ValueError, match=r"Conv2d: expected input of shape \(N, C, H, W\)"):
@@ -230,3 +256,105 @@ def test_a_weight_gradient_bug_in_a_convolution_is_named_at_its_layer(index, dty
     loc = report.localization
     assert loc.backward is not None and loc.backward.index == index, loc.lines()
     assert f"{index}.weight" in "\n".join(loc.lines())
+
+
+# ---- checkpoints of a convolutional model ----------------------------------------------------
+
+def _conv_spec():
+    """``CONV_NET`` as a model description (not in the catalogue: the checkpoint tool takes a
+    ``ModelSpec`` as well as a catalogue name)."""
+    from parity.catalogue.spec import ModelSpec
+    from parity.twins import OptimSpec
+    return ModelSpec(name="test-convnet", source="tests/test_spatial.py", summary="conv net",
+                     layers=CONV_NET, loss="cross_entropy", optimizer=OptimSpec("adam", lr=1e-3),
+                     dataset="digits", init="he", epochs=1)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("fmt", ["npz", "pt", "safetensors"])
+def test_a_conv_model_checkpoint_round_trips_bit_exact_into_either_twin(fmt, dtype, tmp_path):
+    """Saved from the side that writes ``fmt`` (NumPy: npz, safetensors; torch: pt), read
+    into both twins: every array (kernels, BatchNorm2d running statistics and its batch
+    counter) bit for bit, and the two loaded twins predict the same numbers."""
+    from parity import transfer
+    from parity.tools import checkpoint as C
+    spec = _conv_spec()
+    n, t, X, _ = conv_twins(dtype, seed=1)
+    n.forward(X, training=True)                 # running statistics off their defaults
+    transfer.numpy_to_torch(n, t)
+    path = tmp_path / f"conv.{fmt}"
+    C.save(path, t if fmt == "pt" else n, spec, fmt)
+    back = C.load_numpy(path, spec)
+    for k, v in n.state_dict().items():
+        assert back.state_dict()[k].tobytes() == v.tobytes(), f"{fmt} {dtype}: NumPy {k}"
+    t_back = C.load_torch(path, spec)
+    for k, v in t.state_dict().items():
+        assert torch.equal(t_back.state_dict()[k], v), f"{fmt} {dtype}: torch {k}"
+    assert_same(f"{fmt} {dtype}: predictions", C.predictions(back, X),
+                torch.from_numpy(C.predictions(t_back, X)), dtype, "output")
+
+
+# ---- max pooling's ties as finite-difference hazards ------------------------------------------
+
+def test_finite_differences_refuse_a_tie_in_a_max_pooling_window():
+    """A central difference across a tie measures the mean of two slopes (|w|/2), not the
+    gradient torch and the reference give (all to the first maximum): refused, as a ReLU
+    input at 0 is."""
+    x = np.random.default_rng(0).standard_normal((2, 1, 4, 4))
+    x[1, 0, 2, 3] = x[1, 0, 3, 2] = 5.0      # two maxima of one window
+    with pytest.raises(ValueError, match="kink"):
+        fd.check_layer(P.MaxPool2d(2), x, True, np.random.default_rng(0))
+    x[1, 0, 2, 3] += 0.5
+    assert fd.hazard(P.MaxPool2d(2), x).min() > 10 * fd.H
+    assert fd.check_layer(P.MaxPool2d(2), x, True, np.random.default_rng(0))["dx"] < fd.FD_RTOL
+
+
+def test_kink_free_rows_replace_an_image_whose_pooling_windows_tie():
+    """Images with a constant patch (sklearn's digits have many 0 pixels) tie inside every
+    pooling window there: such rows are replaced, tie-free rows kept."""
+    rng = np.random.default_rng(0)
+    model = kinds.numpy_model((S.MaxPool2d(2), S.Flatten(), S.Linear(4, 3)),
+                              init="uniform_torch", rng=rng)
+    X = rng.standard_normal((6, 1, 4, 4))
+    X[1, 0, :2, :2] = 0.0
+    rows, *_ = fd.kink_free_rows(model, X, np.zeros(6, int), n=3)
+    assert rows == [0, 3, 2]
+
+
+# ---- the 1e-4 injection test on the conv net ---------------------------------------------------
+
+def _conv_compare(dtype: str, inject=None, *args):
+    from parity import twins as twins_mod
+    from parity.compare import compare_twins
+    n, t, X, y = conv_twins(dtype)
+    twins = twins_mod.from_models(n, t, "cross_entropy", optimizer="adam", lr=1e-3)
+    if inject is not None:
+        inject(twins, *args)
+    return twins, compare_twins(twins, X, y, steps=2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_an_injected_error_in_any_gradient_update_or_adam_state_of_the_conv_net_fails(dtype):
+    """``tests/test_verdicts.py``'s injections (1e-4 relative in float32, 1e-8 in float64)
+    into every parameter of ``CONV_NET``: its gradient (where float32 resolves 1e-4: not the
+    bias feeding BatchNorm2d, whose exact gradient is 0), its update and both Adam moments.
+    In float64 that bias is left out altogether: its gradient, and so its Adam step and
+    moments, are rounding noise that 1e-8 of itself does not change."""
+    from test_verdicts import REL, inject_grad, inject_state, inject_update
+
+    from parity.twins import zero_gradient_keys
+    twins, clean = _conv_compare(dtype)
+    assert clean.passed, clean.report()
+    noisy = {c.label.rsplit(" ", 1)[-1] for c in clean.checks if c.quantity == "grad" and (
+        c.rule == "precision" or (c.noise or 0) > REL["float32"] / 10 * max(c.scale, 1e-300))}
+    assert noisy <= {"0.bias"}, noisy
+    missed = []
+    zero = zero_gradient_keys(twins.numpy_model) if dtype == "float64" else set()
+    assert zero <= {"0.bias"}, zero
+    for key in (k for k in twins.numpy_model.parameters() if k not in zero):
+        runs = [("grad", inject_grad, (key,))] if key not in noisy else []
+        runs += [("update", inject_update, (key,))]
+        runs += [(f"state {e}", inject_state, (key, e)) for e in ("exp_avg", "exp_avg_sq")]
+        missed += [f"{what} {key}" for what, inject, args in runs
+                   if _conv_compare(dtype, inject, *args)[1].passed]
+    assert not missed, f"{dtype}: injected errors that passed: {missed}"

@@ -6,7 +6,8 @@ rounding models count the sums each kernel forms (``rounding``: a sum of ``K`` t
 ``N·OH·OW``, its input gradient at most ``F·⌈KH/s⌉·⌈KW/s⌉``; max pooling picks a value
 (exact); average pooling sums ``KH·KW`` values. BatchNorm2d is BatchNorm1d on the
 ``(N·H·W, C)`` rows, its model that one's on those rows. Only torch's defaults are twinned;
-``from_torch`` refuses the rest (groups, padding modes, ``ceil_mode``, …).
+``from_torch`` refuses the rest (groups, padding modes, ``ceil_mode``, …). How the models
+were measured: docs/verdicts.md#the-image-layers.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from parity.kinds.norms import BatchNorm1dKind
 from parity.kinds.record import Example, LayerKind, Unsupported, spec_fields
 from reference import init as initializers
 from reference import spatial as P
+
+TINY32 = float(np.finfo(np.float32).tiny)
 
 
 def _refuse(module, name: str, **defaults) -> None:
@@ -69,11 +72,16 @@ class Conv2dKind(LayerKind):
                          bias=layer.bias, dtype=dtype)
 
     def forward_amplitude(self, layer, x, out):
-        """A sum of ``C·KH·KW`` products: ``√(C·KH·KW)·(|x| ⋆ |W| + |b|)``."""
+        """A sum of ``C·KH·KW`` products, then the bias: ``√(C·KH·KW)·(|x| ⋆ |W| + |b|)``;
+        exact (``b`` itself) where every product is 0 — a blank patch of an image, whose
+        outputs every kernel returns equal, so a max pooling over them sees exact ties.
+        "0" up to the floor ``precise`` gives every input (float32's smallest normal), which
+        ``b`` absorbs."""
         W = layer.params["weight"]
         amp = P.conv2d(np.abs(x), np.abs(W), *layer.geometry())
         if layer.bias:
-            amp = amp + np.abs(layer.params["bias"])[:, None, None]
+            floor = TINY32 * np.abs(W).sum(axis=(1, 2, 3))[:, None, None]
+            amp = amp + np.where(amp > floor, np.abs(layer.params["bias"])[:, None, None], 0.0)
         return math.sqrt(W[0].size) * amp
 
     def backward_amplitude(self, layer, x, d, dx):

@@ -204,7 +204,7 @@ def _check_fmt(fmt: str, allowed: tuple[str, ...], who: str) -> None:
         raise ValueError(f"{who}: format must be one of {allowed}, got {fmt!r}")
 
 
-def save_numpy(path: str, np_model: reference.Sequential, spec_name: str, *,
+def save_numpy(path: str, np_model: reference.Sequential, spec_name: ModelSpec | str, *,
                fmt: str = "npz", extra_meta: dict | None = None) -> dict:
     """Write ``np_model`` (a twin of catalogue model ``spec_name``) in torch layout (Linear
     weights transposed by ``parity.transfer``): ``fmt="npz"`` — state_dict keys → arrays plus
@@ -227,7 +227,7 @@ def save_numpy(path: str, np_model: reference.Sequential, spec_name: str, *,
     return meta
 
 
-def save_torch(path: str, t_model: nn.Module, spec_name: str, *,
+def save_torch(path: str, t_model: nn.Module, spec_name: ModelSpec | str, *,
                fmt: str = "pt", extra_meta: dict | None = None) -> dict:
     """Write ``t_model`` (a twin of ``spec_name``): ``fmt="pt"`` —
     ``torch.save({"meta": {...}, "state_dict": {key: tensor}})`` (detached CPU copies);
@@ -256,7 +256,7 @@ def format_for_path(path) -> str:
     return ext.lstrip(".")
 
 
-def save(path: str, model, spec_name: str, fmt: str | None = None, *,
+def save(path: str, model, spec_name: ModelSpec | str, fmt: str | None = None, *,
          extra_meta: dict | None = None) -> dict:
     """Save either twin in any format (``fmt``: ``npz`` | ``pt`` | ``safetensors``; default:
     from the extension, ``format_for_path``), converting through ``parity.transfer`` when the
@@ -274,9 +274,9 @@ def save(path: str, model, spec_name: str, fmt: str | None = None, *,
         transfer.numpy_to_torch(model, t_model)
         model = t_model
     if isinstance(model, reference.Sequential):
-        return save_numpy(path, model, spec.name, fmt=fmt, extra_meta=extra_meta)
+        return save_numpy(path, model, spec, fmt=fmt, extra_meta=extra_meta)
     if isinstance(model, nn.Module):
-        return save_torch(path, model, spec.name, fmt=fmt, extra_meta=extra_meta)
+        return save_torch(path, model, spec, fmt=fmt, extra_meta=extra_meta)
     raise TypeError(f"save: model must be a reference.Sequential or torch.nn.Sequential, "
                     f"got {type(model).__name__}")
 
