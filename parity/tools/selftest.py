@@ -162,7 +162,7 @@ def _kind(layer) -> kinds.LayerKind:
 
 
 def _weighted(layer) -> bool:
-    """A layer with an initialized weight matrix (its kind's ``penalized``: a Linear)."""
+    """A layer with an initialized weight (its kind's ``penalized``: a Linear, a Conv2d)."""
     return bool(_kind(layer).penalized)
 
 
@@ -252,10 +252,11 @@ def _torch_init(kind: str) -> Callable:
 
 
 def init_statistics(spec: ModelSpec, dtype: str, seed: int) -> list[tuple[str, float]]:
-    """Each Linear weight of ``spec.build_numpy(seed)`` against torch's initializer for
-    ``spec.init`` (``kaiming_normal_(nonlinearity="relu")`` — std √(2/fan_in), fan_in from
-    torch's (out, in) layout — for "he"; nn.Linear's ``kaiming_uniform_(a=√5)``; ``normal_``)
-    drawn on a tensor of the same shape. Statistic: ratio r of the two root-mean-squares.
+    """Each Linear or Conv2d weight of ``spec.build_numpy(seed)`` against torch's initializer
+    for ``spec.init`` (``kaiming_normal_(nonlinearity="relu")`` — std √(2/fan_in), fan_in from
+    torch's layout, ``in`` of ``(out, in)``, ``C·KH·KW`` of ``(F, C, KH, KW)`` — for "he";
+    nn.Linear's ``kaiming_uniform_(a=√5)``; ``normal_``) drawn on a tensor of its torch
+    shape (the record's layout applied). Statistic: ratio r of the two root-mean-squares.
     For n = in·out i.i.d. draws of mean 0, log rms has sd 1/√(2n) (normal; less for uniform),
     so log r has sd ≤ 1/√n: the check fails when |r − 1| > 6/√n (a false alarm ~1e-9). The
     distance reported is |r − 1|."""
@@ -265,8 +266,8 @@ def init_statistics(spec: ModelSpec, dtype: str, seed: int) -> list[tuple[str, f
     for i, layer in enumerate(model.layers):
         if not _weighted(layer):
             continue
-        w = layer.params["weight"]                      # (in, out)
-        t = torch.empty(w.shape[::-1], dtype=torch.float64)
+        w = _kind(layer).layouts.get("weight", kinds.SAME).to_torch(layer.params["weight"])
+        t = torch.empty(w.shape, dtype=torch.float64)
         _torch_init(spec.init)(t, gen)
         r = float(np.sqrt(np.mean(w.astype(np.float64) ** 2))
                   / np.sqrt(np.mean(t.numpy() ** 2)))
