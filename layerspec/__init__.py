@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 __all__ = ["LayerSpec", "Linear", "ReLU", "Sigmoid", "Tanh", "Dropout", "BatchNorm1d",
            "LayerNorm", "VOCABULARY", "check_layers", "adjacent", "GELU", "LeakyReLU", "ELU",
-           "SiLU", "Softplus", "Softmax", "LogSoftmax", "Identity", "Flatten"]
+           "SiLU", "Softplus", "Softmax", "LogSoftmax", "Identity", "Flatten", "Conv2d",
+           "MaxPool2d", "AvgPool2d", "BatchNorm2d", "Dropout2d"]
 
 
 def _size(owner: str, name: str, value) -> int:
@@ -321,11 +322,165 @@ class Flatten(LayerSpec):
         object.__setattr__(self, "end_dim", e)
 
 
+def _pair(owner: str, name: str, value, low: int) -> tuple[int, int]:
+    """An image size or step: an int or a pair ``(h, w)`` of ints ≥ ``low`` (as torch's
+    ``_pair`` takes them), returned as a pair of ``int``."""
+    items = tuple(value) if isinstance(value, tuple | list) else (value, value)
+    if len(items) != 2:
+        raise ValueError(f"{owner}: {name} must be an int or a pair (h, w), got {value!r}")
+    out = tuple(_int(owner, name, v) for v in items)
+    if min(out) < low:
+        raise ValueError(f"{owner}: {name} must be >= {low}, got {value!r}")
+    return out[0], out[1]
+
+
+def _hw(pair) -> str:
+    """``3`` for ``(3, 3)``, ``3x2`` for ``(3, 2)``."""
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+
+
+@dataclass(frozen=True)
+class Conv2d(LayerSpec):
+    """Cross-correlation of ``x: (N, C, H, W)`` with ``F = out_channels`` kernels
+    ``W: (F, C, KH, KW)`` (torch's layout on both sides) plus a bias ``(F,)`` when ``bias``:
+    ``out[n, f] = b[f] + Σ_c x_pad[n, c] ⋆ W[f, c]`` sampled every ``stride`` with taps
+    ``dilation`` apart; ``OH = ⌊(H + 2p − d·(KH − 1) − 1)/s⌋ + 1``. Sizes are an int or an
+    ``(h, w)`` pair (kept as a pair); zero padding, ``groups=1``."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int | tuple[int, int]
+    stride: int | tuple[int, int] = 1
+    padding: int | tuple[int, int] = 0
+    dilation: int | tuple[int, int] = 1
+    bias: bool = True
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        set_(self, "in_channels", _size("Conv2d", "in_channels", self.in_channels))
+        set_(self, "out_channels", _size("Conv2d", "out_channels", self.out_channels))
+        set_(self, "kernel_size", _pair("Conv2d", "kernel_size", self.kernel_size, 1))
+        set_(self, "stride", _pair("Conv2d", "stride", self.stride, 1))
+        set_(self, "padding", _pair("Conv2d", "padding", self.padding, 0))
+        set_(self, "dilation", _pair("Conv2d", "dilation", self.dilation, 1))
+        if not isinstance(self.bias, bool):
+            raise TypeError(f"Conv2d: bias must be a bool, got {type(self.bias).__name__}")
+
+    def num_parameters(self) -> int:
+        kh, kw = self.kernel_size  # type: ignore[misc]
+        return self.out_channels * (self.in_channels * kh * kw + int(self.bias))
+
+    @property
+    def summary(self) -> str:
+        extra = "".join(f",{k[0]}{_hw(v)}" for k, v, d in (
+            ("stride", self.stride, (1, 1)), ("padding", self.padding, (0, 0)),
+            ("dilation", self.dilation, (1, 1))) if v != d)
+        return (f"Conv({self.in_channels}→{self.out_channels},{_hw(self.kernel_size)}"
+                f"{extra}{'' if self.bias else ',nobias'})")
+
+
+def _pool(owner: str, spec) -> None:
+    """Validate a pooling description: kernel ≥ 1, stride ≥ 1 (``None`` → the kernel, torch's
+    default), padding ≥ 0 and at most half the kernel (torch's rule: every window must hold
+    an input element)."""
+    set_ = object.__setattr__
+    k = _pair(owner, "kernel_size", spec.kernel_size, 1)
+    set_(spec, "kernel_size", k)
+    set_(spec, "stride", k if spec.stride is None else _pair(owner, "stride", spec.stride, 1))
+    p = _pair(owner, "padding", spec.padding, 0)
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{owner}: padding must be at most half the kernel size, "
+                         f"got padding {p} for kernel {k}")
+    set_(spec, "padding", p)
+
+
+def _pool_summary(name: str, spec) -> str:
+    s = f"{name}({_hw(spec.kernel_size)}"
+    if spec.stride != spec.kernel_size:
+        s += f",s{_hw(spec.stride)}"
+    return s + (f",p{_hw(spec.padding)})" if spec.padding != (0, 0) else ")")
+
+
+@dataclass(frozen=True)
+class MaxPool2d(LayerSpec):
+    """The maximum of each ``kernel_size`` window of ``x: (N, C, H, W)``, windows ``stride``
+    apart (default: the kernel size) over the input padded by ``padding`` with −∞; the
+    gradient goes to the first maximum of a window in row-major order (torch's rule for
+    ties). Sizes are an int or an ``(h, w)`` pair (kept as a pair)."""
+
+    kernel_size: int | tuple[int, int]
+    stride: int | tuple[int, int] | None = None
+    padding: int | tuple[int, int] = 0
+
+    def __post_init__(self) -> None:
+        _pool("MaxPool2d", self)
+
+    @property
+    def summary(self) -> str:
+        return _pool_summary("MaxPool", self)
+
+
+@dataclass(frozen=True)
+class AvgPool2d(LayerSpec):
+    """The mean of each ``kernel_size`` window of ``x: (N, C, H, W)`` padded with zeros,
+    always divided by ``KH·KW`` (torch's defaults ``count_include_pad=True``,
+    ``ceil_mode=False``, the only ones offered). Sizes are an int or an ``(h, w)`` pair."""
+
+    kernel_size: int | tuple[int, int]
+    stride: int | tuple[int, int] | None = None
+    padding: int | tuple[int, int] = 0
+
+    def __post_init__(self) -> None:
+        _pool("AvgPool2d", self)
+
+    @property
+    def summary(self) -> str:
+        return _pool_summary("AvgPool", self)
+
+
+@dataclass(frozen=True)
+class BatchNorm2d(LayerSpec):
+    """Spatial batch normalization of ``x: (N, C, H, W)``: statistics of each channel over
+    ``N, H, W``, an affine ``γ, β`` (``2·num_features`` parameters) and running statistics."""
+
+    num_features: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "num_features",
+                           _size("BatchNorm2d", "num_features", self.num_features))
+
+    def num_parameters(self) -> int:
+        return 2 * self.num_features
+
+    @property
+    def summary(self) -> str:
+        return f"BN2d({self.num_features})"
+
+
+@dataclass(frozen=True)
+class Dropout2d(LayerSpec):
+    """Channel dropout of ``x: (N, C, H, W)``: in training each whole channel ``x[n, c]`` is
+    zeroed with probability ``p`` and the rest scaled by ``1/(1 − p)``; identity in eval."""
+
+    p: float = 0.5
+
+    def __post_init__(self) -> None:
+        p = _real("Dropout2d", "p", self.p)
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout2d: p must be in [0, 1), got {p}")
+        object.__setattr__(self, "p", p)
+
+    @property
+    def summary(self) -> str:
+        return f"Dropout2d({self.p})"
+
+
 # Every description type, in the order the docs list them; tests check that this is all the
 # subclasses of LayerSpec and that both builders build each one.
 VOCABULARY: tuple[type[LayerSpec], ...] = (Linear, ReLU, Sigmoid, Tanh, Dropout, BatchNorm1d,
                                            LayerNorm, GELU, LeakyReLU, ELU, SiLU, Softplus,
-                                           Softmax, LogSoftmax, Identity, Flatten)
+                                           Softmax, LogSoftmax, Identity, Flatten, Conv2d,
+                                           MaxPool2d, AvgPool2d, BatchNorm2d, Dropout2d)
 
 
 def check_layers(layers) -> tuple[LayerSpec, ...]:

@@ -281,9 +281,10 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Module, X,
                    masks: str = "shared", weights: str | None = None, seed: int = 0,
                    name: str = "your model", device: str = "cpu",
                    reduction: str = "mean") -> TwinsReport:
-    """Run ``steps`` training steps of copies of both models on the batch ``X: (N, D)``,
-    ``y: (N,)`` and judge everything (losses, gradients, update, parameters, optimizer state,
-    buffers, eval output) by the one tolerance rule; localize the first disagreeing layer.
+    """Run ``steps`` training steps of copies of both models on the batch ``X: (N, D)`` (or
+    images ``(N, C, H, W)``), ``y: (N,)`` and judge everything (losses, gradients, update,
+    parameters, optimizer state, buffers, eval output) by the one tolerance rule; localize
+    the first disagreeing layer.
 
     ``loss``: a name in ``parity.kinds.LOSSES`` (``"mse"``, ``"nll"`` …). ``optimizer``: see
     ``optimizer_spec`` (default SGD, lr 0.1). ``dtype``: ``None`` keeps the models' own (they

@@ -389,13 +389,16 @@ def _add_diverge(sub) -> None:
 def _add_bench(sub) -> None:
     s = sub.add_parser("bench", help="speed ratios measured in one run: reference trainer vs "
                                      "a fused NumPy loop, torch_impl vs a raw torch loop, and "
-                                     "NumPy vs torch per step across widths",
+                                     "NumPy vs torch per step across widths and on the "
+                                     "catalogue's convnets",
                        description="In this process, on --threads threads: the reference "
                        "NumPy trainer against a hand-fused NumPy loop and torch_impl's trainer "
                        "against a raw torch loop on cs231n-2layer (target <= 1.10x each; timed "
                        "in alternating pairs, median ratio on the process CPU clock, wall-clock "
                        "ratios beside them), then the time per step of NumPy and torch across "
-                       "hidden widths and batch sizes. See parity/tools/bench.py.")
+                       "hidden widths and batch sizes, and of the catalogue's convnets on "
+                       "their recipes' batches (alternating pairs) with the NumPy step by "
+                       "layer. See parity/tools/bench.py.")
     s.add_argument("--quick", action="store_true", help="fewer steps and widths")
     _json_flag(s)
     s.set_defaults(func=cmd_bench)

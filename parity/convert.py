@@ -96,7 +96,12 @@ def option_mismatches(numpy_model: reference.Sequential, torch_model: nn.Sequent
 
 
 def _same_option(a, b) -> bool:
-    """Equal as the twins would use them: ``True`` is not ``1``, ``None`` only ``None``."""
+    """Equal as the twins would use them: ``True`` is not ``1``, ``None`` only ``None``; an
+    int stands for a tuple of itself (torch's pooling keeps ``kernel_size=2``, the NumPy
+    layer ``(2, 2)``)."""
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        a, b = (x if isinstance(x, tuple) else (x,) * len(a if x is b else b) for x in (a, b))
+        return len(a) == len(b) and all(_same_option(p, q) for p, q in zip(a, b))
     if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
         return a is b or (isinstance(a, bool) and isinstance(b, bool) and a == b)
     if isinstance(a, int | float) and isinstance(b, int | float):

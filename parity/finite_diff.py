@@ -172,7 +172,8 @@ def _layer_numeric(layer: L.Layer, forward, x: np.ndarray, cot: np.ndarray, h: f
 
 def _keep_mask(layer: L.Layer, shape, training: bool, rng: np.random.Generator):
     if training and kinds.drops_units(layer):
-        return rng.random(shape) >= layer.p   # type: ignore[attr-defined]
+        dropout = cast(L.Dropout, layer)
+        return rng.random(dropout.mask_shape(shape)) >= dropout.p
     return None
 
 
@@ -180,6 +181,13 @@ def kinks(layer: L.Layer) -> tuple[float, ...]:
     """Inputs where the layer's first derivative jumps (its kind's ``kinks``; ReLU's 0)."""
     kind = kinds.of_layer(layer)
     return kind.kinks(layer) if kind is not None else ()
+
+
+def hazard(layer: L.Layer, x: np.ndarray) -> np.ndarray | None:
+    """Per entry of ``x``, its distance to where the layer's derivative jumps (ReLU's 0, a
+    max-pooling window's tie: its kind's ``kink_distance``); ``None`` for a smooth layer."""
+    kind = kinds.of_layer(layer)
+    return kind.kink_distance(layer, x) if kind is not None and kind.has_kinks(layer) else None
 
 
 def kink_distance(x: np.ndarray, points: tuple[float, ...]) -> np.ndarray:
@@ -193,8 +201,7 @@ def kink_sides(x: np.ndarray, points: tuple[float, ...]) -> np.ndarray:
 
 
 def _refuse_kinks(layer: L.Layer, x: np.ndarray, h: float) -> None:
-    points = kinks(layer)
-    dist = kink_distance(x, points) if points else None
+    dist = hazard(layer, x)
     if dist is not None and np.any(dist <= 10 * h):
         raise ValueError(f"check_layer({layer!r}): inputs within 10·h = {10 * h:g} of a kink "
                          f"(min distance {dist.min():.3g}): resample them")
@@ -456,8 +463,9 @@ def _draw_masks(model: Sequential, X: np.ndarray, rng: np.random.Generator) -> d
     masks, x = {}, X
     for i, layer in enumerate(model.layers):
         if kinds.drops_units(layer):
-            masks[i] = rng.random(x.shape) >= layer.p   # type: ignore[attr-defined]
-            cast(L.Dropout, layer).queue_masks([masks[i]])
+            dropout = cast(L.Dropout, layer)
+            masks[i] = rng.random(dropout.mask_shape(x.shape)) >= dropout.p
+            dropout.queue_masks([masks[i]])
         x = layer.forward(x, True)
     _restore_buffers(model, saved)
     return masks
@@ -476,20 +484,18 @@ def _restore_buffers(model: Sequential, saved: list[dict]) -> None:
 def _forward(model: Sequential, X: np.ndarray, masks: dict, saved: list[dict],
              outputs: list | None = None):
     """Training-mode forward with the fixed masks and restored buffers; also returns
-    ``(input, kinks)`` of every layer with kinks (ReLU: to detect kink crossings) and the
-    smallest variance any norm layer
-    normalized by (over the batch for BatchNorm, over the features for LayerNorm). Each
-    layer's output is appended to ``outputs`` when given."""
+    ``(kind, layer, input)`` of every layer with kinks (ReLU, max pooling: to detect kink
+    crossings) and the smallest variance any norm layer normalized by (over the batch for
+    BatchNorm, over the features for LayerNorm). Each layer's output is appended to
+    ``outputs`` when given."""
     _restore_buffers(model, saved)
     kinked, norm_var, x = [], float("inf"), X
     for i, layer in enumerate(model.layers):
-        points = kinks(layer)
-        if points:
-            kinked.append((x, points))
         kind = kinds.of_layer(layer)
+        if kind is not None and kind.has_kinks(layer):
+            kinked.append((kind, layer, x))
         if kind is not None and kind.normalizes:
-            axis = layer.axis   # type: ignore[attr-defined]
-            norm_var = min(norm_var, float(x.var(axis=axis).min()))
+            norm_var = min(norm_var, kind.smallest_variance(layer, x))
         if i in masks:
             cast(L.Dropout, layer).queue_masks([masks[i]])
         x = layer.forward(x, True)
@@ -529,9 +535,9 @@ def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8
                                 f"{need} needed")
             masks = _draw_masks(model, X_all[rows], np.random.default_rng(seed))
             out, kinked, _ = _forward(model, X_all[rows], masks, saved)
-            bad = sorted({r for z, points in kinked
-                          for r in np.flatnonzero((kink_distance(z, points) < margin).any(1))}
-                         | _loss_kinked(loss, out, np.asarray(y_all)[rows], margin))
+            bad = sorted({r for kind, layer, z in kinked for r in np.flatnonzero(
+                (kind.kink_distance(layer, z) < margin).reshape(len(z), -1).any(1))}
+                | _loss_kinked(loss, out, np.asarray(y_all)[rows], margin))
             if not bad:
                 break
             for r in reversed(bad):
@@ -587,8 +593,8 @@ def check_twins(twins, X, y, *, seed: int = 0, n: int = 8, h: float = H,
 
         def g() -> float:
             o, kinked, _ = _forward(model, X, masks, saved)
-            if any(not np.array_equal(kink_sides(z, points), s)
-                   for (z, points), s in zip(kinked, sides)):
+            if any(not np.array_equal(kind.kink_sides(layer, z), s)
+                   for (kind, layer, z), s in zip(kinked, sides)):
                 result.kink_crossings += 1
             return loss.forward(o, y)
 
@@ -617,7 +623,7 @@ def _analytic(model: Sequential, loss, X, y, masks: dict, saved: list, result: M
     result.sensitivity = float(np.sqrt(squares + float(np.sum((d * X) ** 2))))
     analytic = {k: np.array(v, copy=True) for k, v in model.gradients().items()}
     analytic["input"] = np.array(d, copy=True)
-    return analytic, [kink_sides(z, points) for z, points in kinked]
+    return analytic, [kind.kink_sides(layer, z) for kind, layer, z in kinked]
 
 
 def _numeric(result: ModelCheck, g, arrays: dict, analytic: dict, pick: np.random.Generator,

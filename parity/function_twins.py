@@ -83,7 +83,8 @@ def split_mapping(mapping, params: dict, shapes: dict):
 def match_names(params: dict, shapes: dict, mapping, transposed) -> dict[str, tuple[str, str]]:
     """Your name → ``(state_dict key, shape)`` (``parity.conventions.SHAPES``): by ``mapping``
     or, in order, the first free torch parameter yours can be (its shape, its transpose, a
-    row or column of a bias). Every torch parameter needs a counterpart."""
+    row or column of a bias). Every torch parameter needs a counterpart. A 4-D weight
+    (cs231n's conv ``W1: (F, C, HH, WW)``) is torch's Conv2d layout itself."""
     if mapping is not None:
         bad = sorted(set(mapping) - set(params)) + sorted(set(mapping.values()) - set(shapes))
         if bad or len(set(mapping.values())) != len(mapping):

@@ -56,14 +56,16 @@ def _finite(a: np.ndarray, what: str) -> None:
 
 
 def batch(X, y, loss: str) -> tuple[np.ndarray, np.ndarray]:
-    """Copies of ``X: (N, D)`` (float) and ``y``, N ≥ 1, finite and real, the targets as the
-    loss's record checks them: class labels ``(N,)``, integers ≥ 0 (their upper bound is the
-    model's: ``labels_fit``), 0 or 1 ``(N,)``/``(N, 1)`` for ``bce``/``bce_with_logits``,
-    real ``(N, K)`` for the regression losses (``mse``, ``l1`` …)."""
+    """Copies of ``X: (N, D)`` or ``(N, d₁, …)`` (an image batch ``(N, C, H, W)``; float)
+    and ``y``, N ≥ 1, finite and real, the targets as the loss's record checks them: class
+    labels ``(N,)``, integers ≥ 0 (their upper bound is the model's: ``labels_fit``), 0 or 1
+    ``(N,)``/``(N, 1)`` for ``bce``/``bce_with_logits``, real ``(N, K)`` for the regression
+    losses (``mse``, ``l1`` …). Whether the model takes that shape is its first layer's to
+    say."""
     X, y = array(X, "X"), array(y, "y")
-    if X.ndim != 2:
-        raise ValueError(f"X: expected a 2-D batch (N, D), got shape {X.shape}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
+    if X.ndim < 2:
+        raise ValueError(f"X: expected a batch (N, D) or (N, C, H, W), got shape {X.shape}")
+    if X.size == 0:
         raise ValueError(f"X: an empty batch {X.shape} checks nothing")
     n = X.shape[0]
     if X.dtype.kind != "f":

@@ -1,6 +1,7 @@
 """NumPy reference networks: layers, losses, Sequential, optimizers, datasets (never torch)."""
 
 from reference import layers as _layers
+from reference import spatial as _spatial
 from reference.layers import *  # noqa: F403 - every layer class, as reference.layers.__all__
 from reference.losses import (
     BCELoss,
@@ -17,8 +18,11 @@ from reference.losses import (
 )
 from reference.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 from reference.sequential import Sequential
+from reference.spatial import AvgPool2d, BatchNorm2d, Conv2d, Dropout2d, MaxPool2d
 
-__all__ = [*_layers.__all__, "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss", "MSELoss",
+__all__ = [*_layers.__all__, "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm2d", "Dropout2d",
+           "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss", "MSELoss",
            "L1Loss", "SmoothL1Loss", "HuberLoss", "NLLLoss", "ProbsCrossEntropyLoss",
            "MultiMarginLoss", "l2_penalty",
            "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Sequential"]
+_ = _spatial

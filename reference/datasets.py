@@ -1,8 +1,8 @@
-"""Datasets for the NumPy reference (NumPy only; scikit-learn only inside `digits`).
+"""Datasets for the NumPy reference (NumPy only; scikit-learn only in the digits loaders).
 
 Generators take an explicit `rng: numpy.random.Generator` and document the exact order in
 which they draw from it, so the same seed gives bit-identical arrays on every run. All
-features are float64 (N, D); all class labels are int64 (N,).
+features are float64 (N, D), images float64 (N, C, H, W); all class labels are int64 (N,).
 
 Contents
     spiral_cs231n          K-class spiral of Stanford cs231n
@@ -11,6 +11,7 @@ Contents
     two_spirals_seed004    seed document 004's generator
     xor                    the four XOR points
     digits                 sklearn's 8x8 digits, split, then standardized on train only
+    digit_images           the same digits as (N, 1, 8, 8) images scaled by 1/16, stratified split
     Standardizer           (x - mean) / std with population std, like sklearn StandardScaler
     split                  train/test split (seed 003's floor rule)
     save_csv, load_csv     seed document 001's CSV format `x1,...,xD,y`, bit-exact round trip
@@ -30,7 +31,7 @@ import numpy as np
 from reference.validation import check_features, check_labels
 
 __all__ = [
-    "Standardizer", "digits", "load_csv", "save_csv", "spiral_cs231n",
+    "Standardizer", "digit_images", "digits", "load_csv", "save_csv", "spiral_cs231n",
     "split", "two_spirals_as_written", "two_spirals_corrected", "two_spirals_seed004", "xor",
 ]
 
@@ -323,6 +324,33 @@ def digits(test_size=0.2, random_state=42):
         X, y, test_size=test_size, random_state=random_state)
     scaler = Standardizer().fit(X_train)
     return scaler.transform(X_train), scaler.transform(X_test), y_train, y_test
+
+
+def digit_images(test_size=0.2, random_state=0):
+    """sklearn's 8x8 handwritten digits as one-channel images for a convnet (NCHW).
+
+    X, y = sklearn.datasets.load_digits(return_X_y=True)   # 1797 x 64, pixels 0..16
+    X = (X / 16).reshape(N, 1, 8, 8)   # in [0, 1]; X[i, 0] == load_digits().images[i] / 16
+    X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=test_size,
+                                                        random_state=random_state, stratify=y)
+    The scale is the pixels' fixed range, not a statistic of the data, so nothing is learned
+    from either part and nothing can leak from the held-out part. Stratified: every digit has
+    the same share of each part (to within one image), so a held-out accuracy is not moved by
+    which digits the draw happened to hold out. The split is fixed by ``random_state``, not by
+    a model's seed: every seed of a model is judged on the same held-out images.
+
+    Returns X_train: (1437, 1, 8, 8) float64, X_test: (360, 1, 8, 8) float64,
+    y_train: (1437,) int64, y_test: (360,) int64 (for the defaults).
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X = (np.asarray(X, dtype=np.float64) / 16.0).reshape(-1, 1, 8, 8)
+    y = np.asarray(y, dtype=np.int64)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=test_size, random_state=random_state, stratify=y)
+    return X_train, X_test, y_train, y_test
 
 
 # ── CSV (seed document 001's format) ─────────────────────────────────────────────────────

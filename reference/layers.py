@@ -83,10 +83,12 @@ class Layer:
         self.backward(dout)
 
     def _check_input(self, x: np.ndarray, features: int | None, dtype: np.dtype | None) -> None:
+        """``x: (N, features)``; without ``features`` (an elementwise layer) any ``(N, …)``."""
         if not isinstance(x, np.ndarray):
             raise TypeError(f"{self.name}: input must be a numpy array, got {type(x).__name__}")
-        if x.ndim != 2:
-            raise ValueError(f"{self.name}: expected input of shape (N, D), got shape {x.shape}")
+        if x.ndim != 2 and (features is not None or x.ndim < 2):
+            shape = "(N, D)" if features is not None else "(N, D) or (N, d1, ...)"
+            raise ValueError(f"{self.name}: expected input of shape {shape}, got shape {x.shape}")
         if features is not None and x.shape[1] != features:
             raise ValueError(
                 f"{self.name}: expected input with {features} features, got shape {x.shape}"
@@ -225,19 +227,29 @@ class Dropout(Layer):
         """How many queued masks no forward has used yet."""
         return len(self._queued)
 
-    def forward(self, x, training=True):
+    def mask_shape(self, shape: tuple) -> tuple:
+        """The shape of one keep-mask for an input of ``shape``: one decision per unit."""
+        return shape
+
+    def _check_batch(self, x) -> None:
         self._check_input(x, None, None)
+
+    def forward(self, x, training=True):
+        self._check_batch(x)
         if not training or self.p == 0.0:
             self.saved = {}
             return x
+        shape = self.mask_shape(x.shape)
         if self._queued:
             keep = self._queued.pop(0)
-            if keep.shape != x.shape:
-                raise ValueError(f"Dropout: queued mask shape {keep.shape}, input {x.shape}")
+            if keep.shape != shape:
+                raise ValueError(f"{self.name}: queued mask shape {keep.shape}, expected "
+                                 f"{shape} for input {x.shape}")
         else:
             if self.rng is None:
-                raise ValueError("Dropout: training needs an rng (numpy Generator) or queued masks")
-            keep = self.rng.random(x.shape) >= self.p
+                raise ValueError(f"{self.name}: training needs an rng (numpy Generator) or "
+                                 f"queued masks")
+            keep = self.rng.random(shape) >= self.p
         self.last_mask = keep
         self.saved = {"scale": keep.astype(x.dtype) * self.scale(x.dtype)}
         return x * self.saved["scale"]
@@ -405,7 +417,8 @@ def _check_float(layer: Layer, x) -> None:
 
 
 def _check_2d(layer: Layer, x) -> np.dtype:
-    """``x: (N, D)`` float32/float64; returns its dtype's scalar type."""
+    """``x: (N, …)`` float32/float64 (an elementwise layer's input; a softmax checks for
+    ``(N, D)`` itself); returns its dtype's scalar type."""
     layer._check_input(x, None, None)
     _check_float(layer, x)
     return x.dtype.type
@@ -615,6 +628,13 @@ class _RowSoftmax(Layer):
             raise ValueError(f"{self.name}: dim must be 1 or -1 for (N, D), got {dim}")
         self.dim = int(dim)
 
+    def _check_rows(self, x):
+        """``x: (N, D)``: ``dim`` 1 and −1 are one axis only there."""
+        t = _check_2d(self, x)
+        if x.ndim != 2:
+            raise ValueError(f"{self.name}: expected input of shape (N, D), got shape {x.shape}")
+        return t
+
     def options(self) -> dict:
         return {"dim": self.dim}
 
@@ -628,7 +648,7 @@ class Softmax(_RowSoftmax):
     ``dx = s ⊙ (dout − Σ_j dout_j s_j)``."""
 
     def forward(self, x, training=True):
-        t = _check_2d(self, x)
+        t = self._check_rows(x)
         e = np.exp(x - x.max(axis=1, keepdims=True))
         out = e * (t(1) / e.sum(axis=1, keepdims=True))
         self.saved = {"out": out}
@@ -647,7 +667,7 @@ class LogSoftmax(_RowSoftmax):
     ``dx = dout − exp(out)·Σ_j dout_j``."""
 
     def forward(self, x, training=True):
-        _check_2d(self, x)
+        self._check_rows(x)
         shifted = x - x.max(axis=1, keepdims=True)
         out = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
         self.saved = {"out": out}

@@ -11,7 +11,12 @@ import numpy as np
 from reference.layers import Linear, Sigmoid
 from reference.losses import CrossEntropyLoss, l2_penalty
 from reference.sequential import Sequential
-from reference.validation import check_binary_targets, check_features, check_labels
+from reference.validation import (
+    check_binary_targets,
+    check_features,
+    check_images,
+    check_labels,
+)
 
 
 def epoch_batches(n: int, batch_size: int | None, order_rng: np.random.Generator | None):
@@ -25,10 +30,17 @@ def epoch_batches(n: int, batch_size: int | None, order_rng: np.random.Generator
 
 
 def check_training_data(model: Sequential, loss_fn, X, y):
-    """Validate ``X: (N, D)`` (finite, D = the first Linear's inputs) and the labels the loss
-    needs (ints in ``[0, K)`` for cross-entropy, 0/1 otherwise); ValueError names the problem."""
-    first = next((layer for layer in model.layers if isinstance(layer, Linear)), None)
-    X = check_features(X, first.in_features if first is not None else None)
+    """Validate the inputs — ``X: (N, D)`` (finite, D = the first Linear's inputs), or
+    images ``X: (N, C, H, W)`` when the model's first layer with declared inputs reads
+    channels (C = its ``in_channels``) — and the labels the loss needs (ints in ``[0, K)``
+    for cross-entropy, 0/1 otherwise); ValueError names the problem."""
+    first = next((layer for layer in model.layers
+                  if hasattr(layer, "in_features") or hasattr(layer, "in_channels")), None)
+    channels = getattr(first, "in_channels", None)
+    if channels is not None:
+        X = check_images(X, channels)
+    else:
+        X = check_features(X, getattr(first, "in_features", None))
     if isinstance(loss_fn, CrossEntropyLoss):
         last = next(layer for layer in reversed(model.layers) if isinstance(layer, Linear))
         y = check_labels(y, len(X), last.out_features)

@@ -17,7 +17,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_binary_targets", "check_features", "check_labels"]
+__all__ = ["check_binary_targets", "check_features", "check_images", "check_labels"]
 
 # Float labels must be < 2**63 (exactly representable) to fit into int64.
 _INT64_LIMIT = float(2**63)
@@ -83,6 +83,29 @@ def check_features(X, n_features=None, *, name="X") -> np.ndarray:
     if bad is not None:
         (i, j), what = bad
         raise ValueError(f"{func}: {name} contains {what} at row {i}, column {j}")
+    return X
+
+
+def check_images(X, n_channels=None, *, name="X") -> np.ndarray:
+    """Validate a batch of images and return it unchanged: ``check_features`` for NCHW.
+
+    X: (N, C, H, W) real numeric ndarray with every dimension >= 1, all entries finite.
+    n_channels: if given, C must equal it. Raises TypeError/ValueError as ``check_features``
+    does, a NaN/Inf named by its (image, channel, row, column).
+    """
+    func = "check_images"
+    _check_count(n_channels, func, "n_channels")
+    _check_array(X, func, name, 4, "of shape (N, C, H, W)")
+    if 0 in X.shape:
+        raise ValueError(f"{func}: {name} is empty, got shape {X.shape}; "
+                         f"expected at least one image of at least 1x1 pixel")
+    if n_channels is not None and X.shape[1] != n_channels:
+        raise ValueError(f"{func}: {name} has {X.shape[1]} channels, expected {n_channels}")
+    bad = _first_nonfinite(X)
+    if bad is not None:
+        idx, what = bad
+        raise ValueError(f"{func}: {name} contains {what} at (image, channel, row, column) "
+                         f"{idx}")
     return X
 
 

@@ -10,7 +10,6 @@ input gradient leaves every parameter gradient bit-identical.
 import numpy as np
 import pytest
 
-from layerspec import Linear
 from parity.catalogue import zoo
 from parity.catalogue.train import run
 from parity.tolerances import tolerance
@@ -98,8 +97,7 @@ def test_backward_without_input_grad_keeps_every_gradient(name):
     spec = zoo.get(name)
     model = spec.build_numpy(0)
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((8, next(i.in_features for i in spec.layers
-                                     if isinstance(i, Linear))))
+    X = rng.standard_normal((8, *spec.input_shape()))
     out = model.forward(X, training=True)
     cot = rng.standard_normal(out.shape)
     dx = model.backward(cot.copy())
@@ -108,3 +106,49 @@ def test_backward_without_input_grad_keeps_every_gradient(name):
     assert model.backward(cot.copy(), input_grad=False) is None, f"{name}: no dL/dx"
     for k, g in model.gradients().items():
         np.testing.assert_array_equal(g, full[k], err_msg=f"{name}: grad {k}, input_grad=False")
+
+
+def test_convnet_step_times_pair_both_twins_on_the_recipes_batch():
+    out = bench.convnet_step_times(steps=1, pairs=2)
+    assert out["clock"] == bench.CLOCK
+    assert [r["model"] for r in out["rows"]] == list(bench.CONVNETS)
+    for r in out["rows"]:
+        spec = zoo.get(r["model"])
+        assert r["batch"] == spec.batch_size and r["pairs"] == 2, r["model"]
+        assert r["numpy_s_per_step"] > 0 and r["torch_s_per_step"] > 0, r["model"]
+        lo, hi = r["ratio_range"]
+        assert lo <= r["numpy_over_torch"] <= hi, f"{r['model']}: median outside min–max"
+
+
+def test_the_timed_steps_are_the_trainers_steps():
+    """The closures ``convnet_step_times`` times do what each trainer's step does: after
+    two steps on the recipe's first batch both twins hold the same parameters and buffers
+    (float64), but for the conv bias BatchNorm2d cancels (its gradient is rounding noise,
+    which Adam scales up: ``parity.twins.cancelled_keys``)."""
+    from parity import transfer
+    from parity.twins import cancelled_keys
+    spec = zoo.get(bench.CONVNETS[1])
+    X, y = bench._recipe_batch(spec)
+    np_model, t_model = spec.build_numpy(0), spec.build_torch()
+    bench._numpy_steps(spec, X, y, 2, model=np_model)()
+    bench._torch_steps(spec, X, y, 2, model=t_model)()
+    mine = transfer.to_torch_layout(np_model.state_dict(), t_model)
+    rtol, atol = tolerance("float64", "param")
+    skip = cancelled_keys(np_model)
+    assert skip == {"0.bias", "1.running_mean"}
+    for k, v in transfer.torch_state(t_model).items():
+        if k in skip:
+            continue
+        np.testing.assert_allclose(mine[k], v, rtol=rtol, atol=atol * np.abs(v).max(),
+                                   err_msg=f"{spec.name}: {k} after 2 timed steps")
+
+
+def test_layer_profile_times_every_layer_both_ways():
+    prof = bench.layer_profile(bench.CONVNETS[0], repeats=1)
+    spec = zoo.get(bench.CONVNETS[0])
+    assert [r["layer"] for r in prof["layers"]] == [type(layer).__name__
+                                                   for layer in spec.build_numpy(0).layers]
+    assert all(r["forward_s"] >= 0 and r["backward_s"] >= 0 for r in prof["layers"])
+    text = bench.render_convnets(bench.convnet_step_times(steps=1, pairs=1), prof)
+    for part in ("numpy/torch", "0 Conv2d", f"batch  {spec.batch_size}", *bench.CONVNETS):
+        assert part in text, f"render_convnets: no {part!r} in\n{text}"

@@ -17,25 +17,21 @@ import safetensors.numpy
 import safetensors.torch
 import torch
 
-import layerspec as S
-from parity import transfer
+from parity import kinds, transfer
 from parity.catalogue import train, zoo
 from parity.tolerances import tolerance
 from parity.tools import checkpoint as C
 
 MODELS = list(zoo.CATALOGUE)
-BN_MODELS = [m for m in MODELS if zoo.get(m).has(S.BatchNorm1d)]
-
-
-def _first_linear_in(spec) -> int:
-    return next(i.in_features for i in spec.layers if isinstance(i, S.Linear))
+# models with running statistics (BatchNorm1d, BatchNorm2d): their buffers must survive too
+BN_MODELS = [m for m in MODELS if any(kinds.of_spec(i).running_state for i in zoo.get(m).layers)]
 
 
 def trained_numpy(spec, dtype="float64", seed=1):
     """A NumPy twin off its initial state: seeded init, then one train-mode forward so
     BatchNorm buffers (running stats, num_batches_tracked) are not their defaults."""
     m = spec.build_numpy(seed, dtype)
-    x = np.random.default_rng(seed).standard_normal((16, _first_linear_in(spec))).astype(dtype)
+    x = np.random.default_rng(seed).standard_normal((16, *spec.input_shape())).astype(dtype)
     m.forward(x, training=True)
     return m
 

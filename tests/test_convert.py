@@ -17,13 +17,13 @@ def _bits(state: dict) -> dict:
     return {k: (v.dtype.str, v.shape, v.tobytes()) for k, v in state.items()}
 
 
-def _trained_buffers(module: nn.Sequential, dtype: torch.dtype) -> None:
-    """One training forward so BatchNorm's running statistics and counter are not defaults."""
-    n_in = next(m for m in module if isinstance(m, nn.Linear)).in_features
+def _trained_buffers(module: nn.Sequential, dtype: torch.dtype, shape: tuple) -> None:
+    """One training forward of a batch of samples of ``shape`` so BatchNorm's running
+    statistics and counter are not defaults."""
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         torch.manual_seed(1)
         module.train()
-        module(torch.randn(5, n_in, dtype=dtype))
+        module(torch.randn(5, *shape, dtype=dtype))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -32,7 +32,7 @@ def test_torch_numpy_torch_round_trip_is_bit_exact(name, dtype):
     """from_torch then to_torch gives back the same modules, options and state, bit for bit
     (torch's own init; BatchNorm buffers after one training forward)."""
     original = zoo.get(name).build_torch(dtype, torch_seed=7)
-    _trained_buffers(original, original[0].weight.dtype)
+    _trained_buffers(original, original[0].weight.dtype, zoo.get(name).input_shape())
     back = convert.to_torch(convert.from_torch(original))
     assert [type(m) for m in back] == [type(m) for m in original], name
     assert repr(back) == repr(original), f"{name}: module options differ"

@@ -302,6 +302,28 @@ def test_digits_other_split():
     assert X_train.shape == (898, 64) and X_test.shape == (899, 64)
 
 
+def test_digit_images_are_the_pixels_over_16_in_nchw_with_a_stratified_split(raw_digits):
+    from sklearn.datasets import load_digits
+    X_train, X_test, y_train, y_test = ds.digit_images()
+    assert X_train.shape == (1437, 1, 8, 8) and X_test.shape == (360, 1, 8, 8)
+    assert X_train.dtype == X_test.dtype == np.float64 and y_train.dtype == y_test.dtype == np.int64
+    assert X_train.min() == 0.0 and X_train.max() == 1.0, "pixels 0..16 scaled by 1/16"
+    # every image is one of sklearn's, in its 8x8 orientation, with its label
+    images, labels = load_digits().images / 16, raw_digits[1]
+    rows = {img.tobytes(): int(k) for img, k in zip(images, labels)}
+    for X, y in ((X_train, y_train), (X_test, y_test)):
+        assert [rows.get(x[0].tobytes(), -1) for x in X] == y.tolist(), "image / label pairs"
+    assert len({x.tobytes() for x in np.concatenate([X_train, X_test])}) == len(
+        {img.tobytes() for img in images}), "the parts together hold every distinct image"
+    # stratified: each digit's share of the held-out part within one image of its share overall
+    overall = np.bincount(labels, minlength=10) * 360 / len(labels)
+    assert np.all(np.abs(np.bincount(y_test, minlength=10) - overall) <= 1)
+    # fixed by random_state, not by any global state
+    again = ds.digit_images()
+    assert all(np.array_equal(a, b) for a, b in zip(again, (X_train, X_test, y_train, y_test)))
+    assert not np.array_equal(ds.digit_images(random_state=1)[3], y_test)
+
+
 # ── split ────────────────────────────────────────────────────────────────────────────────
 
 @_table("n, frac, n_train", [("seed003", 600, 0.2, 480), ("floor-7.5", 10, 0.25, 7),

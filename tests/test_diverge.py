@@ -15,16 +15,16 @@ from parity.twins import cancelled_keys
 MODELS = list(zoo.CATALOGUE)
 
 
-NORMS = {"batchnorm": nn.BatchNorm1d, "layernorm": nn.LayerNorm}
+NORMS = {"batchnorm": (nn.BatchNorm1d, nn.BatchNorm2d), "layernorm": (nn.LayerNorm,)}
 
 
 def _norm_fed(spec, norm: str) -> list[int]:
-    """Indices of the Linear layers of ``spec``'s torch twin directly followed by ``norm``
-    (batchnorm | layernorm): read from torch's modules, independently of the NumPy layers
-    that ``cancelled_keys`` inspects."""
+    """Indices of the Linear (or Conv2d: one bias per channel) layers of ``spec``'s torch
+    twin directly followed by ``norm`` (batchnorm | layernorm): read from torch's modules,
+    independently of the NumPy layers that ``cancelled_keys`` inspects."""
     m = spec.build_torch()
     return [i for i in range(len(m) - 1)
-            if isinstance(m[i], nn.Linear) and isinstance(m[i + 1], NORMS[norm])]
+            if isinstance(m[i], nn.Linear | nn.Conv2d) and isinstance(m[i + 1], NORMS[norm])]
 
 
 def _first_step_grads(spec) -> tuple[dict, dict]:

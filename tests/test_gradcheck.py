@@ -33,6 +33,7 @@ takes ~30 s; fast mode covers them) and full ``gradgradcheck`` for the small one
 
 import pytest
 import torch
+from known_limits import skip_without_kink_free_batch
 from torch.func import functional_call
 
 import layerspec as S
@@ -56,6 +57,7 @@ def loss_function(spec, seed: int = 0, n: int = BATCH, dtype: str = "float64"):
     all requiring grad), ready for ``gradcheck(f, inputs)``."""
     if dtype != "float64":
         raise ValueError(f"gradcheck is meant for float64 (PARITY_NOTES), got {dtype}")
+    skip_without_kink_free_batch(spec.name, spec, seed)
     _, X, y, _ = kink_free_batch(spec, seed, n)
     model = spec.build_torch(dtype)
     transfer.numpy_to_torch(spec.build_numpy(seed, dtype), model)

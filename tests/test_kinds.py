@@ -4,7 +4,8 @@ gets all of them from its examples, and a kind without examples fails the comple
 Per example instance of every record: forward and backward against torch in float64 and
 float32 (training and eval, a random cotangent), finite differences of the NumPy layer,
 ``from_torch``/``to_torch`` and the weight transfer round trips, and a small net around it —
-``Linear → kind → Linear``, Adam, 3 steps — that passes ``compare_models`` in both dtypes while
+``Linear → kind → Linear`` (``Conv2d → kind → Flatten → Linear`` for an image kind), Adam,
+3 steps — that passes ``compare_models`` in both dtypes while
 a 1 % error planted in the kind's backward fails and is named at its layer. Then the scans
 that keep dispatch in the records: no ``isinstance``/``type(…) is``/``case`` on a concrete
 layer, loss or optimizer class outside ``parity/kinds``, and no read of a layer's or loss's
@@ -29,7 +30,6 @@ from parity.masks import DropoutMaskRecorder
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = [pytest.param(k, ex, id=f"{k.name}-{i}") for k in kinds.KINDS
             for i, ex in enumerate(k.examples)]
-FLAT = [p for p in EXAMPLES if len(p.values[1].input_shape) == 2]   # what compare_models takes
 TDT = {"float64": torch.float64, "float32": torch.float32}
 
 
@@ -47,9 +47,10 @@ def test_every_description_has_a_record_and_every_record_examples():
 
 
 def test_every_reference_layer_has_a_record():
-    public = [getattr(reference.layers, n) for n in reference.layers.__all__]
-    concrete = [c for c in public if c not in (reference.layers.Layer,
-                                               reference.layers.Normalization)]
+    public = [getattr(reference, n) for n in reference.__all__]
+    concrete = [c for c in public if isinstance(c, type) and issubclass(c, reference.Layer)
+                and c not in (reference.layers.Layer, reference.layers.Normalization)]
+    assert reference.Conv2d in concrete and reference.Linear in concrete
     assert not [c.__name__ for c in concrete if kinds.of_layer(c.__new__(c)) is None]
 
 
@@ -74,8 +75,7 @@ def build_pair(ex, dtype: str, rng: np.random.Generator):
 def layer_input(layer, shape, rng, dtype="float64", h=finite_diff.H):
     """A standard normal batch, scaled by 2, with no entry within 1e3·h of a kink."""
     x = 2 * rng.standard_normal(shape)
-    points = finite_diff.kinks(layer)
-    while points and np.any(near := finite_diff.kink_distance(x, points) <= 1e3 * h):
+    while (dist := finite_diff.hazard(layer, x)) is not None and np.any(near := dist <= 1e3 * h):
         x[near] = 2 * rng.standard_normal(int(near.sum()))
     return x.astype(dtype)
 
@@ -143,22 +143,27 @@ def test_conversion_and_transfer_round_trips_are_exact(kind, ex, dtype):
 # ---- a net around the kind: compare_models, the float32 rule, a planted bug ------------------
 
 def net(ex, dtype: str, seed: int = 3):
-    """``Linear(4, D) → kind → Linear(width, 3)`` for an example taking ``(N, D)``, both twins
-    from the same weights, a batch of the example's N rows and 3 classes."""
+    """``Linear(4, D) → kind → Linear(width, 3)`` for an example taking ``(N, D)``, and
+    ``Conv2d(2, C, 1) → kind → Flatten → Linear(width, 3)`` for one taking ``(N, C, H, W)``
+    (a 1×1 convolution feeds it its channels); both twins from the same weights, a batch of
+    the example's N samples and 3 classes."""
     rng = np.random.default_rng(seed)
-    n, d = ex.input_shape
-    width = build_pair(ex, "float64", np.random.default_rng(0))[0].forward(
-        np.zeros((n, d)), False).shape[1]
-    layers = (S.Linear(4, d), ex.spec, S.Linear(width, 3))
+    n, c, *image = ex.input_shape
+    first, x_shape = ((S.Conv2d(2, c, 1), (n, 2, *image)) if image else
+                      (S.Linear(4, c), (n, 4)))
+    out = build_pair(ex, "float64", np.random.default_rng(0))[0].forward(
+        np.zeros(ex.input_shape), False)
+    flat = (S.Flatten(),) if out.ndim > 2 else ()
+    layers = (first, ex.spec, *flat, S.Linear(int(np.prod(out.shape[1:])), 3))
     np_model = kinds.numpy_model(layers, init="uniform_torch", rng=rng, dtype=np.dtype(dtype),
                                  dropout_rng=rng)
     t_model = kinds.torch_model(layers, TDT[dtype])
-    X, y = rng.standard_normal((n, 4)).astype(dtype), rng.integers(0, 3, n)
+    X, y = rng.standard_normal(x_shape).astype(dtype), rng.integers(0, 3, n)
     return np_model, t_model, X, y
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("kind, ex", FLAT)
+@pytest.mark.parametrize("kind, ex", EXAMPLES)
 def test_a_net_with_the_kind_passes_with_adam(kind, ex, dtype):
     n, t, X, y = net(ex, dtype)
     report = parity.compare_models(n, t, X, y, loss="cross_entropy", optimizer="adam", steps=3)
@@ -166,7 +171,7 @@ def test_a_net_with_the_kind_passes_with_adam(kind, ex, dtype):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("kind, ex", FLAT)
+@pytest.mark.parametrize("kind, ex", EXAMPLES)
 def test_a_backward_bug_in_the_kind_is_named_at_its_layer(kind, ex, dtype):
     """The kind's input gradient off by 1 %: the check fails, and localization names layer 1
     (the kind) as the first disagreeing layer in backward order."""

@@ -23,9 +23,9 @@ def examples() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text[start:end if end != -1 else None], re.S)
 
 
-def test_the_section_has_three_examples_one_of_them_a_pytest_test():
+def test_the_section_has_four_examples_one_of_them_a_pytest_test():
     blocks = examples()
-    assert len(blocks) == 3, f"README '{SECTION}': {len(blocks)} python examples, expected 3"
+    assert len(blocks) == 4, f"README '{SECTION}': {len(blocks)} python examples, expected 4"
     assert sum("def test_" in b for b in blocks) == 1
 
 

@@ -16,7 +16,7 @@ from parity.kinds import record as kind_record
 from parity.tools import selftest
 from parity.tools.selftest import MUTANTS, Mutant, injected, run_mutant, run_selftest
 from reference import init as initializers
-from reference import layers, losses, optim, sequential, training
+from reference import layers, losses, optim, sequential, spatial, training
 
 # The check that must be among the failures of each mutant (the first one in compare's order
 # unless noted), or the exception a user sees.
@@ -48,6 +48,12 @@ EXPECTED = {
     "fit-forward-in-eval-mode": "trainer epoch 1 loss",
     "fit-drops-last-partial-batch": "trainer steps after 1 epoch(s)",
     "he-init-fan-out": "init std 0.weight",
+    "conv-kernel-not-rotated-in-backward": "step 1 grad 0.weight",
+    "conv-padding-dropped-in-backward": "step 1 grad 0.weight",
+    "conv-bias-grad-mean": "step 1 grad 0.bias",
+    "maxpool-grad-to-every-tied-max": "step 1 grad 0.bias",
+    "batchnorm2d-reshape-mixes-channels": "step 1 loss",
+    "avgpool-backward-not-divided": "step 1 grad 0.weight",
 }
 # The check that catches each mutant, where it is not the one-step comparison: bugs of the
 # trainer are invisible to one optimizer step on a given batch, and an initializer bug to
@@ -57,8 +63,8 @@ CHECK = {"fit-forward-in-eval-mode": "trainer_lockstep",
          "he-init-fan-out": "init_statistics"}
 
 # Everything a mutant may replace, by identity: functions/methods of these modules and classes.
-_WATCHED_MODULES = (layers, losses, optim, sequential, transfer, training, initializers,
-                    train, kind_record)
+_WATCHED_MODULES = (layers, losses, optim, sequential, spatial, transfer, training,
+                    initializers, train, kind_record)
 
 
 def _snapshot() -> dict:
@@ -271,9 +277,11 @@ def test_the_one_step_comparison_cannot_see_these_bugs(name):
 
 
 def _one_model_per_init() -> list[str]:
+    """The first model of each (initializer, input kind): a model of images draws 4-D
+    convolution kernels, whose fan-in torch reads from another layout than a Linear's."""
     first: dict = {}
     for name, spec in zoo.CATALOGUE.items():
-        first.setdefault(spec.init, name)
+        first.setdefault((spec.init, spec.image_shape is not None), name)
     return list(first.values())
 
 

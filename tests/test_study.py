@@ -341,6 +341,36 @@ def test_quick_plan_caps_every_model_and_keeps_every_section():
     assert len(plan.xor_seeds) == study_plan.QUICK_XOR_SEEDS and len(plan.hidden_sizes) == 3
 
 
+def test_the_convnet_section_shows_both_twins_filters_losses_and_times(tmp_path):
+    """A convnet study (2 epochs): its section's table names the seed, both held-out
+    accuracies and training seconds; its pictures are the first convolution's filters of
+    both twins and their losses overlaid; results.json holds no array (the filters stay in
+    the pictures)."""
+    out = tmp_path / "report"
+    s = study_report.study(["digits-convnet"], out=str(out), **dict(TINY, epochs_override=2))
+    md = (out / "index.md").read_text()
+    assert "Beyond the documents" in md and "The convnets: accuracy, time, filters, loss" in md
+    m = s.results["models"][0]
+    n, t = m["runs"]["numpy"], m["runs"]["torch"]
+    row = next(line for line in md.splitlines() if line.startswith("| digits-convnet | 0 | 2 |"))
+    assert f"{n['test_accuracy']:.4f} / {t['test_accuracy']:.4f}" in row
+    assert f"{n['seconds']:.2f} / {t['seconds']:.2f}" in row
+    assert "0 of 360" in row, "float64, same weights and batches: the same predictions"
+    for png in ("digits-convnet-filters.png", "convnets-loss.png", "digits-convnet-curves.png"):
+        assert f"](img/{png})" in md and (out / "img" / png).is_file(), png
+    filters = s.arrays["digits-convnet"]
+    assert filters["numpy"]["filters"].shape == filters["torch"]["filters"].shape == (32, 1, 3, 3)
+    row = json.loads((out / "results.json").read_text())["models"][0]
+    assert "filters" not in row and all("filters" not in r for r in row["runs"].values())
+
+
+def test_every_model_has_a_section_in_the_report():
+    """The report groups models by source (``plan.SOURCES``): a model whose source has no
+    title there would silently be left out of it."""
+    missing = {n: s.source for n, s in zoo.CATALOGUE.items() if s.source not in study_plan.SOURCES}
+    assert not missing, f"sources without a section: {missing}"
+
+
 def test_bad_plan_values_are_rejected():
     with pytest.raises(ValueError, match="diverge_steps"):
         study_plan.make_plan(["xor-relu"], diverge_steps=0)
@@ -429,6 +459,13 @@ def _figures():
                                                        "torch": [0.5, 0.6, 0.7]},
                                        {"numpy": [1, 0.8, 0.7], "torch": [1, 0.8, 0.7]}, "h"),
         "bench_sweep": plots.bench_sweep(rows, "bench"),
+        "filter_grid": plots.filter_grid({"numpy": rng.normal(size=(16, 1, 3, 3)),
+                                          "torch": rng.normal(size=(16, 1, 3, 3))}, "filters"),
+        "bench_convnets": plots.bench_convnets(
+            [{"model": "c", "batch": 50, "numpy_s_per_step": 2e-3, "torch_s_per_step": 1e-3,
+              "numpy_over_torch": 2.0}],
+            {"model": "c", "layers": [{"layer": "Conv2d", "forward_s": 1e-4,
+                                       "backward_s": 2e-4}]}, "convnets"),
     }
 
 
@@ -448,7 +485,8 @@ def _shown(labels):
 
 @pytest.mark.parametrize("name", ["model_curves", "decision_boundaries", "hidden_tiles",
                                   "digit_grid", "pca_panels", "lr_finder_curves",
-                                  "overlaid_curves", "size_sweep", "bench_sweep"])
+                                  "overlaid_curves", "size_sweep", "bench_sweep",
+                                  "filter_grid", "bench_convnets"])
 def test_every_picture_is_readable_at_100_percent_and_every_scale_labelled(figures, name):
     """Drawn no wider than the page's column (so the browser does not shrink it), no text
     under 13 px at ``plots.DPI``, and every axis that shows tick labels has a label."""

@@ -11,7 +11,7 @@ import torch
 
 import layerspec as S
 import torch_impl
-from parity import transfer
+from parity import kinds, transfer
 from parity.catalogue import zoo
 from parity.catalogue.checks import from_spec
 from parity.catalogue.train import run
@@ -69,6 +69,43 @@ def test_spiral004_has_193_parameters_on_both_sides():
     assert sum(p.numel() for p in spec.build_torch().parameters()) == 193
     assert spec.build_numpy(0).num_parameters() == 193
     assert zoo.get("spiral004-deeper").num_parameters() == 225   # + (8·4 + 4) + (4·1 + 1) − 9
+
+
+@pytest.mark.parametrize("name", list(zoo.CATALOGUE))
+def test_every_model_declares_the_shape_of_its_data(name):
+    """``input_shape()`` is what the recipe's data hold per sample — ``(D,)`` for feature
+    vectors, ``(C, H, W)`` for images — and both twins run on a batch of that shape."""
+    spec = zoo.get(name)
+    d = spec.data(spec.pinned_seed)
+    for part, X in (("train", d.X_train), ("test", d.X_test)):
+        assert X.shape[1:] == spec.input_shape(), f"{name}: {part} samples {X.shape[1:]}"
+    from parity.twins import predict
+    X = d.X_train[:3]
+    assert predict(spec.build_numpy(0), X).shape == predict(spec.build_torch(), X).shape
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_both_trainers_refuse_images_with_other_channels_or_a_nan(impl):
+    """Images are checked as images (``check_images``) before either twin trains: the
+    channel count against the first convolution's, and finiteness named by position."""
+    spec = zoo.get("digits-convnet")
+    d = spec.data(0)
+    rgb = dataclasses.replace(d, X_train=np.repeat(d.X_train, 3, axis=1))
+    with pytest.raises(ValueError, match=r"check_images: X has 3 channels, expected 1$"):
+        run(spec, impl, data=rgb, epochs=1)
+    X = d.X_train.copy()
+    X[5, 0, 2, 3] = np.nan
+    with pytest.raises(ValueError, match=r"NaN at \(image, channel, row, column\) \(5, 0, 2, 3\)"):
+        run(spec, impl, data=dataclasses.replace(d, X_train=X), epochs=1)
+    flat = dataclasses.replace(d, X_train=d.X_train.reshape(len(d.X_train), -1))
+    with pytest.raises(ValueError, match=r"X must be 4-D of shape \(N, C, H, W\), got 2-D"):
+        run(spec, impl, data=flat, epochs=1)
+
+
+@pytest.mark.parametrize("shape", [(1, 8), (1, 8, 0), (1.0, 8, 8), (True, 8, 8)])
+def test_an_image_shape_is_three_positive_ints(shape):
+    with pytest.raises(ValueError, match=r"digits-2layer: image_shape must be \(C, H, W\)"):
+        dataclasses.replace(zoo.get("digits-2layer"), image_shape=shape)
 
 
 def test_early_stopping_stops_at_the_same_epoch_in_float64():
@@ -320,7 +357,7 @@ def test_training_steps_run_in_train_mode_and_accuracy_in_eval_mode(name, impl):
     layers = {i for phase, i, _ in obs["modes"] if phase == "accuracy"}
     assert layers == set(range(len(spec.layers)))
     assert obs["buffers_unchanged"], "accuracy changed a buffer"
-    bn = [i for i, item in enumerate(spec.layers) if isinstance(item, S.BatchNorm1d)]
+    bn = [i for i, item in enumerate(spec.layers) if kinds.of_spec(item).running_state]
     assert obs["tracked"] == {f"{i}.num_batches_tracked": obs["steps"] for i in bn}
     if impl == "torch":
         assert all(obs["left_training"]) and all(obs["after_accuracy"])

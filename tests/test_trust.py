@@ -180,8 +180,11 @@ ATTACKS = [
      r"y: class labels must be integers"),
     ("wrong-feature-count", "d = mlp(); d['X'] = np.ones((6, 5)); return d", "bad",
      r"X \(6, 5\): the torch model cannot run on it"),
+    # any (N, ...) batch is an input (images are (N, C, H, W)); whether the model takes its
+    # rank is the dry run's to say, as for a wrong feature count
     ("wrong-rank", "d = mlp(); d['X'] = np.ones((6, 4, 1)); return d", "bad",
-     r"X: expected a 2-D"),
+     r"X \(6, 4, 1\): the torch model cannot run on it"),
+    ("rank-1", "d = mlp(); d['X'] = np.ones(6); return d", "bad", r"X: expected a batch"),
     ("y-wrong-length", "d = mlp(); d['y'] = d['y'][:5]; return d", "bad",
      r"y: expected 6 class labels"),
     ("bce-targets-wrong-shape", "d = models(nn.Linear(4, 1), nn.Sigmoid(), loss='bce')\n"

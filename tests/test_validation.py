@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 import layerspec as S
-from reference.validation import check_binary_targets, check_features, check_labels
+from reference.validation import (
+    check_binary_targets,
+    check_features,
+    check_images,
+    check_labels,
+)
 
 
 def _table(argnames, cases):
@@ -67,6 +72,38 @@ def test_check_features_accepts_extremes():
     X = np.array([[np.finfo(np.float64).max, -np.finfo(np.float64).max],
                   [5e-324, -0.0]])
     assert check_features(X, n_features=2) is X
+
+
+# ── check_images ─────────────────────────────────────────────────────────────────────────
+
+IMAGE_ERRORS = [
+    # id, X, kwargs, exception, message regex
+    ("list", [[[[1.0]]]], {}, TypeError, r"check_images: X must be a numpy\.ndarray"),
+    ("complex", np.ones((1, 1, 2, 2), dtype=complex), {}, TypeError, r"dtype complex128"),
+    ("2d", np.ones((2, 64)), {}, ValueError,
+     r"X must be 4-D of shape \(N, C, H, W\), got 2-D array of shape \(2, 64\)"),
+    ("no-images", np.ones((0, 1, 8, 8)), {}, ValueError, r"X is empty, got shape \(0, 1, 8, 8\)"),
+    ("no-width", np.ones((2, 1, 8, 0)), {}, ValueError, r"X is empty"),
+    ("channels", np.ones((2, 3, 8, 8)), {"n_channels": 1}, ValueError,
+     r"X has 3 channels, expected 1$"),
+    ("nan", _nan_at((2, 1, 8, 8), (1, 0, 6, 2)), {}, ValueError,
+     r"X contains NaN at \(image, channel, row, column\) \(1, 0, 6, 2\)$"),
+    ("-inf", _nan_at((2, 2, 3, 3), (0, 1, 2, 0), -np.inf), {}, ValueError,
+     r"-Inf at \(image, channel, row, column\) \(0, 1, 2, 0\)$"),
+    ("n-channels-type", np.ones((1, 1, 2, 2)), {"n_channels": True}, TypeError,
+     r"n_channels must be an int"),
+]
+
+
+@_table("X, kwargs, exc, pattern", IMAGE_ERRORS)
+def test_check_images_errors(X, kwargs, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        check_images(X, **kwargs)
+
+
+def test_check_images_returns_input_unchanged():
+    X = np.arange(2 * 3 * 4 * 5, dtype=np.uint8).reshape(2, 3, 4, 5)
+    assert check_images(X, 3) is X
 
 
 # ── check_labels ─────────────────────────────────────────────────────────────────────────

@@ -11,7 +11,8 @@ from reference import datasets as ds
 
 @dataclass(frozen=True)
 class Dataset:
-    """``X_*: (N, D)`` float64, ``y_*: (N,)`` int64; ``held_out``: how the test part was made."""
+    """``X_*: (N, D)`` float64 (images: ``(N, C, H, W)``), ``y_*: (N,)`` int64; ``held_out``:
+    how the test part was made."""
 
     X_train: np.ndarray
     y_train: np.ndarray
@@ -44,6 +45,12 @@ def _digits(rng) -> Dataset:
                    "sklearn train_test_split(test_size=0.2, random_state=42)")
 
 
+def _digit_images(rng) -> Dataset:
+    X_tr, X_te, y_tr, y_te = ds.digit_images(test_size=0.2, random_state=0)
+    return Dataset(X_tr, y_tr, X_te, y_te, "sklearn train_test_split(test_size=0.2, "
+                   "random_state=0, stratified by digit)")
+
+
 DATASETS = {
     "spiral3": lambda rng, **o: _fresh_draw(ds.spiral_cs231n, rng, **o),
     "two_spirals_003_as_written": lambda rng, **o: _split(ds.two_spirals_as_written, rng, **o),
@@ -51,6 +58,7 @@ DATASETS = {
     "two_spirals_004": lambda rng, **o: _fresh_draw(ds.two_spirals_seed004, rng, **o),
     "xor": lambda rng: _xor(rng),
     "digits": lambda rng: _digits(rng),
+    "digit_images": lambda rng: _digit_images(rng),
 }
 
 

@@ -35,7 +35,7 @@ class Target:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    source: str                 # seed document file name in shared/seeds/
+    source: str                 # seed document file name in shared/seeds/ (or zoo.BEYOND)
     summary: str
     layers: tuple[S.LayerSpec, ...]  # the layerspec vocabulary: Linear(2, 100), ReLU(), …
     loss: str                   # a name of parity.kinds.LOSSES: cross_entropy, bce, mse …
@@ -50,9 +50,15 @@ class ModelSpec:
     notes: str = ""
     patience: int | None = None  # early stopping on a validation split (last 20% of train)
     pinned_seed: int = 0         # the seed `nn-parity train` uses by default
+    image_shape: tuple[int, int, int] | None = None  # (C, H, W) of one input image: NCHW data
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", S.check_layers(self.layers))
+        shape = self.image_shape
+        if shape is not None and (len(shape) != 3 or not all(
+                isinstance(d, int) and not isinstance(d, bool) and d >= 1 for d in shape)):
+            raise ValueError(f"{self.name}: image_shape must be (C, H, W) of ints >= 1, "
+                             f"got {shape!r}")
 
     # ---- seeds: one integer → independent streams for data, init, batch order, dropout
     def seeds(self, seed: int) -> dict[str, np.random.Generator]:
@@ -133,6 +139,14 @@ class ModelSpec:
     def num_parameters(self) -> int:
         """Trainable scalars: Σ of each layer's ``num_parameters()`` (buffers not counted)."""
         return sum(item.num_parameters() for item in self.layers)
+
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one input sample: ``image_shape`` ``(C, H, W)`` for a model of images
+        (a convolution does not fix H and W), else ``(D,)`` with D the first layer's
+        ``in_features``; a batch is ``(N, *input_shape())``."""
+        if self.image_shape is not None:
+            return tuple(self.image_shape)
+        return (next(item.in_features for item in self.layers if hasattr(item, "in_features")),)
 
     def has(self, *kinds: type[S.LayerSpec]) -> bool:
         """Whether any layer is an instance of one of ``kinds`` (``spec.has(S.BatchNorm1d)``)."""

@@ -24,6 +24,12 @@ class ReLUKind(LayerKind):
     def kinks(self, layer):
         return (0.0,)
 
+    def forward_amplitude(self, layer, x, out):
+        """Exact: ``max(x, 0)`` returns one of its operands. (A rounding here would part
+        equal outputs that every kernel keeps equal — the tied maxima a max pooling that
+        follows must hand its gradient to the first of.)"""
+        return np.zeros_like(out)
+
 
 class SigmoidKind(LayerKind):
     spec, numpy, torch = S.Sigmoid, L.Sigmoid, nn.Sigmoid

@@ -34,5 +34,10 @@ class DropoutKind(LayerKind):
         return super().from_call({k: v for k, v in options.items() if k != "training"},
                                  training)
 
+    def replay_keep_mask(self, module, x):
+        """``F.dropout`` on ones from the RNG state the module's forward started from: the
+        same Bernoulli draw on torch's CPU path, as a boolean keep-mask of ``x``'s shape."""
+        return F.dropout(x.new_ones(x.shape), module.p, training=True) != 0
+
 
 KINDS = (DropoutKind(),)

@@ -180,11 +180,38 @@ class LayerKind:
         a perturbed output is clipped to it (1 + u is no value a Sigmoid returns)."""
         return None
 
+    def replay_keep_mask(self, module, x):
+        """For a kind that ``draws_masks``: the keep-mask (a boolean tensor, the NumPy layer's
+        ``mask_shape``) that ``module``'s training forward on ``x`` drew, replayed from the
+        CPU RNG state it started from (``parity.masks``)."""
+        raise TypeError(f"{self.name} draws no masks")
+
     # ---- finite-difference hazards (parity.finite_diff)
     def kinks(self, layer: L.Layer) -> tuple[float, ...]:
         """Inputs where the first derivative jumps: a central difference straddling one
         measures the mean of two slopes, so the checker keeps inputs away from them."""
         return ()
+
+    def has_kinks(self, layer: L.Layer) -> bool:
+        """Whether the derivative jumps anywhere (at ``kinks``, or where inputs tie)."""
+        return bool(self.kinks(layer))
+
+    def kink_distance(self, layer: L.Layer, x: np.ndarray) -> np.ndarray:
+        """Per entry of the input ``x``, how far it may move before the derivative jumps:
+        ``|x − k|`` to the nearest of ``kinks`` (``inf`` without kinks)."""
+        points = self.kinks(layer)
+        if not points:
+            return np.full(np.shape(x), np.inf)
+        return np.min([np.abs(x - k) for k in points], axis=0)
+
+    def kink_sides(self, layer: L.Layer, x: np.ndarray) -> np.ndarray:
+        """Which side of each kink ``x`` is on (``x > k``, stacked): a change between two
+        evaluations means a finite difference crossed one."""
+        return np.stack([x > k for k in self.kinks(layer)])
+
+    def smallest_variance(self, layer: L.Layer, x: np.ndarray) -> float:
+        """For a kind that ``normalizes``: the smallest variance it divides ``x`` by."""
+        return float(x.var(axis=layer.axis).min())  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
         return f"<kind {self.name}>"

@@ -716,12 +716,50 @@ def _early_stopping_section(doc: Doc, R: dict, A: dict, by_name: dict, plots) ->
             f"{m['epochs']}).")
 
 
+def _convnet_section(doc: Doc, R: dict, A: dict, by_name: dict, plots) -> None:
+    """The convnets: both twins' accuracy and training time, their first convolution's
+    filters side by side, their training losses overlaid."""
+    names = [m["model"] for m in R["models"] if m["source"] == zoo.CS231N_CNN]
+    if not names:
+        return
+    with doc.collapsible(3, "The convnets: accuracy, time, filters, loss"):
+        doc.table(["model", "seed", "epochs", "held-out acc np / torch", "target",
+                   "training s np / torch", "held-out predictions that differ",
+                   "max |Δ filters|"], [_convnet_row(by_name[n], A[n]) for n in names])
+        doc.p("Seconds: each twin's training loop (`reference.training.fit`, `torch_impl.fit`), "
+              "one thread. The twins start from the same NumPy-initialized weights and see the "
+              "same batches; their trajectories part only by rounding (see each model's "
+              "divergence curve).")
+        for n in names:
+            arr = A[n]
+            doc.img(f"{n}-filters", plots.filter_grid(
+                {impl: arr[impl]["filters"] for impl in IMPLS},
+                f"{n}: the first convolution's filters after training"),
+                f"The trained {n}'s first convolution, each filter as a small image, numpy and "
+                "torch on one colour scale, then their absolute difference on its own.")
+        series = [(n, impl, by_name[n]["runs"][impl]["loss"]) for n in names for impl in IMPLS]
+        doc.img("convnets-loss", plots.overlaid_curves(series, "convnets — training loss"),
+                "Training loss per epoch of both twins of each convnet (numpy solid, torch "
+                "dashed: where they agree the dashes lie on the line).")
+
+
+def _convnet_row(m: dict, arr: dict) -> list:
+    n, t = m["runs"]["numpy"], m["runs"]["torch"]
+    differ = int((arr["numpy"]["test_pred"] != arr["torch"]["test_pred"]).sum())
+    dfil = float(np.abs(arr["numpy"]["filters"] - arr["torch"]["filters"]).max())
+    return [m["model"], m["seed"], m["epochs"],
+            f"{n['test_accuracy']:.4f} / {t['test_accuracy']:.4f}",
+            f"{m['target'] or '-'}: {_met_pair(m)}", f"{n['seconds']:.2f} / {t['seconds']:.2f}",
+            f"{differ} of {len(arr['numpy']['test_pred'])}", fmt_sci(dfil)]
+
+
 # each source document's extra sections, after its models
 _EXTRAS = {
     zoo.SEED_000: (_tiles_section,),
     zoo.SEED_002: (_digits_section, _lr_section),
     zoo.SEED_003: (_norm_size_section, _adam_section),
     zoo.SEED_004: (_optimizers_section, _early_stopping_section),
+    zoo.CS231N_CNN: (_convnet_section,),
 }
 
 
@@ -806,6 +844,28 @@ def _bench_section(doc: Doc, R: dict, plots) -> None:
         f"({tr['model']}, {tr['steps']} steps, best of {tr['repeats']}; threads: "
         f"{fmt_threads(b['threads'])}). Where torch becomes faster: "
         f"{_wins(b['sweep']['torch_wins_from_width'])}.")
+    if "convnets" in b:
+        _bench_convnets(doc, b, plots)
+
+
+def _bench_convnets(doc: Doc, b: dict, plots) -> None:
+    """The convnets' time per step, NumPy vs torch, and the NumPy step by layer."""
+    c, prof = b["convnets"], b["profile"]
+    doc.table(["convnet", "batch", "numpy ms / step", "torch ms / step",
+               "numpy / torch (min–max)"],
+              [[r["model"], r["batch"], f"{1e3 * r['numpy_s_per_step']:.3f}",
+                f"{1e3 * r['torch_s_per_step']:.3f}",
+                f"{r['numpy_over_torch']:.2f} ({r['ratio_range'][0]:.2f}–"
+                f"{r['ratio_range'][1]:.2f})"] for r in c["rows"]])
+    cost = [r["forward_s"] + r["backward_s"] for r in prof["layers"]]
+    i = int(np.argmax(cost))
+    doc.img("bench-convnets", plots.bench_convnets(
+        c["rows"], prof, f"convnets, NumPy vs torch (threads: {fmt_threads(b['threads'])})"),
+        f"`parity.tools.bench.convnet_step_times`: each twin's training step on the recipe's "
+        f"first batch, torch and NumPy timed alternately ({c['rows'][0]['pairs']} pairs of "
+        f"{c['rows'][0]['steps']} steps; {c['clock']}). Right: `layer_profile`, the NumPy "
+        f"step by layer — layer {i} ({prof['layers'][i]['layer']}) takes "
+        f"{cost[i] / sum(cost):.0%} of it.")
 
 
 def _wins(by_batch: dict) -> str:

@@ -66,6 +66,17 @@ def _hidden(model, X: np.ndarray) -> np.ndarray:
             else hidden_numpy(model, X))
 
 
+def first_filters(spec: ModelSpec, model) -> np.ndarray | None:
+    """The first 4-D weight of either trained twin in torch layout — a convolution's filters
+    ``(F, C, KH, KW)`` — or None when the model has none."""
+    import torch
+
+    from parity import transfer
+    state = (transfer.torch_state(model) if isinstance(model, torch.nn.Module)
+             else transfer.to_torch_layout(model.parameters(), spec.build_torch()))
+    return next((np.array(v) for v in state.values() if np.ndim(v) == 4), None)
+
+
 # ---- the jobs (module-level: picklable for worker processes) ------------------------------------
 class _Started:
     """A ``ModelSpec`` stand-in that sees the model ``parity.catalogue.train.run`` trains:
@@ -124,7 +135,8 @@ def job_train(name: str, impl: str, seed: int, epochs: int, grid: int, tile_grid
               track_accuracy: bool = False) -> dict:
     """One training run; plus what the pictures need from the trained model: the held-out
     loss, predicted classes on a grid (2-D inputs), hidden-unit maps (cs231n-2layer), test
-    predictions and hidden PCA (digits-2layer). ``track_accuracy``: also the train accuracy
+    predictions and hidden PCA (digits-2layer), test predictions and the first convolution's
+    filters (models of images). ``track_accuracy``: also the train accuracy
     before training and after each epoch (``train_accuracy_curve``: XOR's stable epoch, a
     claim, read from this run rather than from a second one)."""
     spec = zoo.get(name)
@@ -151,6 +163,9 @@ def job_train(name: str, impl: str, seed: int, epochs: int, grid: int, tile_grid
         from parity.study.hidden import pca_2d
         arrays["test_pred"] = predict_classes(model, d.X_test)
         arrays["pca"], arrays["pca_var"] = pca_2d(_hidden(model, d.X_test))
+    if spec.image_shape is not None:
+        arrays["test_pred"] = predict_classes(model, d.X_test)
+        arrays["filters"] = first_filters(spec, model)
     result = {"run": out, "arrays": arrays}
     if accs is not None:
         result["train_accuracy_curve"] = accs

@@ -28,6 +28,7 @@ SOURCES = {
     zoo.SEED_002: "Seed 002 — XOR and digits from scratch",
     zoo.SEED_003: "Seed 003 — the two-spiral MLP with BatchNorm, Dropout, Adam",
     zoo.SEED_004: "Seed 004 — PyTorch 2→16→8→1 on two spirals, XOR by hand",
+    zoo.CS231N_CNN: "Beyond the documents — cs231n's three-layer convnet on 8×8 digits",
 }
 
 

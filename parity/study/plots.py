@@ -24,7 +24,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
-from matplotlib.ticker import LogFormatter  # noqa: E402
+from matplotlib.ticker import FormatStrFormatter, LogFormatter  # noqa: E402
 
 DPI = 100
 # Text sizes for 100 % zoom: at DPI 100 a 9.5 pt label is 13 px high, the size of the page's
@@ -394,5 +394,97 @@ def bench_sweep(rows: list[dict], title: str):
     _log(ax)
     ax.set(xlabel="hidden width W (2→W→W→3)", ylabel="ms per step", title=title)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+@_styled
+def filter_grid(filters: dict, title: str):
+    """A convolution's filters ``{impl: (F, C, KH, KW)}`` as small images: the twins side by
+    side on one symmetric colour scale (blue negative, red positive; the colour bar gives the
+    weight), then ``|numpy − torch|`` on its own scale. Tile ``f`` (``f.c`` when C > 1) is
+    filter f's weights on input channel c, row 0 at the top as in the image."""
+    tiles = {impl: np.asarray(w, dtype=float).reshape(-1, *np.shape(w)[2:])
+             for impl, w in filters.items()}
+    channels = np.shape(filters["numpy"])[1]
+    n = len(tiles["numpy"])
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    diff = np.abs(tiles["numpy"] - tiles["torch"])
+    vmax = max(float(np.abs(t).max()) for t in tiles.values()) or 1.0
+    dmax = float(diff.max())
+    # column blocks: numpy | gap | torch | colour bar | gap | difference | colour bar
+    widths = [1.0] * cols + [0.35] + [1.0] * cols + [0.2, 1.6] + [1.0] * cols + [0.2]
+    fig = plt.figure(figsize=(11.6, 0.7 * rows + 1.5))
+    grid = fig.add_gridspec(rows, len(widths), width_ratios=widths, left=0.01, right=0.92,
+                            top=1 - 1.05 / (0.7 * rows + 1.5), bottom=0.03, wspace=0.12,
+                            hspace=0.35)
+    starts = {"numpy": 0, "torch": cols + 1, "diff": 2 * cols + 3}
+    kh, kw = tiles["numpy"].shape[1:]
+    for key, data, cmap, lo, hi in (("numpy", tiles["numpy"], "RdBu_r", -vmax, vmax),
+                                    ("torch", tiles["torch"], "RdBu_r", -vmax, vmax),
+                                    ("diff", diff, "Greys", 0.0, dmax or 1.0)):
+        image = _tile_block(fig, grid, starts[key], data, rows, cols, channels, cmap, lo, hi)
+        label = (f"|numpy − torch| (max {fmt_e(dmax)})" if key == "diff"
+                 else f"{key}: {n // channels} filters {kh}×{kw}")
+        centre = fig.add_subplot(grid[0, starts[key]:starts[key] + cols], frameon=False)
+        centre.set_axis_off()
+        centre.set_title(label, pad=16)
+        if key != "numpy":
+            bar = fig.colorbar(image, cax=fig.add_subplot(grid[:, starts[key] + cols]))
+            bar.set_label("weight" if key == "torch" else "|difference|")
+            if key == "diff":   # its values, not a "1e-16" multiplier over the tiles' titles
+                bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%.1e"))
+    fig.suptitle(title)
+    return fig
+
+
+def _tile_block(fig, grid, start: int, tiles: np.ndarray, rows: int, cols: int,
+                channels: int, cmap: str, vmin: float, vmax: float):
+    """``tiles: (T, KH, KW)`` in the grid's columns ``start … start + cols − 1``, one axes
+    without scales per tile, titled by its filter (and channel); returns the last image."""
+    image = None
+    for i in range(rows * cols):
+        ax = fig.add_subplot(grid[i // cols, start + i % cols])
+        ax.axis("off")
+        if i < len(tiles):
+            image = ax.imshow(tiles[i], cmap=cmap, vmin=vmin, vmax=vmax,
+                              interpolation="nearest")
+            label = str(i // channels) + (f".{i % channels}" if channels > 1 else "")
+            ax.set_title(label, fontsize=SMALL, pad=2)
+    return image
+
+
+@_styled
+def bench_convnets(rows: list[dict], profile: dict, title: str):
+    """Left: ms per training step of each convnet, NumPy and torch bars side by side (the
+    ratio written above). Right: the NumPy step of ``profile['model']`` by layer, forward and
+    backward ms as horizontal bars."""
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(11.2, 4.2),
+                                  gridspec_kw={"width_ratios": [1, 1.2]})
+    x = np.arange(len(rows))
+    for k, impl in enumerate(("numpy", "torch")):
+        ms = [1e3 * r[f"{impl}_s_per_step"] for r in rows]
+        ax.bar(x + (k - 0.5) * 0.38, ms, 0.38, color=IMPL_COLOUR[impl], label=impl,
+               alpha=0.8 if impl == "numpy" else 0.6)
+    for i, r in enumerate(rows):
+        top = 1e3 * max(r["numpy_s_per_step"], r["torch_s_per_step"])
+        ax.text(i, top, f"numpy/torch {r['numpy_over_torch']:.2f}", ha="center", va="bottom",
+                fontsize=SMALL)
+    ax.set_xticks(x, [f"{r['model']}\n(batch {r['batch']})" for r in rows])
+    ax.set(xlabel="model", ylabel="ms per training step", title="time per step")
+    ax.margins(y=0.15)
+    ax.legend()
+    layers = profile["layers"]
+    y = np.arange(len(layers))[::-1]
+    fwd = [1e3 * r["forward_s"] for r in layers]
+    bwd = [1e3 * r["backward_s"] for r in layers]
+    ax2.barh(y, fwd, color="tab:blue", label="forward")
+    ax2.barh(y, bwd, left=fwd, color="tab:orange", label="backward")
+    ax2.set_yticks(y, [f"{i} {r['layer']}" for i, r in enumerate(layers)])
+    ax2.set(xlabel="ms (best of repeats)", ylabel="layer",
+            title=f"NumPy step of {profile['model']} by layer")
+    ax2.legend()
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -8,6 +8,9 @@
    model and optimizer (target ≤ 1.10×).
 3. Time per training step, NumPy vs torch, across hidden widths and batch sizes (a
    2→W→W→3 ReLU MLP, SGD): where does torch start to win?
+4. Time per training step of the catalogue's convnets (``CONVNETS``), NumPy vs torch, on their
+   recipes' batches, interleaved like 1 and 2; and where the NumPy step's time goes, layer
+   by layer (the NumPy convolution is the teaching implementation: is it the cost?).
 
 A shared machine's load comes and goes in bursts longer than one timing, so a trainer is never
 compared with a floor timed at another moment: each comparison runs floor, trainer, floor,
@@ -19,6 +22,7 @@ least noisy estimate of a cost). The thread counts in force are recorded.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 
@@ -223,15 +227,107 @@ def width_sweep(widths=(16, 64, 256, 1024, 4096), batches=(32, 256), repeats: in
     return {"rows": rows, "torch_wins_from_width": crossover}
 
 
+# ---- 4. the convnets ---------------------------------------------------------------------------
+CONVNETS = ("digits-convnet", "digits-convnet-bn")
+
+
+def _recipe_batch(spec: ModelSpec):
+    """The first batch of the recipe's seed-0 batch order: ``(X, y)`` in float64."""
+    from parity.catalogue.checks import first_batch
+    return first_batch(spec, 0)
+
+
+def _numpy_steps(spec: ModelSpec, X, y, steps: int, model=None):
+    """``() -> None`` running ``steps`` reference training steps (forward, loss, backward
+    without dL/dx, optimizer step) on one batch, as ``reference.training.fit`` does, on
+    ``model`` (default: the spec's seed-0 NumPy twin)."""
+    model = spec.build_numpy(0) if model is None else model
+    opt, loss = spec.numpy_optimizer(model), spec.numpy_loss()
+
+    def go():
+        for _ in range(steps):
+            loss.forward(model.forward(X, True), y)
+            model.backward(loss.backward(), input_grad=False)
+            opt.step(model.gradients())
+    return go
+
+
+def _torch_steps(spec: ModelSpec, X, y, steps: int, model=None):
+    """``() -> None`` running ``steps`` idiomatic torch steps on ``model`` (default: a torch
+    twin) from the seed-0 NumPy twin's initial weights."""
+    model = spec.build_torch() if model is None else model
+    transfer.numpy_to_torch(spec.build_numpy(0), model)
+    model.train()
+    opt, loss_fn = spec.torch_optimizer(model), spec.torch_loss()
+    Xt, yt = torch.from_numpy(X), spec.torch_targets(y, torch.float64)
+
+    def go():
+        for _ in range(steps):
+            opt.zero_grad()
+            loss_fn(model(Xt), yt).backward()
+            opt.step()
+    return go
+
+
+def convnet_step_times(names=CONVNETS, steps: int = 20, pairs: int = 5) -> dict:
+    """Per model: seconds per training step of each twin on the recipe's first batch,
+    torch and NumPy timed alternately ``pairs`` times (``paired``, torch as the floor), so
+    ``numpy_over_torch`` is the median of per-pair ratios on the ``CLOCK`` clock."""
+    rows = []
+    for name in names:
+        spec = zoo.get(name)
+        X, y = _recipe_batch(spec)
+        p = paired(_torch_steps(spec, X, y, steps), _numpy_steps(spec, X, y, steps), pairs)
+        c = p["cpu"]
+        rows.append({"model": name, "batch": len(X), "steps": steps, "pairs": pairs,
+                     "numpy_s_per_step": c["trainer_s"] / steps,
+                     "torch_s_per_step": c["floor_s"] / steps,
+                     "numpy_over_torch": c["ratio"], "ratio_range": [c["min"], c["max"]],
+                     "wall_numpy_over_torch": p["wall"]["ratio"]})
+    return {"clock": CLOCK, "rows": rows}
+
+
+def _best_call(fn, repeats: int) -> tuple[float, object]:
+    """``(best process CPU seconds of one call, the last call's result)``."""
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        c0 = time.process_time()
+        out = fn()
+        best = min(best, time.process_time() - c0)
+    return best, out
+
+
+def layer_profile(name: str = CONVNETS[0], repeats: int = 20) -> dict:
+    """Where one NumPy training step's time goes: per layer, the best of ``repeats`` CPU
+    seconds of its training forward and of its backward (the first layer's without dL/dx, as
+    the trainer runs it) on the recipe's first batch."""
+    spec = zoo.get(name)
+    X, y = _recipe_batch(spec)
+    model, loss = spec.build_numpy(0), spec.numpy_loss()
+    rows, x = [], X
+    for layer in model.layers:       # each layer keeps the cache of its last forward
+        t, x = _best_call(functools.partial(layer.forward, x, True), repeats)
+        rows.append({"layer": type(layer).__name__, "forward_s": t})
+    loss.forward(x, y)
+    dout = loss.backward()
+    for i in reversed(range(len(model.layers))):
+        layer = model.layers[i]
+        back = layer.backward_params if i == 0 else layer.backward
+        rows[i]["backward_s"], dout = _best_call(functools.partial(back, dout), repeats)
+    return {"model": name, "batch": len(X), "repeats": repeats, "layers": rows}
+
+
 def run_bench(quick: bool = False) -> dict:
     """All measurements of one run, with the targets and whether they are met."""
     ratios = trainer_ratios(steps=200 if quick else 1000, pairs=3 if quick else 9)
     sweep = width_sweep(widths=(16, 256, 1024) if quick else (16, 64, 256, 1024, 4096),
                         batches=(32,) if quick else (32, 256), repeats=2 if quick else 3)
+    convnets = convnet_step_times(steps=10 if quick else 20, pairs=3 if quick else 7)
+    profile = layer_profile(repeats=5 if quick else 20)
     met = {k: ratios["ratios"][k] <= v for k, v in TARGETS.items()}
     return {"threads": threads_in_force(), "torch": torch.__version__,
             "numpy": np.__version__, "trainers": ratios, "targets": TARGETS, "met": met,
-            "sweep": sweep}
+            "sweep": sweep, "convnets": convnets, "profile": profile}
 
 
 def _ratio_line(label: str, seconds: float, result: dict, key: str) -> str:
@@ -263,4 +359,24 @@ def render(result: dict) -> str:
                      f"{1e3 * row['torch_s_per_step']:9.3f} {row['numpy_over_torch']:8.2f}")
     lines.append(f"torch is faster from width: {result['sweep']['torch_wins_from_width']} "
                  "(per batch size)")
+    if "convnets" in result:
+        lines.append(render_convnets(result["convnets"], result["profile"]))
+    return "\n".join(lines)
+
+
+def render_convnets(convnets: dict, profile: dict) -> str:
+    """The convnets' step times and the NumPy layer profile, as ``render`` prints them."""
+    lines = [f"convnets, time per step on the recipe's batch (median {convnets['clock']}, "
+             "numpy/torch: median of per-pair ratios, min–max):"]
+    for r in convnets["rows"]:
+        lo, hi = r["ratio_range"]
+        lines.append(f"  {r['model']:<20} batch {r['batch']:>3}  numpy "
+                     f"{1e3 * r['numpy_s_per_step']:7.3f} ms  torch "
+                     f"{1e3 * r['torch_s_per_step']:7.3f} ms  numpy/torch "
+                     f"{r['numpy_over_torch']:.2f} ({lo:.2f}–{hi:.2f})")
+    lines.append(f"  NumPy step of {profile['model']} by layer (best of {profile['repeats']}, "
+                 "ms forward / backward):")
+    for i, r in enumerate(profile["layers"]):
+        lines.append(f"    {i:>2} {r['layer']:<12} {1e3 * r['forward_s']:7.3f} / "
+                     f"{1e3 * r['backward_s']:7.3f}")
     return "\n".join(lines)

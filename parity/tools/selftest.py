@@ -55,6 +55,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+import layerspec as S
 from parity import kinds, transfer
 from parity.catalogue import train, zoo
 from parity.catalogue.checks import compare, first_batch
@@ -64,7 +65,7 @@ from parity.fileio import json_text
 from parity.tolerances import TRAJECTORY
 from parity.twins import OptimSpec, cancelled_keys
 from reference import init as initializers
-from reference import layers, losses, optim, training
+from reference import layers, losses, optim, spatial, training
 
 # Exceptions a user of the NumPy side would see as a clear failure (the CLI reports exactly
 # these as an error line or "diverged"). Anything else raised under a mutant is a bug in the
@@ -161,7 +162,7 @@ def _kind(layer) -> kinds.LayerKind:
 
 
 def _weighted(layer) -> bool:
-    """A layer with an initialized weight matrix (its kind's ``penalized``: a Linear)."""
+    """A layer with an initialized weight (its kind's ``penalized``: a Linear, a Conv2d)."""
     return bool(_kind(layer).penalized)
 
 
@@ -251,10 +252,11 @@ def _torch_init(kind: str) -> Callable:
 
 
 def init_statistics(spec: ModelSpec, dtype: str, seed: int) -> list[tuple[str, float]]:
-    """Each Linear weight of ``spec.build_numpy(seed)`` against torch's initializer for
-    ``spec.init`` (``kaiming_normal_(nonlinearity="relu")`` — std √(2/fan_in), fan_in from
-    torch's (out, in) layout — for "he"; nn.Linear's ``kaiming_uniform_(a=√5)``; ``normal_``)
-    drawn on a tensor of the same shape. Statistic: ratio r of the two root-mean-squares.
+    """Each Linear or Conv2d weight of ``spec.build_numpy(seed)`` against torch's initializer
+    for ``spec.init`` (``kaiming_normal_(nonlinearity="relu")`` — std √(2/fan_in), fan_in from
+    torch's layout, ``in`` of ``(out, in)``, ``C·KH·KW`` of ``(F, C, KH, KW)`` — for "he";
+    nn.Linear's ``kaiming_uniform_(a=√5)``; ``normal_``) drawn on a tensor of its torch
+    shape (the record's layout applied). Statistic: ratio r of the two root-mean-squares.
     For n = in·out i.i.d. draws of mean 0, log rms has sd 1/√(2n) (normal; less for uniform),
     so log r has sd ≤ 1/√n: the check fails when |r − 1| > 6/√n (a false alarm ~1e-9). The
     distance reported is |r − 1|."""
@@ -264,8 +266,8 @@ def init_statistics(spec: ModelSpec, dtype: str, seed: int) -> list[tuple[str, f
     for i, layer in enumerate(model.layers):
         if not _weighted(layer):
             continue
-        w = layer.params["weight"]                      # (in, out)
-        t = torch.empty(w.shape[::-1], dtype=torch.float64)
+        w = _kind(layer).layouts.get("weight", kinds.SAME).to_torch(layer.params["weight"])
+        t = torch.empty(w.shape, dtype=torch.float64)
         _torch_init(spec.init)(t, gen)
         r = float(np.sqrt(np.mean(w.astype(np.float64) ** 2))
                   / np.sqrt(np.mean(t.numpy() ** 2)))
@@ -345,6 +347,28 @@ def _initializer_edit(kind: str, func: str, edits: list[tuple[str, str]],
     return [(initializers, func, new), (initializers, "INITIALIZERS", table)]
 
 
+# No catalogue model is convolutional yet: this one exists only here, for the image layers'
+# mutants — two convolutions (the second's input gradient feeds the first), pooling of both
+# kinds, BatchNorm2d and Dropout2d, on 8×8 digits (``digit_images``).
+CONVNET_DIGITS = dataclasses.replace(
+    zoo.get("digits-2layer"), name="selftest-convnet",
+    summary="selftest model: conv-ReLU-maxpool-conv-BN2d-ReLU-avgpool-Dropout2d-linear on 8x8 "
+            "digits",
+    layers=(S.Conv2d(1, 4, 3, padding=1), S.ReLU(), S.MaxPool2d(2),
+            S.Conv2d(4, 6, 3, padding=1), S.BatchNorm2d(6), S.ReLU(), S.AvgPool2d(2),
+            S.Dropout2d(0.2), S.Flatten(), S.Linear(6 * 2 * 2, 10)),
+    init="uniform_torch", optimizer=OptimSpec("adam", lr=1e-3), batch_size=None)
+
+
+def digit_images(spec: ModelSpec, dtype: str, seed: int) -> dict:
+    """The first 32 of sklearn's digits as ``(32, 1, 8, 8)`` images with pixels in [0, 1]
+    (0..16 / 16, cs231n's scaling): the blank background is exactly 0, so a convolution
+    returns its bias there, and a max-pooling window over it holds four equal maxima."""
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    return {"batch": ((X[:32] / 16.0).reshape(32, 1, 8, 8).astype(dtype), y[:32])}
+
+
 def _transpose_by_shape(np_model, torch_model) -> None:
     """Bug: "transpose when the shapes disagree" instead of "transpose every Linear weight"
     — right for every non-square weight, silently wrong for a square one."""
@@ -357,7 +381,8 @@ def _transpose_by_shape(np_model, torch_model) -> None:
 def _mutants() -> list[Mutant]:
     """Every mutant, in the order the selftest reports them."""
     groups = (_gradient_mutants, _update_and_transfer_mutants, _reduction_and_norm_mutants,
-              _backward_and_decay_mutants, _optimizer_option_mutants, _trainer_and_init_mutants)
+              _backward_and_decay_mutants, _optimizer_option_mutants, _trainer_and_init_mutants,
+              _spatial_mutants)
     return [m for group in groups for m in group()]
 
 
@@ -668,6 +693,81 @@ def _trainer_and_init_mutants() -> list[Mutant]:
     ]
 
 
+def _spatial_mutants() -> list[Mutant]:
+    """The image layers (``reference.spatial``) on ``CONVNET_DIGITS``."""
+    P = spatial  # noqa: N806 - short alias keeps the table readable
+    return [
+        Mutant(
+            "conv-kernel-not-rotated-in-backward",
+            "Conv2d's input gradient correlates the upstream gradient with the kernel as it "
+            "is, not rotated by 180° (dx = dout ⋆ W instead of dout ⋆ rot180(W))",
+            CONVNET_DIGITS,
+            lambda: [(P, "conv2d_input_grad", mutate_source(
+                P.conv2d_input_grad, [("flipped = w[:, :, ::-1, ::-1]", "flipped = w")],
+                "conv-kernel-not-rotated-in-backward"))],
+            setup=digit_images),
+        Mutant(
+            "conv-padding-dropped-in-backward",
+            "Conv2d's input gradient cuts the padded gradient at its corner instead of "
+            "removing the padding from every side",
+            CONVNET_DIGITS,
+            lambda: [(P, "conv2d_input_grad", mutate_source(
+                P.conv2d_input_grad,
+                [("return dxp[:, :, padding[0]:padding[0] + input_size[0], "
+                  "padding[1]:padding[1] + input_size[1]]",
+                  "return dxp[:, :, :input_size[0], :input_size[1]]")],
+                "conv-padding-dropped-in-backward"))],
+            setup=digit_images),
+        Mutant(
+            "conv-bias-grad-mean",
+            "Conv2d averages its bias gradient over the batch and the pixels: "
+            "db = mean dout (should be the sum)",
+            CONVNET_DIGITS,
+            lambda: [_edit(P.Conv2d, "backward_params",
+                           [('dout.sum(axis=(0, 2, 3))', 'dout.mean(axis=(0, 2, 3))')],
+                           "conv-bias-grad-mean")],
+            setup=digit_images),
+        Mutant(
+            "maxpool-grad-to-every-tied-max",
+            "MaxPool2d sends a window's gradient to every entry equal to its maximum, not to "
+            "the first (the blank background ties four equal maxima per window)",
+            CONVNET_DIGITS,
+            lambda: [_edit(P.MaxPool2d, "forward",
+                           [('"argmax": argmax}', '"argmax": argmax, "flat": flat}')],
+                           "maxpool-grad-to-every-tied-max"),
+                     _edit(P.MaxPool2d, "backward",
+                           [("onehot = argmax[..., None] == np.arange(kh * kw)",
+                             'flat = self.saved["flat"]\n'
+                             '    onehot = flat == flat.max(axis=-1, keepdims=True)')],
+                           "maxpool-grad-to-every-tied-max")],
+            setup=digit_images),
+        Mutant(
+            "batchnorm2d-reshape-mixes-channels",
+            "BatchNorm2d reshapes NCHW to (N·H·W, C) without moving C last: each 'channel' "
+            "column averages entries of every channel",
+            CONVNET_DIGITS,
+            lambda: [(P, "_channels_last", mutate_source(
+                         P._channels_last,
+                         [("x.transpose(0, 2, 3, 1).reshape(", "x.reshape(")],
+                         "batchnorm2d-reshape-mixes-channels")),
+                     (P, "_channels_first", mutate_source(
+                         P._channels_first,
+                         [("rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)",
+                           "rows.reshape(n, c, h, w)")],
+                         "batchnorm2d-reshape-mixes-channels"))],
+            setup=digit_images),
+        Mutant(
+            "avgpool-backward-not-divided",
+            "AvgPool2d's backward hands every input the window's whole gradient, dout, "
+            "instead of dout/(KH·KW)",
+            CONVNET_DIGITS,
+            lambda: [_edit(P.AvgPool2d, "backward",
+                           [("share = dout / dout.dtype.type(kh * kw)", "share = dout")],
+                           "avgpool-backward-not-divided")],
+            setup=digit_images),
+    ]
+
+
 MUTANTS: list[Mutant] = _mutants()
 BY_NAME: dict[str, Mutant] = {m.name: m for m in MUTANTS}
 
@@ -849,7 +949,9 @@ DESCRIPTION = (
     "inside the sqrt, Adam without bias correction, SGD dampening on the first step, a "
     "missing transpose in the weight transfer, sum instead of mean in the loss, nesterov and "
     "amsgrad done wrong, BCE-with-logits as log(sigmoid), a trainer in eval mode or dropping "
-    "the last batch, He init by fan_out, ...) is injected into the NumPy side at run time "
+    "the last batch, He init by fan_out, a convolution's kernel not rotated or its padding "
+    "dropped in backward, max pooling's gradient sent to every tied maximum, BatchNorm2d "
+    "mixing channels, ...) is injected into the NumPy side at run time "
     "(monkeypatched, restored afterwards; no file changes), and a real check runs on the "
     "model that exercises it: the one-step parity comparison (as in `nn-parity check`, "
     "float64), the two trainers in lockstep, or the initial weights against torch's "
