@@ -52,7 +52,21 @@ KINDS: tuple[LayerKind, ...] = _records()
 _BY_SPEC = {k.spec: k for k in KINDS}
 _BY_NUMPY = {k.numpy: k for k in KINDS}
 _BY_TORCH = {k.torch: k for k in KINDS}
-_BY_FUNCTION = {f: k for k in KINDS for f in k.functions}
+
+
+def _by_function() -> dict:
+    """Each listed torch function to its one kind; two kinds listing one function (a
+    subclass inheriting its parent's ``functions``) is an error in the records."""
+    out: dict = {}
+    for k in KINDS:
+        for f in k.functions:
+            if f in out:
+                raise TypeError(f"kinds {out[f].name} and {k.name} both list {getattr(f, '__name__', f)!r} in functions")
+            out[f] = k
+    return out
+
+
+_BY_FUNCTION = _by_function()
 
 
 def _known() -> str:

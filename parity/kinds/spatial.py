@@ -13,6 +13,7 @@ were measured: docs/verdicts.md#the-image-layers.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 import torch.nn.functional as F
@@ -247,6 +248,9 @@ class Dropout2dKind(DropoutKind):
 
     spec, numpy, torch = S.Dropout2d, P.Dropout2d, nn.Dropout2d  # type: ignore[assignment]
     examples = (Example(S.Dropout2d(0.5), (3, 4, 3, 2)), Example(S.Dropout2d(0.2), (2, 6, 2, 2)))
+    # not DropoutKind's F.dropout: a chain's functional calls are flat-batch kinds only (the
+    # image kinds are traced as modules; F.dropout2d is refused naming the node)
+    functions: ClassVar[dict] = {}
 
     def build_numpy(self, item, *, dtype, init, rng, dropout_rng):
         return P.Dropout2d(item.p, rng=dropout_rng)
