@@ -61,7 +61,9 @@ def _by_function() -> dict:
     for k in KINDS:
         for f in k.functions:
             if f in out:
-                raise TypeError(f"kinds {out[f].name} and {k.name} both list {getattr(f, '__name__', f)!r} in functions")
+                name = getattr(f, "__name__", f)
+                raise TypeError(f"kinds {out[f].name} and {k.name} both list {name!r} in "
+                                f"functions")
             out[f] = k
     return out
 
