@@ -40,6 +40,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || { echo "$(PYTHON) -m venv $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -c constraints.txt torch==2.13.0
 	$(BIN)/pip install -c constraints.txt -e '.[test]'
+	$(BIN)/pip install --no-deps -c constraints.txt numpy-ml
 	touch $@
 
 # -n 2: the fast suite on both cores of a CI machine (pytest-xdist, in the test extra); each
