@@ -132,7 +132,11 @@ def forward_backward(model: reference.Sequential, loss, X, y, masks: dict[int, l
             layer, inputs[i], d, perturb(dx, kind.backward_amplitude(layer, inputs[i], d, dx)),
             perturb)
     grads = {k: grads[k] for k in model.parameters()}
-    buffers = {k: perturb(np.asarray(v)) for k, v in model.buffers().items()}
+    buffers = {}
+    for i, layer in enumerate(model.layers):
+        amps = _kind(layer).buffer_amplitudes(layer, inputs[i]) if layer.buffers else {}
+        buffers.update({f"{i}.{k}": perturb(np.asarray(v), amps.get(k))
+                        for k, v in layer.buffers.items()})
     result = {"loss": L, "grads": grads, "buffers": buffers}
     if layers:
         result.update(output=outputs, input_grad=input_grads)

@@ -283,14 +283,18 @@ class AvgPool2d(_Pool):
 
 
 def _channels_last(x: np.ndarray) -> np.ndarray:
-    """``(N, C, H, W)`` → ``(N·H·W, C)``: one row per pixel, one column per channel."""
-    return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
+    """``(N, C, H, W)`` → ``(N·H·W, C)``: one row per pixel, one column per channel, each
+    column contiguous (Fortran order). NumPy sums a contiguous axis pairwise and any other
+    one row by row: over m = 92 000 float32 entries the batch mean then errs by 1e-7
+    instead of 1e-5 (``(x.transpose(0, 2, 3, 1).reshape(-1, C))`` — a third of torch's
+    bound for a sum of m terms, where torch's own kernel is 1000× closer)."""
+    return x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1).T
 
 
 def _channels_first(rows: np.ndarray, shape: tuple) -> np.ndarray:
     """The inverse of ``_channels_last`` for an input of ``shape``."""
     n, c, h, w = shape
-    return rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)
+    return rows.T.reshape(c, n, h, w).transpose(1, 0, 2, 3)
 
 
 class BatchNorm2d(BatchNorm1d):

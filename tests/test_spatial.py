@@ -358,3 +358,22 @@ def test_an_injected_error_in_any_gradient_update_or_adam_state_of_the_conv_net_
         missed += [f"{what} {key}" for what, inject, args in runs
                    if _conv_compare(dtype, inject, *args)[1].passed]
     assert not missed, f"{dtype}: injected errors that passed: {missed}"
+
+
+def test_a_running_mean_over_many_pixels_is_judged_against_the_batch_means_error():
+    """float32, BatchNorm2d over 512 centred 8×8 images (m = 32 768 entries per channel):
+    the running mean is 0.1·μ with μ small, and the twins' means differ by what a sum of m
+    entries errs by. σ of one rounding of the buffer failed it (4.7 σ, a correct model);
+    the record's ``buffer_amplitudes`` adds the batch mean's error."""
+    torch.manual_seed(0)
+    module = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4),
+                           nn.ReLU(), nn.Flatten(), nn.Linear(256, 10))
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((512, 1, 8, 8)).astype(np.float32)
+    X -= X.mean()
+    report = parity.compare_models(parity.from_torch(module), module, X,
+                                   rng.integers(0, 10, 512), loss="cross_entropy",
+                                   optimizer="adam", steps=2)
+    assert report.passed, report.report()
+    assert any(c.label == "step 1 buffer 1.running_mean" and c.rule == "precision"
+               for c in report.checks), "the case no longer reaches the precision rule"

@@ -79,6 +79,25 @@ class _NormKind(LayerKind):
         xhat = layer.saved["xhat"]
         return {"weight": n * np.abs(d * xhat).sum(axis=0), "bias": n * np.abs(d).sum(axis=0)}
 
+    def buffer_amplitudes(self, layer, x):
+        """BatchNorm's running statistics ``(1 − c)·r + c·s`` (``c`` the momentum, or
+        ``1/num_batches_tracked``) carry the error of the batch statistic ``s``, a sum over
+        the ``m`` entries of the axis: ``c·√m·mean|x|`` for the mean, ``c·m/(m − 1)·√m·σ²``
+        for the unbiased variance (``Σ(x − μ)²``; μ's own error enters it squared), beside
+        the update's two roundings ``2|r|``. Without it, σ of a running mean near 0 was one
+        rounding of itself while the twins' means over 32 768 entries differed by 4.7 σ."""
+        if not layer.buffers or not _batch_stats(layer):
+            return {}
+        ax, m = layer.axis, x.shape[layer.axis]
+        b = layer.buffers
+        c = layer.momentum if layer.momentum is not None else 1.0 / float(
+            b["num_batches_tracked"])
+        root = np.sqrt(m)
+        var = x.var(axis=ax) * (m / (m - 1) if m > 1 else 1.0)
+        return {"running_mean": 2 * np.abs(b["running_mean"])
+                + c * root * np.abs(x).mean(axis=ax),
+                "running_var": 2 * np.abs(b["running_var"]) + c * root * var}
+
     def rounded_backward(self, layer, x, d, perturb):
         """``layer.backward(d)`` with the statistics a float32 forward stored
         (``_statistics``): the kernel reads μ and 1/std, not their exact values."""

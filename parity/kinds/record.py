@@ -163,6 +163,11 @@ class LayerKind:
         """The error bound of each parameter gradient: ``|g|``."""
         return {k: np.abs(g) for k, g in layer.grads.items()}
 
+    def buffer_amplitudes(self, layer: L.Layer, x) -> dict:
+        """The error bound of each float buffer a training forward on ``x`` left, by name;
+        a buffer not named gets one relative rounding, ``|v|``."""
+        return {}
+
     def shared_forward(self, layer: L.Layer, x, out, perturb):
         """Errors shared along an axis (a reduction's), added to the perturbed output."""
         return out

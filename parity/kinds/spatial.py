@@ -231,6 +231,9 @@ class BatchNorm2dKind(BatchNorm1dKind):
     def gradient_amplitudes(self, layer, x, d):
         return super().gradient_amplitudes(layer, _rows(x), _rows(d))
 
+    def buffer_amplitudes(self, layer, x):
+        return super().buffer_amplitudes(layer, _rows(x))
+
     def smallest_variance(self, layer, x):
         return float(_rows(x).var(axis=0).min())
 

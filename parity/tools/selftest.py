@@ -748,11 +748,12 @@ def _spatial_mutants() -> list[Mutant]:
             CONVNET_DIGITS,
             lambda: [(P, "_channels_last", mutate_source(
                          P._channels_last,
-                         [("x.transpose(0, 2, 3, 1).reshape(", "x.reshape(")],
+                         [("x.transpose(1, 0, 2, 3).reshape(x.shape[1], -1).T",
+                           "x.reshape(-1, x.shape[1])")],
                          "batchnorm2d-reshape-mixes-channels")),
                      (P, "_channels_first", mutate_source(
                          P._channels_first,
-                         [("rows.reshape(n, h, w, c).transpose(0, 3, 1, 2)",
+                         [("rows.T.reshape(c, n, h, w).transpose(1, 0, 2, 3)",
                            "rows.reshape(n, c, h, w)")],
                          "batchnorm2d-reshape-mixes-channels"))],
             setup=digit_images),
