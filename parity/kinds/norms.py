@@ -170,20 +170,20 @@ class BatchNorm1dKind(_NormKind):
     examples = (Example(S.BatchNorm1d(5), (6, 5)), Example(S.BatchNorm1d(3), (4, 3)))
 
     def build_numpy(self, item, *, dtype, init, rng, dropout_rng):
-        return L.BatchNorm1d(item.num_features, dtype=dtype)
+        return self.numpy(item.num_features, dtype=dtype)
 
     def build_torch(self, item, dtype):
-        return nn.BatchNorm1d(item.num_features, dtype=dtype)
+        return self.torch(item.num_features, dtype=dtype)
 
     def from_torch(self, module, dtype, rng):
         if not module.track_running_stats:
-            raise Unsupported("BatchNorm1d(track_running_stats=False)")
-        return L.BatchNorm1d(module.num_features, eps=module.eps, momentum=module.momentum,
-                             affine=module.affine, dtype=dtype)
+            raise Unsupported(f"{self.name}(track_running_stats=False)")
+        return self.numpy(module.num_features, eps=module.eps, momentum=module.momentum,
+                          affine=module.affine, dtype=dtype)
 
     def to_torch(self, layer, dtype):
-        return nn.BatchNorm1d(layer.num_features, eps=layer.eps, momentum=layer.momentum,
-                              affine=layer.affine, dtype=dtype)
+        return self.torch(layer.num_features, eps=layer.eps, momentum=layer.momentum,
+                          affine=layer.affine, dtype=dtype)
 
 
 class LayerNormKind(_NormKind):

@@ -203,22 +203,6 @@ class BatchNorm2dKind(BatchNorm1dKind):
     spec, numpy, torch = S.BatchNorm2d, P.BatchNorm2d, nn.BatchNorm2d  # type: ignore[assignment]
     examples = (Example(S.BatchNorm2d(3), (2, 3, 4, 5)), Example(S.BatchNorm2d(2), (3, 2, 2, 3)))
 
-    def build_numpy(self, item, *, dtype, init, rng, dropout_rng):
-        return P.BatchNorm2d(item.num_features, dtype=dtype)
-
-    def build_torch(self, item, dtype):
-        return nn.BatchNorm2d(item.num_features, dtype=dtype)
-
-    def from_torch(self, module, dtype, rng):
-        if not module.track_running_stats:
-            raise Unsupported("BatchNorm2d(track_running_stats=False)")
-        return P.BatchNorm2d(module.num_features, eps=module.eps, momentum=module.momentum,
-                             affine=module.affine, dtype=dtype)
-
-    def to_torch(self, layer, dtype):
-        return nn.BatchNorm2d(layer.num_features, eps=layer.eps, momentum=layer.momentum,
-                              affine=layer.affine, dtype=dtype)
-
     def forward_amplitude(self, layer, x, out):
         return _image(super().forward_amplitude(layer, _rows(x), _rows(out)), x.shape)
 
