@@ -24,8 +24,9 @@ Contract (float64):
 - a gradient that is 0 by construction (a Linear bias feeding BatchNorm in training mode)
   must have ``max(|a|, |n|) ≤ atol``.
 Where finite differences are not an oracle the result says so instead of judging: a batch row
-within ``KINK_MARGIN`` of a kink is replaced (``kink_free_rows``) and every evaluation
-verifies that no kink input changed side (``kink_crossings``); BCE rows whose backward is
+within ``KINK_MARGIN`` of a kink is replaced (``kink_free_rows``; a max pooling's exact ties
+are not, ``MaxPool2dKind.kink_distance``) and every evaluation verifies that no kink input
+changed side (``kink_crossings``); BCE rows whose backward is
 capped are counted (``ModelCheck.capped``); a norm layer's smallest divided variance is
 reported (``ModelCheck.min_norm_variance``; below its eps the function's length scale is
 below any usable h).
@@ -412,8 +413,9 @@ class TensorCheck:
 @dataclass
 class ModelCheck:
     """``check_twins``' result: one ``TensorCheck`` per parameter (state_dict keys) plus
-    ``"input"`` (dL/dX), the batch rows used, and ReLU kink crossings seen during the
-    finite differences (must be 0 for the numbers to mean anything)."""
+    ``"input"`` (dL/dX), the batch rows used, and the evaluations during the finite
+    differences where a kink input changed side — a ReLU input its sign, a max pooling window
+    its argmax (must be 0 for the numbers to mean anything)."""
 
     model: str
     seed: int
@@ -434,7 +436,7 @@ class ModelCheck:
                f"{t.max_value:.2e}{' (0 by construction)' if t.zero else ''}"
                for t in self.tensors.values() if not t.passed(rtol, atol)]
         if self.kink_crossings:
-            bad.append(f"{self.kink_crossings} finite-difference evaluations crossed a ReLU kink")
+            bad.append(f"{self.kink_crossings} finite-difference evaluations crossed a kink")
         return bad
 
     @property
@@ -505,16 +507,20 @@ def _forward(model: Sequential, X: np.ndarray, masks: dict, saved: list[dict],
 
 
 class KinkError(ValueError):
-    """No batch keeps every ReLU pre-activation away from 0: the finite differences of such a
-    network measure the average of one-sided slopes, not the gradient."""
+    """No batch keeps every kink input (a ReLU pre-activation, a max pooling window's lead)
+    away from its kink: the finite differences of such a network measure the average of
+    one-sided slopes, not the gradient."""
 
 
 def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8,
                    margin: float = KINK_MARGIN, name: str = "model", loss=None):
     """Rows of ``X_all: (M, D)`` for ``check_twins``/gradcheck: the first ``n``, except that a
-    row with a ReLU pre-activation within ``margin`` of 0 (in the training-mode forward of
-    ``model`` with fixed dropout masks) is replaced by the next unused row, or dropped when
-    none is left; likewise a row whose output is within ``margin`` of a kink of ``loss``
+    row with a kink input within ``margin`` of its kink (its kind's ``kink_distance`` in the
+    training-mode forward of ``model`` with fixed dropout masks: a ReLU pre-activation near 0,
+    a max pooling window's maximum ahead of another entry by less than ``margin`` but not
+    tied with it — an exact tie is left to the crossing count, ``MaxPool2dKind``) is replaced
+    by the next unused row, or dropped when none is left; likewise a row whose output is
+    within ``margin`` of a kink of ``loss``
     (its record's ``kink_distance``: L1 at r = 0, the hinge at a zero margin). With
     BatchNorm every row affects every pre-activation, so this repeats
     until the whole batch is clear. Raises ``KinkError`` when too few rows are left (a dead
@@ -531,7 +537,7 @@ def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8
         for _ in range(len(X_all) + 1):
             if len(rows) < need:
                 raise KinkError(f"kink_free_rows({name}): {len(rows)} row(s) of {len(X_all)} "
-                                f"keep every ReLU pre-activation at least {margin:g} from 0, "
+                                f"keep every kink input at least {margin:g} from its kink, "
                                 f"{need} needed")
             masks = _draw_masks(model, X_all[rows], np.random.default_rng(seed))
             out, kinked, _ = _forward(model, X_all[rows], masks, saved)

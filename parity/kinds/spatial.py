@@ -148,21 +148,29 @@ class MaxPool2dKind(_PoolKind):
         return math.prod(layer.kernel_size) > 1
 
     def kink_distance(self, layer, x):
-        """How far each entry may move before some window's maximum changes hands: for a
-        window's maximum, its lead over the runner-up; for any other entry, its distance
-        below the maximum; the smallest over the windows holding the entry."""
+        """How far each entry may move before some window's maximum changes hands, an exact
+        tie aside: for an entry equal to its window's maximum, the maximum's lead over the
+        largest *other* value; for any other entry, its distance below the maximum; the
+        smallest over the windows holding the entry.
+
+        An exact tie (two entries equal to the maximum) is not a hazard here but a side that
+        ``kink_sides`` records: if a perturbation moves the tied entries at different rates,
+        one of them overtakes the first (numpy's and torch's argmax) at ``+h`` or at ``−h``,
+        and the finite-difference check counts that crossing; if it moves them alike (four 0s
+        of dead ReLUs, which no small step moves), the maximum's derivative is that of any of
+        them and the backward's choice of the first is exact. A near-tie (a lead below the
+        margin, not 0) is what a step can cross unseen, and is reported as such."""
         cols = P.windows(P.pad(x, layer.padding, -np.inf), layer.kernel_size, layer.stride)
         flat = cols.reshape(*cols.shape[:4], -1)
-        top, second = np.moveaxis(-np.partition(-flat, 1, axis=-1)[..., :2], -1, 0)
-        with np.errstate(invalid="ignore"):   # −∞ padding: ∞ − ∞ never reaches a result
-            dist = top[..., None] - flat
-            np.put_along_axis(dist, flat.argmax(axis=-1)[..., None],
-                              (top - second)[..., None], axis=-1)
+        top = flat.max(axis=-1, keepdims=True)
+        tied = flat == top
+        runner = np.where(tied, -np.inf, flat).max(axis=-1, keepdims=True)
+        dist = np.where(tied, top - runner, top - flat)    # top is finite: no ∞ − ∞
         padded = P.pad(x, layer.padding).shape
         index = P.windows(np.arange(math.prod(padded)).reshape(padded), layer.kernel_size,
                           layer.stride)
         out = np.full(math.prod(padded), np.inf)
-        np.minimum.at(out, index.reshape(-1), np.nan_to_num(dist, nan=np.inf).reshape(-1))
+        np.minimum.at(out, index.reshape(-1), dist.reshape(-1))
         (ph, pw), (h, w) = layer.padding, x.shape[2:]
         return out.reshape(padded)[:, :, ph:ph + h, pw:pw + w]
 
