@@ -24,8 +24,8 @@ Contract (float64):
 - a gradient that is 0 by construction (a Linear bias feeding BatchNorm in training mode)
   must have ``max(|a|, |n|) ≤ atol``.
 Where finite differences are not an oracle the result says so instead of judging: a batch row
-within ``KINK_MARGIN`` of a kink is replaced (``kink_free_rows``; a max pooling's exact ties
-are not, ``MaxPool2dKind.kink_distance``) and every evaluation verifies that no kink input
+within ``KINK_MARGIN`` of a kink, or with an exact tie at one that a random step parts, is
+replaced (``kink_free_rows``) and every evaluation verifies that no kink input
 changed side (``kink_crossings``); BCE rows whose backward is
 capped are counted (``ModelCheck.capped``); a norm layer's smallest divided variance is
 reported (``ModelCheck.min_norm_variance``; below its eps the function's length scale is
@@ -69,6 +69,7 @@ FD_LAMBDA = 4.0
 # = 100·H: smallest |kink input| in kink_free_rows (docs/verdicts.md#kinks-kink_margin)
 KINK_MARGIN = 1e-4
 MAX_ENTRIES = 200   # entries checked per tensor (a random subset of bigger tensors)
+TIE_PROBE_STREAM = 0x71E   # _parting_ties' direction: default_rng([seed, TIE_PROBE_STREAM])
 
 
 def rel_error(x, y) -> float:
@@ -517,9 +518,10 @@ def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8
     """Rows of ``X_all: (M, D)`` for ``check_twins``/gradcheck: the first ``n``, except that a
     row with a kink input within ``margin`` of its kink (its kind's ``kink_distance`` in the
     training-mode forward of ``model`` with fixed dropout masks: a ReLU pre-activation near 0,
-    a max pooling window's maximum ahead of another entry by less than ``margin`` but not
-    tied with it — an exact tie is left to the crossing count, ``MaxPool2dKind``) is replaced
-    by the next unused row, or dropped when none is left; likewise a row whose output is
+    a max pooling window's maximum ahead of another entry by less than ``margin``; an exact
+    tie only if a random step parts it, ``_parting_ties``: the ties left are verified by
+    ``check_twins``' crossing count, ``MaxPool2dKind.kink_distance``) is replaced by the next
+    unused row, or dropped when none is left; likewise a row whose output is
     within ``margin`` of a kink of ``loss``
     (its record's ``kink_distance``: L1 at r = 0, the hinge at a zero margin). With
     BatchNorm every row affects every pre-activation, so this repeats
@@ -542,8 +544,9 @@ def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8
             masks = _draw_masks(model, X_all[rows], np.random.default_rng(seed))
             out, kinked, _ = _forward(model, X_all[rows], masks, saved)
             bad = sorted({r for kind, layer, z in kinked for r in np.flatnonzero(
-                (kind.kink_distance(layer, z) < margin).reshape(len(z), -1).any(1))}
-                | _loss_kinked(loss, out, np.asarray(y_all)[rows], margin))
+                (kind.kink_distance(layer, z, True) < margin).reshape(len(z), -1).any(1))}
+                | _loss_kinked(loss, out, np.asarray(y_all)[rows], margin)
+                | _parting_ties(model, X_all[rows], masks, saved, kinked, seed))
             if not bad:
                 break
             for r in reversed(bad):
@@ -556,6 +559,41 @@ def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8
     finally:
         _restore_buffers(model, saved)
     return rows, X_all[rows], np.asarray(y_all)[rows], masks
+
+
+def _parting_ties(model: Sequential, X: np.ndarray, masks: dict, saved: list, kinked: list,
+                  seed: int, h: float = H) -> set[int]:
+    """Rows holding an exact tie at a kink (``kink_ties``) that the check's steps can part.
+
+    A tie of entries a, b parts under a step along some checked entry θ_i (a parameter or
+    an input) iff ``∂a/∂θ_i ≠ ∂b/∂θ_i`` for some i, iff almost surely ``u·(∇a − ∇b) ≠ 0``
+    for a random direction u. So every parameter and ``X`` move by ``±h·u``, ``u ~ N(0, 1)``
+    (seeded from ``seed``), and a row whose tied kink changes side (the argmax of its
+    window) at either sign is reported. Tied 0s of dead ReLUs stay tied; two equal pixels
+    of a blank patch part. ``kinked``: ``_forward``'s list at ``X``; arrays restored."""
+    ties = [kind.kink_ties(layer, z) for kind, layer, z in kinked]
+    if not any(t is not None and t.any() for t in ties):
+        return set()
+    base = [kind.kink_sides(layer, z) for kind, layer, z in kinked]
+    X = np.array(X, copy=True)
+    arrays = [X, *model.parameters().values()]
+    old = [np.array(a, copy=True) for a in arrays]
+    rng = np.random.default_rng([seed, TIE_PROBE_STREAM])
+    steps = [h * rng.standard_normal(a.shape) for a in arrays]
+    bad: set[int] = set()
+    try:
+        for sign in (1.0, -1.0):
+            for a, o, step in zip(arrays, old, steps):
+                a[...] = o + sign * step
+            _, moved, _ = _forward(model, X, masks, saved)
+            for (kind, layer, z), t, b in zip(moved, ties, base):
+                if t is not None:
+                    parted = (kind.kink_sides(layer, z) != b) & t
+                    bad |= {int(r) for r in np.flatnonzero(parted.reshape(len(z), -1).any(1))}
+    finally:
+        for a, o in zip(arrays, old):
+            a[...] = o
+    return bad
 
 
 def _loss_kinked(loss, out: np.ndarray, y: np.ndarray, margin: float) -> set[int]:
