@@ -25,11 +25,10 @@ Contract (float64):
   must have ``max(|a|, |n|) ≤ atol``.
 Where finite differences are not an oracle the result says so instead of judging: a batch row
 within ``KINK_MARGIN`` of a kink, or with an exact tie at one that a random step parts, is
-replaced (``kink_free_rows``) and every evaluation verifies that no kink input
-changed side (``kink_crossings``); BCE rows whose backward is
-capped are counted (``ModelCheck.capped``); a norm layer's smallest divided variance is
-reported (``ModelCheck.min_norm_variance``; below its eps the function's length scale is
-below any usable h).
+replaced (``kink_free_rows``) and every evaluation verifies that no kink input changed side
+(``kink_crossings``); BCE rows whose backward is capped are counted (``ModelCheck.capped``);
+a norm layer's smallest divided variance is reported (``ModelCheck.min_norm_variance``;
+below its eps the function's length scale is below any usable h).
 
 float32. ``check_layer_float32`` / ``check_loss_float32`` run the float32 layer or loss's
 own backward and compare it with central differences of the same function evaluated in
@@ -516,20 +515,19 @@ class KinkError(ValueError):
 def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8,
                    margin: float = KINK_MARGIN, name: str = "model", loss=None):
     """Rows of ``X_all: (M, D)`` for ``check_twins``/gradcheck: the first ``n``, except that a
-    row with a kink input within ``margin`` of its kink (its kind's ``kink_distance`` in the
-    training-mode forward of ``model`` with fixed dropout masks: a ReLU pre-activation near 0,
-    a max pooling window's maximum ahead of another entry by less than ``margin``; an exact
-    tie only if a random step parts it, ``_parting_ties``: the ties left are verified by
-    ``check_twins``' crossing count, ``MaxPool2dKind.kink_distance``) is replaced by the next
-    unused row, or dropped when none is left; likewise a row whose output is
-    within ``margin`` of a kink of ``loss``
-    (its record's ``kink_distance``: L1 at r = 0, the hinge at a zero margin). With
-    BatchNorm every row affects every pre-activation, so this repeats
-    until the whole batch is clear. Raises ``KinkError`` when too few rows are left (a dead
-    unit feeding a zero-bias unit puts it exactly at 0 for every row). Returns
-    ``(rows, X, y, masks)``; ``masks`` maps a Dropout layer index to its keep-mask
-    ``(len(rows), width)``, drawn from a Generator seeded with ``seed``. ``model``'s buffers
-    are left as they were."""
+    row with a kink input within ``margin`` of its kink is replaced by the next unused row, or
+    dropped when none is left. Kink inputs are those of the training-mode forward of ``model``
+    with fixed dropout masks, measured by their kind's ``kink_distance``: a ReLU
+    pre-activation near 0, a max pooling window's maximum ahead of another entry by less
+    than ``margin``. An exact tie counts only if a random step parts it (``_parting_ties``);
+    ``check_twins``' crossing count verifies the ties left (``MaxPool2dKind.kink_distance``).
+    Likewise a row whose output is within ``margin`` of a kink of ``loss`` (its record's
+    ``kink_distance``: L1 at r = 0, the hinge at a zero margin). With BatchNorm every row
+    affects every pre-activation, so this repeats until the whole batch is clear. Raises
+    ``KinkError`` when too few rows are left (a dead unit feeding a zero-bias unit puts it
+    exactly at 0 for every row). Returns ``(rows, X, y, masks)``; ``masks`` maps a Dropout
+    layer index to its keep-mask ``(len(rows), width)``, drawn from a Generator seeded with
+    ``seed``. ``model``'s buffers are left as they were."""
     X_all = np.asarray(X_all, dtype=np.float64)
     saved = _save_buffers(model)
     rows, nxt = list(range(min(n, len(X_all)))), min(n, len(X_all))

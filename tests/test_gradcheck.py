@@ -14,9 +14,9 @@ gradients to the math.
   float32 (shared/PARITY_NOTES.md); ``loss_function`` refuses anything else.
 - Weights: the NumPy twin's initial weights, copied by ``parity.transfer.numpy_to_torch``.
 - Batch: ≤ 6 rows from ``parity.catalogue.checks.kink_free_batch`` (no ReLU pre-activation within
-  1e-4 of 0 on the NumPy side, no max pooling lead below 1e-4 but an exact tie; XOR's (0, 0)
-  row is dropped; an image model's pixels with ``IMAGE_NOISE``: ``check_data``), fixed
-  targets.
+  1e-4 of 0 on the NumPy side, no max pooling lead below 1e-4 and no exact tie that a random
+  step parts; XOR's (0, 0) row is dropped; an image model's pixels with ``IMAGE_NOISE``:
+  ``check_data``), fixed targets.
 - Dropout: a fixed mask — every call of the function re-seeds torch's RNG (inside
   ``torch.random.fork_rng``, so the global stream is untouched) and so draws the same mask;
   gradcheck then differentiates through dropout rather than around it (eval mode would

@@ -131,10 +131,10 @@ def check_data(spec, seed: int, data=None, noise: float | None = None):
 
     Why: a 3×3 convolution over a blank patch (half the 8×8 digits' pixels are 0) returns its
     bias exactly, at every such position. With zero biases (He init) the ReLU after it sits
-    exactly on its kink; with any bias, the blank positions of a pooling window tie, and a
-    perturbation of one blank pixel parts them — the loss is not differentiable in that pixel
-    (measured: 20 crossings and rel 0.17 in dL/dX on digits-convnet-bn). Random pixels, as
-    in cs231n's gradient checks, put the check at a point where it is."""
+    exactly on its kink; with BatchNorm2d after it, the blank positions of a pooling window
+    tie, and a perturbation of one blank pixel parts them — the loss is not differentiable
+    in that pixel. Random pixels, as in cs231n's gradient checks, put the check at a point
+    where it is (docs/verdicts.md#kinks-kink_margin)."""
     if data is None:
         d = spec.data(seed)
         data = (d.X_train, d.y_train)
