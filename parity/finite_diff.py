@@ -24,11 +24,11 @@ Contract (float64):
 - a gradient that is 0 by construction (a Linear bias feeding BatchNorm in training mode)
   must have ``max(|a|, |n|) ≤ atol``.
 Where finite differences are not an oracle the result says so instead of judging: a batch row
-within ``KINK_MARGIN`` of a kink is replaced (``kink_free_rows``) and every evaluation
-verifies that no kink input changed side (``kink_crossings``); BCE rows whose backward is
-capped are counted (``ModelCheck.capped``); a norm layer's smallest divided variance is
-reported (``ModelCheck.min_norm_variance``; below its eps the function's length scale is
-below any usable h).
+within ``KINK_MARGIN`` of a kink, or with an exact tie at one that a random step parts, is
+replaced (``kink_free_rows``) and every evaluation verifies that no kink input changed side
+(``kink_crossings``); BCE rows whose backward is capped are counted (``ModelCheck.capped``);
+a norm layer's smallest divided variance is reported (``ModelCheck.min_norm_variance``;
+below its eps the function's length scale is below any usable h).
 
 float32. ``check_layer_float32`` / ``check_loss_float32`` run the float32 layer or loss's
 own backward and compare it with central differences of the same function evaluated in
@@ -68,6 +68,7 @@ FD_LAMBDA = 4.0
 # = 100·H: smallest |kink input| in kink_free_rows (docs/verdicts.md#kinks-kink_margin)
 KINK_MARGIN = 1e-4
 MAX_ENTRIES = 200   # entries checked per tensor (a random subset of bigger tensors)
+TIE_PROBE_STREAM = 0x71E   # _parting_ties' direction: default_rng([seed, TIE_PROBE_STREAM])
 
 
 def rel_error(x, y) -> float:
@@ -412,8 +413,9 @@ class TensorCheck:
 @dataclass
 class ModelCheck:
     """``check_twins``' result: one ``TensorCheck`` per parameter (state_dict keys) plus
-    ``"input"`` (dL/dX), the batch rows used, and ReLU kink crossings seen during the
-    finite differences (must be 0 for the numbers to mean anything)."""
+    ``"input"`` (dL/dX), the batch rows used, and the evaluations during the finite
+    differences where a kink input changed side — a ReLU input its sign, a max pooling window
+    its argmax (must be 0 for the numbers to mean anything)."""
 
     model: str
     seed: int
@@ -434,7 +436,7 @@ class ModelCheck:
                f"{t.max_value:.2e}{' (0 by construction)' if t.zero else ''}"
                for t in self.tensors.values() if not t.passed(rtol, atol)]
         if self.kink_crossings:
-            bad.append(f"{self.kink_crossings} finite-difference evaluations crossed a ReLU kink")
+            bad.append(f"{self.kink_crossings} finite-difference evaluations crossed a kink")
         return bad
 
     @property
@@ -505,23 +507,27 @@ def _forward(model: Sequential, X: np.ndarray, masks: dict, saved: list[dict],
 
 
 class KinkError(ValueError):
-    """No batch keeps every ReLU pre-activation away from 0: the finite differences of such a
-    network measure the average of one-sided slopes, not the gradient."""
+    """No batch keeps every kink input (a ReLU pre-activation, a max pooling window's lead)
+    away from its kink: the finite differences of such a network measure the average of
+    one-sided slopes, not the gradient."""
 
 
 def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8,
                    margin: float = KINK_MARGIN, name: str = "model", loss=None):
     """Rows of ``X_all: (M, D)`` for ``check_twins``/gradcheck: the first ``n``, except that a
-    row with a ReLU pre-activation within ``margin`` of 0 (in the training-mode forward of
-    ``model`` with fixed dropout masks) is replaced by the next unused row, or dropped when
-    none is left; likewise a row whose output is within ``margin`` of a kink of ``loss``
-    (its record's ``kink_distance``: L1 at r = 0, the hinge at a zero margin). With
-    BatchNorm every row affects every pre-activation, so this repeats
-    until the whole batch is clear. Raises ``KinkError`` when too few rows are left (a dead
-    unit feeding a zero-bias unit puts it exactly at 0 for every row). Returns
-    ``(rows, X, y, masks)``; ``masks`` maps a Dropout layer index to its keep-mask
-    ``(len(rows), width)``, drawn from a Generator seeded with ``seed``. ``model``'s buffers
-    are left as they were."""
+    row with a kink input within ``margin`` of its kink is replaced by the next unused row, or
+    dropped when none is left. Kink inputs are those of the training-mode forward of ``model``
+    with fixed dropout masks, measured by their kind's ``kink_distance``: a ReLU
+    pre-activation near 0, a max pooling window's maximum ahead of another entry by less
+    than ``margin``. An exact tie counts only if a random step parts it (``_parting_ties``);
+    ``check_twins``' crossing count verifies the ties left (``MaxPool2dKind.kink_distance``).
+    Likewise a row whose output is within ``margin`` of a kink of ``loss`` (its record's
+    ``kink_distance``: L1 at r = 0, the hinge at a zero margin). With BatchNorm every row
+    affects every pre-activation, so this repeats until the whole batch is clear. Raises
+    ``KinkError`` when too few rows are left (a dead unit feeding a zero-bias unit puts it
+    exactly at 0 for every row). Returns ``(rows, X, y, masks)``; ``masks`` maps a Dropout
+    layer index to its keep-mask ``(len(rows), width)``, drawn from a Generator seeded with
+    ``seed``. ``model``'s buffers are left as they were."""
     X_all = np.asarray(X_all, dtype=np.float64)
     saved = _save_buffers(model)
     rows, nxt = list(range(min(n, len(X_all)))), min(n, len(X_all))
@@ -531,13 +537,14 @@ def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8
         for _ in range(len(X_all) + 1):
             if len(rows) < need:
                 raise KinkError(f"kink_free_rows({name}): {len(rows)} row(s) of {len(X_all)} "
-                                f"keep every ReLU pre-activation at least {margin:g} from 0, "
+                                f"keep every kink input at least {margin:g} from its kink, "
                                 f"{need} needed")
             masks = _draw_masks(model, X_all[rows], np.random.default_rng(seed))
             out, kinked, _ = _forward(model, X_all[rows], masks, saved)
             bad = sorted({r for kind, layer, z in kinked for r in np.flatnonzero(
-                (kind.kink_distance(layer, z) < margin).reshape(len(z), -1).any(1))}
-                | _loss_kinked(loss, out, np.asarray(y_all)[rows], margin))
+                (kind.kink_distance(layer, z, True) < margin).reshape(len(z), -1).any(1))}
+                | _loss_kinked(loss, out, np.asarray(y_all)[rows], margin)
+                | _parting_ties(model, X_all[rows], masks, saved, kinked, seed))
             if not bad:
                 break
             for r in reversed(bad):
@@ -550,6 +557,41 @@ def kink_free_rows(model: Sequential, X_all, y_all, *, seed: int = 0, n: int = 8
     finally:
         _restore_buffers(model, saved)
     return rows, X_all[rows], np.asarray(y_all)[rows], masks
+
+
+def _parting_ties(model: Sequential, X: np.ndarray, masks: dict, saved: list, kinked: list,
+                  seed: int, h: float = H) -> set[int]:
+    """Rows holding an exact tie at a kink (``kink_ties``) that the check's steps can part.
+
+    A tie of entries a, b parts under a step along some checked entry θ_i (a parameter or
+    an input) iff ``∂a/∂θ_i ≠ ∂b/∂θ_i`` for some i, iff almost surely ``u·(∇a − ∇b) ≠ 0``
+    for a random direction u. So every parameter and ``X`` move by ``±h·u``, ``u ~ N(0, 1)``
+    (seeded from ``seed``), and a row whose tied kink changes side (the argmax of its
+    window) at either sign is reported. Tied 0s of dead ReLUs stay tied; two equal pixels
+    of a blank patch part. ``kinked``: ``_forward``'s list at ``X``; arrays restored."""
+    ties = [kind.kink_ties(layer, z) for kind, layer, z in kinked]
+    if not any(t is not None and t.any() for t in ties):
+        return set()
+    base = [kind.kink_sides(layer, z) for kind, layer, z in kinked]
+    X = np.array(X, copy=True)
+    arrays = [X, *model.parameters().values()]
+    old = [np.array(a, copy=True) for a in arrays]
+    rng = np.random.default_rng([seed, TIE_PROBE_STREAM])
+    steps = [h * rng.standard_normal(a.shape) for a in arrays]
+    bad: set[int] = set()
+    try:
+        for sign in (1.0, -1.0):
+            for a, o, step in zip(arrays, old, steps):
+                a[...] = o + sign * step
+            _, moved, _ = _forward(model, X, masks, saved)
+            for (kind, layer, z), t, b in zip(moved, ties, base):
+                if t is not None:
+                    parted = (kind.kink_sides(layer, z) != b) & t
+                    bad |= {int(r) for r in np.flatnonzero(parted.reshape(len(z), -1).any(1))}
+    finally:
+        for a, o in zip(arrays, old):
+            a[...] = o
+    return bad
 
 
 def _loss_kinked(loss, out: np.ndarray, y: np.ndarray, margin: float) -> set[int]:

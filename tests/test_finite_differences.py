@@ -7,13 +7,12 @@ right; thresholds, their derivation and measurements are in its docstring."""
 
 import numpy as np
 import pytest
-from known_limits import skip_without_kink_free_batch
 
 import layerspec as S
 from parity import finite_diff as fd
 from parity import kinds
 from parity.catalogue import zoo
-from parity.catalogue.checks import check_model, gradient_classes, kink_free_batch
+from parity.catalogue.checks import check_data, check_model, gradient_classes, kink_free_batch
 from parity.kinds import numpy_model as build_sequential
 from reference import layers as L
 from reference import losses as LS
@@ -276,6 +275,88 @@ def test_kink_free_batch_drops_the_xor_origin():
     assert rows == [1, 2, 3] and not np.any(np.all(X == 0, axis=1))
 
 
+def _pool_twins(X):
+    """Twins of max pool 2×2 → flatten → Linear(4, 3), softmax cross-entropy, on ``X:
+    (N, 1, 4, 4)``: every pixel is an input of the check, so a tie of two pixels in a window
+    parts when either is perturbed."""
+    import torch
+
+    from parity.twins import from_models
+    layers = (S.MaxPool2d(2), S.Flatten(), S.Linear(4, 3))
+    model = kinds.numpy_model(layers, init="uniform_torch", rng=np.random.default_rng(0),
+                              dtype=np.dtype("float64"))
+    return from_models(model, kinds.torch_model(layers, torch.float64), "cross_entropy")
+
+
+def test_max_pool_kink_distance_leaves_exact_ties_to_the_crossing_count():
+    """With ``ties_counted`` a window's exact tie is no near-kink: its tied entries are as far
+    from a change of maximum as the largest other value; a lead of 1e-6 is 1e-6 away; four
+    equal entries never change hands unless they part, which ``kink_sides`` (the argmax)
+    shows. Without (a single layer's check, which counts no crossings) a tie is at 0."""
+    layer = build_sequential((S.MaxPool2d(2),), init="he", rng=np.random.default_rng(0),
+                             dtype=np.dtype("float64")).layers[0]
+    kind = kinds.of_layer(layer)
+    x = np.array([[[[1.0, 1.0, 3.0, 3.0 - 1e-6],
+                    [0.5, 0.2, 0.0, 0.0],
+                    [0.0, 0.0, 2.0, 1.0],
+                    [0.0, 0.0, 1.5, 2.0]]]])
+    expect = np.array([[0.5, 0.5, 1e-6, 1e-6], [0.5, 0.8, 3.0, 3.0],
+                       [np.inf, np.inf, 0.5, 1.0], [np.inf, np.inf, 0.5, 0.5]])
+    np.testing.assert_allclose(kind.kink_distance(layer, x, True)[0, 0], expect, rtol=1e-9)
+    ties = np.array([[True, False], [True, True]])
+    np.testing.assert_array_equal(kind.kink_ties(layer, x)[0, 0], ties)
+    expect[[0, 0, 2, 2, 3, 3, 2, 3], [0, 1, 0, 1, 0, 1, 2, 3]] = 0.0   # the tied maxima
+    np.testing.assert_allclose(kind.kink_distance(layer, x)[0, 0], expect, rtol=1e-9)
+    x2 = x.copy()
+    x2[0, 0, 0, 1] += 1e-9          # the tie at (0, 0)/(0, 1) parts upward: argmax moves
+    assert (kind.kink_sides(layer, x2) != kind.kink_sides(layer, x)).sum() == 1
+
+
+def test_a_pooling_tie_that_a_step_parts_is_replaced_or_counted(monkeypatch):
+    """Planted: row 0 of an image batch holds an exact tie of two pixels in a window.
+    Perturbing either parts it (the central difference averages two slopes): the random
+    step of ``_parting_ties`` finds that and replaces the row. With that probe disabled the
+    row stays, and the crossing count reports it instead of a pass. A near-tie (lead 0.3·h)
+    replaces its row; forced in with a margin below its lead, it is counted too."""
+    X = np.random.default_rng(1).standard_normal((6, 1, 4, 4))
+    y = np.arange(6) % 3
+    X[0, 0, 0, 0] = X[0, 0, 0, 1] = X[0, 0, :2, :2].max() + 1.0
+    r = fd.check_twins(_pool_twins(X), X, y, n=4)
+    assert 0 not in r.rows and r.kink_crossings == 0 and r.passed, r.report()
+    with monkeypatch.context() as m:
+        m.setattr(fd, "_parting_ties", lambda *args: set())
+        r = fd.check_twins(_pool_twins(X), X, y, n=4)
+    assert r.rows == [0, 1, 2, 3] and r.kink_crossings > 0, r.report()
+    assert not r.passed and "crossed a kink" in r.failures()[-1]
+    assert r.tensors["input"].max_abs > r.atol, r.report()
+    X[0, 0, 0, 1] -= 0.3 * fd.H
+    r = fd.check_twins(_pool_twins(X), X, y, n=4)
+    assert 0 not in r.rows and r.kink_crossings == 0 and r.passed, r.report()
+    r = fd.check_twins(_pool_twins(X), X, y, n=4, margin=0.1 * fd.H)
+    assert r.rows[0] == 0 and r.kink_crossings > 0 and not r.passed, r.report()
+
+
+def test_blank_digit_patches_are_kinks_that_the_image_noise_removes(monkeypatch):
+    """digits-convnet-bn on the digits as they are: every blank 3×3 patch returns the
+    convolution's bias, the blank positions of a pooling window tie exactly, and perturbing
+    one blank pixel parts them. ``_parting_ties`` finds such a tie in every row; with it
+    disabled the check counts crossings and fails dL/dX alone. With the catalogue's
+    ``IMAGE_NOISE`` it passes (test_model_gradients_match_finite_differences); models of
+    feature vectors get no noise."""
+    spec = zoo.get("digits-convnet-bn")
+    with pytest.raises(fd.KinkError, match="digits-convnet-bn"):
+        kink_free_batch(spec, 0, noise=0.0)
+    with monkeypatch.context() as m:
+        m.setattr(fd, "_parting_ties", lambda *args: set())
+        r = check_model(spec, 0, max_entries=32, noise=0.0)
+    assert r.kink_crossings > 0 and "crossed a kink" in r.failures()[-1], r.report()
+    assert {f.split(":")[0] for f in r.failures()[:-1]} == {"input"}, r.report()
+    d = zoo.get("spiral003").data(0)
+    assert np.array_equal(check_data(zoo.get("spiral003"), 0)[0], d.X_train)
+    X, _ = check_data(spec, 0)
+    assert 0.09 < float(np.std(X - spec.data(0).X_train)) < 0.11
+
+
 def test_zero_gradient_keys_are_biases_feeding_batchnorm():
     from parity.twins import zero_gradient_keys
     assert zero_gradient_keys(zoo.get("spiral003").build_numpy(0)) == {"0.bias", "4.bias",
@@ -285,7 +366,6 @@ def test_zero_gradient_keys_are_biases_feeding_batchnorm():
 
 # ---- every catalogue model ------------------------------------------------------------------
 def assert_model_check(spec, seed, max_entries):
-    skip_without_kink_free_batch(spec.name, spec, seed)
     r = check_model(spec, seed, max_entries=max_entries)
     expected = set(spec.build_numpy(seed).parameters()) | {"input"}
     assert set(r.tensors) == expected, f"{spec.name}: checked {sorted(r.tensors)}"

@@ -19,8 +19,9 @@ from parity.twins import Twins
 from reference.datasets import split
 from reference.training import epoch_batches
 
-__all__ = ["check_model", "compare", "default_steps", "diverge", "first_batch", "from_spec",
-           "gradient_classes", "kink_free_batch", "lockstep", "training_data"]
+__all__ = ["IMAGE_NOISE", "check_data", "check_model", "compare", "default_steps", "diverge",
+           "first_batch", "from_spec", "gradient_classes", "kink_free_batch", "lockstep",
+           "training_data"]
 
 
 def from_spec(spec, dtype: str = "float64", seed: int = 0, np_model=None,
@@ -116,23 +117,51 @@ def gradient_classes(catalogue: dict) -> dict[str, list[str]]:
     return {names[0]: names for names in groups.values()}
 
 
-def kink_free_batch(spec, seed: int, n: int = 8, data=None, margin: float = KINK_MARGIN):
-    """The catalogue path of ``kink_free_rows``: the model ``spec.build_numpy(seed)``, the
-    data ``spec.data(seed)``'s training part unless ``data = (X, y)`` is given."""
+# std of the Gaussian noise on an image model's pixels where its gradients are checked
+# (``check_data``; docs/verdicts.md#kinks-kink_margin)
+IMAGE_NOISE = 0.1
+NOISE_STREAM = 0xFD     # the noise's Generator is seeded with ``[seed, NOISE_STREAM]``
+
+
+def check_data(spec, seed: int, data=None, noise: float | None = None):
+    """``(X, y)`` that the gradient checks pick rows from: ``data`` or the training part of
+    ``spec.data(seed)``; for a model of images (``spec.image_shape``) every pixel plus
+    ``N(0, noise²)``, ``noise = IMAGE_NOISE`` unless given (0: none), drawn from
+    ``default_rng([seed, NOISE_STREAM])``.
+
+    Why: a 3×3 convolution over a blank patch (half the 8×8 digits' pixels are 0) returns its
+    bias exactly, at every such position. With zero biases (He init) the ReLU after it sits
+    exactly on its kink; with BatchNorm2d after it, the blank positions of a pooling window
+    tie, and a perturbation of one blank pixel parts them — the loss is not differentiable
+    in that pixel. Random pixels, as in cs231n's gradient checks, put the check at a point
+    where it is (docs/verdicts.md#kinks-kink_margin)."""
     if data is None:
         d = spec.data(seed)
         data = (d.X_train, d.y_train)
-    return kink_free_rows(spec.build_numpy(seed, "float64"), *data, seed=seed, n=n,
-                          margin=margin, name=spec.name)
+    X, y = data
+    noise = (IMAGE_NOISE if spec.image_shape is not None else 0.0) if noise is None else noise
+    if noise < 0:
+        raise ValueError(f"check_data({spec.name}): noise must be >= 0, got {noise}")
+    if noise:
+        X = np.asarray(X, dtype=np.float64)
+        X = X + noise * np.random.default_rng([seed, NOISE_STREAM]).standard_normal(X.shape)
+    return X, y
+
+
+def kink_free_batch(spec, seed: int, n: int = 8, data=None, margin: float = KINK_MARGIN,
+                    noise: float | None = None):
+    """The catalogue path of ``kink_free_rows``: the model ``spec.build_numpy(seed)``, the rows
+    ``check_data(spec, seed, data, noise)``."""
+    return kink_free_rows(spec.build_numpy(seed, "float64"), *check_data(spec, seed, data, noise),
+                          seed=seed, n=n, margin=margin, name=spec.name)
 
 
 def check_model(spec, seed: int = 0, n: int = 8, h: float = H, data=None,
                 max_entries: int = MAX_ENTRIES, margin: float | None = None,
-                richardson: bool = False) -> ModelCheck:
+                richardson: bool = False, noise: float | None = None) -> ModelCheck:
     """The catalogue path of ``check_twins``: float64 twins of ``spec`` at ``seed``
-    (``from_spec``), the training part of ``spec.data(seed)`` unless ``data = (X, y)``."""
-    if data is None:
-        d = spec.data(seed)
-        data = (d.X_train, d.y_train)
-    return check_twins(from_spec(spec, "float64", seed), *data, seed=seed, n=n, h=h,
-                       max_entries=max_entries, margin=margin, richardson=richardson)
+    (``from_spec``), the rows ``check_data(spec, seed, data, noise)`` (an image model's
+    pixels with noise)."""
+    return check_twins(from_spec(spec, "float64", seed), *check_data(spec, seed, data, noise),
+                       seed=seed, n=n, h=h, max_entries=max_entries, margin=margin,
+                       richardson=richardson)

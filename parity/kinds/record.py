@@ -201,13 +201,22 @@ class LayerKind:
         """Whether the derivative jumps anywhere (at ``kinks``, or where inputs tie)."""
         return bool(self.kinks(layer))
 
-    def kink_distance(self, layer: L.Layer, x: np.ndarray) -> np.ndarray:
+    def kink_distance(self, layer: L.Layer, x: np.ndarray,
+                      ties_counted: bool = False) -> np.ndarray:
         """Per entry of the input ``x``, how far it may move before the derivative jumps:
-        ``|x − k|`` to the nearest of ``kinks`` (``inf`` without kinks)."""
+        ``|x − k|`` to the nearest of ``kinks`` (``inf`` without kinks). ``ties_counted``: the
+        caller verifies ``kink_sides`` at every evaluation, so a kind whose exact ties that
+        count decides (``kink_ties``) may leave them out."""
         points = self.kinks(layer)
         if not points:
             return np.full(np.shape(x), np.inf)
         return np.min([np.abs(x - k) for k in points], axis=0)
+
+    def kink_ties(self, layer: L.Layer, x: np.ndarray) -> np.ndarray | None:
+        """Where ``x`` ties exactly at a kink that a change of ``kink_sides`` reveals once a
+        step parts it (a max pooling window's shared maximum): a bool array of
+        ``kink_sides``' shape, rows on axis 0; ``None`` for a kind without such ties."""
+        return None
 
     def kink_sides(self, layer: L.Layer, x: np.ndarray) -> np.ndarray:
         """Which side of each kink ``x`` is on (``x > k``, stacked): a change between two

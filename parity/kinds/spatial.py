@@ -147,29 +147,49 @@ class MaxPool2dKind(_PoolKind):
         """Its derivative jumps where a window's maximum ties with another entry."""
         return math.prod(layer.kernel_size) > 1
 
-    def kink_distance(self, layer, x):
-        """How far each entry may move before some window's maximum changes hands: for a
-        window's maximum, its lead over the runner-up; for any other entry, its distance
-        below the maximum; the smallest over the windows holding the entry."""
-        cols = P.windows(P.pad(x, layer.padding, -np.inf), layer.kernel_size, layer.stride)
-        flat = cols.reshape(*cols.shape[:4], -1)
-        top, second = np.moveaxis(-np.partition(-flat, 1, axis=-1)[..., :2], -1, 0)
-        with np.errstate(invalid="ignore"):   # −∞ padding: ∞ − ∞ never reaches a result
-            dist = top[..., None] - flat
-            np.put_along_axis(dist, flat.argmax(axis=-1)[..., None],
-                              (top - second)[..., None], axis=-1)
+    def kink_distance(self, layer, x, ties_counted=False):
+        """How far each entry may move before some window's maximum changes hands: for an
+        entry equal to its window's maximum, the maximum's lead over the largest *other*
+        value (0 where two entries tie, unless ``ties_counted``); for any other entry, its
+        distance below the maximum; the smallest over the windows holding the entry.
+
+        ``ties_counted``: the caller counts changes of ``kink_sides`` at every evaluation
+        (``check_twins``), so an exact tie is no hazard here. If a step moves the tied
+        entries at different rates, one of them overtakes the first (numpy's and torch's
+        argmax) at ``+h`` or at ``−h`` and the count shows it; if it moves them alike (four
+        0s of dead ReLUs, which no small step moves), the maximum's derivative is that of any
+        of them and the backward's choice of the first is exact. A near-tie (a lead below the
+        margin, not 0) is what a step can cross unseen."""
+        flat, top = self._windows(layer, x)
+        tied = flat == top
+        lead = top - np.where(tied, -np.inf, flat).max(axis=-1, keepdims=True)
+        if not ties_counted:
+            lead = np.where(tied.sum(axis=-1, keepdims=True) > 1, 0.0, lead)
+        dist = np.where(tied, lead, top - flat)    # top is finite: no ∞ − ∞
         padded = P.pad(x, layer.padding).shape
         index = P.windows(np.arange(math.prod(padded)).reshape(padded), layer.kernel_size,
                           layer.stride)
         out = np.full(math.prod(padded), np.inf)
-        np.minimum.at(out, index.reshape(-1), np.nan_to_num(dist, nan=np.inf).reshape(-1))
+        np.minimum.at(out, index.reshape(-1), dist.reshape(-1))
         (ph, pw), (h, w) = layer.padding, x.shape[2:]
         return out.reshape(padded)[:, :, ph:ph + h, pw:pw + w]
 
+    def kink_ties(self, layer, x):
+        """Windows ``(N, C, OH, OW)`` whose maximum two or more entries share."""
+        flat, top = self._windows(layer, x)
+        return (flat == top).sum(axis=-1) > 1
+
     def kink_sides(self, layer, x):
-        """Where each window's maximum is (its flat index in the window)."""
+        """Where each window's maximum is (its flat index in the window), ``(N, C, OH, OW)``."""
+        return self._windows(layer, x)[0].argmax(axis=-1)
+
+    @staticmethod
+    def _windows(layer, x):
+        """``x``'s windows ``(N, C, OH, OW, KH·KW)`` (−∞ padding) and their maxima (last axis
+        kept)."""
         cols = P.windows(P.pad(x, layer.padding, -np.inf), layer.kernel_size, layer.stride)
-        return cols.reshape(*cols.shape[:4], -1).argmax(axis=-1)
+        flat = cols.reshape(*cols.shape[:4], -1)
+        return flat, flat.max(axis=-1, keepdims=True)
 
 
 class AvgPool2dKind(_PoolKind):
