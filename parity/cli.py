@@ -172,6 +172,11 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
+def _check_catalogue(spec, args, device):
+    from parity.catalogue.checks import compare  # not imported to check your own file
+    return compare(spec, args.dtype, args.seed, steps=args.steps, device=device)
+
+
 def cmd_check(args) -> int:
     from parity import usercode
     from parity.runtime import check_device
@@ -180,11 +185,8 @@ def cmd_check(args) -> int:
     if args.save:
         fileio.check_dir_target(args.save, "--save")
     device = check_device(args.device)            # before any work: one line, exit 2
-    if spec is None:                              # your code: the catalogue is not imported
-        result = usercode.check(args.model, args.dtype, args.seed, args.steps, device)
-    else:
-        from parity.catalogue.checks import compare
-        result = compare(spec, args.dtype, args.seed, steps=args.steps, device=device)
+    result = (_check_catalogue(spec, args, device) if spec is not None
+              else usercode.check(args.model, args.dtype, args.seed, args.steps, device))
     if args.save:
         try:
             fileio.write_dir_set(args.save, result.save, "check-evidence", "--save")
@@ -487,6 +489,7 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
     for name, s in subcommands(p).items():
         _add_common(s, name)
     if not lazy:
+        assert isinstance(sub, _LazySubParsers)
         for module in dict.fromkeys(m for m, _ in REGISTERED_ELSEWHERE.values()):
             sub.load(module)
     return p
