@@ -275,7 +275,7 @@ def cmd_diverge(args) -> int:
 
 def cmd_bench(args) -> int:
     from parity.tools import bench
-    result = bench.run_bench(quick=args.quick)
+    result = bench.run_bench(quick=args.quick, cost=True, large=args.large)
     print(fileio.json_text(result, indent=2) if args.json else bench.render(result))
     return EXIT_OK
 
@@ -401,8 +401,14 @@ def _add_bench(sub) -> None:
                        "ratios beside them), then the time per step of NumPy and torch across "
                        "hidden widths and batch sizes, and of the catalogue's convnets on "
                        "their recipes' batches (alternating pairs) with the NumPy step by "
-                       "layer. See parity/tools/bench.py.")
+                       "layer, and what one parity check costs against the step it checks "
+                       "(an MLP of widths 32 to 2048, depth 4, batch 256, Adam, both dtypes): "
+                       "check/floor ratios, peak memory per parameter byte, the largest "
+                       "model checked in 60 s. See parity/tools/bench.py and check_cost.py.")
     s.add_argument("--quick", action="store_true", help="fewer steps and widths")
+    s.add_argument("--large", action="store_true",
+                   help="also check the 50 M-parameter MLP (width 5000) once in float32, in "
+                        "a child process stopped after 300 s (minutes, several GB of memory)")
     _json_flag(s)
     s.set_defaults(func=cmd_bench)
 
