@@ -98,11 +98,11 @@ def check(np_model, t_model, X, y, dtype: str):
                           steps=1, dtype=dtype, weights="numpy", name="bench MLP")
 
 
-def floor(width: int, dtype: str):
+def floor(width: int, dtype: str, pair=None):
     """``() -> None``: one plain torch Adam step and one NumPy forward and backward (no
-    dL/dx) of its own twins of ``mlp(width)`` on the batch of :func:`twins`."""
+    dL/dx) of ``pair`` (default: its own :func:`twins`) on the batch of :func:`twins`."""
     spec = mlp(width)
-    np_model, t_model, X, y = twins(width, dtype)
+    np_model, t_model, X, y = twins(width, dtype) if pair is None else pair
     opt, loss_fn, np_loss = spec.torch_optimizer(t_model), spec.torch_loss(), spec.numpy_loss()
     Xn = X.astype(dtype)
     Xt, yt = torch.from_numpy(Xn), spec.torch_targets(y, TORCH_DTYPES[dtype])
