@@ -443,3 +443,15 @@ def test_the_help_line_of_a_lazy_command_is_its_modules_own():
 
 def _subparsers(parser):
     return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def test_only_the_program_freezes_its_objects_for_a_quick_exit(monkeypatch, capsys):
+    """``main()`` with the process's own command line freezes what is alive (the exit then
+    skips torch's objects); ``main([...])`` called from Python — these tests — does not."""
+    import gc
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    assert main(["--help"]) == 0 and frozen == [], "main(argv): nothing frozen"
+    monkeypatch.setattr(sys, "argv", ["nn-parity", "--help"])
+    assert main() == 0 and frozen == [True], "main(): frozen once, at the end"
+    capsys.readouterr()
