@@ -408,7 +408,8 @@ def _add_bench(sub) -> None:
     s.add_argument("--quick", action="store_true", help="fewer steps and widths")
     s.add_argument("--large", action="store_true",
                    help="also check the 50 M-parameter MLP (width 5000) once in float32, in "
-                        "a child process stopped after 300 s (minutes, several GB of memory)")
+                        "a child process stopped after 300 s; not started when the sweep's "
+                        "memory per parameter says it would not fit (minutes, GBs)")
     _json_flag(s)
     s.set_defaults(func=cmd_bench)
 

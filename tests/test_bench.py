@@ -246,3 +246,18 @@ def test_the_large_line_says_not_met_when_it_did_not_finish(cost):
     text = check_cost.render({**cost, "large": large})
     assert "width 5000 (50.2 M parameters)" in text and "no result within 300 s; target NOT met" \
         in text, text
+
+
+def test_the_large_model_is_not_started_when_the_sweep_says_it_would_not_fit(monkeypatch):
+    monkeypatch.setattr(check_cost, "available_bytes", lambda: 2**30)
+    out = check_cost.large_check(multiple=100.0)
+    assert out["met"] is False and out["error"].startswith("not run: ≈ 18.7 GiB needed"), out
+
+
+def test_a_measuring_child_is_held_to_its_memory_cap(monkeypatch):
+    """Address space capped below what a check needs: an error line, never the machine's
+    memory."""
+    monkeypatch.setattr(check_cost, "available_bytes", lambda: 2**30)
+    monkeypatch.setattr(check_cost, "MEMORY_SHARE", 0.5)
+    out = check_cost.in_child(8, "float64", timeout_s=120)
+    assert set(out) == {"error"}, out

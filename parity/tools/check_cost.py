@@ -23,7 +23,9 @@ small). Elsewhere than Linux it is not measured.
 Largest model checked in 60 s: an estimate, not a run: the float32 check's CPU seconds are
 fitted as ``t = a·P^b`` through the two widest widths of the sweep (P: parameters) and solved
 for 60 s. ``large=True`` (``--large``) also checks the ~50 M-parameter model (width
-``LARGE_WIDTH``) once in a child process, capped at ``LARGE_TIMEOUT_S`` wall seconds.
+``LARGE_WIDTH``) once in a child process, capped at ``LARGE_TIMEOUT_S`` wall seconds, and not
+started when the sweep's memory per parameter byte says it would not fit. Every measuring
+child's address space is capped at ``MEMORY_SHARE`` of the memory available.
 
 The targets (``TARGETS``) are judged from width ``FROM_WIDTH`` on: below it a sub-millisecond
 floor is dwarfed by the check's fixed cost per quantity, which says nothing about scaling.
@@ -55,6 +57,7 @@ DTYPES = ("float32", "float64")
 FROM_WIDTH = 512
 LARGE_WIDTH = 5000             # 50.2 M parameters
 LARGE_TIMEOUT_S = 300
+MEMORY_SHARE = 0.8             # of the available memory, the most a measuring child may map
 SECONDS = 60.0                 # "the largest model checked in 60 s"
 # float32: ≤ 15× the floor when the tolerance table decides every check, ≤ 40× when a rule
 # needs σ (the rounding or precision rule: a float64 evaluation of the step); float64 ≤ 6×;
@@ -156,10 +159,22 @@ def _status_kib(field: str) -> int:
     raise OSError(f"/proc/self/status: no {field}")
 
 
-def _measure_in_child(conn, width: int, dtype: str, threads: int) -> None:
+def available_bytes() -> int:
+    """``MemAvailable`` of /proc/meminfo: what the machine can give without swapping."""
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("/proc/meminfo: no MemAvailable")
+
+
+def _measure_in_child(conn, width: int, dtype: str, threads: int, cap_bytes: int) -> None:
     """In a fresh process: one check of ``mlp(width)`` → ``{"peak_bytes", "cpu_s",
-    "passed"}`` (peak: resident bytes above those before the check) or ``{"error"}``."""
+    "passed"}`` (peak: resident bytes above those before the check) or ``{"error"}``; its
+    address space is capped at ``cap_bytes`` (a MemoryError, not a machine out of memory)."""
     try:
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (cap_bytes, cap_bytes))
         configure_threads(threads)
         warm_up()
         np_model, t_model, X, y = twins(width, dtype)
@@ -180,13 +195,15 @@ def _measure_in_child(conn, width: int, dtype: str, threads: int) -> None:
 
 def in_child(width: int, dtype: str, timeout_s: float) -> dict:
     """:func:`_measure_in_child` in a spawned process, stopped after ``timeout_s`` wall
-    seconds; ``{"error": why}`` when it gave no answer (or not on Linux)."""
+    seconds, its address space capped at ``MEMORY_SHARE`` of the memory available now;
+    ``{"error": why}`` when it gave no answer (or not on Linux)."""
     if not sys.platform.startswith("linux"):
         return {"error": "peak memory is read from /proc (Linux only)"}
     ctx = multiprocessing.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
     threads = threads_in_force()["torch"]
-    proc = ctx.Process(target=_measure_in_child, args=(send, width, dtype, threads),
+    cap = int(MEMORY_SHARE * available_bytes())
+    proc = ctx.Process(target=_measure_in_child, args=(send, width, dtype, threads, cap),
                        daemon=True)
     proc.start()
     send.close()
@@ -242,11 +259,19 @@ def largest_in(rows: list[dict], seconds: float = SECONDS) -> dict | None:
             "from_widths": [r[-2]["width"], r[-1]["width"]]}
 
 
-def large_check(timeout_s: float = LARGE_TIMEOUT_S) -> dict:
+def large_check(timeout_s: float = LARGE_TIMEOUT_S, multiple: float | None = None) -> dict:
     """The ~50 M-parameter model (``LARGE_WIDTH``) checked once in float32, in a child
     process: ``{"width", "parameters", "cpu_s", "memory_multiple", "met"}`` or with
-    ``"error"`` (not finished within ``timeout_s``: the target is not met)."""
+    ``"error"`` (not finished within ``timeout_s``, or not started because ``multiple`` —
+    the sweep's peak memory per parameter byte at its widest float32 width — times the
+    parameter bytes exceeds ``MEMORY_SHARE`` of the memory available: target not met)."""
     n = parameters(LARGE_WIDTH)
+    need = None if multiple is None else multiple * 4 * n
+    if need is not None and need > MEMORY_SHARE * available_bytes():
+        return {"width": LARGE_WIDTH, "parameters": n, "timeout_s": timeout_s, "met": False,
+                "error": f"not run: ≈ {need / 2**30:.1f} GiB needed at the sweep's "
+                         f"{multiple:.0f}x the parameter bytes, "
+                         f"{available_bytes() / 2**30:.1f} GiB available"}
     r = in_child(LARGE_WIDTH, "float32", timeout_s)
     out = {"width": LARGE_WIDTH, "parameters": n, "timeout_s": timeout_s, **r}
     if "cpu_s" in r:
@@ -263,9 +288,11 @@ def check_cost(widths=WIDTHS, pairs: int = 7, budget_s: float = 20.0,
     model: what ``nn-parity bench`` prints as part 5."""
     warm_up()
     rows = [_row(w, d, pairs, budget_s, memory_timeout_s) for d in DTYPES for w in widths]
+    widest = max((r for r in rows if r["dtype"] == "float32"), key=lambda r: r["width"])
     return {"clock": CLOCK, "threads": threads_in_force(), "batch": BATCH, "depth": DEPTH,
             "in": IN, "out": OUT, "targets": TARGETS, "from_width": FROM_WIDTH, "rows": rows,
-            "largest_in_60s": largest_in(rows), "large": large_check() if large else None}
+            "largest_in_60s": largest_in(rows),
+            "large": large_check(multiple=widest["memory_multiple"]) if large else None}
 
 
 def run(quick: bool = False, large: bool = False) -> dict:
