@@ -398,7 +398,7 @@ def _imported_by(code: str, *heavy: str) -> list[str]:
     probe = (f"import sys\n{code}\n"
              f"print('imported:', *(m for m in {heavy!r} if m in sys.modules))")
     p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                       timeout=120, env={**os.environ, "PYTHONPATH": os.getcwd()})
+                       timeout=120)
     assert p.returncode == 0, p.stderr
     return p.stdout.splitlines()[-1].split()[1:]
 
