@@ -172,17 +172,20 @@ def cmd_list(args) -> int:
     return EXIT_OK
 
 
+def _check_catalogue(spec, args, device):
+    from parity.catalogue.checks import compare  # not imported to check your own file
+    return compare(spec, args.dtype, args.seed, steps=args.steps, device=device)
+
+
 def cmd_check(args) -> int:
     from parity import usercode
-    from parity.catalogue.checks import compare
     from parity.runtime import check_device
     user = usercode.is_target(args.model)      # path/to/file.py:function (parity.usercode)
     spec = None if user else _catalogue().get(args.model)
     if args.save:
         fileio.check_dir_target(args.save, "--save")
     device = check_device(args.device)            # before any work: one line, exit 2
-    result = (compare(spec, args.dtype, args.seed, steps=args.steps, device=device)
-              if spec is not None
+    result = (_check_catalogue(spec, args, device) if spec is not None
               else usercode.check(args.model, args.dtype, args.seed, args.steps, device))
     if args.save:
         try:
@@ -272,7 +275,7 @@ def cmd_diverge(args) -> int:
 
 def cmd_bench(args) -> int:
     from parity.tools import bench
-    result = bench.run_bench(quick=args.quick)
+    result = bench.run_bench(quick=args.quick, cost=True, large=args.large)
     print(fileio.json_text(result, indent=2) if args.json else bench.render(result))
     return EXIT_OK
 
@@ -398,8 +401,15 @@ def _add_bench(sub) -> None:
                        "ratios beside them), then the time per step of NumPy and torch across "
                        "hidden widths and batch sizes, and of the catalogue's convnets on "
                        "their recipes' batches (alternating pairs) with the NumPy step by "
-                       "layer. See parity/tools/bench.py.")
+                       "layer, and what one parity check costs against the step it checks "
+                       "(an MLP of widths 32 to 2048, depth 4, batch 256, Adam, both dtypes): "
+                       "check/floor ratios, peak memory per parameter byte, the largest "
+                       "model checked in 60 s. See parity/tools/bench.py and check_cost.py.")
     s.add_argument("--quick", action="store_true", help="fewer steps and widths")
+    s.add_argument("--large", action="store_true",
+                   help="also check the 50 M-parameter MLP (width 5000) once in float32, in "
+                        "a child process stopped after 300 s; not started when the sweep's "
+                        "memory per parameter says it would not fit (minutes, GBs)")
     _json_flag(s)
     s.set_defaults(func=cmd_bench)
 
@@ -459,8 +469,10 @@ def _add_common(s: argparse.ArgumentParser, name: str) -> None:
         s.epilog = "examples:\n" + "\n".join(f"  {line}" for line in EXAMPLES[name])
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line: every subcommand is registered here, statically."""
+def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
+    """The whole command line: every subcommand is registered here, statically. ``lazy``:
+    the commands of :data:`REGISTERED_ELSEWHERE` are placeholders (their one-line help
+    only) until argparse dispatches to one, which imports its module then (``main``)."""
     p = _Parser(prog="nn-parity", description=(
         "Hand-written NumPy networks and their PyTorch nn.Sequential twins: list the catalogue, "
         "check one-step parity, train either side, run the side-by-side study."),
@@ -473,18 +485,71 @@ def build_parser() -> argparse.ArgumentParser:
                         "nets; recorded in results); also accepted after the command")
     p.add_argument("--debug", action="store_true",
                    help="on an internal error (exit 3), print the whole traceback")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                           action=_LazySubParsers)
     sub.required = True
     for add in (_add_list, _add_check, _add_train, _add_diverge, _add_bench, _add_drift,
                 _add_study):
         add(sub)
-    from parity.audit import bayes, claims
-    from parity.tools import checkpoint, selftest
-    for module in (selftest, checkpoint, bayes, claims):
-        module.register(sub)
+    for name, (_, line) in REGISTERED_ELSEWHERE.items():
+        sub.add_parser(name, help=line)        # a placeholder until the command is used
     for name, s in subcommands(p).items():
         _add_common(s, name)
+    if not lazy:
+        assert isinstance(sub, _LazySubParsers)
+        for module in dict.fromkeys(m for m, _ in REGISTERED_ELSEWHERE.values()):
+            sub.load(module)
     return p
+
+
+# Commands whose module registers them (``module.register(subparsers)``): module, and the
+# line ``nn-parity --help`` shows without importing it (tests/test_cli.py holds it equal to
+# the module's own). These modules import torch, so ``--help``, ``list`` and ``check`` must
+# not import them unless the command is theirs.
+REGISTERED_ELSEWHERE: dict[str, tuple[str, str]] = {
+    "selftest": ("parity.tools.selftest",
+                 "prove the parity checks catch real bugs: inject each known bug, check it is "
+                 "caught"),
+    "export": ("parity.tools.checkpoint",
+               "train one twin with the model's recipe and save a checkpoint"),
+    "import-check": ("parity.tools.checkpoint",
+                     "load a checkpoint into both twins and compare their predictions"),
+    "bayes": ("parity.audit.bayes",
+              "Bayes ceiling (best possible accuracy) of a spiral generator, with standard "
+              "error"),
+    "claims": ("parity.audit.claims",
+               "audit every numeric claim of the source documents on both twins, with Bayes "
+               "ceilings"),
+}
+
+
+class _LazySubParsers(argparse._SubParsersAction):
+    """argparse's subcommands, where a command of :data:`REGISTERED_ELSEWHERE` is a
+    placeholder until it is dispatched to: then its module is imported and registers it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loaded: set[str] = set()     # modules whose commands are registered
+
+    def load(self, module_name: str) -> None:
+        """Let ``module_name`` register its commands into their placeholders' slots (the
+        order of ``--help`` is kept), with the options every command takes."""
+        import importlib
+        scratch = argparse._SubParsersAction([], self._prog_prefix, self._parser_class)
+        importlib.import_module(module_name).register(scratch)
+        helps = {a.dest: a.help for a in scratch._choices_actions}
+        for name, parser in scratch._name_parser_map.items():
+            self._name_parser_map[name] = parser
+            _add_common(parser, name)
+        for a in self._choices_actions:
+            a.help = helps.get(a.dest, a.help)
+        self.loaded.update(REGISTERED_ELSEWHERE[n][0] for n in scratch._name_parser_map)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        entry = REGISTERED_ELSEWHERE.get(values[0])
+        if entry is not None and entry[0] not in self.loaded:
+            self.load(entry[0])
+        super().__call__(parser, namespace, values, option_string)
 
 
 def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -558,7 +623,7 @@ def _stdout_gone() -> int:
 def _parse(argv: list[str] | None):
     """The parsed arguments, or the exit code of ``--help``/``--version`` (argparse exits)."""
     try:
-        return build_parser().parse_args(argv)
+        return build_parser(lazy=True).parse_args(argv)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
 
@@ -614,14 +679,23 @@ def _line(e: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; returns the exit code (see the module docstring)."""
+    """Run one command; returns the exit code (see the module docstring). ``argv=None`` (the
+    program's own command line: ``nn-parity``, ``python -m parity``) also freezes the objects
+    alive at the end (:func:`gc.freeze`), so that the interpreter's exit does not traverse
+    the millions that torch's imports made: ≈ 0.5 s of CPU on every command that imported
+    torch._dynamo (any ``torch.optim`` optimizer does); the exit handlers run as before."""
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     _SIGNALLED.clear()
-    with _signals():
-        try:
-            return _run(argv, debug)
-        except KeyboardInterrupt as e:   # a signal in the except clauses above
-            return EXIT_SIGTERM if isinstance(e, Terminated) else EXIT_SIGINT
+    try:
+        with _signals():
+            try:
+                return _run(argv, debug)
+            except KeyboardInterrupt as e:   # a signal in the except clauses above
+                return EXIT_SIGTERM if isinstance(e, Terminated) else EXIT_SIGINT
+    finally:
+        if argv is None:
+            import gc
+            gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover

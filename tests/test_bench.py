@@ -7,13 +7,15 @@ floor computes the reference trainer's losses, and that the trainer's backward w
 input gradient leaves every parameter gradient bit-identical.
 """
 
+import math
+
 import numpy as np
 import pytest
 
 from parity.catalogue import zoo
 from parity.catalogue.train import run
 from parity.tolerances import tolerance
-from parity.tools import bench
+from parity.tools import bench, check_cost
 
 STEPS = 4
 
@@ -152,3 +154,110 @@ def test_layer_profile_times_every_layer_both_ways():
     text = bench.render_convnets(bench.convnet_step_times(steps=1, pairs=1), prof)
     for part in ("numpy/torch", "0 Conv2d", f"batch  {spec.batch_size}", *bench.CONVNETS):
         assert part in text, f"render_convnets: no {part!r} in\n{text}"
+
+
+# ---- 5. what a check costs (parity.tools.check_cost): structure, never timings -------------
+
+@pytest.fixture(scope="module")
+def cost():
+    """A tiny sweep (widths 8 and 16, one pair each, targets from width 16), its memory
+    measured in fresh processes as ``nn-parity bench`` does."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(check_cost, "FROM_WIDTH", 16)
+        return check_cost.check_cost(widths=(8, 16), pairs=3, budget_s=0.0,
+                                     memory_timeout_s=120)
+
+
+@pytest.mark.parametrize("width", [8, 32])
+def test_the_parameter_count_is_the_models(width):
+    np_model, t_model, X, y = check_cost.twins(width, "float64")
+    n = sum(p.numel() for p in t_model.parameters())
+    assert n == check_cost.parameters(width) == sum(v.size for v in np_model.parameters().values())
+    assert len(t_model) == 2 * check_cost.DEPTH - 1, "DEPTH Linear layers, ReLU between"
+    assert X.shape == (check_cost.BATCH, check_cost.IN) and y.max() < check_cost.OUT
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_floor_computes_the_checked_steps_gradients(dtype):
+    """One floor call from the twins' common weights: the NumPy backward's parameter
+    gradients are torch's (the floor does the step's work, both sides, in the dtype)."""
+    from parity import transfer
+    np_model, t_model, X, y = pair = check_cost.twins(8, dtype)
+    check_cost.floor(8, dtype, pair)()
+    mine = transfer.to_torch_layout(np_model.gradients(), t_model)
+    rtol, atol = tolerance(dtype, "grad")
+    for k, p in t_model.named_parameters():
+        assert mine[k].dtype == np.dtype(dtype), f"floor {dtype}: NumPy grad {k} dtype"
+        np.testing.assert_allclose(mine[k], p.grad.numpy(), rtol=rtol, atol=atol,
+                                   err_msg=f"floor {dtype}: grad {k}, NumPy vs torch")
+
+
+def test_each_row_pairs_floor_and_check_and_judges_from_the_width(cost):
+    rows = cost["rows"]
+    assert [(r["dtype"], r["width"]) for r in rows] == [
+        (d, w) for d in check_cost.DTYPES for w in (8, 16)]
+    for r in rows:
+        where = f"{r['dtype']} width {r['width']}"
+        assert r["pairs"] == 1, f"{where}: budget 0 s → exactly one pair"
+        assert r["passed"] and r["decided_by"] in ("table", "σ"), where
+        assert r["min"] <= r["ratio"] <= r["max"] and r["check_s"] > 0, where
+        assert r["parameters"] == check_cost.parameters(r["width"]), where
+        if r["width"] < 16:
+            assert r["target"] is None and r["met"] is None and r["memory_met"] is None, where
+        else:
+            key = r["dtype"] + ("_sigma" if r["decided_by"] == "σ" else "") \
+                if r["dtype"] == "float32" else "float64"
+            assert r["target"] == check_cost.TARGETS[key], where
+            assert r["met"] == (r["ratio"] <= r["target"]), where
+        assert r["memory_error"] is None and r["memory_multiple"] >= 0, where
+
+
+def test_render_prints_every_row_and_the_estimate(cost):
+    text = check_cost.render(cost)
+    for r in cost["rows"]:
+        assert f"  {r['dtype']:<8} {r['width']:>5} {r['parameters']:>11,}" in text, text
+    assert "largest float32 model checked in 60 s" in text and "target" in text
+    assert "not parity" in text.splitlines()[0], "performance, not a parity verdict"
+
+
+def test_largest_in_solves_the_power_law():
+    """t = k·P through two rows: 60 s at P = 60/k; the width it names has P parameters."""
+    k = 1e-6
+    rows = [{"dtype": "float32", "parameters": p, "width": 0, "check_s": k * p}
+            for p in (1e5, 1e6)]
+    est = check_cost.largest_in(rows)
+    assert est["exponent"] == pytest.approx(1.0)
+    assert est["parameters"] == pytest.approx(60 / k)
+    w = est["width"]
+    assert check_cost.parameters(math.floor(w)) <= 60 / k <= check_cost.parameters(math.ceil(w))
+    assert check_cost.largest_in(rows[:1]) is None, "one row: no fit"
+    flat = [dict(r, check_s=1.0) for r in rows]
+    assert check_cost.largest_in(flat) is None, "no growth: no estimate"
+
+
+def test_a_child_past_its_time_is_stopped_and_says_so():
+    out = check_cost.in_child(8, "float64", timeout_s=0.01)
+    assert out == {"error": "no result within 0.01 s"}
+
+
+def test_the_large_line_says_not_met_when_it_did_not_finish(cost):
+    large = {"width": check_cost.LARGE_WIDTH, "parameters": 50_220_010, "timeout_s": 300,
+             "error": "no result within 300 s", "met": False}
+    text = check_cost.render({**cost, "large": large})
+    assert "width 5000 (50.2 M parameters)" in text and "no result within 300 s; target NOT met" \
+        in text, text
+
+
+def test_the_large_model_is_not_started_when_the_sweep_says_it_would_not_fit(monkeypatch):
+    monkeypatch.setattr(check_cost, "available_bytes", lambda: 2**30)
+    out = check_cost.large_check(multiple=100.0)
+    assert out["met"] is False and out["error"].startswith("not run: ≈ 18.7 GiB needed"), out
+
+
+def test_a_measuring_child_is_held_to_its_memory_cap(monkeypatch):
+    """Address space capped below what a check needs: an error line, never the machine's
+    memory."""
+    monkeypatch.setattr(check_cost, "available_bytes", lambda: 2**30)
+    monkeypatch.setattr(check_cost, "MEMORY_SHARE", 0.5)
+    out = check_cost.in_child(8, "float64", timeout_s=120)
+    assert set(out) == {"error"}, out

@@ -1,6 +1,7 @@
 """The command line: every command's JSON, its tables, help and examples, ``--threads``
 before or after the command, ``--version``, and one-line errors with exit 2."""
 
+import argparse
 import json
 import os
 import platform
@@ -19,6 +20,7 @@ from parity.cli import (
     EXAMPLES,
     LIST_COLUMNS,
     LIST_DETAILS,
+    REGISTERED_ELSEWHERE,
     TOP_EXAMPLES,
     build_parser,
     main,
@@ -383,3 +385,73 @@ def test_export_and_import_check_refuse_in_one_line(capsys, tmp_path, chain_file
                    str(tmp_path / "mine.pt"))[0] == 0
     code, out, err = run_cli(capsys, *(a.format(file=path, dir=tmp_path) for a in argv))
     assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+# ── start-up: heavy modules only in the commands that use them ──────────────────────────────
+
+HEAVY = ("torch", "matplotlib", "sklearn", "scipy", "parity.catalogue", "parity.study",
+         "parity.audit.claims", "parity.tools.checkpoint", "parity.tools.selftest")
+
+
+def _imported_by(code: str, *heavy: str) -> list[str]:
+    """The modules of ``heavy`` that a fresh interpreter has imported after ``code``."""
+    probe = (f"import sys\n{code}\n"
+             f"print('imported:', *(m for m in {heavy!r} if m in sys.modules))")
+    p = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    return p.stdout.splitlines()[-1].split()[1:]
+
+
+@pytest.mark.parametrize("argv", [[], ["--help"], ["check", "--help"], ["bayes", "--help"],
+                                  ["selftest", "--help"]],
+                         ids=["import", "help", "check-help", "bayes-help", "selftest-help"])
+def test_the_cli_imports_nothing_heavy_before_a_command_runs(argv):
+    """``import parity.cli`` and ``--help`` (top level or a command's) in a fresh process:
+    neither torch nor matplotlib, scikit-learn, SciPy, the catalogue, the study or a module
+    registering its own command (``REGISTERED_ELSEWHERE``); ``selftest --help`` imports
+    its own module (which imports torch), and no other."""
+    asked = {m for c, (m, _) in REGISTERED_ELSEWHERE.items() if c in argv}
+    code = "import parity.cli" + (f"\nparity.cli.main({argv!r})" if argv else "")
+    heavy = [m for m in HEAVY if m not in asked and not (asked & {"parity.tools.selftest"}
+                                                         and m in ("torch", "parity.catalogue"))]
+    assert _imported_by(code, *heavy) == [], f"nn-parity {' '.join(argv)}"
+
+
+def test_checking_your_file_imports_neither_the_catalogue_nor_the_other_commands(chain_file):
+    """(SciPy is imported: ``parity.runtime.configure_threads`` loads its BLAS to limit it.)"""
+    path, _ = chain_file
+    code = (f"import parity.cli\nassert parity.cli.main(['check', {path + ':twins'!r}]) == 0")
+    heavy = [m for m in HEAVY if m not in ("torch", "scipy")]
+    assert _imported_by(code, *heavy) == [], "nn-parity check file.py:function"
+
+
+def test_the_help_line_of_a_lazy_command_is_its_modules_own():
+    """The placeholder line ``nn-parity --help`` shows is the help the module registers,
+    and a lazily built parser dispatches each command to its module's parser."""
+    lazy = build_parser(lazy=True)
+    for parser in (lazy, PARSER):
+        lines = {a.dest: a.help for a in _subparsers(parser)._choices_actions}
+        assert lines == {a.dest: a.help for a in _subparsers(PARSER)._choices_actions}
+    for cmd, (module, line) in REGISTERED_ELSEWHERE.items():
+        assert _subparsers(PARSER).choices[cmd].description, f"{cmd}: module's parser"
+        helps = {a.dest: a.help for a in _subparsers(PARSER)._choices_actions}
+        assert helps[cmd] == line, f"{cmd}: REGISTERED_ELSEWHERE's line vs {module}'s help"
+        args = build_parser(lazy=True).parse_args(_example_argv(cmd))
+        assert args.func.__module__ == module, f"{cmd}: dispatched to {args.func.__module__}"
+
+
+def _subparsers(parser):
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def test_only_the_program_freezes_its_objects_for_a_quick_exit(monkeypatch, capsys):
+    """``main()`` with the process's own command line freezes what is alive (the exit then
+    skips torch's objects); ``main([...])`` called from Python — these tests — does not."""
+    import gc
+    frozen = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))
+    assert main(["--help"]) == 0 and frozen == [], "main(argv): nothing frozen"
+    monkeypatch.setattr(sys, "argv", ["nn-parity", "--help"])
+    assert main() == 0 and frozen == [True], "main(): frozen once, at the end"
+    capsys.readouterr()

@@ -11,6 +11,9 @@
 4. Time per training step of the catalogue's convnets (``CONVNETS``), NumPy vs torch, on their
    recipes' batches, interleaved like 1 and 2; and where the NumPy step's time goes, layer
    by layer (the NumPy convolution is the teaching implementation: is it the cost?).
+5. What one parity check costs against the step it checks, across widths, in both dtypes:
+   check/floor ratios, peak memory per parameter byte, the largest model checked in 60 s
+   (``parity.tools.check_cost``).
 
 A shared machine's load comes and goes in bursts longer than one timing, so a trainer is never
 compared with a floor timed at another moment: each comparison runs floor, trainer, floor,
@@ -317,17 +320,23 @@ def layer_profile(name: str = CONVNETS[0], repeats: int = 20) -> dict:
     return {"model": name, "batch": len(X), "repeats": repeats, "layers": rows}
 
 
-def run_bench(quick: bool = False) -> dict:
-    """All measurements of one run, with the targets and whether they are met."""
+def run_bench(quick: bool = False, cost: bool = False, large: bool = False) -> dict:
+    """All measurements of one run, with the targets and whether they are met; ``cost``:
+    part 5 too (``nn-parity bench`` asks for it; the study does not), ``large``: with the
+    50 M-parameter model checked once (``check_cost.large_check``, minutes)."""
+    from parity.tools import check_cost
     ratios = trainer_ratios(steps=200 if quick else 1000, pairs=3 if quick else 9)
     sweep = width_sweep(widths=(16, 256, 1024) if quick else (16, 64, 256, 1024, 4096),
                         batches=(32,) if quick else (32, 256), repeats=2 if quick else 3)
     convnets = convnet_step_times(steps=10 if quick else 20, pairs=3 if quick else 7)
     profile = layer_profile(repeats=5 if quick else 20)
     met = {k: ratios["ratios"][k] <= v for k, v in TARGETS.items()}
-    return {"threads": threads_in_force(), "torch": torch.__version__,
-            "numpy": np.__version__, "trainers": ratios, "targets": TARGETS, "met": met,
-            "sweep": sweep, "convnets": convnets, "profile": profile}
+    out = {"threads": threads_in_force(), "torch": torch.__version__,
+           "numpy": np.__version__, "trainers": ratios, "targets": TARGETS, "met": met,
+           "sweep": sweep, "convnets": convnets, "profile": profile}
+    if cost:
+        out["check_cost"] = check_cost.run(quick, large)
+    return out
 
 
 def _ratio_line(label: str, seconds: float, result: dict, key: str) -> str:
@@ -361,6 +370,9 @@ def render(result: dict) -> str:
                  "(per batch size)")
     if "convnets" in result:
         lines.append(render_convnets(result["convnets"], result["profile"]))
+    if "check_cost" in result:
+        from parity.tools import check_cost
+        lines.append(check_cost.render(result["check_cost"]))
     return "\n".join(lines)
 
 
