@@ -99,6 +99,8 @@ class Lazy:
         self._name, self._prelude, self._module = name, prelude, None
 
     def __getattr__(self, attr: str):
+        if attr.startswith("__"):      # pytest's collection asks (``__test__``): not a use
+            raise AttributeError(attr)
         if self._module is None:
             self._module = load(self._name, prelude=self._prelude)
         return getattr(self._module, attr)
