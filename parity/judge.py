@@ -25,6 +25,7 @@ module only reads them. The rules and their constants live in ``parity.tolerance
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,9 @@ class Pair:
     torch layout. ``group`` collects tensors that share a scale (``grad``, ``state.exp_avg``);
     ``precise`` is the float64 evaluation of the same step from the same float32 state and
     ``noise`` (σ) how far rounding of the twins' dtype moves it; in the float64 tier
-    ``precise`` is ``None`` and ``noise`` is measured only for a step the table fails."""
+    ``precise`` is ``None`` and ``noise`` is measured only for a step the table fails.
+    Both are collected only for a pair whose verdict needs them (``judge_lazily``); ``key``
+    names the tensor within its quantity (``0.weight``), for whoever collects them."""
 
     label: str
     quantity: str
@@ -49,6 +52,7 @@ class Pair:
     theirs: np.ndarray
     precise: np.ndarray | None = None
     noise: float | None = None
+    key: str = ""
 
 
 @dataclass
@@ -69,7 +73,7 @@ class Check:
     tiny: bool = False           # torch's tensor lies wholly below the absolute atol floor
     err_numpy: float | None = None   # max|a − r| (precision tier)
     err_torch: float | None = None   # max|b − r|
-    noise: float | None = None       # σ of the float64 evaluation
+    noise: float | None = None       # σ of the float64 evaluation; None: not needed
 
 
 def _as_float64(v) -> np.ndarray:
@@ -99,6 +103,30 @@ def judge(pairs: list[Pair], dtype: str) -> list[Check]:
     """A ``Check`` for every pair, in order."""
     scales = group_scales(pairs)
     return [judge_pair(p, dtype, scales[(p.step, p.group)]) for p in pairs]
+
+
+Evidence = Callable[[list[Pair], bool], None]
+
+
+def judge_lazily(pairs: list[Pair], dtype: str, evidence: Evidence) -> list[Check]:
+    """``judge(pairs, dtype)`` with the evidence of each pair collected only when its verdict
+    needs it: ``evidence(some, sigma)`` sets ``precise`` on ``some`` (below float64), and with
+    ``sigma`` also ``noise``. The table needs neither; below float64 a pair the table fails
+    gets ``r``, and σ only when ``FACTOR`` alone fails it (``d_a ≤ F·d_b + σ`` holds for
+    every σ ≥ 0 when it holds for 0); in float64 a pair the table fails gets σ. So every
+    verdict, rule and message is the one ``judge`` gives with all evidence attached; a check
+    ``FACTOR`` decided keeps ``noise = None`` (σ was not measured)."""
+    scales = group_scales(pairs)
+    checks = [judge_pair(p, dtype, scales[(p.step, p.group)]) for p in pairs]
+    need = [i for i, c in enumerate(checks) if not c.passed and c.rule == "table"]
+    for sigma in ((False, True) if dtype != "float64" else (True,)):
+        if not need:
+            break
+        evidence([pairs[i] for i in need], sigma)
+        for i in need:
+            checks[i] = judge_pair(pairs[i], dtype, scales[(pairs[i].step, pairs[i].group)])
+        need = [i for i in need if not checks[i].passed and checks[i].rule == "precision"]
+    return checks
 
 
 def judge_pair(p: Pair, dtype: str, group_scale: float) -> Check:
@@ -154,7 +182,7 @@ def _judge_precision(p: Pair, base: dict, scale: float, a64, b64, table_msg: str
         f"{table_msg}; against the float64 evaluation: NumPy {d_a:.3g}, torch {d_b:.3g}, "
         f"allowed {tol.FACTOR:g}x the other's + {tol.FLOOR:g} x noise {sigma:.3g}")
     return Check(**base, passed=ok, rule="precision", scale=scale, detail=detail,
-                 err_numpy=d_a, err_torch=d_b, noise=sigma)
+                 err_numpy=d_a, err_torch=d_b, noise=None if p.noise is None else sigma)
 
 
 def _nonfinite_message(label: str, a64: np.ndarray, b64: np.ndarray) -> str:

@@ -221,18 +221,46 @@ def predict(model: reference.Sequential, X, perturb: Perturb = _identity) -> np.
 def spread(runs: list, exact) -> object:
     """σ for every leaf of ``exact`` (nested dicts of arrays/floats): the largest
     ``max|run − exact|`` over the perturbed runs."""
+    sigma = None
+    for r in runs:
+        sigma = _running_max(sigma, r, exact)
+    return sigma if sigma is not None else _zeros(exact)
+
+
+def _zeros(exact):
+    return {k: _zeros(v) for k, v in exact.items()} if isinstance(exact, dict) else 0.0
+
+
+def _running_max(sigma, run, exact):
+    """``sigma`` (``None``: no run yet) raised leaf by leaf to ``max|run − exact|``."""
     if isinstance(exact, dict):
-        return {k: spread([r[k] for r in runs], v) for k, v in exact.items()}
+        return {k: _running_max(None if sigma is None else sigma[k], run[k], v)
+                for k, v in exact.items()}
     e = np.asarray(exact, dtype=np.float64)
-    return max((float(np.abs(np.asarray(r, dtype=np.float64) - e).max(initial=0.0))
-                for r in runs), default=0.0)
+    d = float(np.abs(np.asarray(run, dtype=np.float64) - e).max(initial=0.0))
+    return d if sigma is None else max(sigma, d)
+
+
+def exact(start, run: Callable):
+    """``run(copy_of_start, identity)``: the unperturbed float64 evaluation."""
+    return run(copy.deepcopy(start), _identity)
+
+
+def sigma(start, run: Callable, exact, samples: int, seed: int, dtype: str = "float32"):
+    """σ of ``exact`` (``exact(start, run)``): ``run`` ``samples`` times on fresh copies of
+    ``start``, perturbed by ``dtype``'s rounding (``ROUNDOFF``) from ``seed``, each run folded
+    into a running maximum as it ends (see ``spread``)."""
+    rng = np.random.default_rng(seed)
+    out = None
+    for _ in range(samples):
+        out = _running_max(out, run(copy.deepcopy(start), rounding(rng, *ROUNDOFF[dtype])),
+                           exact)
+    return out if out is not None else _zeros(exact)
 
 
 def evaluate(start, run: Callable, samples: int, seed: int, dtype: str = "float32") -> tuple:
     """``run(copy_of_start, perturb)`` once exactly and ``samples`` times perturbed by
     ``dtype``'s rounding (``ROUNDOFF``), each on a fresh deep copy of ``start``; returns
     ``(exact, sigma)`` with ``sigma`` shaped like ``exact`` (see ``spread``)."""
-    exact = run(copy.deepcopy(start), _identity)
-    rng = np.random.default_rng(seed)
-    runs = [run(copy.deepcopy(start), rounding(rng, *ROUNDOFF[dtype])) for _ in range(samples)]
-    return exact, spread(runs, exact)
+    e = exact(start, run)
+    return e, sigma(start, run, e, samples, seed, dtype)
