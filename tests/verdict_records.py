@@ -35,7 +35,8 @@ def comparison_record(comp, loc=None) -> dict:
            "report": comp.report()}
     if loc is not None:
         out["localization"] = loc.lines()
-        out["layer_checks"] = check_records(loc.checks)
+        if not comp.passed:     # the layer checks of a passing comparison are not reported
+            out["layer_checks"] = check_records(loc.checks)
     return out
 
 
@@ -109,6 +110,10 @@ def differences(old: dict, new: dict, numbers: bool = True) -> list[str]:
         if isinstance(v, dict):
             return {k: norm(x) for k, x in v.items()}
         return v
+    def passing(records):   # the layer checks of a passing comparison are not reported
+        return {k: {f: x for f, x in v.items() if f != "layer_checks" or not v["passed"]}
+                for k, v in records.items()}
+    old, new = passing(old), passing(new)
     diffs = []
     for key in old.keys() | new.keys():
         a, b = norm(copy.deepcopy(old.get(key))), norm(copy.deepcopy(new.get(key)))
@@ -118,8 +123,10 @@ def differences(old: dict, new: dict, numbers: bool = True) -> list[str]:
 
 
 def verdicts(records: dict) -> dict:
-    """Only (label, verdict, rule) of every check, and the localization's first lines."""
-    return {k: [[c[0], c[1], c[2]] for c in v["checks"]] for k, v in records.items()}
+    """Only (label, verdict, rule) of every check and layer check."""
+    return {k: {"passed": v["passed"], **{f: [c[:3] for c in v[f]] for f in
+                                          ("checks", "layer_checks") if f in v}}
+            for k, v in records.items()}
 
 
 if __name__ == "__main__":
