@@ -44,7 +44,6 @@ TINY32 = float(np.finfo(np.float32).tiny)
 # precision rule, float64 for the float64 tier's rounding rule (``parity.judge``)
 ROUNDOFF = {"float32": (U32, TINY32),
             "float64": (2.0 ** -53, float(np.finfo(np.float64).tiny))}
-SIGNS = np.array([-1.0, 1.0])
 
 Perturb = Callable[..., np.ndarray]
 
@@ -59,26 +58,59 @@ def rounding(rng: np.random.Generator, u: float = U32, tiny: float = TINY32) -> 
     never below 1 (a kernel can err by its whole bound, so σ must reach it from any sample),
     random (two equal perturbations that cancel must not cancel exactly) and at most 1.5 (the
     larger the bound the weaker the rule): docs/verdicts.md#σs-perturbation-rounding.
-    Every amplitude carries the dtype's smallest normal (``tiny``) as an absolute floor."""
+    Sign and magnitude come from one uniform draw ``w ∈ [−½, ½)``: ``δ = w + sign(w)``.
+    Every amplitude carries the dtype's smallest normal (``tiny``) as an absolute floor
+    (``below_normal``)."""
     def perturb(a, amplitude=None, axis=None):
         arr = np.asarray(a)
         if arr.dtype.kind != "f":
             return a
-        amp = np.abs(arr) if amplitude is None else amplitude
         shape = list(arr.shape)
         if axis is not None:       # one δ shared along ``axis``: the error of a reduction
             shape[axis] = 1        # that every element along it reuses
-        delta = rng.choice(SIGNS, size=shape) * rng.uniform(1.0, 1.5, size=shape)
-        return below_normal(arr + u * amp * delta, rng, tiny)
+        out = np.asarray(rng.random(shape))
+        out -= 0.5
+        sign = np.copysign(1.0, out, out=np.empty_like(out))
+        out += sign                                  # δ = w + sign(w) = ±U(1, 1.5)
+        out *= u
+        if amplitude is None and out.shape == arr.shape:
+            out *= np.abs(arr, out=sign)             # one rounding of x itself
+        else:
+            out = np.multiply(out, np.abs(arr) if amplitude is None else amplitude,
+                              dtype=np.float64)
+        if out.shape == arr.shape:
+            out += arr
+        else:
+            out = np.asarray(arr + out, dtype=np.float64)
+        return _floor(out, rng, tiny, sign if sign.shape == out.shape else None)
     return perturb
+
+
+# below this magnitude adding the floor ``tiny`` changes a float64 value: from
+# ``2⁵³·tiny`` up, ``tiny`` is at most half an ulp and the sum rounds back to the value
+_FLOOR_REACH = 2.0 ** 54
 
 
 def below_normal(a: np.ndarray, rng: np.random.Generator, tiny: float = TINY32) -> np.ndarray:
     """``a`` with each magnitude moved by ``tiny`` (``δ = ±1``), never across 0: a value that
     underflows may come out as 0 or as the smallest normal, and a quantity that cannot be
-    negative (a second moment, a variance) stays ≥ 0."""
-    mag = np.maximum(np.abs(a) + tiny * rng.choice(SIGNS, size=np.shape(a)), 0.0)
-    return np.sign(a) * mag
+    negative (a second moment, a variance) stays ≥ 0. Only values below ``2⁵⁴·tiny`` draw a
+    sign and move: at any larger one the move rounds away in float64."""
+    return _floor(np.array(a, dtype=np.float64), rng, tiny)
+
+
+def _floor(out: np.ndarray, rng: np.random.Generator, tiny: float, scratch=None):
+    """``below_normal`` in place on ``out`` (float64; ``scratch``: a free array of its
+    shape); a 0-d result as a NumPy scalar. An exact 0 stays 0 (``sign(0) = 0``) and is
+    skipped: a ReLU net's gradients hold many."""
+    mag = np.abs(out) if scratch is None else np.abs(out, out=scratch)
+    small = np.less(mag, _FLOOR_REACH * tiny)
+    if small.any():
+        small &= mag > 0
+        v = out[small]
+        signs = np.where(rng.random(v.shape) < 0.5, -1.0, 1.0)
+        out[small] = np.sign(v) * np.maximum(np.abs(v) + tiny * signs, 0.0)
+    return out if out.ndim else out[()]
 
 
 def upcast(model: reference.Sequential, optimizer=None):
