@@ -52,7 +52,8 @@ def _identity(a, amplitude=None, axis=None):
     return a
 
 
-def rounding(rng: np.random.Generator, u: float = U32, tiny: float = TINY32) -> Perturb:
+def rounding(rng: np.random.Generator, u: float = U32, tiny: float = TINY32,
+             memo: dict | None = None) -> Perturb:
     """``x ↦ x + u·δ·amplitude``, ``δ = ±U(1, 1.5)`` elementwise, random signs (``amplitude``
     defaults to ``|x|``: one rounding of x itself), for float arrays and scalars. ``|δ|`` is
     never below 1 (a kernel can err by its whole bound, so σ must reach it from any sample),
@@ -60,7 +61,8 @@ def rounding(rng: np.random.Generator, u: float = U32, tiny: float = TINY32) -> 
     larger the bound the weaker the rule): docs/verdicts.md#σs-perturbation-rounding.
     Sign and magnitude come from one uniform draw ``w ∈ [−½, ½)``: ``δ = w + sign(w)``.
     Every amplitude carries the dtype's smallest normal (``tiny``) as an absolute floor
-    (``below_normal``)."""
+    (``below_normal``). ``memo``: where the samples of one σ keep the amplitudes they share
+    (``_amp``)."""
     def perturb(a, amplitude=None, axis=None):
         arr = np.asarray(a)
         if arr.dtype.kind != "f":
@@ -83,6 +85,7 @@ def rounding(rng: np.random.Generator, u: float = U32, tiny: float = TINY32) -> 
         else:
             out = np.asarray(arr + out, dtype=np.float64)
         return _floor(out, rng, tiny, sign if sign.shape == out.shape else None)
+    perturb.memo = memo     # type: ignore[attr-defined]
     return perturb
 
 
@@ -150,23 +153,26 @@ def forward_backward(model: reference.Sequential, loss, X, y, masks: dict[int, l
     inputs, outputs = [], {}
     for i, layer in enumerate(model.layers):
         inputs.append(x)
-        x = outputs[i] = _rounded_forward(layer, x, True, perturb)
-    L = float(perturb(np.float64(loss.forward(x, y)), loss_amplitude(loss)))
+        x = outputs[i] = _rounded_forward(layer, x, True, perturb, i)
+    L = float(perturb(np.float64(loss.forward(x, y)),
+                      _amp(perturb, "loss", loss_amplitude, loss)))
     d = loss.backward()
-    d = perturb(d, loss_gradient_amplitude(loss, d))
+    d = perturb(d, _amp(perturb, "loss grad", loss_gradient_amplitude, loss, d))
     grads, input_grads = {}, {}
     for i in reversed(range(len(model.layers))):
         layer, kind = model.layers[i], _kind(model.layers[i])
         dx = kind.rounded_backward(layer, inputs[i], d, perturb)
-        for k, amp in kind.gradient_amplitudes(layer, inputs[i], d).items():
-            grads[f"{i}.{k}"] = perturb(layer.grads[k], amp)
-        d = input_grads[i] = kind.shared_backward(
-            layer, inputs[i], d, perturb(dx, kind.backward_amplitude(layer, inputs[i], d, dx)),
-            perturb)
+        amps = _amp(perturb, (i, "grads"), kind.gradient_amplitudes, layer, inputs[i], d)
+        for k in layer.grads if amps is None else amps:
+            grads[f"{i}.{k}"] = perturb(layer.grads[k], None if amps is None else amps[k])
+        amp = _amp(perturb, (i, "backward"), kind.backward_amplitude, layer, inputs[i], d, dx)
+        d = input_grads[i] = kind.shared_backward(layer, inputs[i], d, perturb(dx, amp), perturb)
     grads = {k: grads[k] for k in model.parameters()}
     buffers = {}
     for i, layer in enumerate(model.layers):
-        amps = _kind(layer).buffer_amplitudes(layer, inputs[i]) if layer.buffers else {}
+        amps = _amp(perturb, (i, "buffers"), _kind(layer).buffer_amplitudes, layer,
+                    inputs[i]) if layer.buffers else {}
+        amps = amps or {}
         buffers.update({f"{i}.{k}": perturb(np.asarray(v), amps.get(k))
                         for k, v in layer.buffers.items()})
     result = {"loss": L, "grads": grads, "buffers": buffers}
@@ -213,16 +219,30 @@ def _kind(layer) -> kinds.LayerKind:
 _GENERIC = kinds.LayerKind()
 
 
-def _rounded_forward(layer, x, training: bool, perturb):
+def _rounded_forward(layer, x, training: bool, perturb, index: int):
     """``layer.forward(x)`` with the rounding its kind's record models (``LayerKind``:
     ``forward_amplitude``, ``shared_forward``), clipped to the range its kernel returns
     (σ(30) rounds to 1 in float32, and 1 + u is no value a twin computes: BCE refuses it)."""
     kind = _kind(layer)
     out = layer.forward(x, training)
-    out = kind.shared_forward(layer, x, perturb(out, kind.forward_amplitude(layer, x, out)),
-                              perturb)
+    amp = _amp(perturb, (index, "forward"), kind.forward_amplitude, layer, x, out)
+    out = kind.shared_forward(layer, x, perturb(out, amp), perturb)
     lo_hi = kind.output_range(layer)
     return out if lo_hi is None else np.clip(out, *lo_hi)
+
+
+def _amp(perturb: Perturb, key, amplitude: Callable, *args):
+    """``amplitude(*args)``, the error bound ``perturb`` scales its draw by: ``None`` for
+    the exact run (the identity reads none), and computed once for all the samples of one σ
+    (``sigma``: from the first sample's operands, within a few roundings of any other's)."""
+    if perturb is _identity:
+        return None
+    memo = getattr(perturb, "memo", None)
+    if memo is None:
+        return amplitude(*args)
+    if key not in memo:
+        memo[key] = amplitude(*args)
+    return memo[key]
 
 
 def update(model: reference.Sequential, optimizer, grads: dict,
@@ -245,8 +265,8 @@ def update(model: reference.Sequential, optimizer, grads: dict,
 def predict(model: reference.Sequential, X, perturb: Perturb = _identity) -> np.ndarray:
     """Eval-mode forward in float64, ``perturb`` after every layer (as ``forward_backward``)."""
     x = perturb(np.asarray(X, dtype=np.float64))
-    for layer in model.layers:
-        x = _rounded_forward(layer, x, False, perturb)
+    for i, layer in enumerate(model.layers):
+        x = _rounded_forward(layer, x, False, perturb, i)
     return x
 
 
@@ -284,9 +304,10 @@ def sigma(start, run: Callable, exact, samples: int, seed: int, dtype: str = "fl
     into a running maximum as it ends (see ``spread``)."""
     rng = np.random.default_rng(seed)
     out = None
+    memo: dict = {}
     for _ in range(samples):
-        out = _running_max(out, run(copy.deepcopy(start), rounding(rng, *ROUNDOFF[dtype])),
-                           exact)
+        perturb = rounding(rng, *ROUNDOFF[dtype], memo=memo)
+        out = _running_max(out, run(copy.deepcopy(start), perturb), exact)
     return out if out is not None else _zeros(exact)
 
 
