@@ -84,13 +84,16 @@ def _is_integer(v) -> bool:
     return np.asarray(v).dtype.kind in "biu"
 
 
-def group_scales(pairs: list[Pair]) -> dict[tuple, float]:
-    """``S`` per (step, group): the largest magnitude either twin shows in that group."""
+def group_scales(pairs: list[Pair], sizes: dict | None = None) -> dict[tuple, float]:
+    """``S`` per (step, group): the largest magnitude either twin shows in that group;
+    ``sizes`` (when given) receives each pair's ``(max|a|, max|b|)`` by ``id``."""
     scales: dict[tuple, float] = {}
     for p in pairs:
         key = (p.step, p.group)
-        s = max(_maxabs(p.mine), _maxabs(p.theirs))
-        scales[key] = max(scales.get(key, 0.0), s)
+        m = (_maxabs(p.mine), _maxabs(p.theirs))
+        if sizes is not None:
+            sizes[id(p)] = m
+        scales[key] = max(scales.get(key, 0.0), max(m))
     return scales
 
 
@@ -101,8 +104,9 @@ def _maxabs(v) -> float:
 
 def judge(pairs: list[Pair], dtype: str) -> list[Check]:
     """A ``Check`` for every pair, in order."""
-    scales = group_scales(pairs)
-    return [judge_pair(p, dtype, scales[(p.step, p.group)]) for p in pairs]
+    sizes: dict[int, tuple] = {}
+    scales = group_scales(pairs, sizes)
+    return [judge_pair(p, dtype, scales[(p.step, p.group)], sizes[id(p)]) for p in pairs]
 
 
 Evidence = Callable[[list[Pair], bool], None]
@@ -116,21 +120,24 @@ def judge_lazily(pairs: list[Pair], dtype: str, evidence: Evidence) -> list[Chec
     every σ ≥ 0 when it holds for 0); in float64 a pair the table fails gets σ. So every
     verdict, rule and message is the one ``judge`` gives with all evidence attached; a check
     ``FACTOR`` decided keeps ``noise = None`` (σ was not measured)."""
-    scales = group_scales(pairs)
-    checks = [judge_pair(p, dtype, scales[(p.step, p.group)]) for p in pairs]
+    sizes: dict[int, tuple] = {}
+    scales = group_scales(pairs, sizes)
+    checks = [judge_pair(p, dtype, scales[(p.step, p.group)], sizes[id(p)]) for p in pairs]
     need = [i for i, c in enumerate(checks) if not c.passed and c.rule == "table"]
     for sigma in ((False, True) if dtype != "float64" else (True,)):
         if not need:
             break
         evidence([pairs[i] for i in need], sigma)
         for i in need:
-            checks[i] = judge_pair(pairs[i], dtype, scales[(pairs[i].step, pairs[i].group)])
+            p = pairs[i]
+            checks[i] = judge_pair(p, dtype, scales[(p.step, p.group)], sizes[id(p)])
         need = [i for i in need if not checks[i].passed and checks[i].rule == "precision"]
     return checks
 
 
-def judge_pair(p: Pair, dtype: str, group_scale: float) -> Check:
-    """Shape first, then integers exactly, then the table, then (below float64) precision."""
+def judge_pair(p: Pair, dtype: str, group_scale: float, sizes: tuple | None = None) -> Check:
+    """Shape first, then integers exactly, then the table, then (below float64) precision.
+    ``sizes``: ``(max|a|, max|b|)`` when known (``group_scales``)."""
     rtol, atol = tol.tolerance(dtype, p.quantity)
     a, b = np.asarray(p.mine), np.asarray(p.theirs)
     if a.shape != b.shape:
@@ -139,11 +146,12 @@ def judge_pair(p: Pair, dtype: str, group_scale: float) -> Check:
     a64, b64 = _as_float64(a), _as_float64(b)
     diff = np.abs(a64 - b64)
     max_abs = float(diff.max()) if diff.size else 0.0
-    own = max(_maxabs(a64), _maxabs(b64))
+    ma, mb = sizes if sizes is not None else (_maxabs(a64), _maxabs(b64))
+    own = max(ma, mb)
     base: dict[str, Any] = dict(label=p.label, quantity=p.quantity, max_abs=max_abs,
                 max_rel=max_abs / own if own > atol * group_scale else 0.0, rtol=rtol, atol=atol,
-                tiny=_maxabs(b64) < tol.ABSOLUTE_FLOOR[dtype])
-    if not _finite(a64, b64):
+                tiny=mb < tol.ABSOLUTE_FLOOR[dtype])
+    if not (np.isfinite(ma) and np.isfinite(mb)):     # a max of |v| is finite iff all are
         base.update(max_abs=float("inf"), max_rel=float("inf"))
         return Check(**base, passed=False, rule="finite", detail=_nonfinite_message(p.label,
                                                                                    a64, b64))
