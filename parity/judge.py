@@ -1,8 +1,9 @@
 """Judging evidence: each compared tensor of a step becomes one labelled ``Check``.
 
 Running the twins (``parity.compare``) records ``Pair``s — the NumPy value, the torch value
-and, below float64, a float64 evaluation of the same step with its rounding spread. This
-module only reads them. The rules and their constants live in ``parity.tolerances``:
+and, below float64, a float64 evaluation of the same step with its rounding spread, collected
+only for a pair whose verdict needs it (``judge_lazily``). This module only reads them. The
+rules and their constants live in ``parity.tolerances``:
 
 ``table``      ``|a − b| ≤ rtol·|b| + atol·S`` elementwise. float64: ``S`` is the scale of
                the tensor's group in the step (all gradients of step 2, say), because a tensor

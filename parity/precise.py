@@ -16,7 +16,9 @@ times its error bound, ``u = 2⁻²⁴`` (float32's unit roundoff), ``δ = ±U(1
 A quantity that is ill-conditioned (LayerNorm over nearly equal inputs, a gradient that is a
 small difference of large terms, a true zero like a bias feeding BatchNorm) gets a large σ; a
 well-conditioned one a σ near ``u·|r|``. The perturbations come from a fixed seed: the same σ
-on every run.
+on every run. The error bounds are computed once per σ (from its first sample) and the
+samples folded into a running maximum as they end (``sigma``); whoever needs ``r`` and σ
+asks only where a verdict needs them (``parity.judge.judge_lazily``).
 
 The error bounds follow the float32 kernels the twins run (torch 2.13's CPU source), wherever
 a kernel's form is less accurate than the float64 formula; each layer kind's record
