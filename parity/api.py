@@ -342,8 +342,9 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Module, X,
                                   decay=o.decay, init_from=weights, name=name,
                                   device=device, reduction=reduction)
     state = localize.start_state(twins)
-    result = compare_twins(twins, X, y, steps=steps, seed=seed)
-    loc = localize.after(result, twins, X, y, seed, state)    # only when a check failed
+    kept: dict = {}
+    result = compare_twins(twins, X, y, steps=steps, seed=seed, kept=kept)
+    loc = localize.after(result, twins, X, y, seed, state, kept)   # only when a check failed
     start = "NumPy" if weights == "numpy" else "torch"
     notes = [f"{note}; both copies started from the {start} model's weights"] if note else []
     if twins.frozen:

@@ -110,19 +110,22 @@ class Comparison:
         atomic_write(os.path.join(directory, "summary.json"), lambda f: f.write(payload))
 
 
-def compare_twins(twins: twins_mod.Twins, X, y, *, steps: int = 1,
-                  seed: int = 0) -> Comparison:
-    """Collect the evidence of ``steps`` steps, judge it, return the ``Comparison``."""
+def compare_twins(twins: twins_mod.Twins, X, y, *, steps: int = 1, seed: int = 0,
+                  kept: dict | None = None) -> Comparison:
+    """Collect the evidence of ``steps`` steps, judge it, return the ``Comparison``.
+    ``kept`` (when given) receives each step's ``StepEvidence`` by step number: what a
+    localization of a failure reuses (``parity.localize.after``)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     result = Comparison(twins.name, twins.dtype, seed, steps)
     with exact_float32_matmul():
         result.checks = collect(twins, np.asarray(X, dtype=np.dtype(twins.dtype)), y, steps,
-                                seed, result)
+                                seed, result, kept)
     return result
 
 
-def collect(twins, X, y, steps: int, seed: int, result: Comparison) -> list[Check]:
+def collect(twins, X, y, steps: int, seed: int, result: Comparison,
+            kept: dict | None = None) -> list[Check]:
     """Run the steps (torch first: its dropout masks are handed to NumPy), record every
     compared quantity and judge each step as it ends (its evidence is at hand then);
     evidence arrays go to ``result.arrays``."""
@@ -136,7 +139,7 @@ def collect(twins, X, y, steps: int, seed: int, result: Comparison) -> list[Chec
             twins.torch_model.train()
             for step in range(1, steps + 1):
                 before = twins.numpy_model.state_dict()
-                found, judged = _step(twins, X, y, step, recorder, seed, result)
+                found, judged = _step(twins, X, y, step, recorder, seed, result, kept)
                 checks += judged
                 if not result.notes and any(nonfinite(p) for p in found):
                     result.notes.append(_first_nonfinite(twins, before, found, X, y, step,
@@ -147,8 +150,8 @@ def collect(twins, X, y, steps: int, seed: int, result: Comparison) -> list[Chec
     return checks
 
 
-def _step(twins, X, y, step: int, recorder, seed: int,
-          result: Comparison) -> tuple[list[Pair], list[Check]]:
+def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison,
+          kept: dict | None = None) -> tuple[list[Pair], list[Check]]:
     """One training step of both twins, its pairs and their checks. The update is applied
     on torch's gradients on both sides, so parameters and optimizer state check the update
     rule itself: Adam divides by sqrt(v) + eps, so a rounding-level gradient difference on a
@@ -196,6 +199,8 @@ def _step(twins, X, y, step: int, recorder, seed: int,
     # only a pair the table fails pays for the float64 evaluation, and below float64 only one
     # that FACTOR alone fails for its spread σ (parity.judge, judge_lazily)
     evidence = StepEvidence(twins, start, X, y, masks, grads_t, seed + step)
+    if kept is not None:
+        kept[step] = evidence
     return pairs, judge_lazily(pairs, twins.dtype, evidence.attach)
 
 

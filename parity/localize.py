@@ -204,21 +204,26 @@ def start_state(twins) -> dict:
     return twins.numpy_model.state_dict()
 
 
-def after(comparison, twins, X, y, seed: int, state: dict) -> Localization:
+def after(comparison, twins, X, y, seed: int, state: dict, kept: dict | None = None
+          ) -> Localization:
     """``localize`` from ``state`` (``start_state`` of the twins before ``comparison`` ran)
     when ``comparison`` failed; when every check passed there is nothing to localize, and
-    the localization says that everything agrees."""
+    the localization says that everything agrees. ``kept``: the comparison's evidence by
+    step (``compare_twins(kept=...)``), whose step 1 float64 evaluation and σ it reuses."""
     if comparison.passed:
         return Localization()
-    return localize(twins, X, y, seed, state)
+    return localize(twins, X, y, seed, state, (kept or {}).get(1))
 
 
-def localize(twins, X, y, seed: int = 0, state: dict | None = None) -> Localization:
+def localize(twins, X, y, seed: int = 0, state: dict | None = None,
+             evidence=None) -> Localization:
     """Layer-by-layer verdicts of step 1 of ``twins`` (``parity.twins.Twins``, left untouched:
     copies run) on the batch ``(X, y)``; torch's dropout masks from ``seed`` as in
     ``parity.compare.compare_twins``. ``state``: the NumPy state (``start_state``) both
     copies start from, when the twins have stepped since (their weights are equal at the
-    start: ``Twins.sync_weights``)."""
+    start: ``Twins.sync_weights``). ``evidence``: the comparison's step 1
+    (``parity.step_evidence.StepEvidence``, the same start, batch and masks), whose forward
+    evaluation and σ serve here instead of running them again."""
     np_model, t_model = copy.deepcopy(twins.numpy_model), copy.deepcopy(twins.torch_model)
     if state is not None:
         np_model.load_state_dict(state)
@@ -236,18 +241,29 @@ def localize(twins, X, y, seed: int = 0, state: dict | None = None) -> Localizat
         out = numpy_layers(m, copy.copy(twins.numpy_loss), X, y, masks, p)
         return {**out, "grad": transfer.to_torch_layout(out["grad"], t_model)}
 
-    def evidence(some: list[Pair], sigma: bool) -> None:
+    def attach(some: list[Pair], sigma: bool) -> None:
         if start is None:
             return        # float64: the table alone, as the comparison's own first verdict
-        found.setdefault("exact", precise.exact(start, run))
+        if "exact" not in found:
+            found["exact"] = (_layers(evidence.exact("forward"), t_model) if evidence else
+                              precise.exact(start, run))
         if sigma and "sigma" not in found:    # as compare judges them
-            found["sigma"] = precise.sigma(start, run, found["exact"], SAMPLES, seed)
+            found["sigma"] = (_layers(evidence.sigma("forward"), None) if evidence else
+                              precise.sigma(start, run, found["exact"], SAMPLES, seed))
         ids = {id(q) for q in some}
         for p, (group, key) in zip(pairs, where):
             if id(p) in ids:
                 p.precise = found["exact"][group][key]
                 p.noise = found["sigma"][group][key] if sigma else None
-    return read_off(pairs, judge_lazily(pairs, twins.dtype, evidence), kinds)
+    return read_off(pairs, judge_lazily(pairs, twins.dtype, attach), kinds)
+
+
+def _layers(forward: dict, t_model) -> dict:
+    """``numpy_layers``'s groups of a ``parity.precise.forward_backward(layers=True)`` result
+    (or of its σ, ``t_model=None``), parameter gradients in torch layout."""
+    grads = forward["grads"] if t_model is None else transfer.to_torch_layout(
+        forward["grads"], t_model)
+    return {"output": forward["output"], "input_grad": forward["input_grad"], "grad": grads}
 
 
 # ---- where a NaN or Inf first appears ---------------------------------------------------------

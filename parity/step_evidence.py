@@ -6,7 +6,9 @@ each run once exactly and, for σ, ``SAMPLES`` times perturbed: the training for
 backward (loss, gradients, buffers, penalty), the update from the step's parameters (the
 parameters and optimizer state after it) and the update from zero parameters (``update``).
 Only the evaluations that hold a needed pair's quantity are run, each at most once; each has
-its own seed, so a σ computed alone is the σ computed with the others.
+its own seed, so a σ computed alone is the σ computed with the others. The forward
+evaluation keeps every layer's output and input gradient: ``parity.localize`` judges a failed
+step 1 layer by layer against them.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class StepEvidence:
 
         def forward(s, perturb):
             out = precise.forward_backward(s[0], copy.copy(twins.numpy_loss), self.X, self.y,
-                                           self.masks, perturb)
+                                           self.masks, perturb, layers=True)
             if twins.penalty_keys:
                 out["penalty"] = float(perturb(np.float64(
                     twins.numpy_penalty(s[0].parameters()))))

@@ -50,9 +50,9 @@ def catalogue_run(name: str, dtype: str, inject: bool):
     if inject:
         inject_grad(twins, last_weight(name))
     X = np.asarray(X, dtype=dtype)
-    state = localize.start_state(twins)
-    comp = compare_twins(twins, X, y, steps=default_steps(spec))
-    return comp, localize.after(comp, twins, X, y, 0, state), twins, X, y
+    state, kept = localize.start_state(twins), {}
+    comp = compare_twins(twins, X, y, steps=default_steps(spec), kept=kept)
+    return comp, localize.after(comp, twins, X, y, 0, state, kept), twins, X, y
 
 
 def assert_same(lazy, full, what: str):
@@ -79,8 +79,9 @@ def test_lazy_evidence_gives_the_verdicts_of_full_evidence(name, dtype, inject, 
     X, y = first_batch(zoo.get(name), 0)
     always = localize.localize(twins, X, y, 0)
     assert loc.lines() == always.lines(), f"{what}: localization {loc.lines()} vs {always.lines()}"
-    if not lazy.passed:
-        assert check_records(loc.checks) == check_records(always.checks), what
+    if not lazy.passed:     # σ from the comparison's step 1 (its own seed): verdicts and rules
+        assert ([c[:3] for c in check_records(loc.checks)]
+                == [c[:3] for c in check_records(always.checks)]), what
 
 
 def drawn_pair(case, monkeypatch):

@@ -44,11 +44,11 @@ def localization_after(twins, X, y, seed, run):
     """``run(twins)`` → the comparison; the localization of the same start, as the API
     reports it (``parity.localize.after`` where it exists: only on failure)."""
     if hasattr(localize, "after"):
-        state = localize.start_state(twins)
-        comp = run(twins)
-        return comp, localize.after(comp, twins, X, y, seed, state)
+        state, kept = localize.start_state(twins), {}
+        comp = run(twins, kept)
+        return comp, localize.after(comp, twins, X, y, seed, state, kept)
     loc = localize.localize(twins, X, y, seed)
-    return run(twins), loc
+    return run(twins, None), loc
 
 
 def catalogue_record(name: str, dtype: str, inject: str | None = None) -> dict:
@@ -62,7 +62,8 @@ def catalogue_record(name: str, dtype: str, inject: str | None = None) -> dict:
         inject_grad(twins, last_weight(name))
     X = np.asarray(X, dtype=dtype)
     comp, loc = localization_after(
-        twins, X, y, 0, lambda t: compare_twins(t, X, y, steps=default_steps(spec)))
+        twins, X, y, 0, lambda t, kept: compare_twins(t, X, y, steps=default_steps(spec),
+                                                      **({} if kept is None else {"kept": kept})))
     return comparison_record(comp, loc)
 
 
