@@ -99,7 +99,10 @@ def group_scales(pairs: list[Pair], sizes: dict | None = None) -> dict[tuple, fl
 
 
 def _maxabs(v) -> float:
-    a = np.abs(_as_float64(v))
+    """``max|v|`` (0 for an empty array); a float array in its own dtype (|·| and max are
+    exact in any, and float32 → float64 is exact), any other converted first."""
+    a = np.asarray(v)
+    a = np.abs(a if a.dtype.kind == "f" else _as_float64(a))
     return float(a.max()) if a.size else 0.0
 
 
