@@ -2,9 +2,10 @@
 every gradient, post-update parameters, buffers and optimizer state, step by step.
 
 ``compare_twins`` reads as its three stages: ``collect`` runs the twins and records every
-compared quantity as a ``parity.judge.Pair`` (below float64 with the float64 evaluation of
-the same step from ``parity.precise``); ``parity.judge.judge`` turns each pair into a
-``Check`` under the rules of ``parity.tolerances``; ``Comparison`` reports.
+compared quantity as a ``parity.judge.Pair``; ``parity.judge.judge_lazily`` turns each
+step's pairs into ``Check``s under the rules of ``parity.tolerances``, asking
+``parity.step_evidence`` for the float64 evaluation of the step and its spread σ only where
+a verdict needs them; ``Comparison`` reports.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ import torch
 from parity import precise, transfer
 from parity import twins as twins_mod
 from parity.fileio import atomic_write
-from parity.judge import Check, Pair, judge, nonfinite
+from parity.judge import Check, Pair, judge, judge_lazily, nonfinite
 from parity.masks import DropoutMaskRecorder
 from parity.runtime import exact_float32_matmul
+from parity.step_evidence import StepEvidence
 from parity.tolerances import SAMPLES
 
 __all__ = ["Check", "Comparison", "compare_twins"]
@@ -108,48 +110,53 @@ class Comparison:
         atomic_write(os.path.join(directory, "summary.json"), lambda f: f.write(payload))
 
 
-def compare_twins(twins: twins_mod.Twins, X, y, *, steps: int = 1,
-                  seed: int = 0) -> Comparison:
-    """Collect the evidence of ``steps`` steps, judge it, return the ``Comparison``."""
+def compare_twins(twins: twins_mod.Twins, X, y, *, steps: int = 1, seed: int = 0,
+                  kept: dict | None = None) -> Comparison:
+    """Collect the evidence of ``steps`` steps, judge it, return the ``Comparison``.
+    ``kept`` (when given) receives each step's ``StepEvidence`` by step number: what a
+    localization of a failure reuses (``parity.localize.after``)."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     result = Comparison(twins.name, twins.dtype, seed, steps)
     with exact_float32_matmul():
-        pairs = collect(twins, np.asarray(X, dtype=np.dtype(twins.dtype)), y, steps, seed,
-                        result)
-    result.checks = judge(pairs, twins.dtype)
+        result.checks = collect(twins, np.asarray(X, dtype=np.dtype(twins.dtype)), y, steps,
+                                seed, result, kept)
     return result
 
 
-def collect(twins, X, y, steps: int, seed: int, result: Comparison) -> list[Pair]:
-    """Run the steps (torch first: its dropout masks are handed to NumPy) and record every
-    compared quantity; evidence arrays go to ``result.arrays``."""
+def collect(twins, X, y, steps: int, seed: int, result: Comparison,
+            kept: dict | None = None) -> list[Check]:
+    """Run the steps (torch first: its dropout masks are handed to NumPy), record every
+    compared quantity and judge each step as it ends (its evidence is at hand then);
+    evidence arrays go to ``result.arrays``."""
     result.arrays["weights"] = transfer.torch_state(twins.torch_model)
     result.arrays["batch"] = {"X": X, "y": np.asarray(y)}
     recorder = DropoutMaskRecorder(twins.torch_model)
-    pairs: list[Pair] = []
+    checks: list[Check] = []
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             twins.torch_model.train()
             for step in range(1, steps + 1):
                 before = twins.numpy_model.state_dict()
-                found = _step(twins, X, y, step, recorder, seed, result)
-                pairs += found
+                found, judged = _step(twins, X, y, step, recorder, seed, result, kept)
+                checks += judged
                 if not result.notes and any(nonfinite(p) for p in found):
                     result.notes.append(_first_nonfinite(twins, before, found, X, y, step,
                                                          seed))
-            pairs += _eval_output(twins, X, seed)
+            checks += _eval_output(twins, X, seed)
     finally:
         recorder.remove()
-    return pairs
+    return checks
 
 
-def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison) -> list[Pair]:
-    """One training step of both twins. The update is applied on torch's gradients on both
-    sides, so parameters and optimizer state check the update rule itself: Adam divides by
-    sqrt(v) + eps, so a rounding-level gradient difference on a parameter whose true gradient
-    is 0 (a bias feeding BatchNorm) would become steps of up to lr — different by design."""
+def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison,
+          kept: dict | None = None) -> tuple[list[Pair], list[Check]]:
+    """One training step of both twins, its pairs and their checks. The update is applied
+    on torch's gradients on both sides, so parameters and optimizer state check the update
+    rule itself: Adam divides by sqrt(v) + eps, so a rounding-level gradient difference on a
+    parameter whose true gradient is 0 (a bias feeding BatchNorm) would become steps of up
+    to lr — different by design."""
     t_model, t_opt, np_model = twins.torch_model, twins.torch_optimizer, twins.numpy_model
     if step > 1:
         # each step from the identical state (weights, buffers, optimizer state): the float64
@@ -188,14 +195,13 @@ def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison) -> li
     found["buffer"] = {k: (after_np[k], after_t[k]) for k in after_t if k in buffers}
     found["state"] = _state_pairs(twins)
     result.arrays["params_after_numpy"], result.arrays["params_after_torch"] = after_np, after_t
-    if twins.dtype != "float64":
-        return _pairs(found, _precise_step(twins, start, X, y, masks, grads_t, seed + step), step)
-    pairs = _pairs(found, {}, step)
-    if all(c.passed for c in judge(pairs, twins.dtype)):
-        return pairs
-    # float64: only a step the table fails pays for its rounding spread (parity.judge, rounding)
-    return _pairs(found, _precise_step(twins, start, X, y, masks, grads_t, seed + step), step,
-                  spread_only=True)
+    pairs = _pairs(found, step)
+    # only a pair the table fails pays for the float64 evaluation, and below float64 only one
+    # that FACTOR alone fails for its spread σ (parity.judge, judge_lazily)
+    evidence = StepEvidence(twins, start, X, y, masks, grads_t, seed + step)
+    if kept is not None:
+        kept[step] = evidence
+    return pairs, judge_lazily(pairs, twins.dtype, evidence.attach)
 
 
 def _first_nonfinite(twins, before: dict, found: list[Pair], X, y, step: int, seed: int) -> str:
@@ -261,64 +267,17 @@ def _state_pairs(twins) -> dict:
     return out
 
 
-def _precise_step(twins, start, X, y, masks, grads_t, seed: int) -> dict:
-    """The float64 evaluation of this step from the NumPy twin's state at its start, and its
-    spread σ under the twins' dtype's rounding (``parity.precise``): ``{quantity: {key: (r,
-    σ)}}`` in torch layout."""
-    t_model = twins.torch_model
-
-    def fwd(s, perturb):
-        loss64 = copy.copy(twins.numpy_loss)
-        out = precise.forward_backward(s[0], loss64, X, y, masks, perturb)
-        if twins.penalty_keys:
-            out["penalty"] = float(perturb(np.float64(twins.numpy_penalty(s[0].parameters()))))
-        return out
-
-    def upd(s, perturb):
-        return precise.update(s[0], s[1], transfer.to_numpy_layout(grads_t, t_model), perturb)
-
-    def zero(s, perturb):
-        for arr in s[0].parameters().values():
-            arr[...] = 0
-        return precise.update(s[0], s[1], transfer.to_numpy_layout(grads_t, t_model), perturb)
-
-    dt = twins.dtype
-    fb, fb_sigma = precise.evaluate(start, fwd, SAMPLES, seed, dt)
-    zu, zu_sigma = precise.evaluate(start, zero, SAMPLES, seed + 2_000_003, dt)
-    up, up_sigma = precise.evaluate(start, upd, SAMPLES, seed + 1_000_003, dt)
-    lay = transfer.state_layouts(t_model)
-    to_t = transfer.to_torch_layout
-    ref = {"loss": {"": (fb["loss"], fb_sigma["loss"])},
-           "grad": _with_sigma(to_t(fb["grads"], t_model), fb_sigma["grads"]),
-           "buffer": _with_sigma(fb["buffers"], fb_sigma["buffers"]),
-           "param": _with_sigma(to_t(up["params"], t_model), up_sigma["params"]),
-           "update": _with_sigma(to_t(zu["params"], t_model), zu_sigma["params"]),
-           "state": {f"{k}.{sk}": (v, up_sigma["state"][k][sk]) for k, st in up["state"].items()
-                     for sk, v in transfer.state_to_torch_layout(st, lay[k]).items()}}
-    if "penalty" in fb:
-        ref["penalty"] = {"": (fb["penalty"], fb_sigma["penalty"])}
-    return ref
-
-
-def _with_sigma(values: dict, sigmas: dict) -> dict:
-    return {k: (v, sigmas[k]) for k, v in values.items()}
-
-
-def _pairs(found: dict, ref: dict, step: int, spread_only: bool = False) -> list[Pair]:
-    """``Pair``s labelled ``"step 2 grad 0.weight"``; groups share a scale (see judge).
-    ``ref``: the float64 evaluation and σ by quantity and key; ``spread_only`` keeps σ alone
-    (float64: the evaluation is no more precise than the twins)."""
+def _pairs(found: dict, step: int) -> list[Pair]:
+    """``Pair``s labelled ``"step 2 grad 0.weight"``; groups share a scale (see judge)."""
     pairs = []
     for quantity, items in found.items():
         for key, (mine, theirs) in items.items():
             label = f"step {step} {quantity}" + (f" {key}" if key else "")
-            r, sigma = ref.get(quantity, {}).get(key, (None, None))
-            r = None if spread_only else r
             if mine is None:
                 mine = np.full(np.shape(theirs), np.nan)   # missing in NumPy: fails
                 label += " (missing in the NumPy optimizer)"
             pairs.append(Pair(label, quantity, _group(quantity, key), step,
-                              np.asarray(mine), np.asarray(theirs), r, sigma))
+                              np.asarray(mine), np.asarray(theirs), key=key))
     return pairs
 
 
@@ -330,17 +289,25 @@ def _group(quantity: str, key: str) -> str:
     return quantity
 
 
-def _eval_output(twins, X, seed: int) -> list[Pair]:
-    """Eval-mode outputs after the last step (running statistics, no dropout)."""
+def _eval_output(twins, X, seed: int) -> list[Check]:
+    """Eval-mode outputs after the last step (running statistics, no dropout), judged with
+    the float64 evaluation and σ only where the verdict needs them."""
     out_n, out_t = twins.predict(X)
     pair = Pair("eval output", "output", "output", None, out_n, out_t)
-    if twins.dtype == "float64" and judge([pair], "float64")[0].passed:
-        return [pair]
-    m64, _ = precise.upcast(twins.numpy_model)
-    r, pair.noise = precise.evaluate(m64, lambda m, p: precise.predict(m, X, p), SAMPLES, seed,
-                                     twins.dtype)
-    pair.precise = r if twins.dtype != "float64" else None
-    return [pair]
+    r: dict = {}
+
+    def run(m, p):
+        return precise.predict(m, X, p)
+
+    def evidence(pairs: list[Pair], sigma: bool) -> None:
+        if not r:
+            r["m64"] = precise.upcast(twins.numpy_model)[0]
+            r["exact"] = precise.exact(r["m64"], run)
+        if twins.dtype != "float64":
+            pair.precise = r["exact"]
+        if sigma:
+            pair.noise = precise.sigma(r["m64"], run, r["exact"], SAMPLES, seed, twins.dtype)
+    return judge_lazily([pair], twins.dtype, evidence)
 
 
 def check_arrays(label: str, quantity: str, mine, theirs, dtype: str) -> Check:

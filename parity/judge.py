@@ -1,8 +1,9 @@
 """Judging evidence: each compared tensor of a step becomes one labelled ``Check``.
 
 Running the twins (``parity.compare``) records ``Pair``s — the NumPy value, the torch value
-and, below float64, a float64 evaluation of the same step with its rounding spread. This
-module only reads them. The rules and their constants live in ``parity.tolerances``:
+and, below float64, a float64 evaluation of the same step with its rounding spread, collected
+only for a pair whose verdict needs it (``judge_lazily``). This module only reads them. The
+rules and their constants live in ``parity.tolerances``:
 
 ``table``      ``|a − b| ≤ rtol·|b| + atol·S`` elementwise. float64: ``S`` is the scale of
                the tensor's group in the step (all gradients of step 2, say), because a tensor
@@ -25,6 +26,7 @@ module only reads them. The rules and their constants live in ``parity.tolerance
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +41,9 @@ class Pair:
     torch layout. ``group`` collects tensors that share a scale (``grad``, ``state.exp_avg``);
     ``precise`` is the float64 evaluation of the same step from the same float32 state and
     ``noise`` (σ) how far rounding of the twins' dtype moves it; in the float64 tier
-    ``precise`` is ``None`` and ``noise`` is measured only for a step the table fails."""
+    ``precise`` is ``None`` and ``noise`` is measured only for a step the table fails.
+    Both are collected only for a pair whose verdict needs them (``judge_lazily``); ``key``
+    names the tensor within its quantity (``0.weight``), for whoever collects them."""
 
     label: str
     quantity: str
@@ -49,6 +53,7 @@ class Pair:
     theirs: np.ndarray
     precise: np.ndarray | None = None
     noise: float | None = None
+    key: str = ""
 
 
 @dataclass
@@ -69,7 +74,7 @@ class Check:
     tiny: bool = False           # torch's tensor lies wholly below the absolute atol floor
     err_numpy: float | None = None   # max|a − r| (precision tier)
     err_torch: float | None = None   # max|b − r|
-    noise: float | None = None       # σ of the float64 evaluation
+    noise: float | None = None       # σ of the float64 evaluation; None: not needed
 
 
 def _as_float64(v) -> np.ndarray:
@@ -80,29 +85,63 @@ def _is_integer(v) -> bool:
     return np.asarray(v).dtype.kind in "biu"
 
 
-def group_scales(pairs: list[Pair]) -> dict[tuple, float]:
-    """``S`` per (step, group): the largest magnitude either twin shows in that group."""
+def group_scales(pairs: list[Pair], sizes: dict | None = None) -> dict[tuple, float]:
+    """``S`` per (step, group): the largest magnitude either twin shows in that group;
+    ``sizes`` (when given) receives each pair's ``(max|a|, max|b|)`` by ``id``."""
     scales: dict[tuple, float] = {}
     for p in pairs:
         key = (p.step, p.group)
-        s = max(_maxabs(p.mine), _maxabs(p.theirs))
-        scales[key] = max(scales.get(key, 0.0), s)
+        m = (_maxabs(p.mine), _maxabs(p.theirs))
+        if sizes is not None:
+            sizes[id(p)] = m
+        scales[key] = max(scales.get(key, 0.0), max(m))
     return scales
 
 
 def _maxabs(v) -> float:
-    a = np.abs(_as_float64(v))
+    """``max|v|`` (0 for an empty array); a float array in its own dtype (|·| and max are
+    exact in any, and float32 → float64 is exact), any other converted first."""
+    a = np.asarray(v)
+    a = np.abs(a if a.dtype.kind == "f" else _as_float64(a))
     return float(a.max()) if a.size else 0.0
 
 
 def judge(pairs: list[Pair], dtype: str) -> list[Check]:
     """A ``Check`` for every pair, in order."""
-    scales = group_scales(pairs)
-    return [judge_pair(p, dtype, scales[(p.step, p.group)]) for p in pairs]
+    sizes: dict[int, tuple] = {}
+    scales = group_scales(pairs, sizes)
+    return [judge_pair(p, dtype, scales[(p.step, p.group)], sizes[id(p)]) for p in pairs]
 
 
-def judge_pair(p: Pair, dtype: str, group_scale: float) -> Check:
-    """Shape first, then integers exactly, then the table, then (below float64) precision."""
+Evidence = Callable[[list[Pair], bool], None]
+
+
+def judge_lazily(pairs: list[Pair], dtype: str, evidence: Evidence) -> list[Check]:
+    """``judge(pairs, dtype)`` with the evidence of each pair collected only when its verdict
+    needs it: ``evidence(some, sigma)`` sets ``precise`` on ``some`` (below float64), and with
+    ``sigma`` also ``noise``. The table needs neither; below float64 a pair the table fails
+    gets ``r``, and σ only when ``FACTOR`` alone fails it (``d_a ≤ F·d_b + σ`` holds for
+    every σ ≥ 0 when it holds for 0); in float64 a pair the table fails gets σ. So every
+    verdict, rule and message is the one ``judge`` gives with all evidence attached; a check
+    ``FACTOR`` decided keeps ``noise = None`` (σ was not measured)."""
+    sizes: dict[int, tuple] = {}
+    scales = group_scales(pairs, sizes)
+    checks = [judge_pair(p, dtype, scales[(p.step, p.group)], sizes[id(p)]) for p in pairs]
+    need = [i for i, c in enumerate(checks) if not c.passed and c.rule == "table"]
+    for sigma in ((False, True) if dtype != "float64" else (True,)):
+        if not need:
+            break
+        evidence([pairs[i] for i in need], sigma)
+        for i in need:
+            p = pairs[i]
+            checks[i] = judge_pair(p, dtype, scales[(p.step, p.group)], sizes[id(p)])
+        need = [i for i in need if not checks[i].passed and checks[i].rule == "precision"]
+    return checks
+
+
+def judge_pair(p: Pair, dtype: str, group_scale: float, sizes: tuple | None = None) -> Check:
+    """Shape first, then integers exactly, then the table, then (below float64) precision.
+    ``sizes``: ``(max|a|, max|b|)`` when known (``group_scales``)."""
     rtol, atol = tol.tolerance(dtype, p.quantity)
     a, b = np.asarray(p.mine), np.asarray(p.theirs)
     if a.shape != b.shape:
@@ -111,11 +150,12 @@ def judge_pair(p: Pair, dtype: str, group_scale: float) -> Check:
     a64, b64 = _as_float64(a), _as_float64(b)
     diff = np.abs(a64 - b64)
     max_abs = float(diff.max()) if diff.size else 0.0
-    own = max(_maxabs(a64), _maxabs(b64))
+    ma, mb = sizes if sizes is not None else (_maxabs(a64), _maxabs(b64))
+    own = max(ma, mb)
     base: dict[str, Any] = dict(label=p.label, quantity=p.quantity, max_abs=max_abs,
                 max_rel=max_abs / own if own > atol * group_scale else 0.0, rtol=rtol, atol=atol,
-                tiny=_maxabs(b64) < tol.ABSOLUTE_FLOOR[dtype])
-    if not _finite(a64, b64):
+                tiny=mb < tol.ABSOLUTE_FLOOR[dtype])
+    if not (np.isfinite(ma) and np.isfinite(mb)):     # a max of |v| is finite iff all are
         base.update(max_abs=float("inf"), max_rel=float("inf"))
         return Check(**base, passed=False, rule="finite", detail=_nonfinite_message(p.label,
                                                                                    a64, b64))
@@ -154,7 +194,7 @@ def _judge_precision(p: Pair, base: dict, scale: float, a64, b64, table_msg: str
         f"{table_msg}; against the float64 evaluation: NumPy {d_a:.3g}, torch {d_b:.3g}, "
         f"allowed {tol.FACTOR:g}x the other's + {tol.FLOOR:g} x noise {sigma:.3g}")
     return Check(**base, passed=ok, rule="precision", scale=scale, detail=detail,
-                 err_numpy=d_a, err_torch=d_b, noise=sigma)
+                 err_numpy=d_a, err_torch=d_b, noise=None if p.noise is None else sigma)
 
 
 def _nonfinite_message(label: str, a64: np.ndarray, b64: np.ndarray) -> str:

@@ -13,6 +13,10 @@ The first layer whose output disagrees is where a forward bug lives; the first l
 loss backwards) whose input or parameter gradient disagrees is where a backward bug lives —
 every layer before it then inherits the wrong upstream gradient, so the parameter gradients
 that disagree are listed as what the bug affects.
+
+It is run only where the comparison failed (``after``): from the state the twins started
+from, with the float64 evaluation and its spread σ computed only where a verdict needs them
+(``parity.judge.judge_lazily``).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import numpy as np
 import torch
 
 from parity import precise, transfer
-from parity.judge import Check, Pair, judge
+from parity.judge import Check, Pair, judge_lazily
 from parity.masks import DropoutMaskRecorder
 from parity.tolerances import SAMPLES
 from parity.twins import device_of
@@ -150,16 +154,17 @@ def torch_layers(model, loss, X, targets, seed: int) -> tuple[dict, dict]:
 
 # ---- judging and reading off the first layer
 
-def _pairs(mine: dict, theirs: dict, ref: dict, sig: dict, kinds: list[str]) -> list[Pair]:
-    pairs = []
+def _pairs(mine: dict, theirs: dict, kinds: list[str]) -> tuple[list[Pair], list[tuple]]:
+    """The pairs, and where each one's float64 evaluation sits: ``(group, key)``."""
+    pairs, where = [], []
     for group, quantity in (("output", "output"), ("input_grad", "grad"), ("grad", "grad")):
         for key, b in theirs[group].items():
             what = {"output": "output", "input_grad": "input gradient"}.get(group, f"grad {key}")
             i = key if isinstance(key, int) else int(key.split(".")[0])
-            r, s = (ref[group][key], sig[group][key]) if ref else (None, None)
             pairs.append(Pair(f"step 1 layer {i} ({kinds[i]}) {what}", quantity, group, 1,
-                              np.asarray(mine[group][key]), b, r, s))
-    return pairs
+                              np.asarray(mine[group][key]), b))
+            where.append((group, key))
+    return pairs, where
 
 
 def _finding(pair: Pair, check: Check, kinds: list[str]) -> LayerFinding:
@@ -193,25 +198,72 @@ def _check_of(p: Pair, pairs: list[Pair], checks: list[Check]) -> Check:
     return checks[next(j for j, q in enumerate(pairs) if q is p)]
 
 
-def localize(twins, X, y, seed: int = 0) -> Localization:
+def start_state(twins) -> dict:
+    """The NumPy twin's ``state_dict`` (copies) before a comparison steps the twins: the
+    state ``after`` localizes from."""
+    return twins.numpy_model.state_dict()
+
+
+def after(comparison, twins, X, y, seed: int, state: dict, kept: dict | None = None
+          ) -> Localization:
+    """``localize`` from ``state`` (``start_state`` of the twins before ``comparison`` ran)
+    when ``comparison`` failed; when every check passed there is nothing to localize, and
+    the localization says that everything agrees. ``kept``: the comparison's evidence by
+    step (``compare_twins(kept=...)``), whose step 1 float64 evaluation and σ it reuses."""
+    if comparison.passed:
+        return Localization()
+    return localize(twins, X, y, seed, state, (kept or {}).get(1))
+
+
+def localize(twins, X, y, seed: int = 0, state: dict | None = None,
+             evidence=None) -> Localization:
     """Layer-by-layer verdicts of step 1 of ``twins`` (``parity.twins.Twins``, left untouched:
     copies run) on the batch ``(X, y)``; torch's dropout masks from ``seed`` as in
-    ``parity.compare.compare_twins``."""
+    ``parity.compare.compare_twins``. ``state``: the NumPy state (``start_state``) both
+    copies start from, when the twins have stepped since (their weights are equal at the
+    start: ``Twins.sync_weights``). ``evidence``: the comparison's step 1
+    (``parity.step_evidence.StepEvidence``, the same start, batch and masks), whose forward
+    evaluation and σ serve here instead of running them again."""
     np_model, t_model = copy.deepcopy(twins.numpy_model), copy.deepcopy(twins.torch_model)
+    if state is not None:
+        np_model.load_state_dict(state)
+        transfer.numpy_to_torch(np_model, t_model)
     X = np.asarray(X, dtype=np.dtype(twins.dtype))
     theirs, masks = torch_layers(t_model, twins.torch_loss, X, twins.torch_targets(y), seed)
     start = precise.upcast(np_model)[0] if twins.dtype != "float64" else None
     mine = numpy_layers(np_model, copy.copy(twins.numpy_loss), X, y, masks, dtype=X.dtype)
     mine["grad"] = transfer.to_torch_layout(mine["grad"], t_model)
-    ref = sig = {}
-    if start is not None:
-        ref, sig = precise.evaluate(
-            start, lambda m, p: numpy_layers(m, copy.copy(twins.numpy_loss), X, y, masks, p),
-            SAMPLES, seed)   # as compare judges them
-        ref["grad"] = transfer.to_torch_layout(ref["grad"], t_model)
     kinds = [type(m).__name__ for m in twins.numpy_model.layers]
-    pairs = _pairs(mine, theirs, ref, sig, kinds)
-    return read_off(pairs, judge(pairs, twins.dtype), kinds)
+    pairs, where = _pairs(mine, theirs, kinds)
+    found: dict = {}
+
+    def run(m, p):
+        out = numpy_layers(m, copy.copy(twins.numpy_loss), X, y, masks, p)
+        return {**out, "grad": transfer.to_torch_layout(out["grad"], t_model)}
+
+    def attach(some: list[Pair], sigma: bool) -> None:
+        if start is None:
+            return        # float64: the table alone, as the comparison's own first verdict
+        if "exact" not in found:
+            found["exact"] = (_layers(evidence.exact("forward"), t_model) if evidence else
+                              precise.exact(start, run))
+        if sigma and "sigma" not in found:    # as compare judges them
+            found["sigma"] = (_layers(evidence.sigma("forward"), None) if evidence else
+                              precise.sigma(start, run, found["exact"], SAMPLES, seed))
+        ids = {id(q) for q in some}
+        for p, (group, key) in zip(pairs, where):
+            if id(p) in ids:
+                p.precise = found["exact"][group][key]
+                p.noise = found["sigma"][group][key] if sigma else None
+    return read_off(pairs, judge_lazily(pairs, twins.dtype, attach), kinds)
+
+
+def _layers(forward: dict, t_model) -> dict:
+    """``numpy_layers``'s groups of a ``parity.precise.forward_backward(layers=True)`` result
+    (or of its σ, ``t_model=None``), parameter gradients in torch layout."""
+    grads = forward["grads"] if t_model is None else transfer.to_torch_layout(
+        forward["grads"], t_model)
+    return {"output": forward["output"], "input_grad": forward["input_grad"], "grad": grads}
 
 
 # ---- where a NaN or Inf first appears ---------------------------------------------------------

@@ -1,0 +1,110 @@
+"""The float64 evaluation of one compared step and its spread σ, computed on demand.
+
+``parity.compare`` records a step's pairs and ``parity.judge.judge_lazily`` asks for evidence
+only for the pairs whose verdict needs it. A step has three evaluations (``parity.precise``),
+each run once exactly and, for σ, ``SAMPLES`` times perturbed: the training forward and
+backward (loss, gradients, buffers, penalty), the update from the step's parameters (the
+parameters and optimizer state after it) and the update from zero parameters (``update``).
+Only the evaluations that hold a needed pair's quantity are run, each at most once; each has
+its own seed, so a σ computed alone is the σ computed with the others. The forward
+evaluation keeps every layer's output and input gradient: ``parity.localize`` judges a failed
+step 1 layer by layer against them.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+
+from parity import precise, transfer
+from parity.judge import Pair
+from parity.tolerances import SAMPLES
+
+__all__ = ["StepEvidence"]
+
+# evaluation → (the quantities it holds, its seed's offset from the step's seed)
+EVALUATIONS = {"forward": (("loss", "grad", "buffer", "penalty"), 0),
+               "update": (("param", "state"), 1_000_003),
+               "zero": (("update",), 2_000_003)}
+
+
+class StepEvidence:
+    """The evidence of one step of ``twins`` from ``start`` (the NumPy twin's state at the
+    step's start, upcast: ``precise.upcast``), with torch's dropout ``masks`` and gradients
+    ``grads_t``; ``seed`` the step's. ``attach(pairs, sigma)`` is ``judge_lazily``'s
+    ``evidence``: below float64 it sets each pair's ``precise``, with ``sigma`` its ``noise``;
+    in float64 only ``noise`` (the evaluation is no more precise than the twins)."""
+
+    def __init__(self, twins, start, X, y, masks: dict, grads_t: dict, seed: int):
+        self.twins, self.start, self.X, self.y, self.masks = twins, start, X, y, masks
+        self.grads = transfer.to_numpy_layout(grads_t, twins.torch_model)
+        self.seed = seed
+        self._exact: dict[str, dict] = {}
+        self._sigma: dict[str, dict] = {}
+
+    def attach(self, pairs: list[Pair], sigma: bool) -> None:
+        names = {name for p in pairs for name, (qs, _) in EVALUATIONS.items()
+                 if p.quantity in qs}
+        for name in sorted(names):
+            ref = self._leaves(name, self.exact(name), True)
+            sig = self._leaves(name, self.sigma(name), False) if sigma else {}
+            for p in pairs:
+                if p.quantity in ref and p.key in ref[p.quantity]:
+                    if self.twins.dtype != "float64":
+                        p.precise = ref[p.quantity][p.key]
+                    if sigma:
+                        p.noise = sig[p.quantity][p.key]
+
+    def exact(self, name: str) -> dict:
+        if name not in self._exact:
+            self._exact[name] = precise.exact(self.start, self._run(name))
+        return self._exact[name]
+
+    def sigma(self, name: str) -> dict:
+        if name not in self._sigma:
+            self._sigma[name] = precise.sigma(
+                self.start, self._run(name), self.exact(name), SAMPLES,
+                self.seed + EVALUATIONS[name][1], self.twins.dtype)
+        return self._sigma[name]
+
+    def _run(self, name: str):
+        twins = self.twins
+
+        def forward(s, perturb):
+            out = precise.forward_backward(s[0], copy.copy(twins.numpy_loss), self.X, self.y,
+                                           self.masks, perturb, layers=True)
+            if twins.penalty_keys:
+                out["penalty"] = float(perturb(np.float64(
+                    twins.numpy_penalty(s[0].parameters()))))
+            return out
+
+        def update(s, perturb):
+            return precise.update(s[0], s[1], self.grads, perturb)
+
+        def zero(s, perturb):
+            for arr in s[0].parameters().values():
+                arr[...] = 0
+            return precise.update(s[0], s[1], self.grads, perturb)
+        return {"forward": forward, "update": update, "zero": zero}[name]
+
+    def _leaves(self, name: str, tree: dict, arrays: bool) -> dict:
+        """``{quantity: {key: leaf}}`` of one evaluation's result (or its σ), keys as the
+        pairs name them (torch's); ``arrays``: the leaves are values, put in torch layout."""
+        t_model = self.twins.torch_model
+
+        def to_t(d):
+            return transfer.to_torch_layout(d, t_model) if arrays else d
+        if name == "forward":
+            out = {"loss": {"": tree["loss"]}, "grad": to_t(tree["grads"]),
+                   "buffer": tree["buffers"]}
+            if "penalty" in tree:
+                out["penalty"] = {"": tree["penalty"]}
+            return out
+        if name == "zero":
+            return {"update": to_t(tree["params"])}
+        lay = transfer.state_layouts(t_model)
+        state = {f"{k}.{sk}": v for k, st in tree["state"].items()
+                 for sk, v in (transfer.state_to_torch_layout(st, lay[k]) if arrays
+                               else st).items()}
+        return {"param": to_t(tree["params"]), "state": state}
