@@ -173,7 +173,7 @@ def _patch_diverge(mp):
 
 def _patch_bench(mp):
     from parity.tools import bench
-    mp.setattr(bench, "run_bench", lambda quick=False: dict(NASTY))
+    mp.setattr(bench, "run_bench", lambda *a, **k: dict(NASTY))
 
 
 def _patch_selftest(mp):
