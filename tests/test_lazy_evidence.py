@@ -9,11 +9,10 @@ catalogue models with σ-decided checks and injected errors run in the fast tier
 catalogue model in both dtypes in the slow one; drawn nets (``tests/test_properties``) in both.
 """
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from test_properties import cases, has_batchnorm
-from verdict_records import check_records
+from verdict_records import catalogue_twins, check_records
 
 from parity import compare as compare_mod
 from parity import localize
@@ -43,13 +42,7 @@ def eager(pairs, dtype, evidence):
 def catalogue_run(name: str, dtype: str, inject: bool):
     """compare_twins and the localization of one catalogue model (the last weight's gradient
     scaled by 1 + 1e-4 / 1 + 1e-8 with ``inject``), as ``compare_models`` runs them."""
-    from test_verdicts import inject_grad, last_weight
-    spec = zoo.get(name)
-    X, y = first_batch(spec, 0)
-    twins = from_spec(spec, dtype, 0)
-    if inject:
-        inject_grad(twins, last_weight(name))
-    X = np.asarray(X, dtype=dtype)
+    spec, twins, X, y = catalogue_twins(name, dtype, inject)
     state, kept = localize.start_state(twins), {}
     comp = compare_twins(twins, X, y, steps=default_steps(spec), kept=kept)
     return comp, localize.after(comp, twins, X, y, 0, state, kept), twins, X, y

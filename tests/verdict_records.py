@@ -51,16 +51,22 @@ def localization_after(twins, X, y, seed, run):
     return run(twins, None), loc
 
 
-def catalogue_record(name: str, dtype: str, inject: str | None = None) -> dict:
-    """One catalogue model in ``dtype``, optionally with the last weight's gradient scaled by
-    1 + 1e-4 (float32) / 1 + 1e-8 (float64) in NumPy (``tests/test_verdicts.inject_grad``)."""
+def catalogue_twins(name: str, dtype: str, inject) -> tuple:
+    """``(spec, twins, X, y)`` of one catalogue model in ``dtype`` at seed 0, with ``inject``
+    the last weight's gradient scaled by 1 + 1e-4 (float32) / 1 + 1e-8 (float64) in NumPy
+    (``tests/test_verdicts.inject_grad``)."""
     spec = zoo.get(name)
     X, y = first_batch(spec, 0)
     twins = from_spec(spec, dtype, 0)
     if inject:
         from test_verdicts import inject_grad, last_weight
         inject_grad(twins, last_weight(name))
-    X = np.asarray(X, dtype=dtype)
+    return spec, twins, np.asarray(X, dtype=dtype), y
+
+
+def catalogue_record(name: str, dtype: str, inject: str | None = None) -> dict:
+    """One catalogue model in ``dtype`` (``catalogue_twins``), its checks and localization."""
+    spec, twins, X, y = catalogue_twins(name, dtype, inject)
     comp, loc = localization_after(
         twins, X, y, 0, lambda t, kept: compare_twins(t, X, y, steps=default_steps(spec),
                                                       **({} if kept is None else {"kept": kept})))
