@@ -24,7 +24,7 @@ from parity.fileio import atomic_write
 from parity.judge import Check, Pair, judge, judge_lazily, nonfinite
 from parity.masks import DropoutMaskRecorder
 from parity.runtime import exact_float32_matmul
-from parity.step_evidence import StepEvidence
+from parity.step_evidence import StartState, StepEvidence
 from parity.tolerances import SAMPLES
 
 __all__ = ["Check", "Comparison", "compare_twins"]
@@ -139,7 +139,7 @@ def collect(twins, X, y, steps: int, seed: int, result: Comparison,
             twins.torch_model.train()
             for step in range(1, steps + 1):
                 before = twins.numpy_model.state_dict()
-                found, judged = _step(twins, X, y, step, recorder, seed, result, kept)
+                found, judged = _step(twins, X, y, step, recorder, seed, result, before, kept)
                 checks += judged
                 if not result.notes and any(nonfinite(p) for p in found):
                     result.notes.append(_first_nonfinite(twins, before, found, X, y, step,
@@ -150,13 +150,14 @@ def collect(twins, X, y, steps: int, seed: int, result: Comparison,
     return checks
 
 
-def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison,
+def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison, before: dict,
           kept: dict | None = None) -> tuple[list[Pair], list[Check]]:
     """One training step of both twins, its pairs and their checks. The update is applied
     on torch's gradients on both sides, so parameters and optimizer state check the update
     rule itself: Adam divides by sqrt(v) + eps, so a rounding-level gradient difference on a
     parameter whose true gradient is 0 (a bias feeding BatchNorm) would become steps of up
-    to lr — different by design."""
+    to lr — different by design. ``before``: the NumPy twin's ``state_dict`` at the step's
+    start, the state its float64 evaluation starts from (``StartState``)."""
     t_model, t_opt, np_model = twins.torch_model, twins.torch_optimizer, twins.numpy_model
     if step > 1:
         # each step from the identical state (weights, buffers, optimizer state): the float64
@@ -169,7 +170,7 @@ def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison,
     L_t = twins.torch_loss(t_model(twins.torch_input(X)), twins.torch_targets(y))
     L_t.backward()
     masks = recorder.take()
-    start = precise.upcast(np_model, twins.numpy_optimizer)
+    start = StartState(np_model, twins.numpy_optimizer, before)
     for i, m in masks.items():
         np_model.layers[i].queue_masks(m)
     L_n = float(twins.numpy_loss.forward(np_model.forward(X, training=True), y))
@@ -254,7 +255,8 @@ def _zip(mine: dict, theirs: dict) -> dict:
 
 def _state_pairs(twins) -> dict:
     """Optimizer state by ``"{param}.{entry}"``: NumPy's (torch layout) against torch's. An
-    entry torch keeps and NumPy lacks is paired with ``None`` (a failed check)."""
+    entry torch keeps and NumPy lacks is paired with ``None`` (a failed check). torch's are
+    views, not copies: the step judges them before its optimizer moves again."""
     lay = transfer.state_layouts(twins.torch_model)
     names = {id(p): k for k, p in twins.torch_model.named_parameters()}
     out = {}
@@ -262,7 +264,7 @@ def _state_pairs(twins) -> dict:
         k = names[id(p)]
         mine = transfer.state_to_torch_layout(twins.numpy_optimizer.state.get(k, {}), lay[k])
         for sk, sv in st.items():
-            out[f"{k}.{sk}"] = (mine.get(sk), sv.detach().cpu().numpy().copy()
+            out[f"{k}.{sk}"] = (mine.get(sk), sv.detach().cpu().numpy()
                                 if isinstance(sv, torch.Tensor) else np.asarray(sv))
     return out
 

@@ -204,15 +204,21 @@ def start_state(twins) -> dict:
     return twins.numpy_model.state_dict()
 
 
-def after(comparison, twins, X, y, seed: int, state: dict, kept: dict | None = None
+def after(comparison, twins, X, y, seed: int, state: dict | None, kept: dict | None = None
           ) -> Localization:
-    """``localize`` from ``state`` (``start_state`` of the twins before ``comparison`` ran)
-    when ``comparison`` failed; when every check passed there is nothing to localize, and
-    the localization says that everything agrees. ``kept``: the comparison's evidence by
-    step (``compare_twins(kept=...)``), whose step 1 float64 evaluation and σ it reuses."""
+    """``localize`` from ``state`` (``start_state`` of the twins before ``comparison`` ran;
+    ``None``: step 1's start kept in ``kept``, the same state, not copied twice) when
+    ``comparison`` failed; when every check passed there is nothing to localize, and the
+    localization says that everything agrees. ``kept``: the comparison's evidence by step
+    (``compare_twins(kept=...)``), whose step 1 float64 evaluation and σ it reuses."""
     if comparison.passed:
         return Localization()
-    return localize(twins, X, y, seed, state, (kept or {}).get(1))
+    evidence = (kept or {}).get(1)
+    if state is None:
+        if evidence is None:
+            raise ValueError("localize.after: no state and no kept step 1 to start from")
+        state = evidence.start.state
+    return localize(twins, X, y, seed, state, evidence)
 
 
 def localize(twins, X, y, seed: int = 0, state: dict | None = None,

@@ -21,7 +21,7 @@ from parity import precise, transfer
 from parity.judge import Pair
 from parity.tolerances import SAMPLES
 
-__all__ = ["StepEvidence"]
+__all__ = ["StartState", "StepEvidence"]
 
 # evaluation → (the quantities it holds, its seed's offset from the step's seed)
 EVALUATIONS = {"forward": (("loss", "grad", "buffer", "penalty"), 0),
@@ -29,19 +29,53 @@ EVALUATIONS = {"forward": (("loss", "grad", "buffer", "penalty"), 0),
                "zero": (("update",), 2_000_003)}
 
 
-class StepEvidence:
-    """The evidence of one step of ``twins`` from ``start`` (the NumPy twin's state at the
-    step's start, upcast: ``precise.upcast``), with torch's dropout ``masks`` and gradients
-    ``grads_t``; ``seed`` the step's. ``attach(pairs, sigma)`` is ``judge_lazily``'s
-    ``evidence``: below float64 it sets each pair's ``precise``, with ``sigma`` its ``noise``;
-    in float64 only ``noise`` (the evaluation is no more precise than the twins)."""
+class StartState:
+    """The NumPy twin's state at a step's start, kept in its own dtype: ``state`` (its
+    ``state_dict`` copies) and a shallow copy of ``optimizer`` (param groups, state entries
+    copied). ``upcast()`` makes the float64 copies (``precise.upcast``) only when an
+    evaluation needs them, once: a step that the table decides never pays for them."""
 
-    def __init__(self, twins, start, X, y, masks: dict, grads_t: dict, seed: int):
+    def __init__(self, model, optimizer, state: dict):
+        self.model, self.state = model, state
+        self.optimizer = copy.copy(optimizer)
+        self.optimizer.param_groups = [dict(g) for g in optimizer.param_groups]
+        self.optimizer.state = {k: {sk: v.copy() if isinstance(v, np.ndarray) else copy.copy(v)
+                                    for sk, v in st.items()}
+                                for k, st in optimizer.state.items()}
+        self._upcast: tuple | None = None
+
+    def upcast(self) -> tuple:
+        """``(model, optimizer)`` in float64 at the step's start: a copy of the model (its
+        layers as they are) with ``state`` loaded, upcast with the optimizer's copy."""
+        if self._upcast is None:
+            m = copy.deepcopy(self.model)
+            m.load_state_dict(self.state)
+            self._upcast = precise.upcast(m, self.optimizer)
+        return self._upcast
+
+
+class StepEvidence:
+    """The evidence of one step of ``twins`` from ``start`` (``StartState``: the NumPy
+    twin's state at the step's start, upcast when first needed), with torch's dropout
+    ``masks`` and gradients ``grads_t``; ``seed`` the step's. ``attach(pairs, sigma)`` is
+    ``judge_lazily``'s ``evidence``: below float64 it sets each pair's ``precise``, with
+    ``sigma`` its ``noise``; in float64 only ``noise`` (the evaluation is no more precise
+    than the twins)."""
+
+    def __init__(self, twins, start: StartState, X, y, masks: dict, grads_t: dict, seed: int):
         self.twins, self.start, self.X, self.y, self.masks = twins, start, X, y, masks
-        self.grads = transfer.to_numpy_layout(grads_t, twins.torch_model)
+        self.grads_t = grads_t
         self.seed = seed
         self._exact: dict[str, dict] = {}
         self._sigma: dict[str, dict] = {}
+        self._grads: dict | None = None
+
+    @property
+    def grads(self) -> dict:
+        """torch's gradients in NumPy layout, made when an update evaluation first runs."""
+        if self._grads is None:
+            self._grads = transfer.to_numpy_layout(self.grads_t, self.twins.torch_model)
+        return self._grads
 
     def attach(self, pairs: list[Pair], sigma: bool) -> None:
         names = {name for p in pairs for name, (qs, _) in EVALUATIONS.items()
@@ -58,13 +92,13 @@ class StepEvidence:
 
     def exact(self, name: str) -> dict:
         if name not in self._exact:
-            self._exact[name] = precise.exact(self.start, self._run(name))
+            self._exact[name] = precise.exact(self.start.upcast(), self._run(name))
         return self._exact[name]
 
     def sigma(self, name: str) -> dict:
         if name not in self._sigma:
             self._sigma[name] = precise.sigma(
-                self.start, self._run(name), self.exact(name), SAMPLES,
+                self.start.upcast(), self._run(name), self.exact(name), SAMPLES,
                 self.seed + EVALUATIONS[name][1], self.twins.dtype)
         return self._sigma[name]
 
