@@ -52,7 +52,9 @@ class Options:
     seed: int = 0
 
     def check(self) -> None:
-        for name, allowed in (("reduction", ("mean", "sum")), ("examples", ("rows", "columns")),
+        """``examples`` and ``running_var`` (``reduction`` and ``loss``: ``api._check_loss``,
+        which every comparison runs)."""
+        for name, allowed in (("examples", ("rows", "columns")),
                               ("running_var", ("unbiased", "biased"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}: one of {allowed}, got {getattr(self, name)!r}")
