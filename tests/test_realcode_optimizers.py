@@ -1,12 +1,13 @@
 """Real optimizer code from public repositories against torch.optim (``compare_optimizers``).
 
-Three sources, one file each under tests/realcode/ (``SOURCES``): a student's cs231n
-``optim.py`` (``update(w, dw, config)``), the NNFS book's chapter-10 optimizer objects
-(``pre_update_params``/``update_params(layer)``/``post_update_params``) and numpy-ml's
+Three sources, one file each under tests/realcode/ (``realcode_sources.SOURCES``): a
+student's cs231n ``optim.py`` (``update(w, dw, config)``), the NNFS book's chapter-10 optimizer
+objects (``pre_update_params``/``update_params(layer)``/``post_update_params``) and numpy-ml's
 optimizer classes (``opt(param, grad, name)``, state in ``opt.cache``). Each file is the
 code as written below a header naming repository, path, commit and licence; its sha256 is
 checked. The files are not committed here (third-party code stays out of this repository's
-commits): a source whose file is absent is skipped, saying what to put where.
+commits): a source whose file is absent is skipped, saying what to put where; numpy-ml's is
+read from the installed numpy-ml when absent.
 
 A case is a source, an optimizer in it, torch's twin with the same hyperparameters, and
 the verdict expected: ``correct`` (passes), ``bug`` (the code as written is wrong: the first
@@ -17,70 +18,21 @@ Glue — the lines beyond the source a case needs — is the loader of its sourc
 """
 
 import ast
-import hashlib
-import importlib.metadata
-import pathlib
 import sys
 import types
 import warnings
 
 import numpy as np
 import pytest
+import realcode_sources
 
 from parity.optimizer_check import compare_optimizers
 from parity.update_rules import cs231n_rule, layer_rule, plain_rule
 
-HERE = pathlib.Path(__file__).resolve().parent / "realcode"
-MARK = "# ---- code as written below this line ----\n"
-SOURCES = {   # file -> (repository, path, commit, licence, sha256 of the code as written)
-    "cs231n_fortileizhang_optim.py": (
-        "FortiLeiZhang/cs231n", "code/cs231n/assignment2/cs231n/optim.py",
-        "a27508b03c490b95fa2506117b762ddd2f035a23", "none stated (all rights reserved)",
-        "6e7ce178b6e95f748225b3741ba8e7f297d2e2f853a196089aa10a3ea768031e"),
-    "nnfs_book_ch10.py": (
-        "Sentdex/nnfs_book", "Chapter_10/Ch10_Final.py",
-        "9cf2fc482985d5bc68c736a49aa0624b6ab13fb1", "MIT",
-        "dfbc73d8f8fec17f9a95d0e0011ad6774984b134c63ac51942f7bf1dc72fb80b"),
-    "numpy_ml_optimizers.py": (
-        "ddbourgin/numpy-ml", "numpy_ml/neural_nets/optimizers/optimizers.py",
-        "b0359af5285fbf9699d64fd5ec059493228af03e", "GPL-3.0",
-        "f6b667f9351916e0e8e41b7aaebca733e650327ed37b211b785d42103f6e8049"),
-}
-
-
-# Sources a package index also ships, file for file (the same sha256): found in the installed
-# distribution when tests/realcode lacks them. `make test` installs numpy-ml 0.1.2 for this
-# (without its dependencies: the package's __init__ no longer imports on Python ≥ 3.10, so
-# only the one file is read, never imported as a package).
-INSTALLED = {"numpy_ml_optimizers.py": ("numpy-ml",
-                                         "numpy_ml/neural_nets/optimizers/optimizers.py")}
-
-
-def _installed(name: str) -> pathlib.Path | None:
-    if name not in INSTALLED:
-        return None
-    dist, file = INSTALLED[name]
-    try:
-        path = pathlib.Path(str(importlib.metadata.distribution(dist).locate_file(file)))
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    return path if path.is_file() else None
-
 
 def code_of(name: str, plant: tuple[str, str] | None = None) -> str:
-    """The code as written (its sha256 checked), with the planted edit ``(old, new)``."""
-    path = HERE / name
-    repo, src, commit, licence, digest = SOURCES[name]
-    if path.is_file():
-        code = path.read_text().split(MARK, 1)[-1]
-    elif (installed := _installed(name)) is not None:
-        code = installed.read_text()
-    else:
-        also = (f"; or pip install --no-deps {INSTALLED[name][0]} (constraints.txt)"
-                if name in INSTALLED else "")
-        pytest.skip(f"tests/realcode/{name} absent: {repo} {src} at {commit} ({licence}) "
-                    f"below a header ending {MARK.strip()!r}{also}")
-    assert hashlib.sha256(code.encode()).hexdigest() == digest, f"{name}: not as written"
+    """The code as written (``realcode_sources.code``), with the planted edit ``(old, new)``."""
+    code = realcode_sources.code(name)
     if plant:
         assert code.count(plant[0]) == 1, f"{name}: the planted edit's anchor is not unique"
         code = code.replace(*plant)
