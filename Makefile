@@ -26,7 +26,7 @@ help:
 	@echo "make study      run 'nn-parity study' (extra args: STUDY_ARGS=...)"
 	@echo "make bench      run 'nn-parity bench'"
 	@echo "make lint       ruff check layerspec reference torch_impl parity tests, then mypy"
-	@echo "                (pyproject's [tool.mypy]); fails if either fails"
+	@echo "                on the installed layout (tests/typecheck.py); fails if either fails"
 	@echo "make tox        run tox (default TOX_ARGS='-m fast'; TOX_ARGS='-m matrix' for numpy x torch)"
 	@echo "make clean      remove report/ and caches (keeps .venv)"
 	@echo "make distclean  clean, and remove .venv too"
@@ -72,8 +72,7 @@ lint: $(STAMP)
 	@status=0; \
 	echo "$(BIN)/python -m ruff check layerspec reference torch_impl parity tests"; \
 	$(BIN)/python -m ruff check layerspec reference torch_impl parity tests || status=1; \
-	echo "$(BIN)/python -m mypy"; \
-	$(BIN)/python -m mypy || status=1; \
+	$(BIN)/python tests/typecheck.py || status=1; \
 	exit $$status
 
 tox: $(STAMP)
@@ -81,7 +80,7 @@ tox: $(STAMP)
 	$(BIN)/python -m tox $(TOX_ARGS)
 
 clean:
-	rm -rf report .pytest_cache .hypothesis .ruff_cache .mypy_cache
+	rm -rf report build .pytest_cache .hypothesis .ruff_cache .mypy_cache
 	find . -path ./$(VENV) -prune -o -path ./.tox -prune -o -path ./.git -prune -o \
 		-type d -name __pycache__ -exec rm -rf {} +
 

@@ -22,8 +22,17 @@ import numpy as np
 import torch
 from torch import nn
 
-import reference
-from parity import chain, conventions, convert, function_twins, inputs, kinds, localize, transfer
+from parity import (
+    chain,
+    conventions,
+    convert,
+    function_twins,
+    inputs,
+    kinds,
+    localize,
+    reference,
+    transfer,
+)
 from parity import twins as twins_mod
 from parity.compare import Comparison, compare_twins
 from parity.dtypes import DTYPES, check_dtype

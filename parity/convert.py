@@ -16,9 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-import reference
-from parity import chain, kinds, transfer
-from reference import layers as L
+from parity import chain, kinds, reference, transfer
+from parity.reference import layers as L
 
 __all__ = ["from_torch", "option_mismatches", "supported", "to_torch", "torch_type_of"]
 

@@ -17,8 +17,8 @@ import torch
 from parity import transfer
 from parity.distance import normwise_rel
 from parity.masks import DropoutMaskRecorder
+from parity.reference.training import epoch_batches
 from parity.twins import Twins
-from reference.training import epoch_batches
 
 
 @dataclass

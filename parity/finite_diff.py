@@ -53,9 +53,9 @@ from typing import cast
 import numpy as np
 
 from parity import kinds
+from parity.reference import layers as L
+from parity.reference.sequential import Sequential
 from parity.twins import zero_gradient_keys
-from reference import layers as L
-from reference.sequential import Sequential
 
 H = 1e-6            # default step of the central differences
 # docs/verdicts.md#finite-differences-fd_rtol-fd_atol: ≥ 7× the worst measured error

@@ -45,13 +45,12 @@ import functools
 import numpy as np
 import torch
 
-import torch_impl
-from parity import transfer
+from parity import torch_impl, transfer
 from parity.compare import Check, Comparison, check_arrays
 from parity.masks import DropoutMaskRecorder
+from parity.reference import training as np_training
+from parity.reference.training import epoch_batches
 from parity.twins import Twins
-from reference import training as np_training
-from reference.training import epoch_batches
 
 EPOCHS = 2   # two: the second epoch re-draws the batch order
 

@@ -34,8 +34,7 @@ from typing import cast
 
 import numpy as np
 
-import reference
-from parity import kinds
+from parity import kinds, reference
 
 U32 = 2.0 ** -24   # unit roundoff of float32 (half an ulp at 1)
 # float32's smallest normal: below it a float32 value keeps fewer bits (subnormals) or none

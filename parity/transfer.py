@@ -10,8 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import reference
-from parity import kinds
+from parity import kinds, reference
 
 
 def to_torch_layout(state: dict[str, np.ndarray], torch_model: nn.Module) -> dict:

@@ -18,11 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-import reference
-import torch_impl
-from parity import kinds, transfer
+from parity import kinds, reference, torch_impl, transfer
+from parity.reference.losses import l2_penalty
 from parity.runtime import check_device
-from reference.losses import l2_penalty
 
 TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}   # by numpy name
 IMPLS = ("numpy", "torch")          # the two sides, as every CLI option and result names them

@@ -1,9 +1,9 @@
 """NumPy reference networks: layers, losses, Sequential, optimizers, datasets (never torch)."""
 
-from reference import layers as _layers
-from reference import spatial as _spatial
-from reference.layers import *  # noqa: F403 - every layer class, as reference.layers.__all__
-from reference.losses import (
+from parity.reference import layers as _layers
+from parity.reference import spatial as _spatial
+from parity.reference.layers import *  # noqa: F403 - every layer class, as reference.layers.__all__
+from parity.reference.losses import (
     BCELoss,
     BCEWithLogitsLoss,
     CrossEntropyLoss,
@@ -16,9 +16,9 @@ from reference.losses import (
     SmoothL1Loss,
     l2_penalty,
 )
-from reference.optim import SGD, Adagrad, Adam, AdamW, RMSprop
-from reference.sequential import Sequential
-from reference.spatial import AvgPool2d, BatchNorm2d, Conv2d, Dropout2d, MaxPool2d
+from parity.reference.optim import SGD, Adagrad, Adam, AdamW, RMSprop
+from parity.reference.sequential import Sequential
+from parity.reference.spatial import AvgPool2d, BatchNorm2d, Conv2d, Dropout2d, MaxPool2d
 
 __all__ = [*_layers.__all__, "Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm2d", "Dropout2d",
            "CrossEntropyLoss", "BCELoss", "BCEWithLogitsLoss", "MSELoss",

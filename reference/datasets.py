@@ -27,8 +27,7 @@ import re
 import secrets
 
 import numpy as np
-
-from reference.validation import check_features, check_labels
+from parity.reference.validation import check_features, check_labels
 
 __all__ = [
     "Standardizer", "digit_images", "digits", "load_csv", "save_csv", "spiral_cs231n",

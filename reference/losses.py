@@ -10,8 +10,7 @@ elementwise ones (MSE, L1, SmoothL1, Huber: torch averages over every element) â
 from __future__ import annotations
 
 import numpy as np
-
-from reference.layers import sigmoid
+from parity.reference.layers import sigmoid
 
 
 def _check_scores(name: str, scores: np.ndarray) -> None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-
-from reference.layers import Layer
+from parity.reference.layers import Layer
 
 
 class Sequential:

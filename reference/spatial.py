@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
-
-from reference.layers import BatchNorm1d, Dropout, Layer, _as_dtype, _check_float
+from parity.reference.layers import BatchNorm1d, Dropout, Layer, _as_dtype, _check_float
 
 __all__ = ["Conv2d", "MaxPool2d", "AvgPool2d", "BatchNorm2d", "Dropout2d", "conv2d",
            "conv2d_input_grad", "conv2d_weight_grad", "avg_pool2d", "output_size",

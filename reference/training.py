@@ -7,11 +7,10 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-
-from reference.layers import Linear, Sigmoid
-from reference.losses import CrossEntropyLoss, l2_penalty
-from reference.sequential import Sequential
-from reference.validation import (
+from parity.reference.layers import Linear, Sigmoid
+from parity.reference.losses import CrossEntropyLoss, l2_penalty
+from parity.reference.sequential import Sequential
+from parity.reference.validation import (
     check_binary_targets,
     check_features,
     check_images,

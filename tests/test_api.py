@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import parity
-import reference as R
+from parity import reference as R
 from parity import usercode
 from parity.catalogue import zoo
 from parity.catalogue.checks import compare, default_steps, first_batch
@@ -348,7 +348,7 @@ import torch
 from torch import nn
 
 import parity
-import reference as R
+from parity import reference as R
 
 
 def batch():

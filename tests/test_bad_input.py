@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from parity.reference.datasets import load_csv
+from parity.reference.training import fit as np_fit
 
-import torch_impl
-from parity import transfer
+from parity import torch_impl, transfer
 from parity.catalogue import train, zoo
 from parity.tools import checkpoint
-from reference.datasets import load_csv
-from reference.training import fit as np_fit
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = zoo.get("cs231n-2layer")          # 2 → 100 → 3, cross-entropy

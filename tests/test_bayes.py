@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
+from parity.reference import datasets as ds
 
 from parity.audit import bayes
-from reference import datasets as ds
 
 GAUSSIAN = ["two_spirals_as_written", "two_spirals_corrected", "two_spirals_seed004"]
 

@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import parity
-import reference as R
 from parity import chain, kinds
+from parity import reference as R
 from parity.kinds.record import spec_fields
 
 TDT = {"float64": torch.float64, "float32": torch.float32}

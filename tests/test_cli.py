@@ -263,7 +263,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import reference as R
+from parity import reference as R
 
 
 class Net(nn.Module):

@@ -5,13 +5,13 @@ BatchNorm/softmax input gradients identically zero). Shape, then dtype, then val
 import numpy as np
 import pytest
 import torch
+from parity.reference import losses as L
 from twin_asserts import assert_same
 
-import layerspec as S
 from parity import kinds
+from parity import layerspec as S
 from parity.kinds import numpy_model as build_sequential
 from parity.kinds import torch_model
-from reference import losses as L
 
 DTYPES = ("float64", "float32")
 TDT = {"float64": torch.float64, "float32": torch.float32}
@@ -81,7 +81,7 @@ def test_saturated_activations(desc): helper_test_layer(desc, "float64", scale=6
 
 
 def test_sigmoid_does_not_overflow():
-    from reference.layers import sigmoid
+    from parity.reference.layers import sigmoid
     x = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow is benign
         s = sigmoid(x)
@@ -106,7 +106,7 @@ def test_batchnorm_running_var_is_unbiased_with_momentum_on_the_new_value():
 
 
 def test_batchnorm_cumulative_average_when_momentum_none():
-    from reference.layers import BatchNorm1d
+    from parity.reference.layers import BatchNorm1d
     rng = np.random.default_rng(2)
     np_bn, t_bn = BatchNorm1d(3, momentum=None), torch.nn.BatchNorm1d(3, momentum=None,
                                                                       dtype=torch.float64)
@@ -132,7 +132,7 @@ def test_batchnorm_refuses_batch_of_one_in_training_on_both_sides():
 
 # ---- Dropout -------------------------------------------------------------------------------
 def test_dropout_scales_kept_units_and_is_identity_in_eval():
-    from reference.layers import Dropout
+    from parity.reference.layers import Dropout
     d = Dropout(0.25, rng=np.random.default_rng(0))
     x = np.ones((2000, 10))
     out = d.forward(x, True)
@@ -144,8 +144,9 @@ def test_dropout_scales_kept_units_and_is_identity_in_eval():
 
 
 def test_dropout_mask_recorder_reproduces_torch_masks_exactly():
+    from parity.reference.layers import Dropout
+
     from parity.masks import DropoutMaskRecorder
-    from reference.layers import Dropout
     model = torch.nn.Sequential(torch.nn.Dropout(0.3), torch.nn.Dropout(0.5))
     rec = DropoutMaskRecorder(model)
     x = torch.rand(50, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(9)) + 0.5
@@ -267,13 +268,13 @@ def test_bce_clamps_log_at_minus_100_like_torch(dtype):
 def test_bce_of_sigmoid_and_bce_with_logits_legitimately_differ_when_saturated():
     a = np.array([[40.0]])
     y = np.array([0])
-    from reference.layers import sigmoid
+    from parity.reference.layers import sigmoid
     assert L.BCELoss().forward(sigmoid(a), y) == pytest.approx(100.0)     # clamped log
     assert L.BCEWithLogitsLoss().forward(a, y) == pytest.approx(40.0)      # exact
 
 
 def test_torch_default_linear_init_bound_matches_numpy_initializer():
-    from reference.init import torch_default
+    from parity.reference.init import torch_default
     torch.manual_seed(0)
     lin = torch.nn.Linear(400, 300)
     bound = 1 / np.sqrt(400)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-import reference as R
 from parity import convert, transfer
+from parity import reference as R
 from parity.catalogue import zoo
 
 MODELS = list(zoo.CATALOGUE)

@@ -4,12 +4,12 @@ as torch's CPU kernel forms it (``reference.layers.Dropout.scale``)."""
 import numpy as np
 import pytest
 import torch
+from parity.reference.layers import Dropout
 
-import layerspec as S
 import parity
+from parity import layerspec as S
 from parity.catalogue import zoo
 from parity.masks import DropoutMaskRecorder
-from reference.layers import Dropout
 
 # the issue's p, every dropout p of the catalogue (spiral003's 0.15 is one where the two
 # ways of forming 1/(1 − p) in float32 differ), and more p where they differ (0.45, 0.87)

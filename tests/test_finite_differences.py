@@ -7,15 +7,15 @@ right; thresholds, their derivation and measurements are in its docstring."""
 
 import numpy as np
 import pytest
+from parity.reference import layers as L
+from parity.reference import losses as LS
 
-import layerspec as S
 from parity import finite_diff as fd
 from parity import kinds
+from parity import layerspec as S
 from parity.catalogue import zoo
 from parity.catalogue.checks import check_data, check_model, gradient_classes, kink_free_batch
 from parity.kinds import numpy_model as build_sequential
-from reference import layers as L
-from reference import losses as LS
 
 MODELS = list(zoo.CATALOGUE)
 # fast tier: one model per group of identical initial gradients (same layers, loss, init, data)

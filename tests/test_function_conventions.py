@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import parity
-import reference as R
+from parity import reference as R
 
 EPS, MOMENTUM, DROP = 1e-5, 0.1, 0.3
 

@@ -37,7 +37,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-import layerspec as S
+from parity import layerspec as S
 from parity import transfer
 from parity.catalogue import zoo
 from parity.catalogue.checks import gradient_classes, kink_free_batch

@@ -781,7 +781,7 @@ def test_row15_broken_pipe_from_a_real_process():
                                                                 "fullwidth-float",
                                                                 "fullwidth-int"])
 def test_row16_non_ascii_digits_are_not_numbers(tmp_path, field):
-    from reference.datasets import load_csv
+    from parity.reference.datasets import load_csv
     p = tmp_path / "a.csv"
     p.write_text(f"x1,y\n{field},0\n1.0,{field}\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"line 2: x1 = .* is not a number"):
@@ -800,7 +800,7 @@ def test_row16_complex_features_are_refused():
 
 
 def test_row16_load_csv_reads_only_regular_files(tmp_path):
-    from reference.datasets import load_csv
+    from parity.reference.datasets import load_csv
     fifo = tmp_path / "a.csv"
     os.mkfifo(fifo)
     with pytest.raises(ValueError, match="a FIFO, not a regular file"):

@@ -30,8 +30,7 @@ import math
 import numpy as np
 import pytest
 import torch
-
-from reference.init import INITIALIZERS
+from parity.reference.init import INITIALIZERS
 
 Z = 5.0
 SHAPES = [(16, 20_000), (400, 800)]   # fan_in ≠ fan_out; 320 000 weights each

@@ -21,10 +21,9 @@ import pytest
 import torch
 from twin_asserts import assert_same
 
-import layerspec as S
 import parity
-import reference
-from parity import convert, finite_diff, kinds, transfer
+from parity import convert, finite_diff, kinds, reference, transfer
+from parity import layerspec as S
 from parity.masks import DropoutMaskRecorder
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -1,12 +1,17 @@
 """The architecture, enforced: who may import whom.
 
-Below ``parity``, three packages that know nothing of it:
+Below ``parity``'s own modules, three packages that know nothing of them, in the repository's
+top-level folders and installed as ``parity.layerspec``, ``parity.reference`` and
+``parity.torch_impl`` (one installed root, so a user's ``reference.py`` cannot shadow them):
 
     layerspec/    the layer vocabulary both builders read: the standard library only (no
                   NumPy, torch, reference, torch_impl or parity), so that reference and
                   torch_impl can both import it without importing each other
-    reference/    NumPy only: never torch, never torch_impl or parity
-    torch_impl/   torch only: never reference or parity
+    reference/    NumPy only: never torch, never torch_impl or parity's own modules
+    torch_impl/   torch only: never reference or parity's own modules
+
+Each may name the package ``parity`` itself (``from parity import layerspec``): its
+``__init__`` is the lazy facade and imports nothing.
 
 ``parity`` itself is four layers; a module may import its own layer and the layers above it in
 this list, never one below:
@@ -77,14 +82,30 @@ def imported_modules(path: pathlib.Path, root: pathlib.Path = ROOT) -> set[str]:
     return names
 
 
+# The three foundation packages: (prefixes outside parity they must not import, the parts of
+# parity they may import). Every other parity module is off limits to them.
+FOUNDATIONS = {"parity.layerspec": (("numpy", "torch"), ("parity.layerspec",)),
+               "parity.reference": (("torch",), ("parity.reference", "parity.layerspec")),
+               "parity.torch_impl": ((), ("parity.torch_impl", "parity.layerspec"))}
+
+
+def is_forbidden(module: str, name: str) -> bool:
+    """Whether ``module`` must not import ``name``."""
+    if name.split(".")[0] in ("reference", "torch_impl", "layerspec"):
+        return True   # installed only under parity: a user's reference.py would shadow these
+    for package, (outside, inside) in FOUNDATIONS.items():
+        if _hits(module, package):
+            if any(_hits(name, p) for p in outside):
+                return True
+            return (_hits(name, "parity") and name != "parity"
+                    and not any(_hits(name, p) for p in inside))
+    if any(_hits(module, package) for package in FOUNDATIONS):
+        return False
+    return any(_hits(name, p) for p in forbidden(module))
+
+
 def forbidden(module: str) -> tuple[str, ...]:
-    """The module prefixes ``module`` must not import."""
-    if _hits(module, "layerspec"):
-        return ("numpy", "torch", "torch_impl", "reference", "parity")
-    if _hits(module, "reference"):
-        return ("torch", "torch_impl", "parity")
-    if _hits(module, "torch_impl"):
-        return ("reference", "parity")
+    """The ``parity`` module prefixes a module of ``parity``'s own layers must not import."""
     mine = layer_of(module)
     above = tuple(p for _, prefixes in LAYERS[mine + 1:] for p in prefixes)
     peers = next((bad for app, bad in PEERS.items() if _hits(module, app)), ())
@@ -95,7 +116,8 @@ def _modules():
     for top in ("layerspec", "reference", "torch_impl", "parity"):
         for path in sorted((ROOT / top).rglob("*.py")):
             parts = path.relative_to(ROOT).with_suffix("").parts
-            yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+            name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+            yield (name if top == "parity" else f"parity.{name}"), path
 
 
 MODULES = dict(_modules())
@@ -104,13 +126,14 @@ MODULES = dict(_modules())
 def _describe(module: str) -> str:
     if module.split(".")[0] != "parity":
         return module.split(".")[0]
+    if (package := next((p for p in FOUNDATIONS if _hits(module, p)), None)):
+        return package
     return f"the {LAYERS[layer_of(module)][0]}"
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_module_respects_the_layers(module):
-    bad = sorted(n for n in imported_modules(MODULES[module])
-                 for p in forbidden(module) if _hits(n, p))
+    bad = sorted(n for n in imported_modules(MODULES[module]) if is_forbidden(module, n))
     assert not bad, (f"{module} imports {bad}: {_describe(module)} must not depend on "
                      f"{sorted({_describe(n) for n in bad})}")
 
@@ -137,12 +160,12 @@ def test_the_rule_sees_a_violation(tmp_path):
     probes = {"parity.probe": "def f():\n    from parity.study import report\n",
               "parity.probe2": "import parity.catalogue\n",
               "parity.catalogue.probe": "from parity.tools import selftest\n",
-              "parity.tools.probe": "from ..audit import claims\n"}
+              "parity.tools.probe": "from ..audit import claims\n",
+              "parity.probe3": "import reference\n"}
     for module, text in probes.items():
         path = tmp_path.joinpath(*module.split(".")).with_suffix(".py")
         path.write_text(text)
-        assert any(_hits(n, p) for n in imported_modules(path, tmp_path)
-                   for p in forbidden(module)), module
+        assert any(is_forbidden(module, n) for n in imported_modules(path, tmp_path)), module
     tool = tmp_path / "parity" / "tools" / "probe.py"
     assert "parity.audit.claims" in imported_modules(tool, tmp_path)
 
@@ -152,33 +175,41 @@ def test_the_layers_are_in_order():
     allowed = {("parity.compare", "parity.twins"), ("parity.catalogue.zoo", "parity.twins"),
                ("parity.study.jobs", "parity.catalogue.zoo"), ("parity.study.jobs",
                "parity.audit.claims"), ("parity.cli", "parity.study.report"),
-               ("parity.tools.drift", "parity.catalogue.checks")}
+               ("parity.tools.drift", "parity.catalogue.checks"),
+               ("parity.reference.layers", "parity.layerspec"), ("parity.twins",
+               "parity.reference"), ("parity.torch_impl.training", "parity")}
     refused = {("parity.twins", "parity.catalogue"), ("parity.api", "parity.cli"),
                ("parity.kinds.linear", "parity.catalogue.spec"),
                ("parity.catalogue.zoo", "parity.study"), ("parity.catalogue.spec", "parity.cli"),
                ("parity.audit.claims", "parity.tools.bench"), ("parity.tools.bench",
-               "parity.study.plan"), ("parity.study.jobs", "parity.cli")}
+               "parity.study.plan"), ("parity.study.jobs", "parity.cli"),
+               ("parity.reference.layers", "torch"), ("parity.reference.layers",
+               "parity.torch_impl"), ("parity.reference.layers", "parity.twins"),
+               ("parity.torch_impl.training", "parity.reference"), ("parity.layerspec",
+               "numpy"), ("parity.layerspec", "parity.reference")}
     for module, name in allowed:
-        assert not any(_hits(name, p) for p in forbidden(module)), (module, name)
+        assert not is_forbidden(module, name), (module, name)
     for module, name in refused:
-        assert any(_hits(name, p) for p in forbidden(module)), (module, name)
+        assert is_forbidden(module, name), (module, name)
 
 
 def test_every_layer_has_modules():
     """A typo in a directory name must not make the layering test vacuous."""
-    for prefix in ("reference.", "torch_impl.", "parity.catalogue.", "parity.study.",
+    for prefix in ("parity.reference.", "parity.torch_impl.", "parity.catalogue.", "parity.study.",
                    "parity.audit.", "parity.tools.", "parity.kinds."):
         assert sum(m.startswith(prefix) for m in MODULES) >= 1, prefix
-    assert sum(layer_of(m) == 0 for m in MODULES if _hits(m, "parity")) >= 10, "core"
+    assert sum(layer_of(m) == 0 and not any(_hits(m, p) for p in FOUNDATIONS)
+               for m in MODULES) >= 10, "core"
     assert {"parity.cli", "parity.__main__"} <= set(MODULES), "CLI"
 
 
 def test_the_vocabulary_needs_only_the_standard_library():
     """Stricter than ``forbidden``: ``layerspec`` imports nothing outside the standard library
     and itself, so any package of the project (and a user without torch or NumPy) can read it."""
-    mods = {m: p for m, p in MODULES.items() if m == "layerspec" or m.startswith("layerspec.")}
+    mods = {m: p for m, p in MODULES.items() if _hits(m, "parity.layerspec")}
     assert mods, "layerspec not found: the vocabulary package moved?"
     for module, path in mods.items():
         outside = sorted(n for n in imported_modules(path)
-                         if n.split(".")[0] not in sys.stdlib_module_names | {"layerspec"})
+                         if n.split(".")[0] not in sys.stdlib_module_names
+                         and not _hits(n, "parity.layerspec"))
         assert not outside, f"{module} imports {outside}: layerspec must stay standard-library only"

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-import layerspec as S
-import reference
-from parity import kinds
+from parity import kinds, reference
+from parity import layerspec as S
 from parity.catalogue import zoo
 from parity.catalogue.spec import ModelSpec
 from parity.cli import main
@@ -44,7 +43,7 @@ def _build_both(layers):
 
 def test_every_type_has_an_example():
     """VOCABULARY is every LayerSpec subclass layerspec defines, and each has an example."""
-    defined = {t for t in S.LayerSpec.__subclasses__() if t.__module__ == "layerspec"}
+    defined = {t for t in S.LayerSpec.__subclasses__() if t.__module__ == "parity.layerspec"}
     assert defined == set(S.VOCABULARY)
     assert set(EXAMPLE) == set(S.VOCABULARY) and set(SUMMARY) <= set(S.VOCABULARY)
 

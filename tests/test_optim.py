@@ -7,6 +7,7 @@ every state entry are compared with the float64/float32 "param"/"state" toleranc
 import numpy as np
 import pytest
 import torch
+from parity.reference.optim import SGD, Adam, AdamW
 from torch import nn
 
 import parity
@@ -14,7 +15,6 @@ from parity import twins as twins_mod
 from parity.compare import compare_twins
 from parity.kinds import OPTIMIZERS
 from parity.tolerances import ABSOLUTE_FLOOR, tolerance
-from reference.optim import SGD, Adam, AdamW
 
 
 def assert_same(label, mine, theirs: torch.Tensor, dtype, quantity):

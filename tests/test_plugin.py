@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import reference as R
+from parity import reference as R
 
 
 class MasklessReLU(R.ReLU):
@@ -105,3 +105,42 @@ def test_a_failure_shows_the_test_and_the_report_not_the_librarys_source(pyteste
     for leaked in ("def assert_twins_close", "def run(", "def compare_functions",
                    "result = compare_models", "numpy_model = ", "X = array(", "parity/api.py"):
         assert leaked not in out, f"{leaked!r} shown:\n{out}"
+
+
+README_TWINS_TEST = '''
+import numpy as np
+import torch
+from torch import nn
+
+import parity
+import layerspec
+import reference
+import torch_impl
+
+
+def test_port(twins):
+    torch.manual_seed(0)
+    torch_net = nn.Sequential(nn.Linear(4, 16), nn.LayerNorm(16), nn.ReLU(), nn.Linear(16, 3))
+    numpy_net = parity.from_torch(torch_net)   # or the NumPy model you wrote
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 4)).astype(np.float32), rng.integers(0, 3, 8)
+    twins.assert_close(numpy_net, torch_net, X, y, loss="cross_entropy")
+
+
+def test_my_modules_are_mine():
+    assert (reference.OWNER, layerspec.OWNER, torch_impl.OWNER) == ("user",) * 3
+'''
+
+
+def test_a_project_with_its_own_reference_py_keeps_both(pytester):
+    """Issue 24: a user's ``reference.py``, ``layerspec.py`` and ``torch_impl.py`` beside the
+    tests (common names for "my reference implementation") neither break the plugin nor are
+    shadowed by ours: the README's ``twins`` example passes, and the user's modules are theirs.
+    With the old top-level names this failed with ``ImportError: cannot import name 'layers'
+    from 'reference'`` inside parity/convert.py."""
+    for name in ("reference", "layerspec", "torch_impl"):
+        pytester.makepyfile(**{name: 'OWNER = "user"\n'})
+    pytester.makepyfile(test_port=README_TWINS_TEST)
+    outcome = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist",
+                                            "-p", "no:hypothesispytest")
+    outcome.assert_outcomes(passed=2)

@@ -19,17 +19,17 @@ import pytest
 import torch
 from hypothesis import HealthCheck, Phase, assume, find, given, settings
 from hypothesis import strategies as st
+from parity.reference.init import INITIALIZERS
+from parity.reference.layers import BatchNorm1d, LayerNorm
 
-import layerspec as S
 from parity import finite_diff as fd
+from parity import layerspec as S
 from parity.catalogue.checks import check_model, compare
 from parity.catalogue.spec import ModelSpec
 from parity.dtypes import DTYPES
 from parity.kinds import OPTIMIZERS
 from parity.masks import DropoutMaskRecorder
 from parity.twins import OptimSpec
-from reference.init import INITIALIZERS
-from reference.layers import BatchNorm1d, LayerNorm
 
 # first entries are the simplest: hypothesis shrinks towards them
 ACTIVATIONS = ("relu", "tanh", "sigmoid")

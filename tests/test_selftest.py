@@ -8,6 +8,8 @@ import json
 
 import numpy as np
 import pytest
+from parity.reference import init as initializers
+from parity.reference import layers, losses, optim, sequential, spatial, training
 
 from parity import transfer
 from parity.catalogue import train, zoo
@@ -15,8 +17,6 @@ from parity.catalogue.spec import ModelSpec
 from parity.kinds import record as kind_record
 from parity.tools import selftest
 from parity.tools.selftest import MUTANTS, Mutant, injected, run_mutant, run_selftest
-from reference import init as initializers
-from reference import layers, losses, optim, sequential, spatial, training
 
 # The check that must be among the failures of each mutant (the first one in compare's order
 # unless noted), or the exception a user sees.

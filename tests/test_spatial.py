@@ -9,17 +9,18 @@ import copy
 import numpy as np
 import pytest
 import torch
+from parity.reference import spatial as P
 from torch import nn
 from twin_asserts import assert_same
 
-import layerspec as S
 import parity
 from parity import finite_diff as fd
 from parity import kinds
+from parity import layerspec as S
 from parity.masks import DropoutMaskRecorder
-from reference import spatial as P
 
-SPATIAL = [k for k in kinds.KINDS if k.numpy.__module__ == "reference.spatial"]
+SPATIAL = [k for k in kinds.KINDS if k.numpy.__module__ == "parity.reference.spatial"]
+assert SPATIAL, "no kind of parity.reference.spatial found: the module moved?"
 EXAMPLES = [pytest.param(k, ex, id=f"{k.name}-{i}") for k in SPATIAL
             for i, ex in enumerate(k.examples)]
 

@@ -8,15 +8,14 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from parity.reference.training import accuracy as np_accuracy
 
-import layerspec as S
-import torch_impl
-from parity import kinds, transfer
+from parity import kinds, torch_impl, transfer
+from parity import layerspec as S
 from parity.catalogue import zoo
 from parity.catalogue.checks import from_spec
 from parity.catalogue.train import run
 from parity.twins import IMPLS
-from reference.training import accuracy as np_accuracy
 
 TARGETED = [m for m in zoo.CATALOGUE if zoo.get(m).target is not None]
 UNTARGETED = [m for m in zoo.CATALOGUE if zoo.get(m).target is None]
@@ -192,7 +191,7 @@ def test_the_two_fits_agree_step_by_step_over_the_trajectory_horizon(name):
 
 def eval_mode_forward(monkeypatch):
     """Make every NumPy Sequential forward run in eval mode (the bug: fit evaluating)."""
-    from reference.sequential import Sequential
+    from parity.reference.sequential import Sequential
     original = Sequential.forward
     monkeypatch.setattr(Sequential, "forward", lambda self, x, training=True: original(
         self, x, False))
@@ -216,7 +215,8 @@ def test_lockstep_catches_a_numpy_fit_in_eval_mode(monkeypatch, name):
 def test_lockstep_catches_a_numpy_fit_that_drops_the_last_partial_batch(monkeypatch):
     """digits-minibatch: 1437 rows = 44 batches of 32 + 29. A NumPy trainer that drops the
     29 disagrees at epoch 0 step 44 (its step 44 is epoch 1's first batch of 32)."""
-    import reference.training as rt
+    import parity.reference.training as rt
+
     from parity.catalogue.checks import lockstep
     original = rt.epoch_batches
 

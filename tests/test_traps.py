@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from parity.reference import SGD, CrossEntropyLoss, l2_penalty
 
 from parity import transfer
 from parity.catalogue import zoo
-from reference import SGD, CrossEntropyLoss, l2_penalty
 
 
 def _cs231n_step_by_hand(np_model, X, y, reg, lr):

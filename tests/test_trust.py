@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 import parity
-import reference as R
+from parity import reference as R
 
 MADE = []      # (what make() handed over, a deep copy of it): nothing may be touched
 
@@ -361,7 +361,7 @@ def test_a_non_finite_value_in_evidence_is_never_an_agreement():
 
 
 def test_to_torch_of_a_float16_model_is_one_type_error():
-    import reference as R
+    from parity import reference as R
     m = R.Sequential(R.Linear(2, 2))
     m.layers[0].params = {k: v.astype(np.float16) for k, v in m.layers[0].params.items()}
     with pytest.raises(TypeError, match=r"to_torch: parameters must be float32 or float64"):

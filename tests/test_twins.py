@@ -6,9 +6,10 @@ on every catalogue model ``from_models`` builds the same twins as ``from_spec``.
 import numpy as np
 import pytest
 import torch
+from parity.reference import layers as L
 from torch import nn
 
-import reference
+from parity import reference
 from parity.catalogue import zoo
 from parity.catalogue.checks import diverge
 from parity.distance import normwise_rel
@@ -17,7 +18,6 @@ from parity.finite_diff import check_twins
 from parity.lockstep import lockstep_twins
 from parity.tolerances import TRAJECTORY
 from parity.twins import cancelled_keys, evaluating, from_models, predict
-from reference import layers as L
 
 DT = {"float64": torch.float64, "float32": torch.float32}
 

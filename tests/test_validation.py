@@ -3,14 +3,14 @@ layer), the argument, expected and got."""
 
 import numpy as np
 import pytest
-
-import layerspec as S
-from reference.validation import (
+from parity.reference.validation import (
     check_binary_targets,
     check_features,
     check_images,
     check_labels,
 )
+
+from parity import layerspec as S
 
 
 def _table(argnames, cases):

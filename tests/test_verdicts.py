@@ -7,11 +7,11 @@ float64's rounding rule, which passes values formed from cancelling parts, still
 import numpy as np
 import pytest
 import torch
+from parity.layerspec import BatchNorm1d, Dropout, Linear, ReLU
 from torch import nn
 
 import parity
-import reference
-from layerspec import BatchNorm1d, Dropout, Linear, ReLU
+from parity import reference
 from parity.catalogue import zoo
 from parity.catalogue.checks import compare, default_steps, first_batch, from_spec
 from parity.catalogue.spec import ModelSpec

@@ -2,6 +2,6 @@
 (``torch.nn``, ``torch.optim``) as they are; ``parity.kinds`` builds them from a description,
 a loss name or an optimizer name."""
 
-from torch_impl.training import accuracy, fit, l2_penalty
+from parity.torch_impl.training import accuracy, fit, l2_penalty
 
 __all__ = ["fit", "accuracy", "l2_penalty"]

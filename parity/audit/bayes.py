@@ -68,7 +68,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from parity.fileio import json_text
-from reference import datasets as ds
+from parity.reference import datasets as ds
 
 __all__ = ["BayesEstimate", "GENERATORS", "bayes_ceiling", "cs231n_index", "latent_means",
            "posterior", "register"]

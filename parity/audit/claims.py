@@ -62,15 +62,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-import torch_impl
-from parity import transfer
+from parity import torch_impl, transfer
 from parity.audit import bayes
 from parity.catalogue import zoo
 from parity.catalogue.train import run
 from parity.fileio import atomic_write_bytes, json_text
+from parity.reference.training import accuracy as np_accuracy
+from parity.reference.training import fit as np_fit
 from parity.twins import IMPLS
-from reference.training import accuracy as np_accuracy
-from reference.training import fit as np_fit
 
 __all__ = ["Check", "Claim", "CLAIMS", "Measured", "Needs", "NOT_MEASURED", "QUICK_EPOCH_CAP",
            "audit_rows", "ceiling_key", "claim_model", "compute_ceiling", "judge",

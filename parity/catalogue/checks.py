@@ -14,10 +14,10 @@ from parity.diverge import Divergence, diverge_twins
 from parity.dtypes import check_dtype
 from parity.finite_diff import KINK_MARGIN, MAX_ENTRIES, H, ModelCheck, check_twins, kink_free_rows
 from parity.lockstep import EPOCHS, lockstep_twins
+from parity.reference.datasets import split
+from parity.reference.training import epoch_batches
 from parity.runtime import check_device
 from parity.twins import Twins
-from reference.datasets import split
-from reference.training import epoch_batches
 
 __all__ = ["IMAGE_NOISE", "check_data", "check_model", "compare", "default_steps", "diverge",
            "first_batch", "from_spec", "gradient_classes", "kink_free_batch", "lockstep",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reference import datasets as ds
+from parity.reference import datasets as ds
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-import layerspec as S
-import reference
-import torch_impl
-from parity import kinds
+from parity import kinds, reference, torch_impl
+from parity import layerspec as S
 from parity.catalogue import data as data_mod
 from parity.dtypes import check_dtype
 from parity.twins import TORCH_DTYPES, OptimSpec

@@ -7,15 +7,14 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-import torch_impl
-from parity import transfer
+from parity import torch_impl, transfer
 from parity.catalogue.spec import ModelSpec
 from parity.dtypes import check_dtype
+from parity.reference.datasets import split
+from parity.reference.training import accuracy as np_accuracy
+from parity.reference.training import check_training_data, epoch_batches
+from parity.reference.training import fit as np_fit
 from parity.twins import IMPLS, evaluating
-from reference.datasets import split
-from reference.training import accuracy as np_accuracy
-from reference.training import check_training_data, epoch_batches
-from reference.training import fit as np_fit
 
 
 @dataclass

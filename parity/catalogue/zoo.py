@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from layerspec import (
+from parity.catalogue.spec import ModelSpec, Target
+from parity.layerspec import (
     BatchNorm1d,
     BatchNorm2d,
     Conv2d,
@@ -20,7 +21,6 @@ from layerspec import (
     ReLU,
     Sigmoid,
 )
-from parity.catalogue.spec import ModelSpec, Target
 from parity.twins import OptimSpec
 
 SEED_000 = "000_8ac0cd49e651210c.txt"   # cs231n case study (spiral, linear vs 2-layer)

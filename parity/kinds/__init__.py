@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-import layerspec as S
-import reference
+from parity import layerspec as S
+from parity import reference
 from parity.kinds.losses import LOSSES, LossKind, loss_kind, of_loss
 from parity.kinds.optimizers import (
     OPTIMIZERS,
@@ -27,7 +27,7 @@ from parity.kinds.optimizers import (
     optimizer_kind_of,
 )
 from parity.kinds.record import REQUIRED, SAME, Example, LayerKind, Layout, SizeOf, Unsupported
-from reference import init as initializers
+from parity.reference import init as initializers
 
 __all__ = ["KINDS", "LOSSES", "OPTIMIZERS", "Example", "LayerKind", "Layout", "LossKind",
            "OptimizerKind", "SAME", "Unsupported", "decision_threshold", "drops_units",

@@ -10,10 +10,10 @@ import torch as th  # "torch" names the module class in a record
 import torch.nn.functional as F
 from torch import nn
 
-import layerspec as S
+from parity import layerspec as S
 from parity.kinds.record import Example, LayerKind
 from parity.kinds.rounding import F32_MAX_EXP_ARG, U32, rep, sigma
-from reference import layers as L
+from parity.reference import layers as L
 
 
 class ReLUKind(LayerKind):

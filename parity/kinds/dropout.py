@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-import layerspec as S
+from parity import layerspec as S
 from parity.kinds.record import Example, LayerKind, Unsupported
-from reference import layers as L
+from parity.reference import layers as L
 
 
 class DropoutKind(LayerKind):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-import layerspec as S
+from parity import layerspec as S
 from parity.kinds.record import Example, LayerKind, Layout, Unsupported
-from reference import init as initializers
-from reference import layers as L
+from parity.reference import init as initializers
+from parity.reference import layers as L
 
 TRANSPOSED = Layout((1, 0), "NumPy Linear weights are (in, out), torch's (out, in)")
 

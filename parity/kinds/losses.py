@@ -14,10 +14,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-import layerspec as S
-from reference import losses as R
-from reference.layers import sigmoid
-from torch_impl.losses import NLLOfLog
+from parity import layerspec as S
+from parity.reference import losses as R
+from parity.reference.layers import sigmoid
+from parity.torch_impl.losses import NLLOfLog
 
 
 class LossKind:

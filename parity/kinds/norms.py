@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
-import layerspec as S
+from parity import layerspec as S
 from parity.kinds.record import Example, LayerKind, Unsupported
-from reference import layers as L
+from parity.reference import layers as L
 
 
 def _batch_stats(layer) -> bool:

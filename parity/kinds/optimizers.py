@@ -11,7 +11,7 @@ from typing import ClassVar
 import torch
 from torch.optim import Optimizer
 
-from reference import optim as R
+from parity.reference import optim as R
 
 
 class OptimizerKind:

@@ -19,8 +19,8 @@ from typing import ClassVar
 
 import numpy as np
 
-import layerspec as S
-from reference import layers as L
+from parity import layerspec as S
+from parity.reference import layers as L
 
 
 class Unsupported(ValueError):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch as th  # "torch" names the module class in a record
 from torch import nn
 
-import layerspec as S
+from parity import layerspec as S
 from parity.kinds.record import REQUIRED, Example, LayerKind, SizeOf, Unsupported
-from reference import layers as L
+from parity.reference import layers as L
 
 
 class IdentityKind(LayerKind):

@@ -11,10 +11,10 @@ import torch as th  # "torch" names the module class in a record
 import torch.nn.functional as F
 from torch import nn
 
-import layerspec as S
+from parity import layerspec as S
 from parity.kinds.record import REQUIRED, Example, LayerKind
 from parity.kinds.rounding import row_sum_error
-from reference import layers as L
+from parity.reference import layers as L
 
 
 class SoftmaxKind(LayerKind):

@@ -19,12 +19,12 @@ import numpy as np
 import torch.nn.functional as F
 from torch import nn
 
-import layerspec as S
+from parity import layerspec as S
 from parity.kinds.dropout import DropoutKind
 from parity.kinds.norms import BatchNorm1dKind
 from parity.kinds.record import Example, LayerKind, Unsupported, spec_fields
-from reference import init as initializers
-from reference import spatial as P
+from parity.reference import init as initializers
+from parity.reference import spatial as P
 
 TINY32 = float(np.finfo(np.float32).tiny)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-import reference
+from parity import reference
 from parity.twins import evaluating
 
 

@@ -102,8 +102,8 @@ def _train_accuracy(model, X: np.ndarray, y: np.ndarray) -> float:
     """Each twin's own accuracy rule (``reference.training.accuracy`` / ``torch_impl``)."""
     import torch
 
-    import torch_impl
-    from reference.training import accuracy
+    from parity import torch_impl
+    from parity.reference.training import accuracy
     if isinstance(model, torch.nn.Sequential):
         return torch_impl.accuracy(model, torch.from_numpy(X), y)
     return accuracy(model, X, y)

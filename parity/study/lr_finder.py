@@ -12,7 +12,7 @@ import torch
 
 from parity import transfer
 from parity.catalogue.spec import ModelSpec
-from reference.training import epoch_batches
+from parity.reference.training import epoch_batches
 
 
 def schedule(lr_min: float, lr_max: float, steps: int) -> np.ndarray:

@@ -32,11 +32,11 @@ import time
 import numpy as np
 import torch
 
-from layerspec import Linear, ReLU
 from parity import transfer
 from parity.catalogue import zoo
 from parity.catalogue.spec import ModelSpec
 from parity.catalogue.train import run
+from parity.layerspec import Linear, ReLU
 from parity.runtime import threads_in_force
 from parity.twins import OptimSpec
 

@@ -42,11 +42,10 @@ import time
 import numpy as np
 import torch
 
-import reference
-from layerspec import Linear, ReLU
-from parity import transfer
+from parity import reference, transfer
 from parity.api import compare_models
 from parity.catalogue.spec import ModelSpec
+from parity.layerspec import Linear, ReLU
 from parity.runtime import configure_threads, threads_in_force
 from parity.tools.bench import CLOCK, _clocks, _summary
 from parity.twins import TORCH_DTYPES, OptimSpec

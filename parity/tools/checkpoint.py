@@ -62,8 +62,7 @@ import safetensors.torch
 import torch
 from torch import nn
 
-import reference
-from parity import kinds, transfer
+from parity import kinds, reference, transfer
 from parity.catalogue.spec import ModelSpec
 from parity.dtypes import DTYPES
 from parity.fileio import (

@@ -55,17 +55,17 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-import layerspec as S
 from parity import kinds, transfer
+from parity import layerspec as S
 from parity.catalogue import train, zoo
 from parity.catalogue.checks import compare, first_batch
 from parity.catalogue.spec import ModelSpec
 from parity.distance import normwise_rel
 from parity.fileio import json_text
+from parity.reference import init as initializers
+from parity.reference import layers, losses, optim, spatial, training
 from parity.tolerances import TRAJECTORY
 from parity.twins import OptimSpec, cancelled_keys
-from reference import init as initializers
-from reference import layers, losses, optim, spatial, training
 
 # Exceptions a user of the NumPy side would see as a clear failure (the CLI reports exactly
 # these as an error line or "diverged"). Anything else raised under a mutant is a bug in the

@@ -19,8 +19,7 @@ from types import SimpleNamespace
 import numpy as np
 from torch import nn
 
-import reference
-from parity import chain, inputs
+from parity import chain, inputs, reference
 from parity.dtypes import check_dtype
 from parity.twins import TORCH_DTYPES
 
