@@ -233,6 +233,9 @@ def test_largest_in_solves_the_power_law():
     assert check_cost.largest_in(rows[:1]) is None, "one row: no fit"
     flat = [dict(r, check_s=1.0) for r in rows]
     assert check_cost.largest_in(flat) is None, "no growth: no estimate"
+    # a loaded machine: the wider row barely slower, b ≈ 4e-5, and 60 s far beyond both
+    nearly = [dict(rows[0], check_s=1e-3), dict(rows[1], check_s=1.0001e-3)]
+    assert check_cost.largest_in(nearly) is None, "a flat fit: no estimate, no overflow"
 
 
 def test_a_child_past_its_time_is_stopped_and_says_so():

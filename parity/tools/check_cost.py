@@ -242,7 +242,8 @@ def _row(width: int, dtype: str, pairs: int, budget_s: float, memory_timeout_s: 
 def largest_in(rows: list[dict], seconds: float = SECONDS) -> dict | None:
     """The float32 check's ``t = a·P^b`` through its two widest rows, solved for ``seconds``:
     ``{"parameters", "width", "exponent", "from_widths"}``; None without two rows or when
-    the fit does not grow (``b ≤ 0``: noise)."""
+    the fit does not grow (``b ≤ 0``: noise) or grows so slowly that the answer passes
+    1e300 parameters (a flat, noisy pair: ``(60/t2)^(1/b)`` would overflow)."""
     r = sorted((x for x in rows if x["dtype"] == "float32"), key=lambda x: x["parameters"])
     if len(r) < 2:
         return None
@@ -250,7 +251,10 @@ def largest_in(rows: list[dict], seconds: float = SECONDS) -> dict | None:
     b = math.log(t2 / t1) / math.log(p2 / p1)
     if b <= 0:
         return None
-    p = p2 * (seconds / t2) ** (1 / b)
+    log_p = math.log(p2) + math.log(seconds / t2) / b
+    if log_p > math.log(1e300):
+        return None
+    p = math.exp(log_p)
     # parameters(W) = (DEPTH-2)·W² + (IN + OUT + DEPTH-1)·W + OUT: the positive root
     a2, a1 = DEPTH - 2, IN + OUT + DEPTH - 1
     width = (-a1 + math.sqrt(a1 * a1 + 4 * a2 * (p - OUT))) / (2 * a2)
