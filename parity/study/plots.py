@@ -513,7 +513,7 @@ def layer_digits(panels: dict, title: str, highlight: int | None = None,
     fig.suptitle(title)
     fig.legend(handles=_digit_legend(), fontsize=SMALL, loc="upper center", ncol=3,
                bbox_to_anchor=(0.5, 0.955), frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.86))
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
     return fig
 
 
@@ -534,7 +534,8 @@ def _digit_bars(ax, dtype: str, layers: list, cap: float | None) -> None:
                 ax.plot(x, 0.35, marker="o", ms=6, mfc="none", mec="0.3", ls="none")
     if cap is not None:
         ax.axhline(cap, color="0.4", ls="--", lw=0.9)
-        ax.text(-0.45, cap + 0.15, f"{dtype}: all {cap:.2f} digits", fontsize=SMALL,
+        ax.text(max((e["layer"] for e in layers), default=0) + 0.5, cap + 0.15,
+                f"{dtype}: all {cap:.2f} digits", ha="right", fontsize=SMALL,
                 color="0.3")
     ax.set_xticks([e["layer"] for e in layers],
                   [f"{e['layer']} {e['kind']}" for e in layers], rotation=55, ha="right",
