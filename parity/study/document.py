@@ -919,11 +919,14 @@ def _worked_failure_section(doc: Doc, R: dict, plots) -> None:
             {w["dtype"]: layer_agreement.by_layer(w["layers"], w["dtype"])},
             f"{w['model']} with the bug planted: digits of agreement per layer, step 1",
             highlight=first["index"], full=layer_agreement.FULL_DIGITS),
-            f"The same per-layer picture as each model's, for the planted bug: the forward "
-            f"pass agrees everywhere; backward, layer {first['index']} ({first['kind']}) is "
-            "the first to disagree and every layer below it inherits the difference.")
-    doc.p("What `compare_models` prints for it (the table, the first failing labels, then "
-          "the localization):")
+            "The same per-layer picture as each model's, for the planted bug: "
+            + (f"backward, layer {first['index']} ({first['kind']}) is the first to disagree "
+               "(the forward pass agrees everywhere) and every layer below it inherits the "
+               "difference." if loc["forward"] is None else
+               f"forward, layer {first['index']} ({first['kind']}) is the first output to "
+               "disagree; everything after it, and the gradients, inherit the difference."))
+    doc.p("The text report (`Comparison.report()` and the localization's lines, as "
+          "`compare_models(...).report()` prints them; the first failing labels shown):")
     doc.pre(_trimmed(w["report"]))
 
 

@@ -500,7 +500,8 @@ def layer_digits(panels: dict, title: str, highlight: int | None = None,
     agreement (difference 0) is a bar to the cap with a star on top; a tensor that is only
     rounding noise of its group is a hollow circle at 0; a check that fails is red.
     ``highlight``: the layer to shade (the first that disagrees)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.8 * len(panels), 4.9), sharey=True,
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(5.8 * len(panels), 9.0), 4.9),
+                             sharey=True,
                              squeeze=False)
     for ax, (dtype, layers) in zip(axes[0], panels.items()):
         _digit_bars(ax, dtype, layers, (full or {}).get(dtype))
