@@ -933,7 +933,8 @@ def _worked_failure_section(doc: Doc, R: dict, plots) -> None:
 def _worked_layers(doc: Doc, w: dict, first: dict | None) -> None:
     """Per layer: output, input gradient, parameter gradients (max rel, verdict); the first
     disagreeing layer's row highlighted."""
-    rows, marked = [], ()
+    rows: list = []
+    marked: tuple[int, ...] = ()
     layers = sorted({r["layer"]: r["kind"] for r in w["layers"]}.items())
     for i, kind in layers:
         mine = [r for r in w["layers"] if r["layer"] == i]
