@@ -130,7 +130,8 @@ def _catalogue():
     return zoo
 
 
-# The table's columns: (header, JSON key, alignment). Below each row: layers, summary, source.
+# The table's columns: (header, JSON key, alignment). Below each row: layers, summary, source
+# (the document's title, then its seed file in shared/seeds/).
 LIST_COLUMNS = (("MODEL", "name", "<"), ("PARAMS", "parameters", ">"), ("LOSS", "loss", "<"),
                 ("OPTIMIZER", "optimizer", "<"), ("DATASET", "dataset", "<"),
                 ("EPOCHS", "epochs", ">"), ("BATCH", "batch_size", ">"),
@@ -140,11 +141,20 @@ LIST_DETAILS = ("layers", "summary", "source")
 
 def catalogue_rows() -> list[dict]:
     """One dict per catalogue model: every column of the table and every detail line."""
-    return [{"name": m.name, "source": m.source, "layers": m.layer_summary(),
+    zoo = _catalogue()
+    return [{"name": m.name, "source": _source_line(zoo.source_of(m)),
+             "source_title": zoo.source_of(m).title, "source_file": zoo.source_of(m).file,
+             "layers": m.layer_summary(),
              "parameters": m.num_parameters(), "loss": m.loss, "optimizer": m.optimizer.kind,
              "dataset": m.dataset, "epochs": m.epochs, "batch_size": m.batch_size,
              "target": str(m.target) if m.target else None, "summary": m.summary}
-            for m in _catalogue().CATALOGUE.values()]
+            for m in zoo.CATALOGUE.values()]
+
+
+def _source_line(src) -> str:
+    """``"Neural Network from Scratch" (seed document 002_….txt)``: the title leads."""
+    where = f"seed document {src.file}" if src.file else src.about
+    return f"“{src.title}” ({where})"
 
 
 def _cell(row: dict, key: str) -> str:

@@ -36,12 +36,25 @@ def run_cli(capsys, *argv):
 
 
 def test_list_json_names_every_model_with_its_source(capsys):
+    """Each row names its source document by title first (``zoo.SOURCES``), then its file."""
     code, out, _ = run_cli(capsys, "list", "--json")
     rows = json.loads(out)
     assert code == 0 and [r["name"] for r in rows] == list(zoo.CATALOGUE)
     for r in rows:
-        assert r["source"].endswith(".txt") or r["source"] == zoo.CS231N_CNN, r["source"]
+        src = zoo.source_of(zoo.get(r["name"]))
+        assert r["source_title"] == src.title and r["source"].startswith(f"“{src.title}”")
+        assert r["source_file"] == src.file and (src.file is None or src.file in r["source"])
         assert r["parameters"] > 0 and r["layers"]
+
+
+def test_list_shows_each_source_by_its_document_title(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    for name, spec in zoo.CATALOGUE.items():
+        block = out[out.index(f"\n{name} "):]
+        line = next(x for x in block.splitlines() if x.strip().startswith("source:"))
+        assert f"“{zoo.source_of(spec).title}”" in line, (name, line)
+    assert "Neural Network from Scratch" in out and "source:  000_" not in out
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])

@@ -22,7 +22,7 @@ from parity.study import report as study_report
 
 MODELS = ["cs231n-linear", "xor-relu"]
 TINY = dict(epochs_override=20, diverge_steps=5, xor_seeds=(0, 1), claims=False, bench=False,
-            grid=40, tile_grid=10)
+            grid=40, tile_grid=10, worked_failure=None)
 
 
 def _tree(path):
@@ -62,8 +62,9 @@ def test_report_files_exist_and_each_picture_is_one_file_both_pages_link(report)
     for name in ("index.md", "index.html", "results.json"):
         assert (out / name).is_file(), name
     pngs = sorted(os.listdir(out / "img"))
-    # per model: decision boundaries (2-D inputs) and curves
-    assert pngs == sorted(f"{m}-{kind}.png" for m in MODELS for kind in ("boundary", "curves"))
+    # per model: decision boundaries (2-D inputs), curves and per-layer agreement
+    assert pngs == sorted(f"{m}-{kind}.png" for m in MODELS
+                          for kind in ("boundary", "curves", "layers"))
     page = _parse(out / "index.html")
     assert sorted(page.images) == [f"img/{p}" for p in pngs], "index.html: <img src> per PNG"
     assert "data:" not in (out / "index.html").read_text(), "index.html: an inlined picture"
@@ -142,7 +143,8 @@ def test_index_html_every_picture_loads_and_every_contents_link_resolves(report)
         assert link in page.ids, f"index.html: link #{link} has no target"
     for name in MODELS:
         assert name in page.details and name in page.contents, f"{name}: not collapsible+linked"
-    for section in ("how-to-read-this", "verdict-legend", "appendix-where-the-time-went"):
+    for section in ("how-to-read-this", "verdict-legend", "appendix-the-rules",
+                    "appendix-where-the-time-went"):
         assert section in page.contents, f"contents: no {section}"
     assert page.contents[-1] == "appendix-where-the-time-went", "the appendix comes last"
 
@@ -173,12 +175,15 @@ def test_headline_counts_what_results_json_says(report):
     assert "claims audit not run" in line
 
 
-def test_how_to_read_this_states_the_rules_from_parity_tolerances(report):
-    """The reader's explanation quotes the constants the judge uses, read from the module."""
+def test_the_rules_appendix_states_the_rules_from_parity_tolerances(report):
+    """The appendix quotes the constants the judge uses, read from the module; "How to read
+    this" up front says it in plain words and leaves the arithmetic (σ, FLOOR) to it."""
     from parity import tolerances
     out, _ = report
     md = (out / "index.md").read_text()
-    section = md[md.index("# How to read this"):md.index("# Verdict legend")]
+    front = md[md.index("# How to read this"):md.index("## ", md.index("# How to read this") + 20)]
+    assert "σ" not in front and "d_a" not in front and "Appendix: the rules" in front
+    section = md[md.index("# Appendix: the rules"):md.index("# Appendix: where the time went")]
     for dt in ("float64", "float32"):
         rtol, atol = tolerances.tolerance(dt, "param")
         assert f"rtol {rtol:g}, atol {atol:g}" in section, dt
@@ -365,9 +370,9 @@ def test_the_convnet_section_shows_both_twins_filters_losses_and_times(tmp_path)
 
 
 def test_every_model_has_a_section_in_the_report():
-    """The report groups models by source (``plan.SOURCES``): a model whose source has no
-    title there would silently be left out of it."""
-    missing = {n: s.source for n, s in zoo.CATALOGUE.items() if s.source not in study_plan.SOURCES}
+    """The report groups models by source (``zoo.SOURCES``): a model whose source has no
+    record there would silently be left out of it."""
+    missing = {n: s.source for n, s in zoo.CATALOGUE.items() if s.source not in zoo.SOURCES}
     assert not missing, f"sources without a section: {missing}"
 
 

@@ -31,9 +31,22 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Source:
+    """Where catalogue models come from: ``key`` is what ``ModelSpec.source`` holds (a seed
+    document's file name in shared/seeds/, or a description beyond the documents), ``title``
+    the document's own title (what the report and ``nn-parity list`` show first), ``about``
+    what the catalogue takes from it, ``file`` the seed file name (None beyond the documents)."""
+
+    key: str
+    title: str
+    about: str
+    file: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
-    source: str                 # seed document file name in shared/seeds/ (or zoo.BEYOND)
+    source: str                 # a key of zoo.SOURCES: seed file name, or zoo.CS231N_CNN
     summary: str
     layers: tuple[S.LayerSpec, ...]  # the layerspec vocabulary: Linear(2, 100), ReLU(), …
     loss: str                   # a name of parity.kinds.LOSSES: cross_entropy, bce, mse …

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from parity.catalogue.spec import ModelSpec, Target
+from parity.catalogue.spec import ModelSpec, Source, Target
 from parity.layerspec import (
     BatchNorm1d,
     BatchNorm2d,
@@ -30,6 +30,34 @@ SEED_003 = "003_877ca1bcc2424752.txt"   # two-spiral MLP with BatchNorm/Dropout/
 SEED_004 = "004_f27c30904d633e3f.txt"   # PyTorch two-spiral 2→16→8→1, XOR by hand
 # Beyond the documents: a model none of them holds, named by where its architecture is from.
 CS231N_CNN = "cs231n assignment 2: ThreeLayerConvNet (cs231n/classifiers/cnn.py)"
+
+# Each source once: the document's own title (000 has none: its opening line stands for it),
+# what the catalogue takes from it, and the seed file. The report and `list` lead with title.
+SOURCES = {s.key: s for s in (
+    Source(SEED_000, "Build a complete 2-layer neural network from raw Python",
+           "the cs231n case study: spiral data, a linear classifier, then a 2-layer net",
+           SEED_000),
+    Source(SEED_001, "Decoding the Deep Learning Black Box: Building a Neural Net with NumPy",
+           "the blog's NumPy net on spiral.csv", SEED_001),
+    Source(SEED_002, "Neural Network from Scratch",
+           "XOR and the 8×8 digits with a NumPy 2-layer net", SEED_002),
+    Source(SEED_003, "ch334 — Project: Neural Net from Scratch (NumPy only)",
+           "the two-spiral MLP with BatchNorm, Dropout and Adam", SEED_003),
+    Source(SEED_004, "Building Your First Neural Network",
+           "PyTorch 2→16→8→1 on two spirals, and XOR by hand", SEED_004),
+    Source(CS231N_CNN, "Beyond the documents: cs231n's ThreeLayerConvNet",
+           "cs231n's three-layer convnet (assignment 2, cs231n/classifiers/cnn.py) on 8×8 "
+           "digits"),
+)}
+
+
+def source_of(spec_or_key) -> Source:
+    """The ``Source`` record of a ``ModelSpec`` (or of a ``ModelSpec.source`` key)."""
+    key = getattr(spec_or_key, "source", spec_or_key)
+    if key not in SOURCES:
+        raise ValueError(f"catalogue: source {key!r} has no record in zoo.SOURCES")
+    return SOURCES[key]
+
 
 _MODELS = [
     ModelSpec(

@@ -39,6 +39,7 @@ from parity.study.jobs import (
     job_runs,
     job_train,
     job_worked,
+    job_worked_failure,
     job_xor_stable,
 )
 from parity.study.plan import SEED_CHUNK, Plan
@@ -129,6 +130,9 @@ def plan_jobs(plan: Plan) -> list[Job]:
             jobs.append(Job(f"lr_finder/{impl}", job_lr_finder,
                             dict(name="digits-minibatch", impl=impl, seed=plan.seed_for(spec)),
                             0.5))
+    if plan.worked_failure:
+        jobs.append(Job("worked-failure", job_worked_failure,
+                        dict(mutant=plan.worked_failure, seed=0), 3.0))
     if needs is not None:
         jobs += _claims_jobs(plan, needs, made, tracked)
     return jobs
@@ -390,6 +394,8 @@ def run_study(plan: Plan, jobs: int = 1, progress: bool = False, log=None) -> St
     if "digits-minibatch" in plan.models:
         results["lr_finder"] = {"model": "digits-minibatch",
                                 **{impl: res[f"lr_finder/{impl}"] for impl in IMPLS}}
+    if plan.worked_failure:
+        results["worked_failure"] = res["worked-failure"]
     results["claims"] = _claims_result(plan, job_list, res, runs, curves)
     t_bench, c_bench = _bench(plan, results, log)
     results["meta"] = _meta(plan, jobs)

@@ -189,8 +189,10 @@ def job_runs(keys: tuple, with_curve: bool = False, track: tuple = ()) -> dict:
 
 
 def job_parity(name: str, seed: int, steps: int) -> dict:
-    """One-step ``compare`` and ``steps``-step lockstep ``diverge``, float64 and float32."""
+    """One-step ``compare`` and ``steps``-step lockstep ``diverge``, float64 and float32;
+    ``parity[dtype]["layers"]``: step 1 layer by layer (``layer_agreement.measure``)."""
     from parity.catalogue.checks import compare, diverge
+    from parity.study import layer_agreement
     spec = zoo.get(name)
     out: dict = {"parity": {}, "divergence": {}}
     for dtype in ("float64", "float32"):
@@ -202,7 +204,8 @@ def job_parity(name: str, seed: int, steps: int) -> dict:
             "passed": c.passed, "steps": c.steps, "quantities": q,
             "max_abs": q[worst_abs]["max_abs"], "max_abs_quantity": worst_abs,
             "max_rel": q[worst_rel]["max_rel"], "max_rel_quantity": worst_rel,
-            "failures": [f.label for f in c.failures()]}
+            "failures": [f.label for f in c.failures()],
+            "layers": layer_agreement.measure(spec, dtype, seed)}
         r = diverge(spec, steps, dtype, seed)
         out["divergence"][dtype] = {"steps": steps, "param_rel": r.param_rel,
                                     "loss_rel": r.loss_rel,
@@ -253,6 +256,13 @@ def job_xor_stable(init: str, impl: str, seed: int, epochs: int) -> dict:
     """XOR's stable epoch from an initialization no study run uses (the document's)."""
     from parity.audit.claims import measure_xor_stable_epoch
     return measure_xor_stable_epoch(impl, init, seed, epochs)
+
+
+def job_worked_failure(mutant: str, seed: int) -> dict:
+    """The report's worked failure: selftest mutant ``mutant`` planted, its check and the
+    layer-by-layer localization (``parity.study.worked_failure.measure``)."""
+    from parity.study import worked_failure
+    return worked_failure.measure(mutant, seed)
 
 
 def job_worked() -> dict:

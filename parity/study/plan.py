@@ -7,6 +7,7 @@ from typing import Any
 
 from parity.catalogue import zoo
 from parity.catalogue.spec import ModelSpec
+from parity.study.worked_failure import MUTANT as WORKED_MUTANT
 
 # ---- what a full and a quick study run ----------------------------------------------------------
 QUICK_EPOCHS = 300            # full-batch models on small data
@@ -22,14 +23,6 @@ TILE_GRID = 60                # hidden-unit tiles: TILE_GRID × TILE_GRID points
 N_TILES = 25
 SEED_CHUNK = 5                # XOR sweep: seeds per job
 
-SOURCES = {
-    zoo.SEED_000: "Seed 000 — the cs231n case study (spiral: linear vs 2-layer)",
-    zoo.SEED_001: "Seed 001 — the blog's NumPy net on spiral.csv",
-    zoo.SEED_002: "Seed 002 — XOR and digits from scratch",
-    zoo.SEED_003: "Seed 003 — the two-spiral MLP with BatchNorm, Dropout, Adam",
-    zoo.SEED_004: "Seed 004 — PyTorch 2→16→8→1 on two spirals, XOR by hand",
-    zoo.CS231N_CNN: "Beyond the documents — cs231n's three-layer convnet on 8×8 digits",
-}
 
 
 @dataclass(frozen=True)
@@ -49,6 +42,7 @@ class Plan:
     tile_grid: int = TILE_GRID
     claims: bool = True
     bench: bool = True
+    worked_failure: str | None = WORKED_MUTANT       # a selftest mutant; None: no section
     epochs_cap: int | None = None                    # make_plan's epochs_override
 
     def seed_for(self, spec: ModelSpec) -> int:

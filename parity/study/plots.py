@@ -488,3 +488,70 @@ def bench_convnets(rows: list[dict], profile: dict, title: str):
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+@_styled
+def layer_digits(panels: dict, title: str, highlight: int | None = None,
+                 full: dict | None = None):
+    """Digits of agreement per layer at step 1, one panel per dtype: for each layer a bar for
+    the forward pass (its output, solid) and one for the backward pass (the worst of its input
+    and parameter gradients, hatched). ``panels``: ``{dtype: parity.study.layer_agreement
+    .by_layer(...)}``; ``full``: each dtype's cap (a dashed line, "all digits"). An exact
+    agreement (difference 0) is a bar to the cap with a star on top; a tensor that is only
+    rounding noise of its group is a hollow circle at 0; a check that fails is red.
+    ``highlight``: the layer to shade (the first that disagrees)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(5.8 * len(panels), 9.0), 4.9),
+                             sharey=True,
+                             squeeze=False)
+    for ax, (dtype, layers) in zip(axes[0], panels.items()):
+        _digit_bars(ax, dtype, layers, (full or {}).get(dtype))
+        if highlight is not None:
+            ax.axvspan(highlight - 0.5, highlight + 0.5, color="tab:red", alpha=0.12, lw=0)
+            ax.text(highlight, 17.7, f"layer {highlight}: first to disagree", ha="center",
+                    va="top", fontsize=SMALL, color="tab:red")
+    axes[0][0].set_ylabel("digits of agreement\n−log10(max rel. difference)")
+    axes[0][0].set_ylim(0, 18)
+    fig.suptitle(title)
+    fig.legend(handles=_digit_legend(), fontsize=SMALL, loc="upper center", ncol=3,
+               bbox_to_anchor=(0.5, 0.955), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.88))
+    return fig
+
+
+def _digit_bars(ax, dtype: str, layers: list, cap: float | None) -> None:
+    colour = DTYPE_COLOUR.get(dtype, "tab:gray")
+    for k, (direction, dx, hatch) in enumerate((("forward", -0.2, None),
+                                                 ("backward", 0.2, "///"))):
+        for entry in layers:
+            got = entry[direction]
+            if got is None:
+                continue
+            x, (d, state, passed) = entry["layer"] + dx, got
+            ax.bar(x, d, width=0.38, color=colour if passed else "tab:red",
+                   alpha=1.0 if k == 0 else 0.55, hatch=hatch, edgecolor="0.25", lw=0.5)
+            if state == "exact":
+                ax.plot(x, d + 0.45, marker="*", ms=9, color="k", ls="none")
+            elif state == "noise":
+                ax.plot(x, 0.35, marker="o", ms=6, mfc="none", mec="0.3", ls="none")
+    if cap is not None:
+        ax.axhline(cap, color="0.4", ls="--", lw=0.9)
+        ax.text(max((e["layer"] for e in layers), default=0) + 0.5, cap + 0.15,
+                f"{dtype}: all {cap:.2f} digits", ha="right", fontsize=SMALL,
+                color="0.3")
+    ax.set_xticks([e["layer"] for e in layers],
+                  [f"{e['layer']} {e['kind']}" for e in layers], rotation=55, ha="right",
+                  rotation_mode="anchor")
+    ax.set_xlim(-0.6, max((e["layer"] for e in layers), default=0) + 0.6)
+    ax.set(xlabel="layer (forward order)", title=dtype)
+
+
+def _digit_legend() -> list:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    return [Patch(facecolor="0.55", edgecolor="0.25", label="forward: output"),
+            Patch(facecolor="0.8", edgecolor="0.25", hatch="///",
+                  label="backward: input/param. grads"),
+            Patch(facecolor="tab:red", label="check fails"),
+            Line2D([], [], marker="*", ms=9, color="k", ls="none", label="exact (difference 0)"),
+            Line2D([], [], marker="o", ms=6, mfc="none", mec="0.3", ls="none",
+                   label="rounding noise of its group")]
