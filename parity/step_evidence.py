@@ -48,10 +48,18 @@ class StartState:
         """``(model, optimizer)`` in float64 at the step's start: a copy of the model (its
         layers as they are) with ``state`` loaded, upcast with the optimizer's copy."""
         if self._upcast is None:
-            m = copy.deepcopy(self.model)
+            m = copy.deepcopy(self.model, _bare(self.model))
             m.load_state_dict(self.state)
             self._upcast = precise.upcast(m, self.optimizer)
         return self._upcast
+
+
+def _bare(model) -> dict:
+    """A ``deepcopy`` memo that gives each layer of the copy empty ``saved`` and ``grads``:
+    the last forward's caches and gradients, which every evaluation makes anew. Without
+    them each of σ's per-sample copies holds only parameters, buffers and optimizer state
+    (for the catalogue's small nets the caches were most of a copy)."""
+    return {id(d): {} for layer in model.layers for d in (layer.saved, layer.grads)}
 
 
 class StepEvidence:
