@@ -50,6 +50,7 @@ class Plan:
     claims: bool = True
     bench: bool = True
     epochs_cap: int | None = None                    # make_plan's epochs_override
+    sweep_seeds: tuple = ()                          # --seeds: success rates over these
 
     def seed_for(self, spec: ModelSpec) -> int:
         return spec.pinned_seed if self.seed is None else self.seed
