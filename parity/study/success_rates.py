@@ -22,7 +22,8 @@ MAX_SWEEP_SEEDS = 100_000     # --seeds: at most this many seeds
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval of a binomial proportion with ``k`` successes in ``n`` trials:
     ``(c − h, c + h)`` with ``p = k/n``, ``c = (p + z²/2n) / (1 + z²/n)`` and
-    ``h = z·√(p(1−p)/n + z²/4n²) / (1 + z²/n)``; clipped to [0, 1] against rounding."""
+    ``h = z·√(p(1−p)/n + z²/4n²) / (1 + z²/n)``. At ``k = 0`` the lower end is 0 and at
+    ``k = n`` the upper end is 1 exactly (where the formula lands one rounding off)."""
     if not (isinstance(k, int) and isinstance(n, int) and 0 <= k <= n and n >= 1):
         raise ValueError(f"wilson_interval: need integers 0 <= k <= n, n >= 1; got k={k!r}, "
                          f"n={n!r}")
@@ -30,7 +31,7 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     denom = 1 + z2 / n
     centre = (p + z2 / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return (0.0 if k == 0 else centre - half), (1.0 if k == n else centre + half)
 
 
 def parse_seeds(text: str, what: str = "--seeds") -> tuple[int, ...]:
