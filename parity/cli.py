@@ -421,8 +421,10 @@ def _add_drift(sub) -> None:
                                      "differences across numpy/torch versions",
                        description="--out DIR: train every model for --epochs epochs in both "
                        "twins and run the one-step parity checks; write "
-                       "DIR/drift-py*-np*-torch*.json. --combine DIR: read those files and "
-                       "print/save the table of differences across versions (tox env 'drift').")
+                       "DIR/drift-py*-np*-torch*-cpu*-t*.json, named by the versions, torch's "
+                       "CPU capability (ATEN_CPU_CAPABILITY) and the thread count. --combine "
+                       "DIR: read those files and print/save the table of differences across "
+                       "versions and CPUs (tox -m drift; the drift workflow).")
     s.add_argument("--out", metavar="DIR", help="record the current environment into DIR")
     s.add_argument("--combine", metavar="DIR", help="tabulate all records in DIR")
     s.add_argument("--epochs", type=int, default=100, help="epochs per model (default 100)")

@@ -1,4 +1,5 @@
-"""Run the study's jobs in order or in spawned workers; assemble ``Study`` results.
+"""Run the study's jobs in order, in spawned workers or on any ``concurrent.futures.Executor``
+(Dask's among them: ``parity.study.executors``); assemble ``Study`` results.
 
 The plan (``plan_jobs``) trains every run — (model, impl, seed, epochs) — in exactly one job:
 the per-model trainings, then the XOR seed sweeps and the claims audit, which read those runs
@@ -7,8 +8,11 @@ ceilings, XOR from the document's initialization, the worked example) are jobs o
 The workers take the jobs longest (estimated CPU seconds) first, so both stay busy to the end.
 
 Results are keyed by job, never by completion order, so everything except wall-clock seconds
-is identical for any number of workers. Workers ignore SIGINT; on an interrupt the parent
-terminates them, so nothing outlives the run."""
+is identical for any number of workers and any executor (each job on one thread). Before
+the first job, ``describe_estimate`` states the jobs and their estimated CPU and wall minutes.
+Workers ignore SIGINT; on an interrupt the parent terminates them (a Dask cluster it started
+is closed; on a remote scheduler the jobs not yet running are cancelled), so nothing
+outlives the run."""
 
 from __future__ import annotations
 
