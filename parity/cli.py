@@ -61,7 +61,9 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "drift": ("nn-parity drift --out drift/ --epochs 100",
               "nn-parity drift --combine drift/ --json"),
     "study": ("nn-parity study --quick --out /tmp/report",
-              "nn-parity study --models cs231n-2layer spiral003 --jobs 2 --json"),
+              "nn-parity study --models cs231n-2layer spiral003 --jobs 2 --json",
+              "nn-parity study --quick --executor dask --jobs 2 --seeds 0-3",
+              "nn-parity study --models xor-relu --seeds 0-99 --executor dask://10.0.0.5:8786"),
     "selftest": ("nn-parity selftest", "nn-parity selftest --json"),
     "export": ("nn-parity export cs231n-2layer --impl numpy --out cs231n.npz",
                "nn-parity export spiral003 --impl torch --out spiral003.pt --epochs 50",
@@ -429,8 +431,10 @@ def _add_drift(sub) -> None:
                                      "differences across numpy/torch versions",
                        description="--out DIR: train every model for --epochs epochs in both "
                        "twins and run the one-step parity checks; write "
-                       "DIR/drift-py*-np*-torch*.json. --combine DIR: read those files and "
-                       "print/save the table of differences across versions (tox env 'drift').")
+                       "DIR/drift-py*-np*-torch*-cpu*-t*.json, named by the versions, torch's "
+                       "CPU capability (ATEN_CPU_CAPABILITY) and the thread count. --combine "
+                       "DIR: read those files and print/save the table of differences across "
+                       "versions and CPUs (tox -m drift; the drift workflow).")
     s.add_argument("--out", metavar="DIR", help="record the current environment into DIR")
     s.add_argument("--combine", metavar="DIR", help="tabulate all records in DIR")
     s.add_argument("--epochs", type=int, default=100, help="epochs per model (default 100)")
@@ -453,10 +457,20 @@ def _add_study(sub) -> None:
                    help="report directory (default: report/)")
     s.add_argument("--seed", type=int, default=None,
                    help="seed for every model (default: each model's pinned seed)")
+    s.add_argument("--seeds", metavar="SEEDS", default=None,
+                   help="also train every model that has a target once per seed, both twins, "
+                        "and report its success rate with a Wilson 95%% interval: a range "
+                        "0-99 (both ends included), a list 0,3,7, or both (0-9,20)")
     s.add_argument("--quick", action="store_true", help="fewer epochs, for a first look")
     s.add_argument("--jobs", type=int, default=2,
                    help="worker processes for the trainings (default 2; results do not depend "
-                        "on it)")
+                        "on it); with --executor dask, the local cluster's workers")
+    s.add_argument("--executor", default="local", metavar="WHERE",
+                   help="where the jobs run: local (default: a process pool of --jobs "
+                        "workers), dask (a local Dask cluster of --jobs processes, one thread "
+                        "each) or dask://HOST:PORT (a running Dask scheduler's workers; start "
+                        "them with --nthreads 1). Dask needs pip install 'nn-parity[dask]'. "
+                        "Every job runs on one thread wherever it runs: the same numbers")
     s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="progress bars on stderr (default: when stderr is a terminal)")
     _json_flag(s, "print results.json to stdout instead of the summary")

@@ -20,7 +20,9 @@ from parity.study.seed_sweep import success_rate
 PLANS = {"full": lambda: study_plan.make_plan(),
          "quick": lambda: study_plan.make_plan(quick=True),
          "seed 3": lambda: study_plan.make_plan(seed=3),
-         "spiral004 only": lambda: study_plan.make_plan(["spiral004"])}
+         "spiral004 only": lambda: study_plan.make_plan(["spiral004"]),
+         "quick, --seeds 0-6": lambda: study_plan.make_plan(quick=True,
+                                                            sweep_seeds=tuple(range(7)))}
 
 
 @pytest.fixture(scope="module", params=sorted(PLANS))

@@ -1,4 +1,5 @@
-"""Run the study's jobs in order or in spawned workers; assemble ``Study`` results.
+"""Run the study's jobs in order, in spawned workers or on any ``concurrent.futures.Executor``
+(Dask's among them: ``parity.study.executors``); assemble ``Study`` results.
 
 The plan (``plan_jobs``) trains every run — (model, impl, seed, epochs) — in exactly one job:
 the per-model trainings, then the XOR seed sweeps and the claims audit, which read those runs
@@ -7,8 +8,11 @@ ceilings, XOR from the document's initialization, the worked example) are jobs o
 The workers take the jobs longest (estimated CPU seconds) first, so both stay busy to the end.
 
 Results are keyed by job, never by completion order, so everything except wall-clock seconds
-is identical for any number of workers. Workers ignore SIGINT; on an interrupt the parent
-terminates them, so nothing outlives the run."""
+is identical for any number of workers and any executor (each job on one thread). Before
+the first job, ``describe_estimate`` states the jobs and their estimated CPU and wall minutes.
+Workers ignore SIGINT; on an interrupt the parent terminates them (a Dask cluster it started
+is closed; on a remote scheduler the jobs not yet running are cancelled), so nothing
+outlives the run."""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +34,8 @@ import numpy as np
 from parity.audit import claims
 from parity.catalogue import zoo
 from parity.catalogue.spec import ModelSpec
+from parity.study import success_rates
+from parity.study.executors import WORKER_THREADS, run_job
 from parity.study.jobs import (
     hidden_size_spec,
     job_ceiling,
@@ -123,6 +129,7 @@ def plan_jobs(plan: Plan) -> list[Job]:
     jobs = _train_jobs(plan, tracked)
     made = {k for j in jobs for k in j.trains}
     jobs += _sweep_jobs(plan, made, tracked)
+    jobs += _seed_sweep_jobs(plan, made, tracked)
     jobs += _hidden_jobs(plan)
     if "digits-minibatch" in plan.models:
         spec = zoo.get("digits-minibatch")
@@ -251,6 +258,18 @@ def _sweep_jobs(plan: Plan, made: set, tracked: set) -> list[Job]:
             for j in _runs_jobs("xor", sweep_keys(plan, name, impl), made, tracked)]
 
 
+def _seed_sweep_jobs(plan: Plan, made: set, tracked: set) -> list[Job]:
+    """``--seeds``: every model with a target, both twins, once per seed (``seeds/...``
+    jobs for the runs nobody else trains)."""
+    jobs = []
+    for name in success_rates.swept_models(plan.models):
+        epochs = plan.epochs_for(zoo.get(name))
+        for impl in IMPLS:
+            keys = [(name, impl, s, epochs) for s in plan.sweep_seeds]
+            jobs += _runs_jobs("seeds", keys, made, tracked)
+    return jobs
+
+
 def _hidden_jobs(plan: Plan) -> list[Job]:
     if "spiral003" not in plan.models:
         return []
@@ -270,11 +289,14 @@ def _hidden_jobs(plan: Plan) -> list[Job]:
     return jobs
 
 
-def execute(jobs: list[Job], n_workers: int = 1, progress: bool = False, log=None) -> dict:
+def execute(jobs: list[Job], n_workers: int = 1, progress: bool = False, log=None,
+            executor: Executor | None = None) -> dict:
     """Run every job; returns ``{key: (result, wall seconds, CPU seconds)}``.
 
-    ``n_workers > 1``: a spawned ProcessPoolExecutor, longest jobs first; results are keyed by
-    job, so the order in which they finish does not matter."""
+    ``executor`` (any ``concurrent.futures.Executor``, e.g. Dask's): the jobs go there, longest
+    first, each through ``executors.run_job`` (one thread); its owner closes it. Else
+    ``n_workers > 1``: a spawned ProcessPoolExecutor, the same way; else in this process.
+    Results are keyed by job, so the order in which they finish does not matter."""
     log = log or (lambda s: None)
     out: dict = {}
     overall = None
@@ -293,34 +315,74 @@ def execute(jobs: list[Job], n_workers: int = 1, progress: bool = False, log=Non
             log(msg)
 
     try:
-        if n_workers <= 1:
+        if executor is not None:
+            _run_on(executor, jobs, done)
+        elif n_workers <= 1:
             _BARS.update(enabled=progress, position=1)
             for job in jobs:
                 done(job, *_timed(job.func, job.kwargs, job.reported))
-            return out
-        ctx = mp.get_context("spawn")   # no fork of a process holding torch/OpenMP state
-        lock = ctx.RLock() if progress else None
-        if lock is not None:
-            from tqdm import tqdm
-            tqdm.set_lock(lock)
-        slots = ctx.Value("i", 0)
-        with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(progress, lock, slots, os.getpid())) as ex:
-            try:
-                with _sigint_blocked():   # workers start with SIGINT blocked: no traceback
-                    pending = {ex.submit(_timed, j.func, j.kwargs, j.reported): j
-                               for j in sorted(jobs, key=lambda j: -j.cost)}
-                while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        done(pending.pop(f), *f.result())
-            except BaseException:
-                _stop_pool(ex)
-                raise
+        else:
+            _run_on_pool(jobs, n_workers, progress, done)
         return out
     finally:
         if overall is not None:
             overall.close()
+
+
+def _run_on(ex: Executor, jobs: list[Job], done) -> None:
+    """Submit ``jobs`` to ``ex`` longest first and hand each result to ``done`` as it comes;
+    on any exception (an interrupt included) the jobs not finished are cancelled."""
+    with _sigint_blocked():   # a local pool's workers start with SIGINT blocked: no traceback
+        pending = {ex.submit(run_job, j.func, j.kwargs, j.reported): j
+                   for j in sorted(jobs, key=lambda j: -j.cost)}
+    try:
+        while pending:
+            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for f in finished:
+                done(pending.pop(f), *f.result())
+    except BaseException:
+        for f in pending:
+            f.cancel()
+        raise
+
+
+def _run_on_pool(jobs: list[Job], n_workers: int, progress: bool, done) -> None:
+    """``_run_on`` a spawned process pool of ``n_workers`` (a tqdm line per worker); on an
+    interrupt or failure the workers are terminated (``_stop_pool``)."""
+    ctx = mp.get_context("spawn")   # no fork of a process holding torch/OpenMP state
+    lock = ctx.RLock() if progress else None
+    if lock is not None:
+        from tqdm import tqdm
+        tqdm.set_lock(lock)
+    slots = ctx.Value("i", 0)
+    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(progress, lock, slots, os.getpid())) as ex:
+        try:
+            _run_on(ex, jobs, done)
+        except BaseException:
+            _stop_pool(ex)
+            raise
+
+
+def estimate(jobs: list[Job], n_workers: int) -> tuple[float, float]:
+    """``(CPU seconds, wall seconds)`` the plan's estimates give for ``jobs``: their sum, and
+    the makespan of dealing them longest first to ``n_workers`` (``list_schedule``)."""
+    costs = sorted((j.cost for j in jobs), reverse=True)
+    return sum(costs), list_schedule(costs, n_workers)
+
+
+def describe_estimate(jobs: list[Job], n_workers: int) -> str:
+    """One line announcing the work: jobs, estimated CPU-minutes and wall minutes."""
+    cpu, wall = estimate(jobs, n_workers)
+    return (f"study: {len(jobs)} jobs, estimated {_minutes(cpu)} CPU-minutes, about "
+            f"{_minutes(wall)} min wall on {n_workers} worker(s) (one thread each, start-up "
+            f"aside; the benchmark and the pictures come after)")
+
+
+def _minutes(seconds: float) -> str:
+    """Minutes to two significant figures below 10 (``0.053``, ``2.4``), else whole."""
+    m = seconds / 60
+    return f"{m:.0f}" if m >= 10 else f"{m:.2g}"
 
 
 @contextlib.contextmanager
@@ -375,13 +437,19 @@ class Study:
     arrays: dict = field(default_factory=dict)         # model → impl → arrays (pictures only)
 
 
-def run_study(plan: Plan, jobs: int = 1, progress: bool = False, log=None) -> Study:
-    """Run every job of ``plan`` (and the benchmark, alone, afterwards); assemble results."""
+def run_study(plan: Plan, jobs: int = 1, progress: bool = False, log=None,
+              executor: Executor | None = None, announce=None,
+              executor_meta: dict | None = None) -> Study:
+    """Run every job of ``plan`` (and the benchmark, alone, afterwards); assemble results.
+    ``executor``: where the jobs run (``execute``), with ``jobs`` workers; ``announce``
+    receives the line of ``describe_estimate`` before any job starts."""
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     t0 = time.perf_counter()
     job_list = plan_jobs(plan)
-    done = execute(job_list, jobs, progress, log)
+    if announce is not None:
+        announce(describe_estimate(job_list, jobs))
+    done = execute(job_list, jobs, progress, log, executor)
     t_jobs = time.perf_counter() - t0
     res = {k: v[0] for k, v in done.items()}
     runs, curves = trained_runs(job_list, res)
@@ -396,9 +464,13 @@ def run_study(plan: Plan, jobs: int = 1, progress: bool = False, log=None) -> St
                                 **{impl: res[f"lr_finder/{impl}"] for impl in IMPLS}}
     if plan.worked_failure:
         results["worked_failure"] = res["worked-failure"]
+    if plan.sweep_seeds:
+        results["seed_sweep"] = success_rates.sweep_result(plan, runs)
     results["claims"] = _claims_result(plan, job_list, res, runs, curves)
     t_bench, c_bench = _bench(plan, results, log)
     results["meta"] = _meta(plan, jobs)
+    results["meta"]["executor"] = executor_meta or {
+        "kind": "local" if executor is None else type(executor).__name__, "workers": jobs}
     results["timing"] = _timing(done, t_jobs, t_bench, c_bench, job_list, jobs)
     return Study(results, arrays)
 
@@ -562,7 +634,8 @@ def _meta(plan: Plan, jobs: int) -> dict:
         "python": platform.python_version(), "numpy": np.__version__,
         "torch": torch.__version__, "matplotlib": matplotlib.__version__,
         "jobs": jobs, "threads_main": threads_in_force(),
-        "threads_workers": {"torch": 1, "blas": 1} if jobs > 1 else None,
+        "threads_workers": ({"torch": WORKER_THREADS, "blas": WORKER_THREADS} if jobs > 1
+                            else None),
         "epochs": dict(plan.epochs), "diverge_steps": plan.diverge_steps,
     }
 

@@ -44,6 +44,7 @@ class Plan:
     bench: bool = True
     worked_failure: str | None = WORKED_MUTANT       # a selftest mutant; None: no section
     epochs_cap: int | None = None                    # make_plan's epochs_override
+    sweep_seeds: tuple = ()                          # --seeds: success rates over these
 
     def seed_for(self, spec: ModelSpec) -> int:
         return spec.pinned_seed if self.seed is None else self.seed

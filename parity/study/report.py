@@ -11,9 +11,11 @@ import numpy as np
 from parity import fileio
 from parity.audit import claims as claims_module
 from parity.catalogue import zoo
+from parity.study import executors, seed_report
 from parity.study.document import _met_pair, _verdict, build_document
 from parity.study.executor import Study, run_study
 from parity.study.plan import make_plan
+from parity.study.success_rates import parse_seeds
 
 
 # ---- writing ------------------------------------------------------------------------------------
@@ -40,6 +42,7 @@ def _write_report_files(study: Study, tmp: str) -> None:
     os.makedirs(img)
     t0, c0 = time.perf_counter(), time.process_time()
     doc = build_document(study, img)
+    seed_report.seed_sweep_section(doc, study.results)
     study.results["timing"].update(render_seconds=time.perf_counter() - t0,
                                    render_cpu_seconds=time.process_time() - c0)
     t = study.results["timing"]
@@ -59,13 +62,22 @@ def _write_report_files(study: Study, tmp: str) -> None:
 
 def study(models=None, out: str = "report", quick: bool = False, seed: int | None = None,
           jobs: int = 1, progress: bool = False, log=None, epochs_override: int | None = None,
-          out_option: str | None = None, **plan_overrides) -> Study:
+          out_option: str | None = None, executor=None, announce=None,
+          **plan_overrides) -> Study:
     """Plan, run and write a study; returns it. ``epochs_override`` caps every run's epochs
-    (tests); ``plan_overrides`` replace ``Plan`` fields (e.g. ``bench=False``)."""
+    (tests); ``plan_overrides`` replace ``Plan`` fields (e.g. ``bench=False``,
+    ``sweep_seeds``). ``executor``: ``--executor``'s text (``parity.study.executors``) or
+    any ``concurrent.futures.Executor``."""
     fileio.check_dir_target(out, out_option)    # before the run, not after it
     plan = make_plan(models, quick=quick, seed=seed, epochs_override=epochs_override,
                      **plan_overrides)
-    s = run_study(plan, jobs=jobs, progress=progress, log=log)
+    if executor is not None and not isinstance(executor, str):
+        s = run_study(plan, jobs=jobs, progress=progress, log=log, executor=executor,
+                      announce=announce)
+    else:
+        with executors.opened(executors.parse_executor(executor), jobs) as ex:
+            s = run_study(plan, jobs=ex.workers, progress=progress, log=log,
+                          executor=ex.executor, announce=announce, executor_meta=ex.meta)
     write_report(s, out, out_option)
     return s
 
@@ -92,16 +104,23 @@ def main(args) -> int:
     progress = getattr(args, "progress", None)
     if progress is None:
         progress = sys.stderr.isatty()
+    choice = executors.parse_executor(getattr(args, "executor", None))   # before any work
+    if choice.kind != "local":
+        executors.require_dask()
+    sweep: dict = {"sweep_seeds": parse_seeds(args.seeds)} if getattr(args, "seeds", None) else {}
     t0 = time.perf_counter()
     s = study(models, out=args.out, quick=args.quick, seed=args.seed, jobs=jobs,
-              progress=progress, log=lambda msg: print(msg, file=sys.stderr), out_option="--out")
+              progress=progress, log=lambda msg: print(msg, file=sys.stderr), out_option="--out",
+              executor=getattr(args, "executor", None), announce=lambda line: print(
+                  line, file=sys.stderr if args.json else sys.stdout, flush=True), **sweep)
     total = time.perf_counter() - t0
     if args.json:
         print(fileio.json_text(s.results, default=_jsonable))
     else:
         print(render_summary(s.results))
         t = s.results["timing"]
+        workers = s.results["meta"]["executor"]["workers"]
         print(f"report written to {args.out}/ in {total:.1f} s (jobs {t['jobs_wall_seconds']:.1f}"
-              f" s with {jobs} worker(s), benchmark {t['bench_seconds']:.1f} s, pictures "
+              f" s with {workers} worker(s), benchmark {t['bench_seconds']:.1f} s, pictures "
               f"{t['render_seconds']:.1f} s)")
     return 0

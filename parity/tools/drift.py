@@ -2,8 +2,11 @@
 
 ``record(out_dir)`` runs, in the current environment, every catalogue model for a fixed number
 of epochs in both twins (loss after N epochs, accuracies) plus the one-step parity diffs in
-both dtypes, and writes ``drift-py{X.Y}-np{numpy}-torch{torch}.json``. ``combine(dir)`` reads
-every such file and tabulates, per model and metric, the values per environment and the
+both dtypes, and writes ``drift-py{X.Y}-np{numpy}-torch{torch}-cpu{capability}-t{threads}.json``:
+the ATen CPU capability in force (``ATEN_CPU_CAPABILITY`` picks it; ``parity.runtime.
+kernels_in_force``) and the thread count change float32 numbers too, so machines that differ
+in them keep separate records (each record also holds every kernel choice). ``combine(dir)``
+reads every such file and tabulates, per model and metric, the values per environment and the
 largest difference across environments, into ``drift-table.json`` and ``drift-table.md``
 (never read back as records: only ``drift-py*.json`` are records, each checked for shape).
 """
@@ -15,6 +18,7 @@ import json
 import math
 import os
 import platform
+import re
 
 import numpy as np
 import torch
@@ -23,7 +27,7 @@ from parity.catalogue import zoo
 from parity.catalogue.checks import compare
 from parity.catalogue.train import run
 from parity.fileio import NumberOutOfRange, atomic_write_bytes, json_text, read_json, read_regular
-from parity.runtime import threads_in_force
+from parity.runtime import kernels_in_force, threads_in_force
 from parity.twins import IMPLS
 
 TABLE_FILES = ("drift-table.json", "drift-table.md")
@@ -32,8 +36,12 @@ RECORD_BYTES = 16 << 20       # a record is ~10 KB
 
 
 def env_name() -> str:
+    """``py3.11-np2.4.6-torch2.13.0-cpuavx2-t1``: Python, NumPy and torch versions, torch's
+    CPU capability in force and its thread count."""
     py = ".".join(platform.python_version_tuple()[:2])
-    return f"py{py}-np{np.__version__}-torch{torch.__version__.split('+')[0]}"
+    cpu = re.sub(r"[^a-z0-9]+", "", str(kernels_in_force()["aten"]).lower()) or "unknown"
+    return (f"py{py}-np{np.__version__}-torch{torch.__version__.split('+')[0]}-cpu{cpu}"
+            f"-t{torch.get_num_threads()}")
 
 
 def record(out_dir: str, epochs: int = 100, models=None, log=None) -> str:
@@ -56,6 +64,7 @@ def record(out_dir: str, epochs: int = 100, models=None, log=None) -> str:
             log(f"{name}: {row}")
     payload = {"env": env_name(), "numpy": np.__version__, "torch": torch.__version__,
                "python": platform.python_version(), "threads": threads_in_force(),
+               "kernels": kernels_in_force(),
                "epochs": epochs, "models": rows}
     os.makedirs(out_dir, exist_ok=True)
     path = os.path.join(out_dir, f"drift-{payload['env']}.json")
@@ -64,7 +73,7 @@ def record(out_dir: str, epochs: int = 100, models=None, log=None) -> str:
 
 
 MAX_EPOCHS = 10**6            # the range of ``nn-parity drift --epochs``
-MAX_ENV_CHARS = 200           # env_name() is ~30 characters
+MAX_ENV_CHARS = 200           # env_name() is ~40 characters
 
 
 def _env_ok(v) -> bool:
