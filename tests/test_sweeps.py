@@ -8,12 +8,11 @@ import io
 import json
 import math
 import sys
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 import pytest
 
 from parity import cli
-from parity.runtime import configure_threads, threads_in_force
 from parity.study import document, executor, executors, seed_report, success_rates
 from parity.study import plan as study_plan
 from parity.tools import drift
@@ -194,18 +193,30 @@ def in_process():
     return executor.run_study(_tiny_plan())
 
 
-def test_a_thread_pool_executor_gives_the_same_results(in_process):
-    """Any ``concurrent.futures.Executor``: here a 2-thread pool in this process (~2 s)."""
-    before = threads_in_force()["torch"]
-    try:
-        with ThreadPoolExecutor(2) as ex:
-            s = executor.run_study(_tiny_plan(), jobs=2, executor=ex)
-    finally:
-        configure_threads(before)
-        executors._configured.clear()
-    assert s.results["meta"]["executor"]["kind"] == "ThreadPoolExecutor"
+class SerialExecutor(Executor):
+    """The least an ``Executor`` does: run each submitted call at once, in this process."""
+
+    def submit(self, fn, /, *args, **kwargs):
+        future: Future = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+def test_any_executor_gives_the_same_results(in_process):
+    """Any ``concurrent.futures.Executor`` that runs one job per process at a time: here a
+    serial one (~2 s), its jobs submitted longest first through ``run_job``."""
+    s = executor.run_study(_tiny_plan(), jobs=2, executor=SerialExecutor())
+    assert s.results["meta"]["executor"]["kind"] == "SerialExecutor"
     assert _stable(s.results) == _stable(in_process.results)
     assert s.results["seed_sweep"]["models"]["xor-relu"]["numpy"]["n"] == 3
+
+
+def test_a_thread_pool_is_refused():
+    """Two jobs in one process at once would share torch's seed, thread counts and the
+    worked failure's planted bug: with 2 threads the worked failure's float64 rounding
+    differences came out different (layer 37's max_abs 1.8e-17 vs 3.6e-17)."""
+    with ThreadPoolExecutor(2) as ex, pytest.raises(ValueError, match="thread pool"):
+        executor.run_study(_tiny_plan(), jobs=2, executor=ex)
 
 
 @pytest.mark.slow   # a LocalCluster of two spawned processes importing torch: ~10-20 s

@@ -25,7 +25,13 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Executor,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -331,7 +337,13 @@ def execute(jobs: list[Job], n_workers: int = 1, progress: bool = False, log=Non
 
 def _run_on(ex: Executor, jobs: list[Job], done) -> None:
     """Submit ``jobs`` to ``ex`` longest first and hand each result to ``done`` as it comes;
-    on any exception (an interrupt included) the jobs not finished are cancelled."""
+    on any exception (an interrupt included) the jobs not finished are cancelled. A thread
+    pool is refused: jobs set process-wide state (torch's global seed, OpenMP's per-thread
+    thread count, the worked failure's planted bug), so two at once in one process would
+    change each other's numbers."""
+    if isinstance(ex, ThreadPoolExecutor):
+        raise ValueError("a thread pool cannot run the study's jobs: each sets process-wide "
+                         "state (torch's seed, thread counts, a planted bug); use processes")
     with _sigint_blocked():   # a local pool's workers start with SIGINT blocked: no traceback
         pending = {ex.submit(run_job, j.func, j.kwargs, j.reported): j
                    for j in sorted(jobs, key=lambda j: -j.cost)}
