@@ -39,6 +39,8 @@ $(STAMP): pyproject.toml constraints.txt
 		{ echo "Python 3.11 required: set PYTHON=/path/to/python3.11 ('$(PYTHON)' is missing or not 3.11)" >&2; exit 1; }
 	@test -x $(BIN)/python || { echo "$(PYTHON) -m venv $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -c constraints.txt torch==2.13.0
+	# the test extra brings pytest and every other extra (nn-parity[all]): the study's and
+	# the tests' packages; a plain `pip install nn-parity` brings only the core (README, Install)
 	$(BIN)/pip install -c constraints.txt -e '.[test]'
 	$(BIN)/pip install --no-deps -c constraints.txt numpy-ml
 	touch $@
