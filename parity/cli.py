@@ -122,16 +122,13 @@ class _Parser(argparse.ArgumentParser):
 def version_line() -> str:
     """``nn-parity X.Y.Z (numpy A, torch B, python C)``: the versions actually imported."""
     import platform
-    from importlib.metadata import PackageNotFoundError, version
 
     import numpy
     import torch
-    try:
-        ours = version("nn-parity")
-    except PackageNotFoundError:   # run from a source tree that was never installed
-        ours = "(not installed)"
-    return (f"nn-parity {ours} (numpy {numpy.__version__}, torch {torch.__version__}, "
-            f"python {platform.python_version()})")
+
+    import parity
+    return (f"nn-parity {parity.__version__} (numpy {numpy.__version__}, "
+            f"torch {torch.__version__}, python {platform.python_version()})")
 
 
 class _VersionAction(argparse.Action):
