@@ -24,6 +24,9 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "study": ("matplotlib", "PIL", "scipy", "sklearn", "tqdm"),
 }
 
+# import name → the distribution pip installs it from, where the two differ.
+DISTRIBUTION: dict[str, str] = {"sklearn": "scikit-learn", "PIL": "pillow"}
+
 # import name → the smallest extra that brings it (for a module found missing mid-run).
 MODULE_EXTRA: dict[str, str] = {"sklearn": "datasets", "safetensors": "safetensors",
                                 "matplotlib": "study", "PIL": "study", "scipy": "study",
@@ -49,8 +52,8 @@ class MissingExtra(ImportError):
 
     def __init__(self, extra: str, module: str):
         self.extra = extra
-        super().__init__(f"needs the '{extra}' extra ({module} is not installed): "
-                         f"pip install 'nn-parity[{extra}]'", name=module)
+        super().__init__(f"needs the '{extra}' extra ({DISTRIBUTION.get(module, module)} is "
+                         f"not installed): pip install 'nn-parity[{extra}]'", name=module)
 
 
 def _top(name: str | None) -> str:

@@ -23,8 +23,7 @@ import pytest
 from parity import extras
 
 ROOT = Path(__file__).resolve().parents[1]
-DIST_TO_IMPORT = {"scikit-learn": "sklearn", "pillow": "PIL", "matplotlib": "matplotlib",
-                  "scipy": "scipy", "tqdm": "tqdm", "safetensors": "safetensors"}
+DIST_TO_IMPORT = {extras.DISTRIBUTION.get(m, m): m for m in extras.MODULE_EXTRA}
 OPTIONAL = sorted(extras.MODULE_EXTRA)
 
 
@@ -126,7 +125,7 @@ def test_the_core_runs_without_any_extra_and_each_missing_extra_is_named(tmp_pat
         "pip install 'nn-parity[study]'",
         "nn-parity export: error: needs the 'safetensors' extra (safetensors is not "
         "installed): pip install 'nn-parity[safetensors]'",
-        "nn-parity check: error: needs the 'datasets' extra (sklearn is not installed): "
+        "nn-parity check: error: needs the 'datasets' extra (scikit-learn is not installed): "
         "pip install 'nn-parity[datasets]'"], p.stderr[-3000:]
 
 
