@@ -92,11 +92,13 @@ print("ok fixture", flush=True)
 assert main(["check", "cs231n-2layer"]) == 0
 assert main(["export", "xor-relu", "--impl", "numpy", "--out", "x.npz", "--epochs", "2"]) == 0
 assert main(["import-check", "xor-relu", "x.npz"]) == 0
+assert main(["train", "xor-relu", "--epochs", "2"]) == 0     # no bar by default without tqdm
 print("ok cli", flush=True)
 
 for argv in (["study", "--quick", "--out", "rep"],
              ["export", "xor-relu", "--impl", "torch", "--out", "x.safetensors"],
-             ["check", "digits-2layer"]):
+             ["check", "digits-2layer"],
+             ["train", "xor-relu", "--epochs", "2", "--progress"]):
     print("argv", " ".join(argv), "code", main(argv), flush=True)
 assert not os.path.exists("rep") and not os.path.exists("x.safetensors")
 leaked = [m for m in BLOCKED if sys.modules.get(m) is not None]
@@ -106,9 +108,10 @@ print("ok done", flush=True)
 
 
 def test_the_core_runs_without_any_extra_and_each_missing_extra_is_named(tmp_path):
-    """API, fixture, check/export/import-check with every optional package blocked; then one
-    line ``nn-parity <command>: error: needs the 'X' extra ...`` and exit 2 for study (before
-    any work), a .safetensors export (before training) and a digits model."""
+    """API, fixture, check/export/import-check/train with every optional package blocked; then
+    one line ``nn-parity <command>: error: needs the 'X' extra ...`` and exit 2 for study
+    (before any work), a .safetensors export (before training), a digits model and a progress
+    bar asked for."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "NN_PARITY_THREADS": "1"}
     p = subprocess.run([sys.executable, "-c", CORE_SCRIPT, str(tmp_path), ",".join(OPTIONAL)],
                        capture_output=True, text=True, timeout=300, env=env)
@@ -118,7 +121,8 @@ def test_the_core_runs_without_any_extra_and_each_missing_extra_is_named(tmp_pat
     codes = [line for line in p.stdout.splitlines() if line.startswith("argv ")]
     assert codes == ["argv study --quick --out rep code 2",
                      "argv export xor-relu --impl torch --out x.safetensors code 2",
-                     "argv check digits-2layer code 2"], codes
+                     "argv check digits-2layer code 2",
+                     "argv train xor-relu --epochs 2 --progress code 2"], codes
     err = [line for line in p.stderr.splitlines() if "extra" in line]
     assert err == [
         "nn-parity study: error: needs the 'study' extra (matplotlib is not installed): "
@@ -126,7 +130,9 @@ def test_the_core_runs_without_any_extra_and_each_missing_extra_is_named(tmp_pat
         "nn-parity export: error: needs the 'safetensors' extra (safetensors is not "
         "installed): pip install 'nn-parity[safetensors]'",
         "nn-parity check: error: needs the 'datasets' extra (scikit-learn is not installed): "
-        "pip install 'nn-parity[datasets]'"], p.stderr[-3000:]
+        "pip install 'nn-parity[datasets]'",
+        "nn-parity train: error: needs the 'study' extra (tqdm is not installed): "
+        "pip install 'nn-parity[study]'"], p.stderr[-3000:]
 
 
 def test_an_import_error_names_the_extra_only_for_an_optional_package():
