@@ -12,7 +12,7 @@ STUDY_ARGS ?=
 TOX_ARGS ?= -m fast
 
 .DEFAULT_GOAL := help
-.PHONY: help test test-all test-portability test-portability-all study bench lint tox clean distclean
+.PHONY: help test test-all test-portability test-portability-all study bench lint docs tox clean distclean
 
 help:
 	@echo "make test       fast test suite: pytest -m 'not slow' -n 2 (extra args: PYTEST_ARGS=...);"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench      run 'nn-parity bench'"
 	@echo "make lint       ruff check layerspec reference torch_impl parity tests, then mypy"
 	@echo "                on the installed layout (tests/typecheck.py); fails if either fails"
+	@echo "make docs       the API reference from the docstrings (pdoc, the docs extra) → build/docs/"
 	@echo "make tox        run tox (default TOX_ARGS='-m fast'; TOX_ARGS='-m matrix' for numpy x torch)"
 	@echo "make clean      remove report/ and caches (keeps .venv)"
 	@echo "make distclean  clean, and remove .venv too"
@@ -39,6 +40,8 @@ $(STAMP): pyproject.toml constraints.txt
 		{ echo "Python 3.11 required: set PYTHON=/path/to/python3.11 ('$(PYTHON)' is missing or not 3.11)" >&2; exit 1; }
 	@test -x $(BIN)/python || { echo "$(PYTHON) -m venv $(VENV)"; $(PYTHON) -m venv $(VENV); }
 	$(BIN)/pip install -c constraints.txt torch==2.13.0
+	# the test extra brings pytest and every other extra (nn-parity[all]): the study's and
+	# the tests' packages; a plain `pip install nn-parity` brings only the core (README, Install)
 	$(BIN)/pip install -c constraints.txt -e '.[test]'
 	$(BIN)/pip install --no-deps -c constraints.txt numpy-ml
 	touch $@
@@ -74,6 +77,18 @@ lint: $(STAMP)
 	$(BIN)/python -m ruff check layerspec reference torch_impl parity tests || status=1; \
 	$(BIN)/python tests/typecheck.py || status=1; \
 	exit $$status
+
+# The public API (parity.__all__), the twins fixture, the Literal types and the extras table,
+# rendered from their docstrings; the rest of parity is internal. Not committed (build/).
+DOCS_MODULES = parity parity.pytest_plugin parity.types parity.extras \
+	'!parity\.(?!pytest_plugin|types|extras)'
+
+docs: $(STAMP)
+	@$(BIN)/python -m pdoc --version >/dev/null 2>&1 || \
+		$(BIN)/pip install -c constraints.txt -e '.[docs]'
+	rm -rf build/docs
+	$(BIN)/python -m pdoc --docformat restructuredtext -o build/docs $(DOCS_MODULES)
+	@echo "API reference: build/docs/index.html"
 
 tox: $(STAMP)
 	@$(BIN)/python -m tox --version >/dev/null 2>&1 || $(BIN)/pip install -c constraints.txt tox

@@ -22,8 +22,13 @@ state_names=None, seed=0) -> OptimizerComparison``
     a hand-written update rule against ``torch.optim``, K steps, parameters and state;
     ``cs231n_rule``, ``layer_rule``, ``plain_rule`` wrap the three forms rules come in.
 
-Names resolve on first use (PEP 562), so ``import parity`` — and ``nn-parity --help`` —
-does not import torch.
+``__version__``
+    the installed distribution's version (``importlib.metadata``; pyproject.toml's when run
+    from a source tree that was never installed).
+
+Each name's docstring gives its shapes and an example (``make docs`` renders them to
+build/docs). Names resolve on first use (PEP 562), so ``import parity`` — and
+``nn-parity --help`` — does not import torch.
 """
 
 from __future__ import annotations
@@ -41,13 +46,36 @@ _HOME = {"TwinsReport": "parity.api", "assert_twins_close": "parity.api",
          **dict.fromkeys(("cs231n_rule", "layer_rule", "plain_rule"), "parity.update_rules")}
 
 if TYPE_CHECKING:  # pragma: no cover — for type checkers and IDEs
+    __version__: str
     from parity.api import TwinsReport, assert_twins_close, compare_functions, compare_models
     from parity.convert import from_torch, to_torch
     from parity.optimizer_check import compare_optimizers
     from parity.update_rules import cs231n_rule, layer_rule, plain_rule
 
 
+def _version() -> str:
+    """The version of the installed distribution ``nn-parity`` (its metadata, written from
+    pyproject.toml when it was built or installed); from a source tree never installed,
+    pyproject.toml's own, read beside the package; ``"0+unknown"`` when neither exists."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("nn-parity")
+    except PackageNotFoundError:
+        pass
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        import tomllib
+        with open(os.path.join(root, "pyproject.toml"), "rb") as f:
+            return str(tomllib.load(f)["project"]["version"])
+    except (ImportError, OSError, KeyError, ValueError):   # no tomllib before Python 3.11
+        return "0+unknown"
+
+
 def __getattr__(name: str):
+    if name == "__version__":
+        globals()[name] = _version()
+        return globals()[name]
     if name in _HOME:
         import importlib
         value = getattr(importlib.import_module(_HOME[name]), name)
@@ -57,4 +85,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    return sorted(set(globals()) | set(__all__) | {"__version__"})

@@ -17,6 +17,7 @@ import copy
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import get_args
 
 import numpy as np
 import torch
@@ -40,6 +41,16 @@ from parity.fileio import atomic_write_bytes
 from parity.legend import legend
 from parity.runtime import check_seed
 from parity.twins import OptimSpec
+from parity.types import (
+    DtypeName,
+    Examples,
+    LossName,
+    Masks,
+    OptimizerName,
+    Reduction,
+    RunningVar,
+    Weights,
+)
 
 __all__ = ["TwinsReport", "assert_twins_close", "compare_functions", "compare_models"]
 
@@ -52,7 +63,33 @@ class TwinsReport:
     """What ``compare_models``/``compare_functions`` found: ``comparison`` (every ``Check``,
     the losses, the evidence arrays), ``localization`` (the first disagreeing layer, forward
     and backward), ``notes`` (how names and layouts were matched, what was synchronized) and
-    ``names`` (torch ``state_dict`` key → your name, for ``compare_functions``)."""
+    ``names`` (torch ``state_dict`` key → your name, for ``compare_functions``).
+
+    ``passed`` is True when every check passed; ``checks`` lists them (one ``Check`` per
+    tensor and step: ``label`` such as ``"step 2 grad 0.weight"``, ``quantity``, max
+    abs/rel difference, the rule that decided, ``passed``); ``report()`` is the
+    mine-vs-torch table; ``to_json()`` the same as a dict; ``save(dir)`` writes the evidence.
+
+    Example::
+
+        >>> import numpy as np, torch
+        >>> from torch import nn
+        >>> import parity
+        >>> from parity import reference as R
+        >>> _ = torch.manual_seed(0)
+        >>> torch_net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).double()
+        >>> numpy_net = R.Sequential(R.Linear(4, 8), R.ReLU(), R.Linear(8, 3))  # W: (in, out)
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.standard_normal((16, 4)), rng.integers(0, 3, 16)   # (N, D), (N,)
+        >>> report = parity.compare_models(numpy_net, torch_net, X, y, loss="cross_entropy",
+        ...                                weights="torch")
+        >>> report.passed, report.checks[0].label
+        (True, 'step 1 loss')
+        >>> print(report.report().splitlines()[0])
+        your model [float64, seed 0, 1 step(s)]: passed
+        >>> sorted(report.to_json())[:4]
+        ['dtype', 'failures', 'hints', 'judged_by']
+    """
 
     comparison: Comparison
     localization: localize.Localization
@@ -218,7 +255,7 @@ def _check_optimizer_numbers(spec: OptimSpec) -> None:
 
 def _check_loss(loss, reduction: str = "mean") -> str:
     kinds.loss_kind(loss)
-    if not isinstance(reduction, str) or reduction not in ("mean", "sum"):
+    if not isinstance(reduction, str) or reduction not in get_args(Reduction):
         raise ValueError(f"reduction: 'mean' or 'sum', got {reduction!r}")
     return loss
 
@@ -286,10 +323,11 @@ def _torch_dry_run(t_model: nn.Module, X: np.ndarray) -> tuple:
 
 @_guarded
 def compare_models(numpy_model: reference.Sequential, torch_model: nn.Module, X, y, *,
-                   loss: str, optimizer=None, steps: int = 1, dtype: str | None = None,
-                   masks: str = "shared", weights: str | None = None, seed: int = 0,
-                   name: str = "your model", device: str = "cpu",
-                   reduction: str = "mean") -> TwinsReport:
+                   loss: LossName,
+                   optimizer: OptimizerName | Mapping | OptimSpec | None = None,
+                   steps: int = 1, dtype: DtypeName | None = None, masks: Masks = "shared",
+                   weights: Weights | None = None, seed: int = 0, name: str = "your model",
+                   device: str = "cpu", reduction: Reduction = "mean") -> TwinsReport:
     """Run ``steps`` training steps of copies of both models on the batch ``X: (N, D)`` (or
     images ``(N, C, H, W)``), ``y: (N,)`` and judge everything (losses, gradients, update,
     parameters, optimizer state, buffers, eval output) by the one tolerance rule; localize
@@ -315,7 +353,29 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Module, X,
     ``torch_model`` that is no ``nn.Sequential`` is traced (``parity.chain``): a forward
     that is a chain of layers runs as the ``nn.Sequential`` of them (checked against the
     forward on ``X``, bit for bit), and the report names its keys as yours (``0.weight
-    (your fc1.weight)``); any other forward is refused naming the node that breaks it."""
+    (your fc1.weight)``); any other forward is refused naming the node that breaks it.
+
+    Shapes: ``X`` ``(N, D)`` or ``(N, C, H, W)`` (float, finite), ``y`` ``(N,)`` integer
+    class labels (``(N,)`` or ``(N, 1)`` floats in {0, 1} for ``bce``; targets of the
+    output's shape for ``mse``/``l1``/``huber``); NumPy Linear weights ``(in, out)``, torch's
+    ``(out, in)``.
+
+    Example (a two-layer net, three Adam steps from torch's weights)::
+
+        >>> import numpy as np, torch
+        >>> from torch import nn
+        >>> import parity
+        >>> from parity import reference as R
+        >>> _ = torch.manual_seed(0)
+        >>> torch_net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).double()
+        >>> numpy_net = R.Sequential(R.Linear(4, 8), R.ReLU(), R.Linear(8, 3))  # W: (in, out)
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.standard_normal((16, 4)), rng.integers(0, 3, 16)   # (N, D), (N,)
+        >>> report = parity.compare_models(numpy_net, torch_net, X, y, loss="cross_entropy",
+        ...                                optimizer="adam", steps=3, weights="torch")
+        >>> report.passed
+        True
+    """
     chained = chain.of(torch_model)      # a custom module whose forward is a chain
     if chained is not None:
         torch_model = chained.sequential
@@ -325,19 +385,19 @@ def compare_models(numpy_model: reference.Sequential, torch_model: nn.Module, X,
     seed = check_seed(seed, "seed")
     steps = int(inputs.number(steps, "steps", *inputs.STEPS, integer=True))
     X, y = inputs.batch(X, y, loss)
-    if masks != "shared":
+    if masks not in get_args(Masks):
         raise ValueError(f"masks: only 'shared' is supported (torch's dropout masks handed to "
                          f"NumPy), got {masks!r}")
     chosen = weights is not None
     weights = "numpy" if weights is None else weights
-    if weights not in ("numpy", "torch"):
+    if weights not in get_args(Weights):
         raise ValueError(f"weights: 'numpy' or 'torch', got {weights!r}")
     if dtype is None:
-        dtype, other = _numpy_dtype(numpy_model), _torch_dtype(torch_model)
-        if dtype != other:
-            raise TypeError(f"the NumPy model is {dtype}, the torch model {other}: pass "
+        mine, other = _numpy_dtype(numpy_model), _torch_dtype(torch_model)
+        if mine != other:
+            raise TypeError(f"the NumPy model is {mine}, the torch model {other}: pass "
                             f"dtype='float64' or 'float32' to compare copies in one dtype")
-    check_dtype(dtype)
+    dtype = check_dtype(mine if dtype is None else dtype)
     o = optimizer_spec(optimizer)
     np_model = _cast_numpy(numpy_model, dtype)
     t_model = copy.deepcopy(torch_model).to(device="cpu", dtype=_TORCH[dtype])
@@ -367,7 +427,25 @@ def assert_twins_close(numpy_model: reference.Sequential, torch_model: nn.Module
                        **options) -> TwinsReport:
     """``compare_models(numpy_model, torch_model, X, y, **options)``; raises
     ``AssertionError`` with the mine-vs-torch report when any check fails (in pytest this
-    frame is hidden: the failure shows the test's line and the report, not this source)."""
+    frame is hidden: the failure shows the test's line and the report, not this source).
+    Shapes and options as ``compare_models``.
+
+    Example (in a test: nothing happens when the twins agree)::
+
+        >>> import numpy as np, torch
+        >>> from torch import nn
+        >>> import parity
+        >>> from parity import reference as R
+        >>> _ = torch.manual_seed(0)
+        >>> torch_net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).double()
+        >>> numpy_net = R.Sequential(R.Linear(4, 8), R.ReLU(), R.Linear(8, 3))  # W: (in, out)
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.standard_normal((16, 4)), rng.integers(0, 3, 16)   # (N, D), (N,)
+        >>> report = parity.assert_twins_close(numpy_net, torch_net, X, y,
+        ...                                    loss="cross_entropy", weights="torch")
+        >>> report.passed
+        True
+    """
     __tracebackhide__ = True
     result = compare_models(numpy_model, torch_model, X, y, **options)
     if not result.passed:
@@ -379,12 +457,12 @@ def assert_twins_close(numpy_model: reference.Sequential, torch_model: nn.Module
 
 @_guarded
 def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
-                      params: Mapping[str, np.ndarray], *, loss: str = "cross_entropy",
-                      reg: float = 0.0, penalty=None, reduction: str = "mean",
+                      params: Mapping[str, np.ndarray], *, loss: LossName = "cross_entropy",
+                      reg: float = 0.0, penalty=None, reduction: Reduction = "mean",
                       mapping: Mapping[str, str] | None = None,
-                      transposed: bool | None = None, examples: str = "rows",
-                      dtype: str | None = None, running_var: str = "unbiased", seed: int = 0,
-                      name: str = "your functions") -> TwinsReport:
+                      transposed: bool | None = None, examples: Examples = "rows",
+                      dtype: DtypeName | None = None, running_var: RunningVar = "unbiased",
+                      seed: int = 0, name: str = "your functions") -> TwinsReport:
     """Judge a plain-NumPy ``loss_and_grads(params, X, y) -> (loss, grads)`` against
     ``torch_model`` at the same parameters: one training forward and backward
     (``parity.function_twins``), in float64 (params upcast exactly) or ``dtype="float32"``
@@ -408,7 +486,36 @@ def compare_functions(loss_and_grads: Callable, torch_model: nn.Module, X, y,
     torch's after the step (``running_var="biased"``: yours updates with the biased batch
     variance, cs231n's, where torch uses the unbiased one). A failure that matches a
     convention difference (a loss N times torch's, gradients off by ``k·W`` or a factor 2)
-    is said in one ``hints`` line."""
+    is said in one ``hints`` line.
+
+    Shapes: ``X`` ``(N, D)`` (``(D, N)`` with ``examples="columns"``), ``y`` ``(N,)``;
+    ``params`` your names → arrays, weights ``(in, out)`` or ``(out, in)``, biases ``(n,)``,
+    ``(1, n)`` or ``(n, 1)``; ``grads`` keyed and shaped like ``params``.
+
+    Example (cs231n's two-layer net: ReLU, softmax cross-entropy, mean over the batch)::
+
+        >>> import numpy as np
+        >>> from torch import nn
+        >>> import parity
+        >>> def loss_and_grads(p, X, y):
+        ...     h = np.maximum(0, X @ p["W1"] + p["b1"])                 # (N, H)
+        ...     s = h @ p["W2"] + p["b2"]                                # (N, C)
+        ...     e = np.exp(s - s.max(axis=1, keepdims=True))
+        ...     prob, n = e / e.sum(axis=1, keepdims=True), len(y)
+        ...     ds = prob.copy()
+        ...     ds[np.arange(n), y] -= 1
+        ...     ds /= n
+        ...     dh = (ds @ p["W2"].T) * (h > 0)
+        ...     loss = -np.log(prob[np.arange(n), y]).mean()
+        ...     return loss, {"W1": X.T @ dh, "b1": dh.sum(0), "W2": h.T @ ds, "b2": ds.sum(0)}
+        >>> rng = np.random.default_rng(0)
+        >>> params = {"W1": rng.standard_normal((4, 8)), "b1": np.zeros(8),
+        ...           "W2": rng.standard_normal((8, 3)), "b2": np.zeros(3)}
+        >>> torch_net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+        >>> X, y = rng.standard_normal((16, 4)), rng.integers(0, 3, 16)
+        >>> parity.compare_functions(loss_and_grads, torch_net, X, y, params).passed
+        True
+    """
     if not callable(loss_and_grads):
         raise TypeError(f"loss_and_grads: expected a function, got {type(loss_and_grads).__name__}")
     if not isinstance(torch_model, nn.Module):

@@ -7,14 +7,18 @@ the versions of nn-parity, numpy, torch and python. Exit codes:
 
     0    done (and every check passed)
     1    a parity check or a target failed (or training diverged)
-    2    bad input: one line on stderr naming the option or the file; nothing written
+    2    bad input: one line on stderr naming the option or the file; nothing written.
+         Also: no command at all (the usage and the list of commands, on stderr), and a
+         command whose optional packages are not installed (the extra that brings them)
     3    internal error: one line; ``--debug`` shows the traceback
     130  interrupted (SIGINT)    143  terminated (SIGTERM)
          workers stopped, temporaries removed, one line on stderr
     141  stdout closed early (``| head``): quiet, like a tool killed by SIGPIPE
 
-Outputs (``--out``, ``--save``) never replace what nn-parity did not write: see
-``parity.fileio``.
+Every message of a non-zero exit is one line in one format (:func:`error_line`):
+``nn-parity <command>: error: <what>`` (``internal error``, ``interrupted``, ``terminated``
+in place of ``error`` for codes 3, 130, 143). Outputs (``--out``, ``--save``) never replace
+what nn-parity did not write: see ``parity.fileio``.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import os
 import signal
 import sys
 
-from parity import fileio
+from parity import extras, fileio
 from parity.dtypes import DTYPES
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
@@ -38,7 +42,25 @@ INT_OPTIONS = {"steps": (1, 10**6), "epochs": (1, 10**6), "jobs": (1, 256),
 
 
 class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit code 2."""
+    """Bad input from the user: reported as one line (:func:`error_line`), exit code 2.
+    ``prog``: the command it concerns, where the raiser knows it (argparse's parsers);
+    otherwise the command being run."""
+
+    def __init__(self, message: str, prog: str | None = None):
+        super().__init__(message)
+        self.prog = prog
+
+
+def error_line(prog: str, what: object, kind: str = "error") -> str:
+    """The one format of every message nn-parity ends with: ``nn-parity check: error: <what>``
+    (``prog`` the command, ``kind`` "error" for exit 2, else "internal error", "training
+    diverged", ...), the first line of ``what`` only. A ``what`` that already starts with
+    ``prog:`` (as older raisers wrote it) is not prefixed twice."""
+    text = str(what).strip()
+    for prefix in (f"{prog}: ", "nn-parity: "):
+        text = text.removeprefix(prefix)
+    lines = text.splitlines()
+    return f"{prog}: {kind}: {lines[0] if lines else type(what).__name__}"
 
 
 class Terminated(KeyboardInterrupt):
@@ -96,22 +118,19 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message):  # one line, not argparse's usage block
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(message, prog=self.prog)
 
 
 def version_line() -> str:
     """``nn-parity X.Y.Z (numpy A, torch B, python C)``: the versions actually imported."""
     import platform
-    from importlib.metadata import PackageNotFoundError, version
 
     import numpy
     import torch
-    try:
-        ours = version("nn-parity")
-    except PackageNotFoundError:   # run from a source tree that was never installed
-        ours = "(not installed)"
-    return (f"nn-parity {ours} (numpy {numpy.__version__}, torch {torch.__version__}, "
-            f"python {platform.python_version()})")
+
+    import parity
+    return (f"nn-parity {parity.__version__} (numpy {numpy.__version__}, "
+            f"torch {torch.__version__}, python {platform.python_version()})")
 
 
 class _VersionAction(argparse.Action):
@@ -229,6 +248,11 @@ def _progress(total: int, desc: str, enabled: bool):
     return on_epoch, bar.close
 
 
+def _installed(module: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(module) is not None
+
+
 def cmd_train(args) -> int:
     from parity.catalogue.train import run
     from parity.twins import IMPLS
@@ -236,7 +260,9 @@ def cmd_train(args) -> int:
     if args.seed is None:
         args.seed = spec.pinned_seed
     impls = IMPLS if args.impl == "both" else (args.impl,)
-    show = sys.stderr.isatty() if args.progress is None else args.progress
+    # the bar comes with the 'study' extra (tqdm): by default only where it is installed
+    show = (sys.stderr.isatty() and _installed("tqdm")) if args.progress is None \
+        else args.progress
     results = []
     for impl in impls:
         on_epoch, close = _progress(args.epochs or spec.epochs, f"{spec.name} {impl}", show)
@@ -295,7 +321,7 @@ def cmd_bench(args) -> int:
 def cmd_drift(args) -> int:
     from parity.tools import drift
     if (args.out is None) == (args.combine is None):
-        raise UsageError("nn-parity drift: give exactly one of --out DIR or --combine DIR")
+        raise UsageError("give exactly one of --out DIR or --combine DIR")
     if args.out is not None:
         fileio.check_record_dir(args.out, "--out")
         path = drift.record(args.out, epochs=args.epochs,
@@ -509,9 +535,9 @@ def build_parser(lazy: bool = False) -> argparse.ArgumentParser:
                         "nets; recorded in results); also accepted after the command")
     p.add_argument("--debug", action="store_true",
                    help="on an internal error (exit 3), print the whole traceback")
+    # Not required: a bare ``nn-parity`` prints the usage and the commands (``_run``).
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
                            action=_LazySubParsers)
-    sub.required = True
     for add in (_add_list, _add_check, _add_train, _add_diverge, _add_bench, _add_drift,
                 _add_study):
         add(sub)
@@ -590,19 +616,18 @@ def check_numbers(args) -> None:
     """Every integer option in range, named in the message (``--seed`` must fit torch's
     uint64 and NumPy's SeedSequence unchanged; no silent truncation)."""
     from parity.runtime import check_seed, check_threads
-    prog = f"nn-parity {args.command}"
     try:
         check_threads(args.threads, "--threads")
         if getattr(args, "seed", None) is not None:
             check_seed(args.seed, "--seed")
     except ValueError as e:
-        raise UsageError(f"{prog}: {e}") from None
+        raise UsageError(str(e)) from None
     for name, (lo, hi) in INT_OPTIONS.items():
         v = getattr(args, name, None)
         if v is not None and not lo <= v <= hi:
             opt = "--" + name.replace("_", "-")
-            raise UsageError(f"{prog}: {opt} must be >= {lo}, got {v}" if v < lo else
-                             f"{prog}: {opt} must be <= {hi}, got {v}")
+            raise UsageError(f"{opt} must be >= {lo}, got {v}" if v < lo else
+                             f"{opt} must be <= {hi}, got {v}")
 
 
 _SIGNALLED: list[int] = []   # signals received: a KeyboardInterrupt without one was raised by code
@@ -645,19 +670,37 @@ def _stdout_gone() -> int:
 
 
 def _parse(argv: list[str] | None):
-    """The parsed arguments, or the exit code of ``--help``/``--version`` (argparse exits)."""
+    """The parsed arguments, or the exit code of ``--help``/``--version`` (argparse exits)
+    and of a bare ``nn-parity`` (the usage and the commands on stderr, exit 2: no command
+    given is an incomplete command line, and a script must not read it as success)."""
+    parser = build_parser(lazy=True)
     try:
-        return build_parser(lazy=True).parse_args(argv)
+        args, unknown = parser.parse_known_args(argv)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_USAGE)
+    if unknown:   # parse_args would name the top parser; the command is the one to name
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)}",
+                         prog=f"nn-parity {args.command}" if args.command else "nn-parity")
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    return args
 
 
-def _run(argv: list[str] | None, debug: bool) -> int:
+def _say(prog: str, what: object, kind: str = "error") -> None:
+    print(error_line(prog, what, kind), file=sys.stderr)
+
+
+def _run(argv: list[str] | None, debug: bool, prog: list[str]) -> int:
+    """Run one command; ``prog[0]`` names it in messages once parsed (``nn-parity check``)."""
     try:
         args = _parse(argv)
         if isinstance(args, int):
             return args
+        prog[0] = f"nn-parity {args.command}"
         check_numbers(args)
+        if args.command in extras.COMMAND_EXTRA:   # before any work starts
+            extras.require(*extras.COMMAND_EXTRA[args.command])
         from parity.runtime import configure_threads
         configure_threads(args.threads)
         code = args.func(args)
@@ -666,35 +709,45 @@ def _run(argv: list[str] | None, debug: bool) -> int:
     except BrokenPipeError:
         return _stdout_gone()
     except UsageError as e:
-        print(str(e), file=sys.stderr)
+        _say(e.prog or prog[0], e)
+        return EXIT_USAGE
+    except ImportError as e:
+        missing = extras.missing_extra(e)
+        if missing is None:        # not an optional package: a broken installation
+            return _internal(prog[0], e, debug)
+        _say(prog[0], missing)
         return EXIT_USAGE
     except (ValueError, TypeError, OSError) as e:
-        print(f"nn-parity: error: {_line(e)}", file=sys.stderr)
+        _say(prog[0], e)
         return EXIT_USAGE
     except FloatingPointError as e:
-        print(f"nn-parity: training diverged: {_line(e)}", file=sys.stderr)
+        _say(prog[0], e, "training diverged")
         return EXIT_FAILED
     except Terminated:
-        print("nn-parity: terminated", file=sys.stderr)
+        print(f"{prog[0]}: terminated", file=sys.stderr)
         return EXIT_SIGTERM
     except KeyboardInterrupt:
         if not _SIGNALLED:    # raised by code (the user's), not by a Ctrl-C
-            print("nn-parity: error: KeyboardInterrupt raised by the code under check, with no "
-                  "signal; nothing was compared", file=sys.stderr)
+            _say(prog[0], "KeyboardInterrupt raised by the code under check, with no signal; "
+                          "nothing was compared")
             return EXIT_USAGE
-        print("nn-parity: interrupted", file=sys.stderr)
+        print(f"{prog[0]}: interrupted", file=sys.stderr)
         return EXIT_SIGINT
     except SystemExit as e:  # after parsing: only code under check calls sys.exit
-        print(f"nn-parity: error: the code under check called sys.exit({e.code!r}); nothing "
-              f"was compared", file=sys.stderr)
+        _say(prog[0], f"the code under check called sys.exit({e.code!r}); nothing was "
+                      f"compared")
         return EXIT_USAGE
     except Exception as e:  # noqa: BLE001 — the last resort: one line, not a traceback
-        if debug:
-            import traceback
-            traceback.print_exc()
-        print(f"nn-parity: internal error: {type(e).__name__}: {_line(e)} (run again with "
-              f"--debug for the traceback)", file=sys.stderr)
-        return EXIT_INTERNAL
+        return _internal(prog[0], e, debug)
+
+
+def _internal(prog: str, e: BaseException, debug: bool) -> int:
+    if debug:
+        import traceback
+        traceback.print_exc()
+    _say(prog, f"{type(e).__name__}: {_line(e)} (run again with --debug for the traceback)",
+         "internal error")
+    return EXIT_INTERNAL
 
 
 def _line(e: BaseException) -> str:
@@ -713,7 +766,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with _signals():
             try:
-                return _run(argv, debug)
+                return _run(argv, debug, ["nn-parity"])
             except KeyboardInterrupt as e:   # a signal in the except clauses above
                 return EXIT_SIGTERM if isinstance(e, Terminated) else EXIT_SIGINT
     finally:

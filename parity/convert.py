@@ -61,7 +61,27 @@ def from_torch(module: nn.Module, *,
                rng: np.random.Generator | None = None) -> reference.Sequential:
     """The NumPy twin of ``module``: one reference layer per module, same options, the same
     parameters and buffers bit for bit (layouts applied by ``parity.transfer``), in the
-    module's dtype. ``rng`` draws the Dropout masks when none are queued."""
+    module's dtype. ``rng`` draws the Dropout masks when none are queued.
+
+    Shapes: each parameter in the NumPy layout (``parity.transfer``): a Linear weight
+    ``(in, out)`` for torch's ``(out, in)``, convolution kernels in torch's ``(C_out, C_in,
+    kH, kW)``; keys are torch's ``state_dict`` keys (``0.weight``, ``1.running_var``).
+
+    Example::
+
+        >>> import torch
+        >>> from torch import nn
+        >>> import parity
+        >>> torch_net = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+        >>> numpy_net = parity.from_torch(torch_net)
+        >>> [type(layer).__name__ for layer in numpy_net.layers]
+        ['Linear', 'Tanh', 'Linear']
+        >>> numpy_net.state_dict()["0.weight"].shape      # torch's is (8, 4)
+        (4, 8)
+        >>> W = torch_net[0].weight.detach().numpy()
+        >>> bool((numpy_net.state_dict()["0.weight"] == W.T).all())         # bit for bit
+        True
+    """
     chained = chain.of(module)          # a custom module whose forward is a chain
     if chained is not None:
         module = chained.sequential
@@ -121,7 +141,21 @@ def _module_from(i: int, layer: L.Layer, dtype: torch.dtype) -> nn.Module:
 
 def to_torch(numpy_model: reference.Sequential) -> nn.Sequential:
     """The torch twin of ``numpy_model``: stock modules in an ``nn.Sequential``, the same
-    parameters and buffers bit for bit (each kind's layout applied by ``parity.transfer``)."""
+    parameters and buffers bit for bit (each kind's layout applied by ``parity.transfer``).
+    A Linear weight ``(in, out)`` becomes torch's ``(out, in)``; the dtype (float32 or
+    float64) is the NumPy model's.
+
+    Example::
+
+        >>> import parity
+        >>> from parity import reference as R
+        >>> numpy_net = R.Sequential(R.Linear(4, 8), R.ReLU(), R.Linear(8, 3))
+        >>> torch_net = parity.to_torch(numpy_net)
+        >>> [type(m).__name__ for m in torch_net], tuple(torch_net[0].weight.shape)
+        (['Linear', 'ReLU', 'Linear'], (8, 4))
+        >>> torch_net[0].weight.dtype
+        torch.float64
+    """
     if not isinstance(numpy_model, reference.Sequential):
         raise TypeError(f"to_torch: expected a reference.Sequential, got "
                         f"{type(numpy_model).__name__}")

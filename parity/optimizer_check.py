@@ -107,7 +107,23 @@ def compare_optimizers(rule, torch_optimizer, params: Mapping, grads=None, *,
     ``steps`` its length; ``None``: ``steps`` (default 5) drawn from ``seed``,
     ``N(0, 1)·10^U(−3, 0)`` elementwise). ``state_names`` adds to or overrides
     ``STATE_NAMES`` (``{"mom": "exp_avg"}``, ``{"lr_t": None}`` to leave an entry out, or
-    ``(torch_name, convert)``)."""
+    ``(torch_name, convert)``).
+
+    Shapes: any per parameter (``{"w": (3, 2), "b": (2,)}``); each step's ``grads`` keyed and
+    shaped like ``params``. Returns an ``OptimizerComparison``: ``passed``, ``checks`` (one per
+    parameter and state entry per step), ``report()``, ``hints``.
+
+    Example (plain SGD written by hand against ``torch.optim.SGD``)::
+
+        >>> import numpy as np
+        >>> import parity
+        >>> def sgd(params, grads):
+        ...     return {k: params[k] - 0.1 * grads[k] for k in params}
+        >>> params = {"w": np.ones((3, 2)), "b": np.zeros(2)}
+        >>> result = parity.compare_optimizers(sgd, "sgd", params, options={"lr": 0.1}, steps=3)
+        >>> result.passed, len(result.checks)
+        (True, 6)
+    """
     kind = kinds.optimizer_kind_of(torch_optimizer)
     rule = rule if isinstance(rule, UpdateRule) else _callable_rule(rule)
     if steps is None:

@@ -69,12 +69,12 @@ def configure_threads(n: int = DEFAULT_THREADS) -> dict:
     torch.set_num_threads(n)
     try:  # load SciPy's own OpenBLAS (scikit-learn pulls it in later) so the limit covers it
         import scipy.linalg  # noqa: F401
-    except ImportError:  # pragma: no cover
+    except ImportError:  # without the 'study'/'datasets' extras: no second OpenBLAS to limit
         pass
     try:
         from threadpoolctl import threadpool_limits
         _limits = threadpool_limits(limits=n)
-    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+    except ImportError:  # pragma: no cover - a core dependency (pyproject.toml says why)
         pass
     return threads_in_force()
 

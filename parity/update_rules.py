@@ -31,7 +31,27 @@ class UpdateRule:
 def plain_rule(fn: Callable[[dict, dict], Mapping | None],
                state: Callable[[], dict] | None = None) -> UpdateRule:
     """``fn(params, grads)`` returning the new ``{name: array}`` (``None``: updated in
-    place); ``state()`` optionally returning ``{param: {entry: value}}``."""
+    place); ``state()`` optionally returning ``{param: {entry: value}}``. ``params`` and
+    ``grads`` are ``{name: array}`` of one shape per name.
+
+    Example (SGD with momentum, its velocity as state; torch keeps it as
+    ``momentum_buffer``)::
+
+        >>> import numpy as np
+        >>> import parity
+        >>> velocity = {}
+        >>> def momentum(params, grads):
+        ...     for k in params:
+        ...         velocity[k] = 0.9 * velocity.get(k, 0) + grads[k]
+        ...     return {k: params[k] - 0.1 * velocity[k] for k in params}
+        >>> def state():
+        ...     return {k: {"momentum_buffer": v} for k, v in velocity.items()}
+        >>> rule = parity.plain_rule(momentum, state)
+        >>> params = {"w": np.ones((3, 2))}
+        >>> parity.compare_optimizers(rule, "sgd", params,
+        ...                           options={"lr": 0.1, "momentum": 0.9}).passed
+        True
+    """
     def step(params: dict, grads: dict) -> Mapping:
         out = fn(params, grads)
         return params if out is None else out
@@ -42,7 +62,24 @@ def cs231n_rule(update: Callable, config: Mapping | None = None) -> UpdateRule:
     """cs231n's ``update(w, dw, config) -> (next_w, config)``, one copy of ``config`` per
     parameter (its Solver's ``optim_configs``). State: the config's arrays and the integer
     counters the rule adds (``m``, ``v``, ``t``, ``cache``, ``velocity``); hyperparameters —
-    floats, and whatever number ``config`` itself holds (``{"learning_rate": 1}``) — are not."""
+    floats, and whatever number ``config`` itself holds (``{"learning_rate": 1}``) — are not.
+    ``w`` and ``dw`` are one parameter and its gradient, any shape.
+
+    Example (cs231n's ``sgd_momentum``: velocity ``v = μv − lr·dw``, ``w + v``)::
+
+        >>> import numpy as np
+        >>> import parity
+        >>> def sgd_momentum(w, dw, config):
+        ...     config.setdefault("learning_rate", 1e-2)
+        ...     config.setdefault("momentum", 0.9)
+        ...     v = config.get("velocity", np.zeros_like(w))
+        ...     config["velocity"] = config["momentum"] * v - config["learning_rate"] * dw
+        ...     return w + config["velocity"], config
+        >>> rule = parity.cs231n_rule(sgd_momentum)
+        >>> parity.compare_optimizers(rule, "sgd", {"w": np.ones((3, 2))},
+        ...                           options={"lr": 1e-2, "momentum": 0.9}).passed
+        True
+    """
     configs: dict[str, dict] = {}
     given = set(config or {})
 
@@ -72,7 +109,24 @@ def layer_rule(optimizer, attrs: Mapping[str, str] | None = None, grad_prefix: s
     ``update_params``). Parameter ``"0.weight"`` is ``layer_0.weights`` with gradient
     ``layer_0.dweights`` (``attrs`` maps ``weight``/``bias`` to the attribute names). State:
     the layer's ``weight_<entry>`` attributes for ``0.weight`` (``weight_momentums``,
-    ``weight_cache``) and the optimizer's integer ``counters``."""
+    ``weight_cache``) and the optimizer's integer ``counters``. Parameters keep their
+    shapes (``layer.weights`` ``(in, out)`` in the book; the names decide, not the shapes).
+
+    Example (the NNFS book's plain SGD)::
+
+        >>> import numpy as np
+        >>> import parity
+        >>> class SGD:
+        ...     def __init__(self, learning_rate=0.1):
+        ...         self.learning_rate = learning_rate
+        ...     def update_params(self, layer):
+        ...         layer.weights += -self.learning_rate * layer.dweights
+        ...         layer.biases += -self.learning_rate * layer.dbiases
+        >>> params = {"0.weight": np.ones((3, 2)), "0.bias": np.zeros(2)}
+        >>> parity.compare_optimizers(parity.layer_rule(SGD()), "sgd", params,
+        ...                           options={"lr": 0.1}).passed
+        True
+    """
     attrs = dict(attrs or {"weight": "weights", "bias": "biases"})
     layers: dict[str, SimpleNamespace] = {}
     keys: list[str] = []

@@ -354,8 +354,8 @@ def test_a_branching_module_is_refused_in_one_line(capsys, chain_file):
     path, _ = chain_file
     code, out, err = run_cli(capsys, "check", f"{path}:residual")
     assert code == 2 and out == ""
-    assert err == ("nn-parity: error: Residual: node fc1 (call_module fc1) feeds 2 nodes (relu, "
-                   "add); a chain passes each value to the next layer only\n")
+    assert err == ("nn-parity check: error: Residual: node fc1 (call_module fc1) feeds 2 nodes "
+                   "(relu, add); a chain passes each value to the next layer only\n")
 
 
 @pytest.mark.parametrize("impl, suffix", [("torch", "pt"), ("numpy", "npz"),

@@ -393,7 +393,7 @@ def _signal_study(tmp_path, sig, to_group):
 @pytest.mark.skipif(not LINUX, reason="orphans are found through /proc")
 def test_row6_sigterm_stops_workers_and_leaves_nothing(tmp_path):
     code, err, left, files = _signal_study(tmp_path, signal.SIGTERM, to_group=False)
-    assert code == 143 and err == "nn-parity: terminated\n", err
+    assert code == 143 and err == "nn-parity study: terminated\n", err
     assert left == [], f"orphans after 5 s: {left}"
     assert files == []
 
@@ -403,7 +403,7 @@ def test_row6_sigterm_stops_workers_and_leaves_nothing(tmp_path):
 @pytest.mark.parametrize("run", range(3))
 def test_row5_ctrl_c_to_the_group_is_one_line_and_no_orphan(tmp_path, run):
     code, err, left, files = _signal_study(tmp_path, signal.SIGINT, to_group=True)
-    assert code == 130 and err == "nn-parity: interrupted\n", err
+    assert code == 130 and err == "nn-parity study: interrupted\n", err
     assert left == [] and files == []
 
 
@@ -868,7 +868,7 @@ def test_unexpected_error_is_one_line_exit_3_and_debug_shows_it(cli, capsys, mon
     monkeypatch.setattr(cli_mod, "cmd_list", boom)
     assert cli(["list"]) == 3
     err = capsys.readouterr().err
-    assert err == ("nn-parity: internal error: RuntimeError: a bug (run again with --debug "
+    assert err == ("nn-parity list: internal error: RuntimeError: a bug (run again with --debug "
                    "for the traceback)\n")
     assert cli(["--debug", "list"]) == 3
     err = capsys.readouterr().err

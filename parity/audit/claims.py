@@ -834,7 +834,9 @@ def register(subparsers) -> None:
                               "beside each claim on spiral data, and give a verdict: "
                               "reproduced, refuted, unreachable as written (no classifier could "
                               "meet it), or not measured (quick run).")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed for every training run's data and initial weights and for the "
+                        "Monte Carlo draws of the Bayes ceilings (default 0)")
     p.add_argument("--quick", action="store_true",
                    help=f"cap epochs at {QUICK_EPOCH_CAP}, {QUICK_SAMPLES} Monte Carlo points")
     p.add_argument("--out", default=None, help="write the rows as JSON (atomically)")

@@ -17,8 +17,9 @@ import re
 import time
 from dataclasses import dataclass
 
+from parity.extras import MissingExtra
+
 WORKER_THREADS = 1            # torch and BLAS threads of every worker (the pool's too)
-DASK_EXTRA = "nn-parity[dask]"
 CONNECT_SECONDS = 30          # dask://: how long to wait for the scheduler and one worker
 _ADDRESS = re.compile(r"dask://([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\]):([0-9]{1,5})")
 _configured: list[int] = []   # this process's thread count, once run_job has set it
@@ -51,8 +52,7 @@ def require_dask():
     try:
         import distributed
     except ImportError:
-        raise ValueError(f"--executor dask needs Dask's distributed scheduler, which is not "
-                         f"installed: pip install '{DASK_EXTRA}'") from None
+        raise ValueError(f"--executor dask: {MissingExtra('dask', 'distributed')}") from None
     return distributed
 
 

@@ -57,14 +57,13 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-import safetensors.numpy
-import safetensors.torch
 import torch
 from torch import nn
 
 from parity import kinds, reference, transfer
 from parity.catalogue.spec import ModelSpec
 from parity.dtypes import DTYPES
+from parity.extras import require
 from parity.fileio import (
     NumberOutOfRange,
     atomic_write,
@@ -201,6 +200,14 @@ def _saved(spec: AnySpec, state: dict[str, np.ndarray], saved_from: str,
     return _meta(spec, dtype, state, saved_from, extra_meta)
 
 
+def _safetensors(flavour: str):
+    """``safetensors.numpy`` or ``safetensors.torch``, imported on first use: the package is
+    the 'safetensors' extra (parity.extras), needed only for that format."""
+    import importlib
+    require("safetensors")
+    return importlib.import_module(f"safetensors.{flavour}")
+
+
 def _check_fmt(fmt: str, allowed: tuple[str, ...], who: str) -> None:
     if fmt not in allowed:
         raise ValueError(f"{who}: format must be one of {allowed}, got {fmt!r}")
@@ -222,7 +229,7 @@ def save_numpy(path: str, np_model: reference.Sequential, spec_name: str | AnySp
              for k, v in transfer.to_torch_layout(np_state, t_model).items()}
     meta = _saved(spec, state, "numpy", extra_meta)
     if fmt == "safetensors":
-        atomic_write_bytes(path, safetensors.numpy.save(state, _st_header_meta(meta, state)))
+        atomic_write_bytes(path, _safetensors("numpy").save(state, _st_header_meta(meta, state)))
     else:
         arrays = {**state, META_KEY: np.array(json_text(meta))}
         atomic_write(path, lambda f: np.savez(f, **arrays))
@@ -241,7 +248,7 @@ def save_torch(path: str, t_model: nn.Module, spec_name: str | AnySpec, *,
     meta = _saved(spec, state, "torch", extra_meta)
     tensors = {k: torch.from_numpy(v).contiguous() for k, v in state.items()}
     if fmt == "safetensors":
-        atomic_write_bytes(path, safetensors.torch.save(tensors, _st_header_meta(meta, state)))
+        atomic_write_bytes(path, _safetensors("torch").save(tensors, _st_header_meta(meta, state)))
     else:
         payload = {"meta": meta, "state_dict": tensors}
         atomic_write(path, lambda f: torch.save(payload, f))
@@ -597,8 +604,9 @@ def _st_record(path: str, header: dict) -> tuple[object, dict]:
 def _st_tensors(path: str, data: bytes, via: str) -> dict[str, np.ndarray]:
     """Every tensor as an owned NumPy array, parsed by ``safetensors.numpy`` or (``via``
     ``"torch"``) ``safetensors.torch``."""
+    reader = _safetensors("torch" if via == "torch" else "numpy")
     try:
-        raw = (safetensors.torch if via == "torch" else safetensors.numpy).load(data)
+        raw = reader.load(data)
     except Exception as e:  # noqa: BLE001 — SafetensorError, KeyError (unknown dtype), …
         raise ValueError(f"{path}: unreadable safetensors file ({_one_line(e)})") from None
     if via == "torch":
@@ -781,6 +789,8 @@ def _format_for(path: str, fmt: str | None) -> str:
         raise ValueError(f"--out {e}") from None
     if fmt is not None and fmt != ext:
         raise ValueError(f"--out {path} ends in .{ext} but --format is {fmt}")
+    if ext == "safetensors":
+        require("safetensors")    # before training, not after
     return ext
 
 
