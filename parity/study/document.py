@@ -620,14 +620,17 @@ def why_they_differ(m: dict) -> str | None:
     prediction that parts from the other's (rounding differences that training amplifies,
     with the lockstep step where float64 first exceeds 1e-6); None when the two runs agree
     exactly (same losses, same accuracies, same decision regions)."""
-    from parity import layerspec as S
+    from parity import kinds
     n, t = m["runs"]["numpy"], m["runs"]["torch"]
     loss_gap = max((abs(a - b) for a, b in zip(n["loss"], t["loss"])), default=0.0)
     acc_gap = abs(n["test_accuracy"] - t["test_accuracy"])
     cells = m.get("boundary", {}).get("disagree_cells", 0)
-    drop = [x.p for x in zoo.get(m["model"]).layers if isinstance(x, S.Dropout)]
-    if drop:
-        return (f"it has Dropout (p = {', '.join(f'{p:g}' for p in drop)}): in training each "
+    random = [(type(x).__name__, p) for x in zoo.get(m["model"]).layers
+              if kinds.of_spec(x).draws_masks and (p := getattr(x, "p", 0)) > 0]
+    if random:
+        names = " and ".join(sorted({name for name, _ in random}))
+        drop = [p for _, p in random]
+        return (f"it has {names} (p = {', '.join(f'{p:g}' for p in drop)}): in training each "
                 "twin draws its own dropout masks, so the runs see different sub-networks "
                 f"and part from the first epoch (held-out accuracy differs by {acc_gap:.4f}); "
                 "the one-step checks hand torch's masks to NumPy and agree.")
