@@ -204,7 +204,7 @@ def _nonfinite_message(label: str, a64: np.ndarray, b64: np.ndarray) -> str:
         if not bad.any():
             return "none"
         i = tuple(int(j) for j in np.argwhere(bad)[0]) if v.ndim else ()
-        return f"{int(bad.sum())} (first {v[i]!r} at {i})"
+        return f"{int(bad.sum())} (first {float(v[i])!r} at {i})"
     return f"{label}: non-finite values: NumPy {side(a64)}, torch {side(b64)}"
 
 
@@ -222,5 +222,5 @@ def _table_message(label: str, diff, bound, a64, b64) -> str:
     i = np.unravel_index(int(np.argmax(np.where(bad, diff - bound, -np.inf))), diff.shape)
     where = f" at index {tuple(int(j) for j in i)}" if diff.ndim else ""
     return (f"{label}: {int(bad.sum())}/{diff.size} elements outside the table; worst"
-            f"{where}: NumPy {a64[i]!r} vs torch {b64[i]!r} (|diff| {diff[i]:.3g} > "
+            f"{where}: NumPy {float(a64[i])!r} vs torch {float(b64[i])!r} (|diff| {diff[i]:.3g} > "
             f"{bound[i]:.3g})")

@@ -144,6 +144,18 @@ def test_every_resolvable_injection_fails_in_float32(name):
 
 
 # ---- the rules themselves ---------------------------------------------------------------------
+def test_a_failure_message_shows_plain_numbers():
+    """The worst element of a table failure is printed as a number a reader can paste back
+    (``-0.0412``), never as NumPy 2's ``np.float64(-0.0412)``; likewise a non-finite one."""
+    table = Pair("step 1 grad 0.weight", "grad", "grad", 1, np.array([[1.0, -0.0412]]),
+                 np.array([[1.0, 0.0197]]))
+    (check,) = judge([table], "float64")
+    assert not check.passed and "NumPy -0.0412 vs torch 0.0197" in check.detail, check.detail
+    nan = Pair("step 1 loss", "loss", "loss", 1, np.array([np.nan, 2.5]), np.array([1.0, 2.5]))
+    (check,) = judge([nan], "float64")
+    assert "np.float64(" not in check.detail and "first nan" in check.detail, check.detail
+
+
 def test_a_tiny_tensor_is_judged_against_its_own_scale_in_float32():
     """torch 1e-7, NumPy 2e-7: the old absolute atol 1e-5 passed it blind."""
     pair = Pair("step 1 state 0.bias.exp_avg_sq", "state", "state.exp_avg_sq", 1,
