@@ -124,14 +124,18 @@ def upcast(model: reference.Sequential, optimizer=None):
     m64 = copy.deepcopy(model)
     for layer in m64.layers:
         layer.to_dtype(np.float64)
-    if optimizer is None:
-        return m64, None
+    return m64, None if optimizer is None else upcast_optimizer(m64, optimizer)
+
+
+def upcast_optimizer(m64: reference.Sequential, optimizer):
+    """A copy of ``optimizer`` bound to the float64 model ``m64`` (its param groups hold
+    ``m64``'s arrays), its state entries upcast exactly."""
     params = m64.parameters()
     o64 = copy.copy(optimizer)
     o64.param_groups = [{**g, "params": {k: params[k] for k in g["params"]}}
                         for g in optimizer.param_groups]
     o64.state = {k: {sk: _f64(v) for sk, v in st.items()} for k, st in optimizer.state.items()}
-    return m64, o64
+    return o64
 
 
 def _f64(v):
@@ -290,25 +294,29 @@ def _running_max(sigma, run, exact):
         return {k: _running_max(None if sigma is None else sigma[k], run[k], v)
                 for k, v in exact.items()}
     e = np.asarray(exact, dtype=np.float64)
-    d = float(np.abs(np.asarray(run, dtype=np.float64) - e).max(initial=0.0))
+    diff = np.atleast_1d(np.subtract(np.asarray(run, dtype=np.float64), e))  # one temporary
+    d = float(np.abs(diff, out=diff).max(initial=0.0))
     return d if sigma is None else max(sigma, d)
 
 
-def exact(start, run: Callable):
-    """``run(copy_of_start, identity)``: the unperturbed float64 evaluation."""
-    return run(copy.deepcopy(start), _identity)
+def exact(start, run: Callable, fresh: Callable = copy.deepcopy):
+    """``run(fresh(start), identity)``: the unperturbed float64 evaluation. ``fresh``: the
+    copy of ``start`` a run may change (default: all of it; a run that changes less may
+    share the rest)."""
+    return run(fresh(start), _identity)
 
 
-def sigma(start, run: Callable, exact, samples: int, seed: int, dtype: str = "float32"):
+def sigma(start, run: Callable, exact, samples: int, seed: int, dtype: str = "float32",
+          fresh: Callable = copy.deepcopy):
     """σ of ``exact`` (``exact(start, run)``): ``run`` ``samples`` times on fresh copies of
-    ``start``, perturbed by ``dtype``'s rounding (``ROUNDOFF``) from ``seed``, each run folded
-    into a running maximum as it ends (see ``spread``)."""
+    ``start`` (``fresh``, as in ``exact``), perturbed by ``dtype``'s rounding (``ROUNDOFF``)
+    from ``seed``, each run folded into a running maximum as it ends (see ``spread``)."""
     rng = np.random.default_rng(seed)
     out = None
     memo: dict = {}
     for _ in range(samples):
         perturb = rounding(rng, *ROUNDOFF[dtype], memo=memo)
-        out = _running_max(out, run(copy.deepcopy(start), perturb), exact)
+        out = _running_max(out, run(fresh(start), perturb), exact)
     return out if out is not None else _zeros(exact)
 
 
