@@ -14,10 +14,11 @@ step 1 layer by layer against them.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 
-from parity import precise, transfer
+from parity import precise, reference, transfer
 from parity.judge import Pair
 from parity.tolerances import SAMPLES
 
@@ -42,22 +43,24 @@ class StartState:
         self.optimizer.state = {k: {sk: v.copy() if isinstance(v, np.ndarray) else copy.copy(v)
                                     for sk, v in st.items()}
                                 for k, st in optimizer.state.items()}
-        self._m64 = self._o64 = None
+        self._m64: reference.Sequential | None = None
+        self._o64 = None
 
     def upcast(self, optimizer: bool = True) -> tuple:
         """``(model, optimizer)`` in float64 at the step's start: a copy of the model (its
         layers as they are, without their caches) with ``state`` loaded, upcast, and with
         ``optimizer`` a copy of the optimizer bound to it (else ``None``). Each is made
         once, when first asked for: the forward evaluation never pays for the optimizer's."""
-        if self._m64 is None:
-            m = copy.deepcopy(self.model, _bare(self.model))
-            m.load_state_dict(self.state)
-            for layer in m.layers:
+        m64 = self._m64
+        if m64 is None:
+            m64 = copy.deepcopy(self.model, _bare(self.model))
+            m64.load_state_dict(self.state)
+            for layer in m64.layers:
                 layer.to_dtype(np.float64)
-            self._m64 = m
+            self._m64 = m64
         if optimizer and self._o64 is None:
-            self._o64 = precise.upcast_optimizer(self._m64, self.optimizer)
-        return self._m64, self._o64 if optimizer else None
+            self._o64 = precise.upcast_optimizer(m64, self.optimizer)
+        return m64, self._o64 if optimizer else None
 
 
 def _bare(model) -> dict:
@@ -81,7 +84,8 @@ def _forward_copy(start: tuple) -> tuple:
 
 
 # evaluation → how a run gets its own copy of the start (``precise.exact``/``sigma``'s fresh)
-_FRESH = {"forward": _forward_copy, "update": copy.deepcopy, "zero": copy.deepcopy}
+_FRESH: dict[str, Callable[[tuple], tuple]] = {
+    "forward": _forward_copy, "update": copy.deepcopy, "zero": copy.deepcopy}
 
 
 class StepEvidence:
