@@ -122,8 +122,15 @@ def _local_cluster(distributed, workers: int):
     """A ``LocalCluster`` of ``workers`` processes with one thread each, no dashboard; its
     processes start with SIGINT blocked (``executor._sigint_blocked``): an interrupt
     reaches this process, which closes the cluster."""
+    import dask
+
     from parity.study.executor import _sigint_blocked
-    with _sigint_blocked():
+    # Dask's nannies set MALLOC_TRIM_THRESHOLD_ in each worker, which turns off glibc's
+    # adaptive mmap threshold: every array above 128 KiB is then an mmap/munmap and its
+    # page faults (measured: 58 s of system CPU in a quick --seeds 0-3 study, jobs 1.6x
+    # slower than in the pool). The jobs allocate and free such arrays every step.
+    with _sigint_blocked(), dask.config.set(
+            {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         cluster = distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True,
             dashboard_address=None, silence_logs=logging.ERROR)
