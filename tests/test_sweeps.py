@@ -7,6 +7,7 @@ named by CPU capability and threads."""
 import io
 import json
 import math
+import os
 import sys
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
@@ -225,6 +226,10 @@ def test_a_two_process_dask_cluster_gives_bit_identical_results(in_process):
     with executors.opened(executors.parse_executor("dask"), 2) as ex:
         s = executor.run_study(_tiny_plan(), jobs=ex.workers, executor=ex.executor,
                                executor_meta=ex.meta)
+        # glibc's adaptive mmap threshold stays on in the workers (Dask's default environ
+        # turns it off: 10x the system CPU, every step's arrays mmapped and unmapped)
+        trim = ex.executor.submit(os.environ.get, "MALLOC_TRIM_THRESHOLD_").result()
+    assert trim is None, f"the workers run with MALLOC_TRIM_THRESHOLD_={trim}"
     meta = s.results["meta"]["executor"]
     assert meta["kind"] == "dask" and meta["workers"] == 2
     assert len(meta["worker_environments"]) == 1
