@@ -144,7 +144,7 @@ def test_study_announces_jobs_and_estimate_flushed_before_any_job(monkeypatch, t
                      "--out", str(tmp_path / "r")])
     assert code == 2 and seen, "execute was not reached"
     line = seen["flushed"][0]
-    assert line.startswith(f"study: {seen['n']} jobs, estimated ") and "CPU-minutes" in line
+    assert line.startswith(f"study: {seen['n']} jobs, estimated ") and "CPU-min," in line
     assert "min wall on 3 worker(s)" in line and seen["workers"] == 3
 
 

@@ -386,9 +386,10 @@ def estimate(jobs: list[Job], n_workers: int) -> tuple[float, float]:
 def describe_estimate(jobs: list[Job], n_workers: int) -> str:
     """One line announcing the work: jobs, estimated CPU-minutes and wall minutes."""
     cpu, wall = estimate(jobs, n_workers)
-    return (f"study: {len(jobs)} jobs, estimated {_minutes(cpu)} CPU-minutes, about "
+    return (f"study: {len(jobs)} jobs, estimated {_minutes(cpu)} CPU-min, about "
             f"{_minutes(wall)} min wall on {n_workers} worker(s) (one thread each, start-up "
-            f"aside; the benchmark and the pictures come after)")
+            f"aside; a rough guide, low for the convnets; the benchmark and the pictures "
+            f"come after)")
 
 
 def _minutes(seconds: float) -> str:
