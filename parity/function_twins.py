@@ -26,7 +26,7 @@ from torch import nn
 from parity import conventions, convert, inputs, kinds, localize, precise, transfer
 from parity.compare import Comparison
 from parity.conventions import Penalty
-from parity.judge import Check, Pair, judge
+from parity.judge import Check, Pair, judge_lazily
 from parity.tolerances import SAMPLES
 
 TORCH = {"float32": torch.float32, "float64": torch.float64}
@@ -297,10 +297,11 @@ def layer_of(key: str) -> int | None:
 
 
 def float_reference(t_model: nn.Module, o: Options, X, y, masks: dict, state: dict,
-                    pen_keys: list[str], scale: float) -> tuple[dict, dict] | None:
-    """The float64 evaluation of this step from the same state and its spread σ under
-    ``o.dtype``'s rounding (``parity.precise``), in torch shapes: ``{"loss", "grad",
-    "output", "buffer"}``; ``None`` when the torch model is not a Sequential of known kinds."""
+                    pen_keys: list[str], scale: float) -> tuple | None:
+    """``(start, run)`` for ``parity.precise``'s float64 evaluation of this step from the same
+    state (``precise.exact(start, run)``) and its spread σ under ``o.dtype``'s rounding
+    (``precise.sigma``), in torch shapes: ``{"loss", "grad", "output", "buffer"}``; ``None``
+    when the torch model is not a Sequential of known kinds."""
     if not isinstance(t_model, nn.Sequential):
         return None
     try:
@@ -321,7 +322,7 @@ def float_reference(t_model: nn.Module, o: Options, X, y, masks: dict, state: di
                 grads[k] = grads[k] + perturb(g)
         return {"loss": L, "grad": grads, "output": r["output"], "buffer": r["buffers"]}
 
-    return precise.evaluate(start, run, SAMPLES, o.seed, o.dtype)
+    return start, run
 
 
 def compare(fn: Callable, torch_model: nn.Module, X: np.ndarray, y, params: dict, o: Options,
@@ -373,20 +374,32 @@ def compare(fn: Callable, torch_model: nn.Module, X: np.ndarray, y, params: dict
 
 
 def _judged(pairs, where, start, theirs, o, X, y, state, pen_keys, before, t_model) -> list:
-    """The checks: by the table; below float64 (or in float64 when the table fails) with
-    each pair's float64 evaluation and spread attached, as ``parity.compare`` judges."""
-    checks = judge(pairs, o.dtype)
-    if o.dtype == "float64" and all(c.passed for c in checks):
-        return checks
+    """The checks, as ``parity.compare`` judges (``judge_lazily``): by the table, and only
+    for the pairs the table cannot decide, the float64 evaluation of the step (below
+    float64) and then, where ``FACTOR`` alone does not decide, its spread σ. Each is computed
+    at most once; the float32 rule asks for a Sequential of known kinds only when needed."""
     scale = theirs["terms"] if o.reduction == "sum" else 1.0
-    ref = float_reference(start, o, X, y, theirs["masks"], state, pen_keys, scale)
-    if ref is None and o.dtype != "float64":
-        raise ValueError(f"dtype {o.dtype}: the float32 rule needs the float64 evaluation of "
-                         f"the torch model, an nn.Sequential of kinds {convert.supported()}")
-    if ref is None:
-        return checks
-    _attach(pairs, where, ref, o, before, t_model, len(y))
-    return judge(pairs, o.dtype)
+    made: dict = {}
+    where_of = {id(p): w for p, w in zip(pairs, where)}
+
+    def evidence(some: list, sigma: bool) -> None:
+        if "parts" not in made:
+            made["parts"] = float_reference(start, o, X, y, theirs["masks"], state, pen_keys,
+                                            scale)
+        if made["parts"] is None:
+            if o.dtype == "float64":
+                return
+            raise ValueError(f"dtype {o.dtype}: the float32 rule needs the float64 evaluation "
+                             f"of the torch model, an nn.Sequential of kinds "
+                             f"{convert.supported()}")
+        m0, run = made["parts"]
+        if "exact" not in made:
+            made["exact"] = precise.exact(m0, run)
+        if sigma and "sigma" not in made:
+            made["sigma"] = precise.sigma(m0, run, made["exact"], SAMPLES, o.seed, o.dtype)
+        _attach(some, [where_of[id(p)] for p in some], made["exact"],
+                made["sigma"] if sigma else None, o, before, t_model, len(y))
+    return judge_lazily(pairs, o.dtype, evidence)
 
 
 def _pairs(L_u, mine, extras, theirs, names, before, t_model, o, n,
@@ -427,16 +440,16 @@ def _torch_buffer(value, key, before, t_model, o, n):
     return value
 
 
-def _attach(pairs, where, ref, o, before, t_model, n) -> None:
-    """Each pair's float64 evaluation (below float64) and its spread σ."""
-    exact, sigma = ref
+def _attach(pairs, where, exact, sigma, o, before, t_model, n) -> None:
+    """Each pair's float64 evaluation (below float64) and, with ``sigma``, its spread σ."""
     for p, (group, key) in zip(pairs, where):
-        r, s = (exact[group], sigma[group]) if group == "loss" else \
-            (exact[group][key], sigma[group][key])
+        r = exact[group] if group == "loss" else exact[group][key]
         if group == "buffer":
             r = _torch_buffer(np.asarray(r), key, before, t_model, o, n)
-        p.precise = np.asarray(r) if o.dtype != "float64" else None
-        p.noise = float(s)
+        if o.dtype != "float64":
+            p.precise = np.asarray(r)
+        if sigma is not None:
+            p.noise = float(sigma[group] if group == "loss" else sigma[group][key])
 
 
 def _hints(L_u, theirs, mine, state, t_model, pairs, checks, where, before, o, n) -> list[str]:

@@ -322,6 +322,9 @@ def test_bad_options_are_named_in_one_line(options, error, message):
 
 
 def test_float32_needs_a_sequential_of_known_kinds_and_buffers_need_a_partner():
+    """Below float64 the float64 evaluation is needed only for a check the table cannot
+    decide: a correct function beside a wrapped model passes; a wrong one is refused with
+    what the rule needs."""
     params, t, X, y = mlp_case()
 
     class Wrapped(nn.Module):
@@ -332,9 +335,15 @@ def test_float32_needs_a_sequential_of_known_kinds_and_buffers_need_a_partner():
         def forward(self, x):
             return self.net(x)
     mine = {k: v.astype(np.float32) for k, v in params.items()}
+    names = {"W1": "net.0.weight", "b1": "net.0.bias", "W2": "net.2.weight", "b2": "net.2.bias"}
+    assert parity.compare_functions(mlp, Wrapped(), X, y, mine, dtype="float32",
+                                    mapping=names).passed
+
+    def off(p, X, y):      # dW1 off by 1e-3: beyond the table, the rule needs the evaluation
+        L, g = mlp(p, X, y)
+        return L, {**g, "W1": g["W1"] * np.float32(1.001)}
     with pytest.raises(ValueError, match="the float32 rule needs the float64 evaluation"):
-        parity.compare_functions(mlp, Wrapped(), X, y, mine, dtype="float32", mapping={
-            "W1": "net.0.weight", "b1": "net.0.bias", "W2": "net.2.weight", "b2": "net.2.bias"})
+        parity.compare_functions(off, Wrapped(), X, y, mine, dtype="float32", mapping=names)
     params, t, X, y, mapping = bn_case("float64")
     wrapped = Wrapped()
     wrapped.net = t
@@ -359,3 +368,34 @@ def test_the_check_command_passes_options_and_masks_to_functions(tmp_path):
     r = usercode.check(f"{tmp_path / 'user.py'}:functions", dtype="float32")
     assert r.passed and r.comparison.dtype == "float32", r.report()
     assert "dropout keep-masks handed to your function" in " ".join(r.notes)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("error", [0.0, 1e-7, 1e-5, 1e-4, 3e-4, 1e-3])
+def test_lazy_evidence_gives_the_verdicts_of_full_evidence(monkeypatch, dtype, error):
+    """compare_functions computes the float64 evaluation and σ only for the checks that need
+    them; with every pair's evidence attached first, every verdict, rule and message is the
+    same (a relative error planted in dW1, from none to far beyond the rules)."""
+    from parity import function_twins
+    from parity.judge import judge
+    params, t, X, y = mlp_case()
+    mine = {k: v.astype(dtype) for k, v in params.items()}
+
+    def planted(p, X, y):
+        L, g = mlp(p, X, y)
+        return L, {**g, "W1": g["W1"] * (1 + error)}
+
+    def full(pairs, d, evidence):
+        evidence(pairs, True)
+        return judge(pairs, d)
+    lazy = parity.compare_functions(planted, t, X, y, mine, dtype=dtype)
+    monkeypatch.setattr(function_twins, "judge_lazily", full)
+    eager = parity.compare_functions(planted, t, X, y, mine, dtype=dtype)
+    got = [(c.label, c.passed, c.rule, c.detail) for c in lazy.checks]
+    assert got == [(c.label, c.passed, c.rule, c.detail) for c in eager.checks]
+    # the evidence itself arrived: a planted error beyond the table is decided by the rule
+    # that reads it (float64: σ of the rounding; float32: the float64 evaluation)
+    beyond = {"float64": 1e-7, "float32": 1e-4}[dtype]
+    rules = {c.rule for c in lazy.checks if not c.passed}
+    assert rules == ({"rounding" if dtype == "float64" else "precision"} if error >= beyond
+                     else set()), (dtype, error, rules)
