@@ -163,13 +163,13 @@ LIST_DETAILS = ("layers", "summary", "source")
 def catalogue_rows() -> list[dict]:
     """One dict per catalogue model: every column of the table and every detail line."""
     zoo = _catalogue()
-    return [{"name": m.name, "source": _source_line(zoo.source_of(m)),
-             "source_title": zoo.source_of(m).title, "source_file": zoo.source_of(m).file,
+    return [{"name": m.name, "source": _source_line(src), "source_title": src.title,
+             "source_file": src.file,
              "layers": m.layer_summary(),
              "parameters": m.num_parameters(), "loss": m.loss, "optimizer": m.optimizer.kind,
              "dataset": m.dataset, "epochs": m.epochs, "batch_size": m.batch_size,
              "target": str(m.target) if m.target else None, "summary": m.summary}
-            for m in zoo.CATALOGUE.values()]
+            for m, src in ((m, zoo.source_of(m)) for m in zoo.CATALOGUE.values())]
 
 
 def _source_line(src) -> str:
@@ -248,11 +248,6 @@ def _progress(total: int, desc: str, enabled: bool):
     return on_epoch, bar.close
 
 
-def _installed(module: str) -> bool:
-    import importlib.util
-    return importlib.util.find_spec(module) is not None
-
-
 def cmd_train(args) -> int:
     from parity.catalogue.train import run
     from parity.twins import IMPLS
@@ -261,7 +256,7 @@ def cmd_train(args) -> int:
         args.seed = spec.pinned_seed
     impls = IMPLS if args.impl == "both" else (args.impl,)
     # the bar comes with the 'study' extra (tqdm): by default only where it is installed
-    show = (sys.stderr.isatty() and _installed("tqdm")) if args.progress is None \
+    show = (sys.stderr.isatty() and extras.installed("tqdm")) if args.progress is None \
         else args.progress
     results = []
     for impl in impls:

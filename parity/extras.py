@@ -60,12 +60,17 @@ def _top(name: str | None) -> str:
     return (name or "").partition(".")[0]
 
 
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported, found without importing it."""
+    return importlib.util.find_spec(module) is not None
+
+
 def require(extra: str, modules: tuple[str, ...] | None = None) -> None:
     """:class:`MissingExtra` naming the first package of ``extra`` (or of ``modules``, those of
     it a caller needs) that is not installed; found without importing it. Example:
     ``require("study")`` before a study starts."""
     for module in EXTRAS[extra] if modules is None else modules:
-        if importlib.util.find_spec(module) is None:
+        if not installed(module):
             raise MissingExtra(extra, module)
 
 

@@ -167,9 +167,15 @@ def _pairs(mine: dict, theirs: dict, kinds: list[str]) -> tuple[list[Pair], list
     return pairs, where
 
 
+def label_parts(label: str) -> tuple[int, str, str]:
+    """``(layer, kind, what)`` of a label ``_pairs`` wrote: ``"step 1 layer 2 (ReLU) input
+    gradient"`` → ``(2, "ReLU", "input gradient")``."""
+    words = label.split()
+    return int(words[3]), words[4].strip("()"), label.split(") ", 1)[1]
+
+
 def _finding(pair: Pair, check: Check, kinds: list[str]) -> LayerFinding:
-    i = int(pair.label.split()[3])
-    what = pair.label.split(") ", 1)[1]
+    i, _, what = label_parts(pair.label)
     return LayerFinding(i, kinds[i], what, check.max_abs, check.max_rel,
                         tuple(np.shape(pair.mine)), tuple(np.shape(pair.theirs)), check.rule)
 
@@ -191,7 +197,7 @@ def read_off(pairs: list[Pair], checks: list[Check], kinds: list[str]) -> Locali
 
 
 def _layer_of(p: Pair) -> int:
-    return int(p.label.split()[3])
+    return label_parts(p.label)[0]
 
 
 def _check_of(p: Pair, pairs: list[Pair], checks: list[Check]) -> Check:

@@ -79,6 +79,18 @@ def layer_input(layer, shape, rng, dtype="float64", h=finite_diff.H):
     return x.astype(dtype)
 
 
+@pytest.mark.parametrize("kind, ex", EXAMPLES)
+def test_a_description_drops_units_as_its_twins_do(kind, ex):
+    """``kinds.drops_units`` reads a layerspec description (the report's why-sentence), a
+    NumPy layer and a torch module alike: the three agree for every record's examples, and
+    a Dropout description says yes."""
+    layer = kinds.numpy_model([ex.spec], init="uniform_torch", rng=np.random.default_rng(0))
+    module = kinds.torch_model([ex.spec])
+    said = kinds.drops_units(ex.spec)
+    assert said == kinds.drops_units(layer.layers[0]) == kinds.drops_units(module[0]), kind.name
+    assert said == (kind.draws_masks and getattr(ex.spec, "p", 0) > 0), kind.name
+
+
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("kind, ex", EXAMPLES)

@@ -12,6 +12,7 @@ import sys
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 
 import pytest
+from test_study import _stable  # results.json without seconds, timings and meta
 
 from parity import cli
 from parity.study import document, executor, executors, seed_report, success_rates
@@ -20,16 +21,6 @@ from parity.tools import drift
 
 TINY = dict(epochs_override=20, diverge_steps=5, xor_seeds=(0, 1), claims=False, bench=False,
             grid=40, tile_grid=10)
-STRIPPED = ("seconds", "timing", "meta")
-
-
-def _stable(o):
-    """``o`` without wall-clock seconds, timings and the environment header."""
-    if isinstance(o, dict):
-        return {k: _stable(v) for k, v in o.items() if k not in STRIPPED}
-    if isinstance(o, list):
-        return [_stable(v) for v in o]
-    return o
 
 
 # ── Wilson intervals and --seeds ─────────────────────────────────────────────────────────────

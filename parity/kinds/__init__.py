@@ -148,10 +148,11 @@ def layouts(torch_model: nn.Module) -> dict[str, Layout]:
 
 
 def drops_units(layer_or_module) -> bool:
-    """A NumPy layer or torch module that drops units at random in training: its kind draws
-    masks (``draws_masks``) and its ``p`` is above 0."""
+    """A NumPy layer, torch module or ``layerspec`` description that drops units at random
+    in training: its kind draws masks (``draws_masks``) and its ``p`` is above 0."""
     obj = layer_or_module
-    kind = of_module(obj, exact=False) if isinstance(obj, nn.Module) else of_layer(obj)
+    kind = (of_module(obj, exact=False) if isinstance(obj, nn.Module)
+            else _BY_SPEC.get(type(obj)) or of_layer(obj))
     return kind is not None and kind.draws_masks and getattr(obj, "p", 0) > 0
 
 

@@ -625,11 +625,10 @@ def why_they_differ(m: dict) -> str | None:
     loss_gap = max((abs(a - b) for a, b in zip(n["loss"], t["loss"])), default=0.0)
     acc_gap = abs(n["test_accuracy"] - t["test_accuracy"])
     cells = m.get("boundary", {}).get("disagree_cells", 0)
-    random = [(type(x).__name__, p) for x in zoo.get(m["model"]).layers
-              if kinds.of_spec(x).draws_masks and (p := getattr(x, "p", 0)) > 0]
+    random = [x for x in zoo.get(m["model"]).layers if kinds.drops_units(x)]
     if random:
-        names = " and ".join(sorted({name for name, _ in random}))
-        drop = [p for _, p in random]
+        names = " and ".join(sorted({type(x).__name__ for x in random}))
+        drop = [x.p for x in random]     # type: ignore[attr-defined]  # a dropping kind's p
         return (f"it has {names} (p = {', '.join(f'{p:g}' for p in drop)}): in training each "
                 "twin draws its own dropout masks, so the runs see different sub-networks "
                 f"and part from the first epoch (held-out accuracy differs by {acc_gap:.4f}); "

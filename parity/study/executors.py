@@ -103,13 +103,14 @@ def opened(choice: ExecutorChoice, workers: int):
             client = stack.enter_context(_local_cluster(distributed, workers))
         else:
             client = stack.enter_context(_remote(distributed, str(choice.address)))
-        threaded = {w: n for w, n in client.nthreads().items() if n != WORKER_THREADS}
+        nthreads = client.nthreads()
+        threaded = {w: n for w, n in nthreads.items() if n != WORKER_THREADS}
         if threaded:
             worker, n = sorted(threaded.items())[0]
             raise ValueError(f"--executor: Dask worker {worker} runs {n} threads; the study's "
                              f"jobs set process-wide state and need one thread per worker "
                              f"process (start workers with --nthreads 1)")
-        slots = sum(client.nthreads().values())
+        slots = sum(nthreads.values())
         envs = client.run(worker_environment)
         distinct = [dict(e) for e in {tuple(sorted(e.items())) for e in envs.values()}]
         yield Opened(client.get_executor(pure=False), slots,

@@ -33,11 +33,11 @@ def rows_of(checks) -> list[dict]:
     """``parity.localize`` checks (labels ``step 1 layer 2 (ReLU) output``, ``… input
     gradient``, ``… grad 4.weight``) → ``{"layer", "kind", "what", "direction", "max_abs",
     "max_rel", "passed", "rule"}``, in the checks' order."""
+    from parity.localize import label_parts
     rows = []
     for c in checks:
-        words = c.label.split()
-        what = c.label.split(") ", 1)[1]
-        rows.append({"layer": int(words[3]), "kind": words[4].strip("()"), "what": what,
+        layer, kind, what = label_parts(c.label)
+        rows.append({"layer": layer, "kind": kind, "what": what,
                      "direction": FORWARD if what == "output" else BACKWARD,
                      "max_abs": float(c.max_abs), "max_rel": float(c.max_rel),
                      "passed": bool(c.passed), "rule": c.rule})

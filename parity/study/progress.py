@@ -28,12 +28,11 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _init_worker(progress: bool, lock, slots, parent: int) -> None:
-    """Worker start: SIGINT ignored (the parent decides), dies with the parent; one thread for
-    torch and BLAS; a tqdm line of its own for its runs."""
+    """Worker start: SIGINT ignored (the parent decides), dies with the parent; a tqdm line
+    of its own for its runs. Its threads are set by ``executors.run_job``, as in every
+    executor's workers."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
-    from parity.runtime import configure_threads
-    configure_threads(1)
     _BARS["enabled"] = progress
     if lock is not None:
         from tqdm import tqdm

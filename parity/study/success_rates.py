@@ -14,6 +14,8 @@ import math
 
 from parity.catalogue import zoo
 from parity.runtime import check_seed
+from parity.study.seed_sweep import success_of
+from parity.twins import IMPLS
 
 Z95 = 1.959963984540054       # the standard normal's 97.5% quantile
 MAX_SWEEP_SEEDS = 100_000     # --seeds: at most this many seeds
@@ -81,18 +83,17 @@ def sweep_result(plan, runs: dict) -> dict:
     models: dict = {}
     for name in swept_models(plan.models):
         spec = zoo.get(name)
-        epochs, target = plan.epochs_for(spec), spec.target
-        assert target is not None   # swept_models keeps only models with a target
-        acc = "test_accuracy" if target.split == "test" else "train_accuracy"
-        entry: dict[str, object] = {"target": str(target), "epochs": epochs,
+        epochs = plan.epochs_for(spec)
+        entry: dict[str, object] = {"target": str(spec.target), "epochs": epochs,
                                     "recipe_epochs": spec.epochs}
         met: dict[str, list] = {}
-        for impl in ("numpy", "torch"):
+        for impl in IMPLS:
             rs = {s: runs[(name, impl, s, epochs)] for s in seeds}
-            met[impl] = [s for s in seeds if rs[s]["target_met"]]
+            won = success_of(spec, rs)     # the seeds that met the target, accuracies
+            met[impl] = won["succeeded"]
             entry[impl] = {**rate(met[impl], seeds),
                            "failed": [s for s in seeds if s not in met[impl]],
-                           "accuracy": {str(s): rs[s][acc] for s in seeds},
+                           "accuracy": {str(s): a for s, a in won["accuracies"].items()},
                            "final_loss": {str(s): rs[s]["final_loss"] for s in seeds}}
         both = [s for s in met["numpy"] if s in met["torch"]]
         split = [s for s in seeds if (s in met["numpy"]) != (s in met["torch"])]
