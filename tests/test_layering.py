@@ -213,3 +213,25 @@ def test_the_vocabulary_needs_only_the_standard_library():
                          if n.split(".")[0] not in sys.stdlib_module_names
                          and not _hits(n, "parity.layerspec"))
         assert not outside, f"{module} imports {outside}: layerspec must stay standard-library only"
+
+
+def test_the_type_check_stages_the_installed_layout_and_keeps_what_is_not_its_own(tmp_path):
+    """``tests/typecheck.py`` links ``parity/`` with the three foundation folders inside it
+    (as they install), replaces a staging folder of its own, and refuses any other."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    try:
+        import typecheck
+    finally:
+        sys.path.remove(str(ROOT / "tests"))
+    into = tmp_path / "stage"
+    for _ in range(2):      # the second run replaces the first
+        typecheck.stage(into)
+        for name in ("reference", "torch_impl", "layerspec", "judge.py"):
+            assert (into / "parity" / name).resolve().exists(), name
+        assert (into / "parity" / "reference").resolve() == ROOT / "reference"
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "mine.txt").write_text("keep")
+    with pytest.raises(SystemExit, match="was not made by tests/typecheck.py"):
+        typecheck.stage(foreign)
+    assert (foreign / "mine.txt").read_text() == "keep"

@@ -22,11 +22,20 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 MAPPED = ("reference", "torch_impl", "layerspec")   # pyproject [tool.setuptools.package-dir]
 
 
+MARK = ".nn-parity-typecheck"    # in a staging folder this script made: it may replace it
+
+
 def stage(into: pathlib.Path) -> pathlib.Path:
-    """``into/parity``: a link for each entry of ``parity/`` and for each mapped folder."""
+    """``into/parity``: a link for each entry of ``parity/`` and for each mapped folder.
+    ``into`` is replaced only if this script made it (its ``MARK`` file); SystemExit naming
+    it otherwise."""
+    if into.is_symlink() or (into.exists() and not (into / MARK).is_file()):
+        raise SystemExit(f"typecheck: {into} exists and was not made by tests/typecheck.py; "
+                         f"move it away")
     shutil.rmtree(into, ignore_errors=True)
     package = into / "parity"
     package.mkdir(parents=True)
+    (into / MARK).write_text("made by tests/typecheck.py: replaced on each run\n")
     for entry in sorted((ROOT / "parity").iterdir()):
         if entry.name != "__pycache__":
             os.symlink(entry, package / entry.name)
