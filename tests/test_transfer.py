@@ -84,3 +84,27 @@ def test_failed_load_changes_nothing():
         np_model.load_state_dict(bad)
     for k, v in np_model.state_dict().items():
         assert np.array_equal(v, before[k])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape, axes", [((300, 257), (1, 0)), ((6, 5, 48, 50), (2, 3, 0, 1))])
+def test_a_large_layout_change_is_the_transpose_bit_for_bit(dtype, shape, axes):
+    """Arrays of ``_TILED_FROM`` elements and more are transposed by torch's tiled copy:
+    every bit equals NumPy's transpose (a NaN's payload, −0.0, subnormals included), both
+    ways, and the source is not written; a read-only array takes NumPy's path alike."""
+    from parity.kinds import Layout
+    from parity.kinds.record import _TILED_FROM
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shape).astype(dtype)
+    assert a.size >= _TILED_FROM
+    bits = a.view(np.uint32 if dtype == "float32" else np.uint64)
+    bits.flat[:3] = [bits.dtype.type(0x7FC00123 if dtype == "float32" else 0x7FF8000000000123),
+                     bits.dtype.type(1) << bits.dtype.type(8 * a.itemsize - 1), 1]  # NaN, -0, denormal
+    kept = a.copy()
+    lay = Layout(axes)
+    t = lay.to_torch(a)
+    want = np.ascontiguousarray(np.transpose(a, axes))
+    assert t.flags.c_contiguous and t.tobytes() == want.tobytes()
+    assert lay.to_numpy(t).tobytes() == a.tobytes() and a.tobytes() == kept.tobytes()
+    a.flags.writeable = False
+    assert lay.to_torch(a).tobytes() == want.tobytes()

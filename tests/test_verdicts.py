@@ -310,3 +310,26 @@ def test_an_error_planted_in_the_eval_output_fails(dtype):
     assert check.label == "eval output", r.report()
     assert check.rule == ("rounding" if dtype == "float64" else "precision"), check
     assert check.noise is not None and check.max_abs > 2 * check.noise, check
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_judging_reads_every_slice_and_writes_nothing(dtype):
+    """``judge`` scans a tensor a slice (``judge.CHUNK`` elements) at a time: an error in the
+    last element of the last slice still fails and is the reported maximum, a transposed
+    (non-contiguous) view is judged like its copy, and neither twin's array is written (the
+    bound is formed in a slice of its own, never in torch's values)."""
+    from parity import judge as J
+    rng = np.random.default_rng(0)
+    theirs = rng.standard_normal((3, J.CHUNK + 7)).astype(dtype)
+    mine = theirs.copy()
+    mine[-1, -1] *= 1 + 10 * REL[dtype]
+    kept = mine.copy(), theirs.copy()
+    (check,) = judge([Pair("step 1 grad w", "grad", "grad", 1, mine, theirs)], dtype)
+    whole = float(np.abs(mine.astype(np.float64) - theirs.astype(np.float64)).max())
+    assert not check.passed and check.rule == "table" and check.max_abs == whole, check
+    assert "at index (2, 65542)" in check.detail, check.detail
+    assert np.array_equal(mine, kept[0]) and np.array_equal(theirs, kept[1])
+    (view,) = judge([Pair("step 1 grad w", "grad", "grad", 1, mine.T, theirs.T)], dtype)
+    assert not view.passed and view.max_abs == whole
+    assert judge([Pair("step 1 grad w", "grad", "grad", 1, theirs, theirs.copy())],
+                 dtype)[0].passed

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import torch
 
 from parity import layerspec as S
 from parity.reference import layers as L
@@ -46,13 +47,13 @@ class Layout:
         return self.axes is not None and np.ndim(a) == len(self.axes)
 
     def to_torch(self, a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(np.transpose(a, self.axes)) if self.applies(a) else a
+        return _permuted(a, self.axes) if self.applies(a) else a
 
     def to_numpy(self, a: np.ndarray) -> np.ndarray:
         if not self.applies(a):
             return a
         assert self.axes is not None
-        return np.ascontiguousarray(np.transpose(a, np.argsort(self.axes)))
+        return _permuted(a, tuple(int(i) for i in np.argsort(self.axes)))
 
     def numpy_shape(self, torch_shape: tuple) -> tuple:
         if self.axes is None or len(torch_shape) != len(self.axes):
@@ -61,6 +62,28 @@ class Layout:
 
 
 SAME = Layout()
+
+
+# from this many elements torch's tiled copy beats NumPy's (64²: 3 µs vs 19; 256²: 186 vs 79)
+_TILED_FROM = 1 << 16
+
+
+def _permuted(a, axes: tuple[int, ...] | None) -> np.ndarray:
+    """A contiguous copy of ``np.transpose(a, axes)``, bit for bit. torch copies a permuted
+    view in cache-sized tiles: a 2048×2048 transpose takes 9 ms in float64 and 5 ms in float32
+    against NumPy's 38 and 31 (one thread). NumPy does it for a small array (torch's call
+    costs more than the copy) and where torch cannot take the array (a read-only one, a
+    dtype torch lacks)."""
+    a = np.asarray(a)
+    try:
+        src = torch.from_numpy(a) if a.flags.writeable and a.size >= _TILED_FROM else None
+    except TypeError:
+        src = None
+    if src is None:
+        return np.ascontiguousarray(np.transpose(a, axes))
+    out = np.empty(tuple(a.shape[i] for i in (axes or range(a.ndim)[::-1])), a.dtype)
+    torch.from_numpy(out).copy_(src.permute(axes or tuple(range(a.ndim))[::-1]))
+    return out
 
 
 @dataclass(frozen=True)
