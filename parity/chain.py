@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from parity import inputs, kinds
+from parity.runtime import seed_torch
 
 __all__ = ["Chain", "NotAChain", "of", "trace"]
 
@@ -72,7 +73,7 @@ class Chain:
                 m.train(training)
                 try:
                     with torch.random.fork_rng(devices=[]), torch.no_grad():
-                        torch.manual_seed(0)
+                        seed_torch(0)
                         outs.append(m(x.clone()))
                 except Exception as e:  # noqa: BLE001 — the user's forward, reported as input
                     raise NotAChain(f"X {X.shape}: {who} cannot run on it: "

@@ -23,7 +23,7 @@ from parity import twins as twins_mod
 from parity.fileio import atomic_write
 from parity.judge import Check, Pair, judge, judge_lazily, nonfinite
 from parity.masks import DropoutMaskRecorder
-from parity.runtime import exact_float32_matmul
+from parity.runtime import exact_float32_matmul, seed_torch
 from parity.step_evidence import StartState, StepEvidence
 from parity.tolerances import SAMPLES
 
@@ -135,7 +135,7 @@ def collect(twins, X, y, steps: int, seed: int, result: Comparison,
     checks: list[Check] = []
     try:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            seed_torch(seed)
             twins.torch_model.train()
             for step in range(1, steps + 1):
                 before = twins.numpy_model.state_dict()

@@ -18,6 +18,7 @@ from parity import transfer
 from parity.distance import normwise_rel
 from parity.masks import DropoutMaskRecorder
 from parity.reference.training import epoch_batches
+from parity.runtime import seed_torch
 from parity.twins import Twins
 
 
@@ -65,7 +66,7 @@ def diverge_twins(twins: Twins, X, y, steps: int, *, batch_size: int | None = No
     twins.torch_model.train()
     try:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            seed_torch(seed)
             batches: list = []
             for _ in range(steps):
                 if not batches:

@@ -30,6 +30,7 @@ import torch
 from parity import precise, transfer
 from parity.judge import Check, Pair, judge_lazily
 from parity.masks import DropoutMaskRecorder
+from parity.runtime import seed_torch
 from parity.tolerances import SAMPLES
 from parity.twins import device_of
 
@@ -132,7 +133,7 @@ def torch_layers(model, loss, X, targets, seed: int) -> tuple[dict, dict]:
     recorder = DropoutMaskRecorder(model)
     try:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            seed_torch(seed)
             model.train()
             x = torch.from_numpy(np.array(X)).to(device_of(model)).requires_grad_(True)
             ins, outs = [], []

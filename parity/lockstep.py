@@ -50,6 +50,7 @@ from parity.compare import Check, Comparison, check_arrays
 from parity.masks import DropoutMaskRecorder
 from parity.reference import training as np_training
 from parity.reference.training import epoch_batches
+from parity.runtime import seed_torch
 from parity.twins import Twins
 
 EPOCHS = 2   # two: the second epoch re-draws the batch order
@@ -93,7 +94,7 @@ def run_torch(twins: Twins, X, y, epochs: int, *, batch_size: int | None = None,
     X_t = twins.torch_input(X)
     try:
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            seed_torch(seed)
             hist = torch_impl.fit(model, loss_fn, opt, X_t, twins.torch_targets(y),
                                   epochs=epochs, penalty=penalty, on_epoch=rec.on_epoch,
                                   batches=_batches(len(X), batch_size, order_rng))

@@ -69,6 +69,7 @@ from parity.catalogue.train import run
 from parity.fileio import atomic_write_bytes, json_text
 from parity.reference.training import accuracy as np_accuracy
 from parity.reference.training import fit as np_fit
+from parity.runtime import seed_torch
 from parity.twins import IMPLS
 
 __all__ = ["Check", "Claim", "CLAIMS", "Measured", "Needs", "NOT_MEASURED", "QUICK_EPOCH_CAP",
@@ -335,7 +336,7 @@ def measure_xor_stable_epoch(impl: str, init: str = "document", seed: int = 0,
         X_t = torch.from_numpy(X)
         accs.append(torch_impl.accuracy(model, X_t, y))
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            seed_torch(seed)
             hist = torch_impl.fit(model, spec.torch_loss(), spec.torch_optimizer(model), X_t,
                            spec.torch_targets(y, X_t.dtype), epochs=epochs,
                            batches=lambda: [None],

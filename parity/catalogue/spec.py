@@ -12,6 +12,7 @@ from parity import kinds, reference, torch_impl
 from parity import layerspec as S
 from parity.catalogue import data as data_mod
 from parity.dtypes import check_dtype
+from parity.runtime import seed_torch
 from parity.twins import TORCH_DTYPES, OptimSpec
 
 
@@ -91,7 +92,7 @@ class ModelSpec:
         tdt = TORCH_DTYPES[check_dtype(dtype)]
         with torch.random.fork_rng(devices=[]):
             if torch_seed is not None:
-                torch.manual_seed(torch_seed)
+                seed_torch(torch_seed)
             return kinds.torch_model(self.layers, tdt)
 
     def numpy_loss(self):

@@ -14,6 +14,7 @@ from parity.reference.datasets import split
 from parity.reference.training import accuracy as np_accuracy
 from parity.reference.training import check_training_data, epoch_batches
 from parity.reference.training import fit as np_fit
+from parity.runtime import seed_torch
 from parity.twins import IMPLS, evaluating
 
 
@@ -142,7 +143,7 @@ def _train_torch(spec, np_model, seed, dtype, epochs, on_epoch, data, val, order
                 return val_fn(model(Xv_t), yv_t).item()
         on_epoch = _with_stopper(on_epoch, val[2], val_loss)
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        seed_torch(seed)
         hist = torch_impl.fit(model, spec.torch_loss(), spec.torch_optimizer(model), X_t, y_t,
                               epochs=epochs, penalty=spec.torch_penalty(model),
                               on_epoch=on_epoch,
