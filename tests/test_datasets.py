@@ -540,5 +540,6 @@ def test_reference_module_imports_no_torch_and_sklearn_only_lazily(module):
                 out.add(root(node.module or ""))
         return out
     assert "torch" not in roots(ast.walk(tree))  # anywhere, even inside functions
+    # sklearn only inside the digits loader
     assert roots(tree.body) <= {"__future__", "csv", "functools", "math", "numbers", "os", "re",
-                                "secrets", "numpy", "parity.reference"}  # sklearn only inside digits()
+                                "secrets", "numpy", "parity.reference"}

@@ -98,8 +98,9 @@ def test_a_large_layout_change_is_the_transpose_bit_for_bit(dtype, shape, axes):
     a = rng.standard_normal(shape).astype(dtype)
     assert a.size >= _TILED_FROM
     bits = a.view(np.uint32 if dtype == "float32" else np.uint64)
+    one = bits.dtype.type(1)
     bits.flat[:3] = [bits.dtype.type(0x7FC00123 if dtype == "float32" else 0x7FF8000000000123),
-                     bits.dtype.type(1) << bits.dtype.type(8 * a.itemsize - 1), 1]  # NaN, -0, denormal
+                     one << bits.dtype.type(8 * a.itemsize - 1), one]   # NaN, −0.0, a denormal
     kept = a.copy()
     lay = Layout(axes)
     t = lay.to_torch(a)
