@@ -13,12 +13,13 @@ taken within each pair and the median printed with its min–max. One-time costs
 torch._dynamo on the first optimizer) are paid before, by a check of a tiny model. Pairs run
 while the cell's time budget lasts: at least one, at most ``pairs``.
 
-Peak memory: a fresh spawned process builds the twins, checks a tiny model, resets the
-kernel's peak-resident mark (``/proc/self/clear_refs``, Linux), runs the check once and reads
-``VmHWM``: (peak − resident before the check) / parameter bytes (parameters × the dtype's
-itemsize). It counts NumPy, torch's CPU allocator and Python alike; memory an earlier
-allocation left resident and the check reuses is not counted (a fresh process keeps that
-small). Elsewhere than Linux it is not measured.
+Peak memory: a fresh process (forked from a server that has only imported the checker)
+builds the twins, checks a tiny model, resets the kernel's peak-resident mark
+(``/proc/self/clear_refs``, Linux), runs the check once and reads ``VmHWM``: (peak − resident
+before the check) / parameter bytes (parameters × the dtype's itemsize). It counts NumPy,
+torch's CPU allocator and Python alike; memory an earlier allocation left resident and the
+check reuses is not counted (a fresh process keeps that small). Elsewhere than Linux it is
+not measured.
 
 Largest model checked in 60 s: an estimate, not a run: the float32 check's CPU seconds are
 fitted as ``t = a·P^b`` through the two widest widths of the sweep (P: parameters) and solved
@@ -192,13 +193,22 @@ def _measure_in_child(conn, width: int, dtype: str, threads: int, cap_bytes: int
         conn.close()
 
 
+def _fresh_processes():
+    """Processes forked from a server that has only imported this module (``forkserver``):
+    each starts with torch and the checker imported but nothing run, without paying the
+    ~2 CPU-s of a spawned interpreter's imports again (4 children a tiny sweep)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__, "torch._dynamo"])   # the first optimizer imports it
+    return ctx
+
+
 def in_child(width: int, dtype: str, timeout_s: float) -> dict:
-    """:func:`_measure_in_child` in a spawned process, stopped after ``timeout_s`` wall
-    seconds, its address space capped at ``MEMORY_SHARE`` of the memory available now;
-    ``{"error": why}`` when it gave no answer (or not on Linux)."""
+    """:func:`_measure_in_child` in a fresh process (``_fresh_processes``), stopped after
+    ``timeout_s`` wall seconds, its address space capped at ``MEMORY_SHARE`` of the memory
+    available now; ``{"error": why}`` when it gave no answer (or not on Linux)."""
     if not sys.platform.startswith("linux"):
         return {"error": "peak memory is read from /proc (Linux only)"}
-    ctx = multiprocessing.get_context("spawn")
+    ctx = _fresh_processes()
     recv, send = ctx.Pipe(duplex=False)
     threads = threads_in_force()["torch"]
     cap = int(MEMORY_SHARE * available_bytes())
