@@ -68,10 +68,13 @@ def rounding(rng: np.random.Generator, u: float = U32, tiny: float = TINY32,
         arr = np.asarray(a)
         if arr.dtype.kind != "f":
             return a
-        shape = list(arr.shape)
-        if axis is not None:       # one δ shared along ``axis``: the error of a reduction
-            shape[axis] = 1        # that every element along it reuses
-        out = np.asarray(rng.random(shape))
+        if axis is None:
+            out = rng.random(arr.shape)
+        else:                      # one δ shared along ``axis``: the error of a reduction
+            shape = list(arr.shape)    # that every element along it reuses
+            shape[axis] = 1
+            out = rng.random(shape)
+        out = np.asarray(out)          # a 0-d draw comes back as a float
         out -= 0.5
         sign = np.copysign(1.0, out, out=np.empty_like(out))
         out += sign                                  # δ = w + sign(w) = ±U(1, 1.5)
@@ -79,8 +82,8 @@ def rounding(rng: np.random.Generator, u: float = U32, tiny: float = TINY32,
         if amplitude is None and out.shape == arr.shape:
             out *= np.abs(arr, out=sign)             # one rounding of x itself
         else:
-            out = np.multiply(out, np.abs(arr) if amplitude is None else amplitude,
-                              dtype=np.float64)
+            out = np.asarray(np.multiply(out, np.abs(arr) if amplitude is None else amplitude,
+                                         dtype=np.float64))      # 0-d stays an array
         if out.shape == arr.shape:
             out += arr
         else:
@@ -108,12 +111,14 @@ def _floor(out: np.ndarray, rng: np.random.Generator, tiny: float, scratch=None)
     shape); a 0-d result as a NumPy scalar. An exact 0 stays 0 (``sign(0) = 0``) and is
     skipped: a ReLU net's gradients hold many."""
     mag = np.abs(out) if scratch is None else np.abs(out, out=scratch)
-    small = np.less(mag, _FLOOR_REACH * tiny)
-    if small.any():
+    reach = _FLOOR_REACH * tiny
+    if mag.size and not mag.min() >= reach:         # (a NaN goes on: it is not below)
+        small = np.less(mag, reach)
         small &= mag > 0
-        v = out[small]
-        signs = np.where(rng.random(v.shape) < 0.5, -1.0, 1.0)
-        out[small] = np.sign(v) * np.maximum(np.abs(v) + tiny * signs, 0.0)
+        if small.any():
+            v = out[small]
+            signs = np.where(rng.random(v.shape) < 0.5, -1.0, 1.0)
+            out[small] = np.sign(v) * np.maximum(np.abs(v) + tiny * signs, 0.0)
     return out if out.ndim else out[()]
 
 

@@ -49,3 +49,16 @@ def test_the_default_amplitude_moves_a_value_by_at_least_its_rounding_bound(dtyp
     assert (moved <= 1.5 * u * np.abs(x) + slack).all()
     if dtype == "float64":
         assert (moved >= u * np.abs(x)).all()
+
+
+@pytest.mark.parametrize("dtype", sorted(precise.ROUNDOFF))
+def test_a_scalar_below_the_floors_reach_with_its_own_amplitude_is_perturbed(dtype):
+    """The loss is perturbed as a 0-d value with an amplitude of its own
+    (``forward_backward``). A loss below ``2⁵⁴·tiny`` (a batch fitted to 1e-30 in the
+    float32 tier) goes through the smallest-normal floor, which writes into its array: the
+    product must be an array there, not a NumPy scalar (it raised TypeError)."""
+    u, tiny = precise.ROUNDOFF[dtype]
+    x = np.float64(1e3 * tiny)
+    for seed in range(8):
+        out = precise.rounding(np.random.default_rng(seed), u, tiny)(x, 10 * tiny)
+        assert np.ndim(out) == 0 and abs(float(out) - float(x)) <= tiny + 15 * u * tiny
