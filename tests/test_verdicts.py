@@ -4,6 +4,8 @@ catch a 1e-4 relative error in a gradient, an update or an optimizer state entry
 float64's rounding rule, which passes values formed from cancelling parts, still catches
 1e-8."""
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -82,16 +84,29 @@ def run_injected(name, inject, *args, dtype="float32"):
     return compare_twins(twins, X, y, steps=default_steps(spec))
 
 
+@functools.lru_cache(maxsize=None)
+def clean(name) -> tuple[dict, dict]:
+    """One clean float32 comparison of ``name`` (one per model and test process): what
+    ``resolvable`` reads, and the NumPy optimizer's state entries by parameter (which an
+    injection scales; they are the same in either dtype)."""
+    spec = zoo.get(name)
+    X, y = first_batch(spec, 0)
+    twins = from_spec(spec, "float32", 0)
+    result = compare_twins(twins, X, y, steps=default_steps(spec))
+    assert result.passed, result.report()
+    return _resolvable(result), {k: tuple(st) for k, st in twins.numpy_optimizer.state.items()}
+
+
 def resolvable(name) -> dict:
     """Per gradient key, whether float32 can resolve a 1e-4 relative error in it: the clean
     comparison's noise σ (float32 rounding of the float64 evaluation) is below REL/10 of the
     tensor's scale at every step. Not resolvable: a Linear bias feeding BatchNorm (its exact
     gradient is 0: 1e-4 of rounding noise is not an error) and a bias gradient that is a sum
     of ~300 terms cancelling to 1e-4 of their size (cs231n's b2: float32 itself errs by 1e-3)."""
-    spec = zoo.get(name)
-    X, y = first_batch(spec, 0)
-    clean = compare_twins(from_spec(spec, "float32", 0), X, y, steps=default_steps(spec))
-    assert clean.passed, clean.report()
+    return clean(name)[0]
+
+
+def _resolvable(clean) -> dict:
     ok: dict[str, bool] = {}
     for c in clean.checks:
         if c.quantity == "grad":
@@ -99,6 +114,10 @@ def resolvable(name) -> dict:
             noisy = c.noise is not None and c.noise > REL["float32"] / 10 * max(c.scale, 1e-300)
             ok[key] = ok.get(key, True) and not noisy and c.rule != "precision"
     return ok
+
+
+def state_entries(name, key) -> tuple:
+    return clean(name)[1].get(key, ())
 
 
 def last_weight(name) -> str:
@@ -115,10 +134,7 @@ def test_an_injected_error_in_a_gradient_update_or_state_entry_fails(name, dtype
         assert resolvable(name)[key]
     assert not run_injected(name, inject_grad, key, dtype=dtype).passed, f"grad {key}"
     assert not run_injected(name, inject_update, key, dtype=dtype).passed, f"update {key}"
-    spec = zoo.get(name)
-    twins = from_spec(spec, dtype, 0)
-    compare_twins(twins, *first_batch(spec, 0), steps=default_steps(spec))
-    for entry in twins.numpy_optimizer.state.get(key, {}):
+    for entry in state_entries(name, key):
         if entry != "step":
             assert not run_injected(name, inject_state, key, entry, dtype=dtype).passed, (
                 f"state {entry}")
@@ -128,16 +144,13 @@ def test_an_injected_error_in_a_gradient_update_or_state_entry_fails(name, dtype
 @pytest.mark.parametrize("name", MODELS)
 def test_every_resolvable_injection_fails_in_float32(name):
     """Slow tier: every parameter, every kind; gradients where float32 can resolve 1e-4."""
-    spec = zoo.get(name)
-    twins = from_spec(spec, "float32", 0)
-    compare_twins(twins, *first_batch(spec, 0), steps=default_steps(spec))
     missed = []
     for key, ok in resolvable(name).items():
         if ok and run_injected(name, inject_grad, key).passed:
             missed.append(f"grad {key}")
         if run_injected(name, inject_update, key).passed:
             missed.append(f"update {key}")
-        for entry in twins.numpy_optimizer.state.get(key, {}):
+        for entry in state_entries(name, key):
             if entry != "step" and run_injected(name, inject_state, key, entry).passed:
                 missed.append(f"state {key}.{entry}")
     assert not missed
