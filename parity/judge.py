@@ -114,22 +114,38 @@ def _maxabs(v) -> float:
 CHUNK = 1 << 16    # elements per slice of a scan: 512 KiB in float64, within a core's cache
 
 
+def _slices(*arrays):
+    """``(offset, flat slices…)`` of same-shaped arrays, ``CHUNK`` elements at a time (views:
+    never written)."""
+    flat = [np.asarray(x).reshape(-1) for x in arrays]
+    for i in range(0, flat[0].size, CHUNK):
+        yield (i, *(f[i:i + CHUNK] for f in flat))
+
+
+def _absdiff(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``|x − y|`` in float64 (exact inputs: float32 → float64 is exact)."""
+    d = np.subtract(x, y, dtype=np.float64)
+    return np.abs(d, out=d)
+
+
+def _bound(y: np.ndarray, rtol: float, floor: float) -> np.ndarray:
+    """The table's ``rtol·|y| + floor`` in float64, in an array of its own."""
+    bound = np.abs(y, dtype=np.float64)
+    bound *= rtol
+    bound += floor
+    return bound
+
+
 def _scan(a: np.ndarray, b: np.ndarray, rtol: float, floor: float) -> tuple[float, bool]:
     """``(max|a − b|, all |a − b| ≤ rtol·|b| + floor)`` over same-shaped finite arrays, in
     float64, a slice of ``CHUNK`` elements at a time: one pass over the values, no temporary
     of their size (a float32 tensor of 50 M elements would need 1.2 GB of float64 ones)."""
-    fa, fb = a.reshape(-1), b.reshape(-1)
     max_abs, ok = 0.0, True
-    for i in range(0, fa.size, CHUNK):
-        x, y = fa[i:i + CHUNK], fb[i:i + CHUNK]          # views: never written
-        d = np.subtract(x, y, dtype=np.float64)
-        np.abs(d, out=d)
+    for _, x, y in _slices(a, b):
+        d = _absdiff(x, y)
         max_abs = max(max_abs, float(d.max()))
         if ok:
-            bound = np.abs(y, dtype=np.float64)
-            bound *= rtol
-            bound += floor
-            ok = bool((d <= bound).all())
+            ok = bool((d <= _bound(y, rtol, floor)).all())
     return max_abs, ok
 
 
@@ -190,11 +206,9 @@ def judge_pair(p: Pair, dtype: str, group_scale: float, sizes: tuple | None = No
                      detail="" if same else f"{p.label}: {a.tolist()} vs {b.tolist()}")
     if within:
         return Check(**base, passed=True, rule="table", scale=scale)
-    a64, b64 = _as_float64(a), _as_float64(b)        # a failure: its message needs them whole
-    diff, bound = np.abs(a64 - b64), rtol * np.abs(b64) + atol * scale
-    table_msg = _table_message(p.label, diff, bound, a64, b64)
+    table_msg = _table_message(p.label, a, b, rtol, atol * scale)
     if p.precise is not None:
-        return _judge_precision(p, base, scale, a64, b64, table_msg)
+        return _judge_precision(p, base, scale, a, b, table_msg)
     if p.noise is not None:
         return _judge_rounding(p, base, scale, table_msg)
     return Check(**base, passed=False, rule="table", scale=scale, detail=table_msg)
@@ -209,9 +223,10 @@ def _judge_rounding(p: Pair, base: dict, scale: float, table_msg: str) -> Check:
     return Check(**base, passed=ok, rule="rounding", scale=scale, detail=detail, noise=sigma)
 
 
-def _judge_precision(p: Pair, base: dict, scale: float, a64, b64, table_msg: str) -> Check:
-    r = _as_float64(p.precise)
-    d_a, d_b = float(np.abs(a64 - r).max()), float(np.abs(b64 - r).max())
+def _judge_precision(p: Pair, base: dict, scale: float, a, b, table_msg: str) -> Check:
+    d_a = d_b = 0.0
+    for _, x, y, r in _slices(a, b, np.broadcast_to(p.precise, np.shape(a))):
+        d_a, d_b = max(d_a, float(_absdiff(x, r).max())), max(d_b, float(_absdiff(y, r).max()))
     sigma = float(p.noise or 0.0)
     floor = tol.FLOOR * sigma
     ok = d_a <= tol.FACTOR * d_b + floor and d_b <= tol.FACTOR * d_a + floor
@@ -238,10 +253,21 @@ def nonfinite(p: Pair) -> bool:
     return not (np.isfinite(_maxabs(p.mine)) and np.isfinite(_maxabs(p.theirs)))
 
 
-def _table_message(label: str, diff, bound, a64, b64) -> str:
-    bad = diff > bound
-    i = np.unravel_index(int(np.argmax(np.where(bad, diff - bound, -np.inf))), diff.shape)
-    where = f" at index {tuple(int(j) for j in i)}" if diff.ndim else ""
-    return (f"{label}: {int(bad.sum())}/{diff.size} elements outside the table; worst"
-            f"{where}: NumPy {float(a64[i])!r} vs torch {float(b64[i])!r} (|diff| {diff[i]:.3g} > "
-            f"{bound[i]:.3g})")
+def _table_message(label: str, a, b, rtol: float, floor: float) -> str:
+    """How many elements lie outside the table and the worst of them (the largest excess
+    ``|a − b| − bound``, the first of equals), a slice at a time. ``|a − b| > bound`` iff the
+    excess is > 0: a difference of two finite doubles rounds to 0 only when they are equal."""
+    count, worst, at = 0, -np.inf, 0
+    for i, x, y in _slices(a, b):
+        excess = _absdiff(x, y)
+        excess -= _bound(y, rtol, floor)
+        count += int(np.count_nonzero(excess > 0))
+        j = int(np.argmax(excess))
+        if excess[j] > worst:
+            worst, at = float(excess[j]), i + j
+    i = np.unravel_index(at, np.shape(a))
+    x, y = float(np.asarray(a)[i]), float(np.asarray(b)[i])
+    diff, bound = abs(x - y), float(_bound(np.asarray(y), rtol, floor))
+    where = f" at index {tuple(int(j) for j in i)}" if np.ndim(a) else ""
+    return (f"{label}: {count}/{np.size(a)} elements outside the table; worst"
+            f"{where}: NumPy {x!r} vs torch {y!r} (|diff| {diff:.3g} > {bound:.3g})")

@@ -346,3 +346,33 @@ def test_judging_reads_every_slice_and_writes_nothing(dtype):
     assert not view.passed and view.max_abs == whole
     assert judge([Pair("step 1 grad w", "grad", "grad", 1, theirs, theirs.copy())],
                  dtype)[0].passed
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_failure_read_in_slices_reports_what_the_whole_arrays_show(dtype):
+    """Errors in three slices, the two largest equal and the later one in a later slice: the
+    message counts every element outside the table and names the first of the worst, as the
+    whole arrays say; the precision rule's distances to the float64 evaluation are the
+    whole arrays' maxima."""
+    from parity import judge as J
+    rng = np.random.default_rng(1)
+    theirs = rng.uniform(1.0, 2.0, 3 * J.CHUNK).astype(dtype)
+    mine = theirs.copy()
+    worst = [(10, 0.5), (J.CHUNK + 5, 0.5), (2 * J.CHUNK + 9, 0.25)]
+    for i, err in worst:
+        theirs[i] = 1.5                      # equal bounds: equal errors, equal excesses
+        mine[i] = theirs[i] + err
+    rtol, atol = tolerance(dtype, "grad")
+    a, b = mine.astype(np.float64), theirs.astype(np.float64)
+    diff, bound = np.abs(a - b), rtol * np.abs(b) + atol * max(np.abs(a).max(), np.abs(b).max())
+    first = int(np.argmax(np.where(diff > bound, diff - bound, -np.inf)))
+    assert first == worst[0][0]
+    (check,) = judge([Pair("step 1 grad w", "grad", "grad", 1, mine, theirs)], dtype)
+    assert f"{int((diff > bound).sum())}/{mine.size} elements outside the table" in check.detail
+    assert (f"at index ({first},): NumPy {float(a[first])!r} vs torch {float(b[first])!r} "
+            f"(|diff| {diff[first]:.3g} > {bound[first]:.3g})") in check.detail, check.detail
+    r = (a + b) / 2
+    r[-1] -= 1.0                             # both distances are largest in the last slice
+    (check,) = judge([Pair("step 1 grad w", "grad", "grad", 1, mine, theirs, r, 0.0)], dtype)
+    assert check.rule == "precision" and check.err_numpy == np.abs(a - r).max()
+    assert check.err_torch == np.abs(b - r).max()
