@@ -255,14 +255,16 @@ def _zip(mine: dict, theirs: dict) -> dict:
 
 def _state_pairs(twins) -> dict:
     """Optimizer state by ``"{param}.{entry}"``: NumPy's (torch layout) against torch's. An
-    entry torch keeps and NumPy lacks is paired with ``None`` (a failed check). torch's are
-    views, not copies: the step judges them before its optimizer moves again."""
+    entry torch keeps and NumPy lacks is paired with ``None`` (a failed check). Both are
+    views, not copies (NumPy's transposed where its layout differs): the step judges them
+    before either optimizer moves again."""
     lay = transfer.state_layouts(twins.torch_model)
     names = {id(p): k for k, p in twins.torch_model.named_parameters()}
     out = {}
     for p, st in twins.torch_optimizer.state.items():
         k = names[id(p)]
-        mine = transfer.state_to_torch_layout(twins.numpy_optimizer.state.get(k, {}), lay[k])
+        mine = {sk: lay[k].torch_view(v)
+                for sk, v in twins.numpy_optimizer.state.get(k, {}).items()}
         for sk, sv in st.items():
             out[f"{k}.{sk}"] = (mine.get(sk), sv.detach().cpu().numpy()
                                 if isinstance(sv, torch.Tensor) else np.asarray(sv))

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from parity import tolerances as tol
+from parity.distance import absdiff, slices
 
 
 @dataclass
@@ -111,23 +112,6 @@ def _maxabs(v) -> float:
     return hi if hi != hi else max(hi, -lo)       # NaN propagates through both
 
 
-CHUNK = 1 << 16    # elements per slice of a scan: 512 KiB in float64, within a core's cache
-
-
-def _slices(*arrays):
-    """``(offset, flat slices…)`` of same-shaped arrays, ``CHUNK`` elements at a time (views:
-    never written)."""
-    flat = [np.asarray(x).reshape(-1) for x in arrays]
-    for i in range(0, flat[0].size, CHUNK):
-        yield (i, *(f[i:i + CHUNK] for f in flat))
-
-
-def _absdiff(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``|x − y|`` in float64 (exact inputs: float32 → float64 is exact)."""
-    d = np.subtract(x, y, dtype=np.float64)
-    return np.abs(d, out=d)
-
-
 def _bound(y: np.ndarray, rtol: float, floor: float) -> np.ndarray:
     """The table's ``rtol·|y| + floor`` in float64, in an array of its own."""
     bound = np.abs(y, dtype=np.float64)
@@ -138,11 +122,11 @@ def _bound(y: np.ndarray, rtol: float, floor: float) -> np.ndarray:
 
 def _scan(a: np.ndarray, b: np.ndarray, rtol: float, floor: float) -> tuple[float, bool]:
     """``(max|a − b|, all |a − b| ≤ rtol·|b| + floor)`` over same-shaped finite arrays, in
-    float64, a slice of ``CHUNK`` elements at a time: one pass over the values, no temporary
+    float64, a slice (``distance.CHUNK`` elements) at a time: one pass over the values, no temporary
     of their size (a float32 tensor of 50 M elements would need 1.2 GB of float64 ones)."""
     max_abs, ok = 0.0, True
-    for _, x, y in _slices(a, b):
-        d = _absdiff(x, y)
+    for _, x, y in slices(a, b):
+        d = absdiff(x, y)
         max_abs = max(max_abs, float(d.max()))
         if ok:
             ok = bool((d <= _bound(y, rtol, floor)).all())
@@ -225,8 +209,8 @@ def _judge_rounding(p: Pair, base: dict, scale: float, table_msg: str) -> Check:
 
 def _judge_precision(p: Pair, base: dict, scale: float, a, b, table_msg: str) -> Check:
     d_a = d_b = 0.0
-    for _, x, y, r in _slices(a, b, np.broadcast_to(p.precise, np.shape(a))):
-        d_a, d_b = max(d_a, float(_absdiff(x, r).max())), max(d_b, float(_absdiff(y, r).max()))
+    for _, x, y, r in slices(a, b, np.broadcast_to(p.precise, np.shape(a))):
+        d_a, d_b = max(d_a, float(absdiff(x, r).max())), max(d_b, float(absdiff(y, r).max()))
     sigma = float(p.noise or 0.0)
     floor = tol.FLOOR * sigma
     ok = d_a <= tol.FACTOR * d_b + floor and d_b <= tol.FACTOR * d_a + floor
@@ -258,8 +242,8 @@ def _table_message(label: str, a, b, rtol: float, floor: float) -> str:
     ``|a − b| − bound``, the first of equals), a slice at a time. ``|a − b| > bound`` iff the
     excess is > 0: a difference of two finite doubles rounds to 0 only when they are equal."""
     count, worst, at = 0, -np.inf, 0
-    for i, x, y in _slices(a, b):
-        excess = _absdiff(x, y)
+    for i, x, y in slices(a, b):
+        excess = absdiff(x, y)
         excess -= _bound(y, rtol, floor)
         count += int(np.count_nonzero(excess > 0))
         j = int(np.argmax(excess))

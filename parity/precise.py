@@ -35,6 +35,7 @@ from typing import cast
 import numpy as np
 
 from parity import kinds, reference
+from parity.distance import max_absdiff
 
 U32 = 2.0 ** -24   # unit roundoff of float32 (half an ulp at 1)
 # float32's smallest normal: below it a float32 value keeps fewer bits (subnormals) or none
@@ -81,6 +82,8 @@ def rounding(rng: np.random.Generator, u: float = U32, tiny: float = TINY32,
         out *= u
         if amplitude is None and out.shape == arr.shape:
             out *= np.abs(arr, out=sign)             # one rounding of x itself
+        elif amplitude is not None and np.shape(amplitude) == out.shape:
+            out *= amplitude                         # in place: no third array of x's size
         else:
             out = np.asarray(np.multiply(out, np.abs(arr) if amplitude is None else amplitude,
                                          dtype=np.float64))      # 0-d stays an array
@@ -174,7 +177,9 @@ def forward_backward(model: reference.Sequential, loss, X, y, masks: dict[int, l
         dx = kind.rounded_backward(layer, inputs[i], d, perturb)
         amps = _amp(perturb, (i, "grads"), kind.gradient_amplitudes, layer, inputs[i], d)
         for k in layer.grads if amps is None else amps:
-            grads[f"{i}.{k}"] = perturb(layer.grads[k], None if amps is None else amps[k])
+            # the layer keeps the rounded gradient: the unrounded one is freed at once
+            grads[f"{i}.{k}"] = layer.grads[k] = perturb(layer.grads[k],
+                                                         None if amps is None else amps[k])
         amp = _amp(perturb, (i, "backward"), kind.backward_amplitude, layer, inputs[i], d, dx)
         d = input_grads[i] = kind.shared_backward(layer, inputs[i], d, perturb(dx, amp), perturb)
     grads = {k: grads[k] for k in model.parameters()}
@@ -298,9 +303,7 @@ def _running_max(sigma, run, exact):
     if isinstance(exact, dict):
         return {k: _running_max(None if sigma is None else sigma[k], run[k], v)
                 for k, v in exact.items()}
-    e = np.asarray(exact, dtype=np.float64)
-    diff = np.atleast_1d(np.subtract(np.asarray(run, dtype=np.float64), e))  # one temporary
-    d = float(np.abs(diff, out=diff).max(initial=0.0))
+    d = max_absdiff(run, exact)              # a slice at a time: no temporary of their size
     return d if sigma is None else max(sigma, d)
 
 

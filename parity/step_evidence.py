@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from parity import precise, reference, transfer
+from parity import kinds, precise, reference, transfer
 from parity.judge import Pair
 from parity.tolerances import SAMPLES
 
@@ -115,12 +115,13 @@ class StepEvidence:
         names = {name for p in pairs for name, (qs, _) in EVALUATIONS.items()
                  if p.quantity in qs}
         for name in sorted(names):
-            ref = self._leaves(name, self.exact(name), True)
-            sig = self._leaves(name, self.sigma(name), False) if sigma else {}
+            ref = self._leaves(name, self.exact(name))
+            sig = self._leaves(name, self.sigma(name)) if sigma else {}
             for p in pairs:
                 if p.quantity in ref and p.key in ref[p.quantity]:
                     if self.twins.dtype != "float64":
-                        p.precise = ref[p.quantity][p.key]
+                        p.precise = self._layout(p.quantity, p.key).torch_view(
+                            ref[p.quantity][p.key])
                     if sigma:
                         p.noise = sig[p.quantity][p.key]
 
@@ -160,23 +161,27 @@ class StepEvidence:
             return precise.update(s[0], s[1], self.grads, perturb)
         return {"forward": forward, "update": update, "zero": zero}[name]
 
-    def _leaves(self, name: str, tree: dict, arrays: bool) -> dict:
+    def _leaves(self, name: str, tree: dict) -> dict:
         """``{quantity: {key: leaf}}`` of one evaluation's result (or its σ), keys as the
-        pairs name them (torch's); ``arrays``: the leaves are values, put in torch layout."""
-        t_model = self.twins.torch_model
-
-        def to_t(d):
-            return transfer.to_torch_layout(d, t_model) if arrays else d
+        pairs name them (torch's), leaves as they are (NumPy layout: ``_layout`` moves the
+        one a pair takes, so an evaluation's other tensors are never copied)."""
         if name == "forward":
-            out = {"loss": {"": tree["loss"]}, "grad": to_t(tree["grads"]),
+            out = {"loss": {"": tree["loss"]}, "grad": tree["grads"],
                    "buffer": tree["buffers"]}
             if "penalty" in tree:
                 out["penalty"] = {"": tree["penalty"]}
             return out
         if name == "zero":
-            return {"update": to_t(tree["params"])}
-        lay = transfer.state_layouts(t_model)
-        state = {f"{k}.{sk}": v for k, st in tree["state"].items()
-                 for sk, v in (transfer.state_to_torch_layout(st, lay[k]) if arrays
-                               else st).items()}
-        return {"param": to_t(tree["params"]), "state": state}
+            return {"update": tree["params"]}
+        state = {f"{k}.{sk}": v for k, st in tree["state"].items() for sk, v in st.items()}
+        return {"param": tree["params"], "state": state}
+
+    def _layout(self, quantity: str, key: str) -> kinds.Layout:
+        """The layout of a pair's tensor: a parameter's (its gradient, update and value), a
+        state entry's parameter's (``"0.weight.exp_avg"``), none for a loss or a buffer
+        (``parity.transfer``)."""
+        if quantity == "state":
+            return transfer.state_layouts(self.twins.torch_model)[key.rsplit(".", 1)[0]]
+        if quantity in ("grad", "param", "update"):
+            return kinds.layouts(self.twins.torch_model).get(key, kinds.SAME)
+        return kinds.SAME

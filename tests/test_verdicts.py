@@ -327,13 +327,13 @@ def test_an_error_planted_in_the_eval_output_fails(dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_judging_reads_every_slice_and_writes_nothing(dtype):
-    """``judge`` scans a tensor a slice (``judge.CHUNK`` elements) at a time: an error in the
+    """``judge`` scans a tensor a slice (``distance.CHUNK`` elements) at a time: an error in the
     last element of the last slice still fails and is the reported maximum, a transposed
     (non-contiguous) view is judged like its copy, and neither twin's array is written (the
     bound is formed in a slice of its own, never in torch's values)."""
-    from parity import judge as J
+    from parity.distance import CHUNK
     rng = np.random.default_rng(0)
-    theirs = rng.standard_normal((3, J.CHUNK + 7)).astype(dtype)
+    theirs = rng.standard_normal((3, CHUNK + 7)).astype(dtype)
     mine = theirs.copy()
     mine[-1, -1] *= 1 + 10 * REL[dtype]
     kept = mine.copy(), theirs.copy()
@@ -354,11 +354,11 @@ def test_a_failure_read_in_slices_reports_what_the_whole_arrays_show(dtype):
     message counts every element outside the table and names the first of the worst, as the
     whole arrays say; the precision rule's distances to the float64 evaluation are the
     whole arrays' maxima."""
-    from parity import judge as J
+    from parity.distance import CHUNK
     rng = np.random.default_rng(1)
-    theirs = rng.uniform(1.0, 2.0, 3 * J.CHUNK).astype(dtype)
+    theirs = rng.uniform(1.0, 2.0, 3 * CHUNK).astype(dtype)
     mine = theirs.copy()
-    worst = [(10, 0.5), (J.CHUNK + 5, 0.5), (2 * J.CHUNK + 9, 0.25)]
+    worst = [(10, 0.5), (CHUNK + 5, 0.5), (2 * CHUNK + 9, 0.25)]
     for i, err in worst:
         theirs[i] = 1.5                      # equal bounds: equal errors, equal excesses
         mine[i] = theirs[i] + err

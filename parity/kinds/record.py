@@ -55,6 +55,11 @@ class Layout:
         assert self.axes is not None
         return _permuted(a, tuple(int(i) for i in np.argsort(self.axes)))
 
+    def torch_view(self, a: np.ndarray) -> np.ndarray:
+        """``a`` seen in torch layout without a copy (a transposed view: for a reader such
+        as ``parity.judge``, which reads it a block of rows at a time)."""
+        return np.transpose(a, self.axes) if self.applies(a) else a
+
     def numpy_shape(self, torch_shape: tuple) -> tuple:
         if self.axes is None or len(torch_shape) != len(self.axes):
             return tuple(torch_shape)
