@@ -41,6 +41,9 @@ def slices(*arrays):
     copy is ever larger than a slice. Never written."""
     arrays = tuple(np.asarray(x) for x in arrays)
     shape = arrays[0].shape
+    if arrays[0].size <= CHUNK:                       # one slice (a copy only this small)
+        yield (0, *(x.reshape(-1) for x in arrays))
+        return
     if all(x.flags.c_contiguous for x in arrays) or len(shape) < 2:
         flat = [x.reshape(-1) for x in arrays]
         for i in range(0, flat[0].size, CHUNK):

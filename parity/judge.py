@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from parity import tolerances as tol
-from parity.distance import absdiff, slices
+from parity.distance import CHUNK, absdiff, slices
 
 
 @dataclass
@@ -100,16 +100,19 @@ def group_scales(pairs: list[Pair], sizes: dict | None = None) -> dict[tuple, fl
 
 
 def _maxabs(v) -> float:
-    """``max|v|`` (0 for an empty array; NaN when any element is NaN), without a temporary
-    of ``v``'s size: ``max(max v, −min v)``. A float array in its own dtype (max, min and
-    negation are exact in any, and float32 → float64 is exact), any other converted first."""
+    """``max|v|`` (0 for an empty array; NaN when any element is NaN); beyond one slice
+    (``distance.CHUNK``) without a temporary of ``v``'s size: ``max(max v, −min v)``. A float
+    array in its own dtype (|·|, max, min and negation are exact in any, and float32 →
+    float64 is exact), any other converted first."""
     a = np.asarray(v)
     if a.dtype.kind != "f":
         a = _as_float64(a)
     if not a.size:
         return 0.0
+    if a.size <= CHUNK:                               # a temporary this small costs less
+        return float(np.abs(a).max())
     hi, lo = float(a.max()), float(a.min())
-    return hi if hi != hi else max(hi, -lo)       # NaN propagates through both
+    return max(hi, -lo)              # any NaN makes both NaN, and max(nan, nan) is nan
 
 
 def _bound(y: np.ndarray, rtol: float, floor: float) -> np.ndarray:

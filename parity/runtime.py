@@ -36,8 +36,7 @@ def seed_torch(seed: int) -> None:
     """``torch.manual_seed(seed)`` for the generators a run can use. Where no accelerator
     is available it seeds the CPU generator alone: there ``torch.manual_seed`` also queues
     a CUDA seeding for a later initialization with the caller's whole formatted stack
-    (``torch.cuda._lazy_call``), about a millisecond a call, which was 5 % of the test
-    suite's CPU time."""
+    (``torch.cuda._lazy_call``): about a millisecond a call (docs/check-cost.md)."""
     if torch.cuda.is_available() or torch.backends.mps.is_available():
         torch.manual_seed(seed)
     else:

@@ -302,7 +302,7 @@ def split(X, y, test_fraction, rng=None):
 @functools.lru_cache(maxsize=1)
 def _load_digits() -> tuple[np.ndarray, np.ndarray]:
     """sklearn's ``load_digits(return_X_y=True)`` as float64 and int64, read once per
-    process (it parses a compressed CSV: ~20 ms a call) and read-only, so no caller can
+    process (it parses a compressed CSV at every call) and read-only, so no caller can
     change what the next one gets."""
     from sklearn.datasets import load_digits
 

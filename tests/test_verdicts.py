@@ -346,6 +346,10 @@ def test_judging_reads_every_slice_and_writes_nothing(dtype):
     assert not view.passed and view.max_abs == whole
     assert judge([Pair("step 1 grad w", "grad", "grad", 1, theirs, theirs.copy())],
                  dtype)[0].passed
+    for bad in (np.nan, -np.inf):                  # beyond one slice |v|'s max is max(v, −min v)
+        mine[-1, -1] = bad
+        (check,) = judge([Pair("step 1 grad w", "grad", "grad", 1, mine, theirs)], dtype)
+        assert not check.passed and check.rule == "finite", check
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

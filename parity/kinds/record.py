@@ -69,16 +69,14 @@ class Layout:
 SAME = Layout()
 
 
-# from this many elements torch's tiled copy beats NumPy's (64²: 3 µs vs 19; 256²: 186 vs 79)
-_TILED_FROM = 1 << 16
+_TILED_FROM = 1 << 16    # from this many elements torch's tiled copy is the faster one
 
 
 def _permuted(a, axes: tuple[int, ...] | None) -> np.ndarray:
     """A contiguous copy of ``np.transpose(a, axes)``, bit for bit. torch copies a permuted
-    view in cache-sized tiles: a 2048×2048 transpose takes 9 ms in float64 and 5 ms in float32
-    against NumPy's 38 and 31 (one thread). NumPy does it for a small array (torch's call
-    costs more than the copy) and where torch cannot take the array (a read-only one, a
-    dtype torch lacks)."""
+    view in cache-sized tiles, several times faster than NumPy for a large matrix
+    (docs/check-cost.md). NumPy does it for a small array (torch's call costs more than the
+    copy) and where torch cannot take the array (a read-only one, a dtype torch lacks)."""
     a = np.asarray(a)
     try:
         src = torch.from_numpy(a) if a.flags.writeable and a.size >= _TILED_FROM else None

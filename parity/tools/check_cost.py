@@ -194,9 +194,9 @@ def _measure_in_child(conn, width: int, dtype: str, threads: int, cap_bytes: int
 
 
 def _fresh_processes():
-    """Processes forked from a server that has only imported this module (``forkserver``):
-    each starts with torch and the checker imported but nothing run, without paying the
-    ~2 CPU-s of a spawned interpreter's imports again (4 children a tiny sweep)."""
+    """Processes forked from a server that has only imported this module and
+    ``torch._dynamo`` (``forkserver``): each starts with torch and the checker imported but
+    nothing run, instead of paying a spawned interpreter's imports again."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__, "torch._dynamo"])   # the first optimizer imports it
     return ctx
