@@ -64,6 +64,10 @@ def absdiff(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def max_absdiff(a, b) -> float:
     """``max|a − b|`` in float64, read a slice at a time (0.0 for empty tensors; NaN when
     any difference is NaN)."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.size <= CHUNK:                      # one slice: no generator, a 0-d pair included
+        d = np.atleast_1d(np.subtract(a, b, dtype=np.float64))
+        return float(np.abs(d, out=d).max(initial=0.0))
     out = 0.0
     for _, x, y in slices(a, b):
         m = float(absdiff(x, y).max())

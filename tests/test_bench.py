@@ -251,6 +251,19 @@ def test_the_large_line_says_not_met_when_it_did_not_finish(cost):
         in text, text
 
 
+def test_the_large_line_judges_its_time_and_its_memory(cost, monkeypatch):
+    """A finished 50 M check: its CPU seconds and its peak memory each against its own
+    target (60 s met, 28.5x the parameter bytes above 25x: NOT met), from ``large_check``."""
+    n = check_cost.parameters(check_cost.LARGE_WIDTH)
+    monkeypatch.setattr(check_cost, "in_child", lambda *a: {
+        "peak_bytes": int(28.5 * 4 * n), "cpu_s": 41.6, "passed": True})
+    large = check_cost.large_check()
+    assert large["met"] is True and large["memory_met"] is False, large
+    text = check_cost.render({**cost, "large": large})
+    assert "41.6 s CPU (target ≤ 60 s met), peak memory 28.5x the parameter bytes (target " \
+        "≤ 25x NOT met)" in text, text
+
+
 def test_the_large_model_is_not_started_when_the_sweep_says_it_would_not_fit(monkeypatch):
     monkeypatch.setattr(check_cost, "available_bytes", lambda: 2**30)
     out = check_cost.large_check(multiple=100.0)
