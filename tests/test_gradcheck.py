@@ -41,6 +41,7 @@ from parity import layerspec as S
 from parity import transfer
 from parity.catalogue import zoo
 from parity.catalogue.checks import gradient_classes, kink_free_batch
+from parity.runtime import seed_torch
 
 MODELS = list(zoo.CATALOGUE)
 # fast tier: one model per group of identical gradients (same layers, loss, init, data; the
@@ -71,7 +72,7 @@ def loss_function(spec, seed: int = 0, n: int = BATCH, dtype: str = "float64"):
     def f(X_t, *ps):
         state = {**dict(zip(names, ps)), **{k: b.clone() for k, b in buffers.items()}}
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)          # the same dropout mask on every call
+            seed_torch(seed)          # the same dropout mask on every call (runtime.seed_torch)
             return loss(functional_call(model, state, (X_t,)), y_t)
 
     inputs = (torch.from_numpy(X).requires_grad_(True), *params)

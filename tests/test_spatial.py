@@ -18,6 +18,7 @@ from parity import finite_diff as fd
 from parity import kinds
 from parity import layerspec as S
 from parity.masks import DropoutMaskRecorder
+from parity.runtime import seed_torch
 
 SPATIAL = [k for k in kinds.KINDS if k.numpy.__module__ == "parity.reference.spatial"]
 assert SPATIAL, "no kind of parity.reference.spatial found: the module moved?"
@@ -123,7 +124,7 @@ def test_torch_twin_backward_matches_finite_differences(kind, ex):
 
     def f(xt, *params):
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+            seed_torch(0)      # without torch.cuda's queued stack trace: f runs per probe
             state = {**dict(zip(names, params)), **{k: b.clone() for k, b in buffers.items()}}
             return functional_call(module, state, (xt,))
 
