@@ -224,18 +224,32 @@ def _update_from_zero(twins, grads_t: dict) -> dict:
     invisible in ``param`` when ``|Δθ| < 1e4·ulp(θ)``. From 0 it keeps full precision.
     (Weight decay's ``wd·θ`` vanishes here; ``param`` checks it.)"""
     names = {id(p): k for k, p in twins.torch_model.named_parameters()}
-    originals = [p for g in twins.torch_optimizer.param_groups for p in g["params"]]
-    t_opt = copy.deepcopy(twins.torch_optimizer)
-    copies = [p for g in t_opt.param_groups for p in g["params"]]
-    with torch.no_grad():
-        for o, c in zip(originals, copies):
-            c.zero_()
-            c.grad = o.grad.detach().clone()
+    t_opt, pairs = zero_copy(twins.torch_optimizer)
     t_opt.step()
-    theirs = {names[id(o)]: c.detach().cpu().numpy().copy() for o, c in zip(originals, copies)}
+    theirs = {names[id(o)]: c.detach().cpu().numpy().copy() for o, c in pairs}
     mine = zero_update(twins.numpy_optimizer,
                        transfer.to_numpy_layout(grads_t, twins.torch_model))
     return _zip(transfer.to_torch_layout(mine, twins.torch_model), theirs)
+
+
+def zero_copy(optimizer: torch.optim.Optimizer) -> tuple[torch.optim.Optimizer, list]:
+    """A torch optimizer of ``optimizer``'s class over zeros shaped like its parameters, each
+    with a clone of the parameter's gradient and of its state, in param groups with the same
+    options: ``(optimizer, [(original, copy), …])``. Built, not deep-copied: a deep copy of
+    the whole optimizer cost 6× as much on a small net, and a constructor's own state (an
+    Adagrad accumulator) is replaced by the clones."""
+    pairs = [(p, torch.zeros_like(p)) for g in optimizer.param_groups for p in g["params"]]
+    copies = {id(p): c for p, c in pairs}
+    groups = [{**{k: v for k, v in g.items() if k != "params"},
+               "params": [copies[id(p)] for p in g["params"]]} for g in optimizer.param_groups]
+    opt = type(optimizer)(groups)
+    for p, c in pairs:
+        if p.grad is not None:
+            c.grad = p.grad.detach().clone()
+        if p in optimizer.state:
+            opt.state[c] = {k: v.clone() if isinstance(v, torch.Tensor) else copy.deepcopy(v)
+                            for k, v in optimizer.state[p].items()}
+    return opt, pairs
 
 
 def zero_update(optimizer, grads: dict) -> dict:

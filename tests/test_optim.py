@@ -243,3 +243,41 @@ class _PlantedAdam(Adam):
 def test_a_relative_error_in_a_tiny_state_entry_fails_in_float32():
     with pytest.raises(AssertionError, match=r"step 1 state 0\.bias\.exp_avg_sq"):
         helper_test_optim("adam", "float32", numpy_cls=_PlantedAdam, lr=1e-2)
+
+
+@pytest.mark.parametrize("kind,opts", CONFIGS, ids=IDS)
+def test_the_update_from_zero_is_a_deep_copys_bit_for_bit(kind, opts):
+    """``compare.zero_copy`` builds the optimizer that measures ``Δθ`` from zero instead of
+    deep-copying the real one: after 3 steps (state in every entry, two param groups), its
+    step gives every bit a deep copy's step gives, and the real optimizer and parameters are
+    untouched."""
+    import copy
+
+    from parity.compare import zero_copy
+    torch.manual_seed(0)
+    w, b = nn.Parameter(torch.randn(5, 3, dtype=torch.float64)), nn.Parameter(torch.randn(5))
+    b.data = b.data.double()
+    opt = OPTIMIZERS[kind].build_torch([{"params": [w]}, {"params": [b], "lr": 0.05}], **opts)
+    for _ in range(3):
+        w.grad, b.grad = torch.randn_like(w), torch.randn_like(b)
+        opt.step()
+    w.grad, b.grad = torch.randn_like(w), torch.randn_like(b)
+    kept = {k: {e: (v.clone() if torch.is_tensor(v) else v) for e, v in st.items()}
+            for k, st in ((id(p), opt.state[p]) for p in (w, b))}
+    before = w.detach().clone(), b.detach().clone()
+    deep = copy.deepcopy(opt)
+    with torch.no_grad():
+        for p, q in zip((w, b), (p for g in deep.param_groups for p in g["params"])):
+            q.zero_()
+            q.grad = p.grad.clone()
+    deep.step()
+    built, pairs = zero_copy(opt)
+    built.step()
+    for (_, c), q in zip(pairs, (p for g in deep.param_groups for p in g["params"])):
+        assert c.numpy().tobytes() == q.detach().numpy().tobytes(), (kind, opts)
+        for e, v in deep.state[q].items():
+            assert torch.equal(torch.as_tensor(built.state[c][e]), torch.as_tensor(v)), e
+    assert torch.equal(w, before[0]) and torch.equal(b, before[1])
+    for p in (w, b):
+        assert all(torch.equal(torch.as_tensor(v), torch.as_tensor(kept[id(p)][e]))
+                   for e, v in opt.state[p].items())
