@@ -101,8 +101,10 @@ class Twins:
         return torch.tensor(X, device=self.device)
 
     def torch_gradients(self) -> dict[str, np.ndarray]:
-        """``{key: p.grad}`` (NumPy copies) of every trainable torch parameter; frozen ones
-        (``requires_grad=False``) have none."""
+        """``{key: p.grad}`` (NumPy views on CPU) of every trainable torch parameter; frozen
+        ones (``requires_grad=False``) have none. Views stay what they were: ``zero_grad``
+        drops a gradient and the next backward makes a new one, and no optimizer on the
+        single-tensor path writes into a gradient."""
         return {k: _grad_of(k, p) for k, p in self.torch_model.named_parameters()
                 if p.requires_grad}
 
@@ -126,11 +128,12 @@ class Twins:
 
 
 def _grad_of(key: str, p: torch.Tensor) -> np.ndarray:
-    """``p.grad`` as a NumPy copy; a trainable parameter the loss never reached has none."""
+    """``p.grad`` as a NumPy array (a view on CPU); a trainable parameter the loss never
+    reached has none."""
     if p.grad is None:
         raise ValueError(f"torch_model: {key} received no gradient (unused by forward?); "
                          f"freeze it (requires_grad=False) or remove it")
-    return p.grad.detach().cpu().numpy().copy()
+    return p.grad.detach().cpu().numpy()
 
 
 # ---- eval mode, for either twin -------------------------------------------------------------

@@ -134,6 +134,19 @@ def test_the_given_models_and_batch_are_not_touched():
     assert np.array_equal(X, X0)
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_step_ones_gradient_evidence_stays_step_ones_after_later_steps(optimizer):
+    """The gradients a check keeps as evidence (``arrays["grads_torch"]``, views of torch's
+    ``.grad``) after 3 steps are step 1's bits: what a 1-step check keeps. A later step's
+    ``zero_grad`` and backward, and an optimizer step, leave them as they were."""
+    n, t, X, y = _pair("float64")
+    one, three = (parity.compare_models(n, t, X, y, loss="cross_entropy", optimizer=optimizer,
+                                        steps=k, weights="torch") for k in (1, 3))
+    for side in ("grads_torch", "grads_numpy"):
+        a, b = one.comparison.arrays[side], three.comparison.arrays[side]
+        assert a.keys() == b.keys() and all(a[k].tobytes() == b[k].tobytes() for k in a), side
+
+
 def test_different_starting_weights_are_said_and_synchronized():
     n, t, X, y = _pair("float64")            # NumPy's Linear weights are zeros
     r = parity.compare_models(n, t, X, y, loss="cross_entropy")
