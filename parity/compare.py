@@ -179,12 +179,14 @@ def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison, befor
     result.loss_torch.append(L_t.item())
     grads_t = twins.torch_gradients()
     found = {"loss": {"": (L_n, L_t.item())},
-             "grad": _zip(transfer.to_torch_layout(np_model.gradients(), t_model), grads_t)}
+             "grad": _zip(transfer.torch_views(np_model.gradients(), t_model), grads_t)}
     if twins.penalty_keys:
         found["penalty"] = {"": (twins.numpy_penalty(np_model.parameters()),
                                  twins.torch_penalty().item())}
-    if step == 1:
-        result.arrays["grads_numpy"] = {k: v[0] for k, v in found["grad"].items()}
+    if step == 1:       # views of NumPy's gradients, kept past the step only as copies (a
+        #                 layer of the user's may write its next gradient in place)
+        result.arrays["grads_numpy"] = {k: v[0] if result.steps == 1 else v[0].copy()
+                                        for k, v in found["grad"].items()}
         result.arrays["grads_torch"] = grads_t
     found["update"] = _update_from_zero(twins, grads_t)
     t_opt.step()

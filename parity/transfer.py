@@ -20,6 +20,13 @@ def to_torch_layout(state: dict[str, np.ndarray], torch_model: nn.Module) -> dic
     return {k: lay[k].to_torch(v) if k in lay else np.asarray(v) for k, v in state.items()}
 
 
+def torch_views(state: dict[str, np.ndarray], torch_model: nn.Module) -> dict:
+    """NumPy-layout arrays seen in torch layout without copies (transposed views where the
+    layout changes): for a reader that is done before the arrays change."""
+    lay = kinds.layouts(torch_model)
+    return {k: lay[k].torch_view(v) if k in lay else np.asarray(v) for k, v in state.items()}
+
+
 def to_numpy_layout(state: dict[str, np.ndarray], torch_model: nn.Module) -> dict:
     """Torch-layout arrays → NumPy layout (the inverse of ``to_torch_layout``)."""
     lay = kinds.layouts(torch_model)

@@ -134,12 +134,25 @@ def test_the_given_models_and_batch_are_not_touched():
     assert np.array_equal(X, X0)
 
 
+class _InPlaceLinear(R.Linear):
+    """A user's Linear that writes each new gradient into the arrays of the last one."""
+
+    def backward_params(self, dout):
+        old = getattr(self, "grads", None) or {}
+        super().backward_params(dout)
+        for k, v in old.items():
+            v[...] = self.grads[k]
+            self.grads[k] = v
+
+
+@pytest.mark.parametrize("last", [R.Linear, _InPlaceLinear], ids=["linear", "in-place"])
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-def test_step_ones_gradient_evidence_stays_step_ones_after_later_steps(optimizer):
+def test_step_ones_gradient_evidence_stays_step_ones_after_later_steps(optimizer, last):
     """The gradients a check keeps as evidence (``arrays["grads_torch"]``, views of torch's
-    ``.grad``) after 3 steps are step 1's bits: what a 1-step check keeps. A later step's
-    ``zero_grad`` and backward, and an optimizer step, leave them as they were."""
-    n, t, X, y = _pair("float64")
+    ``.grad``; ``arrays["grads_numpy"]``) after 3 steps are step 1's bits: what a 1-step
+    check keeps. A later step's ``zero_grad`` and backward, an optimizer step, and a NumPy
+    layer that writes its next gradient in place leave them as they were."""
+    n, t, X, y = _pair("float64", last=last)
     one, three = (parity.compare_models(n, t, X, y, loss="cross_entropy", optimizer=optimizer,
                                         steps=k, weights="torch") for k in (1, 3))
     for side in ("grads_torch", "grads_numpy"):
