@@ -129,7 +129,7 @@ def collect(twins, X, y, steps: int, seed: int, result: Comparison,
     """Run the steps (torch first: its dropout masks are handed to NumPy), record every
     compared quantity and judge each step as it ends (its evidence is at hand then);
     evidence arrays go to ``result.arrays``."""
-    result.arrays["weights"] = transfer.torch_state(twins.torch_model)
+    result.arrays["weights"] = {}   # step 1's start, the twins' common weights: filled below
     result.arrays["batch"] = {"X": X, "y": np.asarray(y)}
     recorder = DropoutMaskRecorder(twins.torch_model)
     checks: list[Check] = []
@@ -139,11 +139,15 @@ def collect(twins, X, y, steps: int, seed: int, result: Comparison,
             twins.torch_model.train()
             for step in range(1, steps + 1):
                 before = twins.numpy_model.state_dict()
-                found, judged = _step(twins, X, y, step, recorder, seed, result, before, kept)
+                if step == 1:     # views of a copy that nothing writes (StartState keeps it)
+                    result.arrays["weights"].update(transfer.torch_views(before,
+                                                                         twins.torch_model))
+                nonfinite_labels, judged = _step(twins, X, y, step, recorder, seed, result,
+                                                 before, kept)
                 checks += judged
-                if not result.notes and any(nonfinite(p) for p in found):
-                    result.notes.append(_first_nonfinite(twins, before, found, X, y, step,
-                                                         seed))
+                if not result.notes and nonfinite_labels:
+                    result.notes.append(_first_nonfinite(twins, before, nonfinite_labels[0],
+                                                         X, y, step, seed))
             checks += _eval_output(twins, X, seed)
     finally:
         recorder.remove()
@@ -151,8 +155,9 @@ def collect(twins, X, y, steps: int, seed: int, result: Comparison,
 
 
 def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison, before: dict,
-          kept: dict | None = None) -> tuple[list[Pair], list[Check]]:
-    """One training step of both twins, its pairs and their checks. The update is applied
+          kept: dict | None = None) -> tuple[list[str], list[Check]]:
+    """One training step of both twins: the labels of its pairs that hold a NaN or an Inf,
+    and their checks. The update is applied
     on torch's gradients on both sides, so parameters and optimizer state check the update
     rule itself: Adam divides by sqrt(v) + eps, so a rounding-level gradient difference on a
     parameter whose true gradient is 0 (a bias feeding BatchNorm) would become steps of up
@@ -199,23 +204,25 @@ def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison, befor
     found["state"] = _state_pairs(twins)
     result.arrays["params_after_numpy"], result.arrays["params_after_torch"] = after_np, after_t
     pairs = _pairs(found, step)
+    del found        # the pairs alone hold the step's arrays: judging lets settled ones go
+    nonfinite_labels = [p.label for p in pairs if nonfinite(p)]
     # only a pair the table fails pays for the float64 evaluation, and below float64 only one
     # that FACTOR alone fails for its spread σ (parity.judge, judge_lazily)
     evidence = StepEvidence(twins, start, X, y, masks, grads_t, seed + step)
     if kept is not None:
         kept[step] = evidence
-    return pairs, judge_lazily(pairs, twins.dtype, evidence.attach)
+    return nonfinite_labels, judge_lazily(pairs, twins.dtype, evidence.attach)
 
 
-def _first_nonfinite(twins, before: dict, found: list[Pair], X, y, step: int, seed: int) -> str:
+def _first_nonfinite(twins, before: dict, label: str, X, y, step: int, seed: int) -> str:
     """Where step ``step``'s first NaN/Inf came from: a layer's output or gradient (traced
     layer by layer from ``before``, the NumPy state at the step's start, by
-    ``parity.localize.first_nonfinite``), or else the optimizer update."""
+    ``parity.localize.first_nonfinite``), or else the optimizer update (``label``: the
+    first pair that holds one)."""
     from parity.localize import first_nonfinite
     where = first_nonfinite(twins, before, X, y, seed + step)
     if where is None:
-        first = next(p for p in found if nonfinite(p))
-        where = f"{first.label} (forward and backward were finite: the optimizer update)"
+        where = f"{label} (forward and backward were finite: the optimizer update)"
     return f"a NaN or Inf first appeared at step {step}: {where}"
 
 

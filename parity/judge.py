@@ -158,6 +158,8 @@ def judge_lazily(pairs: list[Pair], dtype: str, evidence: Evidence) -> list[Chec
     scales = group_scales(pairs, sizes)
     checks = [judge_pair(p, dtype, scales[(p.step, p.group)], sizes[id(p)]) for p in pairs]
     need = [i for i, c in enumerate(checks) if not c.passed and c.rule == "table"]
+    if need:
+        _settle(pairs, checks)
     for sigma in ((False, True) if dtype != "float64" else (True,)):
         if not need:
             break
@@ -167,6 +169,16 @@ def judge_lazily(pairs: list[Pair], dtype: str, evidence: Evidence) -> list[Chec
             checks[i] = judge_pair(p, dtype, scales[(p.step, p.group)], sizes[id(p)])
         need = [i for i in need if not checks[i].passed and checks[i].rule == "precision"]
     return checks
+
+
+def _settle(pairs: list[Pair], checks: list[Check]) -> None:
+    """Pairs that passed give up their arrays before any evidence is computed: a step's
+    evidence (a float64 evaluation, σ's samples) peaks while they would be held, and a
+    tensor that nothing else keeps (an update from zero) is freed now. A failed pair keeps
+    them for its report (``parity.localize`` names its shapes)."""
+    for p, c in zip(pairs, checks):
+        if c.passed:
+            p.mine = p.theirs = np.empty(0)
 
 
 def judge_pair(p: Pair, dtype: str, group_scale: float, sizes: tuple | None = None) -> Check:

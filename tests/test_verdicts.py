@@ -380,3 +380,21 @@ def test_a_failure_read_in_slices_reports_what_the_whole_arrays_show(dtype):
     (check,) = judge([Pair("step 1 grad w", "grad", "grad", 1, mine, theirs, r, 0.0)], dtype)
     assert check.rule == "precision" and check.err_numpy == np.abs(a - r).max()
     assert check.err_torch == np.abs(b - r).max()
+
+
+def test_pairs_that_passed_give_up_their_arrays_before_evidence_is_computed():
+    """``judge_lazily``: once the table has judged a step, a pair that passed drops its
+    arrays before the evidence function runs (the step's memory peaks in the evidence); a
+    failed pair, the one the evidence is for and one that failed on its shape, keep theirs."""
+    from parity.judge import judge_lazily
+    ok = Pair("step 1 grad a", "grad", "grad", 1, np.ones(4), np.ones(4))
+    off = Pair("step 1 grad b", "grad", "grad", 1, np.ones(3) + 1e-3, np.ones(3))
+    shape = Pair("step 1 grad c", "grad", "grad", 1, np.ones(2), np.ones(5))
+    seen = []
+
+    def evidence(pairs, sigma):
+        seen.append((ok.mine.size, [p.mine.size for p in pairs]))
+    checks = judge_lazily([ok, off, shape], "float64", evidence)
+    assert [c.passed for c in checks] == [True, False, False]
+    assert seen == [(0, [3])], seen
+    assert off.mine.shape == (3,) and shape.mine.shape == (2,) and shape.theirs.shape == (5,)
