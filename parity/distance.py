@@ -6,6 +6,7 @@ lockstep of the selftest, the tests), and the slice-at-a-time reading that the v
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def normwise_rel(a, b) -> float:
@@ -35,24 +36,27 @@ CHUNK = 1 << 16    # elements per slice: 512 KiB in float64, within a core's cac
 
 
 def slices(*arrays):
-    """``(offset, flat slices…)`` of same-shaped arrays, about ``CHUNK`` elements at a time,
-    in C order (``offset``: the flat index of the slice's first element). A contiguous array
-    is sliced as a view; any other (a transposed view) a block of rows at a time, so no
-    copy is ever larger than a slice. Never written."""
-    arrays = tuple(np.asarray(x) for x in arrays)
-    shape = arrays[0].shape
-    if arrays[0].size <= CHUNK:                       # one slice (a copy only this small)
-        yield (0, *(x.reshape(-1) for x in arrays))
-        return
-    if all(x.flags.c_contiguous for x in arrays) or len(shape) < 2:
-        flat = [x.reshape(-1) for x in arrays]
-        for i in range(0, flat[0].size, CHUNK):
-            yield (i, *(f[i:i + CHUNK] for f in flat))
-        return
-    row = int(np.prod(shape[1:]))
-    rows = max(1, CHUNK // max(row, 1))
-    for r in range(0, shape[0], rows):
-        yield (r * row, *(x[r:r + rows].reshape(-1) for x in arrays))
+    """``(offset, flat slices…)`` of same-shaped arrays, ``CHUNK`` elements at a time, in C
+    order (``offset``: the flat index of the slice's first element). Never written. A
+    non-contiguous array (a transposed view) is made contiguous first, one array at a time:
+    read in place, a transposed view touches a new page at every element."""
+    flat = [_contiguous(np.asarray(x)).reshape(-1) for x in arrays]
+    for i in range(0, flat[0].size, CHUNK):
+        yield (i, *(f[i:i + CHUNK] for f in flat))
+
+
+def _contiguous(x: np.ndarray) -> np.ndarray:
+    """``x`` itself when C-contiguous (or small), else a contiguous copy: torch's tiled copy
+    where torch takes the array (a 2048² transposed view: 19 ms against NumPy's 198), NumPy's
+    where it does not (read-only, negative strides, a dtype torch lacks)."""
+    if x.flags.c_contiguous or x.size <= CHUNK:
+        return x
+    try:
+        if x.flags.writeable:
+            return torch.from_numpy(x).contiguous().numpy()
+    except (TypeError, ValueError):
+        pass
+    return np.ascontiguousarray(x)
 
 
 def absdiff(x: np.ndarray, y: np.ndarray) -> np.ndarray:
