@@ -14,6 +14,7 @@ import copy
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -251,7 +252,8 @@ def zero_copy(optimizer: torch.optim.Optimizer) -> tuple[torch.optim.Optimizer, 
     copies = {id(p): c for p, c in pairs}
     groups = [{**{k: v for k, v in g.items() if k != "params"},
                "params": [copies[id(p)] for p in g["params"]]} for g in optimizer.param_groups]
-    opt = type(optimizer)(groups)
+    build: Any = type(optimizer)       # a stock optimizer: its groups carry every option
+    opt = build(groups)
     for p, c in pairs:
         if p.grad is not None:
             c.grad = p.grad.detach().clone()

@@ -223,6 +223,7 @@ def _judge_rounding(p: Pair, base: dict, scale: float, table_msg: str) -> Check:
 
 
 def _judge_precision(p: Pair, base: dict, scale: float, a, b, table_msg: str) -> Check:
+    assert p.precise is not None            # judge_pair's caller: only with evidence
     d_a = d_b = 0.0
     for _, x, y, r in slices(a, b, np.broadcast_to(p.precise, np.shape(a))):
         d_a, d_b = max(d_a, float(absdiff(x, r).max())), max(d_b, float(absdiff(y, r).max()))
