@@ -206,13 +206,14 @@ def _step(twins, X, y, step: int, recorder, seed: int, result: Comparison, befor
     result.arrays["params_after_numpy"], result.arrays["params_after_torch"] = after_np, after_t
     pairs = _pairs(found, step)
     del found        # the pairs alone hold the step's arrays: judging lets settled ones go
-    nonfinite_labels = [p.label for p in pairs if nonfinite(p)]
     # only a pair the table fails pays for the float64 evaluation, and below float64 only one
     # that FACTOR alone fails for its spread σ (parity.judge, judge_lazily)
     evidence = StepEvidence(twins, start, X, y, masks, grads_t, seed + step)
     if kept is not None:
         kept[step] = evidence
-    return nonfinite_labels, judge_lazily(pairs, twins.dtype, evidence.attach)
+    checks = judge_lazily(pairs, twins.dtype, evidence.attach)
+    # a pair that passed is finite (and has given up its arrays): only failed ones are looked at
+    return [p.label for p, c in zip(pairs, checks) if not c.passed and nonfinite(p)], checks
 
 
 def _first_nonfinite(twins, before: dict, label: str, X, y, step: int, seed: int) -> str:

@@ -40,22 +40,25 @@ def slices(*arrays):
     order (``offset``: the flat index of the slice's first element). Never written. A
     non-contiguous array (a transposed view) is made contiguous first, one array at a time:
     read in place, a transposed view touches a new page at every element."""
-    flat = [_contiguous(np.asarray(x)).reshape(-1) for x in arrays]
+    flat = [contiguous(np.asarray(x)).reshape(-1) for x in arrays]
     for i in range(0, flat[0].size, CHUNK):
         yield (i, *(f[i:i + CHUNK] for f in flat))
 
 
-def _contiguous(x: np.ndarray) -> np.ndarray:
-    """``x`` itself when C-contiguous (or small), else a contiguous copy: torch's tiled copy
-    where torch takes the array (a 2048² transposed view: 19 ms against NumPy's 198), NumPy's
-    where it does not (read-only, negative strides, a dtype torch lacks)."""
-    if x.flags.c_contiguous or x.size <= CHUNK:
+def contiguous(x) -> np.ndarray:
+    """``x`` itself when C-contiguous, else a C-contiguous copy, bit for bit. From ``CHUNK``
+    elements up torch copies it (in cache-sized tiles for a transposed view: 2048² in 19 ms
+    against NumPy's 198, docs/check-cost.md); NumPy copies a smaller array (torch's call
+    costs more than the copy) and one torch cannot take (read-only, negative strides, a
+    dtype torch lacks)."""
+    x = np.asarray(x)
+    if x.flags.c_contiguous:
         return x
-    try:
-        if x.flags.writeable:
+    if x.size >= CHUNK and x.flags.writeable:
+        try:
             return torch.from_numpy(x).contiguous().numpy()
-    except (TypeError, ValueError):
-        pass
+        except (TypeError, ValueError):
+            pass
     return np.ascontiguousarray(x)
 
 

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from parity import tolerances as tol
-from parity.distance import CHUNK, absdiff, slices
+from parity.distance import CHUNK, absdiff, max_absdiff, slices
 
 
 @dataclass
@@ -224,9 +224,8 @@ def _judge_rounding(p: Pair, base: dict, scale: float, table_msg: str) -> Check:
 
 def _judge_precision(p: Pair, base: dict, scale: float, a, b, table_msg: str) -> Check:
     assert p.precise is not None            # judge_pair's caller: only with evidence
-    d_a = d_b = 0.0
-    for _, x, y, r in slices(a, b, np.broadcast_to(p.precise, np.shape(a))):
-        d_a, d_b = max(d_a, float(absdiff(x, r).max())), max(d_b, float(absdiff(y, r).max()))
+    r = np.broadcast_to(p.precise, np.shape(a))
+    d_a, d_b = max_absdiff(a, r), max_absdiff(b, r)
     sigma = float(p.noise or 0.0)
     floor = tol.FLOOR * sigma
     ok = d_a <= tol.FACTOR * d_b + floor and d_b <= tol.FACTOR * d_a + floor

@@ -89,14 +89,14 @@ def test_failed_load_changes_nothing():
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("shape, axes", [((300, 257), (1, 0)), ((6, 5, 48, 50), (2, 3, 0, 1))])
 def test_a_large_layout_change_is_the_transpose_bit_for_bit(dtype, shape, axes):
-    """Arrays of ``_TILED_FROM`` elements and more are transposed by torch's tiled copy:
+    """Arrays of ``distance.CHUNK`` elements and more are transposed by torch's tiled copy:
     every bit equals NumPy's transpose (a NaN's payload, −0.0, subnormals included), both
     ways, and the source is not written; a read-only array takes NumPy's path alike."""
+    from parity.distance import CHUNK
     from parity.kinds import Layout
-    from parity.kinds.record import _TILED_FROM
     rng = np.random.default_rng(0)
     a = rng.standard_normal(shape).astype(dtype)
-    assert a.size >= _TILED_FROM
+    assert a.size >= CHUNK
     bits = a.view(np.uint32 if dtype == "float32" else np.uint64)
     one = bits.dtype.type(1)
     bits.flat[:3] = [bits.dtype.type(0x7FC00123 if dtype == "float32" else 0x7FF8000000000123),

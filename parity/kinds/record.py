@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import torch
 
 from parity import layerspec as S
+from parity.distance import contiguous
 from parity.reference import layers as L
 
 
@@ -47,17 +47,17 @@ class Layout:
         return self.axes is not None and np.ndim(a) == len(self.axes)
 
     def to_torch(self, a: np.ndarray) -> np.ndarray:
-        return _permuted(a, self.axes) if self.applies(a) else a
+        return contiguous(np.transpose(a, self.axes)) if self.applies(a) else a
 
     def to_numpy(self, a: np.ndarray) -> np.ndarray:
         if not self.applies(a):
             return a
         assert self.axes is not None
-        return _permuted(a, tuple(int(i) for i in np.argsort(self.axes)))
+        return contiguous(np.transpose(a, np.argsort(self.axes)))
 
     def torch_view(self, a: np.ndarray) -> np.ndarray:
-        """``a`` seen in torch layout without a copy (a transposed view: for a reader such
-        as ``parity.judge``, which reads it a block of rows at a time)."""
+        """``a`` seen in torch layout without a copy (a transposed view, for a reader that
+        is done before ``a`` changes: ``parity.judge`` copies it once, a tensor at a time)."""
         return np.transpose(a, self.axes) if self.applies(a) else a
 
     def numpy_shape(self, torch_shape: tuple) -> tuple:
@@ -67,26 +67,6 @@ class Layout:
 
 
 SAME = Layout()
-
-
-_TILED_FROM = 1 << 16    # from this many elements torch's tiled copy is the faster one
-
-
-def _permuted(a, axes: tuple[int, ...] | None) -> np.ndarray:
-    """A contiguous copy of ``np.transpose(a, axes)``, bit for bit. torch copies a permuted
-    view in cache-sized tiles, several times faster than NumPy for a large matrix
-    (docs/check-cost.md). NumPy does it for a small array (torch's call costs more than the
-    copy) and where torch cannot take the array (a read-only one, a dtype torch lacks)."""
-    a = np.asarray(a)
-    try:
-        src = torch.from_numpy(a) if a.flags.writeable and a.size >= _TILED_FROM else None
-    except TypeError:
-        src = None
-    if src is None:
-        return np.ascontiguousarray(np.transpose(a, axes))
-    out = np.empty(tuple(a.shape[i] for i in (axes or range(a.ndim)[::-1])), a.dtype)
-    torch.from_numpy(out).copy_(src.permute(axes or tuple(range(a.ndim))[::-1]))
-    return out
 
 
 @dataclass(frozen=True)

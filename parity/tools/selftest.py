@@ -498,7 +498,7 @@ def _update_and_transfer_mutants() -> list[Mutant]:
             "(out, in) instead of a transpose: shapes fit, values are scrambled",
             "digits-3layer",
             lambda: [_edit(kinds.Layout, "to_torch",
-                           [("_permuted(a, self.axes)",
+                           [("np.transpose(a, self.axes)",
                              "a.reshape([a.shape[i] for i in self.axes])")],
                            "transfer-reshape-not-transpose")]),
     ]
